@@ -1,0 +1,23 @@
+"""Numba flags and tunable thresholds, in one place (the stumpy ``config.py`` pattern)."""
+
+from __future__ import annotations
+
+import os
+
+#: Numba compile options shared by every kernel.
+NUMBA_CACHE: bool = os.environ.get("CEMKIT_NUMBA_CACHE", "1") != "0"
+NUMBA_FASTMATH: bool = False  # exact results matter more than a few percent
+NUMBA_NOGIL: bool = True  # kernels release the GIL so Dask threads run them in parallel
+
+#: Seconds after which a long call is cut into partial records by the synthetic generator
+#: (3GPP "partial record" / Asterisk does not cut, switches do).
+PARTIAL_RECORD_INTERVAL_S: int = 1800
+
+#: Calls answered for less than this many seconds count as "short calls" (KQI short-call ratio).
+SHORT_CALL_S: float = 10.0
+
+#: Default size of the pandas chunks that loaders hand to Dask (bytes of input per partition).
+DEFAULT_BLOCKSIZE: int = 64 * 2**20
+
+#: Q.850 causes that are a normal end of an answered call (16 normal clearing, 31 normal unspecified).
+NORMAL_RELEASE_CAUSES: frozenset[int] = frozenset({16, 31})

@@ -1,0 +1,119 @@
+"""Loader interface, format registry and quarantine schema shared by every source format.
+
+A loader turns files of one source format into canonical records (see :mod:`cemkit.schema`)
+plus a quarantine of the rows it could not read. It splits its inputs into :class:`Part` objects
+(a file, or a byte range / packet range of one), and reads each part independently, so Dask can
+read parts in parallel. ``read_part`` must be a pure function of the part: same part, same output.
+
+Every row read ends up in exactly one of the two frames: rows read = rows loaded + rows
+quarantined, per part.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pandas as pd
+import pyarrow as pa
+
+from cemkit.errors import FormatError
+from cemkit.schema import Column, empty_frame, pandas_dtypes
+
+#: Schema of quarantined rows. ``raw`` holds the row as read (it may contain raw TNs: the
+#: quarantine is input-side data and is protected like records before it leaves a run).
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("file", pa.string(), metadata={"meaning": "input file path"}),
+        pa.field("line", pa.int64(), metadata={"meaning": "1-based line (or packet) number"}),
+        pa.field("field", pa.string(), metadata={"meaning": "offending field, or '' for the row"}),
+        pa.field("reason", pa.string(), metadata={"meaning": "why the row was not loaded"}),
+        pa.field("raw", pa.string(), metadata={"meaning": "the row as read", "pii": "free_text"}),
+    ]
+)
+
+
+def empty_quarantine() -> pd.DataFrame:
+    """An empty quarantine frame with its dtypes (the ``meta`` of Dask graphs)."""
+    return pd.DataFrame(
+        {n: pd.Series([], dtype=d) for n, d in pandas_dtypes(QUARANTINE_SCHEMA).items()}  # type: ignore[call-overload]
+    )
+
+
+@dataclass(frozen=True)
+class Part:
+    """One independently readable piece of input: a whole file or a range within one."""
+
+    path: str
+    index: int = 0
+    start: int = 0  #: byte offset (or first packet) where the part begins
+    stop: int = -1  #: byte offset (or packet) where it ends, -1 for end of file
+    first_line: int = 1  #: 1-based line number of the first line of the part
+
+
+class Loader(abc.ABC):
+    """Base class of source-format loaders.
+
+    Subclasses set :attr:`name`, :attr:`description`, :attr:`extensions` and :attr:`options`
+    (the names of the format-specific keyword options they accept, with defaults).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    extensions: ClassVar[tuple[Column, ...]] = ()
+    options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, *, tz: str = "UTC", default_region: str | None = None, **options: Any):
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise FormatError(
+                f"format {self.name!r} has no option(s) {', '.join(unknown)}",
+                hint=f"its options are: {known}",
+            )
+        self.tz = tz
+        self.default_region = default_region
+        self.opts: dict[str, Any] = {**self.options, **options}
+
+    def meta(self) -> pd.DataFrame:
+        """Empty frame with this format's output columns and dtypes."""
+        return empty_frame(self.extensions)
+
+    @abc.abstractmethod
+    def parts(self, paths: Sequence[str]) -> list[Part]:
+        """Split input files into independently readable parts (may stat files, never parse)."""
+
+    @abc.abstractmethod
+    def read_part(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Read one part: (canonical records, quarantine)."""
+
+
+class _Registry:
+    """Format name → loader class. Unknown names list the known ones."""
+
+    def __init__(self) -> None:
+        self._loaders: dict[str, type[Loader]] = {}
+
+    def register(self, cls: type[Loader]) -> type[Loader]:
+        self._loaders[cls.name] = cls
+        return cls
+
+    def names(self) -> list[str]:
+        return sorted(self._loaders)
+
+    def get(self, name: str) -> type[Loader]:
+        try:
+            return self._loaders[name]
+        except KeyError:
+            raise FormatError(
+                f"unknown format {name!r}; known: {', '.join(self.names())}"
+            ) from None
+
+    def __iter__(self) -> Iterable[type[Loader]]:  # type: ignore[override]
+        return iter(self._loaders.values())
+
+
+#: The module singleton every loader registers with (``@registry.register``).
+registry = _Registry()
