@@ -153,12 +153,17 @@ class StreamFramer:
         self.last_packet = 0
         self._ws_fragments = bytearray()
         self._garbage = 0
+        self._ws_start = 0.0
+        self._fed = 0  #: bytes fed so far: the buffer starts at stream offset _fed - len(buffer)
+        self._marks: list[tuple[int, float]] = []  #: (stream offset of a segment, its time)
 
     def feed(self, packet: int, ts: float, data: bytes) -> list[StreamMessage | Problem]:
         """Append bytes and return the complete messages."""
         if self.mode == "ignore":
             return []
+        self._marks.append((self._fed, ts))
         self.buffer += data
+        self._fed += len(data)
         self.last_packet = packet
         out: list[StreamMessage | Problem] = []
         if self.mode == "sniff":
@@ -246,8 +251,15 @@ class StreamFramer:
             total = end + length
             if len(buf) < total:
                 return
-            out.append(StreamMessage(packet, ts, bytes(buf[:total]), "tcp"))
+            out.append(StreamMessage(packet, self._start_ts(ts), bytes(buf[:total]), "tcp"))
             del buf[:total]
+
+    def _start_ts(self, default: float) -> float:
+        """Time of the segment that carried the first byte now in the buffer."""
+        base = self._fed - len(self.buffer)
+        while len(self._marks) > 1 and self._marks[1][0] <= base:
+            self._marks.pop(0)
+        return self._marks[0][1] if self._marks and self._marks[0][0] <= base else default
 
     def _frame_ws(self, packet: int, ts: float, out: list[StreamMessage | Problem]) -> None:
         buf = self.buffer
@@ -276,6 +288,8 @@ class StreamFramer:
             if len(buf) < pos + length:
                 return
             payload = bytes(buf[pos : pos + length])
+            if not self._ws_fragments:
+                self._ws_start = self._start_ts(ts)
             del buf[: pos + length]
             if mask:
                 payload = _unmask(payload, mask)
@@ -285,7 +299,8 @@ class StreamFramer:
             if opcode in (0x0, 0x1, 0x2):
                 self._ws_fragments += payload
                 if b0 & 0x80:  # FIN: one WebSocket message carries one SIP message (RFC 7118)
-                    out.append(StreamMessage(packet, ts, bytes(self._ws_fragments), "ws"))
+                    message = bytes(self._ws_fragments)
+                    out.append(StreamMessage(packet, self._ws_start, message, "ws"))
                     self._ws_fragments.clear()
 
     def gap(self, packet: int) -> list[StreamMessage | Problem]:
