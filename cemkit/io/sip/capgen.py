@@ -81,7 +81,8 @@ class CaptureWriter:
         key = (src, sport, dst, dport)
         if seq is None:
             seq = self._tcp_seq.setdefault(key, 1000)
-        tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq & 0xFFFFFFFF, ack=1, flags=flags,
+        ack = self._tcp_seq.get((dst, dport, src, sport), 1000)  # all the peer sent so far
+        tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq & 0xFFFFFFFF, ack=ack, flags=flags,
                            win=65535, data=payload)  # fmt: skip
         self._tcp_seq[key] = max(self._tcp_seq.get(key, 0), seq + len(payload))
         self.frame(ts, self._ip(src, dst, dpkt.ip.IP_PROTO_TCP, tcp))

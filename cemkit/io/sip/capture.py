@@ -57,6 +57,7 @@ class Segment(NamedTuple):
     payload: bytes
     seq: int = 0  #: TCP sequence number
     flags: int = 0  #: TCP flags
+    ack: int = 0  #: TCP acknowledgement number
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,9 @@ class PacketDecoder:
             raise ValueError(f"unsupported link type {lt}")
         if isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6):
             return ip
+        if isinstance(ip, bytes) and _claims_ip(lt, data):
+            # dpkt keeps an undecodable network layer as bytes: the IP header is broken.
+            raise ValueError("IP header truncated or invalid")
         return None
 
     def _transport(
@@ -181,7 +185,7 @@ class PacketDecoder:
         if isinstance(body, dpkt.tcp.TCP):
             return Segment(packet, ts, "tcp", _inet(family, ip.src), body.sport,
                            _inet(family, ip.dst), body.dport, bytes(body.data),
-                           body.seq, body.flags)  # fmt: skip
+                           body.seq, body.flags, body.ack)  # fmt: skip
         return None
 
     def _reassemble(self, ts: float, ip: dpkt.ip.IP, offset: int, more: bool) -> dpkt.ip.IP | None:
@@ -214,6 +218,18 @@ class PacketDecoder:
             return
         for key in [k for k, v in self._fragments.items() if ts - v.first_ts > FRAGMENT_TIMEOUT_S]:
             del self._fragments[key]
+
+
+def _claims_ip(linktype: int, data: bytes) -> bool:
+    """Whether the link layer says an IP packet follows (Ethernet and Linux cooked only)."""
+    if linktype == LINK_ETHERNET and len(data) >= 14:
+        ethertype = int.from_bytes(data[12:14], "big")
+        if ethertype == 0x8100 and len(data) >= 18:  # one 802.1Q tag
+            ethertype = int.from_bytes(data[16:18], "big")
+        return ethertype in (0x0800, 0x86DD)
+    if linktype == LINK_SLL and len(data) >= 16:
+        return int.from_bytes(data[14:16], "big") in (0x0800, 0x86DD)
+    return False
 
 
 class _FragmentSet:

@@ -136,7 +136,7 @@ class _Pass:
             entry = (reverse[0], 1 - reverse[1]) if reverse is not None else (TcpConnection(), 0)
             self.tcp[key] = entry
         conn, direction = entry
-        events = conn.feed(direction, seg.packet, seg.ts, seg.seq, seg.payload, seg.flags)
+        events = conn.feed(direction, seg.packet, seg.ts, seg.seq, seg.payload, seg.flags, seg.ack)
         self.stream_events(events, seg)
 
     def stream_events(self, events: list[StreamMessage | Problem], seg: Segment) -> None:

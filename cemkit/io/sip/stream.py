@@ -31,6 +31,9 @@ MAX_HEAD = 65536
 MAX_PENDING_BYTES = 1 << 20
 
 _SYN = 0x02
+_ACK = 0x10
+#: Held out-of-order segments older than this (capture seconds) mean the gap will not fill.
+GAP_TIMEOUT_S = 2.0
 _START_AT_LINE = re.compile(rb"(?m)^(?:[A-Z]+ \S+ SIP/2\.0\r?$|SIP/2\.0 \d{3}[ \r])")
 _WS_UPGRADE = re.compile(rb"(?im)^upgrade[ \t]*:[ \t]*websocket")
 
@@ -66,21 +69,33 @@ class TcpConnection:
         self.directions = (_Direction(), _Direction())
 
     def feed(self, direction: int, packet: int, ts: float, seq: int, data: bytes,
-             flags: int) -> list[StreamMessage | Problem]:  # fmt: skip
-        """Account one segment; return the messages (and problems) it completes."""
+             flags: int, ack: int | None = None) -> list[StreamMessage | Problem]:  # fmt: skip
+        """Account one segment; return the messages (and problems) it completes.
+
+        A gap (bytes missing before held segments) is given up on when the other side
+        acknowledges bytes past it (the capture missed them: they will never come), or when the
+        held segments are older than :data:`GAP_TIMEOUT_S`.
+        """
         d = self.directions[direction]
+        out: list[StreamMessage | Problem] = []
+        other = self.directions[1 - direction]
+        if (ack is not None and flags & _ACK and other.pending and other.next_seq is not None
+                and _seq_diff(ack, other.next_seq) > 0):  # fmt: skip
+            out.extend(self._skip_gap(other, packet))
+        for held in (d, other):
+            if held.pending and ts - min(t for _, t, _ in held.pending.values()) > GAP_TIMEOUT_S:
+                out.extend(self._skip_gap(held, packet))
         if flags & _SYN:
             d.next_seq = (seq + 1) & 0xFFFFFFFF
             d.pending.clear()
             d.pending_bytes = 0
             if not data:
-                return []
+                return out
             seq = d.next_seq
         if not data or d.framer.mode == "ignore":
-            return []
+            return out
         if d.next_seq is None:
             d.next_seq = seq
-        out: list[StreamMessage | Problem] = []
         diff = _seq_diff(seq, d.next_seq)
         if diff > 0:
             if seq not in d.pending:
