@@ -44,12 +44,17 @@ SUPPORTED_LINKTYPES = frozenset({LINK_ETHERNET, LINK_NULL, LINK_LOOP, *LINK_RAW,
 FRAGMENT_TIMEOUT_S = 30.0
 
 
+_IPV4_FIELDS = struct.Struct("!H2xHxB")  # total length, flags+fragment offset, protocol
+_PORTS = struct.Struct("!HH")
+_TCP_FIELDS = struct.Struct("!HHIIH")  # ports, seq, ack, data offset + flags
+
+
 class Segment(NamedTuple):
     """A transport payload with its addressing (one UDP datagram or one TCP segment)."""
 
     packet: int
     ts: float
-    transport: str  #: "udp" or "tcp"
+    transport: str  #: "udp", "tcp" or "other" (another IP protocol, ignored)
     src: str
     sport: int
     dst: str
@@ -120,11 +125,16 @@ class PacketDecoder:
     def __init__(self, linktype: int) -> None:
         self.linktype = linktype
         self._fragments: dict[tuple[bytes, bytes, int, int], _FragmentSet] = {}
+        self._addresses: dict[bytes, str] = {}
 
     def decode(self, packet: int, ts: float, data: bytes) -> Segment | Problem | None:
         """Decode one frame: a segment, a problem, or None for traffic that is not UDP/TCP."""
         if not data:
             return Problem(packet, "frame could not be decoded: empty frame")
+        if self.linktype == LINK_ETHERNET:
+            fast = self._fast_ipv4(packet, ts, data)
+            if fast is not None:
+                return fast
         try:
             ip = self._network_layer(data)
         except (dpkt.UnpackError, dpkt.NeedData, IndexError, ValueError) as exc:
@@ -135,6 +145,41 @@ class PacketDecoder:
             return self._transport(packet, ts, ip)
         except (dpkt.UnpackError, dpkt.NeedData, IndexError, ValueError) as exc:
             return Problem(packet, f"IP packet could not be decoded: {type(exc).__name__}")
+
+    def _fast_ipv4(self, packet: int, ts: float, data: bytes) -> Segment | None:
+        """Ethernet + option-less, unfragmented IPv4 + UDP/TCP: most of a probe's traffic.
+
+        Building dpkt objects costs ~25 us a frame; reading the fixed header fields directly is
+        several times cheaper. Anything else (VLAN tags, IP options, fragments, IPv6, short or
+        odd frames) returns None and goes through dpkt.
+        """
+        if len(data) < 42 or data[12:14] != b"\x08\x00" or data[14] != 0x45:
+            return None
+        total, frag, proto = _IPV4_FIELDS.unpack_from(data, 16)
+        end = 14 + total
+        if frag & 0x3FFF or total < 28 or end > len(data):
+            return None
+        src = self._addr(data[26:30])
+        dst = self._addr(data[30:34])
+        if proto == 17:
+            sport, dport = _PORTS.unpack_from(data, 34)
+            return Segment(packet, ts, "udp", src, sport, dst, dport, data[42:end])
+        if proto == 6 and total >= 40:
+            sport, dport, seq, ack, off_flags = _TCP_FIELDS.unpack_from(data, 34)
+            start = 34 + (off_flags >> 12) * 4
+            if start > end:
+                return None
+            return Segment(packet, ts, "tcp", src, sport, dst, dport, data[start:end], seq,
+                           off_flags & 0x1FF, ack)  # fmt: skip
+        return Segment(packet, ts, "other", src, 0, dst, 0, b"")
+
+    def _addr(self, raw: bytes) -> str:
+        text = self._addresses.get(raw)
+        if text is None:
+            if len(self._addresses) > 100_000:
+                self._addresses.clear()
+            text = self._addresses[raw] = socket.inet_ntoa(raw)
+        return text
 
     def _network_layer(self, data: bytes) -> dpkt.ip.IP | dpkt.ip6.IP6 | None:
         lt = self.linktype

@@ -103,8 +103,10 @@ class _Pass:
     def segment(self, seg: Segment) -> None:
         if seg.transport == "udp":
             self.udp(seg)
-        else:
+        elif seg.transport == "tcp":
             self.tcp_segment(seg)
+        else:
+            self.counters["other_packets"] += 1
 
     def udp(self, seg: Segment) -> None:
         payload = seg.payload
