@@ -166,6 +166,7 @@ def test_faults_are_quarantined_and_the_run_goes_on(tmp_path):
     w.udp(T0 + 5.1, "192.0.2.10", 5060, "192.0.2.20", 5060, b"HELLO there\r\n\r\n")
     w.frame(T0 + 5.2, b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + b"\x45\x00")  # cut IPv4 header
     w.udp(5.0, "192.0.2.10", 5060, "192.0.2.20", 5060, bad)  # a bogus timestamp (1970)
+    w.udp(T0 + 9e7, "192.0.2.10", 5060, "192.0.2.20", 5060, bad)  # ~3 years ahead
     truths.append(write_call(w, Call("after@t", T0 + 10, status=486)))
     w.udp(T0 + 20, "192.0.2.30", 53, "192.0.2.31", 40000, b"\x12\x34 dns-ish")  # not SIP
     w.tcp(T0 + 21, "192.0.2.30", 80, "192.0.2.31", 40001, b"HTTP/1.1 200 OK\r\n\r\nhello")
@@ -180,7 +181,8 @@ def test_faults_are_quarantined_and_the_run_goes_on(tmp_path):
     assert any("could not be decoded" in r for r in reasons.values())
     assert any("bogus packet timestamp" in r for r in reasons.values())
     assert any("truncated" in r for r in reasons.values())
-    assert len(quarantine) == 5
+    assert any("far from the packets around it" in r for r in reasons.values())
+    assert len(quarantine) == 6
 
 
 def test_tcp_gap_is_reported_and_the_stream_resynchronises(tmp_path):
@@ -290,3 +292,16 @@ def test_parts_split_large_files_into_call_id_shards(tmp_path):
     assert SipPcapLoader().meta().columns.tolist() == schema.empty_frame(
         SipPcapLoader.extensions
     ).columns.tolist()
+
+
+def test_a_capture_clock_reset_is_followed_not_quarantined(tmp_path):
+    buf = io.BytesIO()
+    w = CaptureWriter(buf)
+    write_call(w, Call("before@t", T0, status=486))
+    later = T0 + 3 * 86_400  # the probe's clock was set three days ahead mid-capture
+    write_call(w, Call("after@t", later, status=200, rtp_packets=10, talk_s=1))
+    records, quarantine = read(buf.getvalue(), tmp_path)
+    assert quarantine.empty
+    assert records.set_index("call_id").loc["after@t", "start"] == pd.Timestamp(
+        int(later * 1e6), unit="us", tz="UTC"
+    )

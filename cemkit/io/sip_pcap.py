@@ -200,4 +200,5 @@ class SipPcapLoader(Loader):
                 "raw": [r.raw for r in result.quarantine],
             }
         )
+        q = q.sort_values("line", kind="stable").reset_index(drop=True)
         return q.astype(empty_quarantine().dtypes.to_dict())

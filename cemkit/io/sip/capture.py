@@ -28,6 +28,11 @@ import dpkt
 MIN_EPOCH_S = 631_152_000.0
 MAX_EPOCH_S = 4_102_444_800.0
 
+#: A packet this far (seconds) from the one before it carries a bogus timestamp...
+MAX_CLOCK_JUMP_S = 86_400.0
+#: ... unless this many packets in a row agree on the jump (the capture clock was reset).
+CLOCK_JUMP_ACCEPT = 16
+
 #: Link-layer types handled (pcap LINKTYPE_* values).
 LINK_ETHERNET = 1
 LINK_NULL = 0
@@ -93,17 +98,31 @@ def open_reader(fh: BinaryIO) -> dpkt.pcap.Reader | dpkt.pcapng.Reader:
 def read_packets(reader: dpkt.pcap.Reader | dpkt.pcapng.Reader) -> Iterator[CaptureFrame | Problem]:
     """Yield the frames of a capture (from :func:`open_reader`) with 1-based packet numbers.
 
-    A bogus timestamp (not finite, or outside 1990..2100) yields a :class:`Problem` for that
-    packet instead of a frame; a truncated file ends with a :class:`Problem`.
+    A bogus timestamp yields a :class:`Problem` for that packet instead of a frame: not finite,
+    outside 1990..2100, or more than :data:`MAX_CLOCK_JUMP_S` away from the packets around it.
+    Packets after such a jump are held back: when :data:`CLOCK_JUMP_ACCEPT` of them agree, the
+    capture clock really moved and they are released; when the time comes back, they were
+    bogus. A truncated file ends with a :class:`Problem`.
     """
     number = 0
+    last_good: float | None = None
+    held: list[CaptureFrame] = []
+
+    def bogus(frames: list[CaptureFrame]) -> Iterator[Problem]:
+        for f in frames:
+            yield Problem(f.packet, "bogus packet timestamp (far from the packets around it); "
+                                    "packet skipped")  # fmt: skip
+        frames.clear()
+
     iterator = iter(reader)
     while True:
         try:
             ts, data = next(iterator)
         except StopIteration:
+            yield from bogus(held)
             return
         except (dpkt.NeedData, dpkt.UnpackError, ValueError, struct.error) as exc:
+            yield from bogus(held)
             yield Problem(number + 1, f"capture file is truncated or corrupt after this packet: "
                                       f"{type(exc).__name__}")  # fmt: skip
             return
@@ -112,7 +131,19 @@ def read_packets(reader: dpkt.pcap.Reader | dpkt.pcapng.Reader) -> Iterator[Capt
         if not math.isfinite(tsf) or not MIN_EPOCH_S <= tsf <= MAX_EPOCH_S:
             yield Problem(number, "bogus packet timestamp (outside 1990..2100); packet skipped")
             continue
-        yield CaptureFrame(number, tsf, bytes(data))
+        frame = CaptureFrame(number, tsf, bytes(data))
+        if last_good is None or abs(tsf - last_good) <= MAX_CLOCK_JUMP_S:
+            yield from bogus(held)
+            last_good = tsf
+            yield frame
+            continue
+        if held and abs(tsf - held[-1].ts) > MAX_CLOCK_JUMP_S:
+            yield from bogus(held)
+        held.append(frame)
+        if len(held) >= CLOCK_JUMP_ACCEPT:
+            yield from held
+            last_good = held[-1].ts
+            held.clear()
 
 
 def _inet(family: int, raw: bytes) -> str:
