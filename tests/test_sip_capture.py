@@ -305,3 +305,47 @@ def test_a_capture_clock_reset_is_followed_not_quarantined(tmp_path):
     assert records.set_index("call_id").loc["after@t", "start"] == pd.Timestamp(
         int(later * 1e6), unit="us", tz="UTC"
     )
+
+
+def _ipv4_udp(payload: bytes) -> dpkt.ip.IP:
+    udp = dpkt.udp.UDP(sport=5060, dport=5060, data=payload)
+    udp.ulen = 8 + len(payload)
+    ip = dpkt.ip.IP(src=socket.inet_aton("192.0.2.1"), dst=socket.inet_aton("192.0.2.2"), p=17,
+                    ttl=64, data=udp)  # fmt: skip
+    ip.len = 20 + len(bytes(udp))
+    return ip
+
+
+@pytest.mark.parametrize(
+    ("linktype", "wrap"),
+    [
+        (113, lambda ip: dpkt.sll.SLL(type=0, hrd=1, hlen=6, hdr=b"\x01" * 8, ethtype=0x0800,
+                                      data=ip)),  # Linux cooked (tcpdump -i any)
+        (276, lambda ip: dpkt.sll2.SLL2(protocol=0x0800, data=ip)),
+        (101, lambda ip: ip),  # raw IP
+        (0, lambda ip: dpkt.loopback.Loopback(family=2, data=ip)),  # BSD loopback
+    ],
+)  # fmt: skip
+def test_link_layer_types(tmp_path, linktype, wrap):
+    invite = sip_message("INVITE sip:200@x SIP/2.0", "l@t", "1 INVITE", "<sip:100@x>;tag=1",
+                         "<sip:200@x>")  # fmt: skip
+    busy = sip_message("SIP/2.0 486 Busy Here", "l@t", "1 INVITE", "<sip:100@x>;tag=1",
+                       "<sip:200@x>;tag=2")  # fmt: skip
+    buf = io.BytesIO()
+    writer = dpkt.pcap.Writer(buf, linktype=linktype)
+    writer.writepkt(bytes(wrap(_ipv4_udp(invite))), ts=T0)
+    writer.writepkt(bytes(wrap(_ipv4_udp(busy))), ts=T0 + 1)
+    records, quarantine = read(buf.getvalue(), tmp_path)
+    assert quarantine.empty
+    assert records["sip_status"].tolist() == [486]
+
+
+def test_unsupported_link_type_is_an_input_error(tmp_path):
+    buf = io.BytesIO()
+    dpkt.pcap.Writer(buf, linktype=105).writepkt(b"\x00" * 40, ts=T0)  # 802.11
+    path = tmp_path / "wifi.pcap"
+    path.write_bytes(buf.getvalue())
+    loader = SipPcapLoader()
+    (part,) = loader.parts([str(path)])
+    with pytest.raises(InputError, match="link-layer type 105"):
+        loader.read_part(part)

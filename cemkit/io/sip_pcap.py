@@ -5,6 +5,21 @@ rejected, cancelled or never got a final response; every REGISTER attempt become
 ``record_kind="registration"`` record. See :mod:`cemkit.io.sip.dialogs` for the state machine and
 :mod:`cemkit.io.sip.extract` for how large captures are read in parallel (Call-ID shards).
 
+Columns: ``start`` = first INVITE; ``pdd_ms`` = first INVITE → first 18x (an authentication
+challenge's round trip is part of it, as RFC 6076 counts it); ``answer`` = first 2xx;
+``end`` = BYE, else the final response, else the last message seen (``src_sip_state`` says
+which); ``sip_status`` = final response of the last INVITE transaction, ``outcome`` from it
+(:func:`cemkit.outcomes.outcome_from_sip`), ``cause_q850`` from RFC 3398 (16 for answered
+calls); ``released_by`` = the side that sent BYE (by From tag) or ``caller`` for CANCEL;
+``a_number`` = P-Asserted-Identity user, else From user; ``b_number`` = To user, else
+Request-URI user; ``loss_ratio`` over both directions; ``jitter_ms`` = the worse direction's
+mean RFC 3550 jitter. Registrations: ``a_number`` = the address-of-record (To) user,
+``outcome`` from the final response (``answered`` = registered), no ``answer`` time.
+
+Not records: dialogs whose INVITE is not in the capture (it started before), OPTIONS and
+other out-of-dialog requests; TLS (encrypted) SIP is skipped. pcapng files are read with the
+first interface's link type.
+
 Options
 -------
 node : str, optional
