@@ -150,23 +150,26 @@ def parse_message(raw: bytes, *, stream: bool = False) -> SipMessage:
     else:
         raise SipParseError("start line is neither a SIP request line nor a status line", "start")
     headers: dict[str, list[str]] = {}
-    last: str | None = None
-    for line in lines[1:]:
-        text = line.rstrip(b"\r").decode("utf-8", "replace")
+    last: list[str] | None = None
+    text_lines = head[len(lines[0]) + 1 :].decode("utf-8", "replace").split("\n")
+    for raw_line in text_lines:
+        text = raw_line.rstrip("\r")
         if not text:
             continue
         if text[0] in " \t":
             if last is None:
                 raise SipParseError("continuation line before any header", "header")
-            headers[last][-1] += " " + text.strip()
+            last[-1] += " " + text.strip()
             continue
         name, sep, value = text.partition(":")
-        if not sep or not name.strip() or " " in name.strip():
-            raise SipParseError("header line without 'name: value'", "header")
         key = name.strip().lower()
+        if not sep or not key or " " in key:
+            raise SipParseError("header line without 'name: value'", "header")
         key = COMPACT_FORMS.get(key, key)
-        headers.setdefault(key, []).append(value.strip())
-        last = key
+        last = headers.get(key)
+        if last is None:
+            last = headers[key] = []
+        last.append(value.strip())
     msg = SipMessage(method, uri, status, headers, body)
     _check(msg, stream)
     return msg
