@@ -26,22 +26,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 
-import dask
 import dask.dataframe as dd
 import dpkt
 import pandas as pd
 from distributed import Client, LocalCluster
 
+from benchmarks.common import machine, versions
 from cemkit.io.sip.capgen import Call, CaptureWriter, write_call, write_registration
 from cemkit.io.sip_pcap import SipPcapLoader
 
@@ -104,7 +102,14 @@ def build_capture(path: str, calls: int, rtp_packets: int, seed: int = 7) -> dic
 
 
 SAMPLES = ("sip_ipv4_tcp.pcap", "sip_ipv4_tcp_fragmented.pcap", "zeek-wireshark.pcap")
-SAMPLE_DIR = os.environ.get("CEMKIT_SAMPLES", "/work/shared/data/samples")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+#: shared/ beside the checkout (or beside a worktree's parent); CEMKIT_SAMPLES overrides.
+SAMPLE_DIR = os.environ.get("CEMKIT_SAMPLES") or next(
+    (d for d in (os.path.join(_HERE, "..", "..", "shared", "data", "samples"),
+                 os.path.join(_HERE, "..", "..", "..", "shared", "data", "samples"))
+     if os.path.isdir(d)),
+    os.path.join(_HERE, "..", "..", "shared", "data", "samples"),
+)  # fmt: skip
 #: Ports kept as they are when replicas are made (SIP listeners); other TCP ports are shifted.
 FIXED_PORTS = frozenset({5060, 5061, 6060})
 _CALL_ID = re.compile(rb"(?im)^(?:call-id|i)[ \t]*:[ \t]*(\S+)")
@@ -323,14 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             if name.startswith("cemkit"):
                 print(f"ratio {name} vs tshark: wall {base_wall / wall:.2f}x, "
                       f"cpu {base_cpu / cpu_s:.2f}x (>1 means cemkit is faster)")  # fmt: skip
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    print(f"\nmachine: nproc={os.cpu_count()}, {cpu}; python {sys.version.split()[0]}, "
-          f"dpkt {dpkt.__version__}, pandas {pd.__version__}, dask {dask.__version__}")  # fmt: skip
+    print(f"\nmachine: {machine()}; {versions(('pandas', 'pyarrow', 'dask', 'dpkt'))}")
     if tshark:
         version = subprocess.run(["tshark", "--version"], capture_output=True, text=True,
                                  check=False).stdout  # fmt: skip

@@ -32,12 +32,11 @@ import pytest
 from cemkit import schema
 from cemkit.io.base import registry
 from cemkit.io.sip_pcap import SipPcapLoader
+from tests.conftest import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "data" / "samples"
-SAMPLES = SAMPLES.resolve()
-if not SAMPLES.exists():  # the worktree layout differs from the main checkout's
-    SAMPLES = Path("/work/shared/data/samples")
-SIP = SAMPLES / "sip-pcap"
+# shared/ sits beside the checkout (conftest's SAMPLES); a git worktree sits one level deeper.
+_CANDIDATES = [SAMPLES, Path(__file__).resolve().parents[3] / "shared" / "data" / "samples"]
+SIP = next((p / "sip-pcap" for p in _CANDIDATES if (p / "sip-pcap").exists()), SAMPLES / "sip-pcap")
 
 pytestmark = [
     pytest.mark.samples,
