@@ -324,6 +324,7 @@ def _ipv4_udp(payload: bytes) -> dpkt.ip.IP:
         (276, lambda ip: dpkt.sll2.SLL2(protocol=0x0800, data=ip)),
         (101, lambda ip: ip),  # raw IP
         (0, lambda ip: dpkt.loopback.Loopback(family=2, data=ip)),  # BSD loopback
+        (1, lambda ip: b"\x02" * 6 + b"\x04" * 6 + b"\x81\x00\x00\x64\x08\x00" + bytes(ip)),  # VLAN
     ],
 )  # fmt: skip
 def test_link_layer_types(tmp_path, linktype, wrap):

@@ -165,3 +165,16 @@ def test_loss_across_sequence_wrap_with_duplicates_and_reordering():
     assert s.received == 8
     assert s.duplicates == 1
     assert s.lost == 3
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["cemkit.io.sip.capture", "cemkit.io.sip.message", "cemkit.io.sip.rtp",
+     "cemkit.io.sip.stream", "cemkit.io.sip.capgen", "cemkit.io.sip_pcap"],
+)  # fmt: skip
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), raise_on_error=False)
+    assert result.failed == 0 and result.attempted > 0
