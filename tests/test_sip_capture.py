@@ -350,3 +350,35 @@ def test_unsupported_link_type_is_an_input_error(tmp_path):
     (part,) = loader.parts([str(path)])
     with pytest.raises(InputError, match="link-layer type 105"):
         loader.read_part(part)
+
+
+def _fuzz_base() -> bytes:
+    buf = io.BytesIO()
+    w = CaptureWriter(buf)
+    write_call(w, Call("a@t", T0, rtp_packets=5, transport="tcp", caller=("192.0.2.1", 33000)))
+    write_call(w, Call("b@t", T0 + 5, rtp_packets=5, rtp_ports=(40002, 50002)))
+    write_call(w, Call("c@t", T0 + 9, transport="ws", caller=("192.0.2.3", 33001), status=486))
+    write_call(w, Call("d@t", T0 + 12, caller=("2001:db8::1", 5060),
+                       callee=("2001:db8::2", 5060), challenge=401))  # fmt: skip
+    return buf.getvalue()
+
+
+FUZZ_BASE = _fuzz_base()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    flips=st.lists(st.tuples(st.integers(24, len(FUZZ_BASE) - 1), st.integers(0, 255)),
+                   min_size=1, max_size=30),
+    cut=st.one_of(st.none(), st.integers(24, len(FUZZ_BASE))),
+)  # fmt: skip
+def test_corrupted_captures_never_break_the_run(tmp_path_factory, flips, cut):
+    data = bytearray(FUZZ_BASE)
+    for offset, value in flips:
+        data[offset] = value
+    if cut is not None:
+        data = data[:cut]
+    records, quarantine = read(bytes(data), tmp_path_factory.mktemp("fuzz"))
+    assert schema.validate(records, SipPcapLoader.extensions, raise_=False) == []
+    assert len(records) <= 4 + len(flips)  # corruption may split a dialog, never invent many
+    assert quarantine["line"].ge(1).all()
