@@ -40,65 +40,10 @@ import pandas as pd
 from distributed import Client, LocalCluster
 
 from benchmarks.common import machine, versions
-from cemkit.io.sip.capgen import Call, CaptureWriter, write_call, write_registration
+from cemkit.io.sip.capgen import write_workload
 from cemkit.io.sip_pcap import SipPcapLoader
 
 T0 = 1_700_000_000.0
-
-
-def build_capture(path: str, calls: int, rtp_packets: int, seed: int = 7) -> dict[str, int]:
-    """Write ``calls`` call attempts (+ one registration per 10 calls); return expected statuses.
-
-    Calls start 0.25 s apart and last a few seconds, so many dialogs are open at once; their
-    packets are merged in time order before writing.
-    """
-    import io
-    import random
-
-    rng = random.Random(seed)
-    frames: list[tuple[float, bytes]] = []
-    expected: dict[str, int] = {}
-    for i in range(calls):
-        buf = io.BytesIO()
-        w = CaptureWriter(buf)
-        kind = rng.random()
-        status, cancel, challenge = 200, False, None
-        if kind < 0.10:
-            status = 486
-        elif kind < 0.15:
-            status, cancel = 487, True
-        elif kind < 0.20:
-            status = 404
-        elif kind < 0.25:
-            status, challenge = 503, 407
-        elif kind < 0.35:
-            challenge = 407
-        transport = "tcp" if i % 3 == 0 else "udp"
-        host = f"10.{(i >> 8) & 255}.{i & 255}.1"
-        call = Call(
-            f"bench-{i:07d}@cemkit", T0 + i * 0.25, status=status, transport=transport,
-            caller=(host, 5060 if transport == "udp" else 30000 + i % 20000),
-            callee=("10.255.0.1", 5060), cancel=cancel, challenge=challenge,
-            rtp_packets=rtp_packets if status == 200 else 0,
-            rtp_ports=(20000 + 2 * (i % 10000), 40000 + 2 * (i % 10000)),
-            rtp_drop_fwd=frozenset(rng.sample(range(rtp_packets), 2)) if rtp_packets > 4 else
-            frozenset(),
-            tcp_cuts=(rng.randint(5, 300), rng.randint(301, 600)),
-            a_user=f"+4416329{i % 100000:05d}", b_user=f"+4416339{(i * 7) % 100000:05d}",
-        )  # fmt: skip
-        write_call(w, call)
-        expected[call.call_id] = status
-        if i % 10 == 0:
-            write_registration(w, f"reg-{i:07d}@cemkit", T0 + i * 0.25 + 0.1,
-                               client=(host, 5062), user=call.a_user)  # fmt: skip
-        buf.seek(0)
-        frames.extend((float(ts), bytes(data)) for ts, data in dpkt.pcap.Reader(buf))
-    frames.sort(key=lambda f: f[0])
-    with open(path, "wb") as fh:
-        writer = dpkt.pcap.Writer(fh)
-        for ts, data in frames:
-            writer.writepkt(data, ts=ts)
-    return expected
 
 
 SAMPLES = ("sip_ipv4_tcp.pcap", "sip_ipv4_tcp_fragmented.pcap", "zeek-wireshark.pcap")
@@ -261,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         replay_samples(path, args.size)
         what = f"{args.size} replicas of the 3 sample captures"
     else:
-        expected = build_capture(path, args.size, args.rtp)
+        with open(path, "wb") as fh:
+            expected = write_workload(fh, args.size, rtp_packets=args.rtp)
         what = f"{args.size} generated call attempts"
     build_s = time.perf_counter() - t
     with open(path, "rb") as fh:

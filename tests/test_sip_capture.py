@@ -382,3 +382,24 @@ def test_corrupted_captures_never_break_the_run(tmp_path_factory, flips, cut):
     assert schema.validate(records, SipPcapLoader.extensions, raise_=False) == []
     assert len(records) <= 4 + len(flips)  # corruption may split a dialog, never invent many
     assert quarantine["line"].ge(1).all()
+
+
+def test_sip_capture_command_writes_a_loadable_capture(tmp_path, capsys):
+    import argparse
+
+    from cemkit.io.sip import commands
+
+    parser = argparse.ArgumentParser(prog="cemkit")
+    commands.register(parser.add_subparsers())
+    out = tmp_path / "demo.pcapng"
+    args = parser.parse_args(["sip-capture", "--calls", "30", "--rtp-packets", "5", "--pcapng",
+                              "--out", str(out)])  # fmt: skip
+    assert args.func(args) == 0
+    assert "30 call attempts" in capsys.readouterr().out
+    assert args.func(args) == 2  # exists: refuses without --overwrite
+    records, quarantine = read(out.read_bytes(), tmp_path, name="demo.pcapng")
+    assert quarantine.empty
+    assert (records["record_kind"] == "xdr").sum() == 30
+    assert (records["record_kind"] == "registration").sum() == 3
+    assert records.loc[records["a_number_kind"] == "e164", "a_number"].str.startswith(
+        "+441632960").all()

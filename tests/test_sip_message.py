@@ -170,7 +170,8 @@ def test_loss_across_sequence_wrap_with_duplicates_and_reordering():
 @pytest.mark.parametrize(
     "module",
     ["cemkit.io.sip.capture", "cemkit.io.sip.message", "cemkit.io.sip.rtp",
-     "cemkit.io.sip.stream", "cemkit.io.sip.capgen", "cemkit.io.sip_pcap"],
+     "cemkit.io.sip.stream", "cemkit.io.sip.capgen", "cemkit.io.sip_pcap",
+     "cemkit.io.sip.commands"],
 )  # fmt: skip
 def test_docstring_examples_run(module):
     import doctest

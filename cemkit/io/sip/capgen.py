@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import io
 import itertools
 import socket
 import struct
@@ -362,3 +363,69 @@ def write_registration(w: CaptureWriter, call_id: str, t0: float, *, final: int 
                                                  call_id, f"{cseq} REGISTER", frm, f"{to};tag=y",
                                                  via=via))  # fmt: skip
     return cseq
+
+
+def write_workload(fh: BinaryIO, calls: int, *, rtp_packets: int = 60, seed: int = 7,
+                   t0: float = 1_700_000_000.0,
+                   pcapng: bool = False) -> dict[str, int]:  # fmt: skip
+    """Write a capture of ``calls`` overlapping call attempts; return the final status of each.
+
+    A seeded mix: 2/3 over UDP, 1/3 over TCP (INVITE split over segments, one segment
+    retransmitted); 65 % answered with ``rtp_packets`` RTP packets each way (2 lost caller →
+    callee), 10 % busy (486), 5 % cancelled (487), 5 % not found (404), 5 % challenged then
+    congested (407, 503), 10 % challenged then answered; one registration attempt per 10 calls.
+    Calls start 0.25 s apart. Numbers are from Ofcom's drama range (+44 1632 960xxx).
+
+    Examples
+    --------
+    >>> import io
+    >>> statuses = write_workload(io.BytesIO(), 20, rtp_packets=5)
+    >>> len(statuses), statuses["sim-0000000@cemkit"]
+    (20, 200)
+    """
+    import random
+
+    rng = random.Random(seed)
+    frames: list[tuple[float, bytes]] = []
+    expected: dict[str, int] = {}
+    for i in range(calls):
+        buf = io.BytesIO()
+        w = CaptureWriter(buf)
+        kind = rng.random()
+        status, cancel, challenge = 200, False, None
+        if kind < 0.10:
+            status = 486
+        elif kind < 0.15:
+            status, cancel = 487, True
+        elif kind < 0.20:
+            status = 404
+        elif kind < 0.25:
+            status, challenge = 503, 407
+        elif kind < 0.35:
+            challenge = 407
+        transport = "tcp" if i % 3 == 0 else "udp"
+        host = f"10.{(i >> 8) & 255}.{i & 255}.1"
+        drops = frozenset(rng.sample(range(rtp_packets), 2)) if rtp_packets > 4 else frozenset()
+        call = Call(
+            f"sim-{i:07d}@cemkit", t0 + i * 0.25, status=status, transport=transport,
+            caller=(host, 5060 if transport == "udp" else 30000 + i % 20000),
+            callee=("10.255.0.1", 5060), cancel=cancel, challenge=challenge,
+            rtp_packets=rtp_packets if status == 200 else 0,
+            rtp_ports=(20000 + 2 * (i % 10000), 40000 + 2 * (i % 10000)), rtp_drop_fwd=drops,
+            tcp_cuts=(rng.randint(5, 300), rng.randint(301, 600)),
+            a_user=f"+441632960{i % 1000:03d}", b_user=f"+441632960{(i * 7 + 500) % 1000:03d}",
+        )  # fmt: skip
+        write_call(w, call)
+        expected[call.call_id] = status
+        if i % 10 == 0:
+            write_registration(w, f"reg-{i:07d}@cemkit", t0 + i * 0.25 + 0.1,
+                               client=(host, 5062), user=call.a_user)  # fmt: skip
+        buf.seek(0)
+        frames.extend((float(ts), bytes(data)) for ts, data in dpkt.pcap.Reader(buf))
+    frames.sort(key=lambda f: f[0])
+    writer: dpkt.pcap.Writer | dpkt.pcapng.Writer = (
+        dpkt.pcapng.Writer(fh) if pcapng else dpkt.pcap.Writer(fh)
+    )
+    for ts, data in frames:
+        writer.writepkt(data, ts=ts)
+    return expected
