@@ -403,3 +403,36 @@ def test_sip_capture_command_writes_a_loadable_capture(tmp_path, capsys):
     assert (records["record_kind"] == "registration").sum() == 3
     assert records.loc[records["a_number_kind"] == "e164", "a_number"].str.startswith(
         "+441632960").all()
+
+
+def test_reinvite_from_the_callee_moves_the_media(tmp_path):
+    from cemkit.io.sip.capgen import rtp_packet, sdp
+
+    buf = io.BytesIO()
+    w = CaptureWriter(buf)
+    a, b = ("192.0.2.10", 5060), ("198.51.100.20", 5060)
+    frm, to = "<sip:100@x>;tag=ft", "<sip:200@x>"
+    to_t = f"{to};tag=tt"
+
+    def send(ts, src, dst, start, cseq, f, t, body=b""):
+        w.udp(ts, *src, *dst, sip_message(start, "re@t", cseq, f, t, body=body))
+
+    send(T0, a, b, "INVITE sip:200@x SIP/2.0", "1 INVITE", frm, to, sdp(a[0], 40000))
+    send(T0 + 1, b, a, "SIP/2.0 200 OK", "1 INVITE", frm, to_t, sdp(b[0], 50000))
+    send(T0 + 1.01, a, b, "ACK sip:200@x SIP/2.0", "1 ACK", frm, to_t)
+    for i in range(5):  # RTP on the first ports, both ways
+        w.udp(T0 + 1.1 + i * 0.02, a[0], 40000, b[0], 50000, rtp_packet(i, i * 160, 1))
+        w.udp(T0 + 1.1 + i * 0.02, b[0], 50000, a[0], 40000, rtp_packet(i, i * 160, 2))
+    # The callee re-INVITEs (From/To swapped) with a new port; the caller answers with another.
+    send(T0 + 2, b, a, "INVITE sip:100@x SIP/2.0", "1 INVITE", to_t, frm, sdp(b[0], 50010))
+    send(T0 + 2.01, a, b, "SIP/2.0 200 OK", "1 INVITE", to_t, frm, sdp(a[0], 40010))
+    for i in range(5, 12):
+        w.udp(T0 + 2.1 + i * 0.02, a[0], 40010, b[0], 50010, rtp_packet(i, i * 160, 1))
+        w.udp(T0 + 2.1 + i * 0.02, b[0], 50010, a[0], 40010, rtp_packet(i, i * 160, 2))
+    send(T0 + 3, b, a, "BYE sip:100@x SIP/2.0", "2 BYE", to_t, frm)
+    records, quarantine = read(buf.getvalue(), tmp_path)
+    assert quarantine.empty
+    (row,) = records.itertuples(index=False)
+    assert (row.src_sip_rtp_fwd_packets, row.src_sip_rtp_rev_packets) == (12, 12)
+    assert (row.src_sip_rtp_fwd_lost, row.src_sip_rtp_rev_lost) == (0, 0)
+    assert row.released_by == "callee" and row.sip_status == 200

@@ -179,9 +179,17 @@ class DialogTracker:
             if cseq_method in ("UPDATE", "PRACK"):
                 self._media(dialog, msg, "callee" if msg.from_tag == dialog.from_tag else "caller")
             return
-        initial = cseq_num in dialog.invite_cseqs
-        if not initial or status < 200:
-            if initial and 180 <= status <= 189 and dialog.ringing is None:
+        # The callee numbers its own requests: a response to its re-INVITE may carry a CSeq
+        # number of the caller's; the From tag tells whose request it answers.
+        from_caller = dialog.from_tag is None or msg.from_tag == dialog.from_tag
+        initial = cseq_num in dialog.invite_cseqs and from_caller
+        if not initial:  # a re-INVITE's response: its sender is the side that did not ask
+            if status > 100:
+                responder = "callee" if msg.from_tag == dialog.from_tag else "caller"
+                self._media(dialog, msg, responder)
+            return
+        if status < 200:
+            if 180 <= status <= 189 and dialog.ringing is None:
                 dialog.ringing = ts
             if status > 100:
                 self._media(dialog, msg, "callee")
