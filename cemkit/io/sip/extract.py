@@ -1,12 +1,16 @@
 """One pass over a capture: packets → transport segments → SIP messages and RTP → dialog rows.
 
-Parallel reading: a capture cannot be cut by packet ranges (a TCP message or a dialog may span
-any cut), so a large capture is read as ``shards`` parts that each scan the whole file but own
-only the dialogs whose Call-ID hashes to them (CRC-32 of the Call-ID, modulo ``shards``).
-Scanning is cheap next to parsing and state keeping; each dialog, with its RTP, is processed
-whole by exactly one part, so the result does not depend on the number of shards. Problems that
-belong to no Call-ID (undecodable frames, bogus timestamps, stream gaps) are reported by shard 0
-only, so each lands in the quarantine once.
+Parallel reading. Separate capture files are separate parts with nothing shared: that is how
+probes write (rotated files) and what scales. One capture cannot be cut by packet ranges (a TCP
+message or a dialog may span any cut, and RTP jitter is a running filter), so a large file is
+read as ``shards`` parts that each scan the whole file (read, decode, reassemble TCP, find each
+message's Call-ID) but parse and keep state only for the dialogs whose Call-ID hashes to them
+(CRC-32 modulo ``shards``), with those dialogs' RTP. Each dialog is processed whole by exactly
+one part, so the result does not depend on the number of shards; the shared scan is a large
+share of the work, so shards spread memory and work over a cluster but speed one file up
+modestly (benchmarks/results/sip.md). Problems that belong to no Call-ID (undecodable frames,
+bogus timestamps, stream gaps) are reported by shard 0 only, so each lands in the quarantine
+once.
 """
 
 from __future__ import annotations
