@@ -38,6 +38,16 @@ class SchedulerError(CemkitError):
     """The scheduler could not be reached or is not understood."""
 
 
+def add_scheduler_option(parser: Any) -> None:
+    """Add ``--scheduler`` to an argparse (sub)parser."""
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="Dask scheduler: tcp://HOST:PORT, tls://..., 'local' (embedded cluster, default), "
+        f"'threads' or 'sync'; default ${ENV_VAR} or 'local'",
+    )
+
+
 def resolve(scheduler: Any = None, default: str = "local") -> Any:
     """The scheduler cemkit will use: the argument, else ``$CEMKIT_SCHEDULER``, else ``default``."""
     if scheduler is None:
