@@ -51,7 +51,7 @@ def test_console_script_runs():
 def test_demo_writes_a_self_contained_report(tmp_path):
     from cemkit.demo import run_demo
 
-    report = run_demo(tmp_path / "demo", records=8_000, seed=1)
+    report = run_demo(tmp_path / "demo", records=8_000, seed=1, scheduler="threads")
     html = report.read_text()
     assert report.name == "index.html"
     assert "vegaEmbed(" in html and "Answer-seizure ratio" in html
