@@ -436,3 +436,29 @@ def test_reinvite_from_the_callee_moves_the_media(tmp_path):
     assert (row.src_sip_rtp_fwd_packets, row.src_sip_rtp_rev_packets) == (12, 12)
     assert (row.src_sip_rtp_fwd_lost, row.src_sip_rtp_rev_lost) == (0, 0)
     assert row.released_by == "callee" and row.sip_status == 200
+
+
+@pytest.mark.slow
+def test_shards_on_a_real_cluster_give_the_same_records(tmp_path):
+    from distributed import Client
+
+    from . import cluster as loopback
+
+    data, _ = write(scenarios())
+    path = tmp_path / "c.pcap"
+    path.write_bytes(data)
+    one, _ = read(data, tmp_path)
+    loader = SipPcapLoader(default_region="GB", shards=3)
+    parts = loader.parts([str(path)])
+    graph = dd.from_map(lambda p: loader.read_part(p)[0], parts, meta=loader.meta())
+    (tmp_path / "cluster").mkdir()
+    c = loopback.start(tmp_path / "cluster")
+    try:
+        with Client(c.address) as client:
+            got = client.compute(graph).result()
+    finally:
+        c.stop()
+    key = ["record_id"]
+    pd.testing.assert_frame_equal(
+        one.sort_values(key).reset_index(drop=True), got.sort_values(key).reset_index(drop=True)
+    )
