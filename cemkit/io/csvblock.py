@@ -1,0 +1,258 @@
+"""Parse a block of CSV lines with pyarrow, and isolate the lines it cannot read.
+
+The fast path hands the whole block to ``pyarrow.csv`` (one thread: Dask runs blocks in
+parallel) with every column read as text, and collects rows of the wrong width through
+``invalid_row_handler``. A sentinel line is appended to the block so that a quote left open on
+the last line shows up as a swallowed sentinel, exactly as it would in the middle of a block.
+
+When anything else goes wrong (bad UTF-8, a quote that swallows line ends, a row count that does
+not match the line count), the block is cut in halves and each half parsed again, down to single
+lines, which are then quarantined with the reason. Every line is therefore judged by the same
+parser whatever the block boundaries are, which keeps results independent of partitioning, and
+line numbers stay exact because one line is one row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+#: Below this many lines a troubled range is examined line by line instead of halved again.
+_SINGLE_LINES = 16
+
+
+@dataclass
+class Quarantined:
+    """Rows set aside while reading a block (line numbers are 1-based, file-wide)."""
+
+    lines: list[int] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)
+
+    def add(self, line: int, field_name: str, reason: str, raw: str) -> None:
+        """Record one row."""
+        self.lines.append(line)
+        self.fields.append(field_name)
+        self.reasons.append(reason)
+        self.raws.append(raw)
+
+    def extend(self, other: Quarantined) -> None:
+        """Append another set of rows."""
+        self.lines += other.lines
+        self.fields += other.fields
+        self.reasons += other.reasons
+        self.raws += other.raws
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+@dataclass
+class Block:
+    """Good rows of a block as text columns, their line numbers, and the rows set aside."""
+
+    table: pa.Table
+    lines: np.ndarray
+    quarantine: Quarantined
+    data: bytes
+    first_line: int
+    _offsets: np.ndarray | None = None
+
+    def raw_lines(self, line_numbers: np.ndarray) -> list[str]:
+        """The raw text of some lines of the block (for quarantine records)."""
+        if self._offsets is None:
+            self._offsets = _line_starts(self.data)
+        out = []
+        for ln in line_numbers:
+            i = int(ln) - self.first_line
+            a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+            out.append(_decode(self.data[a:b]))
+        return out
+
+
+def _line_starts(data: bytes) -> np.ndarray:
+    """Start offset of each line, plus the end of data."""
+    nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
+    starts = np.concatenate([[0], nl])
+    if len(data) and data[-1:] != b"\n":
+        starts = np.concatenate([starts, [len(data)]])
+    return starts.astype(np.int64)
+
+
+def _decode(raw: bytes) -> str:
+    return raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+
+
+class _Trouble(Exception):
+    """The fast path cannot account for every line of a range."""
+
+
+def parse_block(
+    data: bytes,
+    columns: list[str],
+    first_line: int,
+    *,
+    delimiter: str = ",",
+    at_eof: bool = True,
+) -> Block:
+    """Parse CSV lines into text columns.
+
+    Parameters
+    ----------
+    data : bytes
+        Whole lines (the last one may lack its line end when the block ends the file).
+    columns : list of str
+        Names of the expected fields, in order; a row with another number of fields is
+        quarantined.
+    first_line : int
+        File-wide 1-based number of the first line of ``data``.
+    delimiter : str
+        Field separator.
+    at_eof : bool
+        Whether the block ends the file (a last line without a line end is then "truncated").
+
+    Returns
+    -------
+    Block
+        Good rows (every column ``string``), their line numbers and the quarantined rows.
+    """
+    names = list(columns)
+    quarantine = Quarantined()
+    if not data:
+        empty = pa.table({n: pa.array([], pa.string()) for n in names})
+        return Block(empty, np.empty(0, np.int64), quarantine, data, first_line)
+    open_end = data[-1:] != b"\n"
+    nlines = data.count(b"\n") + (1 if open_end else 0)
+    tables: list[pa.Table] = []
+    line_parts: list[np.ndarray] = []
+    starts: np.ndarray | None = None
+
+    def attempt(lo: int, hi: int) -> None:
+        nonlocal starts
+        if starts is None and (lo, hi) != (0, nlines):
+            starts = _line_starts(data)
+        chunk = data if (lo, hi) == (0, nlines) else data[starts[lo] : starts[hi]]  # type: ignore[index]
+        try:
+            table, bad = _fast(chunk, names, hi - lo, delimiter)
+        except _Trouble:
+            if hi - lo == 1:
+                _single(chunk, first_line + lo)
+                return
+            if hi - lo <= _SINGLE_LINES:
+                for i in range(lo, hi):
+                    attempt(i, i + 1)
+                return
+            mid = (lo + hi) // 2
+            attempt(lo, mid)
+            attempt(mid, hi)
+            return
+        lines = np.arange(first_line + lo, first_line + hi, dtype=np.int64)
+        if bad:
+            bad_idx = np.array([n - 1 for n, _, _ in bad], dtype=np.int64)
+            lines = np.delete(lines, bad_idx)
+            last = first_line + nlines - 1
+            for number, text, reason in bad:
+                ln = first_line + lo + number - 1
+                if at_eof and open_end and ln == last:
+                    reason = f"truncated last line (no line end): {reason}"
+                quarantine.add(ln, "", reason, text)
+        tables.append(table)
+        line_parts.append(lines)
+
+    def _single(chunk: bytes, ln: int) -> None:
+        text = chunk.rstrip(b"\r\n")
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            quarantine.add(ln, "", f"not valid UTF-8 text (byte {exc.start + 1})", _decode(text))
+            return
+        if decoded.count('"') % 2:
+            reason = "broken quoting: a quoted field is not closed"
+        else:
+            reason = "broken quoting or line break inside a field"
+        if at_eof and open_end and ln == first_line + nlines - 1:
+            reason = f"truncated last line (no line end): {reason}"
+        quarantine.add(ln, "", reason, decoded)
+
+    attempt(0, nlines)
+    table = pa.concat_tables(tables) if tables else _empty(names)
+    lines_all = np.concatenate(line_parts) if line_parts else np.empty(0, np.int64)
+    if len(tables) > 1:
+        order = np.argsort(lines_all, kind="stable")
+        table = table.take(pa.array(order))
+        lines_all = lines_all[order]
+    block = Block(table, lines_all, quarantine, data, first_line)
+    _drop_empty_rows(block)
+    return block
+
+
+def _empty(names: list[str]) -> pa.Table:
+    return pa.table({n: pa.array([], pa.string()) for n in names})
+
+
+def _fast(
+    chunk: bytes, names: list[str], nlines: int, delimiter: str
+) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """Parse a range with pyarrow; raise :class:`_Trouble` when lines and rows disagree."""
+    bad: list[tuple[int, str, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad.append(
+            (row.number or -1, row.text, f"expected {row.expected_columns} fields, "
+             f"found {row.actual_columns}")
+        )  # fmt: skip
+        return "skip"
+
+    sentinel = delimiter.join(["0"] * len(names)).encode() + b"\n"
+    payload = chunk + sentinel if chunk.endswith(b"\n") else chunk + b"\n" + sentinel
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(payload),
+            read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=False, block_size=1 << 22
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False,
+                newlines_in_values=False,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )  # fmt: skip
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _Trouble from exc
+    if any(n < 1 or n > nlines or "\n" in t for n, t, _ in bad):
+        raise _Trouble
+    if table.num_rows + len(bad) != nlines + 1:
+        raise _Trouble
+    last = table.slice(table.num_rows - 1)
+    if any(last.column(i)[0].as_py() != "0" for i in range(len(names))):
+        raise _Trouble
+    return table.slice(0, table.num_rows - 1), bad
+
+
+def _drop_empty_rows(block: Block) -> None:
+    """Move rows whose every field is empty (blank lines) to the quarantine."""
+    t = block.table
+    if t.num_rows == 0:
+        return
+    import pyarrow.compute as pc
+
+    empty = None
+    for col in t.columns:
+        e = pc.equal(pc.binary_length(col), 0)
+        empty = e if empty is None else pc.and_(empty, e)
+    if not pc.any(empty).as_py():
+        return
+    mask = empty.to_numpy(zero_copy_only=False)
+    lines = block.lines[mask]
+    for ln, raw in zip(lines, block.raw_lines(lines), strict=True):
+        block.quarantine.add(int(ln), "", "empty line", raw)
+    keep = ~mask
+    block.table = t.filter(pa.array(keep))
+    block.lines = block.lines[keep]
