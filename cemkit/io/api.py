@@ -104,8 +104,11 @@ def plan(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], forma
     return Plan(loader, files, loader.parts(files))
 
 
-def load(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], format: str, *,
-         tz: str = "UTC", default_region: str | None = None, **options: Any) -> dd.DataFrame:  # fmt: skip
+PathsLike = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def load(paths: PathsLike, format: str, *, tz: str = "UTC", default_region: str | None = None,
+         **options: Any) -> dd.DataFrame:  # fmt: skip
     """Load usage records of one source format into the canonical schema, lazily.
 
     Parameters

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,8 +46,8 @@ EXTENSIONS = (
     extension_field("src_channel", pa.string(), PII.QUASI, "Calling channel name."),
     extension_field("src_dstchannel", pa.string(), PII.QUASI, "Called channel name."),
     extension_field("src_lastapp", pa.string(), PII.NONE, "Last dialplan application."),
-    extension_field("src_lastdata", pa.string(), PII.FREE_TEXT, "Arguments of the last application."),
-    extension_field("src_amaflags", pa.string(), PII.NONE, "AMA flags (DOCUMENTATION, BILLING, ...)."),
+    extension_field("src_lastdata", pa.string(), PII.FREE_TEXT, "Last application's arguments."),
+    extension_field("src_amaflags", pa.string(), PII.NONE, "AMA flags (DOCUMENTATION, ...)."),
     extension_field("src_uniqueid", pa.string(), PII.QUASI, "Channel unique id."),
     extension_field("src_userfield", pa.string(), PII.FREE_TEXT, "User field."),
     extension_field("src_peeraccount", pa.string(), PII.QUASI, "Peer account code."),
@@ -75,7 +75,7 @@ class AsteriskLoader(DelimitedLoader):
     name = "asterisk"
     description = "Asterisk cdr_csv (Master.csv, per-accountcode files), 16/17/18/21 columns"
     extensions = EXTENSIONS
-    options: dict[str, Any] = {"columns": None, "node": None}
+    options: ClassVar[dict[str, Any]] = {"columns": None, "node": None}
 
     def layout(self, path: str) -> Layout:
         """Declared or detected field list."""

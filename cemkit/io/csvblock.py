@@ -201,10 +201,8 @@ def _fast(
     bad: list[tuple[int, str, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append(
-            (row.number or -1, row.text, f"expected {row.expected_columns} fields, "
-             f"found {row.actual_columns}")
-        )  # fmt: skip
+        reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
+        bad.append((row.number or -1, row.text, reason))
         return "skip"
 
     sentinel = delimiter.join(["0"] * len(names)).encode() + b"\n"
@@ -247,7 +245,7 @@ def _drop_empty_rows(block: Block) -> None:
     for col in t.columns:
         e = pc.equal(pc.binary_length(col), 0)
         empty = e if empty is None else pc.and_(empty, e)
-    if not pc.any(empty).as_py():
+    if empty is None or not pc.any(empty).as_py():
         return
     mask = empty.to_numpy(zero_copy_only=False)
     lines = block.lines[mask]

@@ -19,7 +19,14 @@ from cemkit.errors import InputError
 from cemkit.io.base import Loader, Part, empty_quarantine
 from cemkit.io.convert import Converter, quarantine_frame
 from cemkit.io.csvblock import Quarantined, parse_block
-from cemkit.io.textfile import TextFile, check_readable, file_tags, header_end, read_range, split_lines
+from cemkit.io.textfile import (
+    TextFile,
+    check_readable,
+    file_tags,
+    header_end,
+    read_range,
+    split_lines,
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +61,13 @@ class DelimitedLoader(Loader):
     def convert(self, conv: Converter, layout: Layout) -> Mapping[str, object]:
         """Canonical columns (Arrow arrays or constants) from a block's text columns."""
 
+    def record_source(self) -> str:
+        """Source name written to ``source`` and used in record ids."""
+        return self.name
+
     # -- Loader interface ---------------------------------------------------------------------
     def parts(self, paths: Sequence[str]) -> list[Part]:
-        """Byte ranges of about ``blocksize`` bytes, cut after line ends, with first line numbers."""
+        """Byte ranges of about ``blocksize`` bytes cut after line ends, with first line numbers."""
         tags = file_tags(paths)
         out: list[Part] = []
         blocksize = int(self.opts["blocksize"])
@@ -81,8 +92,8 @@ class DelimitedLoader(Loader):
             return self.meta(), quarantine_frame(part.path, q)
         if part.start < info.data_start:  # the header itself was cut short
             q = Quarantined()
-            q.add(1, "", f"truncated header: expected {layout.header_lines} header line(s)",
-                  read_range(part.path, 0, info.size).decode("utf-8", "replace")[:1000])  # fmt: skip
+            head = read_range(part.path, 0, info.size).decode("utf-8", "replace")[:1000]
+            q.add(1, "", f"truncated header: expected {layout.header_lines} header line(s)", head)
             return self.meta(), quarantine_frame(part.path, q)
         try:
             data = read_range(part.path, part.start, part.stop)
@@ -93,7 +104,7 @@ class DelimitedLoader(Loader):
                             delimiter=layout.delimiter, at_eof=at_eof)  # fmt: skip
         if block.table.num_rows == 0:
             return self.meta(), quarantine_frame(part.path, block.quarantine)
-        conv = Converter(block, part.path, info.tag, self.name)
+        conv = Converter(block, part.path, info.tag, self.record_source())
         cols = self.convert(conv, layout)
         records, quarantine = conv.finish(
             cols, self.extension_columns(), default_region=self.default_region

@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import dask.dataframe as dd
 import pandas as pd
@@ -142,7 +142,7 @@ class RunDir:
         """Where quarantine part files go."""
         return self.path / QUARANTINE
 
-    def __enter__(self) -> RunDir:
+    def __enter__(self) -> Self:
         if self.out.exists() and not self.overwrite and (
             not self.out.is_dir() or any(self.out.iterdir())
         ):
@@ -159,7 +159,7 @@ class RunDir:
             raise OutputError(f"cannot create {str(self.path)!r}: {exc.strerror}") from None
         return self
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+    def __exit__(self, exc_type: object, exc_value: object, tb: object) -> None:
         if exc_type is not None:
             shutil.rmtree(self.path, ignore_errors=True)
             return

@@ -9,9 +9,11 @@ parsed here.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from cemkit.errors import InputError
 from cemkit.io.base import Part
@@ -118,16 +120,16 @@ def split_lines(
             target = cut + blocksize
         bounds.append(size)
         first_lines = [info.data_first_line]
-        for a, b in zip(bounds[:-2], bounds[1:-1], strict=True):
+        for a, b in itertools.pairwise(bounds[:-1]):
             first_lines.append(first_lines[-1] + count_newlines(fh, a, b))
     return [
         Part(info.path, first_index + i, a, b, first_lines[i])
-        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
 
 
-def count_newlines(fh, start: int, stop: int) -> int:  # type: ignore[no-untyped-def]
-    """Number of ``\\n`` bytes in ``[start, stop)`` of an open binary file."""
+def count_newlines(fh: BinaryIO, start: int, stop: int) -> int:
+    """Number of line-end bytes in ``[start, stop)`` of an open binary file."""
     fh.seek(start)
     left = stop - start
     n = 0
