@@ -222,6 +222,10 @@ class Converter:
         """Assemble canonical records of the good rows and the quarantine of the block."""
         ext = list(extensions)
         schema = arrow_schema(ext)
+        start, end = columns.get("start"), columns.get("end")
+        if isinstance(start, pa.Array) and isinstance(end, pa.Array):
+            before = pc.fill_null(pc.less(end, start), False).to_numpy(zero_copy_only=False)
+            self.flag(before, "end", "end time before start time")
         keep = ~self.bad
         lines = self.block.lines
         q = Quarantined()

@@ -202,6 +202,8 @@ def _fast(
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
+        if row.text.count('"') % 2:
+            reason = f"broken quoting (unbalanced quotes): {reason}"
         bad.append((row.number or -1, row.text, reason))
         return "skip"
 

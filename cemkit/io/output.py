@@ -268,4 +268,12 @@ def read_records(run: str | os.PathLike[str], what: str = RECORDS) -> dd.DataFra
     files = sorted(str(p) for p in directory.glob("*.parquet"))
     if not files:
         raise InputError(f"run directory {str(run)!r} has no {what} files")
-    return dd.read_parquet(files, arrow_to_pandas={"types_mapper": pandas_types})
+    meta = pq.read_schema(files[0]).empty_table().to_pandas(types_mapper=pandas_types)
+    return dd.from_map(_read_parquet_file, files, meta=meta, label=f"read-{what}",
+                       enforce_metadata=False)  # fmt: skip
+
+
+def _read_parquet_file(path: str) -> pd.DataFrame:
+    from cemkit.io.convert import to_pandas
+
+    return to_pandas(pq.read_table(path))
