@@ -16,9 +16,14 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
+from phonenumbers import PhoneMetadata
 
 #: Numbers with at most this many digits (and no '+') are PBX extensions / short codes.
 MAX_EXTENSION_DIGITS = 6
@@ -35,6 +40,60 @@ def _parse_one(value: str, region: str | None) -> str | None:
     if not phonenumbers.is_possible_number(num):
         return None
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+@functools.lru_cache(maxsize=64)
+def _national_plan(region: str | None) -> tuple[str, str, str, str, frozenset[int]] | None:
+    """(national prefix, IDD pattern, country code, national number pattern, possible lengths).
+
+    Only for regions whose national prefix is stripped plainly (no transform rule, no other
+    prefix that could also match), where ``prefix + national number`` parses to
+    ``+CC national number`` exactly as phonenumbers would.
+    """
+    if not region:
+        return None
+    meta = PhoneMetadata.metadata_for_region(region.upper())
+    if meta is None or not meta.national_prefix or meta.national_prefix_transform_rule:
+        return None
+    prefix = meta.national_prefix
+    parsing = meta.national_prefix_for_parsing
+    if parsing not in (None, prefix) and not (parsing or "").startswith(prefix + "|"):
+        return None
+    desc = meta.general_desc
+    if desc is None or not desc.national_number_pattern:
+        return None
+    lengths = frozenset(desc.possible_length or ()) | frozenset(desc.possible_length_local_only or ())
+    return (prefix, meta.international_prefix or "", str(meta.country_code),
+            desc.national_number_pattern, lengths)  # fmt: skip
+
+
+def _national_fast_path(cleaned: pd.Series, candidates: np.ndarray,
+                        region: str | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """E.164 of national-format numbers (``0`` + national number) without phonenumbers.
+
+    Returns a mask of the values settled and their E.164 forms. A value qualifies when it is
+    digits only, starts with the region's national prefix but not its international (IDD)
+    prefix, and the rest fully matches the region's national number pattern with a possible
+    length: exactly the case where phonenumbers strips the prefix and prepends the country code.
+    """
+    plan = _national_plan(region)
+    done = np.zeros(len(cleaned), dtype=bool)
+    out = np.empty(len(cleaned), dtype=object)
+    if plan is None or not candidates.any():
+        return done, out
+    prefix, idd, cc, pattern, lengths = plan
+    sub = cleaned[candidates]
+    ok = sub.str.startswith(prefix).fillna(False)
+    if idd:
+        ok &= ~sub.str.match(f"(?:{idd})").fillna(False)
+    rest = sub.str.slice(len(prefix))
+    ok &= rest.str.len().isin(lengths).fillna(False)
+    ok &= rest.str.fullmatch(f"(?:{pattern})").fillna(False)
+    ok_np = ok.to_numpy(dtype=bool)
+    idx = np.flatnonzero(candidates)[ok_np]
+    done[idx] = True
+    out[idx] = ("+" + cc + rest[ok]).astype(object).to_numpy()
+    return done, out
 
 
 def normalize(values: pd.Series, default_region: str | None = None) -> tuple[pd.Series, pd.Series]:
@@ -56,9 +115,13 @@ def normalize(values: pd.Series, default_region: str | None = None) -> tuple[pd.
     strings = values.astype(_STRING)
     codes, uniques = pd.factorize(strings, use_na_sentinel=True)
     uniq = pd.Series(uniques, dtype=_STRING).str.strip()
-    # Separators people and switches write: spaces, dots, dashes, brackets.
-    cleaned = uniq.str.replace(r"[\s.\-()/]", "", regex=True)
-    cleaned = cleaned.str.replace(r"^00(?=[1-9])", "+", regex=True)
+    # Separators people and switches write: spaces, dots, dashes, brackets; then the "00"
+    # international prefix as "+". (pyarrow's RE2 kernels: pandas' .str.replace would fall back
+    # to Python's re per value.)
+    arr = pa.array(uniq.array, type=pa.string()) if len(uniq) else pa.array([], pa.string())
+    arr = pc.replace_substring_regex(arr, r"[\s.\-()/]", "")
+    arr = pc.replace_substring_regex(arr, r"^00([1-9])", r"+\1")
+    cleaned = pd.Series(pd.arrays.ArrowStringArray(arr), index=uniq.index)
     digits_only = cleaned.str.fullmatch(r"\+?\d+").fillna(False).to_numpy(dtype=bool)
     plus = cleaned.str.startswith("+").fillna(False).to_numpy(dtype=bool)
     ndigits = cleaned.str.len().fillna(0).to_numpy() - plus
@@ -78,8 +141,15 @@ def normalize(values: pd.Series, default_region: str | None = None) -> tuple[pd.
     ext = digits_only & ~plus & (ndigits <= MAX_EXTENSION_DIGITS) & ~empty
     kind[ext] = "extension"
 
+    # Fast path 3: national format ("0" + national number) in the default region.
+    national, national_e164 = _national_fast_path(
+        cleaned, digits_only & ~plus & ~empty & ~ext, default_region
+    )
+    out[national] = national_e164[national]
+    kind[national] = "e164"
+
     # Slow path: one phonenumbers call per remaining distinct value.
-    todo = np.flatnonzero(~empty & ~fast_e164 & ~ext)
+    todo = np.flatnonzero(~empty & ~fast_e164 & ~ext & ~national)
     cleaned_arr = cleaned.astype(object).to_numpy()
     for i in todo:
         parsed = _parse_one(str(cleaned_arr[i]), default_region)
