@@ -62,7 +62,8 @@ def _national_plan(region: str | None) -> tuple[str, str, str, str, frozenset[in
     desc = meta.general_desc
     if desc is None or not desc.national_number_pattern:
         return None
-    lengths = frozenset(desc.possible_length or ()) | frozenset(desc.possible_length_local_only or ())
+    lengths = frozenset(desc.possible_length or ())
+    lengths |= frozenset(desc.possible_length_local_only or ())
     return (prefix, meta.international_prefix or "", str(meta.country_code),
             desc.national_number_pattern, lengths)  # fmt: skip
 

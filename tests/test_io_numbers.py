@@ -41,7 +41,7 @@ def test_fast_path_matches_phonenumbers(region, values):
      ("12125550123", "US", "+12125550123"), ("0142685300", "FR", "+33142685300")],
 )  # fmt: skip
 def test_fast_path_is_taken(value, region, expected, monkeypatch):
-    import cemkit.numbers as numbers
+    from cemkit import numbers
 
     assert _national_plan(region) is not None
 
