@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from cemkit.io.base import QUARANTINE_SCHEMA, empty_quarantine
 from cemkit.io.csvblock import Block, Quarantined
-from cemkit.numbers import normalize
+from cemkit.numbers import normalize_arrow
 from cemkit.schema import TS, Column, arrow_schema
 
 _STRING = pd.StringDtype("pyarrow")
@@ -64,10 +64,12 @@ def quarantine_frame(file: str, q: Quarantined) -> pd.DataFrame:
 
 
 def null_if_empty(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Empty strings (and strings of blanks) as nulls."""
+    """Empty strings as nulls."""
     arr = _flat(arr)
-    trimmed = pc.utf8_trim_whitespace(arr)
-    return pc.if_else(pc.equal(pc.binary_length(trimmed), 0), pa.scalar(None, arr.type), arr)
+    empty = pc.equal(pc.binary_length(arr), 0)
+    if not pc.any(empty).as_py():
+        return arr
+    return pc.if_else(empty, pa.scalar(None, arr.type), arr)
 
 
 def _flat(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -263,13 +265,10 @@ class Converter:
             if n_keep != self.n:
                 val = val.filter(mask)
             arrays[f.name] = val.cast(f.type) if val.type != f.type else val
-        table = pa.Table.from_arrays([arrays[f.name] for f in schema], schema=schema)
-        df = to_pandas(table)
         for col in numbers:
-            e164, kind = normalize(df[col], default_region)
-            df[col] = e164
-            df[f"{col}_kind"] = kind
-        return df, quarantine_frame(self.file, q)
+            arrays[col], arrays[f"{col}_kind"] = normalize_arrow(arrays[col], default_region)
+        table = pa.Table.from_arrays([arrays[f.name] for f in schema], schema=schema)
+        return to_pandas(table), quarantine_frame(self.file, q)
 
 
 def _int_range(t: pa.DataType) -> tuple[float, float]:
