@@ -152,3 +152,11 @@ def test_counts_reconcile_in_the_manifest(tmp_path):
     q = pd.read_parquet(tmp_path / "run/quarantine")
     assert sorted(q.line) == [6, 12]
     assert set(q.reason) == {"expected 18 fields, found 1", "negative value"}
+
+
+def test_row_of_empty_fields_is_not_a_blank_line(tmp_path):
+    lines = [row(1), "," * 17, "", row(2)]
+    df, q = load_both(write(tmp_path / "Master.csv", lines))
+    assert len(df) == 2
+    by_line = q.set_index("line")
+    assert by_line.loc[2, "field"] == "start" and by_line.loc[3, "reason"] == "empty line"

@@ -186,8 +186,15 @@ def parse_block(
         table = table.take(pa.array(order))
         lines_all = lines_all[order]
     block = Block(table, lines_all, quarantine, data, first_line)
-    _drop_empty_rows(block)
+    if _may_have_blank_lines(data):
+        _drop_empty_rows(block)
     return block
+
+
+def _may_have_blank_lines(data: bytes) -> bool:
+    """Whether a block can hold a blank line (cheap byte search; rows of empty fields need one)."""
+    return (data[:1] in (b"\n", b"\r") or b"\n\n" in data or b"\n\r\n" in data
+            or b"\n\r" in data)  # fmt: skip
 
 
 def _empty(names: list[str]) -> pa.Table:
@@ -237,7 +244,7 @@ def _fast(
 
 
 def _drop_empty_rows(block: Block) -> None:
-    """Move rows whose every field is empty (blank lines) to the quarantine."""
+    """Move blank lines (parsed as rows whose every field is empty) to the quarantine."""
     t = block.table
     if t.num_rows == 0:
         return
@@ -250,9 +257,16 @@ def _drop_empty_rows(block: Block) -> None:
     if empty is None or not pc.any(empty).as_py():
         return
     mask = empty.to_numpy(zero_copy_only=False)
-    lines = block.lines[mask]
-    for ln, raw in zip(lines, block.raw_lines(lines), strict=True):
-        block.quarantine.add(int(ln), "", "empty line", raw)
+    idx = np.flatnonzero(mask)
+    raws = block.raw_lines(block.lines[idx])
+    # Only truly blank lines: a row of empty fields ("," * n) is judged like any other row.
+    blank = np.array([not r.strip() for r in raws], dtype=bool)
+    if not blank.any():
+        return
+    mask = np.zeros(len(mask), dtype=bool)
+    mask[idx[blank]] = True
+    for ln in block.lines[mask]:
+        block.quarantine.add(int(ln), "", "empty line", "")
     keep = ~mask
     block.table = t.filter(pa.array(keep))
     block.lines = block.lines[keep]
