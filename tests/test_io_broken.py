@@ -160,3 +160,20 @@ def test_row_of_empty_fields_is_not_a_blank_line(tmp_path):
     assert len(df) == 2
     by_line = q.set_index("line")
     assert by_line.loc[2, "field"] == "start" and by_line.loc[3, "reason"] == "empty line"
+
+
+def test_declared_encoding(tmp_path):
+    lines = [row(1).encode().replace(b"Name", b"N\xf3mbre"), row(2).encode()]
+    path = write(tmp_path / "Master.csv", lines)
+    df, q = load_both(path, encoding="latin-1")
+    assert len(q) == 0 and df.sort_values("record_id").src_clid.iloc[0].startswith('"Nómbre"')
+    df, q = load_both(path)
+    assert len(df) == 1 and "UTF-8" in q.reason[0]
+    with pytest.raises(FormatError, match="encoding"):
+        load_both(path, encoding="no-such-codec")
+
+
+def test_layout_detected_from_the_majority_of_lines(tmp_path):
+    lines = [row(0)[:60], *[row(i) for i in range(1, 6)]]
+    df, q = load_both(write(tmp_path / "Master.csv", lines))
+    assert len(df) == 5 and list(q.line) == [1]

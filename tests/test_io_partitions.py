@@ -113,3 +113,51 @@ def test_cucm_join_is_lazy(tmp_path, monkeypatch):
         ddf = cemkit.load([cdr, cmr], format="cucm")
         assert "mos" in ddf.columns
     assert ddf.compute().mos.notna().any()
+
+
+def test_typed_and_text_parsing_agree(messy_file, monkeypatch, tmp_path):
+    import dataclasses
+
+    from cemkit.io import csvblock
+
+    # Values both parsers must judge alike: padded numbers, infinities, odd but valid times.
+    extra = tmp_path / "odd.csv"
+    rng = random.Random(3)
+    lines = [_line(i, rng) for i in range(200)]
+    lines[10] = lines[10].replace(",\"ANSWERED\"", ",\"ANSWERED\"").replace(",0,", ", 0 ,")
+    lines[20] = lines[20].replace('","DOCUMENTATION"', '","DOCUMENTATION"')
+    for i, (old, new) in enumerate([("-10-27 0", "-10-27 "), ("-10-27", "-10-28"),
+                                    ("\"Dial\"", "\"Dial \"")]):  # fmt: skip
+        lines[30 + i] = lines[30 + i].replace(old, new, 1)
+    parts = lines[40].split(",")
+    parts[13] = " 42 "  # duration (lastdata "PJSIP/b,30" holds a comma)
+    lines[40] = ",".join(parts)
+    parts = lines[41].split(",")
+    parts[13] = "inf"
+    lines[41] = ",".join(parts)
+    extra.write_text("\n".join(lines) + "\n")
+
+    used = []
+    real_fast = csvblock._fast
+
+    def spy(chunk, names, nlines, delimiter, types=None, timestamp_format=None):
+        used.append(bool(types))
+        return real_fast(chunk, names, nlines, delimiter, types, timestamp_format)
+
+    monkeypatch.setattr(csvblock, "_fast", spy)
+    for path in (messy_file, str(extra)):
+        used.clear()
+        typed = _result(path, 8)
+        assert any(used), "the typed parse was never tried"
+        original = AsteriskLoader.layout
+        monkeypatch.setattr(AsteriskLoader, "layout",
+                            lambda self, p, o=original: dataclasses.replace(o(self, p), types=()))
+        used.clear()
+        text = _result(path, 8)
+        assert not any(used)
+        monkeypatch.setattr(AsteriskLoader, "layout", original)
+        pd.testing.assert_frame_equal(typed[0], text[0])
+        pd.testing.assert_frame_equal(typed[1], text[1])
+    q = typed[1].set_index("line")
+    assert q.loc[42, "reason"] == "not a finite number"
+    assert 41 not in q.index  # " 42 " is a number

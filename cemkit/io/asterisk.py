@@ -13,6 +13,8 @@ Examples
 from __future__ import annotations
 
 import csv
+import itertools
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -38,6 +40,7 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
     21: (*_BASE, "uniqueid", "userfield", "peeraccount", "linkedid", "sequence"),
 }
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_SECONDS = pa.timestamp("s")
 
 EXTENSIONS = (
     extension_field("src_accountcode", pa.string(), PII.QUASI, "Asterisk accountcode."),
@@ -55,17 +58,24 @@ EXTENSIONS = (
 )  # fmt: skip
 
 
-def detect_columns(path: str) -> int:
-    """Number of fields of the first non-empty line of a cdr_csv file (0 when none)."""
+def detect_columns(path: str, sample: int = 50) -> int:
+    """The most common known field count among the first lines of a cdr_csv file (0: none).
+
+    A damaged first line does not decide the layout of the whole file.
+    """
+    counts: Counter[int] = Counter()
     with open(path, "rb") as fh:
-        for raw in fh:
+        for raw in itertools.islice(fh, sample):
             line = raw.decode("utf-8", errors="replace").strip("\r\n")
-            if line.strip():
-                try:
-                    return len(next(csv.reader([line])))
-                except csv.Error:
-                    continue
-    return 0
+            if not line.strip():
+                continue
+            try:
+                n = len(next(csv.reader([line])))
+            except csv.Error:
+                continue
+            if n in LAYOUTS:
+                counts[n] += 1
+    return counts.most_common(1)[0][0] if counts else 0
 
 
 @registry.register
@@ -90,7 +100,9 @@ class AsteriskLoader(DelimitedLoader):
             # Undetectable (e.g. first line damaged): assume the common 18 so rows of the wrong
             # width are quarantined rather than the whole file refused.
             n = 18
-        return Layout(LAYOUTS[n])
+        typed = {"start": _SECONDS, "answer": _SECONDS, "end": _SECONDS,
+                 "duration": pa.float64(), "billsec": pa.float64()}  # fmt: skip
+        return Layout(LAYOUTS[n], types=tuple(typed.items()), timestamp_format=TIME_FORMAT)
 
     def convert(self, conv: Converter, layout: Layout) -> Mapping[str, object]:
         """cdr_csv fields → canonical columns."""

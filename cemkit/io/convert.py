@@ -21,7 +21,7 @@ from cemkit.numbers import normalize_arrow
 from cemkit.schema import TS, Column, arrow_schema
 
 _STRING = pd.StringDtype("pyarrow")
-_NUMBER_RE = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+_NUMBER_RE = r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$"
 
 
 def pandas_types(t: pa.DataType) -> object:
@@ -133,9 +133,13 @@ class Converter:
 
         Ambiguous and nonexistent wall-clock times (DST changes) resolve to the earlier instant.
         """
-        arr = self.text(name)
-        parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
-        self._flag_failed(arr, parsed, field or name, f"time not in the format {fmt!r}")
+        col = self.raw(name)
+        if pa.types.is_timestamp(col.type):  # converted while parsing (same strptime)
+            parsed = col
+        else:
+            arr = null_if_empty(col)
+            parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+            self._flag_failed(arr, parsed, field or name, f"time not in the format {fmt!r}")
         if tz.upper() != "UTC":
             parsed = pc.assume_timezone(
                 parsed, timezone=tz, ambiguous="earliest", nonexistent="earliest"
@@ -154,15 +158,28 @@ class Converter:
 
     def number(self, name: str, *, field: str | None = None, allow_negative: bool = False,
                arr: pa.Array | None = None) -> pa.Array:  # fmt: skip
-        """Text → float64; empty → null; non-numeric (or negative) → flagged."""
-        arr = self.text(name) if arr is None else arr
-        try:
-            out = pc.cast(arr, pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            ok = pc.fill_null(pc.match_substring_regex(arr, _NUMBER_RE), True)
-            bad = ~ok.to_numpy(zero_copy_only=False)
-            self.flag(bad, field or name, "not a number")
-            out = pc.cast(pc.if_else(ok, arr, pa.scalar(None, pa.string())), pa.float64())
+        """Text → float64; empty → null; non-numeric, infinite or negative → flagged.
+
+        Blanks and tabs around the number are ignored, as pyarrow's CSV number parsing does.
+        """
+        if arr is None:
+            col = self.raw(name)
+            arr = col if pa.types.is_floating(col.type) else self.text(name)
+        if pa.types.is_floating(arr.type):  # converted while parsing
+            out = arr
+        else:
+            arr = pc.utf8_trim(arr, " \t")
+            try:
+                out = pc.cast(arr, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                ok = pc.fill_null(pc.match_substring_regex(arr, _NUMBER_RE), True)
+                bad = ~ok.to_numpy(zero_copy_only=False)
+                self.flag(bad, field or name, "not a number")
+                out = pc.cast(pc.if_else(ok, arr, pa.scalar(None, pa.string())), pa.float64())
+        finite = pc.fill_null(pc.is_finite(out), True).to_numpy(zero_copy_only=False)
+        if not finite.all():
+            self.flag(~finite, field or name, "not a finite number")
+            out = pc.if_else(pa.array(finite), out, pa.scalar(None, pa.float64()))
         if not allow_negative:
             neg = pc.fill_null(pc.less(out, 0), False).to_numpy(zero_copy_only=False)
             if neg.any():

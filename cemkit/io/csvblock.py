@@ -14,6 +14,8 @@ line numbers stay exact because one line is one row.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,8 +100,10 @@ def parse_block(
     *,
     delimiter: str = ",",
     at_eof: bool = True,
+    types: Mapping[str, pa.DataType] | None = None,
+    timestamp_format: str | None = None,
 ) -> Block:
-    """Parse CSV lines into text columns.
+    """Parse CSV lines into text columns (or typed ones, when every value converts).
 
     Parameters
     ----------
@@ -114,11 +118,19 @@ def parse_block(
         Field separator.
     at_eof : bool
         Whether the block ends the file (a last line without a line end is then "truncated").
+    types : mapping, optional
+        Columns to convert while parsing (``timestamp("s")`` with ``timestamp_format``, or
+        ``float64``). Tried on the whole block first; if any value of the block does not
+        convert, or anything else is wrong, the block is parsed as text instead and the
+        caller's converters find the offending values. Typed and text parsing accept exactly
+        the same values (pyarrow's strptime and number parsing on whitespace-trimmed text), so
+        results do not depend on which path a block took.
 
     Returns
     -------
     Block
-        Good rows (every column ``string``), their line numbers and the quarantined rows.
+        Good rows (``string`` columns, except typed ones when the typed parse succeeded), their
+        line numbers and the quarantined rows.
     """
     names = list(columns)
     quarantine = Quarantined()
@@ -130,6 +142,20 @@ def parse_block(
     tables: list[pa.Table] = []
     line_parts: list[np.ndarray] = []
     starts: np.ndarray | None = None
+
+    def accept(lo: int, hi: int, table: pa.Table, bad: list[tuple[int, str, str]]) -> None:
+        lines = np.arange(first_line + lo, first_line + hi, dtype=np.int64)
+        if bad:
+            bad_idx = np.array([n - 1 for n, _, _ in bad], dtype=np.int64)
+            lines = np.delete(lines, bad_idx)
+            last = first_line + nlines - 1
+            for number, text, reason in bad:
+                ln = first_line + lo + number - 1
+                if at_eof and open_end and ln == last:
+                    reason = f"truncated last line (no line end): {reason}"
+                quarantine.add(ln, "", reason, text)
+        tables.append(table)
+        line_parts.append(lines)
 
     def attempt(lo: int, hi: int) -> None:
         nonlocal starts
@@ -150,18 +176,7 @@ def parse_block(
             attempt(lo, mid)
             attempt(mid, hi)
             return
-        lines = np.arange(first_line + lo, first_line + hi, dtype=np.int64)
-        if bad:
-            bad_idx = np.array([n - 1 for n, _, _ in bad], dtype=np.int64)
-            lines = np.delete(lines, bad_idx)
-            last = first_line + nlines - 1
-            for number, text, reason in bad:
-                ln = first_line + lo + number - 1
-                if at_eof and open_end and ln == last:
-                    reason = f"truncated last line (no line end): {reason}"
-                quarantine.add(ln, "", reason, text)
-        tables.append(table)
-        line_parts.append(lines)
+        accept(lo, hi, table, bad)
 
     def _single(chunk: bytes, ln: int) -> None:
         text = chunk.rstrip(b"\r\n")
@@ -178,7 +193,17 @@ def parse_block(
             reason = f"truncated last line (no line end): {reason}"
         quarantine.add(ln, "", reason, decoded)
 
-    attempt(0, nlines)
+    blank_lines = _may_have_blank_lines(data)
+    typed = None
+    if types and not blank_lines:
+        try:
+            typed = _fast(data, names, nlines, delimiter, types, timestamp_format)
+        except _Trouble:
+            typed = None
+    if typed is not None:
+        accept(0, nlines, *typed)
+    else:
+        attempt(0, nlines)
     table = pa.concat_tables(tables) if tables else _empty(names)
     lines_all = np.concatenate(line_parts) if line_parts else np.empty(0, np.int64)
     if len(tables) > 1:
@@ -186,7 +211,7 @@ def parse_block(
         table = table.take(pa.array(order))
         lines_all = lines_all[order]
     block = Block(table, lines_all, quarantine, data, first_line)
-    if _may_have_blank_lines(data):
+    if blank_lines:
         _drop_empty_rows(block)
     return block
 
@@ -202,8 +227,9 @@ def _empty(names: list[str]) -> pa.Table:
 
 
 def _fast(
-    chunk: bytes, names: list[str], nlines: int, delimiter: str
-) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    chunk: bytes, names: list[str], nlines: int, delimiter: str,
+    types: Mapping[str, pa.DataType] | None = None, timestamp_format: str | None = None,
+) -> tuple[pa.Table, list[tuple[int, str, str]]]:  # fmt: skip
     """Parse a range with pyarrow; raise :class:`_Trouble` when lines and rows disagree."""
     bad: list[tuple[int, str, str]] = []
 
@@ -214,7 +240,11 @@ def _fast(
         bad.append((row.number or -1, row.text, reason))
         return "skip"
 
-    sentinel = delimiter.join(["0"] * len(names)).encode() + b"\n"
+    types = types or {}
+    stamp = dt.datetime(2000, 1, 1).strftime(timestamp_format or "%Y-%m-%d %H:%M:%S")
+    sentinel_values = [stamp if pa.types.is_timestamp(types.get(n, pa.string())) else "0"
+                       for n in names]  # fmt: skip
+    sentinel = delimiter.join(sentinel_values).encode() + b"\n"
     payload = chunk + sentinel if chunk.endswith(b"\n") else chunk + b"\n" + sentinel
     try:
         table = pacsv.read_csv(
@@ -227,8 +257,9 @@ def _fast(
                 newlines_in_values=False,
             ),
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
+                column_types={n: types.get(n, pa.string()) for n in names},
+                strings_can_be_null=False, null_values=[""],
+                timestamp_parsers=[timestamp_format] if timestamp_format else None,
             ),
         )  # fmt: skip
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
@@ -238,7 +269,7 @@ def _fast(
     if table.num_rows + len(bad) != nlines + 1:
         raise _Trouble
     last = table.slice(table.num_rows - 1)
-    if any(last.column(i)[0].as_py() != "0" for i in range(len(names))):
+    if any(last.column(i)[0].as_py() != "0" for i, n in enumerate(names) if n not in types):
         raise _Trouble
     return table.slice(0, table.num_rows - 1), bad
 

@@ -196,7 +196,7 @@ class CucmLoader(DelimitedLoader):
         info, layout = self._file(part.path)
         if info.size == 0 or part.start < info.data_start:
             return _METRICS_META.copy(), super().read_part(part)[1]
-        data = read_range(part.path, part.start, part.stop)
+        data = self.read_bytes(part)
         block = parse_block(data, list(layout.columns), part.first_line,
                             at_eof=part.stop < 0 or part.stop >= info.size)  # fmt: skip
         if block.table.num_rows == 0:

@@ -8,14 +8,16 @@ A subclass says, per file, which fields to expect and how many header lines to s
 from __future__ import annotations
 
 import abc
+import codecs
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pandas as pd
+import pyarrow as pa
 
 from cemkit import config
-from cemkit.errors import InputError
+from cemkit.errors import FormatError, InputError
 from cemkit.io.base import Loader, Part, empty_quarantine
 from cemkit.io.convert import Converter, quarantine_frame
 from cemkit.io.csvblock import Quarantined, parse_block
@@ -38,18 +40,31 @@ class Layout:
     delimiter: str = ","
     #: free-form facts a subclass wants back in :meth:`DelimitedLoader.convert`
     info: tuple[tuple[str, Any], ...] = ()
+    #: columns pyarrow may convert while parsing (timestamps use ``timestamp_format``)
+    types: tuple[tuple[str, pa.DataType], ...] = ()
+    timestamp_format: str | None = None
 
 
 class DelimitedLoader(Loader):
     """Base of loaders for delimited text, one record per line."""
 
     #: Options every delimited format accepts.
-    common_options: ClassVar[dict[str, Any]] = {"blocksize": config.DEFAULT_BLOCKSIZE}
+    common_options: ClassVar[dict[str, Any]] = {
+        "blocksize": config.DEFAULT_BLOCKSIZE,
+        "encoding": "utf-8",  # text encoding of the files (e.g. "latin-1", "cp1252")
+    }
 
     def __init__(self, *, tz: str = "UTC", default_region: str | None = None, **options: Any):
         common = {k: options.pop(k) for k in list(options) if k in self.common_options}
         super().__init__(tz=tz, default_region=default_region, **options)
         self.opts.update({**self.common_options, **common})
+        try:
+            codecs.lookup(str(self.opts["encoding"]))
+        except LookupError:
+            raise FormatError(f"unknown text encoding {self.opts['encoding']!r}",
+                              hint="use a Python codec name such as latin-1 or cp1252") from None
+        if int(self.opts["blocksize"]) < 1:
+            raise FormatError("blocksize must be a positive number of bytes")
         self._files: dict[str, tuple[TextFile, Layout]] = {}
 
     # -- hooks ------------------------------------------------------------------------------
@@ -95,13 +110,11 @@ class DelimitedLoader(Loader):
             head = read_range(part.path, 0, info.size).decode("utf-8", "replace")[:1000]
             q.add(1, "", f"truncated header: expected {layout.header_lines} header line(s)", head)
             return self.meta(), quarantine_frame(part.path, q)
-        try:
-            data = read_range(part.path, part.start, part.stop)
-        except OSError as exc:
-            raise InputError(f"input file {part.path!r} cannot be read: {exc.strerror}") from None
+        data = self.read_bytes(part)
         at_eof = part.stop < 0 or part.stop >= info.size
         block = parse_block(data, list(layout.columns), part.first_line,
-                            delimiter=layout.delimiter, at_eof=at_eof)  # fmt: skip
+                            delimiter=layout.delimiter, at_eof=at_eof, types=dict(layout.types),
+                            timestamp_format=layout.timestamp_format)  # fmt: skip
         if block.table.num_rows == 0:
             return self.meta(), quarantine_frame(part.path, block.quarantine)
         conv = Converter(block, part.path, info.tag, self.record_source())
@@ -110,6 +123,30 @@ class DelimitedLoader(Loader):
             cols, self.extension_columns(), default_region=self.default_region
         )
         return records, quarantine
+
+    def read_bytes(self, part: Part) -> bytes:
+        """The part's bytes as UTF-8 (transcoded line by line from ``encoding`` when declared).
+
+        A line that does not decode in the declared encoding is passed on unchanged, so the
+        parser quarantines it as undecodable instead of losing its line number.
+        """
+        try:
+            data = read_range(part.path, part.start, part.stop)
+        except OSError as exc:
+            raise InputError(f"input file {part.path!r} cannot be read: {exc.strerror}") from None
+        enc = str(self.opts["encoding"]).lower().replace("_", "-")
+        if enc in ("utf-8", "utf8"):
+            return data
+        try:
+            return data.decode(enc).encode("utf-8")
+        except UnicodeDecodeError:
+            out = []
+            for line in data.split(b"\n"):
+                try:
+                    out.append(line.decode(enc).encode("utf-8"))
+                except UnicodeDecodeError:
+                    out.append(line)
+            return b"\n".join(out)
 
     def _file(self, path: str) -> tuple[TextFile, Layout]:
         if path not in self._files:  # a part read without parts() in this process

@@ -103,7 +103,9 @@ class FreeswitchLoader(DelimitedLoader):
 
     def layout(self, path: str) -> Layout:
         """The template's fields (the same for every file)."""
-        return Layout(self.fields)
+        typed = {f: pa.timestamp("s") for f in self.fields if f.endswith("_stamp")}
+        typed.update({f: pa.float64() for f in ("duration", "billsec") if f in self.fields})
+        return Layout(self.fields, types=tuple(typed.items()), timestamp_format=TIME_FORMAT)
 
     def _time(self, conv: Converter, what: str) -> pa.Array | None:
         if conv.has(f"{what}_uepoch"):
