@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 #: Below this many lines a troubled range is examined line by line instead of halved again.
@@ -193,9 +194,8 @@ def parse_block(
             reason = f"truncated last line (no line end): {reason}"
         quarantine.add(ln, "", reason, decoded)
 
-    blank_lines = _may_have_blank_lines(data)
     typed = None
-    if types and not blank_lines:
+    if types:
         try:
             typed = _fast(data, names, nlines, delimiter, types, timestamp_format)
         except _Trouble:
@@ -211,15 +211,8 @@ def parse_block(
         table = table.take(pa.array(order))
         lines_all = lines_all[order]
     block = Block(table, lines_all, quarantine, data, first_line)
-    if blank_lines:
-        _drop_empty_rows(block)
+    _drop_empty_rows(block)
     return block
-
-
-def _may_have_blank_lines(data: bytes) -> bool:
-    """Whether a block can hold a blank line (cheap byte search; rows of empty fields need one)."""
-    return (data[:1] in (b"\n", b"\r") or b"\n\n" in data or b"\n\r\n" in data
-            or b"\n\r" in data)  # fmt: skip
 
 
 def _empty(names: list[str]) -> pa.Table:
@@ -279,15 +272,21 @@ def _drop_empty_rows(block: Block) -> None:
     t = block.table
     if t.num_rows == 0:
         return
-    import pyarrow.compute as pc
 
-    empty = None
+    # Narrow the candidates column by column; most blocks are done after a column or two.
+    candidates = np.arange(t.num_rows)
     for col in t.columns:
-        e = pc.equal(pc.binary_length(col), 0)
-        empty = e if empty is None else pc.and_(empty, e)
-    if empty is None or not pc.any(empty).as_py():
-        return
-    mask = empty.to_numpy(zero_copy_only=False)
+        sub = col.take(pa.array(candidates)) if len(candidates) < t.num_rows else col
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            e = pc.equal(pc.binary_length(sub), 0)
+        else:
+            e = pc.is_null(sub)
+        candidates = candidates[pc.fill_null(e, False).to_numpy(zero_copy_only=False)]
+        if not len(candidates):
+            return
+    empty = np.zeros(t.num_rows, dtype=bool)
+    empty[candidates] = True
+    mask = empty
     idx = np.flatnonzero(mask)
     raws = block.raw_lines(block.lines[idx])
     # Only truly blank lines: a row of empty fields ("," * n) is judged like any other row.
