@@ -40,6 +40,8 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "example": (*_LEGACY, "read_codec", "write_codec"),
     "legacy": _LEGACY,
 }
+#: Other names people use for the built-in templates.
+_ALIASES = {"default": "example", "15": "example", "old": "legacy", "13": "legacy"}
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 #: Variables mapped onto canonical columns (everything else becomes ``src_<name>``).
@@ -58,7 +60,10 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _template(value: object) -> tuple[str, ...]:
+    if isinstance(value, int) and str(value) in _ALIASES:
+        value = str(value)
     if isinstance(value, str):
+        value = _ALIASES.get(value, value)
         if value in TEMPLATES:
             return TEMPLATES[value]
         raise FormatError(
