@@ -86,9 +86,21 @@ def test_cli_load(tmp_path, capsys):
     assert list(q.raw) == ["bad line"] and list(q.line) == [5]
 
 
-def test_cli_errors_exit_2(tmp_path, capsys):
-    assert main(["load", "astrisk", "x", "--out", str(tmp_path / "o")]) == 2
+def test_cli_errors_exit_1(tmp_path, capsys):
+    assert main(["load", "astrisk", "x", "--out", str(tmp_path / "o")]) == 1
     assert "known: asterisk" in capsys.readouterr().err
     assert main(["load", "asterisk", str(tmp_path / "missing.csv"), "--out",
-                 str(tmp_path / "o")]) == 2  # fmt: skip
+                 str(tmp_path / "o")]) == 1  # fmt: skip
     assert not (tmp_path / "o").exists()
+
+
+def test_wired_into_the_cemkit_command(tmp_path, capsys):
+    from cemkit.cli import main as cemkit_main
+
+    src = tmp_path / "Master.csv"
+    src.write_text(LINE.format(i=1) + "\n")
+    assert cemkit_main(["load", "asterisk", str(src), "--out", str(tmp_path / "run"),
+                        "--scheduler", "processes"]) == 0  # fmt: skip
+    assert "1 records loaded" in capsys.readouterr().out
+    assert cemkit_main(["load", "asterisk", str(src), "--out", str(tmp_path / "run")]) == 1
+    assert "already exists" in capsys.readouterr().err

@@ -54,33 +54,27 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``cemkit load``; exit code 0 on success, 2 on a cemkit error."""
+    """Execute ``cemkit load`` (cemkit errors propagate to the command line, which reports them)."""
     import dask
 
     from cemkit.io.api import plan
     from cemkit.io.run import load_to_dir
 
-    try:
-        the_plan = plan(args.paths, args.format, tz=args.tz, default_region=args.region,
-                        **_options(args.option))  # fmt: skip
-        client = None
-        sched = args.scheduler
-        if sched and sched not in {"threads", "processes", "synchronous", "sync"}:
-            from distributed import Client
+    the_plan = plan(args.paths, args.format, tz=args.tz, default_region=args.region,
+                    **_options(args.option))  # fmt: skip
+    client = None
+    sched = args.scheduler or "threads"
+    if sched not in {"threads", "processes", "synchronous", "sync"}:
+        from distributed import Client
 
-            client = Client(sched)
-        try:
-            with dask.config.set(scheduler=sched if client is None and sched else
-                                 ("threads" if client is None else None)):  # fmt: skip
-                command = shlex.join(["cemkit", "load", *sys.argv[2:]])
-                section = load_to_dir(the_plan, args.out, overwrite=args.overwrite,
-                                      command=command)  # fmt: skip
-        finally:
-            if client is not None:
-                client.close()
-    except CemkitError as exc:
-        print(f"cemkit load: {exc}", file=sys.stderr)
-        return 2
+        client = Client(sched)
+    try:
+        with dask.config.set(scheduler=sched if client is None else client):
+            command = shlex.join(["cemkit", "load", *sys.argv[2:]])
+            section = load_to_dir(the_plan, args.out, overwrite=args.overwrite, command=command)
+    finally:
+        if client is not None:
+            client.close()
     t = section["totals"]
     print(f"{args.out}: {t['rows_loaded']} records loaded, {t['rows_quarantined']} quarantined "
           f"of {t['rows_read']} rows read from {len(section['inputs'])} file(s)")  # fmt: skip
@@ -93,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except CemkitError as exc:
+        print(f"cemkit {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
