@@ -1,7 +1,19 @@
 """Loaders: every source format behind one registry, plus the run writer.
 
-Importing this package registers the built-in formats. ``cemkit.load`` is
-:func:`cemkit.io.api.load`.
+Formats (``registry.names()``): ``asterisk`` (cdr_csv, 16/17/18/21 columns), ``freeswitch``
+(mod_cdr_csv templates), ``cucm`` (CDR + CMR flat files, MOS attached to CDRs), ``generic``
+(CSV/Parquet with a YAML mapping, see :mod:`cemkit.io.mapping`), ``parquet`` (canonical).
+
+How a text file is read (:mod:`cemkit.io.textfile`, :mod:`cemkit.io.csvblock`): it is cut into
+byte ranges at line ends with exact first line numbers; each range is one Dask partition parsed
+by pyarrow (one thread per partition); lines pyarrow cannot account for are isolated by halving
+and quarantined one by one with file, line, field, reason and the raw line. Every line read ends
+up loaded or quarantined.
+
+Entry points: :func:`load` (``cemkit.load``) and :func:`load_quarantine` build lazy Dask frames;
+:func:`cemkit.io.run.load_to_dir` (``cemkit load``) writes records, quarantine and a manifest in
+one parallel pass; :mod:`cemkit.io.output` holds the atomic run-directory writer
+(:func:`write_run`, :class:`~cemkit.io.output.RunDir`) and :func:`read_records` for every stage.
 """
 
 from __future__ import annotations
