@@ -3,11 +3,10 @@ import subprocess
 import sys
 
 import pytest
+from browser import render
 
 from cemkit import __version__
 from cemkit.cli import main
-
-from .browser import render
 
 
 def test_version(capsys):

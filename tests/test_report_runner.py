@@ -2,12 +2,11 @@ import json
 
 import nbformat
 import pytest
+from browser import render
 
 from cemkit.cli import main
 from cemkit.errors import InputError
 from cemkit.report import runner
-
-from .browser import render
 
 
 def make_notebook(path):
