@@ -9,4 +9,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "protect"]
+
+
+def __getattr__(name: str):
+    if name == "protect":
+        from cemkit.privacy.engine import protect
+
+        return protect
+    raise AttributeError(f"module 'cemkit' has no attribute {name!r}")
