@@ -35,8 +35,9 @@ _PREFILTER = {
     "IP_ADDRESS": r":|\d\D*\d",
 }
 
-# A date (2015-03-24) is not a phone number; a digit run may not start inside a word.
-_DIGIT_RUN = r"(?<![\w+])(?!\d{{4}}-[01]\d-[0-3]\d)\+?\d(?:[ .()/-]{{0,2}}\d){{{n},}}(?!\w)"
+# A date (2015-03-24) is not a phone number. Letters may touch the run: switches write numbers
+# with letter prefixes ("b0021791444", "tel:..."), and over-redacting a hex id is harmless.
+_DIGIT_RUN = r"(?<![\d+])(?!\d{{4}}-[01]\d-[0-3]\d)\+?\d(?:[ .()/-]{{0,2}}\d){{{n},}}(?!\d)"
 _PERSON_QUOTED = r"(?<=\")[^\W\d_][^\"<>@\d]{0,60}?(?=\"+\s*<)"
 _PERSON_BARE = r"(?:(?<=^)|(?<=[,;|]))[^\W\d_][^\"<>@,;\d]{0,60}?(?=\s*<)"
 
