@@ -93,9 +93,12 @@ def sip_pcap(name):
             payload = bytes(getattr(getattr(frame.data, "data", None), "data", b"") or b"")
             if b"SIP/2.0" in payload[:300]:
                 messages.append(payload.decode("utf-8", errors="replace"))
+
     def header(msg, names):
-        m = re.search(rf"^(?:{names})\s*:.*?(?:sip|tel):([^@;>\s]+)", msg, re.MULTILINE | re.IGNORECASE)
+        pattern = rf"^(?:{names})\s*:.*?(?:sip|tel):([^@;>\s]+)"
+        m = re.search(pattern, msg, re.MULTILINE | re.IGNORECASE)
         return m.group(1) if m else ""
+
     df = pd.DataFrame({"from": [header(m, "From|f") for m in messages],
                        "to": [header(m, "To|t") for m in messages]})  # fmt: skip
     users = [u for m in messages for u in re.findall(r"(?:sip|tel):([^@;>\s:]+)", m)]
