@@ -13,7 +13,8 @@ recognizers:
 - ``IP_ADDRESS``: presidio's ``IpRecognizer``.
 
 :class:`TextScanner` scans *distinct* values, and only those that pass a cheap vectorized
-prefilter (a text without 3 digits, ``@``, ``<`` or ``:`` cannot hold any finding).
+prefilter per entity (e.g. a text with fewer digits than the shortest possible phone number is
+not given to the phone recognizers; one without ``@`` not to the e-mail recognizer).
 """
 
 from __future__ import annotations
@@ -27,19 +28,44 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: Entities and the regex a text must match to possibly hold one (the prefilter).
+#: Entities and the regex a text must match to possibly hold one (the prefilter). Phone
+#: numbers are prefiltered by their digit count instead (:func:`min_phone_digits`).
 _PREFILTER = {
-    "PHONE_NUMBER": r"\d\D*\d\D*\d",
     "EMAIL_ADDRESS": "@",
     "PERSON": "<",
-    "IP_ADDRESS": r":|\d\D*\d",
+    "IP_ADDRESS": r":|\d\D*\d\D*\d\D*\d",
 }
+
+
+def min_phone_digits(regions: Sequence[str], min_digits: int) -> int:
+    """Fewest digits a text must hold for any phone-number recognizer to find something.
+
+    From the phonenumbers metadata: an international number has at least its country code's
+    digits plus the shortest possible national number of that country; a national number (in
+    one of ``regions``) at least that region's shortest possible length. The digit-run pattern
+    needs ``min_digits``.
+    """
+    from phonenumbers import COUNTRY_CODES_FOR_NON_GEO_REGIONS, SUPPORTED_REGIONS, PhoneMetadata
+
+    def shortest(md: Any) -> int:
+        return min((n for n in md.general_desc.possible_length if n > 0), default=1)
+
+    metas = [PhoneMetadata.metadata_for_region(r) for r in SUPPORTED_REGIONS]
+    metas += [PhoneMetadata.metadata_for_nongeo_region(c)
+              for c in COUNTRY_CODES_FOR_NON_GEO_REGIONS]  # fmt: skip
+    international = min(len(str(md.country_code)) + shortest(md) for md in metas if md)
+    national = [shortest(md) for r in regions if (md := PhoneMetadata.metadata_for_region(r))]
+    return max(1, min([international, min_digits, *national]))
 
 # A date (2015-03-24) is not a phone number. Letters may touch the run: switches write numbers
 # with letter prefixes ("b0021791444", "tel:..."), and over-redacting a hex id is harmless.
 _DIGIT_RUN = r"(?<![\d+])(?!\d{{4}}-[01]\d-[0-3]\d)\+?\d(?:[ .()/-]{{0,2}}\d){{{n},}}(?!\d)"
 _PERSON_QUOTED = r"(?<=\")[^\W\d_][^\"<>@\d]{0,60}?(?=\"+\s*<)"
 _PERSON_BARE = r"(?:(?<=^)|(?<=[,;|]))[^\W\d_][^\"<>@,;\d]{0,60}?(?=\s*<)"
+
+
+#: Distinct texts whose findings a scanner remembers (per process).
+SCAN_CACHE_SIZE = 200_000
 
 
 @dataclass(frozen=True)
@@ -91,7 +117,27 @@ def build_analyzer(entities: Sequence[str], regions: Sequence[str], min_digits: 
     if "IP_ADDRESS" in entities:
         registry.add_recognizer(IpRecognizer())
     engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
-    return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+    return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"],
+                          context_aware_enhancer=_no_context_enhancer())  # fmt: skip
+
+
+def _no_context_enhancer() -> Any:
+    """A context enhancer that leaves scores alone.
+
+    Without a language model the text has no tokens or lemmas, so presidio's lemma enhancer
+    cannot find context words anyway; it would only deep-copy every result.
+    """
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+
+    class NoContextEnhancer(ContextAwareEnhancer):
+        def __init__(self) -> None:
+            super().__init__(0.0, 0.0, 0, 0)
+
+        def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers,
+                                  context=None):  # fmt: skip
+            return raw_results
+
+    return NoContextEnhancer()
 
 
 def merge(results: Sequence[Any]) -> list[Finding]:
@@ -152,6 +198,8 @@ Finding(entity='EMAIL_ADDRESS', start=26, end=41)]
         self.regions = list(regions)
         self.min_digits = min_digits
         self._analyzer: Any = None
+        # Findings of texts already scanned: partitions of one column repeat their values.
+        self._seen: dict[str, list[Finding]] = {}
 
     @property
     def analyzer(self) -> Any:
@@ -161,23 +209,42 @@ Finding(entity='EMAIL_ADDRESS', start=26, end=41)]
         return self._analyzer
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_analyzer": None}
+        return {**self.__dict__, "_analyzer": None, "_seen": {}}
 
     def prefilter(self, texts: pa.Array) -> np.ndarray:
-        """Mask of texts that may hold a finding (a vectorized regex over all texts)."""
-        pattern = "|".join(f"(?:{_PREFILTER[e]})" for e in self.entities)
-        mask = pc.match_substring_regex(texts, pattern)
-        return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        """Boolean matrix (texts x entities): which entities each text may hold.
 
-    def scan_one(self, text: str) -> list[Finding]:
-        """Findings in one text (presidio, no prefilter)."""
-        return merge(self.analyzer.analyze(text, language="en", entities=self.entities))
+        One vectorized regex per entity over all texts; a text failing an entity's regex cannot
+        hold that entity, so its recognizers are not run on it.
+        """
+        masks = []
+        for e in self.entities:
+            if e == "PHONE_NUMBER":
+                need = min_phone_digits(self.regions, self.min_digits)
+                mask = pc.greater_equal(pc.count_substring_regex(texts, r"\d"), need)
+            else:
+                mask = pc.match_substring_regex(texts, _PREFILTER[e])
+            masks.append(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
+        return np.column_stack(masks) if masks else np.zeros((len(texts), 0), dtype=bool)
+
+    def scan_one(self, text: str, entities: Sequence[str] | None = None) -> list[Finding]:
+        """Findings in one text (presidio; all entities unless told which to look for)."""
+        wanted = list(self.entities if entities is None else entities)
+        return merge(self.analyzer.analyze(text, language="en", entities=wanted))
 
     def scan(self, texts: pa.Array) -> list[list[Finding]]:
         """Findings per text of an array of *distinct* texts (prefilter, then presidio)."""
-        candidates = self.prefilter(texts)
+        possible = self.prefilter(texts)
         found: list[list[Finding]] = [[] for _ in range(len(texts))]
         values = texts.to_pylist()
-        for i in np.flatnonzero(candidates).tolist():
-            found[i] = self.scan_one(values[i])
+        seen = self._seen
+        if len(seen) > SCAN_CACHE_SIZE:
+            seen.clear()
+        for i in np.flatnonzero(possible.any(axis=1)).tolist():
+            text = values[i]
+            hit = seen.get(text)
+            if hit is None:
+                entities = [e for e, ok in zip(self.entities, possible[i], strict=True) if ok]
+                hit = seen[text] = self.scan_one(text, entities)
+            found[i] = hit
         return found
