@@ -1,7 +1,8 @@
 """Privacy benchmark: tokenize, FF3-1 and scan_text throughput against what a user would write.
 
     python -m benchmarks.bench_privacy [--size 10000000] [--distinct 1000000]
-        [--baseline-rows 1000000] [--ff3-rows 20000] [--texts 200000] [--presidio-rows 10000]
+        [--baseline-rows 1000000] [--ff3-rows 20000] [--texts 1000000]
+        [--text-distinct 10000] [--presidio-rows 5000]
 
 - tokenize: cemkit (distinct values, one-shot HMAC, Arrow take) vs ``Series.map`` with
   ``hmac.new(...).hexdigest()`` per value;
@@ -20,16 +21,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
-import os
-import platform
 import time
-from importlib.metadata import version
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.common import machine, versions
 from cemkit.privacy.keys import Key
 from cemkit.privacy.operators.fpe import Fpe, fpe_key, fpe_tweak
 from cemkit.privacy.operators.scan_text import ScanText
@@ -74,25 +73,32 @@ def caller_texts(size: int, distinct: int, seed: int = 2) -> pd.Series:
 
 
 def timed(fn, *args):
-    t0 = time.perf_counter()
+    """Result, wall seconds and CPU seconds of this process (the machine may be shared)."""
+    w0, c0 = time.perf_counter(), time.process_time()
     out = fn(*args)
-    return out, time.perf_counter() - t0
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def result(what, baseline, ours_rows, ours_s, ours_cpu, base_rows, base_s, base_cpu, same,
+           note=None) -> dict:  # fmt: skip
+    return {"what": what, "baseline": baseline, "ours_rows": ours_rows, "ours_s": ours_s,
+            "ours_cpu": ours_cpu, "base_rows": base_rows, "base_s": base_s,
+            "base_cpu": base_cpu, "same": same, "note": note}  # fmt: skip
 
 
 def bench_tokenize(tns: pd.Series, baseline_rows: int) -> dict:
     op = Tokenize(TokenizeRule(action="tokenize"), "a_number", KEY)
-    ours, t_ours = timed(op.apply, tns)
+    ours, t_ours, c_ours = timed(op.apply, tns)
     k = KEY.derive("tokenize")
     sample = tns.iloc[:baseline_rows]
 
     def per_value(s: pd.Series) -> pd.Series:
         return s.map(lambda v: "#" + hmac.new(k, v.encode(), hashlib.sha256).hexdigest()[:16])
 
-    base, t_base = timed(per_value, sample)
+    base, t_base, c_base = timed(per_value, sample)
     same = bool((base.astype(STR).to_numpy() == ours.iloc[:baseline_rows].to_numpy()).all())
-    return {"what": "tokenize (HMAC-SHA256)", "ours_rows": len(tns), "ours_s": t_ours,
-            "base_rows": len(sample), "base_s": t_base, "same": same,
-            "baseline": "Series.map(hmac.new(...).hexdigest()) per value"}  # fmt: skip
+    return result("tokenize (HMAC-SHA256)", "Series.map(hmac.new(...).hexdigest()) per value",
+                  len(tns), t_ours, c_ours, len(sample), t_base, c_base, same)
 
 
 def bench_fpe(tns: pd.Series, ff3_rows: int) -> dict:
@@ -100,18 +106,17 @@ def bench_fpe(tns: pd.Series, ff3_rows: int) -> dict:
 
     rule = FpeRule(action="fpe", keep_digits=4)
     op = Fpe(rule, "a_number", KEY)
-    ours, t_ours = timed(op.apply, tns)
+    ours, t_ours, c_ours = timed(op.apply, tns)
     cipher = FF3Cipher(fpe_key(KEY).hex(), fpe_tweak(KEY, rule).hex())
     sample = tns.iloc[:ff3_rows]
 
     def per_value(s: pd.Series) -> pd.Series:
         return s.map(lambda v: v[:5] + cipher.encrypt(v[5:]))
 
-    base, t_base = timed(per_value, sample)
+    base, t_base, c_base = timed(per_value, sample)
     same = bool((base.astype(STR).to_numpy() == ours.iloc[:ff3_rows].to_numpy()).all())
-    return {"what": "fpe (FF3-1, 8 of 12 digits)", "ours_rows": len(tns), "ours_s": t_ours,
-            "base_rows": len(sample), "base_s": t_base, "same": same,
-            "baseline": "ff3 package FF3Cipher.encrypt per value"}  # fmt: skip
+    return result("fpe (FF3-1, 8 of 12 digits)", "ff3 package FF3Cipher.encrypt per value",
+                  len(tns), t_ours, c_ours, len(sample), t_base, c_base, same)
 
 
 def bench_fpe_distinct(tns: pd.Series, ff3_rows: int) -> dict:
@@ -123,21 +128,20 @@ def bench_fpe_distinct(tns: pd.Series, ff3_rows: int) -> dict:
     uniques = pa.array(pd.unique(tns.to_numpy()).astype(object)).cast(pa.string())
     digits = pc.utf8_slice_codeunits(uniques, 5)
     key, tweak = fpe_key(KEY), fpe_tweak(KEY, FpeRule(action="fpe"))
-    ours, t_ours = timed(fpe.crypt_arrow, digits, key, tweak)
+    ours, t_ours, c_ours = timed(fpe.crypt_arrow, digits, key, tweak)
     cipher = FF3Cipher(key.hex(), tweak.hex())
     sample = digits.slice(0, ff3_rows).to_pylist()
-    base, t_base = timed(lambda xs: [cipher.encrypt(x) for x in xs], sample)
+    base, t_base, c_base = timed(lambda xs: [cipher.encrypt(x) for x in xs], sample)
     same = base == ours.slice(0, ff3_rows).to_pylist()
-    return {"what": "FF3-1 cipher only, distinct values", "ours_rows": len(digits),
-            "ours_s": t_ours, "base_rows": len(sample), "base_s": t_base, "same": same,
-            "baseline": "ff3 package FF3Cipher.encrypt per value"}  # fmt: skip
+    return result("FF3-1 cipher only, distinct values", "ff3 package FF3Cipher.encrypt per value",
+                  len(digits), t_ours, c_ours, len(sample), t_base, c_base, same)
 
 
 def bench_scan(texts: pd.Series, presidio_rows: int) -> dict:
     op = ScanText(ScanTextRule(action="scan_text"), "src_clid", KEY)
-    op.scanner.analyzer  # build presidio once, outside both timings
-    ours, t_ours = timed(op.apply, texts)
-    analyzer, entities = op.scanner.analyzer, op.scanner.entities
+    analyzer = op.scanner.analyzer  # build presidio once, outside both timings
+    ours, t_ours, c_ours = timed(op.apply, texts)
+    entities = op.scanner.entities
     sample = texts.iloc[:presidio_rows]
 
     def per_row(s: pd.Series) -> pd.Series:
@@ -147,50 +151,44 @@ def bench_scan(texts: pd.Series, presidio_rows: int) -> dict:
 
         return s.map(one)
 
-    base, t_base = timed(per_row, sample)
+    base, t_base, c_base = timed(per_row, sample)
     same = bool((base.astype(STR).to_numpy() == ours.iloc[:presidio_rows].to_numpy()).all())
     changed = int((ours.iloc[:presidio_rows] != sample).sum())
-    return {"what": "scan_text (presidio, no model)", "ours_rows": len(texts), "ours_s": t_ours,
-            "base_rows": len(sample), "base_s": t_base, "same": same,
-            "baseline": "AnalyzerEngine.analyze per row, same recognizers",
-            "note": f"{texts.nunique()} distinct texts; {changed} of {len(sample)} "
-                    "baseline rows had findings"}  # fmt: skip
+    note = (f"{texts.nunique()} distinct texts in {len(texts):,} rows; {changed} of "
+            f"{len(sample)} baseline rows had findings")
+    baseline = "AnalyzerEngine.analyze per row, same recognizers"
+    return result("scan_text (presidio, no model)", baseline,
+                  len(texts), t_ours, c_ours, len(sample), t_base, c_base, same, note)
 
 
 def report(results: list[dict], args: argparse.Namespace) -> str:
+    command = (
+        f"python -m benchmarks.bench_privacy --size {args.size} --distinct {args.distinct} "
+        f"--baseline-rows {args.baseline_rows} --ff3-rows {args.ff3_rows} --texts {args.texts} "
+        f"--text-distinct {args.text_distinct} --presidio-rows {args.presidio_rows}"
+    )
+    packages = ("cemkit", "pandas", "pyarrow", "numpy", "cryptography", "ff3",
+                "presidio-analyzer", "phonenumbers")  # fmt: skip
     lines = [
-        f"command: python -m benchmarks.bench_privacy --size {args.size} --distinct "
-        f"{args.distinct} --baseline-rows {args.baseline_rows} --ff3-rows {args.ff3_rows} "
-        f"--texts {args.texts} --text-distinct {args.text_distinct} "
-        f"--presidio-rows {args.presidio_rows}",
-        f"machine: nproc={os.cpu_count()}, {_cpu()}, Python {platform.python_version()}",
-        "versions: " + ", ".join(f"{p} {version(p)}" for p in (
-            "pandas", "pyarrow", "numpy", "cryptography", "ff3", "presidio-analyzer",
-            "phonenumbers")),  # fmt: skip
+        f"command: {command}",
+        f"machine: {machine()}",
+        f"versions: {versions(packages)}",
         "",
-        "| what | cemkit rows | cemkit s | cemkit rows/s | baseline | baseline rows | "
-        "baseline rows/s | speed-up | same output |",
-        "|---|---:|---:|---:|---|---:|---:|---:|:-:|",
+        ("| what | cemkit rows | cemkit wall s | cemkit rows/s | baseline | baseline rows | "
+         "baseline rows/s | speed-up (wall) | speed-up (CPU) | same output |"),
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|:-:|",
     ]
     for r in results:
         ours, base = r["ours_rows"] / r["ours_s"], r["base_rows"] / r["base_s"]
+        cpu_ours = r["ours_rows"] / max(r["ours_cpu"], 1e-9)
+        cpu = cpu_ours / (r["base_rows"] / max(r["base_cpu"], 1e-9))
         lines.append(
             f"| {r['what']} | {r['ours_rows']:,} | {r['ours_s']:.2f} | {ours:,.0f} | "
             f"{r['baseline']} | {r['base_rows']:,} | {base:,.0f} | {ours / base:,.0f}x | "
-            f"{'yes' if r['same'] else 'NO'} |"
+            f"{cpu:,.0f}x | {'yes' if r['same'] else 'NO'} |"
         )
     notes = [f"- {r['what']}: {r['note']}" for r in results if r.get("note")]
     return "\n".join(lines + ([""] + notes if notes else []))
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distinct", type=int, default=1_000_000, help="distinct numbers")
     p.add_argument("--baseline-rows", type=int, default=1_000_000, help="rows for per-value hmac")
     p.add_argument("--ff3-rows", type=int, default=20_000, help="rows for the ff3 baseline")
-    p.add_argument("--texts", type=int, default=200_000, help="rows of the free-text column")
-    p.add_argument("--text-distinct", type=int, default=5_000, help="distinct texts")
+    p.add_argument("--texts", type=int, default=1_000_000, help="rows of the free-text column")
+    p.add_argument("--text-distinct", type=int, default=10_000, help="distinct texts")
     p.add_argument("--presidio-rows", type=int, default=5_000, help="rows for per-row presidio")
     args = p.parse_args(argv)
     tns = numbers(args.size, args.distinct)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from privacy_leaks import canonical, write_load_run
 
+from cemkit.cli import main
 from cemkit.privacy import commands
 from cemkit.privacy.keys import Key
 
@@ -24,10 +25,16 @@ columns:
 
 
 def cli(*argv):
+    return main(list(argv))
+
+
+def test_registered_with_argparse():
     parser = argparse.ArgumentParser(prog="cemkit")
-    commands.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    commands.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["protect", "IN", "--policy", "default", "--out", "OUT"])
+    assert args.func is commands._cmd_protect
+    with pytest.raises(SystemExit):
+        parser.parse_args(["reveal", "IN", "--policy", "p", "--out", "o"])  # --reason required
 
 
 @pytest.fixture
@@ -60,22 +67,22 @@ def test_protect_writes_records_quarantine_and_manifest(run, tmp_path, monkeypat
     assert records["a_number"][1] == records["b_number"][0]  # same number, same token
     quarantine = pd.read_parquet(out / "quarantine")
     assert quarantine["raw"].tolist() == ['"<PERSON>" <<PHONE_NUMBER>>,x', "garbage <PHONE_NUMBER>"]
-    assert not list(tmp_path.glob(".protected.tmp-*"))
+    assert not list(tmp_path.glob(".protected.*"))
 
 
 def test_protect_errors_leave_no_output(run, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("CEMKIT_KEY", raising=False)
     out = tmp_path / "protected"
-    assert cli("protect", str(run), "--policy", "default", "--out", str(out)) == 2
+    assert cli("protect", str(run), "--policy", "default", "--out", str(out)) == 1
     err = capsys.readouterr().err
     assert "CEMKIT_KEY is not set" in err
-    assert not out.exists() and not list(tmp_path.glob(".protected.tmp-*"))
+    assert not out.exists() and not list(tmp_path.glob(".protected.*"))
     monkeypatch.setenv("CEMKIT_KEY", KEY_HEX)
-    assert cli("protect", str(tmp_path), "--policy", "default", "--out", str(out)) == 2
+    assert cli("protect", str(tmp_path), "--policy", "default", "--out", str(out)) == 1
     assert "no records/*.parquet" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: b\nversion: 1\ncolumns: {a_number: {action: hash}}\n")
-    assert cli("protect", str(run), "--policy", str(bad), "--out", str(out)) == 2
+    assert cli("protect", str(run), "--policy", str(bad), "--out", str(out)) == 1
     assert "unknown action 'hash'" in capsys.readouterr().err
 
 
@@ -98,7 +105,7 @@ def test_reveal_decrypts_fpe_and_is_recorded(run, tmp_path, monkeypatch, capsys)
     # a different policy text cannot be used to reveal
     policy.write_text(RESEARCH + "# changed\n")
     assert cli("reveal", str(protected), "--policy", str(policy), "--reason", "x",
-               "--out", str(tmp_path / "r2")) == 2  # fmt: skip
+               "--out", str(tmp_path / "r2")) == 1  # fmt: skip
     assert "not with the policy given" in capsys.readouterr().err
 
 

@@ -19,17 +19,16 @@ import datetime as dt
 import getpass
 import hashlib
 import json
-import os
-import shutil
 import socket
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from cemkit.errors import CemkitError, InputError, OutputError, PolicyError
+from cemkit import schema
+from cemkit.errors import InputError, OutputError, PolicyError
+from cemkit.io.atomic import atomic_directory, atomic_write_text
+from cemkit.io.base import QUARANTINE_SCHEMA
 from cemkit.privacy.engine import load_key, plan, protect, reveal
 from cemkit.privacy.keys import Key
 from cemkit.privacy.policy import Policy, load_policy
@@ -49,8 +48,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _conform_records(df: pd.DataFrame) -> pd.DataFrame:
+    return schema.conform(df)
+
+
+def _conform_quarantine(df: pd.DataFrame) -> pd.DataFrame:
+    dtypes = schema.pandas_dtypes(QUARANTINE_SCHEMA)
+    return df.astype({n: d for n, d in dtypes.items() if n in df.columns})
+
+
 def _read_table(run: Path, name: str, *, required: bool) -> Any:
-    """Lazy Dask frame of ``run/name/*.parquet``, or None when absent and not required."""
+    """Lazy Dask frame of ``run/name/*.parquet`` in cemkit dtypes, or None when absent."""
     import dask.dataframe as dd
 
     files = sorted((run / name).glob("*.parquet"))
@@ -61,7 +69,9 @@ def _read_table(run: Path, name: str, *, required: bool) -> Any:
                 hint="INPUT must be a run directory written by `cemkit load`",
             )
         return None
-    return dd.read_parquet([str(f) for f in files], dtype_backend="pyarrow")
+    ddf = dd.read_parquet([str(f) for f in files])
+    conform = _conform_records if name == "records" else _conform_quarantine
+    return ddf.map_partitions(conform, meta=conform(ddf._meta))
 
 
 def _write_part(df: pd.DataFrame, path: str) -> int:
@@ -84,30 +94,14 @@ def _write_table(ddf: Any, out: Path) -> list[dict[str, Any]]:
             for p, n in zip(paths, rows, strict=True)]  # fmt: skip
 
 
-class _Staging:
-    """A temporary sibling of the output directory, renamed into place when complete."""
-
-    def __init__(self, out: Path) -> None:
-        if out.exists() and any(out.iterdir()):
-            raise OutputError(f"output directory {str(out)!r} exists and is not empty",
-                              hint="choose a new --out directory")  # fmt: skip
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self.out = out
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-
-    def commit(self) -> None:
-        if self.out.exists():
-            self.out.rmdir()
-        os.replace(self.tmp, self.out)
-
-    def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+def _check_new(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"output directory {str(out)!r} exists and is not empty",
+                          hint="choose a new --out directory")  # fmt: skip
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _input_manifest(run: Path) -> tuple[dict[str, Any], str | None]:
@@ -164,13 +158,13 @@ def run_protect(
     plan(records._meta.dtypes, policy, key)
     if quarantine is not None:
         plan(quarantine._meta.dtypes, policy, key, quarantine=True)
-    staging = _Staging(out)
-    try:
-        outputs = _write_table(protect(records, policy, key=key), staging.tmp / "records")
+    _check_new(out)
+    with atomic_directory(out) as tmp:
+        outputs = _write_table(protect(records, policy, key=key), tmp / "records")
         q_outputs: list[dict[str, Any]] = []
         if quarantine is not None:
             q_outputs = _write_table(protect(quarantine, policy, key=key, quarantine=True),
-                                     staging.tmp / "quarantine")  # fmt: skip
+                                     tmp / "quarantine")  # fmt: skip
         manifest = {
             "kind": "protect",
             **_common(policy, key),
@@ -192,11 +186,7 @@ def run_protect(
             "outputs": outputs + q_outputs,
             "reveals": [],
         }
-        _write_json(staging.tmp / MANIFEST, manifest)
-        staging.commit()
-    except BaseException:
-        staging.abort()
-        raise
+        _write_json(tmp / MANIFEST, manifest)
     return manifest
 
 
@@ -235,29 +225,21 @@ def run_reveal(
              "reason": reason, "columns": chosen,
              "key": {"id": key.id, "fingerprint": key.fingerprint} if key else None,
              "out": str(out)}  # fmt: skip
-    staging = _Staging(out)
-    try:
-        outputs = _write_table(revealed, staging.tmp / "records")
+    _check_new(out)
+    with atomic_directory(out) as tmp:
+        outputs = _write_table(revealed, tmp / "records")
         manifest = {"kind": "reveal", **_common(policy, key),
                     "input": {"path": str(run)}, "reveal": event,
                     "counts": {"records": sum(o["rows"] for o in outputs)},
                     "outputs": outputs}  # fmt: skip
-        _write_json(staging.tmp / MANIFEST, manifest)
-        staging.commit()
-    except BaseException:
-        staging.abort()
-        raise
+        _write_json(tmp / MANIFEST, manifest)
     upstream.setdefault("reveals", []).append(event)
     _write_json(run / MANIFEST, upstream)
     return manifest
 
 
 def _cmd_protect(args: argparse.Namespace) -> int:
-    try:
-        manifest = run_protect(args.input, args.policy, args.out)
-    except CemkitError as err:
-        print(f"cemkit protect: {err}", file=sys.stderr)
-        return 2
+    manifest = run_protect(args.input, args.policy, args.out)
     c, pol = manifest["counts"], manifest["policy"]
     key_id = manifest["key"]["id"] if manifest["key"] else "none"
     print(f"protected {c['records']} record(s) and {c['quarantine']} quarantined row(s) with "
@@ -267,12 +249,7 @@ def _cmd_protect(args: argparse.Namespace) -> int:
 
 def _cmd_reveal(args: argparse.Namespace) -> int:
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    try:
-        manifest = run_reveal(args.input, args.policy, args.out, reason=args.reason,
-                              columns=columns)  # fmt: skip
-    except CemkitError as err:
-        print(f"cemkit reveal: {err}", file=sys.stderr)
-        return 2
+    manifest = run_reveal(args.input, args.policy, args.out, reason=args.reason, columns=columns)
     print(f"revealed {', '.join(manifest['reveal']['columns'])} in "
           f"{manifest['counts']['records']} record(s) -> {args.out} (recorded in both manifests)")
     return 0
