@@ -124,6 +124,12 @@ def test_rules_are_introspectable():
     assert props["quarantine.raw"]["action"] == "drop"  # the built-in default
     assert set(RULES) == {"keep", "drop", "tokenize", "fpe", "generalize", "scan_text"}
     json.dumps(props)  # plain data
+    whole = policy.properties()
+    assert whole["key"] == {"id": "k1", "source": "env:CEMKIT_KEY"}
+    assert whole["default"]["action"] == "drop"
+    assert whole["columns"]["a_number"] == fpe
+    assert whole["sha256"] == policy.sha256
+    json.dumps(whole)
 
 
 def test_json_schema_file_is_current():

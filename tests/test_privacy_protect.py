@@ -111,6 +111,19 @@ def test_properties(a, b):
     pd.testing.assert_series_equal(back["a_number"], out["a_number"])
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.from_regex(r"\Asrc_[a-z]{1,8}\Z", fullmatch=True), min_size=1, max_size=5,
+                unique=True))  # fmt: skip
+def test_unlisted_columns_are_dropped(extra):
+    df = frame(["+441632960961"], ["+15551230000"])
+    for name in extra:
+        df[name] = pd.Series(["+441632960961"], dtype=STR)
+    out = protect(df, POLICY, key=KEY)
+    for name in extra:
+        assert (name in out.columns) == (name in POLICY.columns)
+    assert set(out.columns) <= set(POLICY.columns)
+
+
 def test_pinned_fpe_output_under_test_key():
     out = protect(frame(["+441632960961"], ["+441632960961"]), POLICY, key=KEY)
     assert out["b_number"].tolist() == [PINNED_FPE]

@@ -341,6 +341,20 @@ class Policy(_Model):
             text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def properties(self) -> dict[str, Any]:
+        """The whole policy as plain data: every rule's action, parameters and properties.
+
+        What ``cemkit policy explain / check / diff`` and notebook displays are built on.
+        """
+        return {
+            **self.summary(),
+            "description": self.description,
+            "key": None if self.key is None else {"id": self.key.id, "source": self.key.source},
+            "default": self.rule_for("\0unnamed").properties(),
+            "columns": {n: r.properties() for n, r in self.columns.items()},
+            "quarantine": {n: r.properties() for n, r in self.quarantine.items()},
+        }
+
     def summary(self) -> dict[str, Any]:
         """Name, version, sha256 and key id (what a manifest records; never the key)."""
         return {"name": self.name, "version": self.version, "sha256": self.sha256,
