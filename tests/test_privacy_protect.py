@@ -252,3 +252,13 @@ def test_quarantine_raw_is_scanned():
     assert "2015-03-24" in raw  # dates are not phone numbers
     default = parse_policy("name: t\nversion: 1\n")
     assert list(protect(q, default, quarantine=True).columns) == []  # raw dropped by default
+
+
+def test_new_key_id_gives_new_pseudonyms():
+    df = frame(["+441632960961"], ["+441632960961"])
+    policy_b = POLICY.model_copy(update={"key": POLICY.key.model_copy(update={"id": "test-2027"})})
+    same_material = Key.from_material(bytes(range(32)), key_id="test-2027")
+    a = protect(df, POLICY, key=KEY)
+    b = protect(df, policy_b, key=same_material)
+    for col in ("a_number", "b_number", "call_id", "src_clid"):
+        assert a[col][0] != b[col][0]
