@@ -20,9 +20,10 @@ from cemkit.privacy.keys import Key
 
 from .privacy_leaks import canonical, leaks, secrets_of, write_load_run
 
-SAMPLES = Path(__file__).resolve().parents[1].parent.parent / "shared" / "data" / "samples"
-if not SAMPLES.exists():
-    SAMPLES = Path("/work/shared/data/samples")
+# ../shared/data/samples next to the repository (or next to the worktrees' parent).
+_REPO = Path(__file__).resolve().parents[1]
+SAMPLES = next((p / "shared" / "data" / "samples" for p in (_REPO.parent, _REPO.parent.parent)
+                if (p / "shared" / "data" / "samples").is_dir()), _REPO.parent / "shared")  # fmt: skip
 KEY = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
 
 pytestmark = pytest.mark.samples
