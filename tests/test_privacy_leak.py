@@ -22,8 +22,8 @@ from .privacy_leaks import canonical, leaks, secrets_of, write_load_run
 
 # ../shared/data/samples next to the repository (or next to the worktrees' parent).
 _REPO = Path(__file__).resolve().parents[1]
-SAMPLES = next((p / "shared" / "data" / "samples" for p in (_REPO.parent, _REPO.parent.parent)
-                if (p / "shared" / "data" / "samples").is_dir()), _REPO.parent / "shared")  # fmt: skip
+_CANDIDATES = [p / "shared" / "data" / "samples" for p in (_REPO.parent, _REPO.parent.parent)]
+SAMPLES = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 KEY = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
 
 pytestmark = pytest.mark.samples
