@@ -123,6 +123,7 @@ class Rule(_Model):
             "reversible_by": self.reversible_by,
             "needs_key": self.needs_key,
             "reveals": self.reveals(),
+            "note": self.note,
         }
 
 
