@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load"]
+__all__ = ["__version__", "load", "protect"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +20,8 @@ def __getattr__(name: str) -> Any:
         from cemkit.io.api import load
 
         return load
+    if name == "protect":
+        from cemkit.privacy.engine import protect
+
+        return protect
     raise AttributeError(f"module 'cemkit' has no attribute {name!r}")
