@@ -1,0 +1,278 @@
+"""Glue between frames and kernels: times and keys to int64 arrays, taking rows, the Dask shuffle.
+
+Nothing here is jitted; the kernels in :mod:`cemkit.correlate._kernels` never see a frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cemkit.correlate._kernels import NULL_TIME
+from cemkit.errors import SchemaError
+
+#: Helper columns of the Dask path (dropped before results are returned).
+PART, ROW, BUCKET = "_cemkit_part", "_cemkit_row", "_cemkit_bucket"
+
+
+def is_dask(obj: object) -> bool:
+    """Whether ``obj`` is a Dask DataFrame (without importing Dask when it is not loaded)."""
+    return type(obj).__module__.split(".")[0] in {"dask", "dask_expr"} and hasattr(
+        obj, "npartitions"
+    )
+
+
+def require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise :class:`SchemaError` naming the columns ``what`` needs and ``df`` lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SchemaError(
+            f"{what} needs column(s) {missing}, which the records do not have",
+            hint="pass canonical records (see cemkit.schema.COLUMNS) or name the columns to use",
+        )
+
+
+def time_kind(s: pd.Series) -> str:
+    """'datetime' or 'int' for a usable time column; raise :class:`SchemaError` otherwise."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        dtype = dtype.numpy_dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "M"):
+        return "datetime"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int"
+    raise SchemaError(
+        f"column {s.name!r} has dtype {s.dtype}; a time column must hold datetimes or integers",
+        hint="convert it with pandas.to_datetime(..., utc=True) first",
+    )
+
+
+def time_ns(s: pd.Series) -> np.ndarray:
+    """A time column as int64 (nanoseconds for datetimes), nulls as :data:`NULL_TIME`."""
+    kind = time_kind(s)
+    if kind == "datetime":
+        if isinstance(s.dtype, pd.ArrowDtype):
+            s = pd.Series(s.array.to_numpy(), index=s.index)
+        if s.dt.unit != "ns":
+            s = s.dt.as_unit("ns")
+        return np.asarray(s.array.asi8, dtype=np.int64)
+    if isinstance(s.dtype, np.dtype):
+        return s.to_numpy(dtype=np.int64, copy=False)
+    return s.to_numpy(dtype=np.int64, na_value=NULL_TIME)
+
+
+def delta_ns(value: Any, kind: str, name: str) -> int:
+    """A tolerance/gap/window as an int64 in the unit of ``kind`` times (-1 for ``None``)."""
+    if value is None:
+        return -1
+    if kind == "datetime":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = pd.Timedelta(seconds=value)
+        td = pd.Timedelta(value)
+        ns = int(td.value)
+    else:
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            raise ValueError(
+                f"{name} must be an integer for integer times, got {type(value).__name__}"
+            )
+        ns = int(value)
+    if ns < 0:
+        raise ValueError(f"{name} must not be negative")
+    return ns
+
+
+def _codes_one(cols: Sequence[pd.Series], null_is_value: bool) -> tuple[list[np.ndarray], int]:
+    """Jointly factorize one key column split over several frames."""
+    lengths = [len(c) for c in cols]
+    if not lengths or sum(lengths) == 0:
+        return [np.empty(0, np.int64) for _ in cols], 0
+    joined = pd.concat([c.reset_index(drop=True) for c in cols], ignore_index=True)
+    codes, uniques = pd.factorize(joined, use_na_sentinel=not null_is_value)
+    codes = np.asarray(codes, dtype=np.int64)
+    out, pos = [], 0
+    for n in lengths:
+        out.append(codes[pos : pos + n])
+        pos += n
+    return out, len(uniques)
+
+
+def key_codes(
+    columns: Sequence[Sequence[pd.Series]], null_is_value: Sequence[bool] | None = None
+) -> tuple[list[np.ndarray], int, int]:
+    """Dense int64 key codes shared by several frames.
+
+    Parameters
+    ----------
+    columns : sequence of sequences of Series
+        ``columns[f]`` lists the key columns of frame ``f`` (the same number for every frame).
+    null_is_value : sequence of bool, optional
+        Per key column, whether a null is a value of its own (else a null makes the key null:
+        code -1).
+
+    Returns
+    -------
+    codes : list of int64 arrays
+        One per frame.
+    key_base, nkeys : int
+        Codes lie in ``[key_base, key_base + nkeys)``; negative codes are null keys.
+    """
+    nframes = len(columns)
+    ncols = len(columns[0]) if nframes else 0
+    null_is_value = list(null_is_value or [False] * ncols)
+    if ncols == 0:
+        raise ValueError("key_codes needs at least one key column")
+    # one integer column without nulls and a compact range: use the values themselves
+    if ncols == 1:
+        cols = [c[0] for c in columns]
+        if all(isinstance(c.dtype, np.dtype) and c.dtype.kind in "iu" for c in cols):
+            arrays = [c.to_numpy(dtype=np.int64, copy=False) for c in cols]
+            nonempty = [a for a in arrays if a.size]
+            if not nonempty:
+                return arrays, 0, 0
+            lo = min(int(a.min()) for a in nonempty)
+            hi = max(int(a.max()) for a in nonempty)
+            total = sum(a.size for a in arrays)
+            if lo >= 0 and hi - lo < 4 * total + 1024:
+                return arrays, lo, hi - lo + 1
+    combined: list[np.ndarray] | None = None
+    size = 1
+    for j in range(ncols):
+        codes, n = _codes_one([c[j] for c in columns], null_is_value[j])
+        if combined is None:
+            combined, size = codes, n
+            continue
+        merged = []
+        for a, b in zip(combined, codes, strict=True):
+            m = a * max(n, 1) + b
+            m[(a < 0) | (b < 0)] = -1
+            merged.append(m)
+        combined, size = _densify(merged)
+    assert combined is not None
+    return combined, 0, size
+
+
+def _densify(parts: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Renumber combined codes densely (keeping -1 for null keys)."""
+    joined = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    valid = joined >= 0
+    codes = np.full(joined.size, -1, np.int64)
+    codes_valid, uniques = pd.factorize(joined[valid])
+    codes[valid] = codes_valid
+    out, pos = [], 0
+    for p in parts:
+        out.append(codes[pos : pos + p.size])
+        pos += p.size
+    return out, len(uniques)
+
+
+def take(s: pd.Series, idx: np.ndarray, index: pd.Index) -> pd.Series:
+    """``s`` at positions ``idx`` (-1: missing), with the dtypes :func:`pandas.merge_asof` gives.
+
+    NumPy integer columns become float64 and booleans object when a row is missing (as pandas'
+    ``take_nd`` does); extension arrays keep their dtype with ``NA``.
+    """
+    missing = idx < 0
+    any_missing = bool(missing.any())
+    arr = s.array
+    if not any_missing:
+        values = arr.take(idx)
+    elif isinstance(s.dtype, np.dtype):
+        values = s.to_numpy()
+        kind = s.dtype.kind
+        if kind in "iu":
+            values = values.astype(np.float64)[idx]
+            values[missing] = np.nan
+        elif kind == "b":
+            values = values.astype(object)[idx]
+            values[missing] = np.nan
+        elif kind in "fc":
+            values = values[idx]
+            values[missing] = np.nan
+        elif kind in "mM":
+            values = values[idx]
+            values[missing] = np.datetime64("NaT")
+        else:
+            values = values[idx]
+            values[missing] = np.nan
+    else:
+        values = arr.take(idx, allow_fill=True)
+    return pd.Series(values, index=index, name=s.name)
+
+
+def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartitions: int) -> Any:
+    """Add the row's global position and a key bucket, then shuffle so a key meets in one partition.
+
+    ``bucket_of(frame)`` returns the columns (a Series or DataFrame) whose equal values must end up
+    in the same partition. Their hash picks the partition; the position (input partition, row)
+    lets each partition restore the input order (see :func:`restore_order`), which is what makes
+    results independent of the partitioning.
+    """
+
+    def tag(df: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+        number = 0 if partition_info is None else int(partition_info["number"])
+        keys = bucket_of(df)
+        if isinstance(keys, pd.Series):
+            keys = keys.to_frame()
+        keys = pd.DataFrame(
+            {c: keys[c].astype("string[pyarrow]") for c in keys.columns}, index=df.index
+        )
+        h = pd.util.hash_pandas_object(keys, index=False).to_numpy()
+        out = df.copy()
+        out[PART] = np.int64(number)
+        out[ROW] = np.arange(len(df), dtype=np.int64)
+        out[BUCKET] = (h % np.uint64(max(npartitions, 1))).astype(np.int64)
+        return out
+
+    meta = ddf._meta.assign(
+        **{PART: pd.Series([], dtype="int64"), ROW: pd.Series([], dtype="int64"),
+           BUCKET: pd.Series([], dtype="int64")}
+    )  # fmt: skip
+    tagged = ddf.map_partitions(tag, meta=meta)
+    return tagged.shuffle(on=BUCKET, npartitions=npartitions)
+
+
+def restore_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Sort a shuffled partition back into the global input order and drop the helper columns."""
+    df = df.sort_values([PART, ROW], kind="stable")
+    return df.drop(columns=[PART, ROW, BUCKET])
+
+
+def parties_key(df: pd.DataFrame) -> pd.DataFrame:
+    """The bucket columns of the per-parties correlators: ``a_number`` and ``b_number``."""
+    return df[["a_number", "b_number"]]
+
+
+def absorb(
+    records: pd.DataFrame,
+    partner: np.ndarray,
+    keeper: np.ndarray,
+    prefix: str,
+    columns: Sequence[str],
+) -> pd.DataFrame:
+    """Merge each matched pair of rows into the ``keeper`` row of the pair.
+
+    The keeper row gets the partner's ``columns`` under ``prefix``; matched non-keeper rows are
+    dropped; every other row passes through with nulls in the added columns. Row order is kept.
+    """
+    n = len(records)
+    matched = partner >= 0
+    absorbed = matched & ~keeper
+    kept = np.flatnonzero(~absorbed)
+    out = records.iloc[kept]
+    idx = np.where(matched[kept] & keeper[kept], partner[kept], -1)
+    added = {}
+    for c in columns:
+        if c not in records.columns:
+            continue
+        col = records[c]
+        taken = col.array.take(idx, allow_fill=True) if n else col.array[:0]
+        added[prefix + c] = pd.Series(taken, index=out.index, dtype=col.dtype)
+    return pd.concat([out, pd.DataFrame(added, index=out.index)], axis=1)
+
+
+def nullable_ints(values: pd.Series) -> np.ndarray:
+    """A boolean/categorical condition as a plain NumPy bool array (nulls are False)."""
+    return values.fillna(False).to_numpy(dtype=bool)
