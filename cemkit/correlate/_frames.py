@@ -180,23 +180,22 @@ def take(s: pd.Series, idx: np.ndarray, index: pd.Index) -> pd.Series:
     if not any_missing:
         values = arr.take(idx)
     elif isinstance(s.dtype, np.dtype):
-        values = s.to_numpy()
+        source = s.to_numpy()
         kind = s.dtype.kind
         if kind in "iu":
-            values = values.astype(np.float64)[idx]
-            values[missing] = np.nan
-        elif kind == "b":
-            values = values.astype(object)[idx]
-            values[missing] = np.nan
-        elif kind in "fc":
-            values = values[idx]
-            values[missing] = np.nan
-        elif kind in "mM":
-            values = values[idx]
-            values[missing] = np.datetime64("NaT")
+            source = source.astype(np.float64)
+        elif kind == "b" or kind not in "fcmM":
+            source = source.astype(object)
+        fill = (
+            np.datetime64("NaT")
+            if kind == "M"
+            else (np.timedelta64("NaT") if kind == "m" else np.nan)
+        )
+        if source.size:
+            values = source[np.where(missing, 0, idx)]
+            values[missing] = fill
         else:
-            values = values[idx]
-            values[missing] = np.nan
+            values = np.full(idx.size, fill, dtype=source.dtype)
     else:
         values = arr.take(idx, allow_fill=True)
     return pd.Series(values, index=index, name=s.name)
