@@ -39,69 +39,6 @@ _INSERTION_MAX = 48
 
 # --- sorting ------------------------------------------------------------------------------------
 @_jit
-def count_by_key(key, time, key_base, nkeys):
-    """Group offsets of the valid rows by key (first pass of a counting sort).
-
-    A row is valid when ``key - key_base`` lies in ``[0, nkeys)`` and its time is not null.
-    Rows of key ``k`` will occupy positions ``offsets[k]:offsets[k + 1]``.
-    """
-    n = key.shape[0]
-    offsets = np.zeros(nkeys + 1, np.int64)
-    for i in range(n):
-        k = key[i] - key_base
-        if 0 <= k < nkeys and time[i] != NULL_TIME:
-            offsets[k + 1] += 1
-    for k in range(nkeys):
-        offsets[k + 1] += offsets[k]
-    return offsets
-
-
-@_jit
-def scatter_by_key(key, time, key_base, nkeys, offsets, rows, times):
-    """Second pass of the counting sort: valid rows into ``rows``/``times`` grouped by key.
-
-    Stable: rows of one key keep their order.
-    """
-    fill = offsets[:-1].copy()
-    for i in range(key.shape[0]):
-        k = key[i] - key_base
-        if 0 <= k < nkeys and time[i] != NULL_TIME:
-            p = fill[k]
-            rows[p] = i
-            times[p] = time[i]
-            fill[k] = p + 1
-
-
-def bucket_by_key(key, time, key_base, nkeys):
-    """Counting sort of the valid rows by key (stable: rows keep their order inside a key).
-
-    Parameters
-    ----------
-    key : int64 array
-        Key of each row; ``key - key_base`` must lie in ``[0, nkeys)`` for the row to be kept.
-    time : int64 array
-        Time of each row; rows with a null time are dropped.
-    key_base, nkeys : int
-        Offset subtracted from the keys, and the number of distinct key codes.
-
-    Returns
-    -------
-    offsets : int64 array (nkeys + 1)
-        Rows of key ``k`` are ``rows[offsets[k]:offsets[k + 1]]``.
-    rows : int32 array (int64 beyond 2**31 rows)
-        Row positions, grouped by key.
-    times : int64 array
-        ``time[rows]``.
-    """
-    offsets = count_by_key(key, time, key_base, nkeys)
-    m = int(offsets[nkeys])
-    rows = np.empty(m, np.int32 if key.shape[0] < 2**31 - 1 else np.int64)
-    times = np.empty(m, np.int64)
-    scatter_by_key(key, time, key_base, nkeys, offsets, rows, times)
-    return offsets, rows, times
-
-
-@_jit
 def _sort_segment(times, rows, lo, hi):
     """Stable sort of ``times[lo:hi]`` (and ``rows`` along) in place."""
     n = hi - lo
@@ -127,10 +64,126 @@ def _sort_segment(times, rows, lo, hi):
 
 
 @_jit
-def sort_groups(offsets, rows, times, k0, k1):
-    """Sort every key group ``k0 <= k < k1`` by time, stably (ties keep row order)."""
-    for k in range(k0, k1):
-        _sort_segment(times, rows, offsets[k], offsets[k + 1])
+def _high_histogram(key, time, key_base, nkeys, low_bits):
+    """Pass 1 of :func:`bucket_by_key`: row counts per high key digit, as offsets."""
+    nhigh = ((nkeys - 1) >> low_bits) + 1
+    hist = np.zeros(nhigh + 1, np.int64)
+    for i in range(key.shape[0]):
+        k = key[i] - key_base
+        if 0 <= k < nkeys and time[i] != NULL_TIME:
+            hist[(k >> low_bits) + 1] += 1
+    for h in range(nhigh):
+        hist[h + 1] += hist[h]
+    return hist
+
+
+@_jit
+def _scatter_high(key, time, key_base, nkeys, low_bits, hist, rows, times, low):
+    """Pass 2: valid rows into their high-digit region (stable), with their low key digit."""
+    fill = hist[:-1].copy()
+    mask = (1 << low_bits) - 1
+    for i in range(key.shape[0]):
+        k = key[i] - key_base
+        if 0 <= k < nkeys and time[i] != NULL_TIME:
+            p = fill[k >> low_bits]
+            rows[p] = i
+            times[p] = time[i]
+            low[p] = k & mask
+            fill[k >> low_bits] = p + 1
+
+
+@_jit
+def _sort_regions(hist, low_bits, nkeys, rows, times, low, offsets, h0, h1):
+    """Pass 3, per high region ``h0 <= h < h1``: counting sort by the low digit in a small
+    scratch buffer (the region stays in cache), then sort each key's rows by time."""
+    nlow = 1 << low_bits
+    count = np.zeros(nlow + 1, np.int64)
+    biggest = 0
+    for h in range(h0, h1):
+        biggest = max(biggest, hist[h + 1] - hist[h])
+    r_scr = np.empty(biggest, rows.dtype)
+    t_scr = np.empty(biggest, np.int64)
+    for h in range(h0, h1):
+        lo = hist[h]
+        hi = hist[h + 1]
+        count[:] = 0
+        for p in range(lo, hi):
+            count[low[p] + 1] += 1
+        for d in range(nlow):
+            count[d + 1] += count[d]
+        kbase = h << low_bits
+        for d in range(nlow):
+            if kbase + d < nkeys:
+                offsets[kbase + d] = lo + count[d]
+        for p in range(lo, hi):
+            d = low[p]
+            q = count[d]
+            r_scr[q] = rows[p]
+            t_scr[q] = times[p]
+            count[d] = q + 1
+        rows[lo:hi] = r_scr[: hi - lo]
+        times[lo:hi] = t_scr[: hi - lo]
+        for d in range(nlow):
+            k = kbase + d
+            if k < nkeys:
+                _sort_segment(times, rows, offsets[k], lo + count[d])
+
+
+def bucket_by_key(key, time, key_base, nkeys, threads=1):
+    """Rows grouped by key, and sorted by time inside each key (stable: ties keep row order).
+
+    A two-level counting sort that keeps its working set in cache: rows are first scattered by
+    the high bits of the key into about a thousand regions (one sequential pass), then each region
+    is counting-sorted by the low bits and each key's rows are sorted by time while the region is
+    still in cache. Rows with a key outside ``[key_base, key_base + nkeys)`` or a null time are
+    dropped.
+
+    Parameters
+    ----------
+    key : int64 array
+        Key of each row.
+    time : int64 array
+        Time of each row.
+    key_base, nkeys : int
+        Offset subtracted from the keys, and the number of distinct key codes.
+    threads : int
+        Threads for the per-region pass.
+
+    Returns
+    -------
+    offsets : int64 array (nkeys + 1)
+        Rows of key ``k`` are ``rows[offsets[k]:offsets[k + 1]]``.
+    rows : int32 array (int64 beyond 2**31 rows)
+        Row positions, grouped by key and sorted by time within a key.
+    times : int64 array
+        ``time[rows]``.
+    """
+    bits = max(1, int(nkeys - 1).bit_length())
+    low_bits = max(0, min(16, bits - 10))
+    hist = _high_histogram(key, time, key_base, nkeys, low_bits)
+    m = int(hist[-1])
+    rows = np.empty(m, np.int32 if key.shape[0] < 2**31 - 1 else np.int64)
+    times = np.empty(m, np.int64)
+    low = np.empty(m, np.uint16)
+    _scatter_high(key, time, key_base, nkeys, low_bits, hist, rows, times, low)
+    offsets = np.empty(nkeys + 1, np.int64)
+    offsets[nkeys] = m
+    nhigh = hist.shape[0] - 1
+    if threads > 1 and nhigh > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        cuts = np.linspace(0, nhigh, threads + 1).astype(np.int64)
+        with ThreadPoolExecutor(threads) as pool:
+            futures = [
+                pool.submit(_sort_regions, hist, low_bits, nkeys, rows, times, low, offsets,
+                            cuts[c], cuts[c + 1])
+                for c in range(threads)
+            ]  # fmt: skip
+            for fut in futures:
+                fut.result()
+    else:
+        _sort_regions(hist, low_bits, nkeys, rows, times, low, offsets, 0, nhigh)
+    return offsets, rows, times
 
 
 @_jit
@@ -236,11 +289,10 @@ def asof_indices(
         else:
             l_off, l_rows, l_times = bucket_by_key(left_key, left_time, key_base, nkeys)
             r_off, r_rows, r_times = bucket_by_key(right_key, right_time, key_base, nkeys)
+        # each side is grouped by key and sorted by time: sweep key ranges in parallel
 
         def work(c: int) -> None:
             k0, k1 = chunks[c], chunks[c + 1]
-            sort_groups(l_off, l_rows, l_times, k0, k1)
-            sort_groups(r_off, r_rows, r_times, k0, k1)
             asof_sweep(
                 l_off, l_rows, l_times, r_off, r_rows, r_times, k0, k1,
                 tolerance, direction, allow_exact, out,

@@ -86,14 +86,14 @@ def _assemble(
 ) -> pd.DataFrame:
     rcols = [c for c in right.columns if c not in {on, *keys}]
     overlap = set(rcols) & set(left.columns)
-    out: dict[Any, pd.Series] = {}
-    for c in left.columns:
-        name = f"{c}{suffixes[0]}" if c in overlap else c
-        out[name] = left[c].rename(name)
+    # a shallow copy: with pandas' copy-on-write the left columns are not copied
+    out = left.copy(deep=False)
+    if overlap:
+        out = out.rename(columns={c: f"{c}{suffixes[0]}" for c in overlap})
     for c in rcols:
         name = f"{c}{suffixes[1]}" if c in overlap else c
-        out[name] = _frames.take(right[c], idx, left.index).rename(name)
-    return pd.DataFrame(out, index=left.index, copy=False)
+        out[name] = _frames.take(right[c], idx, left.index)
+    return out
 
 
 def asof(
