@@ -183,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         engine, direction, out = args.worker
         print(json.dumps(run_engine(engine, direction, args.size, keys, args.threads, out)))
         return 0
-    env = dict(os.environ, POLARS_MAX_THREADS=str(args.threads),
-               CEMKIT_CORRELATE_THREADS=str(args.threads), NUMBA_NUM_THREADS=str(args.threads))  # fmt: skip
+    threads = str(args.threads)
+    env = dict(os.environ, POLARS_MAX_THREADS=threads, CEMKIT_CORRELATE_THREADS=threads,
+               NUMBA_NUM_THREADS=threads)  # fmt: skip
     print(f"# asof {args.size:,} x {args.size:,} rows, {keys:,} keys, {args.threads} threads")
     print(f"# machine: {os.cpu_count()} cpus, {cpu_model()}; {json.dumps(versions())}")
     ok = True

@@ -94,8 +94,11 @@ def _scatter_high(key, time, key_base, nkeys, low_bits, hist, rows, times, low):
 
 @_jit
 def _sort_regions(hist, low_bits, nkeys, rows, times, low, offsets, h0, h1):
-    """Pass 3, per high region ``h0 <= h < h1``: counting sort by the low digit in a small
-    scratch buffer (the region stays in cache), then sort each key's rows by time."""
+    """Pass 3 of :func:`bucket_by_key`, for the high regions ``h0 <= h < h1``.
+
+    Counting sort of each region by the low key digit through a small scratch buffer (the region
+    stays in cache), then each key's rows sorted by time.
+    """
     nlow = 1 << low_bits
     count = np.zeros(nlow + 1, np.int64)
     biggest = 0
