@@ -53,7 +53,7 @@ def frames(draw, key_kind):
     return left, right
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     data=st.data(),
     key_kind=st.sampled_from(["str", "int"]),

@@ -257,3 +257,30 @@ def test_single_record():
     assert match(df)["src_match"].tolist() == ["cdr_only"]
     assert sessionize(df)["attempts"].tolist() == [1]
     assert np.iinfo(np.int64).min == K.NULL_TIME
+
+
+def test_command_writes_calls_and_intents(tmp_path):
+    import argparse
+
+    from cemkit.correlate import commands
+
+    df = records(
+        record_kind=["cdr", "cdr", "xdr", "cdr"], a_number="+1", b_number="+2",
+        leg=["orig", "term", None, "orig"], start=[T0, T0 + S, T0, T0 + 30 * S],
+        end=[T0 + 5 * S, T0 + 6 * S, T0 + 5 * S, T0 + 40 * S],
+        outcome=["busy", "busy", "busy", "answered"],
+    )  # fmt: skip
+    src = tmp_path / "records"
+    src.mkdir()
+    df.to_parquet(src / "part-0.parquet")
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers())
+    args = parser.parse_args(["correlate", str(src), "--out", str(tmp_path / "out")])
+    with dask.config.set(scheduler="sync"):
+        assert args.func(args) == 0
+    calls = pd.read_parquet(tmp_path / "out" / "calls")
+    intents = pd.read_parquet(tmp_path / "out" / "intents")
+    assert sorted(calls["record_id"]) == ["r000", "r003"]
+    assert intents["attempts"].tolist() == [2]
+    with pytest.raises(Exception, match="exists"):
+        args.func(args)
