@@ -28,7 +28,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--gap", default="1s", help="stitch: largest end-to-start gap (default 1s)")
     p.add_argument("--pair-tolerance", default="5s", help="pair_legs: start difference (5s)")
     p.add_argument("--match-tolerance", default="5s", help="match: xDR/CDR start difference (5s)")
-    p.add_argument("--window", default="60s", help="sessionize: pause between retries (60s)")
+    p.add_argument("--window", default="120s", help="sessionize: pause between retries (120s)")
     p.add_argument("--partitions", type=int, default=None, help="Dask partitions after shuffle")
     p.set_defaults(func=run)
     return p

@@ -28,7 +28,7 @@ KEY = ("service", "a_number", "b_number")
 
 
 def session_labels(
-    records: pd.DataFrame, window: Any = "60s", close_on_answer: bool = True
+    records: pd.DataFrame, window: Any = "120s", close_on_answer: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """(position of the intent's first attempt, attempt rank) per row; see :func:`sessionize`."""
     _frames.require(records, [*KEY, "start", "end", "outcome"], "sessionize")
@@ -100,7 +100,7 @@ def _sessionize_pandas(records: pd.DataFrame, window: Any, close_on_answer: bool
 
 def sessionize(
     records: Any,
-    window: Any = "60s",
+    window: Any = "120s",
     close_on_answer: bool = True,
     npartitions: int | None = None,
 ) -> Any:
