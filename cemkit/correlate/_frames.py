@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cemkit.correlate import _kernels
 from cemkit.correlate._kernels import NULL_TIME
 from cemkit.errors import SchemaError
 
@@ -168,37 +169,40 @@ def _densify(parts: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
     return out, len(uniques)
 
 
-def take(s: pd.Series, idx: np.ndarray, index: pd.Index) -> pd.Series:
+def take(s: pd.Series, idx: np.ndarray, index: pd.Index, threads: int = 1) -> pd.Series:
     """``s`` at positions ``idx`` (-1: missing), with the dtypes :func:`pandas.merge_asof` gives.
 
     NumPy integer columns become float64 and booleans object when a row is missing (as pandas'
-    ``take_nd`` does); extension arrays keep their dtype with ``NA``.
+    ``take_nd`` does); extension arrays keep their dtype with ``NA``. NumPy numbers and
+    datetimes are gathered by a jitted loop on ``threads`` threads.
     """
-    missing = idx < 0
-    any_missing = bool(missing.any())
-    arr = s.array
-    if not any_missing:
-        values = arr.take(idx)
-    elif isinstance(s.dtype, np.dtype):
-        source = s.to_numpy()
-        kind = s.dtype.kind
-        if kind in "iu":
-            source = source.astype(np.float64)
-        elif kind == "b" or kind not in "fcmM":
-            source = source.astype(object)
-        fill = (
-            np.datetime64("NaT")
-            if kind == "M"
-            else (np.timedelta64("NaT") if kind == "m" else np.nan)
-        )
-        if source.size:
-            values = source[np.where(missing, 0, idx)]
-            values[missing] = fill
+    missing_any = bool(idx.size) and int(idx.min()) < 0
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iufcmM":
+        values = s.to_numpy()
+        if not len(s):  # every row missing (or no rows at all)
+            values = np.zeros(1, dtype)
+        if dtype.kind in "mM":
+            out = _kernels.gather(values.view(np.int64), idx, np.int64, NULL_TIME, threads)
+            result = out.view(dtype)
+        elif dtype.kind in "iu" and missing_any:
+            result = _kernels.gather(values, idx, np.float64, np.nan, threads)
+        elif dtype.kind in "iu":
+            result = _kernels.gather(values, idx, dtype, 0, threads)
         else:
-            values = np.full(idx.size, fill, dtype=source.dtype)
+            result = _kernels.gather(values, idx, dtype, np.nan, threads)
+        return pd.Series(result, index=index, name=s.name, copy=False)
+    arr = s.array
+    if not missing_any:
+        taken = arr.take(idx)
+    elif isinstance(dtype, np.dtype):
+        source = np.asarray(s.to_numpy(), dtype=object)
+        taken = np.full(idx.size, np.nan, dtype=object)
+        ok = idx >= 0
+        taken[ok] = source[idx[ok]]
     else:
-        values = arr.take(idx, allow_fill=True)
-    return pd.Series(values, index=index, name=s.name)
+        taken = arr.take(idx, allow_fill=True)
+    return pd.Series(taken, index=index, name=s.name)
 
 
 def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartitions: int) -> Any:

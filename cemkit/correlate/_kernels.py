@@ -566,3 +566,35 @@ def session_groups(key, start, end, answered, window, close_on_answer):
         rank[i] = cnt
         prev = i
     return label, rank
+
+
+# --- gathering columns --------------------------------------------------------------------------
+@_jit
+def gather_into(values, idx, out, fill, lo, hi):
+    """``out[i] = values[idx[i]]`` (``fill`` where ``idx[i] < 0``) for ``lo <= i < hi``."""
+    for i in range(lo, hi):
+        j = idx[i]
+        out[i] = values[j] if j >= 0 else fill
+
+
+def gather(values, idx, out_dtype, fill, threads=1):
+    """``values`` at positions ``idx`` (``fill`` where -1) as a new ``out_dtype`` array.
+
+    The GIL-free loop runs on ``threads`` Python threads, each on a slice of the output.
+    """
+    out = np.empty(idx.shape[0], out_dtype)
+    n = idx.shape[0]
+    if threads <= 1 or n < 100_000:
+        gather_into(values, idx, out, fill, 0, n)
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    cuts = np.linspace(0, n, threads + 1).astype(np.int64)
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [
+            pool.submit(gather_into, values, idx, out, fill, cuts[c], cuts[c + 1])
+            for c in range(threads)
+        ]
+        for fut in futures:
+            fut.result()
+    return out

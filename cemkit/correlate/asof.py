@@ -83,6 +83,7 @@ def _assemble(
     on: str,
     keys: list[str],
     suffixes: tuple[str, str],
+    threads: int = 1,
 ) -> pd.DataFrame:
     rcols = [c for c in right.columns if c not in {on, *keys}]
     overlap = set(rcols) & set(left.columns)
@@ -92,7 +93,7 @@ def _assemble(
         out = out.rename(columns={c: f"{c}{suffixes[0]}" for c in overlap})
     for c in rcols:
         name = f"{c}{suffixes[1]}" if c in overlap else c
-        out[name] = _frames.take(right[c], idx, left.index)
+        out[name] = _frames.take(right[c], idx, left.index, threads)
     return out
 
 
@@ -167,7 +168,7 @@ def asof(
             left, right, on, keys, tolerance, direction, allow_exact_matches, suffixes, npartitions
         )
     idx = asof_positions(left, right, on, keys, tolerance, direction, allow_exact_matches)
-    return _assemble(left, right, idx, on, keys, suffixes)
+    return _assemble(left, right, idx, on, keys, suffixes, config_threads())
 
 
 def _asof_partition(
