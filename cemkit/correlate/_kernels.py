@@ -31,6 +31,28 @@ FLAG_OUT_OF_ORDER = 1  #: a partial with a higher sequence number starts before 
 FLAG_MISSING = 2  #: the sequence numbers are not 1, 2, ..., n (a partial is missing)
 FLAG_DUPLICATE = 4  #: two partials carry the same sequence number
 
+_POOL = None
+
+
+def _pool(threads):
+    """A process-wide pool of Python threads for the GIL-free kernels (created on first use).
+
+    Tasks submitted to it never submit tasks themselves, so concurrent callers cannot deadlock.
+    """
+    global _POOL
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _POOL is None or _POOL._max_workers < threads:
+        _POOL = ThreadPoolExecutor(max(2, threads), thread_name_prefix="cemkit-correlate")
+    return _POOL
+
+
+def _run_all(pool, fn, argsets):
+    """Run ``fn(*args)`` for each argument tuple on ``pool``; wait for all, re-raise errors."""
+    futures = [pool.submit(fn, *args) for args in argsets]
+    return [f.result() for f in futures]
+
+
 _jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
 
 # Groups up to this size are sorted by insertion sort; larger ones by a stable merge sort.
@@ -173,17 +195,12 @@ def bucket_by_key(key, time, key_base, nkeys, threads=1):
     offsets[nkeys] = m
     nhigh = hist.shape[0] - 1
     if threads > 1 and nhigh > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
         cuts = np.linspace(0, nhigh, threads + 1).astype(np.int64)
-        with ThreadPoolExecutor(threads) as pool:
-            futures = [
-                pool.submit(_sort_regions, hist, low_bits, nkeys, rows, times, low, offsets,
-                            cuts[c], cuts[c + 1])
-                for c in range(threads)
-            ]  # fmt: skip
-            for fut in futures:
-                fut.result()
+        _run_all(
+            _pool(threads), _sort_regions,
+            [(hist, low_bits, nkeys, rows, times, low, offsets, cuts[c], cuts[c + 1])
+             for c in range(threads)],
+        )  # fmt: skip
     else:
         _sort_regions(hist, low_bits, nkeys, rows, times, low, offsets, 0, nhigh)
     return offsets, rows, times
@@ -276,32 +293,30 @@ def asof_indices(
     int64 array
         One right position per left row, -1 where nothing matches.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     out = np.full(left_key.shape[0], -1, np.int64)
     if left_key.shape[0] == 0 or right_key.shape[0] == 0 or nkeys <= 0:
         return out
     threads = max(1, int(threads))
     chunks = np.linspace(0, nkeys, threads + 1).astype(np.int64)
-    with ThreadPoolExecutor(threads) as pool:
-        if threads > 1:
-            fl = pool.submit(bucket_by_key, left_key, left_time, key_base, nkeys)
-            fr = pool.submit(bucket_by_key, right_key, right_time, key_base, nkeys)
-            l_off, l_rows, l_times = fl.result()
-            r_off, r_rows, r_times = fr.result()
-        else:
-            l_off, l_rows, l_times = bucket_by_key(left_key, left_time, key_base, nkeys)
-            r_off, r_rows, r_times = bucket_by_key(right_key, right_time, key_base, nkeys)
+    if threads > 1:
+        pool = _pool(threads)
+        (l_off, l_rows, l_times), (r_off, r_rows, r_times) = _run_all(
+            pool, bucket_by_key,
+            [(left_key, left_time, key_base, nkeys), (right_key, right_time, key_base, nkeys)],
+        )  # fmt: skip
         # each side is grouped by key and sorted by time: sweep key ranges in parallel
-
-        def work(c: int) -> None:
-            k0, k1 = chunks[c], chunks[c + 1]
-            asof_sweep(
-                l_off, l_rows, l_times, r_off, r_rows, r_times, k0, k1,
-                tolerance, direction, allow_exact, out,
-            )  # fmt: skip
-
-        list(pool.map(work, range(threads)))
+        _run_all(
+            pool, asof_sweep,
+            [(l_off, l_rows, l_times, r_off, r_rows, r_times, chunks[c], chunks[c + 1],
+              tolerance, direction, allow_exact, out) for c in range(threads)],
+        )  # fmt: skip
+    else:
+        l_off, l_rows, l_times = bucket_by_key(left_key, left_time, key_base, nkeys)
+        r_off, r_rows, r_times = bucket_by_key(right_key, right_time, key_base, nkeys)
+        asof_sweep(
+            l_off, l_rows, l_times, r_off, r_rows, r_times, 0, nkeys,
+            tolerance, direction, allow_exact, out,
+        )  # fmt: skip
     return out
 
 
@@ -587,14 +602,9 @@ def gather(values, idx, out_dtype, fill, threads=1):
     if threads <= 1 or n < 100_000:
         gather_into(values, idx, out, fill, 0, n)
         return out
-    from concurrent.futures import ThreadPoolExecutor
-
     cuts = np.linspace(0, n, threads + 1).astype(np.int64)
-    with ThreadPoolExecutor(threads) as pool:
-        futures = [
-            pool.submit(gather_into, values, idx, out, fill, cuts[c], cuts[c + 1])
-            for c in range(threads)
-        ]
-        for fut in futures:
-            fut.result()
+    _run_all(
+        _pool(threads), gather_into,
+        [(values, idx, out, fill, cuts[c], cuts[c + 1]) for c in range(threads)],
+    )  # fmt: skip
     return out
