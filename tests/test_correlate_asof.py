@@ -107,6 +107,20 @@ def test_null_times_and_keys_never_match():
     np.testing.assert_array_equal(idx, naive.asof([0, -1, 0], lt, [0, -1, 0], rt))
 
 
+def test_arrow_timestamps_and_non_ns_units():
+    import pyarrow as pa
+
+    t = pd.to_datetime(["2026-01-01 00:00:01", "2026-01-01 00:00:03"], utc=True)
+    left = pd.DataFrame({"k": [1, 1], "t": t})
+    right = pd.DataFrame({"k": [1], "t": t[:1], "v": [2.5]})
+    want = asof(left, right, on="t", by="k")
+    arrow = pd.ArrowDtype(pa.timestamp("ns", tz="UTC"))
+    got = asof(left.astype({"t": arrow}), right.astype({"t": arrow}), on="t", by="k")
+    assert got["v"].tolist() == want["v"].tolist() == [2.5, 2.5]
+    got = asof(left, right.astype({"t": "datetime64[s, UTC]"}), on="t", by="k", tolerance="1s")
+    assert got["v"].isna().tolist() == [False, True]
+
+
 def test_empty_and_single_rows():
     left = pd.DataFrame({"k": [1], "t": [5]})
     right = pd.DataFrame({"k": pd.Series([], dtype="int64"), "t": pd.Series([], dtype="int64"),
@@ -123,6 +137,9 @@ def test_bad_arguments_are_explained():
         asof(left, left, on="t", by="k")
     with pytest.raises(ValueError, match="direction"):
         asof(left.assign(t=[1]), left.assign(t=[1]), on="t", by="k", direction="sideways")
+    naive_t = pd.DataFrame({"k": [1], "t": pd.to_datetime(["2026-01-01"])})
+    with pytest.raises(SchemaError, match="time zone"):
+        asof(naive_t, naive_t.assign(t=naive_t["t"].dt.tz_localize("UTC")), on="t", by="k")
     with pytest.raises(SchemaError, match="needs column"):
         asof(left, left.drop(columns="k"), on="t", by="k")
 

@@ -51,12 +51,24 @@ def time_kind(s: pd.Series) -> str:
     )
 
 
+def time_zone(s: pd.Series) -> str | None:
+    """The time zone of a datetime column (``None`` for naive datetimes and integers)."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        tz = getattr(dtype.pyarrow_dtype, "tz", None)
+        return None if tz is None else str(tz)
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return str(dtype.tz)
+    return None
+
+
 def time_ns(s: pd.Series) -> np.ndarray:
     """A time column as int64 (nanoseconds for datetimes), nulls as :data:`NULL_TIME`."""
     kind = time_kind(s)
     if kind == "datetime":
         if isinstance(s.dtype, pd.ArrowDtype):
-            s = pd.Series(s.array.to_numpy(), index=s.index)
+            tz = time_zone(s)
+            s = s.astype(pd.DatetimeTZDtype("ns", tz) if tz else np.dtype("datetime64[ns]"))
         if s.dt.unit != "ns":
             s = s.dt.as_unit("ns")
         return np.asarray(s.array.asi8, dtype=np.int64)
@@ -276,6 +288,6 @@ def absorb(
     return pd.concat([out, pd.DataFrame(added, index=out.index)], axis=1)
 
 
-def nullable_ints(values: pd.Series) -> np.ndarray:
+def as_bool(values: pd.Series) -> np.ndarray:
     """A boolean/categorical condition as a plain NumPy bool array (nulls are False)."""
     return values.fillna(False).to_numpy(dtype=bool)

@@ -54,6 +54,12 @@ def asof_positions(
             f"asof: column {on!r} holds {lkind}s on the left and {rkind}s on the right",
             hint="give both sides the same kind of time",
         )
+    ltz, rtz = _frames.time_zone(left[on]), _frames.time_zone(right[on])
+    if ltz != rtz:
+        raise SchemaError(
+            f"asof: column {on!r} is in time zone {ltz} on the left and {rtz} on the right",
+            hint="convert both to the same zone (cemkit records are UTC) with .dt.tz_convert",
+        )
     tol = _frames.delta_ns(tolerance, lkind, "tolerance")
     lt = _frames.time_ns(left[on])
     rt = _frames.time_ns(right[on])

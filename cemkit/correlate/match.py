@@ -37,15 +37,15 @@ def match_positions(records: pd.DataFrame, tolerance: Any = "5s") -> np.ndarray:
     tol = _frames.delta_ns(tolerance, kind, "tolerance")
     (key,), _, _ = _frames.key_codes([[records[c] for c in KEY]])
     side = np.full(len(records), 2, np.int8)
-    side[_frames.nullable_ints(records["record_kind"] == "xdr")] = 0
-    side[_frames.nullable_ints(records["record_kind"] == "cdr")] = 1
+    side[_frames.as_bool(records["record_kind"] == "xdr")] = 0
+    side[_frames.as_bool(records["record_kind"] == "cdr")] = 1
     return _kernels.nearest_pairs(key, _frames.time_ns(records["start"]), side, tol)
 
 
 def _match_pandas(records: pd.DataFrame, tolerance: Any) -> pd.DataFrame:
     partner = match_positions(records, tolerance)
-    is_cdr = _frames.nullable_ints(records["record_kind"] == "cdr")
-    is_xdr = _frames.nullable_ints(records["record_kind"] == "xdr")
+    is_cdr = _frames.as_bool(records["record_kind"] == "cdr")
+    is_xdr = _frames.as_bool(records["record_kind"] == "xdr")
     out = _frames.absorb(records, partner, is_cdr, "src_xdr_", XDR_FIELDS)
     kept = ~((partner >= 0) & is_xdr)
     status = np.full(len(records), None, dtype=object)

@@ -32,16 +32,16 @@ def pair_positions(records: pd.DataFrame, tolerance: Any = "5s") -> np.ndarray:
     kind = _frames.time_kind(records["start"])
     tol = _frames.delta_ns(tolerance, kind, "tolerance")
     (key,), _, _ = _frames.key_codes([[records[c] for c in KEY]])
-    is_cdr = _frames.nullable_ints(records["record_kind"] == "cdr")
+    is_cdr = _frames.as_bool(records["record_kind"] == "cdr")
     side = np.full(len(records), 2, np.int8)
-    side[is_cdr & _frames.nullable_ints(records["leg"] == "orig")] = 0
-    side[is_cdr & _frames.nullable_ints(records["leg"] == "term")] = 1
+    side[is_cdr & _frames.as_bool(records["leg"] == "orig")] = 0
+    side[is_cdr & _frames.as_bool(records["leg"] == "term")] = 1
     return _kernels.nearest_pairs(key, _frames.time_ns(records["start"]), side, tol)
 
 
 def _pair_pandas(records: pd.DataFrame, tolerance: Any) -> pd.DataFrame:
     partner = pair_positions(records, tolerance)
-    keeper = _frames.nullable_ints(records["leg"] == "orig")
+    keeper = _frames.as_bool(records["leg"] == "orig")
     out = _frames.absorb(records, partner, keeper, "src_term_", TERM_FIELDS)
     paired = (partner >= 0) & keeper
     kept = ~((partner >= 0) & ~keeper)

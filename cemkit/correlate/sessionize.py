@@ -35,7 +35,7 @@ def session_labels(
     kind = _frames.time_kind(records["start"])
     win = _frames.delta_ns(window, kind, "window")
     (key,), _, _ = _frames.key_codes([[records[c] for c in KEY]])
-    answered = _frames.nullable_ints(records["outcome"] == "answered")
+    answered = _frames.as_bool(records["outcome"] == "answered")
     return _kernels.session_groups(
         key, _frames.time_ns(records["start"]), _frames.time_ns(records["end"]), answered, win,
         bool(close_on_answer),
@@ -74,7 +74,7 @@ def _sessionize_pandas(records: pd.DataFrame, window: Any, close_on_answer: bool
     attempts = np.bincount(group, minlength=ngroups)
     last = np.empty(ngroups, np.int64)
     last[group[rank == attempts[group] - 1]] = np.flatnonzero(rank == attempts[group] - 1)
-    answered = _frames.nullable_ints(records["outcome"] == "answered")
+    answered = _frames.as_bool(records["outcome"] == "answered")
     any_answered = np.bincount(group, weights=answered, minlength=ngroups) > 0
     first = records.iloc[heads]
     lastrec = records.iloc[last]
