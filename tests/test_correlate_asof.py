@@ -163,6 +163,7 @@ def test_dask_equals_pandas_for_any_partitioning(parts):
     with dask.config.set(scheduler="sync"):
         got = got_dd.compute()
     got = got.sort_values("lval").reset_index(drop=True)
-    pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_dtype=False)
+    assert got_dd.dtypes.to_dict() == got.dtypes.to_dict()
+    pd.testing.assert_frame_equal(got, want.reset_index(drop=True))
     # right ties (same key and time) are resolved by the global right row order, as in pandas
     assert (got["rval"].isna() == want["rval"].isna()).all()

@@ -16,6 +16,7 @@ from cemkit.correlate import (
     MATCH_COLUMNS,
     PAIR_COLUMNS,
     STITCH_COLUMNS,
+    _frames,
     match,
     pair_legs,
     sessionize,
@@ -119,9 +120,7 @@ def test_stitch_call_reference_out_of_order_and_missing():
 @settings(max_examples=80, deadline=None)
 @given(df=record_frames())
 def test_pair_and_match_positions_equal_naive(df):
-    (key,), _, _ = __import__("cemkit.correlate._frames", fromlist=["x"]).key_codes(
-        [[df["service"], df["a_number"], df["b_number"]]]
-    )
+    (key,), _, _ = _frames.key_codes([[df["service"], df["a_number"], df["b_number"]]])
     start = ns(df["start"])
     cdr = (df["record_kind"] == "cdr").to_numpy()
     side = np.full(len(df), 2, np.int8)
@@ -175,9 +174,7 @@ def test_match_flags():
 @given(df=record_frames(), window=st.sampled_from([0, 5, 20]), close=st.booleans())
 def test_sessionize_wrapper(df, window, close):
     label, rank = session_labels(df, window, close)
-    (key,), _, _ = __import__("cemkit.correlate._frames", fromlist=["x"]).key_codes(
-        [[df["service"], df["a_number"], df["b_number"]]]
-    )
+    (key,), _, _ = _frames.key_codes([[df["service"], df["a_number"], df["b_number"]]])
     answered = (df["outcome"] == "answered").to_numpy()
     want = naive.sessions(key, ns(df["start"]), ns(df["end"]), answered, window * 10**9, close)
     np.testing.assert_array_equal(label, want[0])

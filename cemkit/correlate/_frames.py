@@ -181,14 +181,17 @@ def _densify(parts: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
     return out, len(uniques)
 
 
-def take(s: pd.Series, idx: np.ndarray, index: pd.Index, threads: int = 1) -> pd.Series:
+def take(
+    s: pd.Series, idx: np.ndarray, index: pd.Index, threads: int = 1, as_if_missing: bool = False
+) -> pd.Series:
     """``s`` at positions ``idx`` (-1: missing), with the dtypes :func:`pandas.merge_asof` gives.
 
     NumPy integer columns become float64 and booleans object when a row is missing (as pandas'
     ``take_nd`` does); extension arrays keep their dtype with ``NA``. NumPy numbers and
-    datetimes are gathered by a jitted loop on ``threads`` threads.
+    datetimes are gathered by a jitted loop on ``threads`` threads. ``as_if_missing`` gives the
+    dtypes of the missing case even when every row matched (the same dtypes in every partition).
     """
-    missing_any = bool(idx.size) and int(idx.min()) < 0
+    missing_any = as_if_missing or (bool(idx.size) and int(idx.min()) < 0)
     dtype = s.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iufcmM":
         values = s.to_numpy()
@@ -214,6 +217,8 @@ def take(s: pd.Series, idx: np.ndarray, index: pd.Index, threads: int = 1) -> pd
         taken[ok] = source[idx[ok]]
     else:
         taken = arr.take(idx, allow_fill=True)
+    if isinstance(dtype, np.dtype) and missing_any:
+        return pd.Series(taken, index=index, name=s.name, dtype=object)
     return pd.Series(taken, index=index, name=s.name)
 
 

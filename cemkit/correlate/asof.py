@@ -90,6 +90,7 @@ def _assemble(
     keys: list[str],
     suffixes: tuple[str, str],
     threads: int = 1,
+    as_if_missing: bool = False,
 ) -> pd.DataFrame:
     rcols = [c for c in right.columns if c not in {on, *keys}]
     overlap = set(rcols) & set(left.columns)
@@ -99,7 +100,7 @@ def _assemble(
         out = out.rename(columns={c: f"{c}{suffixes[0]}" for c in overlap})
     for c in rcols:
         name = f"{c}{suffixes[1]}" if c in overlap else c
-        out[name] = _frames.take(right[c], idx, left.index, threads)
+        out[name] = _frames.take(right[c], idx, left.index, threads, as_if_missing)
     return out
 
 
@@ -154,7 +155,9 @@ def asof(
     -------
     pandas.DataFrame or dask.dataframe.DataFrame
         ``left``'s columns, then ``right``'s columns other than ``on`` and ``by``. For Dask
-        inputs, each output partition holds the left rows of some keys, in their input order.
+        inputs (which need ``by``), each output partition holds the left rows of some keys, in
+        their input order, and right integer/boolean columns are always float64/object (the
+        dtypes pandas gives when a row is unmatched), so every partition has the same dtypes.
 
     Examples
     --------
@@ -184,7 +187,7 @@ def _asof_partition(
     lp = _frames.restore_order(lp)
     rp = _frames.restore_order(rp)
     idx = asof_positions(lp, rp, on, keys, tolerance, direction, allow_exact, threads=1)
-    return _assemble(lp, rp, idx, on, keys, suffixes)
+    return _assemble(lp, rp, idx, on, keys, suffixes, as_if_missing=True)
 
 
 def _asof_dask(
