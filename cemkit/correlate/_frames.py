@@ -137,7 +137,7 @@ def key_codes(
     null_is_value = list(null_is_value or [False] * ncols)
     if ncols == 0:
         raise ValueError("key_codes needs at least one key column")
-    # one integer column without nulls and a compact range: use the values themselves
+    # one integer column (no nulls) whose range is no wider than the rows: the values are codes
     if ncols == 1:
         cols = [c[0] for c in columns]
         if all(isinstance(c.dtype, np.dtype) and c.dtype.kind in "iu" for c in cols):
@@ -148,7 +148,7 @@ def key_codes(
             lo = min(int(a.min()) for a in nonempty)
             hi = max(int(a.max()) for a in nonempty)
             total = sum(a.size for a in arrays)
-            if lo >= 0 and hi - lo < 4 * total + 1024:
+            if lo >= 0 and hi - lo < total + 1024:  # offsets cost at most 8 bytes a row
                 return arrays, lo, hi - lo + 1
     combined: list[np.ndarray] | None = None
     size = 1
