@@ -33,8 +33,11 @@ ENGINES = ("cemkit", "pandas", "polars", "duckdb")
 DAY_NS = 86_400 * 10**9
 
 
-def make_data(n: int, keys: int, seed: int = 7):
-    """Left and right columns as NumPy arrays (left has a row id for cross-checking)."""
+def make_data(n: int, keys: int, seed: int = 7, key_type: str = "int"):
+    """Left and right columns as NumPy arrays (left has a row id for cross-checking).
+
+    ``key_type="str"`` gives string keys (``"tok-<n>"``, like pseudonymized numbers).
+    """
     rng = np.random.default_rng(seed)
     left = {
         "key": rng.integers(0, keys, n, dtype=np.int64),
@@ -46,6 +49,9 @@ def make_data(n: int, keys: int, seed: int = 7):
         "t": rng.integers(0, DAY_NS, n, dtype=np.int64).view("datetime64[ns]"),
         "rval": rng.random(n),
     }
+    if key_type == "str":
+        for side in (left, right):
+            side["key"] = np.char.add("tok-", side["key"].astype(str)).astype(object)
     return left, right
 
 
@@ -62,15 +68,20 @@ def _reset_peak() -> None:
         fh.write("5")
 
 
-def run_engine(engine: str, direction: str, n: int, keys: int, threads: int, out: str) -> dict:
+def run_engine(
+    engine: str, direction: str, n: int, keys: int, threads: int, out: str, key_type: str = "int"
+) -> dict:
     """Run one engine once in this process; save the matched right values (by left row id)."""
     import gc
 
-    left, right = make_data(n, keys)
+    left, right = make_data(n, keys, key_type=key_type)
     if engine in ("cemkit", "pandas"):
         import pandas as pd
 
         ldf, rdf = pd.DataFrame(left), pd.DataFrame(right)
+        if key_type == "str":
+            ldf["key"] = ldf["key"].astype("string[pyarrow]")
+            rdf["key"] = rdf["key"].astype("string[pyarrow]")
         if engine == "cemkit":
             from cemkit.correlate import asof
 
@@ -174,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs per engine (best time kept)")
     p.add_argument("--directions", nargs="+", default=["backward", "nearest"])
     p.add_argument("--engines", nargs="+", default=list(ENGINES))
+    p.add_argument("--key-type", choices=["int", "str"], default="int", help="key column type")
     p.add_argument(
         "--worker", nargs=3, metavar=("ENGINE", "DIRECTION", "OUT"), help=argparse.SUPPRESS
     )
@@ -181,12 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     keys = args.keys or max(1, args.size // 5)
     if args.worker:
         engine, direction, out = args.worker
-        print(json.dumps(run_engine(engine, direction, args.size, keys, args.threads, out)))
+        res = run_engine(engine, direction, args.size, keys, args.threads, out, args.key_type)
+        print(json.dumps(res))
         return 0
     threads = str(args.threads)
     env = dict(os.environ, POLARS_MAX_THREADS=threads, CEMKIT_CORRELATE_THREADS=threads,
                NUMBA_NUM_THREADS=threads)  # fmt: skip
-    print(f"# asof {args.size:,} x {args.size:,} rows, {keys:,} keys, {args.threads} threads")
+    print(f"# asof {args.size:,} x {args.size:,} rows, {keys:,} {args.key_type} keys, "
+          f"{args.threads} threads")  # fmt: skip
     print(f"# machine: {os.cpu_count()} cpus, {cpu_model()}; {json.dumps(versions())}")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     out = os.path.join(tmp, f"{engine}-{direction}-{r}.npy")
                     cmd = [sys.executable, "-m", "benchmarks.bench_asof", "--size", str(args.size),
                            "--keys", str(keys), "--threads", str(args.threads),
+                           "--key-type", args.key_type,
                            "--worker", engine, direction, out]  # fmt: skip
                     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
                     if proc.returncode:
