@@ -277,7 +277,6 @@ def absorb(
     The keeper row gets the partner's ``columns`` under ``prefix``; matched non-keeper rows are
     dropped; every other row passes through with nulls in the added columns. Row order is kept.
     """
-    n = len(records)
     matched = partner >= 0
     absorbed = matched & ~keeper
     kept = np.flatnonzero(~absorbed)
@@ -285,11 +284,9 @@ def absorb(
     idx = np.where(matched[kept] & keeper[kept], partner[kept], -1)
     added = {}
     for c in columns:
-        if c not in records.columns:
-            continue
-        col = records[c]
-        taken = col.array.take(idx, allow_fill=True) if n else col.array[:0]
-        added[prefix + c] = pd.Series(taken, index=out.index, dtype=col.dtype)
+        if c in records.columns:
+            # as_if_missing: the same dtypes whether or not every kept row has a partner
+            added[prefix + c] = take(records[c], idx, out.index, as_if_missing=True)
     return pd.concat([out, pd.DataFrame(added, index=out.index)], axis=1)
 
 

@@ -57,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
     out = os.path.abspath(args.out)
     if os.path.exists(out):
         raise OutputError(f"output {out} exists", hint="choose a new directory or remove it")
-    records = dd.read_parquet(args.records)
+    from cemkit import schema
+
+    raw = dd.read_parquet(args.records)
+    records = raw.map_partitions(schema.conform, meta=schema.conform(raw._meta))
     calls, intents = correlate_records(records, args)
     parent = os.path.dirname(out) or "."
     os.makedirs(parent, exist_ok=True)

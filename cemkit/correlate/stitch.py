@@ -125,13 +125,13 @@ def _group_reduce(
     col: pd.Series, group: np.ndarray, ngroups: int, how: str, like: pd.Series
 ) -> pd.Series:
     """Reduce ``col`` per group (nulls skipped; all-null groups give null)."""
-    s = pd.Series(col.to_numpy(), dtype=col.dtype).groupby(group, sort=True)
+    s = col.reset_index(drop=True).groupby(group, sort=True)
     r = getattr(s, how)()
     if how == "sum":
         # pandas sums an all-null group to 0: keep null there
         r = r.where(s.count() > 0)
     r = r.reindex(np.arange(ngroups))
-    return pd.Series(r.to_numpy(), index=like.index, dtype=col.dtype)
+    return pd.Series(r.array, index=like.index).astype(col.dtype)
 
 
 def stitch(
