@@ -129,3 +129,59 @@ def test_empty_inputs():
     assert K.nearest_pairs(e, e, np.empty(0, np.int8), 1).size == 0
     assert all(a.size == 0 for a in K.stitch_groups(e, e, e, e, np.empty(0, bool), 1))
     assert all(a.size == 0 for a in K.session_groups(e, e, e, np.empty(0, bool), 1, True))
+
+
+def _same_partition(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    assert ((a < 0) == (b < 0)).all()
+    pairs = set(zip(a[a >= 0].tolist(), b[b >= 0].tolist(), strict=True))
+    assert len(pairs) == len(set(a[a >= 0].tolist())) == len(set(b[b >= 0].tolist()))
+
+
+@SETTINGS
+@given(
+    left=st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=12),
+    right=st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=12),
+)
+def test_string_codes_group_like_pandas_factorize(left, right):
+    import pandas as pd
+
+    from cemkit.correlate import _frames
+
+    ls = pd.Series(left, dtype="string[pyarrow]")
+    rs = pd.Series(right, dtype="string[pyarrow]")
+    found = _frames.string_codes([ls, rs])
+    assert found is not None
+    (lc, rc), n = found
+    want, uniques = pd.factorize(pd.concat([ls, rs], ignore_index=True))
+    _same_partition(np.concatenate([lc, rc]), want)
+    assert n == len(uniques)
+
+
+def test_hash_collision_is_detected_and_falls_back(monkeypatch):
+    import pandas as pd
+
+    from cemkit.correlate import _frames
+
+    # two different strings in one hash group: the check must refuse the grouping
+    offsets = np.array([0, 2], np.int64)
+    rows = np.array([0, 1], np.int32)
+    low = np.array([5, 5], np.int64)
+    off = np.array([0, 1, 2], np.int64)
+    data = np.frombuffer(b"ab", np.uint8).copy()
+    codes = np.full(2, -1, np.int64)
+    assert K.codes_from_hashes(offsets, rows, low, 2, off, data, off, data, codes) == -1
+
+    def constant_hash(offsets, data, valid, hash_bits, out_high, out_low, start):
+        n = len(offsets) - 1
+        out_high[start : start + n] = np.where(valid, 1, -1)
+        out_low[start : start + n] = 7
+
+    monkeypatch.setattr(K, "hash_strings", constant_hash)
+    left = pd.DataFrame({"k": pd.array(["a", "b"], dtype="string[pyarrow]"), "t": [5, 5]})
+    right = pd.DataFrame({"k": pd.array(["b", "a"], dtype="string[pyarrow]"), "t": [1, 2],
+                          "v": [10.0, 20.0]})  # fmt: skip
+    assert _frames.string_codes([left["k"], right["k"]]) is None
+    from cemkit.correlate import asof
+
+    assert asof(left, right, on="t", by="k")["v"].tolist() == [20.0, 10.0]

@@ -608,3 +608,84 @@ def gather(values, idx, out_dtype, fill, threads=1):
         [(values, idx, out, fill, cuts[c], cuts[c + 1]) for c in range(threads)],
     )  # fmt: skip
     return out
+
+
+# --- factorizing string keys --------------------------------------------------------------------
+_FNV_OFFSET = np.uint64(14695981039346656037)
+_FNV_PRIME = np.uint64(1099511628211)
+_LOW62 = np.uint64((1 << 62) - 1)
+
+
+@_jit
+def hash_strings(offsets, data, valid, hash_bits, out_high, out_low, start):
+    """64-bit hash of each Arrow string, split into a high part and a low part.
+
+    Row ``i`` of an Arrow string array (``offsets``, ``data`` bytes, ``valid`` mask) gets
+    ``out_high[start + i]`` = its top ``hash_bits`` bits (the grouping key of
+    :func:`bucket_by_key`) and ``out_low[start + i]`` = its low 62 bits (sorted like a time), so
+    that equal strings have equal (high, low) and (high, low) determine the whole hash when
+    ``hash_bits >= 2``. Nulls get ``out_high = -1``. FNV-1a followed by a murmur3 finalizer.
+    """
+    shift = np.uint64(64 - hash_bits)
+    for i in range(offsets.shape[0] - 1):
+        if not valid[i]:
+            out_high[start + i] = -1
+            out_low[start + i] = 0
+            continue
+        h = _FNV_OFFSET
+        for p in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(data[p])) * _FNV_PRIME
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+        out_high[start + i] = np.int64(h >> shift)
+        out_low[start + i] = np.int64(h & _LOW62)
+
+
+@_jit
+def _same_string(off_a, data_a, i, off_b, data_b, j):
+    n = off_a[i + 1] - off_a[i]
+    if off_b[j + 1] - off_b[j] != n:
+        return False
+    a0 = off_a[i]
+    b0 = off_b[j]
+    for k in range(n):  # noqa: SIM110 - a plain loop is what numba compiles well
+        if data_a[a0 + k] != data_b[b0 + k]:
+            return False
+    return True
+
+
+@_jit
+def codes_from_hashes(offsets, rows, low, nl, off_l, data_l, off_r, data_r, codes):
+    """Dense codes from rows grouped by high hash and sorted by low hash (see hash_strings).
+
+    Rows with the same full hash get the same code, numbered in sorted order; ``codes`` (one per
+    row, rows ``< nl`` from the left strings, the others from the right) must be pre-filled with
+    -1 (null keys stay -1). Every string is compared with the first string of its code; returns
+    the number of codes, or -1 when two different strings share a hash (the caller falls back to
+    an exact factorization).
+    """
+    code = -1
+    rep = -1
+    nkeys = offsets.shape[0] - 1
+    for k in range(nkeys):
+        for p in range(offsets[k], offsets[k + 1]):
+            r = rows[p]
+            if p == offsets[k] or low[p] != low[p - 1]:
+                code += 1
+                rep = r
+            else:
+                if rep < nl:
+                    oa, da, ia = off_l, data_l, rep
+                else:
+                    oa, da, ia = off_r, data_r, rep - nl
+                if r < nl:
+                    same = _same_string(oa, da, ia, off_l, data_l, r)
+                else:
+                    same = _same_string(oa, da, ia, off_r, data_r, r - nl)
+                if not same:
+                    return -1
+            codes[r] = code
+    return code + 1
