@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from cemkit.correlate import _kernels
 from cemkit.correlate._kernels import NULL_TIME
@@ -151,10 +150,6 @@ def key_codes(
             total = sum(a.size for a in arrays)
             if lo >= 0 and hi - lo < total + 1024:  # offsets cost at most 8 bytes a row
                 return arrays, lo, hi - lo + 1
-        if len(cols) <= 2 and all(_is_arrow_string(c) for c in cols):
-            found = string_codes(cols)
-            if found is not None:
-                return found[0], 0, found[1]
     combined: list[np.ndarray] | None = None
     size = 1
     for j in range(ncols):
@@ -170,72 +165,6 @@ def key_codes(
         combined, size = _densify(merged)
     assert combined is not None
     return combined, 0, size
-
-
-def _is_arrow_string(s: pd.Series) -> bool:
-    dtype = s.dtype
-    if isinstance(dtype, pd.StringDtype):
-        return dtype.storage == "pyarrow"
-    if isinstance(dtype, pd.ArrowDtype):
-        return pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(
-            dtype.pyarrow_dtype
-        )
-    return False
-
-
-def _string_buffers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(int64 offsets, uint8 bytes, valid mask) of an Arrow-backed string column.
-
-    The bytes are read in place unless the column has several chunks or 32-bit offsets.
-    """
-    arr = pa.array(s.array)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if not pa.types.is_large_string(arr.type):
-        arr = arr.cast(pa.large_string())
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
-    return offsets, data, np.asarray(valid, dtype=bool)
-
-
-def string_codes(cols: Sequence[pd.Series]) -> tuple[list[np.ndarray], int] | None:
-    """Jointly factorize one Arrow string key column split over one or two frames.
-
-    Hashes the strings with a jitted loop (the Arrow buffers are read in place), groups equal
-    hashes with the same cache-friendly counting sort as the asof kernel, numbers the groups,
-    and checks every string against the first string of its group. Returns ``None`` (the caller
-    falls back to :func:`pandas.factorize`) if two different strings share a 64-bit hash.
-    """
-    parts = [_string_buffers(c) for c in cols]
-    lengths = [len(c) for c in cols]
-    total = sum(lengths)
-    if total == 0:
-        return [np.empty(0, np.int64) for _ in cols], 0
-    hash_bits = max(2, min(30, max(total // 4, 1).bit_length()))
-    high = np.empty(total, np.int64)
-    low = np.empty(total, np.int64)
-    starts = np.cumsum([0, *lengths])[:-1]
-    jobs = [
-        (o, d, v, hash_bits, high, low, int(st))
-        for (o, d, v), st in zip(parts, starts, strict=True)
-    ]
-    if len(jobs) > 1 and total >= 100_000:
-        _kernels._run_all(_kernels._pool(len(jobs)), _kernels.hash_strings, jobs)
-    else:
-        for job in jobs:
-            _kernels.hash_strings(*job)
-    offsets, rows, lows = _kernels.bucket_by_key(high, low, 0, 1 << hash_bits)
-    del high, low
-    codes = np.full(total, -1, np.int64)
-    (off_l, data_l, _), (off_r, data_r, _) = parts[0], parts[-1]
-    ncodes = _kernels.codes_from_hashes(
-        offsets, rows, lows, lengths[0], off_l, data_l, off_r, data_r, codes
-    )
-    if ncodes < 0:
-        return None
-    return [codes[st : st + n] for st, n in zip(starts, lengths, strict=True)], int(ncodes)
 
 
 def _densify(parts: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
