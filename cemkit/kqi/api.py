@@ -2,7 +2,8 @@
 
 Examples
 --------
->>> # run("out/synth", "models/example.yaml", "out/kqi")  # doctest: +SKIP
+>>> from cemkit.kqi.api import run
+>>> done = run("out/synth", "models/example.yaml", "out/kqi")  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Examples
 --------
 >>> import pandas as pd
 >>> from cemkit.model.spec import ServiceModel
->>> m = ServiceModel.from_yaml_text("name: d\\ngroups: [{name: uk, match: {prefixes: ['+44']}}]")
+>>> m = ServiceModel.from_yaml_text("name: d\ngroups: [{name: uk, match: {prefixes: ['+44']}}]")
 >>> recs = pd.DataFrame({"a_number": ["+441", "+442"], "service": "voice", "record_kind": "cdr",
 ...     "outcome": ["answered", "failed"], "billsec_s": [20.0, 0.0],
 ...     "start": pd.to_datetime(["2026-01-01 10:01", "2026-01-01 10:05"], utc=True)})

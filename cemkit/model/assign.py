@@ -134,7 +134,9 @@ class Assigner:
         every_prefix = [p for g in model.groups for p in g.match.expanded_prefixes()]
         self._prefixes = _PrefixTable(every_prefix)
         self._group_prefixes = [set(g.match.expanded_prefixes()) for g in model.groups]
-        self._max_digits = model.numbers.kept_prefix_digits or _kernels.MAX_DIGITS
+        # digits beyond the longest prefix (or the kept prefix of protected numbers) never matter
+        longest = max((len(prefix_digits(p)) for p in every_prefix), default=0)
+        self._max_digits = min(model.numbers.kept_prefix_digits or _kernels.MAX_DIGITS, longest)
         self._chain_index = [
             [self.group_names.index(a) for a in model.ancestors(g)] for g in self.group_names
         ]
@@ -146,6 +148,7 @@ class Assigner:
             | {k for c in model.customers for k in c.attributes}
         )
         self._table_keys: pa.Array | None = None
+        self._table_key_series = pd.Series([], dtype=pd.StringDtype("pyarrow"))
         self._table_combo = np.zeros(0, dtype=np.int64)
         self._combos: list[tuple[Any, ...]] = []
         if self._attr_columns:
@@ -164,7 +167,9 @@ class Assigner:
                 f"customer table lacks column(s) {missing} that the model's rules use",
                 hint=f"it has {list(table.columns)}",
             )
-        self._table_keys = pa.array(table[key].astype(pd.StringDtype("pyarrow")), from_pandas=True)
+        keys = table[key].astype(pd.StringDtype("pyarrow"))
+        self._table_key_series = keys.reset_index(drop=True)
+        self._table_keys = pa.array(keys, from_pandas=True)
         combo_frame = table[self._attr_columns].astype(pd.StringDtype("pyarrow"))
         codes, uniques = pd.MultiIndex.from_frame(combo_frame).factorize()
         self._table_combo = np.asarray(codes, dtype=np.int64)
@@ -317,7 +322,7 @@ class Assigner:
         if customers is None:
             if self._table_keys is None:
                 raise ModelError("no customer table to assign: pass one or name one in the model")
-            numbers: Any = self._table_keys
+            numbers: Any = self._table_key_series
             same = True
         else:
             if key not in customers.columns:
@@ -328,8 +333,7 @@ class Assigner:
                 self._fit_table(customers)
                 same = True
         g, c = self._codes(numbers, None, keys_are_table=same)
-        out = pd.DataFrame({key: pd.Series(numbers).astype(pd.StringDtype("pyarrow")) if not
-                            isinstance(numbers, pd.Series) else numbers.to_numpy()})  # fmt: skip
+        out = pd.DataFrame({key: pd.Series(numbers).reset_index(drop=True)})
         out[GROUP_COLUMN] = pd.Categorical.from_codes(g, categories=self.group_names)
         out[CUSTOMER_OBJECT_COLUMN] = pd.Categorical.from_codes(c, categories=self.customer_names)
         return out
