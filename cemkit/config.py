@@ -19,5 +19,5 @@ SHORT_CALL_S: float = 10.0
 #: Default size of the pandas chunks that loaders hand to Dask (bytes of input per partition).
 DEFAULT_BLOCKSIZE: int = 64 * 2**20
 
-#: Q.850 causes that are a normal end of an answered call (16 normal clearing, 31 normal unspecified).
+#: Q.850 causes that end an answered call normally (16 normal clearing, 31 normal unspecified).
 NORMAL_RELEASE_CAUSES: frozenset[int] = frozenset({16, 31})

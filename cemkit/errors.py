@@ -20,7 +20,7 @@ class CemkitError(Exception):
         self.message = message
         self.hint = hint
 
-    def __reduce__(self):  # noqa: D401 - pickling protocol
+    def __reduce__(self):
         """Rebuild from the original arguments (keyword-only args survive pickling)."""
         return (_rebuild, (type(self), self.message, self.hint))
 

@@ -177,11 +177,43 @@ Q850_NAMES: Final[dict[int, str]] = {
 # --- SIP ----------------------------------------------------------------------------------------
 #: SIP final response → Q.850 cause (RFC 3398 section 8.2.6.1).
 SIP_TO_Q850: Final[dict[int, int]] = {
-    400: 41, 401: 21, 402: 21, 403: 21, 404: 1, 405: 63, 406: 79, 407: 21, 408: 102, 410: 22,
-    413: 127, 414: 127, 415: 79, 416: 127, 420: 127, 421: 127, 423: 127, 480: 18, 481: 41,
-    482: 25, 483: 25, 484: 28, 485: 1, 486: 17, 488: 127, 500: 41, 501: 79, 502: 38, 503: 41,
-    504: 102, 505: 127, 513: 127, 600: 17, 603: 21, 604: 1, 606: 58,
-}  # fmt: skip
+    400: 41,
+    401: 21,
+    402: 21,
+    403: 21,
+    404: 1,
+    405: 63,
+    406: 79,
+    407: 21,
+    408: 102,
+    410: 22,
+    413: 127,
+    414: 127,
+    415: 79,
+    416: 127,
+    420: 127,
+    421: 127,
+    423: 127,
+    480: 18,
+    481: 41,
+    482: 25,
+    483: 25,
+    484: 28,
+    485: 1,
+    486: 17,
+    488: 127,
+    500: 41,
+    501: 79,
+    502: 38,
+    503: 41,
+    504: 102,
+    505: 127,
+    513: 127,
+    600: 17,
+    603: 21,
+    604: 1,
+    606: 58,
+}
 
 #: SIP final responses whose outcome is not implied by their class alone.
 _SIP_OUTCOME: Final[dict[int, str]] = {
@@ -207,8 +239,14 @@ def sip_status_class(status: int) -> str:
     >>> sip_status_class(183), sip_status_class(486)
     ('provisional', 'client_error')
     """
-    classes = {1: "provisional", 2: "success", 3: "redirection", 4: "client_error",
-               5: "server_error", 6: "global_failure"}  # fmt: skip
+    classes = {
+        1: "provisional",
+        2: "success",
+        3: "redirection",
+        4: "client_error",
+        5: "server_error",
+        6: "global_failure",
+    }
     return classes.get(status // 100, "invalid")
 
 

@@ -59,43 +59,104 @@ class Column:
     def field(self) -> pa.Field:
         """Arrow field with the PII class and the meaning as metadata."""
         return pa.field(
-            self.name, self.type, nullable=True,
+            self.name,
+            self.type,
+            nullable=True,
             metadata={"pii": self.pii.value, "meaning": self.meaning},
-        )  # fmt: skip
+        )
 
 
 TS = pa.timestamp("ns", tz="UTC")
 STR = pa.string()
 
 COLUMNS: tuple[Column, ...] = (
-    Column("record_id", STR, PII.QUASI,
-           "Unique id of the record within a run: '<source>:<file tag>:<line>' or the source's own id."),
-    Column("source", STR, PII.NONE, "Format the record came from (asterisk, freeswitch, cucm, sip-pcap, ...)."),
-    Column("record_kind", STR, PII.NONE,
-           "cdr (billing/switch record), xdr (signaling probe record) or registration (SIP REGISTER)."),
+    Column(
+        "record_id",
+        STR,
+        PII.QUASI,
+        "Unique id of the record within a run: '<source>:<file tag>:<line>' or the source's id.",
+    ),
+    Column(
+        "source",
+        STR,
+        PII.NONE,
+        "Format the record came from (asterisk, freeswitch, cucm, sip-pcap, ...).",
+    ),
+    Column(
+        "record_kind",
+        STR,
+        PII.NONE,
+        "cdr (billing/switch record), xdr (signaling probe record) or registration (SIP REGISTER).",
+    ),
     Column("service", STR, PII.NONE, "voice, sms, data or fax."),
-    Column("a_number", STR, PII.TN, "Calling party, E.164 ('+' and digits) when parseable, else as written."),
+    Column(
+        "a_number",
+        STR,
+        PII.TN,
+        "Calling party, E.164 ('+' and digits) when parseable, else as written.",
+    ),
     Column("b_number", STR, PII.TN, "Called party, E.164 when parseable, else as written."),
-    Column("a_number_kind", STR, PII.NONE, "How a_number was read: e164, extension, unparsed or empty."),
-    Column("b_number_kind", STR, PII.NONE, "How b_number was read: e164, extension, unparsed or empty."),
+    Column(
+        "a_number_kind", STR, PII.NONE, "How a_number was read: e164, extension, unparsed or empty."
+    ),
+    Column(
+        "b_number_kind", STR, PII.NONE, "How b_number was read: e164, extension, unparsed or empty."
+    ),
     Column("start", TS, PII.QUASI, "Seizure / INVITE time, UTC."),
     Column("answer", TS, PII.QUASI, "Answer time, UTC; null when the call was not answered."),
     Column("end", TS, PII.QUASI, "Release time, UTC."),
     Column("duration_s", pa.float64(), PII.NONE, "Seconds from start to end."),
     Column("billsec_s", pa.float64(), PII.NONE, "Seconds from answer to end (0 when unanswered)."),
-    Column("outcome", STR, PII.NONE, "answered, no_answer, busy, failed, cancelled, rejected or congestion."),
+    Column(
+        "outcome",
+        STR,
+        PII.NONE,
+        "answered, no_answer, busy, failed, cancelled, rejected or congestion.",
+    ),
     Column("cause_q850", pa.int16(), PII.NONE, "ITU-T Q.850 release cause value, when known."),
     Column("sip_status", pa.int16(), PII.NONE, "Final SIP response code, when known."),
-    Column("released_by", STR, PII.NONE, "Who ended the call: caller, callee or network, when known."),
-    Column("call_id", STR, PII.QUASI, "Call reference shared by records of one call (SIP Call-ID, uniqueid, ...)."),
+    Column(
+        "released_by", STR, PII.NONE, "Who ended the call: caller, callee or network, when known."
+    ),
+    Column(
+        "call_id",
+        STR,
+        PII.QUASI,
+        "Call reference shared by records of one call (SIP Call-ID, uniqueid, ...).",
+    ),
     Column("leg", STR, PII.NONE, "orig or term: which half of a call a switch saw, when known."),
-    Column("partial_seq", pa.int32(), PII.NONE, "Sequence number of a partial record of a long call (1, 2, ...)."),
-    Column("node", STR, PII.QUASI, "Network element that wrote or saw the record: switch, trunk, cell or device."),
-    Column("pdd_ms", pa.float64(), PII.NONE, "Post-dial delay: request to first ringing/progress, milliseconds."),
-    Column("mos", pa.float64(), PII.NONE, "Mean opinion score (1-5) when the source measured or allows one."),
+    Column(
+        "partial_seq",
+        pa.int32(),
+        PII.NONE,
+        "Sequence number of a partial record of a long call (1, 2, ...).",
+    ),
+    Column(
+        "node",
+        STR,
+        PII.QUASI,
+        "Network element that wrote or saw the record: switch, trunk, cell or device.",
+    ),
+    Column(
+        "pdd_ms",
+        pa.float64(),
+        PII.NONE,
+        "Post-dial delay: request to first ringing/progress, milliseconds.",
+    ),
+    Column(
+        "mos",
+        pa.float64(),
+        PII.NONE,
+        "Mean opinion score (1-5) when the source measured or allows one.",
+    ),
     Column("loss_ratio", pa.float64(), PII.NONE, "Media packet loss ratio (0-1), when measured."),
-    Column("jitter_ms", pa.float64(), PII.NONE, "Media interarrival jitter, milliseconds, when measured."),
-)  # fmt: skip
+    Column(
+        "jitter_ms",
+        pa.float64(),
+        PII.NONE,
+        "Media interarrival jitter, milliseconds, when measured.",
+    ),
+)
 
 #: Columns by name.
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
@@ -156,7 +217,7 @@ def pandas_dtypes(schema: pa.Schema = CANONICAL) -> dict[str, object]:
 def empty_frame(extensions: Iterable[Column] = ()) -> pd.DataFrame:
     """An empty pandas frame with the canonical dtypes (the ``meta`` of Dask graphs)."""
     dtypes = pandas_dtypes(arrow_schema(extensions))
-    return pd.DataFrame({n: pd.Series([], dtype=d) for n, d in dtypes.items()})  # type: ignore[call-overload]
+    return pd.DataFrame({n: pd.Series([], dtype=d) for n, d in dtypes.items()})
 
 
 def conform(df: pd.DataFrame, extensions: Iterable[Column] = ()) -> pd.DataFrame:
@@ -173,15 +234,17 @@ def conform(df: pd.DataFrame, extensions: Iterable[Column] = ()) -> pd.DataFrame
     for name, dtype in dtypes.items():
         if name in df.columns:
             col = df[name]
-            out[name] = col if col.dtype == dtype else col.astype(dtype)  # type: ignore[arg-type]
+            out[name] = col if col.dtype == dtype else col.astype(dtype)
         else:
-            out[name] = pd.Series(pd.array([None] * n, dtype=dtype), index=df.index)  # type: ignore[call-overload]
+            out[name] = pd.Series(pd.array([None] * n, dtype=dtype), index=df.index)
     for name in ext_names:
         out[name] = df[name]
     return pd.DataFrame(out, index=df.index)
 
 
-def validate(df: pd.DataFrame, extensions: Iterable[Column] = (), *, raise_: bool = True) -> list[str]:
+def validate(
+    df: pd.DataFrame, extensions: Iterable[Column] = (), *, raise_: bool = True
+) -> list[str]:
     """Check a frame against the canonical schema and say exactly what is wrong.
 
     Checks: every canonical column present with its dtype; no unknown column outside the
@@ -234,7 +297,9 @@ def validate(df: pd.DataFrame, extensions: Iterable[Column] = (), *, raise_: boo
             bad = col.notna() & ~col.isin(allowed)
             if bad.any():
                 seen = sorted(set(col[bad].astype(str).unique()[:5]))
-                _report_rows(problems, df, bad, f"column {name!r} has values {seen} outside {list(allowed)}")
+                _report_rows(
+                    problems, df, bad, f"column {name!r} has values {seen} outside {list(allowed)}"
+                )
     for name in ("duration_s", "billsec_s", "pdd_ms"):
         if name in df.columns and pd.api.types.is_numeric_dtype(df[name].dtype):
             _report_rows(problems, df, df[name] < 0, f"column {name!r} is negative")
@@ -270,6 +335,10 @@ def describe(extensions: Mapping[str, Column] | None = None) -> pd.DataFrame:
     """The schema as a table (name, type, PII class, meaning) for docs and notebooks."""
     cols = list(COLUMNS) + list((extensions or {}).values())
     return pd.DataFrame(
-        {"column": [c.name for c in cols], "type": [str(c.type) for c in cols],
-         "pii": [c.pii.value for c in cols], "meaning": [c.meaning for c in cols]}
-    )  # fmt: skip
+        {
+            "column": [c.name for c in cols],
+            "type": [str(c.type) for c in cols],
+            "pii": [c.pii.value for c in cols],
+            "meaning": [c.meaning for c in cols],
+        }
+    )

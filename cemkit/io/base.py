@@ -12,7 +12,7 @@ quarantined, per part.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,7 +38,7 @@ QUARANTINE_SCHEMA = pa.schema(
 def empty_quarantine() -> pd.DataFrame:
     """An empty quarantine frame with its dtypes (the ``meta`` of Dask graphs)."""
     return pd.DataFrame(
-        {n: pd.Series([], dtype=d) for n, d in pandas_dtypes(QUARANTINE_SCHEMA).items()}  # type: ignore[call-overload]
+        {n: pd.Series([], dtype=d) for n, d in pandas_dtypes(QUARANTINE_SCHEMA).items()}
     )
 
 
@@ -111,7 +111,7 @@ class _Registry:
                 f"unknown format {name!r}; known: {', '.join(self.names())}"
             ) from None
 
-    def __iter__(self) -> Iterable[type[Loader]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[type[Loader]]:
         return iter(self._loaders.values())
 
 

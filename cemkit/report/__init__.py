@@ -1,0 +1,1 @@
+"""Reports: Altair chart builders, self-contained HTML pages, papermill notebook runs."""
