@@ -72,6 +72,12 @@ SEER_RESPONSES: frozenset[int] = frozenset({200, 480, 486, 600, 603})
 #: RFC 6076 section 4.7: responses that make an attempt ineffective (ISA numerator).
 ISA_RESPONSES: frozenset[int] = frozenset({408, 500, 503, 504})
 
+#: Record columns the formulas read (others are not needed to compute indicators).
+INPUT_COLUMNS: tuple[str, ...] = (
+    "service", "record_kind", "outcome", "billsec_s", "cause_q850", "partial_seq", "pdd_ms",
+    "sip_status", "mos", "loss_ratio", "jitter_ms", "delay_ms",
+)  # fmt: skip
+
 #: Column holding the intent id from :func:`cemkit.correlate.sessionize`, when present.
 INTENT_COLUMN = "intent"
 #: Boolean column marking the first attempt of each intent (set by the rollup pre-step).
@@ -169,43 +175,43 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     abnormal = _mask(cause.notna() & ~cause.isin(sorted(config.NORMAL_RELEASE_CAUSES)))
     normal_or_unknown = ~abnormal
 
-    out = {name: np.zeros(n, dtype=np.int64) for name in COUNTERS}
-    out["attempts"] = attempt.astype(np.int64)
-    out["answered"] = answered.astype(np.int64)
-    out["user_determined"] = (attempt & _mask(outcome.isin(sorted(USER_DETERMINED)))).astype(
-        np.int64
-    )
-    out["short_calls"] = (answered & (billsec0 < config.SHORT_CALL_S)).astype(np.int64)
-    out["drops"] = (answered_rec & abnormal).astype(np.int64)
-    out["conversation_ms"] = np.where(answered_rec, np.rint(billsec0 * 1000.0), 0).astype(np.int64)
+    # one C-ordered (counter, record) block: the frame below is a view of it, no copy
+    block = np.zeros((len(COUNTERS), n), dtype=np.int64)
+    out = {name: block[i] for i, name in enumerate(COUNTERS)}
+    out["attempts"][:] = attempt
+    out["answered"][:] = answered
+    out["user_determined"][:] = attempt & _mask(outcome.isin(sorted(USER_DETERMINED)))
+    out["short_calls"][:] = (answered & (billsec0 < config.SHORT_CALL_S))
+    out["drops"][:] = (answered_rec & abnormal)
+    out["conversation_ms"][:] = np.where(answered_rec, np.rint(billsec0 * 1000.0), 0)
 
     pdd = pd.to_numeric(_col(records, "pdd_ms", "float64"), errors="coerce").to_numpy(
         dtype=float, na_value=np.nan
     )
     has_pdd = (attempt | xdr) & ~np.isnan(pdd)
-    out["pdd_count"] = has_pdd.astype(np.int64)
-    out["pdd_us"] = np.where(has_pdd, np.rint(np.nan_to_num(pdd) * 1000.0), 0).astype(np.int64)
+    out["pdd_count"][:] = has_pdd
+    out["pdd_us"][:] = np.where(has_pdd, np.rint(np.nan_to_num(pdd) * 1000.0), 0)
 
     status = pd.to_numeric(_col(records, "sip_status", "Int16"), errors="coerce").astype("Int64")
     invite = xdr & _mask(status >= 200)
     st = status.fillna(0).to_numpy(dtype=np.int64)
-    out["invites"] = invite.astype(np.int64)
+    out["invites"][:] = invite
     ok = invite & (st >= 200) & (st < 300)
-    out["invites_2xx"] = ok.astype(np.int64)
-    out["invites_3xx"] = (invite & (st >= 300) & (st < 400)).astype(np.int64)
-    out["invites_effective"] = (invite & np.isin(st, sorted(SEER_RESPONSES))).astype(np.int64)
-    out["invites_ineffective"] = (invite & np.isin(st, sorted(ISA_RESPONSES))).astype(np.int64)
-    out["sessions_completed"] = (ok & normal_or_unknown).astype(np.int64)
+    out["invites_2xx"][:] = ok
+    out["invites_3xx"][:] = (invite & (st >= 300) & (st < 400))
+    out["invites_effective"][:] = (invite & np.isin(st, sorted(SEER_RESPONSES)))
+    out["invites_ineffective"][:] = (invite & np.isin(st, sorted(ISA_RESPONSES)))
+    out["sessions_completed"][:] = (ok & normal_or_unknown)
 
     mos = record_mos(records)
     has_mos = voice & ~np.isnan(mos)
-    out["mos_count"] = has_mos.astype(np.int64)
-    out["mos_micro"] = np.where(has_mos, np.rint(np.nan_to_num(mos) * 1e6), 0).astype(np.int64)
+    out["mos_count"][:] = has_mos
+    out["mos_micro"][:] = np.where(has_mos, np.rint(np.nan_to_num(mos) * 1e6), 0)
 
     if FIRST_OF_INTENT_COLUMN in records.columns:
         first = _mask(records[FIRST_OF_INTENT_COLUMN])
-        out["repeat_attempts"] = (attempt & ~first).astype(np.int64)
-    return pd.DataFrame(out, index=records.index)
+        out["repeat_attempts"][:] = (attempt & ~first)
+    return pd.DataFrame(block.T, columns=list(COUNTERS), index=records.index, copy=False)
 
 
 def record_mos(records: pd.DataFrame) -> np.ndarray:
@@ -229,9 +235,11 @@ def record_mos(records: pd.DataFrame) -> np.ndarray:
         delay = np.where(np.isnan(delay), EMODEL_DEFAULT_DELAY_MS, delay)
     else:
         delay = np.full(len(records), EMODEL_DEFAULT_DELAY_MS)
-    media = ~np.isnan(loss) | ~np.isnan(jitter)
-    estimate = mos_from_r(emodel_r(loss, jitter, delay))
-    return np.where(~np.isnan(mos), mos, np.where(media, estimate, np.nan))
+    out = mos.copy()
+    estimate = np.isnan(mos) & (~np.isnan(loss) | ~np.isnan(jitter))
+    if estimate.any():
+        out[estimate] = mos_from_r(emodel_r(loss[estimate], jitter[estimate], delay[estimate]))
+    return out
 
 
 # --- indicators ---------------------------------------------------------------------------------
@@ -419,6 +427,49 @@ def weighted_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float
 
 
 PDD_QUANTILES: dict[str, float] = {"pdd_p50_ms": 0.50, "pdd_p95_ms": 0.95}
+
+
+def grouped_weighted_quantile(
+    group_id: np.ndarray, values: np.ndarray, counts: np.ndarray, q: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`weighted_quantile` of every group at once (vectorized).
+
+    Parameters
+    ----------
+    group_id : int64[n]
+        Group of each row; rows sorted by group, then by value (values distinct per group).
+    values, counts : arrays [n]
+        Distinct values and how often each occurs (counts >= 1).
+    q : float
+        Quantile in [0, 1].
+
+    Returns
+    -------
+    (int64[g], float64[g])
+        The group ids (in order) and their quantiles.
+
+    Examples
+    --------
+    >>> g, v = grouped_weighted_quantile(np.array([0, 0, 0, 5]), np.array([1.0, 2, 10, 7]),
+    ...                                  np.array([2, 1, 1, 3]), 0.5)
+    >>> list(g), [float(x) for x in v]
+    ([0, 5], [1.5, 7.0])
+    """
+    if len(group_id) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    starts = np.flatnonzero(np.r_[True, group_id[1:] != group_id[:-1]])
+    cum = np.cumsum(counts.astype(np.int64))
+    before = np.r_[0, cum[:-1]][starts]  # items before each group
+    total = np.add.reduceat(counts.astype(np.int64), starts)
+    h = (total - 1) * q
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, total - 1)
+    v_lo = values[np.searchsorted(cum, before + lo, side="right")].astype(float)
+    v_hi = values[np.searchsorted(cum, before + hi, side="right")].astype(float)
+    t = h - lo
+    diff = v_hi - v_lo
+    out = np.where(t >= 0.5, v_hi - diff * (1 - t), v_lo + diff * t)
+    return group_id[starts], out
 
 
 def indicators(sums: pd.DataFrame) -> pd.DataFrame:

@@ -177,6 +177,9 @@ def rollup(
     ddf = _to_dask(records)
     if "start" not in ddf.columns:
         raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
+    wanted = [*formulas.INPUT_COLUMNS, "start", "node", "leg", spec.numbers.column,
+              formulas.INTENT_COLUMN]  # fmt: skip
+    ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
     if formulas.INTENT_COLUMN in ddf.columns:
         ddf = _mark_first_of_intent(ddf)
     assigned = assigner.assign_dask(ddf)
@@ -269,23 +272,32 @@ def _finish(
 
 
 def _quantiles(p: pd.DataFrame, code_col: str) -> pd.DataFrame:
-    rows = []
-    for (code, bucket), grp in p.groupby([code_col, "bucket"], sort=True):
-        values = grp["pdd_ms_int"].to_numpy(dtype=float)
-        counts = grp["n"].to_numpy(dtype=np.int64)
-        row = {code_col: code, "bucket": bucket}
+    """Exact PDD percentiles per (object, bucket) from value counts (sorted by the caller)."""
+    p = p[p["n"] > 0]
+    if len(p):
+        keys = p[[code_col, "bucket"]]
+        code = p[code_col].to_numpy()
+        bucket = p["bucket"].to_numpy()
+        new = np.r_[True, (code[1:] != code[:-1]) | (bucket[1:] != bucket[:-1])]
+        gid = np.cumsum(new) - 1
+        values = p["pdd_ms_int"].to_numpy(dtype=float)
+        counts = p["n"].to_numpy(dtype=np.int64)
+        out = None
         for name, q in formulas.PDD_QUANTILES.items():
-            row[name] = formulas.weighted_quantile(values, counts, q)
-        rows.append(row)
-    if not rows:
-        return pd.DataFrame(
-            {
-                code_col: pd.Series([], dtype=np.int32),
-                "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
-                **{n: pd.Series([], dtype=float) for n in formulas.PDD_QUANTILES},
-            }
-        )
-    return pd.DataFrame(rows)
+            ids, quant = formulas.grouped_weighted_quantile(gid, values, counts, q)
+            if out is None:
+                first = np.searchsorted(gid, ids)
+                out = keys.iloc[first].reset_index(drop=True)
+            out[name] = quant
+        assert out is not None
+        return out
+    return pd.DataFrame(
+        {
+            code_col: pd.Series([], dtype=np.int32),
+            "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
+            **{n: pd.Series([], dtype=float) for n in formulas.PDD_QUANTILES},
+        }
+    )
 
 
 def _empty_table() -> pd.DataFrame:

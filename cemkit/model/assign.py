@@ -264,9 +264,14 @@ class Assigner:
             node_codes = np.full(n, -1, dtype=np.int64)
             node_values: list[str | None] = []
         else:
-            node_codes, node_uniques = pd.factorize(pd.Series(nodes).astype(object))
-            node_codes = node_codes.astype(np.int64)
-            node_values = [str(v) for v in node_uniques]
+            node_arr = pa.array(pd.Series(nodes).astype(pd.StringDtype("pyarrow")), from_pandas=True)
+            if isinstance(node_arr, pa.ChunkedArray):
+                node_arr = node_arr.combine_chunks()
+            encoded = node_arr.dictionary_encode()
+            node_codes = np.asarray(
+                encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64
+            )
+            node_values = [str(v) for v in encoded.dictionary.to_pylist()]
         combo = self._combo_of(numbers, keys_are_table)
         n_nodes = len(node_values) + 1
         n_combo = len(self._combos) + 1
@@ -349,7 +354,7 @@ class Assigner:
             raise ModelError(f"records have no {col!r} column to model customers by")
         nodes = records["node"] if "node" in records.columns else None
         g, c = self._codes(records[col], nodes)
-        out = records.copy()
+        out = records.copy(deep=False)  # new columns only; the records are not modified
         out[GROUP_COLUMN] = pd.Categorical.from_codes(g, categories=self.group_names)
         out[CUSTOMER_OBJECT_COLUMN] = pd.Categorical.from_codes(c, categories=self.customer_names)
         return out
