@@ -237,8 +237,8 @@ def _alerts_for(
         rule_kind[hit] = "absolute" if rule.absolute is not None else "relative"
         base[hit] = ev["baseline"].to_numpy()[hit]
     values = rows[indicator].to_numpy(dtype=float, na_value=np.nan)
-    starts = rows["bucket"].to_numpy()
-    ends = rows["bucket_end"].to_numpy()
+    starts = rows["bucket"].to_numpy(dtype="datetime64[ns]")
+    ends = rows["bucket_end"].to_numpy(dtype="datetime64[ns]")
     out: list[dict[str, object]] = []
     i = 0
     while i < n:
@@ -256,7 +256,7 @@ def _alerts_for(
         ref = worst if level[worst] == top else at_top[0]
         out.append({
             "group": name, "object_kind": kind, "indicator": indicator,
-            "start": pd.Timestamp(starts[i]), "end": pd.Timestamp(ends[j]),
+            "start": pd.Timestamp(starts[i], tz="UTC"), "end": pd.Timestamp(ends[j], tz="UTC"),
             "severity": SEVERITIES[top], "value": float(values[worst]),
             "threshold": float(limit[ref]), "kind": str(rule_kind[ref]),
             "baseline": float(base[ref]) if not math.isnan(base[ref]) else math.nan,

@@ -452,7 +452,7 @@ def grouped_weighted_quantile(
     --------
     >>> g, v = grouped_weighted_quantile(np.array([0, 0, 0, 5]), np.array([1.0, 2, 10, 7]),
     ...                                  np.array([2, 1, 1, 3]), 0.5)
-    >>> list(g), [float(x) for x in v]
+    >>> g.tolist(), v.tolist()
     ([0, 5], [1.5, 7.0])
     """
     if len(group_id) == 0:

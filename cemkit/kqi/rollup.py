@@ -277,7 +277,7 @@ def _quantiles(p: pd.DataFrame, code_col: str) -> pd.DataFrame:
     if len(p):
         keys = p[[code_col, "bucket"]]
         code = p[code_col].to_numpy()
-        bucket = p["bucket"].to_numpy()
+        bucket = p["bucket"].to_numpy(dtype="datetime64[ns]")
         new = np.r_[True, (code[1:] != code[:-1]) | (bucket[1:] != bucket[:-1])]
         gid = np.cumsum(new) - 1
         values = p["pdd_ms_int"].to_numpy(dtype=float)
