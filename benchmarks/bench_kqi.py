@@ -144,6 +144,14 @@ def _switch_model_yaml(records_dir: Path) -> str:
 
 
 def kqi_cemkit(records_dir: Path) -> tuple[float, pd.DataFrame]:
+    return _kqi_cemkit(records_dir, rank_customers=False)
+
+
+def kqi_cemkit_full(records_dir: Path) -> tuple[float, pd.DataFrame]:
+    return _kqi_cemkit(records_dir, rank_customers=True)
+
+
+def _kqi_cemkit(records_dir: Path, rank_customers: bool) -> tuple[float, pd.DataFrame]:
     import dask
     import dask.dataframe as dd
 
@@ -154,7 +162,8 @@ def kqi_cemkit(records_dir: Path) -> tuple[float, pd.DataFrame]:
     t0 = time.perf_counter()
     with dask.config.set(scheduler="threads", num_workers=2):
         files = sorted(str(p) for p in records_dir.glob("*.parquet"))
-        res = rollup(dd.read_parquet(files), model, freqs=("15min",))
+        res = rollup(dd.read_parquet(files), model, freqs=("15min",),
+                     rank_customers=rank_customers)  # fmt: skip
     elapsed = time.perf_counter() - t0
     t = res.table[res.table["object_kind"] == "group"]
     t = t[t["object"] != "(unassigned)"]
@@ -240,7 +249,8 @@ def kqi_duckdb(records_dir: Path) -> tuple[float, pd.DataFrame]:
 
 CONTENDERS = {
     "model-cemkit": model_cemkit, "model-pandas": model_pandas, "model-duckdb": model_duckdb,
-    "kqi-cemkit": kqi_cemkit, "kqi-pandas": kqi_pandas, "kqi-duckdb": kqi_duckdb,
+    "kqi-cemkit": kqi_cemkit, "kqi-cemkit-full": kqi_cemkit_full,
+    "kqi-pandas": kqi_pandas, "kqi-duckdb": kqi_duckdb,
 }  # fmt: skip
 
 
@@ -248,7 +258,20 @@ def worker(name: str, data: Path, result: Path) -> None:
     elapsed, out = CONTENDERS[name](data)
     frame = out.to_frame("grp") if isinstance(out, pd.Series) else out
     frame.to_parquet(result)
-    print(json.dumps({"seconds": elapsed, "peak_rss_mib": peak_rss_mib()}))
+    print(json.dumps({"seconds": round(elapsed, 3), "peak_rss_mib": _own_peak_mib()}))
+
+
+def _own_peak_mib() -> float:
+    """Peak resident memory of this process's own address space (VmHWM).
+
+    ``getrusage`` is not used here: Linux carries ``ru_maxrss`` across ``execve``, so a child
+    would report its parent's peak.
+    """
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(peak_rss_mib(), 1)
 
 
 def run_child(name: str, data: Path, result: Path) -> dict[str, float]:
@@ -317,11 +340,11 @@ def main() -> None:
         records = world / "records"
         kres: dict[str, dict[str, float]] = {}
         kouts: dict[str, pd.DataFrame] = {}
-        for name in ("kqi-cemkit", "kqi-pandas", "kqi-duckdb"):
+        for name in ("kqi-cemkit", "kqi-cemkit-full", "kqi-pandas", "kqi-duckdb"):
             kres[name] = run_child(name, records, tmpdir / f"{name}.parquet")
             kouts[name] = _normalize_kqi(pd.read_parquet(tmpdir / f"{name}.parquet"))
         ref_k = kouts["kqi-cemkit"]
-        for name in ("kqi-pandas", "kqi-duckdb"):
+        for name in ("kqi-cemkit-full", "kqi-pandas", "kqi-duckdb"):
             other = kouts[name]
             assert len(other) == len(ref_k), f"{name}: {len(other)} rows vs {len(ref_k)}"
             keys = ["grp", "bucket"]

@@ -126,3 +126,20 @@ def test_every_indicator_documented():
     for ind in f.INDICATORS.values():
         assert ind.definition and ind.source and ind.direction in (1, -1)
     assert abs(sum(f.SCORE_WEIGHTS.values()) - 1.0) < 1e-12
+
+
+def test_grouped_weighted_quantile_equals_numpy_per_group():
+    rng = np.random.default_rng(3)
+    gids, vals, cnts = [], [], []
+    for g in (0, 2, 3, 9):
+        v = np.unique(rng.integers(0, 3000, rng.integers(1, 40))).astype(float)
+        gids.append(np.full(len(v), g))
+        vals.append(v)
+        cnts.append(rng.integers(1, 9, len(v)))
+    gid, values, counts = map(np.concatenate, (gids, vals, cnts))
+    for q in (0.0, 0.5, 0.95, 1.0):
+        ids, got = f.grouped_weighted_quantile(gid, values, counts, q)
+        assert ids.tolist() == [0, 2, 3, 9]
+        for i, g in enumerate(ids):
+            sel = gid == g
+            assert got[i] == np.quantile(np.repeat(values[sel], counts[sel]), q)

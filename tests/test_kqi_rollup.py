@@ -156,3 +156,12 @@ def test_term_legs_count_for_groups_not_customers():
     t = rollup(df, MODEL, freqs=("day",)).table.set_index("object")
     assert t.loc["lon-sw1", "attempts"] == 1 and t.loc["london", "attempts"] == 2
     assert t.loc["vip", "attempts"] == 1
+
+
+def test_rank_customers_off_keeps_group_table():
+    df = random_records(1500)
+    full = rollup(df, MODEL, freqs=("hour",), worst_min_attempts=1)
+    lean = rollup(df, MODEL, freqs=("hour",), rank_customers=False)
+    pd.testing.assert_frame_equal(_sorted(full.table), _sorted(lean.table))
+    assert lean.worst_customers.empty and lean.customer_count == 0
+    assert len(full.worst_customers) > 0

@@ -48,6 +48,10 @@ FREQ_OFFSETS: dict[str, str] = {"15min": "15min", "hour": "1h", "day": "1D"}
 #: Customers with fewer attempts than this are not ranked among the worst.
 WORST_MIN_ATTEMPTS = 5
 
+#: Counters the experience score reads (the per-customer sums keep only these).
+_SCORE_COUNTERS = ("attempts", "answered", "user_determined", "short_calls", "drops",
+                   "pdd_count", "pdd_us", "mos_count", "mos_micro")  # fmt: skip
+
 _KEYS_GROUP = ["group_code", "bucket"]
 _KEYS_CUST = ["customer_code", "bucket"]
 
@@ -146,6 +150,7 @@ def rollup(
     top_n: int = 20,
     worst_min_attempts: int = WORST_MIN_ATTEMPTS,
     customer_table: pd.DataFrame | None = None,
+    rank_customers: bool = True,
 ) -> KqiResult:
     """Compute KQIs per group and per modeled customer per time bucket, and the worst customers.
 
@@ -164,6 +169,9 @@ def rollup(
         Customers with fewer call attempts are not ranked.
     customer_table : pandas.DataFrame, optional
         Customer attributes, when the model has attribute rules and names no table.
+    rank_customers : bool
+        Also sum every customer's counters to rank the worst customers (a groupby over all
+        customers: skip it when only group and modeled-customer KQIs are wanted).
 
     Returns
     -------
@@ -196,13 +204,16 @@ def rollup(
     cust_pdd = modeled[modeled["pdd_count"] > 0].groupby([*_KEYS_CUST, "pdd_ms_int"])[
         "pdd_count"
     ].sum()
-    per_customer = orig.groupby("customer")[counters].sum(
-        split_out=max(1, prepared.npartitions // 8)
-    )
-    worst_parts = per_customer.map_partitions(
-        _worst_of_partition, top_n, worst_min_attempts, meta=_worst_meta()
-    )
-    n_customers = per_customer.shape[0]
+    if rank_customers:
+        per_customer = orig.groupby("customer")[list(_SCORE_COUNTERS)].sum(
+            split_out=max(1, prepared.npartitions // 8)
+        )
+        worst_parts: Any = per_customer.map_partitions(
+            _worst_of_partition, top_n, worst_min_attempts, meta=_worst_meta()
+        )
+        n_customers: Any = per_customer.shape[0]
+    else:
+        worst_parts, n_customers = _worst_meta(), 0
     g_sums, g_pdd, c_sums, c_pdd, worst, n_cust = dask.compute(
         group_sums, group_pdd, cust_sums, cust_pdd, worst_parts, n_customers
     )
@@ -316,6 +327,9 @@ def _empty_table() -> pd.DataFrame:
 
 
 def _score_frame(sums: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in formulas.COUNTERS if c not in sums.columns]
+    if missing:
+        sums = sums.assign(**{c: np.zeros(len(sums), dtype=np.int64) for c in missing})
     ind = formulas.indicators(sums)
     score, reason = formulas.experience_score(ind)
     out = pd.DataFrame(
@@ -331,7 +345,7 @@ def _score_frame(sums: pd.DataFrame) -> pd.DataFrame:
 
 
 def _worst_meta() -> pd.DataFrame:
-    empty = pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in formulas.COUNTERS})
+    empty = pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in _SCORE_COUNTERS})
     empty.index = pd.Index([], dtype=pd.StringDtype("pyarrow"), name="customer")
     return _score_frame(empty)
 
