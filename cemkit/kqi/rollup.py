@@ -85,24 +85,25 @@ def _prepare(part: pd.DataFrame, number_column: str) -> pd.DataFrame:
     start = part["start"]
     if not isinstance(start.dtype, pd.DatetimeTZDtype):
         start = pd.to_datetime(start, utc=True)
-    out = pd.DataFrame(
-        {
-            "group_code": np.asarray(part[GROUP_COLUMN].cat.codes, dtype=np.int32),
-            "customer_code": np.asarray(part[CUSTOMER_OBJECT_COLUMN].cat.codes, dtype=np.int32),
-            "bucket": start.dt.floor("15min").astype("datetime64[ns, UTC]"),
-            "customer": part[number_column].astype(pd.StringDtype("pyarrow")),
-            "orig": _is_orig(part),
-        },
-        index=part.index,
-    )
+    keys = {
+        "group_code": np.asarray(part[GROUP_COLUMN].cat.codes, dtype=np.int32),
+        "customer_code": np.asarray(part[CUSTOMER_OBJECT_COLUMN].cat.codes, dtype=np.int32),
+        "bucket": start.dt.floor("15min").astype("datetime64[ns, UTC]"),
+        "customer": part[number_column].astype(pd.StringDtype("pyarrow")),
+        "orig": _is_orig(part),
+    }
     pdd = pd.to_numeric(part["pdd_ms"], errors="coerce") if "pdd_ms" in part.columns else None
     if pdd is not None:
         pdd_int = np.rint(pdd.to_numpy(dtype=float, na_value=np.nan))
         pdd_int = np.where(counters["pdd_count"].to_numpy() > 0, pdd_int, np.nan)
     else:
         pdd_int = np.full(len(part), np.nan)
-    out["pdd_ms_int"] = pdd_int
-    return pd.concat([out, counters], axis=1)
+    keys["pdd_ms_int"] = pdd_int
+    # add the keys to the counters frame: its one integer block is kept as it is, not copied
+    out = counters
+    for name, values in keys.items():
+        out.insert(len(out.columns), name, values)
+    return out
 
 
 def _is_orig(part: pd.DataFrame) -> np.ndarray:
