@@ -161,3 +161,21 @@ def test_dask_assign_matches_pandas():
                          "node": pd.array(["lon-sw1", "x"] * 50, dtype="string[pyarrow]")})
     got = a.assign_dask(dd.from_pandas(recs, npartitions=4)).compute()
     pd.testing.assert_frame_equal(got, a.assign(recs))
+
+
+def test_shipped_example_model_assigns():
+    from pathlib import Path
+
+    from cemkit.model import load_model
+
+    m = load_model(Path(__file__).parents[1] / "models" / "example.yaml")
+    a = Assigner(m)  # reads models/customers-example.csv next to the model
+    recs = pd.DataFrame({
+        "a_number": pd.array(["+44207~k1a7f3c9e2", "+44161~k2c55e0a41", "+44209~zz", "+3531~q"],
+                             dtype="string[pyarrow]"),
+        "node": pd.array(["lon-sw1", "man-sw1", "lon-tk12", "dub-x"], dtype="string[pyarrow]"),
+    })
+    out = a.assign(recs)
+    assert list(out["group"].astype(object)) == ["lon-sw1", "man-sw1", "lon-trunks", "dublin"]
+    assert list(out["customer_object"].astype(object)) == ["acme-hq", "leased-lines", np.nan,
+                                                           np.nan]
