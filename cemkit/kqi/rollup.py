@@ -200,11 +200,14 @@ def rollup(
     with_pdd = prepared[prepared["pdd_count"] > 0]
     group_pdd = with_pdd.groupby([*_KEYS_GROUP, "pdd_ms_int"])["pdd_count"].sum()
     orig = prepared[prepared["orig"]]
-    modeled = orig[orig["customer_code"] >= 0]
-    cust_sums = modeled.groupby(_KEYS_CUST)[counters].sum()
-    cust_pdd = modeled[modeled["pdd_count"] > 0].groupby([*_KEYS_CUST, "pdd_ms_int"])[
-        "pdd_count"
-    ].sum()
+    cust_sums: Any = pd.DataFrame()
+    cust_pdd: Any = pd.Series([], dtype=np.int64)
+    if assigner.customer_names:  # no modeled customers: no filtering pass for them
+        modeled = orig[orig["customer_code"] >= 0]
+        cust_sums = modeled.groupby(_KEYS_CUST)[counters].sum()
+        cust_pdd = modeled[modeled["pdd_count"] > 0].groupby([*_KEYS_CUST, "pdd_ms_int"])[
+            "pdd_count"
+        ].sum()
     if rank_customers:
         per_customer = orig.groupby("customer")[list(_SCORE_COUNTERS)].sum(
             split_out=max(1, prepared.npartitions // 8)

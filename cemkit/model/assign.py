@@ -54,18 +54,24 @@ _POW10 = np.array([10**k for k in range(_W)], dtype=np.int64)
 
 
 def _string_buffers(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Offsets (int64, rebased), data bytes and validity of a string column (no per-row copies)."""
+    """Offsets (int32 or int64), data bytes and validity of a string column (no per-row copies)."""
     if isinstance(values, pd.Series | pd.Index):
         arr = pa.array(values.astype(pd.StringDtype("pyarrow")), from_pandas=True)
     else:
         arr = pa.array(values, type=pa.string(), from_pandas=True)
     if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if not pa.types.is_large_string(arr.type):
-        arr = arr.cast(pa.large_string())
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    if pa.types.is_string(arr.type):
+        # the kernel compiles for either offset width: no cast, no copy
+        width: type[np.signedinteger[Any]] = np.int32
+    else:
+        if not pa.types.is_large_string(arr.type):
+            arr = arr.cast(pa.large_string())
+        width = np.int64
     n = len(arr)
     bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=arr.offset * 8)
+    size = np.dtype(width).itemsize
+    offsets = np.frombuffer(bufs[1], dtype=width, count=n + 1, offset=arr.offset * size)
     data = (
         np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
     )
@@ -264,7 +270,8 @@ class Assigner:
             node_codes = np.full(n, -1, dtype=np.int64)
             node_values: list[str | None] = []
         else:
-            node_arr = pa.array(pd.Series(nodes).astype(pd.StringDtype("pyarrow")), from_pandas=True)
+            node_strings = pd.Series(nodes).astype(pd.StringDtype("pyarrow"))
+            node_arr = pa.array(node_strings, from_pandas=True)
             if isinstance(node_arr, pa.ChunkedArray):
                 node_arr = node_arr.combine_chunks()
             encoded = node_arr.dictionary_encode()
