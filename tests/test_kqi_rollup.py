@@ -165,3 +165,12 @@ def test_rank_customers_off_keeps_group_table():
     pd.testing.assert_frame_equal(_sorted(full.table), _sorted(lean.table))
     assert lean.worst_customers.empty and lean.customer_count == 0
     assert len(full.worst_customers) > 0
+
+
+def test_node_only_model_needs_no_numbers():
+    m = ServiceModel.from_yaml_text("name: n\ngroups: [{name: sw1, match: {nodes: [lon-sw1]}}]\n")
+    df = random_records(1000)
+    with_numbers = rollup(df, m, freqs=("day",), rank_customers=False).table
+    without = rollup(df.drop(columns=["a_number"]), m, freqs=("day",), rank_customers=False).table
+    pd.testing.assert_frame_equal(_sorted(with_numbers), _sorted(without))
+    assert with_numbers.set_index("object").loc["sw1", "attempts"] > 0

@@ -89,7 +89,6 @@ def _prepare(part: pd.DataFrame, number_column: str) -> pd.DataFrame:
         "group_code": np.asarray(part[GROUP_COLUMN].cat.codes, dtype=np.int32),
         "customer_code": np.asarray(part[CUSTOMER_OBJECT_COLUMN].cat.codes, dtype=np.int32),
         "bucket": start.dt.floor("15min").astype("datetime64[ns, UTC]"),
-        "customer": part[number_column].astype(pd.StringDtype("pyarrow")),
         "orig": _is_orig(part),
     }
     pdd = pd.to_numeric(part["pdd_ms"], errors="coerce") if "pdd_ms" in part.columns else None
@@ -99,6 +98,8 @@ def _prepare(part: pd.DataFrame, number_column: str) -> pd.DataFrame:
     else:
         pdd_int = np.full(len(part), np.nan)
     keys["pdd_ms_int"] = pdd_int
+    if number_column in part.columns:
+        keys["customer"] = part[number_column].astype(pd.StringDtype("pyarrow"))
     # add the keys to the counters frame: its one integer block is kept as it is, not copied
     out = counters
     for name, values in keys.items():
@@ -186,8 +187,13 @@ def rollup(
     ddf = _to_dask(records)
     if "start" not in ddf.columns:
         raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
-    wanted = [*formulas.INPUT_COLUMNS, "start", "node", "leg", spec.numbers.column,
-              formulas.INTENT_COLUMN]  # fmt: skip
+    # read only what the formulas and the model need (customer numbers are the widest column)
+    per_customer_work = rank_customers or bool(assigner.customer_names)
+    wanted = [*formulas.INPUT_COLUMNS, "start", "node", formulas.INTENT_COLUMN]
+    if per_customer_work:
+        wanted.append("leg")
+    if per_customer_work or assigner.needs_numbers:
+        wanted.append(spec.numbers.column)
     ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
     if formulas.INTENT_COLUMN in ddf.columns:
         ddf = _mark_first_of_intent(ddf)

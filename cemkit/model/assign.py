@@ -304,6 +304,11 @@ class Assigner:
             customers[hit] = owners[idx[hit]]
         return groups, customers
 
+    @property
+    def needs_numbers(self) -> bool:
+        """Whether any rule reads the customer number (prefixes, attributes, pseudonyms)."""
+        return bool(self._prefixes.prefixes or self._attr_columns or self._pseudonyms)
+
     def group_codes(self, numbers: Any, nodes: Any | None = None) -> np.ndarray:
         """Index into :attr:`group_names` of each number's group (-1 for none), vectorized.
 
@@ -357,10 +362,14 @@ class Assigner:
         read ``node``.
         """
         col = self.model.numbers.column
-        if col not in records.columns:
+        if col in records.columns:
+            numbers = records[col]
+        elif not self.needs_numbers:
+            numbers = pd.Series(pd.array([None] * len(records), dtype=pd.StringDtype("pyarrow")))
+        else:
             raise ModelError(f"records have no {col!r} column to model customers by")
         nodes = records["node"] if "node" in records.columns else None
-        g, c = self._codes(records[col], nodes)
+        g, c = self._codes(numbers, nodes)
         out = records.copy(deep=False)  # new columns only; the records are not modified
         out[GROUP_COLUMN] = pd.Categorical.from_codes(g, categories=self.group_names)
         out[CUSTOMER_OBJECT_COLUMN] = pd.Categorical.from_codes(c, categories=self.customer_names)
