@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cemkit import config
 from cemkit.outcomes import ANSWERED, USER_DETERMINED
@@ -139,7 +140,10 @@ def mos_from_r(r: np.ndarray) -> np.ndarray:
 def _col(df: pd.DataFrame, name: str, dtype: str = "object") -> pd.Series:
     if name in df.columns:
         return df[name]
-    return pd.Series(pd.array([None] * len(df), dtype=dtype), index=df.index)
+    if dtype == "string":  # all-null column without a Python object per row
+        nulls = pd.arrays.ArrowStringArray(pa.nulls(len(df), pa.string()))
+        return pd.Series(nulls, index=df.index)
+    return pd.Series(np.full(len(df), np.nan), index=df.index)
 
 
 def _mask(series: pd.Series) -> np.ndarray:

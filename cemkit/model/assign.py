@@ -264,8 +264,12 @@ class Assigner:
     def _codes(
         self, numbers: Any, nodes: Any | None, keys_are_table: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        n = len(numbers)
-        prefix_pos = self._prefixes.longest(numbers, self._max_digits)
+        if numbers is None:  # no rule reads numbers (see needs_numbers)
+            n = len(nodes) if nodes is not None else 0
+            prefix_pos = np.full(n, -1, dtype=np.int64)
+        else:
+            n = len(numbers)
+            prefix_pos = self._prefixes.longest(numbers, self._max_digits)
         if nodes is None:
             node_codes = np.full(n, -1, dtype=np.int64)
             node_values: list[str | None] = []
@@ -279,7 +283,11 @@ class Assigner:
                 encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64
             )
             node_values = [str(v) for v in encoded.dictionary.to_pylist()]
-        combo = self._combo_of(numbers, keys_are_table)
+        combo = (
+            self._combo_of(numbers, keys_are_table)
+            if numbers is not None
+            else np.full(n, -1, dtype=np.int64)
+        )
         n_nodes = len(node_values) + 1
         n_combo = len(self._combos) + 1
         signature = ((prefix_pos + 1) * n_nodes + (node_codes + 1)) * n_combo + (combo + 1)
@@ -294,7 +302,7 @@ class Assigner:
             group_of[k], cust_of[k] = self._resolve(pp, node_values[nd] if nd >= 0 else None, c)
         groups = group_of[sig_codes]
         customers = cust_of[sig_codes]
-        if self._pseudonyms:
+        if self._pseudonyms and numbers is not None:
             arr = pa.array(pd.Series(numbers).astype(pd.StringDtype("pyarrow")), from_pandas=True)
             idx = pc.index_in(arr, value_set=self._pseudonym_values).to_numpy(zero_copy_only=False)
             idx = np.where(pd.isna(idx), -1, idx).astype(np.int64)
@@ -365,7 +373,9 @@ class Assigner:
         if col in records.columns:
             numbers = records[col]
         elif not self.needs_numbers:
-            numbers = pd.Series(pd.array([None] * len(records), dtype=pd.StringDtype("pyarrow")))
+            numbers = None
+            if "node" not in records.columns:
+                raise ModelError("records have neither customer numbers nor a 'node' column")
         else:
             raise ModelError(f"records have no {col!r} column to model customers by")
         nodes = records["node"] if "node" in records.columns else None
