@@ -23,8 +23,10 @@ Examples
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
+import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,7 @@ _LAST = ("Smith", "Müller", "Dubois", "Rossi", "Kowalski", "Nguyen", "Garcia", 
 
 # Outcome mix of an ordinary hour, and during an incident on the caller's switch.
 _OUTCOME_P = np.array([0.72, 0.10, 0.06, 0.06, 0.02, 0.03, 0.01])
-_INCIDENT_P = np.array([0.38, 0.10, 0.06, 0.06, 0.02, 0.22, 0.16])
+_INCIDENT_P = np.array([0.30, 0.10, 0.06, 0.06, 0.02, 0.26, 0.20])
 assert len(_OUTCOME_P) == len(outcomes.OUTCOMES)
 _HOURLY = np.array(
     [
@@ -232,6 +234,22 @@ def _ts(seconds: np.ndarray, origin: pd.Timestamp) -> pa.Array:
     return pa.array(values, type=pa.timestamp("ns", tz="UTC"), mask=mask)
 
 
+#: Records per generation chunk: bounds memory, and chunks run on every core.
+CHUNK_RECORDS = 1_000_000
+
+
+def _chunks(records: int, days: int) -> list[tuple[int, int, int]]:
+    """Split the period into whole-day windows: (first day, number of days, records) each.
+
+    Whole days keep the diurnal profile intact; records are split in proportion to days.
+    """
+    n_chunks = min(days, max(1, -(-records // CHUNK_RECORDS)))
+    windows = np.array_split(np.arange(days), n_chunks)
+    sizes = [int(records * len(w) // days) for w in windows]
+    sizes[-1] += records - sum(sizes)
+    return [(int(w[0]), len(w), n) for w, n in zip(windows, sizes, strict=True)]
+
+
 def generate(
     out_dir: str | os.PathLike[str],
     *,
@@ -241,6 +259,7 @@ def generate(
     days: int = 7,
     start: str = DEFAULT_START,
     formats: bool = True,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Generate a synthetic world and write it to ``out_dir``.
 
@@ -248,11 +267,12 @@ def generate(
     ----------
     out_dir : path
         Directory to write: ``records/`` (canonical Parquet), ``formats/asterisk/Master.csv``,
-        ``formats/freeswitch/Master.csv``, ``truth.json`` and ``truth/records.parquet``.
+        ``formats/freeswitch/Master.csv``, ``truth.json`` and ``truth/`` (per-record ground
+        truth: ``record_id``, ``call_key``, ``intent_key``, ``a_customer``, ``b_customer``).
     records : int
         Exact number of canonical records to generate.
     seed : int
-        Random seed: the same seed gives byte-identical files.
+        Random seed: the same seed gives byte-identical files, whatever ``workers`` is.
     incidents : int
         How many incidents to inject (0 gives a clean world).
     days : int
@@ -261,6 +281,8 @@ def generate(
         ISO-8601 start of the period (UTC).
     formats : bool
         Also write the source-format files.
+    workers : int, optional
+        Processes generating chunks of the period in parallel (default: one per core).
 
     Returns
     -------
@@ -269,64 +291,43 @@ def generate(
     """
     if records < 1:
         raise ValueError(f"records must be at least 1, got {records}")
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
     out = Path(out_dir)
-    rng = np.random.default_rng(seed)
     origin = pd.Timestamp(start)
     if origin.tzinfo is None:
         origin = origin.tz_localize("UTC")
-    period_s = days * 86_400.0
-    world = _World(rng, n_customers=max(200, min(records // 20, 2_000_000)))
-    incident_list = _draw_incidents(rng, incidents, days)
-
-    table, truth_tbl, dialled, counts = _build_records(
-        rng, world, incident_list, records, origin, period_s
-    )
-
-    (out / "records").mkdir(parents=True, exist_ok=True)
-    (out / "truth").mkdir(parents=True, exist_ok=True)
-    # pyarrow releases the GIL while encoding: write the files on both cores at once.
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        jobs = [
-            pool.submit(
-                pq.write_table,
-                table.slice(offset, ROWS_PER_FILE),
-                out / "records" / f"part-{i:05d}.parquet",
-            )
-            for i, offset in enumerate(range(0, records, ROWS_PER_FILE))
-        ]
-        jobs.append(pool.submit(pq.write_table, truth_tbl, out / "truth" / "records.parquet"))
-        if formats:
-            voice_cdr = pc.and_(
-                pc.equal(table["record_kind"], "cdr"), pc.equal(table["service"], "voice")
-            )
-            cdrs = table.filter(voice_cdr)
-            parties = dialled.filter(voice_cdr)
-            names, national = parties["name"], (parties["a"], parties["b"])
-            local = _local_times(cdrs, DEFAULT_TIMEZONE)
-            fmt_dir = out / "formats"
-            jobs.append(
-                pool.submit(
-                    write_asterisk,
-                    cdrs,
-                    names,
-                    national,
-                    local,
-                    fmt_dir / "asterisk" / "Master.csv",
-                )
-            )
-            jobs.append(
-                pool.submit(
-                    write_freeswitch,
-                    cdrs,
-                    names,
-                    national,
-                    local,
-                    fmt_dir / "freeswitch" / "Master.csv",
-                )
-            )
-            counts["voice_cdrs_in_formats"] = cdrs.num_rows
-        for job in jobs:
-            job.result()
+    world, incident_list = _world_and_incidents(seed, records, incidents, days)
+    subdirs = ["records", "truth", ".chunks"]
+    subdirs += ["formats/asterisk", "formats/freeswitch"] if formats else []
+    for sub in subdirs:
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    chunks = _chunks(records, days)
+    offsets = np.concatenate([[0], np.cumsum([c[2] for c in chunks])[:-1]])
+    jobs = [
+        (str(out), seed, records, incidents, days, origin.isoformat(), formats, i, c, int(o))
+        for i, (c, o) in enumerate(zip(chunks, offsets, strict=True))
+    ]
+    n_workers = min(len(jobs), workers or os.cpu_count() or 1)
+    if n_workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+            results = list(pool.map(_write_chunk, jobs))
+    else:
+        results = [_write_chunk(job) for job in jobs]
+    counts: dict[str, int] = {}
+    for chunk_counts in results:
+        for key, value in chunk_counts.items():
+            counts[key] = counts.get(key, 0) + value
+    if formats:
+        for fmt in ("asterisk", "freeswitch"):
+            with open(out / "formats" / fmt / "Master.csv", "wb") as sink:
+                for i in range(len(jobs)):
+                    piece = out / ".chunks" / f"{fmt}-{i:05d}.csv"
+                    with open(piece, "rb") as src:
+                        shutil.copyfileobj(src, sink, 16 * 2**20)
+                    piece.unlink()
+    (out / ".chunks").rmdir()
 
     truth = {
         "seed": seed,
@@ -364,6 +365,64 @@ def generate(
     return truth
 
 
+def _world_and_incidents(
+    seed: int, records: int, incidents: int, days: int
+) -> tuple[_World, list[dict[str, Any]]]:
+    """The customer base and incidents: drawn from the seed alone, identical in every worker."""
+    rng = np.random.default_rng([seed, 0])
+    world = _World(rng, n_customers=max(200, min(records // 20, 2_000_000)))
+    return world, _draw_incidents(rng, incidents, days)
+
+
+def _write_chunk(job: tuple[Any, ...]) -> dict[str, int]:
+    """Generate and write one chunk of the period (runs in a worker process)."""
+    out_s, seed, records, incidents, days, origin_s, formats, index, chunk, row_offset = job
+    out = Path(out_s)
+    first_day, n_days, n_records = chunk
+    world, incident_list = _world_and_incidents(seed, records, incidents, days)
+    rng = np.random.default_rng([seed, 1 + index])
+    table, truth_tbl, dialled, counts = _build_records(
+        rng,
+        world,
+        incident_list,
+        n_records,
+        pd.Timestamp(origin_s),
+        first_day=first_day,
+        n_days=n_days,
+        row_offset=row_offset,
+        key_offset=index << 40,
+    )
+    pq.write_table(table, out / "records" / f"part-{index:05d}.parquet")
+    pq.write_table(truth_tbl, out / "truth" / f"part-{index:05d}.parquet")
+    if formats:
+        voice_cdr = pc.and_(
+            pc.equal(table["record_kind"], "cdr"), pc.equal(table["service"], "voice")
+        )
+        cdrs = table.filter(voice_cdr)
+        parties = dialled.filter(voice_cdr)
+        names, national = parties["name"], (parties["a"], parties["b"])
+        local = _local_times(cdrs, DEFAULT_TIMEZONE)
+        pieces = out / ".chunks"
+        write_asterisk(
+            cdrs,
+            names,
+            national,
+            local,
+            pieces / f"asterisk-{index:05d}.csv",
+            row_offset=row_offset,
+        )
+        write_freeswitch(
+            cdrs,
+            names,
+            national,
+            local,
+            pieces / f"freeswitch-{index:05d}.csv",
+            row_offset=row_offset,
+        )
+        counts["voice_cdrs_in_formats"] = cdrs.num_rows
+    return counts
+
+
 def _draw_incidents(rng: np.random.Generator, n: int, days: int) -> list[dict[str, Any]]:
     if n > len(SWITCHES):
         raise ValueError(f"at most {len(SWITCHES)} incidents (one per switch), got {n}")
@@ -384,7 +443,11 @@ def _build_records(
     incident_list: list[dict[str, Any]],
     n_records: int,
     origin: pd.Timestamp,
-    period_s: float,
+    *,
+    first_day: int,
+    n_days: int,
+    row_offset: int,
+    key_offset: int,
 ) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, int]]:
     """Draw intents → attempts → records (legs, partials, xDRs) and SMS, exactly n_records rows."""
     n_customers = len(world.region)
@@ -394,7 +457,7 @@ def _build_records(
     caller = rng.choice(n_customers, size=n_intents, p=world.activity_p)
     on_net = rng.random(n_intents) < 0.6
     callee = rng.choice(n_customers, size=n_intents, p=world.activity_p)
-    t_intent = _diurnal_times(rng, n_intents, period_s)
+    t_intent = _diurnal_times(rng, n_intents, first_day, n_days)
 
     # Up to three attempts per intent: retry after a failure with probability 0.45.
     max_attempts = 3
@@ -501,8 +564,8 @@ def _build_records(
         probe_sees,
         n_partials,
     )
-    xonly = _xdr_only(rng, world, n_xdr_only, n_intents, n_att, period_s)
-    sms = _sms(rng, world, n_sms, n_intents + n_xdr_only, n_att + n_xdr_only, period_s)
+    xonly = _xdr_only(rng, world, n_xdr_only, n_intents, n_att, (first_day, n_days))
+    sms = _sms(rng, world, n_sms, n_intents + n_xdr_only, n_att + n_xdr_only, (first_day, n_days))
 
     parts = [cols, xonly, sms]
     merged = {k: np.concatenate([p[k] for p in parts]) for k in cols}
@@ -521,7 +584,11 @@ def _build_records(
         ext_e164.take(pc.max_element_wise(ext_pos, 0)) if len(ext_e164) else ext_e164,
     )
     n = len(merged["start"])
-    record_id = pc.binary_join_element_wise("synth:", pa.array(np.arange(n)).cast(pa.string()), "")
+    merged["call_key"] += key_offset
+    merged["intent_key"] += key_offset
+    record_id = pc.binary_join_element_wise(
+        "synth:", pa.array(np.arange(row_offset, row_offset + n)).cast(pa.string()), ""
+    )
     kind = pa.array(["cdr", "xdr"]).take(pa.array(merged["is_xdr"].astype(np.int8)))
     source = pa.array(["switch", "sip-probe"]).take(pa.array(merged["is_xdr"].astype(np.int8)))
     service = pa.array(["voice", "sms"]).take(pa.array(merged["is_sms"].astype(np.int8)))
@@ -602,9 +669,9 @@ def _build_records(
     return table, truth_tbl, dialled, counts
 
 
-def _diurnal_times(rng: np.random.Generator, n: int, period_s: float) -> np.ndarray:
-    days = int(period_s // 86_400)
-    day = rng.integers(0, max(1, days), size=n)
+def _diurnal_times(rng: np.random.Generator, n: int, first_day: int, n_days: int) -> np.ndarray:
+    """Seconds from the period start of n events on the diurnal profile, in the given days."""
+    day = first_day + rng.integers(0, n_days, size=n)
     hour = rng.choice(24, size=n, p=_HOURLY)
     return day * 86_400.0 + hour * 3600.0 + rng.uniform(0, 3600, size=n)
 
@@ -701,12 +768,17 @@ def _expand_voice(
 
 
 def _xdr_only(
-    rng: np.random.Generator, world: _World, n: int, key_base: int, call_base: int, period_s: float
+    rng: np.random.Generator,
+    world: _World,
+    n: int,
+    key_base: int,
+    call_base: int,
+    days: tuple[int, int],
 ) -> dict[str, np.ndarray]:
     """Signaling attempts that failed before any switch wrote a CDR."""
     a = rng.choice(len(world.region), size=n, p=world.activity_p)
     b = np.where(rng.random(n) < 0.6, rng.choice(len(world.region), size=n), -1)
-    t = np.round(_diurnal_times(rng, n, period_s), 3)
+    t = np.round(_diurnal_times(rng, n, *days), 3)
     sips = rng.choice(np.array([408, 500, 503, 404], np.int16), size=n, p=(0.4, 0.2, 0.3, 0.1))
     outcome_names = [outcomes.outcome_from_sip(int(s)) for s in (408, 500, 503, 404)]
     oc_lookup = {
@@ -746,11 +818,16 @@ def _xdr_only(
 
 
 def _sms(
-    rng: np.random.Generator, world: _World, n: int, key_base: int, call_base: int, period_s: float
+    rng: np.random.Generator,
+    world: _World,
+    n: int,
+    key_base: int,
+    call_base: int,
+    days: tuple[int, int],
 ) -> dict[str, np.ndarray]:
     a = rng.choice(len(world.region), size=n, p=world.activity_p)
     b = np.where(rng.random(n) < 0.7, rng.choice(len(world.region), size=n), -1)
-    t = np.floor(_diurnal_times(rng, n, period_s))
+    t = np.floor(_diurnal_times(rng, n, *days))
     failed = rng.random(n) < 0.03
     return {
         "start": t,
@@ -812,6 +889,7 @@ def write_asterisk(
     national: tuple[pa.Array, pa.Array],
     local: dict[str, pa.Array],
     path: Path,
+    row_offset: int = 0,
 ) -> None:
     """Write voice CDRs as Asterisk ``cdr_csv`` (18 columns, no header, local time).
 
@@ -826,7 +904,7 @@ def write_asterisk(
         pc.index_in(cdrs["outcome"], value_set=pa.array(list(outcomes.OUTCOMES)))
     )
     clid = pc.binary_join_element_wise('"', names, '" <', src, ">", "")
-    seq = pa.array(np.arange(n)).cast(pa.string())
+    seq = pa.array(np.arange(row_offset, row_offset + n)).cast(pa.string())
     epoch = pc.cast(pc.cast(cdrs["start"], pa.timestamp("s", tz="UTC")), pa.int64())
     uniqueid = pc.binary_join_element_wise(pc.cast(epoch, pa.string()), seq, ".")
     channel = pc.binary_join_element_wise("SIP/", cdrs["node"], "-", pc.utf8_lpad(seq, 8, "0"), "")
@@ -866,6 +944,7 @@ def write_freeswitch(
     national: tuple[pa.Array, pa.Array],
     local: dict[str, pa.Array],
     path: Path,
+    row_offset: int = 0,
 ) -> None:
     """Write voice CDRs as FreeSWITCH ``mod_cdr_csv`` with the default "example" template.
 
@@ -890,7 +969,7 @@ def write_freeswitch(
         "ORIGINATOR_CANCEL",
         cause_names[np.nan_to_num(cause.astype(float), nan=16).astype(int) % 128],
     )
-    uid = pc.cast(pa.array(np.arange(n)), pa.string())
+    uid = pc.cast(pa.array(np.arange(row_offset, row_offset + n)), pa.string())
     uuid = pc.binary_join_element_wise("5e1f0000-0000-4000-8000-", pc.utf8_lpad(uid, 12, "0"), "")
     answered = pc.is_valid(cdrs["answer"])
     table = pa.table(
