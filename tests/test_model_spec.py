@@ -129,3 +129,10 @@ def test_shipped_models_load():
     for path in models:
         m = load_model(path)
         assert m.groups
+
+
+def test_errors_do_not_echo_long_numbers():
+    text = BASE.replace('"+4420"', '"+4420796012345x"')
+    with pytest.raises(ModelError) as err:
+        ServiceModel.from_yaml_text(text)
+    assert "4420796012345" not in str(err.value) and "not shown" in str(err.value)

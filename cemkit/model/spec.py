@@ -42,6 +42,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _shown(rule: str) -> str:
+    """A prefix rule as error messages may show it: long digit strings could be whole numbers."""
+    digits = sum(ch.isdigit() for ch in rule)
+    return repr(rule) if digits <= 7 else f"<a rule of {len(rule)} characters, not shown>"
+
+
 def expand_prefix(rule: str) -> list[str]:
     """Expand one prefix rule to the prefixes it stands for.
 
@@ -61,17 +67,19 @@ def expand_prefix(rule: str) -> list[str]:
     found = _RANGE_RE.match(text)
     if not found:
         raise ValueError(
-            f"prefix {rule!r} is neither a prefix ('+' and up to 15 digits) nor a range "
+            f"prefix {_shown(rule)} is neither a prefix ('+' and up to 15 digits) nor a range "
             "('+441610..+441614')"
         )
     low, high = found.group(1), found.group(2)
     if low.startswith("+") != high.startswith("+") or len(low) != len(high):
-        raise ValueError(f"range {rule!r}: both ends must have the same form and number of digits")
+        raise ValueError(
+            f"range {_shown(rule)}: both ends must have the same form and number of digits"
+        )
     lo, hi = int(low.lstrip("+")), int(high.lstrip("+"))
     if hi < lo:
-        raise ValueError(f"range {rule!r}: the first end is above the second")
+        raise ValueError(f"range {_shown(rule)}: the first end is above the second")
     if hi - lo + 1 > MAX_RANGE_EXPANSION:
-        raise ValueError(f"range {rule!r} covers more than {MAX_RANGE_EXPANSION} prefixes")
+        raise ValueError(f"range {_shown(rule)} covers more than {MAX_RANGE_EXPANSION} prefixes")
     plus = "+" if low.startswith("+") else ""
     width = len(low) - len(plus)
     return [f"{plus}{n:0{width}d}" for n in range(lo, hi + 1)]
