@@ -14,7 +14,7 @@ groups:
   - {name: lon-sw1, parent: london, match: {switches: ["lon-sw1"]}}
   - {name: lon-trunks, parent: london, match: {trunks: ["lon-tk*"]}}
   - {name: manchester, parent: uk, match: {prefixes: ["+441610..+441619"]}}
-  - {name: uk-gold, parent: uk, match: {attributes: {plan: [gold]}}}
+  - {name: uk-gold, parent: uk, match: {plans: [gold]}}
   - {name: fr, match: {prefixes: ["+33"]}}
   - {name: europe}
 customers:

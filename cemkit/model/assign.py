@@ -150,7 +150,7 @@ class Assigner:
         self._pseudonyms = [(p, i) for i, c in enumerate(model.customers) for p in c.pseudonyms]
         self._pseudonym_values = pa.array([p for p, _ in self._pseudonyms], type=pa.string())
         self._attr_columns = sorted(
-            {k for g in model.groups for k in g.match.attributes}
+            {k for g in model.groups for k in g.match.all_attributes()}
             | {k for c in model.customers for k in c.attributes}
         )
         self._table_keys: pa.Array | None = None
@@ -236,7 +236,7 @@ class Assigner:
                 plen = max(len(prefix_digits(p)) for p in common)
             if m.all_nodes() and i not in nodes:
                 return False, 0
-            for col, allowed in m.attributes.items():
+            for col, allowed in m.all_attributes().items():
                 if attrs.get(col) not in allowed:
                     return False, 0
             return True, plen
@@ -248,7 +248,8 @@ class Assigner:
             ok, plen = own(i)
             if not ok or not all(own(a)[0] for a in self._chain_index[i]):
                 continue
-            kinds = bool(g.match.prefixes) + bool(g.match.all_nodes()) + bool(g.match.attributes)
+            m = g.match
+            kinds = bool(m.prefixes) + bool(m.all_nodes()) + bool(m.all_attributes())
             rank = (int(self._depth[i]), plen, kinds, -i)
             if best_key is None or rank > best_key:
                 best, best_key = i, rank

@@ -96,7 +96,8 @@ class Match(_Strict):
     ``prefixes`` match the leading digits of the customer number (raw E.164 or the kept prefix
     of a protected number); ``nodes`` (and the synonyms ``switches``, ``trunks``, ``cells``) match
     the record's ``node`` column exactly or by shell-style wildcard (``lon-*``); ``attributes``
-    match columns of the customer table (``plan``, ``segment``, ...).
+    match columns of the customer table (``plans`` and ``segments`` are shorthands for the
+    ``plan`` and ``segment`` columns).
     """
 
     prefixes: list[str] = Field(default_factory=list)
@@ -104,6 +105,8 @@ class Match(_Strict):
     switches: list[str] = Field(default_factory=list)
     trunks: list[str] = Field(default_factory=list)
     cells: list[str] = Field(default_factory=list)
+    plans: list[str] = Field(default_factory=list)  #: shorthand for attributes: {plan: [...]}
+    segments: list[str] = Field(default_factory=list)  #: shorthand for {segment: [...]}
     attributes: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("prefixes")
@@ -117,13 +120,22 @@ class Match(_Strict):
         """Node names and patterns of every synonym."""
         return [*self.nodes, *self.switches, *self.trunks, *self.cells]
 
+    def all_attributes(self) -> dict[str, list[str]]:
+        """Attribute rules, with ``plans``/``segments`` as the ``plan``/``segment`` columns."""
+        out = {k: list(v) for k, v in self.attributes.items()}
+        if self.plans:
+            out["plan"] = [*out.get("plan", []), *self.plans]
+        if self.segments:
+            out["segment"] = [*out.get("segment", []), *self.segments]
+        return out
+
     def expanded_prefixes(self) -> list[str]:
         """Every prefix the prefix rules stand for."""
         return [p for rule in self.prefixes for p in expand_prefix(rule)]
 
     def is_empty(self) -> bool:
         """True when the match has no rule at all."""
-        return not (self.prefixes or self.all_nodes() or self.attributes)
+        return not (self.prefixes or self.all_nodes() or self.all_attributes())
 
 
 class Threshold(_Strict):
@@ -260,7 +272,7 @@ class ServiceModel(_Strict):
                             f"longer than the {kept} digits protected numbers keep "
                             "(numbers.kept_prefix_digits); shorten it or keep more digits"
                         )
-        uses_attributes = any(g.match.attributes for g in self.groups) or any(
+        uses_attributes = any(g.match.all_attributes() for g in self.groups) or any(
             c.attributes for c in self.customers
         )
         if uses_attributes and self.customer_table is None:
