@@ -174,3 +174,16 @@ def test_node_only_model_needs_no_numbers():
     without = rollup(df.drop(columns=["a_number"]), m, freqs=("day",), rank_customers=False).table
     pd.testing.assert_frame_equal(_sorted(with_numbers), _sorted(without))
     assert with_numbers.set_index("object").loc["sw1", "attempts"].sum() > 0
+
+
+@pytest.mark.slow
+def test_identical_on_a_local_cluster():
+    from distributed import Client, LocalCluster
+
+    df = random_records(3000)
+    base = rollup(df, MODEL)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster):
+        other = rollup(dd.from_pandas(df, npartitions=5, sort=False), MODEL)
+    pd.testing.assert_frame_equal(_sorted(base.table), _sorted(other.table), check_exact=True)
+    pd.testing.assert_frame_equal(base.worst_customers, other.worst_customers, check_exact=True)
