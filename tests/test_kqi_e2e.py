@@ -113,4 +113,12 @@ def test_synthetic_world_identical_for_any_partitioning(small_world):
     b = many.table.sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     pd.testing.assert_frame_equal(one.worst_customers, many.worst_customers, check_exact=True)
-    assert (a["repeat_attempt_rate"].dropna() > 0).any()  # retries were seen
+    # repeats against the generator's truth: attempts after the first of their intent
+    voice_cdr = (records["service"] == "voice") & (records["record_kind"] == "cdr")
+    attempt = voice_cdr & (records["partial_seq"].fillna(1) <= 1)
+    keys = truth.loc[attempt.to_numpy(), ["intent_key", "call_key"]]
+    first_call = keys.groupby("intent_key")["call_key"].transform("min")
+    expected = int((keys["call_key"] != first_call).sum())
+    top = [g.name for g in model.groups if g.parent is None]
+    day = a[(a["freq"] == "day") & a["object"].isin([*top, "(unassigned)"])]
+    assert expected > 0 and day["repeat_attempts"].sum() == expected

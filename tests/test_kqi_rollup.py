@@ -187,3 +187,19 @@ def test_identical_on_a_local_cluster():
         other = rollup(dd.from_pandas(df, npartitions=5, sort=False), MODEL)
     pd.testing.assert_frame_equal(_sorted(base.table), _sorted(other.table), check_exact=True)
     pd.testing.assert_frame_equal(base.worst_customers, other.worst_customers, check_exact=True)
+
+
+def test_legs_and_probe_copies_are_not_repeats():
+    t0 = pd.Timestamp("2026-01-01 10:00:00", tz="UTC")
+    sec = pd.Timedelta("1s")
+    df = pd.DataFrame({
+        "a_number": pd.array(["+4420a"] * 4, dtype="string[pyarrow]"),
+        "service": "voice",
+        "record_kind": ["xdr", "cdr", "cdr", "cdr"],
+        "outcome": "failed",
+        "leg": [None, "orig", "term", "orig"],
+        "start": [t0 - 0.2 * sec, t0, t0 + sec, t0 + 40 * sec],
+        "intent": [1, 1, 1, 1],
+    })
+    t = rollup(df, MODEL, freqs=("day",)).table.set_index("object")
+    assert t.loc["london", "attempts"] == 3 and t.loc["london", "repeat_attempts"] == 1

@@ -81,6 +81,10 @@ INPUT_COLUMNS: tuple[str, ...] = (
 
 #: Column holding the intent id from :func:`cemkit.correlate.sessionize`, when present.
 INTENT_COLUMN = "intent"
+#: Seconds after an intent's first attempt within which records still belong to that attempt
+#: (its terminating leg, written ~1 s later by the far switch); a retry comes later, after the
+#: caller has heard the failure.
+SAME_ATTEMPT_WINDOW_S = 5.0
 #: Boolean column marking the first attempt of each intent (set by the rollup pre-step).
 FIRST_OF_INTENT_COLUMN = "first_of_intent"
 

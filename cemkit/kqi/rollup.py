@@ -116,17 +116,26 @@ def _is_orig(part: pd.DataFrame) -> np.ndarray:
 def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
     """Add :data:`formulas.FIRST_OF_INTENT_COLUMN`: the record starts its intent's first attempt.
 
-    Attempts of one intent may lie in any partition: the earliest start per intent is an exact
-    Dask ``min`` aggregation, joined back. Attempts tied at the earliest start all count as first.
+    Attempts of one intent may lie in any partition: the earliest attempt start per intent is an
+    exact Dask ``min`` aggregation, joined back. Records starting within
+    :data:`formulas.SAME_ATTEMPT_WINDOW_S` of it (the terminating leg, a tie) belong to the first
+    attempt.
     """
     col = formulas.INTENT_COLUMN
-    first = ddf.groupby(col)["start"].min().rename("_intent_first_start")
+
+    def attempts_only(part: pd.DataFrame) -> pd.DataFrame:
+        is_attempt = formulas.contributions(part)["attempts"].to_numpy() > 0
+        return part.loc[is_attempt, [col, "start"]]
+
+    starts = ddf.map_partitions(attempts_only, meta=ddf._meta[[col, "start"]])
+    first = starts.groupby(col)["start"].min().rename("_intent_first_start")
     merged = ddf.merge(first.to_frame(), left_on=col, right_index=True, how="left")
+    window = pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S)
 
     def flag(part: pd.DataFrame) -> pd.DataFrame:
         part = part.copy()
         first_col = part.pop("_intent_first_start")
-        is_first = (part["start"] == first_col) | part[col].isna()
+        is_first = (part["start"] - first_col <= window) | first_col.isna()
         part[formulas.FIRST_OF_INTENT_COLUMN] = is_first.fillna(True).astype(bool)
         return part
 
