@@ -203,3 +203,11 @@ def test_legs_and_probe_copies_are_not_repeats():
     })
     t = rollup(df, MODEL, freqs=("day",)).table.set_index("object")
     assert t.loc["london", "attempts"] == 3 and t.loc["london", "repeat_attempts"] == 1
+
+
+def test_ranking_needs_numbers():
+    from cemkit.errors import SchemaError
+
+    m = ServiceModel.from_yaml_text("name: n\ngroups: [{name: sw1, match: {nodes: [lon-sw1]}}]\n")
+    with pytest.raises(SchemaError, match="rank_customers=False"):
+        rollup(random_records(100).drop(columns=["a_number"]), m)

@@ -204,6 +204,11 @@ def rollup(
     if per_customer_work or assigner.needs_numbers:
         wanted.append(spec.numbers.column)
     ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
+    if per_customer_work and spec.numbers.column not in ddf.columns:
+        raise SchemaError(
+            f"records have no {spec.numbers.column!r} column to tell customers apart",
+            hint="pass rank_customers=False, or give records with (pseudonymized) numbers",
+        )
     if formulas.INTENT_COLUMN in ddf.columns:
         ddf = _mark_first_of_intent(ddf)
     assigned = assigner.assign_dask(ddf)
