@@ -209,16 +209,19 @@ class _World:
         self.activity_p = activity / activity.sum()
 
 
-def _external_numbers(rng: np.random.Generator, n: int) -> tuple[pa.Array, pa.Array]:
-    """Off-net numbers (E.164 and as a GB PBX would dial them)."""
-    plans = (("33", "6", 8), ("39", "3", 9), ("34", "6", 8), ("31", "6", 8), ("1", "415", 7))
-    which = rng.choice(len(plans), size=n)
+def _external_numbers(intent_keys: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """Off-net destinations (E.164, and as a GB PBX dials them), one per intent.
+
+    Derived from the intent key by a fixed integer hash, so every record of an intent (retries,
+    both legs, partials, the probe's xDR) names the same destination.
+    """
+    plans = (("33", "6"), ("39", "3"), ("34", "6"), ("31", "6"), ("1", "415"))
+    h = (intent_keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(17)
+    which = (h % np.uint64(len(plans))).astype(np.int64)
+    subs = ((h // np.uint64(8)) % np.uint64(10_000_000)).astype(np.int64)
     cc = pa.array([p[0] for p in plans]).take(pa.array(which))
     lead = pa.array([p[1] for p in plans]).take(pa.array(which))
-    width = np.array([p[2] for p in plans])[which]
-    subs = (rng.random(n) * (10.0**width)).astype(np.int64)
-    digits = pc.utf8_lpad(pa.array(subs).cast(pa.string()), width=9, padding="0")
-    digits = pc.utf8_slice_codeunits(digits, start=9 - 7, stop=9)  # 7 digits, keeps shapes simple
+    digits = pc.utf8_lpad(pa.array(subs).cast(pa.string()), width=7, padding="0")
     nsn = pc.binary_join_element_wise(lead, digits, "")
     return (
         pc.binary_join_element_wise("+", cc, nsn, ""),
@@ -573,9 +576,9 @@ def _build_records(
     order = np.lexsort((merged["seq"], merged["start"]))
     merged = {k: v[order] for k, v in merged.items()}
 
-    # Off-net parties: one external number per record whose callee is not a customer.
+    # Off-net parties: one external destination per intent (see _external_numbers).
     off_net = merged["b_customer"] < 0
-    ext_e164, ext_dialled = _external_numbers(rng, int(off_net.sum()))
+    ext_e164, ext_dialled = _external_numbers(merged["intent_key"][off_net] + key_offset)
     ext_pos = pa.array(np.cumsum(off_net) - 1)
     a_num = world.e164.take(pa.array(np.maximum(merged["a_customer"], 0)))
     b_num = pc.if_else(
