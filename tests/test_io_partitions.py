@@ -142,9 +142,9 @@ def test_typed_and_text_parsing_agree(messy_file, monkeypatch, tmp_path):
     used = []
     real_fast = csvblock._fast
 
-    def spy(chunk, names, nlines, delimiter, types=None, timestamp_format=None):
+    def spy(chunk, names, nlines, delimiter, types=None, timestamp_format=None, **kw):
         used.append(bool(types))
-        return real_fast(chunk, names, nlines, delimiter, types, timestamp_format)
+        return real_fast(chunk, names, nlines, delimiter, types, timestamp_format, **kw)
 
     monkeypatch.setattr(csvblock, "_fast", spy)
     for path in (messy_file, str(extra)):
