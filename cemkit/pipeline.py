@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -91,7 +92,30 @@ def correlate(records: Any, npartitions: int | None = None, **settings: str) -> 
     calls = stitch(records, gap=opts["gap"], npartitions=npartitions)
     calls = pair_legs(calls, tolerance=opts["pair_tolerance"], npartitions=npartitions)
     calls = match(calls, tolerance=opts["match_tolerance"], npartitions=npartitions)
+    calls = _map(calls, with_signaling)
     return label_intents(calls, window=opts["window"], npartitions=npartitions)
+
+
+#: Measurements a CDR lacks and its matched signaling xDR has (``src_xdr_<name>``).
+SIGNALING_FIELDS = ("pdd_ms", "sip_status", "mos", "loss_ratio", "jitter_ms")
+
+
+def with_signaling(calls: pd.DataFrame) -> pd.DataFrame:
+    """Fill a matched CDR's missing measurements (PDD, SIP status, media) from its xDR."""
+    filled = {}
+    for name in SIGNALING_FIELDS:
+        src = f"src_xdr_{name}"
+        if name in calls.columns and src in calls.columns:
+            filled[name] = calls[name].fillna(calls[src].astype(calls[name].dtype))
+    return calls.assign(**filled)
+
+
+def _map(frame: Any, fn: Any) -> Any:
+    from cemkit.correlate import _frames
+
+    if _frames.is_dask(frame):
+        return frame.map_partitions(fn, meta=fn(frame._meta))
+    return fn(frame)
 
 
 def label_intents(records: Any, window: Any = "120s", npartitions: int | None = None) -> Any:
@@ -199,7 +223,11 @@ def run(
                 name_function=lambda i: f"part-{i:05d}.parquet", compute=False,
             )  # fmt: skip
             hashes = [dask.delayed(sha256_file, pure=False)(p) for p in the_plan.paths]
-            _, part_counts, digests = dask.compute(write, counts, hashes)
+            with warnings.catch_warnings():
+                # one graph on purpose: the delayed counts come from the very tasks that read
+                # the parts, so computing them apart would read every input twice
+                warnings.filterwarnings("ignore", message="Computing mixed collections")
+                _, part_counts, digests = dask.compute(write, counts, hashes)
         timings["load_protect_correlate"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         with step("computing KQIs and alerts"):
