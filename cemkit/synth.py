@@ -1014,14 +1014,17 @@ def write_service_model(path: str | os.PathLike[str]) -> Path:
 
     Group names are those of ``truth.json``: countries by ISO code (``GB``), regions by name
     (``London``), switches by node name (``lon-sw1``, the ``group`` of every incident). Countries
-    and regions match the callers' number prefixes, switches the record's ``node``. Thresholds are
+    match the callers' country codes; regions and switches the record's ``node`` (a region's
+    area prefix, e.g. ``+44161``, can be longer than the 4 digits the default privacy policy
+    keeps, so it is given as a description, not a rule). Thresholds are
     relative to each group's own baseline with a significance test, so that a clean world raises
     no alert and an injected incident (answer ratio down, failures and post-dial delay up) does.
     """
     lines = [
         "# Service model of a cemkit synthetic world (written by cemkit.synth).",
-        "# Countries and regions hold the customers whose numbers start with their prefixes;",
-        "# switch groups hold the records each switch wrote for them.",
+        "# Countries hold the customers whose numbers start with their country code; regions and",
+        "# switches the records their switches wrote for them. Works on raw numbers and on numbers",
+        "# protected with a kept prefix of at least 3 digits (the default policy keeps 4).",
         "name: synthetic-world",
         "version: 1",
         "numbers: {column: a_number}",
@@ -1034,9 +1037,11 @@ def write_service_model(path: str | os.PathLike[str]) -> Path:
         lines.append(f"    description: {_COUNTRY_NAMES.get(country, country)}")
         lines.append(f"    match: {{prefixes: [{prefixes}]}}")
         for reg in (r for r in REGIONS if r.country == country):
+            switches = ", ".join(reg.switches)
             lines.append(f"  - name: {reg.name}")
             lines.append(f"    parent: {country}")
-            lines.append(f'    match: {{prefixes: ["{reg.prefix}"]}}')
+            lines.append(f'    description: "numbers {reg.prefix}..."')
+            lines.append(f"    match: {{switches: [{switches}]}}")
             for sw in reg.switches:
                 lines.append(f"  - name: {sw}")
                 lines.append(f"    parent: {reg.name}")

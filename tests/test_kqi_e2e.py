@@ -30,7 +30,10 @@ def test_generated_model_names_truth_groups(worlds):
     assert {i["group"] for i in truth["incidents"]} <= names
     for reg in truth["world"]["regions"]:
         assert reg["name"] in names and reg["country"] in names
-        assert model.group(reg["name"]).match.prefixes == [reg["prefix"]]
+        assert model.group(reg["name"]).match.switches == reg["switches"]
+        assert reg["prefix"] in model.group(reg["name"]).description
+        assert model.group(reg["country"]).match.prefixes == [reg["prefix"][: 1 + len(
+            next(r.cc for r in synth.REGIONS if r.name == reg["name"]))]]
         for sw in reg["switches"]:
             assert model.ancestors(sw) == [reg["name"], reg["country"]]
 
@@ -122,3 +125,20 @@ def test_synthetic_world_identical_for_any_partitioning(small_world):
     top = [g.name for g in model.groups if g.parent is None]
     day = a[(a["freq"] == "day") & a["object"].isin([*top, "(unassigned)"])]
     assert expected > 0 and day["repeat_attempts"].sum() == expected
+
+
+def test_protected_world_gives_the_same_alerts(worlds, tmp_path, monkeypatch):
+    """Numbers tokenized with a kept prefix (default policy) model into the same groups."""
+    d = worlds["incidents"]
+    monkeypatch.setenv("CEMKIT_KEY", "5e" * 32)
+    protected = tmp_path / "protected"
+    code = cli.main(["protect", str(d), "--policy", "default", "--out", str(protected),
+                     "--scheduler", "threads"])  # fmt: skip
+    assert code == 0
+    sample = pd.read_parquet(protected / "records")["a_number"].head(50)
+    assert sample.str.contains("#").all()  # tokens, not numbers
+    model = load_model(d / "model.yaml")
+    raw = run(d, model).alerts
+    prot = run(protected, model).alerts
+    assert len(raw) > 0
+    pd.testing.assert_frame_equal(raw, prot)

@@ -211,3 +211,15 @@ def test_ranking_needs_numbers():
     m = ServiceModel.from_yaml_text("name: n\ngroups: [{name: sw1, match: {nodes: [lon-sw1]}}]\n")
     with pytest.raises(SchemaError, match="rank_customers=False"):
         rollup(random_records(100).drop(columns=["a_number"]), m)
+
+
+def test_parent_equals_its_whole_subtree():
+    df = random_records()
+    t = rollup(df, MODEL, freqs=("day",)).table.set_index(["object", "bucket"])["attempts"]
+    att = df[(df["service"] == "voice") & (df["record_kind"] == "cdr")
+             & (df["partial_seq"].fillna(1) <= 1)]
+    day = att["start"].dt.floor("1D")
+    for group, prefix in (("uk", "+44"), ("london", "+4420")):
+        naive = att[att["a_number"].str.startswith(prefix)].groupby(day).size()
+        got = t.xs(group, level="object")
+        assert got.to_dict() == naive.to_dict()

@@ -268,14 +268,8 @@ def _finish(
         return _empty_table()
     sums = sums.reset_index()
     pdd = pdd_counts.rename("n").reset_index()
-    sums_up = [sums]
-    pdd_up = [pdd]
-    for leaf, ancestors in hierarchy.items():
-        for anc in ancestors:
-            sums_up.append(sums[sums[code_col] == leaf].assign(**{code_col: anc}))
-            pdd_up.append(pdd[pdd[code_col] == leaf].assign(**{code_col: anc}))
-    all_sums = pd.concat(sums_up, ignore_index=True)
-    all_pdd = pd.concat(pdd_up, ignore_index=True)
+    all_sums = _with_ancestors(sums, code_col, len(names), hierarchy)
+    all_pdd = _with_ancestors(pdd, code_col, len(names), hierarchy)
     label = np.array([*names, UNASSIGNED], dtype=object)
     out = []
     for freq in freqs:
@@ -304,6 +298,26 @@ def _finish(
     table["object_kind"] = table["object_kind"].astype(pd.StringDtype("pyarrow"))
     table["freq"] = table["freq"].astype(pd.StringDtype("pyarrow"))
     return table
+
+
+def _with_ancestors(
+    frame: pd.DataFrame, code_col: str, n_codes: int, hierarchy: dict[int, list[int]]
+) -> pd.DataFrame:
+    """Each row once for its own object and once more for every ancestor of it (vectorized)."""
+    chains = [[code, *hierarchy.get(code, [])] for code in range(n_codes)]
+    lengths = np.array([len(c) for c in chains] + [1], dtype=np.int64)  # last: unassigned
+    codes = frame[code_col].to_numpy(dtype=np.int64)
+    slot = np.where(codes < 0, n_codes, codes)
+    reps = lengths[slot]
+    if (reps == 1).all():
+        return frame
+    offsets = np.r_[0, np.cumsum(lengths)]
+    flat = np.array([c for chain in chains for c in chain] + [-1], dtype=np.int64)
+    row = np.repeat(np.arange(len(frame)), reps)
+    within = np.arange(len(row)) - np.repeat(np.cumsum(reps) - reps, reps)
+    out = frame.iloc[row].reset_index(drop=True)
+    out[code_col] = flat[offsets[slot[row]] + within].astype(frame[code_col].dtype)
+    return out
 
 
 def _quantiles(p: pd.DataFrame, code_col: str) -> pd.DataFrame:
