@@ -361,6 +361,7 @@ def generate(
         },
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    write_service_model(out / "model.yaml")
     return truth
 
 
@@ -998,3 +999,55 @@ def _write_csv(table: pa.Table, path: Path) -> None:
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed", delimiter=",")
     with pa.OSFile(str(path), "wb") as sink:
         pacsv.write_csv(table, sink, write_options=options)
+
+
+# --- the service model of the generated world (used by ``cemkit kqi``) --------------------------
+#: Country names of the ISO codes the world uses (group names are the codes, as in truth.json).
+_COUNTRY_NAMES = {"GB": "United Kingdom", "DE": "Germany", "US": "United States", "FR": "France"}
+
+
+def write_service_model(path: str | os.PathLike[str]) -> Path:
+    """Write the service model of the synthetic world: country -> region -> switch.
+
+    Group names are those of ``truth.json``: countries by ISO code (``GB``), regions by name
+    (``London``), switches by node name (``lon-sw1``, the ``group`` of every incident). Countries
+    and regions match the callers' number prefixes, switches the record's ``node``. Thresholds are
+    relative to each group's own baseline with a significance test, so that a clean world raises
+    no alert and an injected incident (answer ratio down, failures and post-dial delay up) does.
+    """
+    lines = [
+        "# Service model of a cemkit synthetic world (written by cemkit.synth).",
+        "# Countries and regions hold the customers whose numbers start with their prefixes;",
+        "# switch groups hold the records each switch wrote for them.",
+        "name: synthetic-world",
+        "version: 1",
+        "numbers: {column: a_number}",
+        "groups:",
+    ]
+    for country in dict.fromkeys(r.country for r in REGIONS):
+        ccs = sorted({r.cc for r in REGIONS if r.country == country})
+        prefixes = ", ".join(f'"+{cc}"' for cc in ccs)
+        lines.append(f"  - name: {country}")
+        lines.append(f"    description: {_COUNTRY_NAMES.get(country, country)}")
+        lines.append(f"    match: {{prefixes: [{prefixes}]}}")
+        for reg in (r for r in REGIONS if r.country == country):
+            lines.append(f"  - name: {reg.name}")
+            lines.append(f"    parent: {country}")
+            lines.append(f'    match: {{prefixes: ["{reg.prefix}"]}}')
+            for sw in reg.switches:
+                lines.append(f"  - name: {sw}")
+                lines.append(f"    parent: {reg.name}")
+                lines.append(f"    match: {{switches: [{sw}]}}")
+    lines += [
+        "# Every group: a share of bad outcomes at least twice its usual share, with z >= 5;",
+        "# post-dial delay (median) 1.8 times its usual value.",
+        "thresholds:",
+        "  - {indicator: asr, relative: 2.0, min_z: 5, min_attempts: 30, severity: major}",
+        "  - {indicator: ner, relative: 2.0, min_z: 5, min_attempts: 30, severity: critical}",
+        "  - {indicator: pdd_p50_ms, relative: 1.8, min_attempts: 20, severity: minor}",
+        "  - {indicator: drop_ratio, relative: 3.0, min_z: 5, min_attempts: 30, severity: major}",
+        "alerting: {bucket: 15min, baseline_min_attempts: 30}",
+    ]
+    target = Path(path)
+    target.write_text("\n".join(lines) + "\n")
+    return target

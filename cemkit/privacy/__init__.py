@@ -1,0 +1,18 @@
+"""Pseudonymization by reviewed YAML policies.
+
+- :mod:`cemkit.privacy.policy` — the policy models (spec objects, no execution);
+- :mod:`cemkit.privacy.operators` — one operator per action (keep, drop, tokenize, fpe,
+  generalize, scan_text);
+- :mod:`cemkit.privacy.keys` — key ids and sources; key material never shown;
+- :mod:`cemkit.privacy.fpe` — batched FF3-1 (radix 10);
+- :mod:`cemkit.privacy.scanner` — presidio text scanning without language models;
+- :func:`protect` / :func:`reveal` — apply a policy to pandas or Dask frames.
+"""
+
+from __future__ import annotations
+
+from cemkit.privacy.engine import load_key, protect, reveal
+from cemkit.privacy.keys import Key
+from cemkit.privacy.policy import Policy, load_policy, parse_policy
+
+__all__ = ["Key", "Policy", "load_key", "load_policy", "parse_policy", "protect", "reveal"]

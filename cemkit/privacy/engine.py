@@ -1,0 +1,185 @@
+"""Apply a policy to records: :func:`protect` (and :func:`reveal` for authorized users).
+
+Both work on pandas and Dask frames. The plan — one validated operator per column — is built
+once from the frame's columns and dtypes (for Dask: its ``meta``), before any value is read;
+the Dask path runs the very same pandas function on every partition with ``map_partitions``.
+Operators depend only on the value and the key, so the same number gets the same pseudonym on
+every partition and worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cemkit.errors import PolicyError
+from cemkit.privacy.keys import Key
+from cemkit.privacy.operators import Operator, create
+from cemkit.privacy.operators.fpe import Fpe
+from cemkit.privacy.policy import Policy, load_policy
+
+Plan = list[tuple[str, Operator]]
+
+
+def load_key(policy: Policy) -> Key | None:
+    """The key a policy names, read from its source; None when the policy needs none."""
+    if policy.key is None:
+        return None
+    ref = policy.key
+    return Key.load(ref.id, env=ref.env, file=ref.file)
+
+
+def _is_dask(df: Any) -> bool:
+    return type(df).__module__.startswith("dask")
+
+
+def plan(
+    columns: pd.Series | dict[str, Any],
+    policy: Policy,
+    key: Key | None,
+    *,
+    quarantine: bool = False,
+) -> Plan:
+    """Validated operators for the columns (name → dtype) of a frame."""
+    if policy.key is not None and key is not None and key.id != policy.key.id:
+        raise PolicyError(
+            f"policy {policy.name!r} names key {policy.key.id!r} but key {key.id!r} was given",
+            hint="pass the key the policy names, or change `key: id:` in the policy",
+        )
+    steps: Plan = []
+    for name, dtype in dict(columns).items():
+        op = create(policy.rule_for(str(name), quarantine=quarantine), str(name), key)
+        op.validate(dtype)
+        steps.append((str(name), op))
+    return steps
+
+
+def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame:
+    out: dict[str, pd.Series] = {}
+    by_name = dict(steps)
+    for name in df.columns:
+        op = by_name.get(str(name))
+        if op is None:
+            # A column the plan has not seen (a partition differing from meta): never pass it.
+            continue
+        result = getattr(op, method)(df[name]) if hasattr(op, method) else df[name]
+        if result is not None:
+            out[str(name)] = result
+    return pd.DataFrame(out, index=df.index)
+
+
+def _resolve(policy: Policy | str | Path, key: Key | None) -> tuple[Policy, Key | None]:
+    policy = load_policy(policy)
+    if key is None and any(r.needs_key for _, r in policy.rules()):
+        key = load_key(policy)
+    return policy, key
+
+
+def protect(
+    df: Any, policy: Policy | str | Path, *, key: Key | None = None, quarantine: bool = False
+) -> Any:
+    """Pseudonymize a pandas or Dask frame by a policy.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or dask.dataframe.DataFrame
+        Records in the canonical schema (or a loader quarantine with ``quarantine=True``).
+    policy : Policy, str or path
+        A policy, a YAML file, or the name of a shipped policy (``"default"``).
+    key : Key, optional
+        The key material; by default read from the source the policy names (``CEMKIT_KEY``).
+    quarantine : bool
+        Apply the policy's ``quarantine:`` rules (for the loader quarantine frame).
+
+    Returns
+    -------
+    Same type as ``df``
+        Columns the policy drops (including every column it does not name, by default) are
+        gone; the others are transformed. Lazy for Dask frames.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cemkit.privacy.keys import Key
+    >>> from cemkit.privacy.policy import Policy
+    >>> policy = Policy.model_validate({"name": "demo", "version": 1,
+    ...     "key": {"id": "demo-key", "env": "CEMKIT_KEY"},
+    ...     "columns": {"a_number": {"action": "tokenize", "keep_digits": 2}}})
+    >>> key = Key.from_material(bytes(32), key_id="demo-key")
+    >>> df = pd.DataFrame({"a_number": ["+441632960961"], "node": ["lon-sw1"]},
+    ...                   dtype="string[pyarrow]")
+    >>> protect(df, policy, key=key)["a_number"].tolist()
+    ['+44#11a3517af72532ef']
+    """
+    policy, key = _resolve(policy, key)
+    if _is_dask(df):
+        steps = plan(df._meta.dtypes, policy, key, quarantine=quarantine)
+        meta = _apply(df._meta, steps)
+        return df.map_partitions(_apply, steps, meta=meta)
+    steps = plan(df.dtypes, policy, key, quarantine=quarantine)
+    return _apply(df, steps)
+
+
+def reveal(
+    df: Any,
+    policy: Policy | str | Path,
+    *,
+    columns: list[str] | None = None,
+    key: Key | None = None,
+) -> Any:
+    """Re-identify FPE pseudonyms: decrypt the columns a policy protects with ``fpe``.
+
+    Only for authorized users holding the key. ``cemkit reveal`` records each use in the output
+    manifest; a caller of this function is responsible for recording its own use.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or dask.dataframe.DataFrame
+        Protected records.
+    policy : Policy, str or path
+        The policy the records were protected with.
+    columns : list of str, optional
+        Columns to reveal (default: every ``fpe`` column of the policy present in ``df``).
+    key : Key, optional
+        The key (default: read from the policy's key source).
+
+    Returns
+    -------
+    Same type as ``df``
+        The frame with the chosen columns decrypted; all other columns unchanged.
+    """
+    policy = load_policy(policy)
+    key = key if key is not None else load_key(policy)
+    fpe_columns = [n for n, r in policy.columns.items() if r.action == "fpe"]
+    wanted = fpe_columns if columns is None else columns
+    for name in wanted:
+        if name not in fpe_columns:
+            raise PolicyError(
+                f"column {name!r} is not protected with fpe in policy {policy.name!r}",
+                hint=f"only fpe columns can be revealed: {', '.join(fpe_columns) or 'none'}",
+            )
+    meta = df._meta if _is_dask(df) else df
+    steps: Plan = []
+    for name, dtype in meta.dtypes.items():
+        rule = policy.columns[str(name)] if str(name) in wanted else None
+        op = create(rule, str(name), key) if rule is not None else None
+        if op is not None:
+            op.validate(dtype)
+            steps.append((str(name), op))
+        else:
+            steps.append((str(name), _Passthrough()))  # type: ignore[arg-type]
+    if _is_dask(df):
+        return df.map_partitions(_apply, steps, "reveal", meta=_apply(df._meta, steps, "reveal"))
+    return _apply(df, steps, "reveal")
+
+
+class _Passthrough:
+    """Plan step that leaves a column as it is (used by :func:`reveal`)."""
+
+    def reveal(self, series: pd.Series) -> pd.Series:
+        return series
+
+
+__all__ = ["Fpe", "load_key", "plan", "protect", "reveal"]
