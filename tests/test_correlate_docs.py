@@ -17,8 +17,13 @@ def test_docstring_examples(name):
 
 
 def test_documented_columns_match_outputs():
-    from cemkit.correlate import MATCH_COLUMNS, PAIR_COLUMNS, STITCH_COLUMNS
+    from cemkit.correlate import (
+        MATCH_COLUMNS,
+        PAIR_COLUMNS,
+        RECORD_INTENT_COLUMNS,
+        STITCH_COLUMNS,
+    )
 
-    for columns in (STITCH_COLUMNS, PAIR_COLUMNS, MATCH_COLUMNS):
+    for columns in (STITCH_COLUMNS, PAIR_COLUMNS, MATCH_COLUMNS, RECORD_INTENT_COLUMNS):
         assert all(name.startswith("src_") for name in columns)
         assert all(meaning for meaning in columns.values())

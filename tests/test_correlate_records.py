@@ -198,6 +198,11 @@ def test_sessionize_retries():
     assert out["final_outcome"].tolist() == ["answered", "busy", "busy"]
     assert out["answered"].tolist() == [True, False, False]
     assert out["last_record_id"].tolist() == ["r002", "r003", "r004"]
+    labelled = sessionize(df, window="30s", output="records")
+    assert labelled["src_intent_id"].tolist() == ["r000", "r000", "r000", "r003", "r004"]
+    assert labelled["src_attempt"].tolist() == [1, 2, 3, 1, 1]
+    assert labelled.index.equals(df.index)
+    schema.validate(labelled)
     # without closing on answer the busy retry after the answer joins the intent
     assert sessionize(df, window="30s", close_on_answer=False)["attempts"].tolist() == [4, 1]
 
@@ -234,6 +239,9 @@ def test_dask_results_identical_for_any_partitioning(nparts):
             pd.testing.assert_frame_equal(got, want)
         want = _sorted(sessionize(df, window="40s"), "intent_id")
         got = _sorted(sessionize(ddf, window="40s").compute(), "intent_id")
+        pd.testing.assert_frame_equal(got, want)
+        want = _sorted(sessionize(df, window="40s", output="records"))
+        got = _sorted(sessionize(ddf, window="40s", output="records").compute())
         pd.testing.assert_frame_equal(got, want)
 
 

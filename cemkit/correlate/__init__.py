@@ -12,8 +12,8 @@ holds every record of a key, restores the input order inside each partition and 
 kernel, so results do not depend on the partitioning.
 
 Columns added to records are named under the schema's ``src_`` prefix and documented in
-:data:`STITCH_COLUMNS`, :data:`PAIR_COLUMNS` and :data:`MATCH_COLUMNS`; the intents table's
-columns in :data:`INTENT_COLUMNS`.
+:data:`STITCH_COLUMNS`, :data:`PAIR_COLUMNS`, :data:`MATCH_COLUMNS` and
+:data:`RECORD_INTENT_COLUMNS`; the intents table's columns in :data:`INTENT_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from __future__ import annotations
 from cemkit.correlate.asof import asof
 from cemkit.correlate.match import MATCH_COLUMNS, match
 from cemkit.correlate.pair_legs import PAIR_COLUMNS, pair_legs
-from cemkit.correlate.sessionize import INTENT_COLUMNS, sessionize
+from cemkit.correlate.sessionize import INTENT_COLUMNS, RECORD_INTENT_COLUMNS, sessionize
 from cemkit.correlate.stitch import STITCH_COLUMNS, stitch
 
 __all__ = [
     "INTENT_COLUMNS",
     "MATCH_COLUMNS",
     "PAIR_COLUMNS",
+    "RECORD_INTENT_COLUMNS",
     "STITCH_COLUMNS",
     "asof",
     "match",

@@ -24,6 +24,12 @@ INTENT_COLUMNS: dict[str, str] = {
     "last_record_id": "record_id of the last attempt.",
 }
 
+#: Columns ``sessionize(..., output="records")`` adds to the records (``src_`` prefix).
+RECORD_INTENT_COLUMNS: dict[str, str] = {
+    "src_intent_id": "intent_id of the record's intent (record_id of its first attempt).",
+    "src_attempt": "Attempt number of the record within its intent (1 = first attempt).",
+}
+
 KEY = ("service", "a_number", "b_number")
 
 
@@ -103,6 +109,7 @@ def sessionize(
     window: Any = "120s",
     close_on_answer: bool = True,
     npartitions: int | None = None,
+    output: str = "intents",
 ) -> Any:
     """Group each customer's repeated attempts to one destination into intents.
 
@@ -124,12 +131,16 @@ def sessionize(
         Whether an answered attempt ends its intent.
     npartitions : int, optional
         Dask only: partitions after the shuffle by parties (default: the input's).
+    output : {"intents", "records"}
+        ``"intents"``: the intents table; ``"records"``: the records themselves, in input order
+        (for Dask: within each output partition), with :data:`RECORD_INTENT_COLUMNS` added
+        (``src_intent_id``, ``src_attempt``), e.g. for per-record indicators.
 
     Returns
     -------
     pandas.DataFrame or dask.dataframe.DataFrame
-        One row per intent, columns :data:`INTENT_COLUMNS`, in the input order of the first
-        attempts (for Dask: within each output partition).
+        With ``output="intents"``: one row per intent, columns :data:`INTENT_COLUMNS`, in the
+        input order of the first attempts (for Dask: within each output partition).
 
     Examples
     --------
@@ -147,15 +158,35 @@ def sessionize(
            r1         2      answered
            r3         1      answered
     """
+    if output not in ("intents", "records"):
+        raise ValueError(f"output must be 'intents' or 'records', got {output!r}")
     if _frames.is_dask(records):
         n = npartitions or records.npartitions
         shuffled = _frames.tag_and_shuffle(records, _frames.parties_key, n)
-        meta = _session_partition(shuffled._meta, window, close_on_answer)
+        meta = _session_partition(shuffled._meta, window, close_on_answer, output)
         return shuffled.map_partitions(
-            _session_partition, window, close_on_answer, meta=meta, enforce_metadata=False
-        )
+            _session_partition, window, close_on_answer, output, meta=meta,
+            enforce_metadata=False,
+        )  # fmt: skip
+    if output == "records":
+        return _label_records(records, window, close_on_answer)
     return _sessionize_pandas(records, window, close_on_answer)
 
 
-def _session_partition(df: pd.DataFrame, window: Any, close_on_answer: bool) -> pd.DataFrame:
-    return _sessionize_pandas(_frames.restore_order(df), window, close_on_answer)
+def _label_records(records: pd.DataFrame, window: Any, close_on_answer: bool) -> pd.DataFrame:
+    _frames.require(records, ["record_id"], "sessionize")
+    label, rank = session_labels(records, window, close_on_answer)
+    out = records.copy(deep=False)
+    out["src_intent_id"] = records["record_id"].iloc[label].to_numpy()
+    out["src_intent_id"] = out["src_intent_id"].astype(records["record_id"].dtype)
+    out["src_attempt"] = pd.array(rank + 1, dtype="Int32")
+    return out
+
+
+def _session_partition(
+    df: pd.DataFrame, window: Any, close_on_answer: bool, output: str
+) -> pd.DataFrame:
+    df = _frames.restore_order(df)
+    if output == "records":
+        return _label_records(df, window, close_on_answer)
+    return _sessionize_pandas(df, window, close_on_answer)
