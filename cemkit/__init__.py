@@ -11,17 +11,21 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "protect"]
+__all__ = ["__version__", "load", "process_batch", "protect", "run"]
+
+#: Public API name → module that defines it (imported on first use: dask, pyarrow and numba
+#: load only when the API is used).
+_LAZY = {
+    "load": "cemkit.io.api",
+    "protect": "cemkit.privacy.engine",
+    "run": "cemkit.pipeline",
+    "process_batch": "cemkit.pipeline",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Heavy imports (dask, pyarrow) only when the API is first used.
-    if name == "load":
-        from cemkit.io.api import load
+    if name in _LAZY:
+        import importlib
 
-        return load
-    if name == "protect":
-        from cemkit.privacy.engine import protect
-
-        return protect
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cemkit' has no attribute {name!r}")

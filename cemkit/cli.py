@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cemkit.privacy.commands",
     "cemkit.correlate.commands",
     "cemkit.kqi.commands",
+    "cemkit.pipeline",
     "cemkit.report.commands",
     "cemkit.demo",
 )
