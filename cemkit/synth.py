@@ -364,8 +364,25 @@ def generate(
         },
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    _write_manifest(out, truth)
     write_service_model(out / "model.yaml")
     return truth
+
+
+def _write_manifest(out: Path, truth: dict[str, Any]) -> None:
+    """A run manifest, written last: the directory is a complete run like ``cemkit load``'s."""
+    from cemkit.io.output import Manifest
+
+    manifest = Manifest()
+    manifest.add_section("synth", {
+        "seed": truth["seed"], "records": truth["records"], "days": truth["days"],
+        "incidents": len(truth["incidents"]), "counts": truth["counts"],
+    })  # fmt: skip
+    manifest.data["stages"] = ["synth"]
+    manifest.data["created_utc"] = truth["start"]  # keeps same seed → same bytes
+    tmp = out / ".manifest.json.part"
+    tmp.write_text(manifest.to_json())
+    os.replace(tmp, out / "manifest.json")
 
 
 def _world_and_incidents(

@@ -15,9 +15,12 @@ Which records count
   a continuation of a long call (``partial_seq`` null or 1). Each CDR leg is an observation by
   the element that wrote it: a call seen at two switches is an attempt at each switch (node
   group KQIs); per-customer KQIs use originating legs only (see :mod:`cemkit.kqi.rollup`).
+  After correlation (:func:`cemkit.correlate.match`), a signaling xDR that no CDR matched
+  (``src_match == "xdr_only"``) is an attempt too: one the network saw and billing never did.
 * *Conversation time* sums ``billsec_s`` over every answered voice CDR, partials included.
 * *SIP* indicators (RFC 6076) count signaling xDRs (``record_kind == "xdr"``) with a final
-  ``sip_status`` as INVITE transactions.
+  ``sip_status`` as INVITE transactions, and after correlation also the CDRs that carry their
+  matched xDR's ``sip_status`` (``src_match == "matched"``).
 * *PDD* counts every voice record that measured it; *MOS* every voice record that measured it
   or that has ``loss_ratio``/``jitter_ms`` for the E-model.
 
@@ -170,10 +173,12 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     voice = _mask(service == "voice")
     cdr = voice & _mask(kind == "cdr")
     xdr = voice & _mask(kind == "xdr")
+    matched = _col(records, "src_match", "string")
+    xdr_only = xdr & _mask(matched == "xdr_only")
     partial = pd.to_numeric(_col(records, "partial_seq", "Int32"), errors="coerce")
     first_part = _mask(partial.isna() | (partial <= 1))
-    attempt = cdr & first_part
-    answered_rec = cdr & _mask(outcome == ANSWERED)
+    attempt = (cdr | xdr_only) & first_part
+    answered_rec = (cdr | xdr_only) & _mask(outcome == ANSWERED)
     answered = attempt & answered_rec
     billsec = pd.to_numeric(_col(records, "billsec_s", "float64"), errors="coerce").to_numpy(
         dtype=float, na_value=np.nan
@@ -201,7 +206,7 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     out["pdd_us"][:] = np.where(has_pdd, np.rint(np.nan_to_num(pdd) * 1000.0), 0)
 
     status = pd.to_numeric(_col(records, "sip_status", "Int16"), errors="coerce").astype("Int64")
-    invite = xdr & _mask(status >= 200)
+    invite = (xdr | (cdr & first_part & _mask(matched == "matched"))) & _mask(status >= 200)
     st = status.fillna(0).to_numpy(dtype=np.int64)
     out["invites"][:] = invite
     ok = invite & (st >= 200) & (st < 300)
