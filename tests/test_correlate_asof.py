@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dask
 import dask.dataframe as dd
+import naive
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +14,6 @@ from hypothesis import strategies as st
 from cemkit.correlate import asof
 from cemkit.correlate.asof import asof_positions
 from cemkit.errors import SchemaError
-from tests import naive
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 

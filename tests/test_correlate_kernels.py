@@ -6,12 +6,12 @@ Small key and time ranges make ties, duplicate timestamps and shared keys freque
 
 from __future__ import annotations
 
+import naive
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cemkit.correlate import _kernels as K
-from tests import naive
 
 NULL = K.NULL_TIME
 SETTINGS = settings(max_examples=150, deadline=None)

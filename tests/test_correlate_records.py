@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dask
 import dask.dataframe as dd
+import naive
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,7 +28,6 @@ from cemkit.correlate.match import match_positions
 from cemkit.correlate.pair_legs import pair_positions
 from cemkit.correlate.sessionize import session_labels
 from cemkit.correlate.stitch import stitch_labels
-from tests import naive
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 S = pd.Timedelta("1s")
