@@ -3,10 +3,10 @@ import subprocess
 import sys
 
 import pytest
+from browser import render
 
 from cemkit import __version__
 from cemkit.cli import main
-from tests.browser import render
 
 
 def test_version(capsys):

@@ -1,10 +1,10 @@
 import dask
 import dask.dataframe as dd
+import loopback_cluster as loopback
 import pandas as pd
 import pytest
 
 from cemkit import cluster as cl
-from tests import loopback_cluster as loopback
 
 
 @pytest.fixture(scope="module")

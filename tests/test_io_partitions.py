@@ -108,7 +108,7 @@ def test_building_the_graph_computes_nothing(messy_file, monkeypatch, tmp_path):
 
 
 def test_cucm_join_is_lazy(tmp_path, monkeypatch):
-    from tests.test_io_formats import write_cucm
+    from test_io_formats import write_cucm
 
     cdr, cmr = write_cucm(tmp_path)
     with dask.config.set(scheduler=_refuse):

@@ -5,13 +5,12 @@ import json
 
 import pandas as pd
 import pytest
+from privacy_leaks import canonical, write_load_run
 
 from cemkit.cli import main
 from cemkit.errors import OutputError
 from cemkit.privacy import commands
 from cemkit.privacy.keys import Key
-
-from .privacy_leaks import canonical, write_load_run
 
 KEY_HEX = bytes(range(32)).hex()
 RESEARCH = """

@@ -19,14 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from privacy_leaks import leaks, secrets_of
 
 from cemkit.io import plan
 from cemkit.io.base import QUARANTINE_SCHEMA
 from cemkit.io.run import load_to_dir
 from cemkit.privacy.commands import run_protect
 from cemkit.privacy.keys import Key
-
-from .privacy_leaks import leaks, secrets_of
 
 # ../shared/data/samples next to the repository (or next to the worktrees' parent).
 _REPO = Path(__file__).resolve().parents[1]

@@ -2,11 +2,11 @@ import json
 
 import nbformat
 import pytest
+from browser import render
 
 from cemkit.cli import main
 from cemkit.errors import InputError
 from cemkit.report import runner
-from tests.browser import render
 
 
 def make_notebook(path):

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SAMPLES
 
 from cemkit import schema
 from cemkit.io.base import registry
 from cemkit.io.sip_pcap import SipPcapLoader
-from tests.conftest import SAMPLES
 
 # shared/ sits beside the checkout (conftest's SAMPLES); a git worktree sits one level deeper.
 _CANDIDATES = [SAMPLES, Path(__file__).resolve().parents[3] / "shared" / "data" / "samples"]
