@@ -36,7 +36,6 @@ from cemkit.cluster import add_scheduler_option, connect
 from cemkit.errors import SchemaError
 from cemkit.io.base import Loader, Part
 from cemkit.io.output import RunDir, sha256_file, write_frame
-from cemkit.kqi.formulas import INTENT_COLUMN
 from cemkit.model.spec import BUCKETS, ServiceModel, load_model
 from cemkit.privacy.engine import load_key, protect
 from cemkit.privacy.keys import Key
@@ -83,17 +82,18 @@ def _load_protect_part(
 def correlate(records: Any, npartitions: int | None = None, **settings: str) -> Any:
     """Stitch partials, pair legs, match xDRs to CDRs and label intents (pandas or Dask).
 
-    Returns the correlated records with an ``intent`` column (the record id of the intent's
-    first attempt, see :func:`cemkit.correlate.sessionize`) for the repeat-attempt KQI.
+    Returns the correlated records, one per call or unmatched attempt, with the intent columns
+    of :func:`cemkit.correlate.sessionize` (``src_intent_id``, ``src_attempt``) that the
+    repeat-attempt KQI reads.
     """
-    from cemkit.correlate import match, pair_legs, stitch
+    from cemkit.correlate import match, pair_legs, sessionize, stitch
 
     opts = {**CORRELATE_DEFAULTS, **settings}
     calls = stitch(records, gap=opts["gap"], npartitions=npartitions)
     calls = pair_legs(calls, tolerance=opts["pair_tolerance"], npartitions=npartitions)
     calls = match(calls, tolerance=opts["match_tolerance"], npartitions=npartitions)
     calls = _map(calls, with_signaling)
-    return label_intents(calls, window=opts["window"], npartitions=npartitions)
+    return sessionize(calls, window=opts["window"], npartitions=npartitions, output="records")
 
 
 #: Measurements a CDR lacks and its matched signaling xDR has (``src_xdr_<name>``).
@@ -116,36 +116,6 @@ def _map(frame: Any, fn: Any) -> Any:
     if _frames.is_dask(frame):
         return frame.map_partitions(fn, meta=fn(frame._meta))
     return fn(frame)
-
-
-def label_intents(records: Any, window: Any = "120s", npartitions: int | None = None) -> Any:
-    """Add the ``intent`` column: the record id of the first attempt of each record's intent.
-
-    Intents are those of :func:`cemkit.correlate.sessionize` (same customer, destination and
-    service; retries within ``window``). The Dask path shuffles by parties like sessionize, so
-    the labels do not depend on the partitioning.
-    """
-    from cemkit.correlate import _frames
-
-    if _frames.is_dask(records):
-        n = npartitions or records.npartitions
-        shuffled = _frames.tag_and_shuffle(records, _frames.parties_key, n)
-        meta = _label_partition(_frames.restore_order(shuffled._meta), window)
-        return shuffled.map_partitions(
-            lambda df: _label_partition(_frames.restore_order(df), window), meta=meta,
-            enforce_metadata=False,
-        )  # fmt: skip
-    return _label_partition(records, window)
-
-
-def _label_partition(df: pd.DataFrame, window: Any) -> pd.DataFrame:
-    from cemkit.correlate.sessionize import session_labels
-
-    if len(df) == 0:
-        return df.assign(**{INTENT_COLUMN: df["record_id"]})
-    first, _ = session_labels(df, window)
-    ids = df["record_id"].to_numpy()[first]
-    return df.assign(**{INTENT_COLUMN: pd.array(ids, dtype=df["record_id"].dtype)})
 
 
 def run(

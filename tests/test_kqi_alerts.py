@@ -36,8 +36,10 @@ def model(rules, customers=""):
 
 def test_absolute_merges_consecutive_buckets_and_takes_worst():
     t = table([100, 100, 100, 100, 100, 100], [90, 40, 20, 45, 90, 30])
-    m = model("[{indicator: asr, absolute: 0.5, min_attempts: 50}, "
-              "{indicator: asr, absolute: 0.25, severity: critical, min_attempts: 50}]")
+    m = model(
+        "[{indicator: asr, absolute: 0.5, min_attempts: 50}, "
+        "{indicator: asr, absolute: 0.25, severity: critical, min_attempts: 50}]"
+    )
     a = find_alerts(t, m)
     assert list(a["start"]) == [T0 + pd.Timedelta("15min"), T0 + pd.Timedelta("75min")]
     assert list(a["end"]) == [T0 + pd.Timedelta("60min"), T0 + pd.Timedelta("90min")]
@@ -78,10 +80,17 @@ def test_relative_share_against_pooled_baseline():
 def test_relative_needs_significance():
     # 3 drops of 20 answered is 7.5x a 2 % baseline but not significant at z >= 4
     t = table([250] * 40 + [25], [200] * 40 + [20], drops=[4] * 40 + [3])
-    assert find_alerts(t, model("[{indicator: drop_ratio, relative: 3.0, min_z: 4, "
-                                "min_attempts: 10}]")).empty
-    assert len(find_alerts(t, model("[{indicator: drop_ratio, relative: 3.0, min_z: 1, "
-                                    "min_attempts: 10}]"))) == 1
+    assert find_alerts(
+        t, model("[{indicator: drop_ratio, relative: 3.0, min_z: 4, min_attempts: 10}]")
+    ).empty
+    assert (
+        len(
+            find_alerts(
+                t, model("[{indicator: drop_ratio, relative: 3.0, min_z: 1, min_attempts: 10}]")
+            )
+        )
+        == 1
+    )
 
 
 def test_relative_value_indicator():
@@ -93,10 +102,15 @@ def test_relative_value_indicator():
 
 
 def test_customer_thresholds():
-    t = pd.concat([table([100] * 2, [90] * 2),
-                   table([10, 10], [9, 5], obj="acme", kind="customer")], ignore_index=True)
-    m = model("[]", "customers: [{name: acme, pseudonyms: [x], thresholds: "
-                    "[{indicator: ner, absolute: 0.9, min_attempts: 5, severity: critical}]}]\n")
+    t = pd.concat(
+        [table([100] * 2, [90] * 2), table([10, 10], [9, 5], obj="acme", kind="customer")],
+        ignore_index=True,
+    )
+    m = model(
+        "[]",
+        "customers: [{name: acme, pseudonyms: [x], thresholds: "
+        "[{indicator: ner, absolute: 0.9, min_attempts: 5, severity: critical}]}]\n",
+    )
     a = find_alerts(t, m)
     assert list(a["group"]) == ["acme"] and list(a["object_kind"]) == ["customer"]
     assert a.iloc[0]["value"] == 0.5

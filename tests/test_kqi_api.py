@@ -23,11 +23,15 @@ def test_missing_or_empty_input(tmp_path):
 
 
 def test_run_from_frame_writes_files(tmp_path):
-    recs = pd.DataFrame({
-        "a_number": pd.array(["+441", "+442", "+443"], dtype="string[pyarrow]"),
-        "service": "voice", "record_kind": "cdr", "outcome": ["answered", "failed", "busy"],
-        "start": pd.to_datetime(["2026-01-01 10:01"] * 3, utc=True),
-    })
+    recs = pd.DataFrame(
+        {
+            "a_number": pd.array(["+441", "+442", "+443"], dtype="string[pyarrow]"),
+            "service": "voice",
+            "record_kind": "cdr",
+            "outcome": ["answered", "failed", "busy"],
+            "start": pd.to_datetime(["2026-01-01 10:01"] * 3, utc=True),
+        }
+    )
     recs.to_parquet(tmp_path / "part-0.parquet")
     done = run(tmp_path, MODEL, tmp_path / "out", freqs=("day",))
     assert set(done.result.table["freq"]) == {"day", "15min"}

@@ -32,8 +32,9 @@ def test_generated_model_names_truth_groups(worlds):
         assert reg["name"] in names and reg["country"] in names
         assert model.group(reg["name"]).match.switches == reg["switches"]
         assert reg["prefix"] in model.group(reg["name"]).description
-        assert model.group(reg["country"]).match.prefixes == [reg["prefix"][: 1 + len(
-            next(r.cc for r in synth.REGIONS if r.name == reg["name"]))]]
+        assert model.group(reg["country"]).match.prefixes == [
+            reg["prefix"][: 1 + len(next(r.cc for r in synth.REGIONS if r.name == reg["name"]))]
+        ]
         for sw in reg["switches"]:
             assert model.ancestors(sw) == [reg["name"], reg["country"]]
 
@@ -73,8 +74,20 @@ def test_clean_world_raises_no_alert(worlds, tmp_path):
 def test_cli_writes_outputs(worlds, tmp_path, capsys):
     d = worlds["incidents"]
     out = tmp_path / "cli"
-    code = cli.main(["kqi", str(d), "--model", str(d / "model.yaml"), "--out", str(out),
-                     "--freq", "hour", "--top", "7"])
+    code = cli.main(
+        [
+            "kqi",
+            str(d),
+            "--model",
+            str(d / "model.yaml"),
+            "--out",
+            str(out),
+            "--freq",
+            "hour",
+            "--top",
+            "7",
+        ]
+    )
     assert code == 0
     kqi = pd.read_parquet(out / "kqi" / "kqi.parquet")
     alerts = pd.read_parquet(out / "alerts.parquet")
@@ -105,7 +118,7 @@ def test_synthetic_world_identical_for_any_partitioning(small_world):
     records = pd.read_parquet(out / "records")
     truth = pd.read_parquet(out / "truth")
     assert (truth["record_id"].to_numpy() == records["record_id"].to_numpy()).all()
-    records["intent"] = truth["intent_key"].to_numpy()  # what sessionize would give
+    records["src_intent_id"] = truth["intent_key"].to_numpy()  # what sessionize would give
     model = load_model(out / "model.yaml")
     one = rollup(records, model)
     with dask.config.set(scheduler="threads"):

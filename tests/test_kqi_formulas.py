@@ -27,8 +27,20 @@ def hand_records():
         ("voice", "xdr", "congestion", 0.0, None, None, 503, None, None, None, None, None),
         ("voice", "xdr", "answered", 0.0, 38, None, 200, None, None, None, None, None),
     ]
-    cols = ["service", "record_kind", "outcome", "billsec_s", "cause_q850", "partial_seq",
-            "sip_status", "pdd_ms", "mos", "loss_ratio", "jitter_ms", "intent"]
+    cols = [
+        "service",
+        "record_kind",
+        "outcome",
+        "billsec_s",
+        "cause_q850",
+        "partial_seq",
+        "sip_status",
+        "pdd_ms",
+        "mos",
+        "loss_ratio",
+        "jitter_ms",
+        "src_intent_id",
+    ]
     df = pd.DataFrame(rows, columns=cols)
     df["cause_q850"] = df["cause_q850"].astype("Int16")
     df["partial_seq"] = df["partial_seq"].astype("Int32")
@@ -82,7 +94,7 @@ def test_indicators_by_hand():
 
 def test_repeat_attempts_from_first_of_intent():
     df = hand_records()
-    first = ~df["intent"].duplicated() | df["intent"].isna()
+    first = ~df["src_intent_id"].duplicated() | df["src_intent_id"].isna()
     df[f.FIRST_OF_INTENT_COLUMN] = first
     s = sums_of(df).iloc[0]
     assert s["repeat_attempts"] == 2  # rows 3 and 5 repeat intent i1
@@ -116,8 +128,13 @@ def test_emodel_known_points():
 
 
 def test_measured_mos_wins_over_estimate():
-    df = pd.DataFrame({"mos": [3.1, np.nan, np.nan], "loss_ratio": [0.5, 0.0, np.nan],
-                       "jitter_ms": [0.0, 0.0, np.nan]})
+    df = pd.DataFrame(
+        {
+            "mos": [3.1, np.nan, np.nan],
+            "loss_ratio": [0.5, 0.0, np.nan],
+            "jitter_ms": [0.0, 0.0, np.nan],
+        }
+    )
     got = f.record_mos(df)
     assert got[0] == 3.1 and got[1] == pytest.approx(4.40929, abs=1e-5) and np.isnan(got[2])
 

@@ -25,8 +25,12 @@ def result(world, tmp_path_factory):
     mp.setenv("CEMKIT_KEY", KEY)
     run_dir = tmp_path_factory.mktemp("prun") / "run"
     res = cemkit.run(
-        out / "records", format="parquet", policy="default", model=out / "model.yaml",
-        out=run_dir, scheduler="threads",
+        out / "records",
+        format="parquet",
+        policy="default",
+        model=out / "model.yaml",
+        out=run_dir,
+        scheduler="threads",
     )
     yield res
     mp.undo()
@@ -52,13 +56,13 @@ def test_records_are_protected_and_correlated(result, world):
     out, _ = world
     recs = pd.read_parquet(result.out / "records")
     raw = pd.read_parquet(out / "records")
-    assert "intent" in recs.columns and "src_partials" in recs.columns
+    assert "src_intent_id" in recs.columns and "src_partials" in recs.columns
     # Partials stitched, legs paired, xDRs matched: one row per call or attempt.
     counts = world[1]["counts"]
     assert recs["src_partials"].fillna(1).gt(1).sum() >= counts["partial_calls"]
     assert recs["src_paired"].fillna(False).sum() == counts["two_leg_calls"]
     assert (recs["src_match"] == "xdr_only").sum() == counts["xdr_only_attempts"]
-    assert recs["intent"].nunique() < len(recs)
+    assert recs["src_intent_id"].nunique() < len(recs)
     raw_numbers = set(raw["a_number"]) | set(raw["b_number"])
     assert not (set(recs["a_number"].dropna()) & raw_numbers)
     assert recs["a_number"].str.match(r"^\+\d{3}").all()  # four digits kept by the policy
@@ -83,9 +87,24 @@ def test_no_raw_number_anywhere_in_the_run_directory(result, world):
 def test_run_command(world, tmp_path, monkeypatch, capsys):
     out, truth = world
     monkeypatch.setenv("CEMKIT_KEY", KEY)
-    rc = main(["run", str(out / "formats" / "freeswitch" / "Master.csv"), "--format", "freeswitch",
-               "--model", str(out / "model.yaml"), "--out", str(tmp_path / "r"), "--tz",
-               truth["timezone"], "--region", "GB", "--scheduler", "threads"])
+    rc = main(
+        [
+            "run",
+            str(out / "formats" / "freeswitch" / "Master.csv"),
+            "--format",
+            "freeswitch",
+            "--model",
+            str(out / "model.yaml"),
+            "--out",
+            str(tmp_path / "r"),
+            "--tz",
+            truth["timezone"],
+            "--region",
+            "GB",
+            "--scheduler",
+            "threads",
+        ]
+    )
     assert rc == 0
     assert re.search(r"\d+ records loaded, 0 quarantined", capsys.readouterr().out)
 
@@ -93,8 +112,12 @@ def test_run_command(world, tmp_path, monkeypatch, capsys):
 def test_process_batch_equals_the_batch_pipeline(world, monkeypatch):
     out, truth = world
     monkeypatch.setenv("CEMKIT_KEY", KEY)
-    raw = cemkit.load(out / "formats" / "asterisk" / "Master.csv", format="asterisk",
-                      tz=truth["timezone"], default_region="GB").compute()
+    raw = cemkit.load(
+        out / "formats" / "asterisk" / "Master.csv",
+        format="asterisk",
+        tz=truth["timezone"],
+        default_region="GB",
+    ).compute()
     batch = raw.iloc[:4000]
     got = cemkit.process_batch(batch, policy="default", model=out / "model.yaml")
     again = cemkit.process_batch(batch, policy="default", model=out / "model.yaml")
@@ -102,10 +125,11 @@ def test_process_batch_equals_the_batch_pipeline(world, monkeypatch):
     from cemkit.pipeline import correlate
 
     via_dask = correlate(
-        cemkit.protect(__import__("dask.dataframe").dataframe.from_pandas(batch, npartitions=3),
-                       "default")
+        cemkit.protect(
+            __import__("dask.dataframe").dataframe.from_pandas(batch, npartitions=3), "default"
+        )
     ).compute(scheduler="threads")
-    key_cols = ["record_id", "a_number", "b_number", "intent", "outcome"]
+    key_cols = ["record_id", "a_number", "b_number", "src_intent_id", "outcome"]
     a = got.records[key_cols].sort_values("record_id").reset_index(drop=True)
     b = via_dask[key_cols].sort_values("record_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b, check_dtype=False)

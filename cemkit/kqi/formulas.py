@@ -83,7 +83,7 @@ INPUT_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 #: Column holding the intent id from :func:`cemkit.correlate.sessionize`, when present.
-INTENT_COLUMN = "intent"
+INTENT_COLUMN = "src_intent_id"  # added by cemkit.correlate.sessionize(output="records")
 #: Seconds after an intent's first attempt within which records still belong to that attempt
 #: (its terminating leg, written ~1 s later by the far switch); a retry comes later, after the
 #: caller has heard the failure.
@@ -194,8 +194,8 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     out["attempts"][:] = attempt
     out["answered"][:] = answered
     out["user_determined"][:] = attempt & _mask(outcome.isin(sorted(USER_DETERMINED)))
-    out["short_calls"][:] = (answered & (billsec0 < config.SHORT_CALL_S))
-    out["drops"][:] = (answered_rec & abnormal)
+    out["short_calls"][:] = answered & (billsec0 < config.SHORT_CALL_S)
+    out["drops"][:] = answered_rec & abnormal
     out["conversation_ms"][:] = np.where(answered_rec, np.rint(billsec0 * 1000.0), 0)
 
     pdd = pd.to_numeric(_col(records, "pdd_ms", "float64"), errors="coerce").to_numpy(
@@ -211,10 +211,10 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     out["invites"][:] = invite
     ok = invite & (st >= 200) & (st < 300)
     out["invites_2xx"][:] = ok
-    out["invites_3xx"][:] = (invite & (st >= 300) & (st < 400))
-    out["invites_effective"][:] = (invite & np.isin(st, sorted(SEER_RESPONSES)))
-    out["invites_ineffective"][:] = (invite & np.isin(st, sorted(ISA_RESPONSES)))
-    out["sessions_completed"][:] = (ok & normal_or_unknown)
+    out["invites_3xx"][:] = invite & (st >= 300) & (st < 400)
+    out["invites_effective"][:] = invite & np.isin(st, sorted(SEER_RESPONSES))
+    out["invites_ineffective"][:] = invite & np.isin(st, sorted(ISA_RESPONSES))
+    out["sessions_completed"][:] = ok & normal_or_unknown
 
     mos = record_mos(records)
     has_mos = voice & ~np.isnan(mos)
@@ -223,7 +223,7 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
 
     if FIRST_OF_INTENT_COLUMN in records.columns:
         first = _mask(records[FIRST_OF_INTENT_COLUMN])
-        out["repeat_attempts"][:] = (attempt & ~first)
+        out["repeat_attempts"][:] = attempt & ~first
     return pd.DataFrame(block.T, columns=list(COUNTERS), index=records.index, copy=False)
 
 
@@ -380,8 +380,9 @@ def score_components(ind: pd.DataFrame) -> pd.DataFrame:
             "effectiveness": ind["ner"].astype(float),
             "retainability": 1.0 - ind["drop_ratio"].astype(float),
             "quality": ((ind["mos"].astype(float) - 1.0) / 3.5).clip(0.0, 1.0),
-            "responsiveness": ((SCORE_PDD_BAD_MS - pdd) / (SCORE_PDD_BAD_MS - SCORE_PDD_GOOD_MS))
-            .clip(0.0, 1.0),
+            "responsiveness": (
+                (SCORE_PDD_BAD_MS - pdd) / (SCORE_PDD_BAD_MS - SCORE_PDD_GOOD_MS)
+            ).clip(0.0, 1.0),
             "completion": 1.0 - ind["short_call_ratio"].astype(float),
         },
         index=ind.index,
