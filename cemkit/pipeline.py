@@ -206,7 +206,7 @@ def run(
         with step("computing KQIs and alerts"):
             done = kqi_run(str(run_dir.records_dir), spec, run_dir.path, freqs=freqs, top_n=top_n)
             sizes = group_sizes(read_records(str(run_dir.records_dir)), spec)
-            write_frame(sizes, run_dir.path / "kqi" / "group_sizes", 0)
+            sizes.to_parquet(run_dir.path / "kqi" / "group_sizes.parquet", index=False)
         timings["kqi"] = time.perf_counter() - t1
         manifest = run_dir.manifest
         inputs_section = _reconcile(part_counts, digests)
