@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "protect"]
+__all__ = ["__version__", "guard", "protect"]
 
 
 def __getattr__(name: str):
@@ -17,4 +17,23 @@ def __getattr__(name: str):
         from cemkit.privacy.engine import protect
 
         return protect
+    if name == "guard":
+        # The module is callable: ``cemkit.guard()`` installs the guard (see cemkit/guard.py).
+        import cemkit.guard
+
+        return cemkit.guard
     raise AttributeError(f"module 'cemkit' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext cemkit``: install the notebook output guard (see :mod:`cemkit.guard`)."""
+    from cemkit.guard import guard
+
+    guard(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """``%unload_ext cemkit``: remove the notebook output guard."""
+    from cemkit.guard import unguard
+
+    unguard()
