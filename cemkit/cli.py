@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cemkit.synth_commands",
     "cemkit.io.commands",
     "cemkit.privacy.commands",
+    "cemkit.privacy.officer_commands",
     "cemkit.correlate.commands",
     "cemkit.kqi.commands",
     "cemkit.report.commands",

@@ -302,9 +302,11 @@ class Policy(_Model):
         description="Rules for the loader quarantine (file, line, field, reason, raw); "
         "unnamed quarantine columns follow `default`.")  # fmt: skip
 
-    report: ReportSettings = Field(default_factory=lambda: ReportSettings.model_validate({}), description=(
-        "Report-level protection; by default groups of fewer than "
-        f"{DEFAULT_MIN_GROUP_SIZE} customers are not shown."))  # fmt: skip
+    report: ReportSettings = Field(
+        default_factory=lambda: ReportSettings.model_validate({}),
+        description="Report-level protection; by default groups of fewer than "
+        f"{DEFAULT_MIN_GROUP_SIZE} customers are not shown.",
+    )
 
     _text: str | None = PrivateAttr(None)
 
