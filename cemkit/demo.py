@@ -16,6 +16,7 @@ import dask.dataframe as dd
 import pandas as pd
 
 from cemkit import schema
+from cemkit.cluster import add_scheduler_option, connect
 from cemkit.io.atomic import atomic_write_text
 from cemkit.progress import step
 from cemkit.report.html import write_page
@@ -33,7 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo-output", help="output directory (default demo-output)")
     p.add_argument("--records", type=int, default=DEFAULT_RECORDS, help="records to generate")
     p.add_argument("--seed", type=int, default=7)
-    p.set_defaults(func=lambda a: (run_demo(a.out, records=a.records, seed=a.seed), 0)[1])
+    add_scheduler_option(p)
+    p.set_defaults(
+        func=lambda a: (run_demo(a.out, records=a.records, seed=a.seed, scheduler=a.scheduler), 0)[
+            1
+        ]
+    )
 
 
 def summarize(records: dd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -87,9 +93,19 @@ def _charts(summary: dict[str, pd.DataFrame]) -> dict[str, Any]:
     return {"trend": trend, "volume": volume, "outcomes": outcomes_chart}
 
 
-def run_demo(out_dir: str | Path, *, records: int = DEFAULT_RECORDS, seed: int = 7) -> Path:
-    """Run the demo pipeline; returns the path of the report's ``index.html``."""
-    out = Path(out_dir)
+def run_demo(
+    out_dir: str | Path, *, records: int = DEFAULT_RECORDS, seed: int = 7, scheduler: Any = None
+) -> Path:
+    """Run the demo pipeline; returns the path of the report's ``index.html``.
+
+    ``scheduler``: see :mod:`cemkit.cluster` (default ``$CEMKIT_SCHEDULER``, else an embedded
+    LocalCluster).
+    """
+    with connect(scheduler):
+        return _run_demo(Path(out_dir), records=records, seed=seed)
+
+
+def _run_demo(out: Path, *, records: int, seed: int) -> Path:
     world = out / "world"
     from cemkit import synth
 

@@ -7,6 +7,8 @@ import pytest
 from cemkit import __version__
 from cemkit.cli import main
 
+from .browser import render
+
 
 def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
@@ -49,11 +51,13 @@ def test_console_script_runs():
 def test_demo_writes_a_self_contained_report(tmp_path):
     from cemkit.demo import run_demo
 
-    report = run_demo(tmp_path / "demo", records=8_000, seed=1)
+    report = run_demo(tmp_path / "demo", records=8_000, seed=1, scheduler="threads")
     html = report.read_text()
     assert report.name == "index.html"
     assert "vegaEmbed(" in html and "Answer-seizure ratio" in html
     # Offline: no script or stylesheet is fetched from elsewhere.
     assert "<script src=" not in html and "cdn.jsdelivr" not in html
+    dom = render(report, "demo-report.png")
+    assert dom.count("<svg") >= 3 and "mark-line" in dom, "charts were not drawn offline"
     summary = json.loads((report.parent / "summary.json").read_text())
     assert summary == {"records": 8_000, "schema_problems": 0}

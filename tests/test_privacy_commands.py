@@ -5,11 +5,12 @@ import json
 
 import pandas as pd
 import pytest
-from privacy_leaks import canonical, write_load_run
 
 from cemkit.cli import main
 from cemkit.privacy import commands
 from cemkit.privacy.keys import Key
+
+from .privacy_leaks import canonical, write_load_run
 
 KEY_HEX = bytes(range(32)).hex()
 RESEARCH = """
@@ -22,6 +23,11 @@ columns:
   b_number: {action: tokenize, keep_digits: 2}
   start: {action: generalize, every: 1h}
 """
+
+
+@pytest.fixture(autouse=True)
+def threads(monkeypatch):
+    monkeypatch.setenv("CEMKIT_SCHEDULER", "threads")  # no cluster start-up in unit tests
 
 
 def cli(*argv):
@@ -111,7 +117,26 @@ def test_reveal_decrypts_fpe_and_is_recorded(run, tmp_path, monkeypatch, capsys)
 
 def test_run_protect_python_api(run, tmp_path):
     key = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
-    manifest = commands.run_protect(run, "default", tmp_path / "o", key=key)
+    manifest = commands.run_protect(run, "default", tmp_path / "o", key=key, scheduler="sync")
     assert manifest["outputs"][0]["path"] == "records/part-00000.parquet"
     with pytest.raises(Exception, match="exists and is not empty"):
         commands.run_protect(run, "default", tmp_path / "o", key=key)
+
+
+@pytest.mark.slow
+def test_protect_on_a_real_cluster_same_pseudonyms_and_clean_logs(run, tmp_path):
+    from . import cluster as loopback
+
+    key = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
+    local = commands.run_protect(run, "default", tmp_path / "local", key=key, scheduler="sync")
+    (tmp_path / "cluster").mkdir()
+    real = loopback.start(tmp_path / "cluster")
+    try:
+        remote = commands.run_protect(run, "default", tmp_path / "remote", key=key,
+                                      scheduler=real.address)  # fmt: skip
+        logs = "\n".join(real.logs().values())
+    finally:
+        real.stop()
+    assert [o["sha256"] for o in remote["outputs"]] == [o["sha256"] for o in local["outputs"]]
+    for secret in (KEY_HEX, "441632960961", "15551230000"):
+        assert secret not in logs

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from privacy_leaks import canonical, leaks, secrets_of, write_load_run
 
 from cemkit.privacy.commands import run_protect
 from cemkit.privacy.keys import Key
+
+from .privacy_leaks import canonical, leaks, secrets_of, write_load_run
 
 SAMPLES = Path(__file__).resolve().parents[1].parent.parent / "shared" / "data" / "samples"
 if not SAMPLES.exists():
@@ -129,7 +130,7 @@ def test_no_raw_tn_or_email_in_any_output(sample, tmp_path):
     # The search must be able to find something: the unprotected run leaks.
     if secrets:
         assert leaks(run, secrets), "the leak search finds nothing even in the raw input"
-    manifest = run_protect(run, "default", out, key=KEY)
+    manifest = run_protect(run, "default", out, key=KEY, scheduler="threads")
     assert manifest["counts"] == {"records": len(records), "quarantine": len(raw_lines)}
     found = leaks(out, secrets)
     assert not found, f"{len(found)} raw value(s) found in outputs: {sorted(set(found))[:5]}"
@@ -173,7 +174,7 @@ def test_synthetic_formats_leak_nothing(which, synthetic, tmp_path):
     run, out = tmp_path / "load", tmp_path / "protected"
     write_load_run(run, frame, raw, which)
     assert leaks(run, secrets)
-    manifest = run_protect(run, "default", out, key=KEY)
+    manifest = run_protect(run, "default", out, key=KEY, scheduler="threads")
     assert manifest["counts"]["records"] == len(frame)
     found = leaks(out, secrets)
     assert not found, f"{len(found)} raw value(s) found in outputs: {sorted(set(found))[:5]}"

@@ -78,7 +78,7 @@ def test_properties(a, b):
     # key separation: every non-null token differs under another key
     other = protect(df, POLICY, key=OTHER)
     for col in ("a_number", "b_number", "call_id"):
-        both = out[col].notna() & other[col].notna()
+        both = out[col].notna() & other[col].notna() & (out[col] != "")
         assert (out[col][both] != other[col][both]).all()
     # no raw value survives in a TN column, nulls stay null
     for col in ("a_number", "b_number"):
@@ -88,7 +88,9 @@ def test_properties(a, b):
         assert (raw[has] != new[has]).all()
     # kept prefix preserved for tokens
     for raw, tok in zip(df["a_number"], out["a_number"], strict=True):
-        if pd.notna(raw):
+        if pd.notna(raw) and raw == "":
+            assert tok == ""
+        elif pd.notna(raw):
             digits = raw.lstrip("+")
             if digits.isdigit() and len(digits) >= 8:
                 assert tok.startswith(raw[: len(raw) - len(digits) + 4] + "#")
@@ -106,6 +108,8 @@ def test_properties(a, b):
             assert len(enc) == len(raw) and enc[:kept] == raw[:kept]
             assert enc.lstrip("+").isdigit()
             assert rev == raw
+        elif raw == "":
+            assert enc == rev == ""  # nothing to protect
         else:
             assert enc.startswith("#") and rev == enc  # too short: tokenized, not revealable
     pd.testing.assert_series_equal(back["a_number"], out["a_number"])
@@ -248,3 +252,13 @@ def test_quarantine_raw_is_scanned():
     assert "2015-03-24" in raw  # dates are not phone numbers
     default = parse_policy("name: t\nversion: 1\n")
     assert list(protect(q, default, quarantine=True).columns) == []  # raw dropped by default
+
+
+def test_new_key_id_gives_new_pseudonyms():
+    df = frame(["+441632960961"], ["+441632960961"])
+    policy_b = POLICY.model_copy(update={"key": POLICY.key.model_copy(update={"id": "test-2027"})})
+    same_material = Key.from_material(bytes(range(32)), key_id="test-2027")
+    a = protect(df, POLICY, key=KEY)
+    b = protect(df, policy_b, key=same_material)
+    for col in ("a_number", "b_number", "call_id", "src_clid"):
+        assert a[col][0] != b[col][0]

@@ -61,6 +61,10 @@ def test_kept_prefix_only_when_enough_digits_stay_hidden():
     assert kept_prefix(values, 0).to_pylist() == [""] * 6
 
 
+def test_empty_stays_empty():
+    assert tokenize_values(pa.array(["", "x"]), TEST_KEY).to_pylist()[0] == ""
+
+
 def test_length_and_separator():
     out = tokenize_values(pa.array(["x"]), TEST_KEY, length=32).to_pylist()[0]
     assert out.startswith("#") and len(out) == 33

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from cemkit import schema
+from cemkit.cluster import add_scheduler_option, connect
 from cemkit.errors import InputError, OutputError, PolicyError
 from cemkit.io.atomic import atomic_directory, atomic_write_text
 from cemkit.io.base import QUARANTINE_SCHEMA
@@ -139,8 +140,12 @@ def run_protect(
     out: str | Path,
     *,
     key: Key | None = None,
+    scheduler: Any = None,
 ) -> dict[str, Any]:
     """Protect a run directory into ``out``; returns the manifest written.
+
+    ``scheduler``: where Dask computes (see :mod:`cemkit.cluster`; default
+    ``$CEMKIT_SCHEDULER``, else an embedded local cluster).
 
     Examples
     --------
@@ -159,7 +164,7 @@ def run_protect(
     if quarantine is not None:
         plan(quarantine._meta.dtypes, policy, key, quarantine=True)
     _check_new(out)
-    with atomic_directory(out) as tmp:
+    with connect(scheduler), atomic_directory(out) as tmp:
         outputs = _write_table(protect(records, policy, key=key), tmp / "records")
         q_outputs: list[dict[str, Any]] = []
         if quarantine is not None:
@@ -198,6 +203,7 @@ def run_reveal(
     reason: str,
     columns: list[str] | None = None,
     key: Key | None = None,
+    scheduler: Any = None,
 ) -> dict[str, Any]:
     """Decrypt the FPE columns of a protected run into ``out``, recording who, when and why."""
     run, out = Path(input_dir), Path(out)
@@ -226,7 +232,7 @@ def run_reveal(
              "key": {"id": key.id, "fingerprint": key.fingerprint} if key else None,
              "out": str(out)}  # fmt: skip
     _check_new(out)
-    with atomic_directory(out) as tmp:
+    with connect(scheduler), atomic_directory(out) as tmp:
         outputs = _write_table(revealed, tmp / "records")
         manifest = {"kind": "reveal", **_common(policy, key),
                     "input": {"path": str(run)}, "reveal": event,
@@ -239,7 +245,7 @@ def run_reveal(
 
 
 def _cmd_protect(args: argparse.Namespace) -> int:
-    manifest = run_protect(args.input, args.policy, args.out)
+    manifest = run_protect(args.input, args.policy, args.out, scheduler=args.scheduler)
     c, pol = manifest["counts"], manifest["policy"]
     key_id = manifest["key"]["id"] if manifest["key"] else "none"
     print(f"protected {c['records']} record(s) and {c['quarantine']} quarantined row(s) with "
@@ -249,7 +255,8 @@ def _cmd_protect(args: argparse.Namespace) -> int:
 
 def _cmd_reveal(args: argparse.Namespace) -> int:
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    manifest = run_reveal(args.input, args.policy, args.out, reason=args.reason, columns=columns)
+    manifest = run_reveal(args.input, args.policy, args.out, reason=args.reason, columns=columns,
+                          scheduler=args.scheduler)  # fmt: skip
     print(f"revealed {', '.join(manifest['reveal']['columns'])} in "
           f"{manifest['counts']['records']} record(s) -> {args.out} (recorded in both manifests)")
     return 0
@@ -266,6 +273,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--policy", required=True,
                    help="policy YAML file or shipped policy name (e.g. default)")  # fmt: skip
     p.add_argument("--out", required=True, help="new output directory")
+    add_scheduler_option(p)
     p.set_defaults(func=_cmd_protect)
 
     r = subparsers.add_parser(
@@ -278,4 +286,5 @@ def register(subparsers: Any) -> None:
     r.add_argument("--reason", required=True, help="why the numbers are needed (recorded)")
     r.add_argument("--columns", help="comma-separated fpe columns (default: all)")
     r.add_argument("--out", required=True, help="new output directory")
+    add_scheduler_option(r)
     r.set_defaults(func=_cmd_reveal)

@@ -31,6 +31,14 @@ def vega_bundle() -> str:
     return str(vlc.javascript_bundle(vl_version=vl_version_for_vl_convert()))  # type: ignore[call-arg]
 
 
+def embed_call(div_id: str, spec: dict[str, Any]) -> str:
+    """JavaScript that draws a Vega-Lite spec into the element with id ``div_id`` (as SVG)."""
+    safe = json.dumps(spec).replace("</", "<\\/")  # a spec must not close the <script>
+    return (
+        f"vegaEmbed('#{div_id}', {safe}, {{renderer: 'svg', actions: false}}).catch(console.error);"
+    )
+
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
 h1 { border-bottom: 2px solid #3a6ea5; padding-bottom: .3rem; }
@@ -74,12 +82,8 @@ def render_page(title: str, sections: Sequence[tuple[str, Sequence[Block]]]) -> 
             else:
                 div = f"chart{n_chart}"
                 n_chart += 1
-                spec = json.dumps(block.to_dict()).replace("</", "<\\/")
                 body.append(f'<div class="chart" id="{div}"></div>')
-                scripts.append(
-                    f"vegaEmbed('#{div}', {spec}, {{renderer: 'svg', actions: false}})"
-                    ".catch(console.error);"
-                )
+                scripts.append(embed_call(div, block.to_dict()))
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='UTF-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"

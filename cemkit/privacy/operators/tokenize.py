@@ -49,10 +49,15 @@ def kept_prefix(values: pa.Array, keep_digits: int) -> pa.Array:
 
 
 def tokenize_values(values: pa.Array, key: Key, keep_digits: int = 0, length: int = 16) -> pa.Array:
-    """Tokens of distinct values (Arrow string array without nulls)."""
+    """Tokens of distinct values (Arrow string array without nulls).
+
+    An empty string stays empty: it holds nothing to protect, and one shared token for every
+    empty value would look like one very busy customer.
+    """
     prefix = kept_prefix(values, keep_digits)
     hexes = pa.array(token_hex(values.to_pylist(), key, length), type=pa.string())
-    return pc.binary_join_element_wise(prefix, hexes, SEPARATOR)
+    tokens = pc.binary_join_element_wise(prefix, hexes, SEPARATOR)
+    return pc.if_else(pc.equal(values, ""), values, tokens)
 
 
 class Tokenize(Operator):
