@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "guard", "protect"]
+__all__ = ["__version__", "guard", "protect", "unguard"]
 
 
 def __getattr__(name: str):
@@ -22,6 +22,10 @@ def __getattr__(name: str):
         import cemkit.guard
 
         return cemkit.guard
+    if name == "unguard":
+        from cemkit.guard import unguard
+
+        return unguard
     raise AttributeError(f"module 'cemkit' has no attribute {name!r}")
 
 

@@ -158,10 +158,11 @@ def protected_columns(frame: pd.DataFrame | pd.Series) -> set[str]:
 def _window(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
     """The rows pandas would display (head and tail around the ellipsis)."""
     max_rows = pd.get_option("display.max_rows")
-    min_rows = pd.get_option("display.min_rows") or max_rows
     if max_rows is None or len(frame) <= max_rows:
         return frame
-    half = max(1, (min(min_rows, max_rows) + 1) // 2)
+    # Longer than max_rows, so pandas still truncates it the same way, showing only rows of
+    # this head and tail; the caller restores the real size in the rendered text.
+    half = max_rows // 2 + 1
     return pd.concat([frame.iloc[:half], frame.iloc[-half:]])
 
 
