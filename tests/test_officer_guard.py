@@ -141,11 +141,11 @@ def test_guard_in_a_real_kernel_saved_notebook_holds_no_raw_number(tmp_path):
         "display(df.set_index('caller'))",
         "df['caller']",
         "pd.DataFrame({'n': [f'+4420794{i:05d}' for i in range(300)]})",
-        "from cemkit.privacy.keys import Key\n"
-        "key = Key.from_material(bytes(range(32)), key_id='cemkit-research-2026')\n"
-        "records = pd.DataFrame({'a_number': rev(['859064970244+']), 'outcome': ['answered']},\n"
-        "                       dtype='string[pyarrow]')\n"
-        "cemkit.protect(records, 'research', key=key)",
+        ("from cemkit.privacy.keys import Key\n"
+         "key = Key.from_material(bytes(range(32)), key_id='cemkit-research-2026')\n"
+         "records = pd.DataFrame({'a_number': rev(['859064970244+']), 'outcome': ['answered']},\n"
+         "                       dtype='string[pyarrow]')\n"
+         "cemkit.protect(records, 'research', key=key)"),
     ])  # fmt: skip
     saved = _execute(nb, tmp_path / "guarded.ipynb")
     secrets = forms([*RAW, RAW_INT]) | forms(f"+4420794{i:05d}" for i in range(300))
