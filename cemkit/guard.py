@@ -63,7 +63,7 @@ def _plausible(candidate: str, regions: Sequence[str], strict: bool) -> bool:
         attempts.append((candidate, None))
     else:
         attempts += [(candidate, r) for r in regions]
-        if len(digits) >= 10:
+        if len(digits) >= 11:
             attempts.append(("+" + digits, None))  # international without the '+'
     for text, region in attempts:
         try:
