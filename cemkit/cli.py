@@ -19,6 +19,7 @@ from cemkit.errors import CemkitError
 COMMAND_MODULES: tuple[str, ...] = (
     "cemkit.synth_commands",
     "cemkit.io.commands",
+    "cemkit.io.sip.commands",
     "cemkit.privacy.commands",
     "cemkit.privacy.officer_commands",
     "cemkit.correlate.commands",

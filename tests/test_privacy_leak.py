@@ -20,9 +20,10 @@ from cemkit.privacy.keys import Key
 
 from .privacy_leaks import canonical, leaks, secrets_of, write_load_run
 
-SAMPLES = Path(__file__).resolve().parents[1].parent.parent / "shared" / "data" / "samples"
-if not SAMPLES.exists():
-    SAMPLES = Path("/work/shared/data/samples")
+# ../shared/data/samples next to the repository (or next to the worktrees' parent).
+_REPO = Path(__file__).resolve().parents[1]
+_CANDIDATES = [p / "shared" / "data" / "samples" for p in (_REPO.parent, _REPO.parent.parent)]
+SAMPLES = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 KEY = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
 
 pytestmark = pytest.mark.samples
@@ -83,10 +84,10 @@ def copenhagen(name):
         df["to"])  # fmt: skip
 
 
-def sip_pcap(name):
+def _sip_messages(path: Path) -> list[str]:
+    """Every SIP message of a capture as text (the worst case for the quarantine scanner)."""
     import dpkt
 
-    path = _need(SAMPLES / "sip-pcap" / name)
     messages = []
     with path.open("rb") as f:
         reader = dpkt.pcap.Reader(f)
@@ -95,16 +96,33 @@ def sip_pcap(name):
             payload = bytes(getattr(getattr(frame.data, "data", None), "data", b"") or b"")
             if b"SIP/2.0" in payload[:300]:
                 messages.append(payload.decode("utf-8", errors="replace"))
+    return messages
 
-    def header(msg, names):
-        pattern = rf"^(?:{names})\s*:.*?(?:sip|tel):([^@;>\s]+)"
-        m = re.search(pattern, msg, re.MULTILINE | re.IGNORECASE)
-        return m.group(1) if m else ""
 
-    df = pd.DataFrame({"from": [header(m, "From|f") for m in messages],
-                       "to": [header(m, "To|t") for m in messages]})  # fmt: skip
-    users = [u for m in messages for u in re.findall(r"(?:sip|tel):([^@;>\s:]+)", m)]
-    return canonical(df, "sip-pcap", "from", "to"), messages, users
+def _sip_users(messages: list[str]) -> list[str]:
+    """User parts of sip:/sips: URIs and tel: numbers (host-only URIs name servers)."""
+    found = re.findall(r"sips?:([^@;>\s:]+)@|tel:([^;>\s]+)", "\n".join(messages))
+    return [a or b for a, b in found]
+
+
+def _load_sip(path: Path, region: str = "GB") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Records and quarantine of a capture, read by cemkit's sip-pcap loader."""
+    import cemkit.io.sip_pcap  # noqa: F401 - registers the loader
+    from cemkit.io.base import registry
+
+    loader = registry.get("sip-pcap")(default_region=region)
+    frames = [loader.read_part(part) for part in loader.parts([str(path)])]
+    return (pd.concat([f[0] for f in frames], ignore_index=True),
+            pd.concat([f[1] for f in frames], ignore_index=True))  # fmt: skip
+
+
+def sip_pcap(name):
+    path = _need(SAMPLES / "sip-pcap" / name)
+    records, quarantine = _load_sip(path)
+    messages = _sip_messages(path)
+    users = _sip_users(messages)
+    raw = list(quarantine["raw"].dropna()) + messages
+    return records, raw, users + list(records["a_number"]) + list(records["b_number"])
 
 
 CASES = {
@@ -146,6 +164,18 @@ def synthetic(tmp_path_factory):
 
 
 def _synthetic_case(world: Path, which: str):
+    if which == "sip-pcap":
+        from cemkit.io.sip.capgen import write_workload
+
+        path = world / "capture.pcap"
+        if not path.exists():
+            with path.open("wb") as fh:
+                write_workload(fh, 150, rtp_packets=2, seed=3)
+        records, _ = _load_sip(path)
+        messages = _sip_messages(path)
+        users = _sip_users(messages)
+        tns = users + list(records["a_number"]) + list(records["b_number"])
+        return records, messages[::7][:300], secrets_of(tns, messages, "GB")
     truth = json.loads((world / "truth.json").read_text())
     records = pd.read_parquet(world / "records")
     asterisk_path = world / "formats" / "asterisk" / "Master.csv"
@@ -167,7 +197,7 @@ def _synthetic_case(world: Path, which: str):
     return frame, raw[::7][:300], secrets_of(tns, raw, truth["default_region"])
 
 
-@pytest.mark.parametrize("which", ["records", "asterisk", "freeswitch"])
+@pytest.mark.parametrize("which", ["records", "asterisk", "freeswitch", "sip-pcap"])
 def test_synthetic_formats_leak_nothing(which, synthetic, tmp_path):
     frame, raw, secrets = _synthetic_case(synthetic, which)
     assert len(secrets) > 100

@@ -57,6 +57,8 @@ def test_default_policy_protects_every_tn_column_and_names_every_canonical_colum
         ("columns: {a_number: {action: fpe, tweak: xyz}}", "columns.a_number.tweak"),
         ("columns: {a_number: {}}", "has no `action:`"),
         ("columns: {a_number: {action: scan_text, entities: [SSN]}}", "entities"),
+        ("columns: {src_x: {action: scan_text, regions: [UK]}}", "unknown region(s) UK"),
+        ("columns: {src_x: {action: scan_text, entities: []}}", "columns.src_x.entities"),
         ("quarantine: {rawline: {action: drop}}", "quarantine.rawline: unknown quarantine column"),
         ("colums: {}", "unknown parameter 'colums'"),
         ("default: pass", "default"),

@@ -262,3 +262,13 @@ def test_new_key_id_gives_new_pseudonyms():
     b = protect(df, policy_b, key=same_material)
     for col in ("a_number", "b_number", "call_id", "src_clid"):
         assert a[col][0] != b[col][0]
+
+
+def test_default_policy_keeps_node_names_and_codes_device_addresses():
+    df = frame(["+441632960961"] * 3, ["+441632960962"] * 3)
+    df["node"] = pd.Series(["lon-sw1", "212.242.33.35:5060", "212.242.33.35:5060"], dtype=STR)
+    default_key = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
+    out = protect(df, "default", key=default_key)
+    assert out["node"][0] == "lon-sw1"
+    assert out["node"][1] == out["node"][2] and "212.242" not in out["node"][1]
+    assert out["node"][1].startswith("<IP_ADDRESS#") and out["node"][1].endswith(">:5060")

@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cemkit.errors import PolicyError
 
@@ -115,6 +123,7 @@ class Rule(_Model):
             "reversible_by": self.reversible_by,
             "needs_key": self.needs_key,
             "reveals": self.reveals(),
+            "note": self.note,
         }
 
 
@@ -227,7 +236,7 @@ class ScanTextRule(Rule):
 
     action: Literal["scan_text"]
     entities: list[TextEntity] = Field(
-        default_factory=lambda: list(_DEFAULT_ENTITIES),
+        default_factory=lambda: list(_DEFAULT_ENTITIES), min_length=1,
         description="What to look for.")  # fmt: skip
     replace_with: Literal["label", "token"] = Field("label", description=(
         "label: '<PHONE_NUMBER>'; token: '<PHONE_NUMBER#token>' (same token as a tokenized "
@@ -240,6 +249,17 @@ class ScanTextRule(Rule):
 
     applies_to: ClassVar[tuple[str, ...]] = ("string",)
     summary: ClassVar[str] = "scanned for personal data; findings replaced"
+
+    @field_validator("regions")
+    @classmethod
+    def _known_regions(cls, regions: list[str]) -> list[str]:
+        import phonenumbers
+
+        unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown region(s) {', '.join(unknown)}; use ISO 3166 codes such "
+                             "as GB, US, DE, FR (upper case)")  # fmt: skip
+        return regions
 
     @property
     def needs_key(self) -> bool:  # type: ignore[override]
