@@ -32,7 +32,7 @@ def test_audit_prints_policy_key_columns_counts_and_versions(protected, capsys):
     assert main(["audit", str(protected)]) == 0
     out = capsys.readouterr().out
     policy = load_policy("research")
-    assert f"policy          research version 1" in out
+    assert "policy          research version 1" in out
     assert f"policy sha256   {policy.sha256}" in out
     assert "key             id cemkit-research-2026, fingerprint " in out
     assert "counts          records 3, quarantine 1" in out
