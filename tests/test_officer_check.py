@@ -103,3 +103,13 @@ def test_strict_policy_has_no_prefix_to_measure(data_dir):
 def test_missing_data_dir_is_an_input_error(tmp_path, capsys):
     assert main(["policy", "check", "default", "--data", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_policies_against_synthetic_data(name, small_world):
+    world, _ = small_world
+    findings = check_policy(name, world)
+    assert not [f for f in findings if f.severity == "error"], findings
+    if name == "default":  # 4 kept digits: every prefix group of the synthetic world is large
+        assert any("prefix group(s) of 4 digits holds at least k = 10" in f.message
+                   for f in findings)  # fmt: skip

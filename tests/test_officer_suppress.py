@@ -131,3 +131,8 @@ def test_report_on_data_with_small_groups_shows_no_group_under_k(small_world):
     assert hidden[["customers", "calls", "answered"]].isna().all().all()
     assert len(hidden) == int((table["customers"] < k).sum()) > 0
     assert f"fewer than {k} customers" in result.note
+
+
+def test_notebook_display_carries_the_note(kqi):
+    r = suppress_small_groups(kqi, "customers", k=10)
+    assert r._repr_html_().endswith(f"<p><em>{r.note}</em></p>") and "<table" in r._repr_html_()

@@ -61,17 +61,11 @@ class Suppression:
     suppressed_groups: int
     how: str
 
-    def _repr_markdown_(self) -> str:
-        return f"{self.frame.to_markdown() if _has_tabulate() else self.frame.to_string()}" \
-            f"\n\n_{self.note}_"
+    def _repr_html_(self) -> str:
+        """Notebook display: the table with the note under it."""
+        import html
 
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        return f"{self.frame.to_html()}\n<p><em>{html.escape(self.note)}</em></p>"
 
 
 def min_group_size(policy: Policy | str | Path | None = None, k: int | None = None) -> int:
