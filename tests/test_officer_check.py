@@ -113,3 +113,11 @@ def test_shipped_policies_against_synthetic_data(name, small_world):
     if name == "default":  # 4 kept digits: every prefix group of the synthetic world is large
         assert any("prefix group(s) of 4 digits holds at least k = 10" in f.message
                    for f in findings)  # fmt: skip
+
+
+def test_several_policies_at_once_for_pre_commit(tmp_path, capsys):
+    bad = write(tmp_path, "name: t\nversion: 1\ncolumns: {a_number: {action: keep}}\n")
+    assert main(["policy", "check", "default", "strict", "research"]) == 0
+    assert main(["policy", "check", "default", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "policy default: 0 error(s)" in out and "policy " + str(bad) + ": 1 error(s)" in out

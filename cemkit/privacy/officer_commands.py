@@ -39,10 +39,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from cemkit.privacy.check import check_policy, format_findings
 
-    findings = check_policy(args.policy, args.data)
-    print(format_findings(str(args.policy), findings))
     failing = {"error", "warning"} if args.strict else {"error"}
-    return 1 if any(f.severity in failing for f in findings) else 0
+    failed = False
+    for policy in args.policies:
+        findings = check_policy(policy, args.data)
+        print(format_findings(str(policy), findings))
+        failed = failed or any(f.severity in failing for f in findings)
+    return 1 if failed else 0
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
@@ -105,7 +108,8 @@ def register(subparsers: Any) -> None:
     e.set_defaults(func=_cmd_explain)
 
     c = sub.add_parser("check", help="lint a policy; non-zero exit on errors (for CI)")
-    c.add_argument("policy", help="policy YAML file or shipped policy name")
+    c.add_argument("policies", nargs="+", metavar="policy",
+                   help="policy YAML file(s) or shipped policy name(s)")
     c.add_argument("--data", help="run directory (records/*.parquet) to check the policy against")
     c.add_argument("--strict", action="store_true", help="warnings fail too")
     c.set_defaults(func=_cmd_check)
