@@ -7,12 +7,19 @@ experience indicators, then report through parameterized notebooks.
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "guard", "protect", "unguard"]
+__all__ = ["__version__", "guard", "load", "protect", "unguard"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
+    # Heavy imports (dask, pyarrow) only when the API is first used.
+    if name == "load":
+        from cemkit.io.api import load
+
+        return load
     if name == "protect":
         from cemkit.privacy.engine import protect
 

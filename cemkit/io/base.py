@@ -77,9 +77,30 @@ class Loader(abc.ABC):
         self.default_region = default_region
         self.opts: dict[str, Any] = {**self.options, **options}
 
+    def extension_columns(self) -> tuple[Column, ...]:
+        """Source-specific columns this loader instance writes (may depend on its options)."""
+        return tuple(self.extensions)
+
     def meta(self) -> pd.DataFrame:
         """Empty frame with this format's output columns and dtypes."""
-        return empty_frame(self.extensions)
+        return empty_frame(self.extension_columns())
+
+    def rows_read(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame) -> int:
+        """Rows of ``part`` that were read: loaded + quarantined unless the format says more.
+
+        A format whose parts feed something other than records (e.g. CUCM CMR files, whose
+        rows are attached to CDRs) overrides it so that the run's counts still reconcile.
+        """
+        return len(records) + len(quarantine)
+
+    def finish(self, records: Any, parts: Sequence[Part]) -> Any:
+        """Post-process the lazily read records as a whole (default: unchanged).
+
+        ``records`` is a Dask DataFrame built from :meth:`read_part` over ``parts``; a format
+        that must combine inputs (CUCM attaches CMR quality metrics to CDRs) returns a new lazy
+        frame with the same meta. Must not compute anything.
+        """
+        return records
 
     @abc.abstractmethod
     def parts(self, paths: Sequence[str]) -> list[Part]:

@@ -1,0 +1,51 @@
+"""Loaders: every source format behind one registry, plus the run writer.
+
+Formats (``registry.names()``): ``asterisk`` (cdr_csv, 16/17/18/21 columns), ``freeswitch``
+(mod_cdr_csv templates), ``cucm`` (CDR + CMR flat files, MOS attached to CDRs), ``generic``
+(CSV/Parquet with a YAML mapping, see :mod:`cemkit.io.mapping`), ``parquet`` (canonical).
+
+How a text file is read (:mod:`cemkit.io.textfile`, :mod:`cemkit.io.csvblock`): it is cut into
+byte ranges at line ends with exact first line numbers; each range is one Dask partition parsed
+by pyarrow (one thread per partition); lines pyarrow cannot account for are isolated by halving
+and quarantined one by one with file, line, field, reason and the raw line. Every line read ends
+up loaded or quarantined.
+
+Entry points: :func:`load` (``cemkit.load``) and :func:`load_quarantine` build lazy Dask frames;
+:func:`cemkit.io.run.load_to_dir` (``cemkit load``) writes records, quarantine and a manifest in
+one parallel pass; :mod:`cemkit.io.output` holds the atomic run-directory writer
+(:func:`write_run`, :class:`~cemkit.io.output.RunDir`) and :func:`read_records` for every stage.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from cemkit.io.base import Loader, Part, registry
+
+#: Format modules registered on import; optional ones may be absent from a checkout.
+_FORMAT_MODULES = ("asterisk", "freeswitch", "cucm", "generic", "parquet")
+_OPTIONAL_MODULES = ("sip_pcap",)
+
+for _name in _FORMAT_MODULES:
+    importlib.import_module(f"cemkit.io.{_name}")
+for _name in _OPTIONAL_MODULES:
+    try:
+        importlib.import_module(f"cemkit.io.{_name}")
+    except ModuleNotFoundError as _exc:  # only the module itself may be missing
+        if _exc.name != f"cemkit.io.{_name}":
+            raise
+
+from cemkit.io.api import expand_paths, load, load_quarantine, plan  # noqa: E402
+from cemkit.io.output import read_records, write_run  # noqa: E402
+
+__all__ = [
+    "Loader",
+    "Part",
+    "expand_paths",
+    "load",
+    "load_quarantine",
+    "plan",
+    "read_records",
+    "registry",
+    "write_run",
+]

@@ -1,0 +1,150 @@
+"""Asterisk ``cdr_csv`` files (Master.csv and per-accountcode files).
+
+No header line; 16, 17, 18 or 21 fields depending on the Asterisk version and configuration
+(detected from the first line, or declared with ``columns=``). Times are local wall-clock time
+unless ``usegmtime=yes`` (then declare ``tz="UTC"``).
+
+Examples
+--------
+>>> import cemkit
+>>> ddf = cemkit.load("Master.csv", format="asterisk", tz="Europe/Madrid")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cemkit.errors import FormatError
+from cemkit.io.base import registry
+from cemkit.io.convert import Converter
+from cemkit.io.delimited import DelimitedLoader, Layout
+from cemkit.outcomes import ASTERISK_DISPOSITION
+from cemkit.schema import PII, extension_field
+
+_BASE = (
+    "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
+    "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
+)  # fmt: skip
+#: Field lists by column count (cdr_csv.c: the optional fields come in this order).
+LAYOUTS: dict[int, tuple[str, ...]] = {
+    16: _BASE,
+    17: (*_BASE, "uniqueid"),
+    18: (*_BASE, "uniqueid", "userfield"),
+    21: (*_BASE, "uniqueid", "userfield", "peeraccount", "linkedid", "sequence"),
+}
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_SECONDS = pa.timestamp("s")
+
+EXTENSIONS = (
+    extension_field("src_accountcode", pa.string(), PII.QUASI, "Asterisk accountcode."),
+    extension_field("src_clid", pa.string(), PII.FREE_TEXT, "Caller id text (name and number)."),
+    extension_field("src_dcontext", pa.string(), PII.NONE, "Destination dialplan context."),
+    extension_field("src_channel", pa.string(), PII.QUASI, "Calling channel name."),
+    extension_field("src_dstchannel", pa.string(), PII.QUASI, "Called channel name."),
+    extension_field("src_lastapp", pa.string(), PII.NONE, "Last dialplan application."),
+    extension_field("src_lastdata", pa.string(), PII.FREE_TEXT, "Last application's arguments."),
+    extension_field("src_amaflags", pa.string(), PII.NONE, "AMA flags (DOCUMENTATION, ...)."),
+    extension_field("src_uniqueid", pa.string(), PII.QUASI, "Channel unique id."),
+    extension_field("src_userfield", pa.string(), PII.FREE_TEXT, "User field."),
+    extension_field("src_peeraccount", pa.string(), PII.QUASI, "Peer account code."),
+    extension_field("src_sequence", pa.int64(), PII.NONE, "CDR sequence number."),
+)  # fmt: skip
+
+
+def detect_columns(path: str, sample: int = 50) -> int:
+    """The most common known field count among the first lines of a cdr_csv file (0: none).
+
+    A damaged first line does not decide the layout of the whole file.
+    """
+    counts: Counter[int] = Counter()
+    with open(path, "rb") as fh:
+        for raw in itertools.islice(fh, sample):
+            line = raw.decode("utf-8", errors="replace").strip("\r\n")
+            if not line.strip():
+                continue
+            try:
+                n = len(next(csv.reader([line])))
+            except csv.Error:
+                continue
+            if n in LAYOUTS:
+                counts[n] += 1
+    return counts.most_common(1)[0][0] if counts else 0
+
+
+@registry.register
+class AsteriskLoader(DelimitedLoader):
+    """Asterisk cdr_csv (16/17/18/21 columns)."""
+
+    name = "asterisk"
+    description = "Asterisk cdr_csv (Master.csv, per-accountcode files), 16/17/18/21 columns"
+    extensions = EXTENSIONS
+    options: ClassVar[dict[str, Any]] = {"columns": None, "node": None}
+
+    def layout(self, path: str) -> Layout:
+        """Declared or detected field list."""
+        declared = self.opts["columns"]
+        n = int(declared) if declared is not None else detect_columns(path)
+        if declared is not None and n not in LAYOUTS:
+            raise FormatError(
+                f"asterisk cdr_csv has 16, 17, 18 or 21 columns, not {n}",
+                hint="declare columns=16, 17, 18 or 21",
+            )
+        if n not in LAYOUTS:
+            # Undetectable (e.g. first line damaged): assume the common 18 so rows of the wrong
+            # width are quarantined rather than the whole file refused.
+            n = 18
+        typed = {"start": _SECONDS, "answer": _SECONDS, "end": _SECONDS,
+                 "duration": pa.float64(), "billsec": pa.float64()}  # fmt: skip
+        return Layout(LAYOUTS[n], types=tuple(typed.items()), timestamp_format=TIME_FORMAT)
+
+    def convert(self, conv: Converter, layout: Layout) -> Mapping[str, object]:
+        """cdr_csv fields → canonical columns."""
+        tz = self.tz
+        start = conv.time("start", TIME_FORMAT, tz)
+        answer = conv.time("answer", TIME_FORMAT, tz)
+        end = conv.time("end", TIME_FORMAT, tz)
+        missing_start = pc.is_null(start).to_numpy(zero_copy_only=False)
+        conv.flag(missing_start, "start", "start time is empty")
+        duration = conv.number("duration")
+        billsec = conv.number("billsec")
+        outcome = conv.lookup(conv.raw("disposition"), ASTERISK_DISPOSITION, pa.string(),
+                              field="disposition", strict=True)  # fmt: skip
+        # Asterisk before 12 writes answer = start... only for answered calls; an unanswered
+        # call may carry an answer time of 0 / empty: keep answer only when answered.
+        answered = pc.equal(outcome, "answered")
+        answer = pc.if_else(pc.fill_null(answered, False), answer, pa.scalar(None, answer.type))
+        uniqueid = conv.text("uniqueid")
+        call_id = conv.text("linkedid") if conv.has("linkedid") else uniqueid
+        return {
+            "record_kind": "cdr",
+            "service": "voice",
+            "a_number": conv.text("src"),
+            "b_number": conv.text("dst"),
+            "start": start,
+            "answer": answer,
+            "end": end,
+            "duration_s": duration,
+            "billsec_s": billsec,
+            "outcome": outcome,
+            "call_id": call_id,
+            "node": self.opts["node"],
+            "src_accountcode": conv.text("accountcode"),
+            "src_clid": conv.text("clid"),
+            "src_dcontext": conv.text("dcontext"),
+            "src_channel": conv.text("channel"),
+            "src_dstchannel": conv.text("dstchannel"),
+            "src_lastapp": conv.text("lastapp"),
+            "src_lastdata": conv.text("lastdata"),
+            "src_amaflags": conv.text("amaflags"),
+            "src_uniqueid": uniqueid,
+            "src_userfield": conv.text("userfield"),
+            "src_peeraccount": conv.text("peeraccount"),
+            "src_sequence": conv.integer("sequence", pa.int64()),
+        }

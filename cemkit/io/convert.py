@@ -1,0 +1,293 @@
+"""Vectorized conversion of parsed text columns into canonical values, row failures tracked.
+
+A :class:`Converter` wraps the good rows of one block. Each conversion (time, number, code
+lookup) works on whole Arrow columns; a value that does not convert marks its row as bad with
+the field and the reason, and :meth:`Converter.finish` moves those rows to the quarantine with
+their raw line. Only values of rows that are loaded reach the number normalizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cemkit.io.base import QUARANTINE_SCHEMA, empty_quarantine
+from cemkit.io.csvblock import Block, Quarantined
+from cemkit.numbers import normalize_arrow
+from cemkit.schema import TS, Column, arrow_schema
+
+_STRING = pd.StringDtype("pyarrow")
+_NUMBER_RE = r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$"
+
+
+def pandas_types(t: pa.DataType) -> object:
+    """types_mapper for ``Table.to_pandas``: cemkit's nullable pandas dtypes."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return _STRING
+    if pa.types.is_integer(t):
+        return {8: pd.Int8Dtype(), 16: pd.Int16Dtype(), 32: pd.Int32Dtype(), 64: pd.Int64Dtype()}[
+            t.bit_width
+        ]
+    if pa.types.is_boolean(t):
+        return pd.BooleanDtype()
+    return None
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a pandas frame with cemkit's dtypes."""
+    df = table.to_pandas(types_mapper=pandas_types, ignore_metadata=True)
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type) and f.type.unit != "ns":
+            df[f.name] = df[f.name].astype(pd.DatetimeTZDtype("ns", "UTC"))
+    return df
+
+
+def quarantine_frame(file: str, q: Quarantined) -> pd.DataFrame:
+    """Quarantined rows of one file as a frame in :data:`QUARANTINE_SCHEMA`."""
+    if not len(q):
+        return empty_quarantine()
+    table = pa.table(
+        {
+            "file": pa.array([file] * len(q), pa.string()),
+            "line": pa.array(q.lines, pa.int64()),
+            "field": pa.array(q.fields, pa.string()),
+            "reason": pa.array(q.reasons, pa.string()),
+            "raw": pa.array(q.raws, pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+    return to_pandas(table).sort_values("line", kind="stable").reset_index(drop=True)
+
+
+def null_if_empty(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Empty strings as nulls."""
+    arr = _flat(arr)
+    empty = pc.equal(pc.binary_length(arr), 0)
+    if not pc.any(empty).as_py():
+        return arr
+    return pc.if_else(empty, pa.scalar(None, arr.type), arr)
+
+
+def _flat(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr
+
+
+class Converter:
+    """Column conversions over the good rows of one block, collecting row failures.
+
+    Parameters
+    ----------
+    block : Block
+        Parsed rows (text columns) with their line numbers.
+    file : str
+        Input path (for the quarantine).
+    tag : str
+        Short file name used in record ids.
+    source : str
+        Format name written to ``source`` and used in record ids.
+    """
+
+    def __init__(self, block: Block, file: str, tag: str, source: str):
+        self.block = block
+        self.file = file
+        self.tag = tag
+        self.source = source
+        self.n = block.table.num_rows
+        self.bad = np.zeros(self.n, dtype=bool)
+        self.bad_field = np.empty(self.n, dtype=object)
+        self.bad_reason = np.empty(self.n, dtype=object)
+
+    # -- raw access -------------------------------------------------------------------------
+    def has(self, name: str) -> bool:
+        """Whether the block has a source column of that name."""
+        return name in self.block.table.column_names
+
+    def raw(self, name: str) -> pa.Array:
+        """A source column as text (empty string when absent from the block)."""
+        if not self.has(name):
+            return pa.nulls(self.n, pa.string())
+        return _flat(self.block.table.column(name))
+
+    def text(self, name: str) -> pa.Array:
+        """A source column as text, empty values as nulls."""
+        return null_if_empty(self.raw(name))
+
+    # -- failures ---------------------------------------------------------------------------
+    def flag(self, mask: np.ndarray, field: str, reason: str) -> None:
+        """Mark rows as bad (the first failure of a row is the one reported)."""
+        new = mask & ~self.bad
+        if new.any():
+            self.bad_field[new] = field
+            self.bad_reason[new] = reason
+            self.bad |= new
+
+    # -- conversions ------------------------------------------------------------------------
+    def time(self, name: str, fmt: str, tz: str, *, field: str | None = None) -> pa.Array:
+        """Local wall-clock text in ``tz`` → UTC timestamps; empty → null, bad → flagged.
+
+        Ambiguous and nonexistent wall-clock times (DST changes) resolve to the earlier instant.
+        """
+        col = self.raw(name)
+        if pa.types.is_timestamp(col.type):  # converted while parsing (same strptime)
+            parsed = col
+        else:
+            arr = null_if_empty(col)
+            parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+            self._flag_failed(arr, parsed, field or name, f"time not in the format {fmt!r}")
+        if tz.upper() != "UTC":
+            parsed = pc.assume_timezone(
+                parsed, timezone=tz, ambiguous="earliest", nonexistent="earliest"
+            )
+        return parsed.cast(TS)
+
+    def epoch(self, name: str, unit: str = "s", *, zero_is_null: bool = False,
+              field: str | None = None) -> pa.Array:  # fmt: skip
+        """Epoch numbers (``s``, ``ms``, ``us``) → UTC timestamps; bad → flagged."""
+        num = self.number(name, field=field, allow_negative=False)
+        if zero_is_null:
+            num = pc.if_else(pc.equal(num, 0), pa.scalar(None, pa.float64()), num)
+        scale = {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}[unit]
+        ns = pc.cast(pc.round(pc.multiply(num, scale)), pa.int64())
+        return ns.cast(pa.timestamp("ns")).cast(TS)
+
+    def number(self, name: str, *, field: str | None = None, allow_negative: bool = False,
+               arr: pa.Array | None = None) -> pa.Array:  # fmt: skip
+        """Text → float64; empty → null; non-numeric, infinite or negative → flagged.
+
+        Blanks and tabs around the number are ignored, as pyarrow's CSV number parsing does.
+        """
+        if arr is None:
+            col = self.raw(name)
+            arr = col if pa.types.is_floating(col.type) else self.text(name)
+        if pa.types.is_floating(arr.type):  # converted while parsing
+            out = arr
+        else:
+            arr = pc.utf8_trim(arr, " \t")
+            try:
+                out = pc.cast(arr, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                ok = pc.fill_null(pc.match_substring_regex(arr, _NUMBER_RE), True)
+                bad = ~ok.to_numpy(zero_copy_only=False)
+                self.flag(bad, field or name, "not a number")
+                out = pc.cast(pc.if_else(ok, arr, pa.scalar(None, pa.string())), pa.float64())
+        finite = pc.fill_null(pc.is_finite(out), True).to_numpy(zero_copy_only=False)
+        if not finite.all():
+            self.flag(~finite, field or name, "not a finite number")
+            out = pc.if_else(pa.array(finite), out, pa.scalar(None, pa.float64()))
+        if not allow_negative:
+            neg = pc.fill_null(pc.less(out, 0), False).to_numpy(zero_copy_only=False)
+            if neg.any():
+                self.flag(neg, field or name, "negative value")
+        return out
+
+    def integer(self, name: str, type: pa.DataType, *, field: str | None = None) -> pa.Array:
+        """Text → integer of ``type``; empty → null; bad or out of range → flagged."""
+        num = self.number(name, field=field, allow_negative=True)
+        lo, hi = _int_range(type)
+        ok = pc.and_(pc.equal(pc.floor(num), num),
+                     pc.and_(pc.greater_equal(num, lo), pc.less_equal(num, hi)))  # fmt: skip
+        ok = pc.fill_null(ok, True)
+        bad = ~ok.to_numpy(zero_copy_only=False)
+        if bad.any():
+            self.flag(bad, field or name, f"not an integer that fits {type}")
+            num = pc.if_else(ok, num, pa.scalar(None, pa.float64()))
+        return pc.cast(num, type)
+
+    def lookup(self, arr: pa.Array, mapping: Mapping[str, object], out_type: pa.DataType,
+               *, field: str, strict: bool, default: object = None,
+               normalize_case: bool = True) -> pa.Array:  # fmt: skip
+        """Map text values through a dict (done on distinct values).
+
+        Unknown non-null values are flagged when ``strict``, else mapped to ``default``.
+        """
+        arr = _flat(arr)
+        enc = pc.dictionary_encode(arr)
+        values = enc.dictionary.to_pylist()
+        keyed = {(k.strip().upper() if normalize_case else k): v for k, v in mapping.items()}
+        mapped = []
+        unknown_codes = []
+        for i, v in enumerate(values):
+            key = v.strip().upper() if (normalize_case and v is not None) else v
+            if key in keyed:
+                mapped.append(keyed[key])
+            else:
+                mapped.append(default)
+                unknown_codes.append(i)
+        if strict and unknown_codes:
+            idx = enc.indices.to_numpy(zero_copy_only=False)
+            self.flag(np.isin(idx, unknown_codes), field, "unknown value")
+        return pc.take(pa.array(mapped, out_type), enc.indices)
+
+    def _flag_failed(self, src: pa.Array, out: pa.Array, field: str, reason: str) -> None:
+        failed = pc.and_(pc.is_valid(src), pc.is_null(out))
+        if pc.any(failed).as_py():
+            self.flag(failed.to_numpy(zero_copy_only=False), field, reason)
+
+    # -- output -----------------------------------------------------------------------------
+    def finish(
+        self,
+        columns: Mapping[str, pa.Array],
+        extensions: Iterable[Column] = (),
+        *,
+        default_region: str | None,
+        numbers: Iterable[str] = ("a_number", "b_number"),
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Assemble canonical records of the good rows and the quarantine of the block."""
+        ext = list(extensions)
+        schema = arrow_schema(ext)
+        start, end = columns.get("start"), columns.get("end")
+        if isinstance(start, pa.Array) and isinstance(end, pa.Array):
+            before = pc.fill_null(pc.less(end, start), False).to_numpy(zero_copy_only=False)
+            self.flag(before, "end", "end time before start time")
+        keep = ~self.bad
+        lines = self.block.lines
+        q = Quarantined()
+        q.extend(self.block.quarantine)
+        if self.bad.any():
+            bad_lines = lines[self.bad]
+            raws = self.block.raw_lines(bad_lines)
+            for ln, f, r, raw in zip(bad_lines, self.bad_field[self.bad],
+                                     self.bad_reason[self.bad], raws, strict=True):  # fmt: skip
+                q.add(int(ln), str(f), str(r), raw)
+        mask = pa.array(keep)
+        n_keep = int(keep.sum())
+        good_lines = pa.array(lines[keep])
+        arrays: dict[str, pa.Array] = {}
+        for f in schema:
+            if f.name == "record_id" and "record_id" not in columns:
+                prefix = f"{self.source}:{self.tag}:"
+                arrays[f.name] = pc.binary_join_element_wise(
+                    prefix, pc.cast(good_lines, pa.string()), ""
+                )
+                continue
+            if f.name == "source" and "source" not in columns:
+                arrays[f.name] = pa.array([self.source] * n_keep, pa.string())
+                continue
+            if f.name not in columns:
+                arrays[f.name] = pa.nulls(n_keep, f.type)
+                continue
+            val = columns[f.name]
+            if isinstance(val, pa.Scalar):
+                val = val.as_py()
+            if val is None or isinstance(val, str | int | float | bool):
+                arrays[f.name] = pa.array([val] * n_keep, f.type)
+                continue
+            val = _flat(val)
+            if n_keep != self.n:
+                val = val.filter(mask)
+            arrays[f.name] = val.cast(f.type) if val.type != f.type else val
+        for col in numbers:
+            arrays[col], arrays[f"{col}_kind"] = normalize_arrow(arrays[col], default_region)
+        table = pa.Table.from_arrays([arrays[f.name] for f in schema], schema=schema)
+        return to_pandas(table), quarantine_frame(self.file, q)
+
+
+def _int_range(t: pa.DataType) -> tuple[float, float]:
+    info = np.iinfo(t.to_pandas_dtype())
+    return float(info.min), float(info.max)

@@ -1,0 +1,302 @@
+"""Parse a block of CSV lines with pyarrow, and isolate the lines it cannot read.
+
+The fast path hands the whole block to ``pyarrow.csv`` (one thread: Dask runs blocks in
+parallel) with every column read as text, and collects rows of the wrong width through
+``invalid_row_handler``. A sentinel line is appended to the block so that a quote left open on
+the last line shows up as a swallowed sentinel, exactly as it would in the middle of a block.
+
+When anything else goes wrong (bad UTF-8, a quote that swallows line ends, a row count that does
+not match the line count), the block is cut in halves and each half parsed again, down to single
+lines, which are then quarantined with the reason. Every line is therefore judged by the same
+parser whatever the block boundaries are, which keeps results independent of partitioning, and
+line numbers stay exact because one line is one row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+#: Below this many lines a troubled range is examined line by line instead of halved again.
+_SINGLE_LINES = 16
+
+
+@dataclass
+class Quarantined:
+    """Rows set aside while reading a block (line numbers are 1-based, file-wide)."""
+
+    lines: list[int] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)
+
+    def add(self, line: int, field_name: str, reason: str, raw: str) -> None:
+        """Record one row."""
+        self.lines.append(line)
+        self.fields.append(field_name)
+        self.reasons.append(reason)
+        self.raws.append(raw)
+
+    def extend(self, other: Quarantined) -> None:
+        """Append another set of rows."""
+        self.lines += other.lines
+        self.fields += other.fields
+        self.reasons += other.reasons
+        self.raws += other.raws
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+@dataclass
+class Block:
+    """Good rows of a block as text columns, their line numbers, and the rows set aside."""
+
+    table: pa.Table
+    lines: np.ndarray
+    quarantine: Quarantined
+    data: bytes
+    first_line: int
+    _offsets: np.ndarray | None = None
+
+    def raw_lines(self, line_numbers: np.ndarray) -> list[str]:
+        """The raw text of some lines of the block (for quarantine records)."""
+        if self._offsets is None:
+            self._offsets = _line_starts(self.data)
+        out = []
+        for ln in line_numbers:
+            i = int(ln) - self.first_line
+            a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+            out.append(_decode(self.data[a:b]))
+        return out
+
+
+def _line_starts(data: bytes) -> np.ndarray:
+    """Start offset of each line, plus the end of data."""
+    nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
+    starts = np.concatenate([[0], nl])
+    if len(data) and data[-1:] != b"\n":
+        starts = np.concatenate([starts, [len(data)]])
+    return starts.astype(np.int64)
+
+
+def _decode(raw: bytes) -> str:
+    return raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+
+
+class _Trouble(Exception):
+    """The fast path cannot account for every line of a range."""
+
+
+def parse_block(
+    data: bytes,
+    columns: list[str],
+    first_line: int,
+    *,
+    delimiter: str = ",",
+    at_eof: bool = True,
+    types: Mapping[str, pa.DataType] | None = None,
+    timestamp_format: str | None = None,
+) -> Block:
+    """Parse CSV lines into text columns (or typed ones, when every value converts).
+
+    Parameters
+    ----------
+    data : bytes
+        Whole lines (the last one may lack its line end when the block ends the file).
+    columns : list of str
+        Names of the expected fields, in order; a row with another number of fields is
+        quarantined.
+    first_line : int
+        File-wide 1-based number of the first line of ``data``.
+    delimiter : str
+        Field separator.
+    at_eof : bool
+        Whether the block ends the file (a last line without a line end is then "truncated").
+    types : mapping, optional
+        Columns to convert while parsing (``timestamp("s")`` with ``timestamp_format``, or
+        ``float64``). Tried on the whole block first; if any value of the block does not
+        convert, or anything else is wrong, the block is parsed as text instead and the
+        caller's converters find the offending values. Typed and text parsing accept exactly
+        the same values (pyarrow's strptime and number parsing on whitespace-trimmed text), so
+        results do not depend on which path a block took.
+
+    Returns
+    -------
+    Block
+        Good rows (``string`` columns, except typed ones when the typed parse succeeded), their
+        line numbers and the quarantined rows.
+    """
+    names = list(columns)
+    quarantine = Quarantined()
+    if not data:
+        empty = pa.table({n: pa.array([], pa.string()) for n in names})
+        return Block(empty, np.empty(0, np.int64), quarantine, data, first_line)
+    open_end = data[-1:] != b"\n"
+    nlines = data.count(b"\n") + (1 if open_end else 0)
+    tables: list[pa.Table] = []
+    line_parts: list[np.ndarray] = []
+    starts: np.ndarray | None = None
+
+    def accept(lo: int, hi: int, table: pa.Table, bad: list[tuple[int, str, str]]) -> None:
+        lines = np.arange(first_line + lo, first_line + hi, dtype=np.int64)
+        if bad:
+            bad_idx = np.array([n - 1 for n, _, _ in bad], dtype=np.int64)
+            lines = np.delete(lines, bad_idx)
+            last = first_line + nlines - 1
+            for number, text, reason in bad:
+                ln = first_line + lo + number - 1
+                if at_eof and open_end and ln == last:
+                    reason = f"truncated last line (no line end): {reason}"
+                quarantine.add(ln, "", reason, text)
+        tables.append(table)
+        line_parts.append(lines)
+
+    def attempt(lo: int, hi: int) -> None:
+        nonlocal starts
+        if starts is None and (lo, hi) != (0, nlines):
+            starts = _line_starts(data)
+        chunk = data if (lo, hi) == (0, nlines) else data[starts[lo] : starts[hi]]  # type: ignore[index]
+        try:
+            table, bad = _fast(chunk, names, hi - lo, delimiter)
+        except _Trouble:
+            if hi - lo == 1:
+                _single(chunk, first_line + lo)
+                return
+            if hi - lo <= _SINGLE_LINES:
+                for i in range(lo, hi):
+                    attempt(i, i + 1)
+                return
+            mid = (lo + hi) // 2
+            attempt(lo, mid)
+            attempt(mid, hi)
+            return
+        accept(lo, hi, table, bad)
+
+    def _single(chunk: bytes, ln: int) -> None:
+        text = chunk.rstrip(b"\r\n")
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            quarantine.add(ln, "", f"not valid UTF-8 text (byte {exc.start + 1})", _decode(text))
+            return
+        if decoded.count('"') % 2:
+            reason = "broken quoting: a quoted field is not closed"
+        else:
+            reason = "broken quoting or line break inside a field"
+        if at_eof and open_end and ln == first_line + nlines - 1:
+            reason = f"truncated last line (no line end): {reason}"
+        quarantine.add(ln, "", reason, decoded)
+
+    typed = None
+    if types:
+        try:
+            typed = _fast(data, names, nlines, delimiter, types, timestamp_format)
+        except _Trouble:
+            typed = None
+    if typed is not None:
+        accept(0, nlines, *typed)
+    else:
+        attempt(0, nlines)
+    table = pa.concat_tables(tables) if tables else _empty(names)
+    lines_all = np.concatenate(line_parts) if line_parts else np.empty(0, np.int64)
+    if len(tables) > 1:
+        order = np.argsort(lines_all, kind="stable")
+        table = table.take(pa.array(order))
+        lines_all = lines_all[order]
+    block = Block(table, lines_all, quarantine, data, first_line)
+    _drop_empty_rows(block)
+    return block
+
+
+def _empty(names: list[str]) -> pa.Table:
+    return pa.table({n: pa.array([], pa.string()) for n in names})
+
+
+def _fast(
+    chunk: bytes, names: list[str], nlines: int, delimiter: str,
+    types: Mapping[str, pa.DataType] | None = None, timestamp_format: str | None = None,
+) -> tuple[pa.Table, list[tuple[int, str, str]]]:  # fmt: skip
+    """Parse a range with pyarrow; raise :class:`_Trouble` when lines and rows disagree."""
+    bad: list[tuple[int, str, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
+        if row.text.count('"') % 2:
+            reason = f"broken quoting (unbalanced quotes): {reason}"
+        bad.append((row.number or -1, row.text, reason))
+        return "skip"
+
+    types = types or {}
+    stamp = dt.datetime(2000, 1, 1).strftime(timestamp_format or "%Y-%m-%d %H:%M:%S")
+    sentinel_values = [stamp if pa.types.is_timestamp(types.get(n, pa.string())) else "0"
+                       for n in names]  # fmt: skip
+    sentinel = delimiter.join(sentinel_values).encode() + b"\n"
+    payload = chunk + sentinel if chunk.endswith(b"\n") else chunk + b"\n" + sentinel
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(payload),
+            read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=False, block_size=1 << 22
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False,
+                newlines_in_values=False,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: types.get(n, pa.string()) for n in names},
+                strings_can_be_null=False, null_values=[""],
+                timestamp_parsers=[timestamp_format] if timestamp_format else None,
+            ),
+        )  # fmt: skip
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _Trouble from exc
+    if any(n < 1 or n > nlines or "\n" in t for n, t, _ in bad):
+        raise _Trouble
+    if table.num_rows + len(bad) != nlines + 1:
+        raise _Trouble
+    last = table.slice(table.num_rows - 1)
+    if any(last.column(i)[0].as_py() != "0" for i, n in enumerate(names) if n not in types):
+        raise _Trouble
+    return table.slice(0, table.num_rows - 1), bad
+
+
+def _drop_empty_rows(block: Block) -> None:
+    """Move blank lines (parsed as rows whose every field is empty) to the quarantine."""
+    t = block.table
+    if t.num_rows == 0:
+        return
+
+    # Narrow the candidates column by column; most blocks are done after a column or two.
+    candidates = np.arange(t.num_rows)
+    for col in t.columns:
+        sub = col.take(pa.array(candidates)) if len(candidates) < t.num_rows else col
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            e = pc.equal(pc.binary_length(sub), 0)
+        else:
+            e = pc.is_null(sub)
+        candidates = candidates[pc.fill_null(e, False).to_numpy(zero_copy_only=False)]
+        if not len(candidates):
+            return
+    empty = np.zeros(t.num_rows, dtype=bool)
+    empty[candidates] = True
+    mask = empty
+    idx = np.flatnonzero(mask)
+    raws = block.raw_lines(block.lines[idx])
+    # Only truly blank lines: a row of empty fields ("," * n) is judged like any other row.
+    blank = np.array([not r.strip() for r in raws], dtype=bool)
+    if not blank.any():
+        return
+    mask = np.zeros(len(mask), dtype=bool)
+    mask[idx[blank]] = True
+    for ln in block.lines[mask]:
+        block.quarantine.add(int(ln), "", "empty line", "")
+    keep = ~mask
+    block.table = t.filter(pa.array(keep))
+    block.lines = block.lines[keep]
