@@ -1,7 +1,7 @@
 """Notebook output guard: mask telephone numbers in displayed frames, and warn.
 
 ``cemkit.guard()`` (or ``%load_ext cemkit``) installs display formatters in the running IPython
-kernel for pandas DataFrames and Series. Before a frame is rendered (as text or HTML), every
+kernel for pandas DataFrames, Series and Stylers. Before a frame is rendered (text or HTML), every
 string cell, index label and large integer in a column that is *not protected* is searched for
 telephone-number-shaped values (:func:`tn_spans`: digit runs checked against the
 ``phonenumbers`` numbering plans); each one is replaced by ``[masked TN]`` and a
@@ -167,12 +167,16 @@ def _window(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
 
 
 def mask_frame(
-    frame: pd.DataFrame | pd.Series, regions: Sequence[str] = DEFAULT_REGIONS
+    frame: pd.DataFrame | pd.Series,
+    regions: Sequence[str] = DEFAULT_REGIONS,
+    *,
+    displayed_only: bool = True,
 ) -> tuple[pd.DataFrame | pd.Series, list[str]]:
     """A masked copy of the displayed part of a frame and the names of the columns masked.
 
     Columns the frame's policy protected are left alone; every other column (and the index)
-    has its telephone-number-shaped values replaced by ``[masked TN]``.
+    has its telephone-number-shaped values replaced by ``[masked TN]``. With
+    ``displayed_only`` (the default) only the rows pandas would display are kept and checked.
 
     Examples
     --------
@@ -183,7 +187,7 @@ def mask_frame(
     (['[masked TN]', 'ext 201'], ['caller'])
     """
     masker = _Masker(regions)
-    window = _window(frame)
+    window = _window(frame) if displayed_only else frame
     skip = protected_columns(frame)
     hit_columns: list[str] = []
     if isinstance(window, pd.Series):
@@ -244,6 +248,19 @@ class _Guard:
         self.regions = tuple(regions)
         self.replaced: list[tuple[Any, type, Any]] = []
 
+    def render_styler(self, styler: Any) -> str:
+        """A Styler renders every row it holds: check them all; drop the styling if masked."""
+        try:
+            masked, columns = mask_frame(styler.data, self.regions, displayed_only=False)
+            if not columns:
+                return str(styler._repr_html_())
+            text = str(masked._repr_html_()) + (
+                "<p><em>Styling removed: cemkit guard masked telephone numbers.</em></p>")
+        except Exception as exc:  # noqa: BLE001 - never fall back to the unmasked frame
+            return f"[frame hidden: cemkit guard could not check it ({type(exc).__name__})]"
+        _warn(columns)
+        return text
+
     def render(self, obj: Any, kind: str) -> str:
         try:
             masked, columns = mask_frame(obj, self.regions)
@@ -278,6 +295,10 @@ class _Guard:
 
         self._register(plain, as_plain)
         self._register(html, as_html)
+        from pandas.io.formats.style import Styler
+
+        old = html.for_type(Styler, self.render_styler)
+        self.replaced.append((html, Styler, old))
         for mime in ("text/markdown", "text/latex", "application/vnd.dataresource+json",
                      "application/json"):  # fmt: skip
             if mime in formatters:

@@ -84,6 +84,12 @@ def test_only_displayed_rows_are_checked_and_size_is_kept():
         # Nothing to mask: no warning (warnings are errors in this test suite).
         plain, _ = shell.display_formatter.format(pd.DataFrame({"x": [1, 2]}))
         assert "text/html" in plain
+        styled = pd.DataFrame({"n": [f"+4420794{i:05d}" for i in range(100)]}).style
+        with pytest.warns(PrivacyWarning):
+            data, _ = shell.display_formatter.format(styled)
+        assert "+4420794" not in data["text/html"] and "Styling removed" in data["text/html"]
+        clean, _ = shell.display_formatter.format(pd.DataFrame({"x": [1]}).style)
+        assert "Styling removed" not in clean["text/html"]
         cemkit.unguard()
         data, _ = shell.display_formatter.format(df)
         assert "+442079400000" in data["text/plain"]
