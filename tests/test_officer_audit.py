@@ -84,3 +84,25 @@ def test_missing_or_broken_manifests(tmp_path, capsys):
     assert find_runs(tmp_path) == [tmp_path / "r"]
     assert main(["audit", str(tmp_path)]) == 1
     assert "manifest cannot be read" in capsys.readouterr().err
+
+
+def test_load_run_directories_show_as_raw_data(tmp_path, capsys):
+    # The layout of cemkit.io.output.RunDir manifests (as `cemkit load` writes them).
+    manifest = {"created_utc": "2026-11-26T11:43:54+00:00", "stages": ["load"],
+                "load": {"format": "asterisk", "totals": {"rows_loaded": 7, "rows_read": 8}},
+                "versions": {"cemkit": "0.1.0"}, "manifest_version": 1}  # fmt: skip
+    run = tmp_path / "load-1"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["audit", str(run), "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "(load)" in out and "when            2026-11-26T11:43:54+00:00" in out
+    assert "NONE recorded: treat the records as raw" in out
+    assert "counts          rows_loaded 7, rows_read 8" in out
+    assert "none listed with a checksum" in out
+    # A stage of such a run directory that records an audit section is read from it.
+    manifest["stages"].append("kqi")
+    manifest["kqi"] = {"audit": audit_section("kqi", load_policy("default"), counts={"rows": 3})}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    record = read_audit(run)
+    assert record.kind == "kqi" and record.policy["name"] == "default"

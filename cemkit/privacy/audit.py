@@ -4,7 +4,9 @@
 (:mod:`cemkit.privacy.commands`: policy name, version and sha256, key id and fingerprint, the
 action applied to each column, counts, time, host, cemkit version, every reveal). Other runs
 — KQI computations, reports — record the same facts with :func:`audit_section`, under the key
-``"audit"`` of their own manifest, so one reader serves all of them:
+``"audit"`` of their own manifest (with :class:`cemkit.io.output.RunDir`:
+``run.manifest.add_section("audit", audit_section(...))``), so one reader serves all of them;
+run directories without a policy (``cemkit load``) are shown as raw data:
 
 >>> from cemkit.privacy.policy import load_policy
 >>> section = audit_section("report", load_policy("default"), columns={"a_number": "tokenize"},
@@ -121,25 +123,34 @@ def read_audit(run: str | Path) -> AuditRecord:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: manifest cannot be read ({type(exc).__name__})",
                          hint="the run directory is damaged; re-run the stage") from None
-    section = manifest.get("audit") or manifest
+    stages = [str(x) for x in manifest.get("stages") or []]
+    nested = [manifest[x]["audit"] for x in stages
+              if isinstance(manifest.get(x), dict) and "audit" in manifest[x]]  # fmt: skip
+    section = manifest.get("audit") or (nested[0] if nested else None) or manifest
+    counts = section.get("counts") or manifest.get("counts") or {}
+    if not counts:  # run directories of cemkit.io.output: per-stage totals
+        for x in stages:
+            stage = manifest.get(x)
+            counts.update((stage.get("totals") if isinstance(stage, dict) else None) or {})
     reveals = list(manifest.get("reveals") or [])
     if manifest.get("reveal"):
         reveals.append(manifest["reveal"])
     return AuditRecord(
         path=path.parent,
-        kind=str(section.get("kind") or manifest.get("kind") or "unknown"),
+        kind=str(section.get("kind") or manifest.get("kind") or ", ".join(stages) or "unknown"),
         policy=dict(section.get("policy") or {}),
         key=section.get("key"),
         columns=dict(section.get("columns") or {}),
         quarantine_columns=dict(manifest.get("quarantine_columns") or {}),
-        counts=dict(section.get("counts") or manifest.get("counts") or {}),
+        counts=dict(counts),
         time=str(
             section.get("finished") or section.get("created") or manifest.get("created")
-            or "not recorded"
+            or manifest.get("created_utc") or "not recorded"
         ),
         host=str(section.get("host") or manifest.get("host") or "not recorded"),
         cemkit_version=str(
-            section.get("cemkit_version") or manifest.get("cemkit_version") or "not recorded"
+            section.get("cemkit_version") or manifest.get("cemkit_version")
+            or (manifest.get("versions") or {}).get("cemkit") or "not recorded"
         ),
         input=dict(manifest.get("input") or {}),
         reveals=reveals,
@@ -180,8 +191,15 @@ def format_audit(record: AuditRecord, *, problems: list[str] | None = None) -> s
         f"  when            {record.time}",
         f"  host            {record.host}",
         f"  cemkit version  {record.cemkit_version}",
-        f"  policy          {pol.get('name', 'not recorded')} version {pol.get('version', '?')}",
-        f"  policy sha256   {pol.get('sha256', 'not recorded')}",
+    ]
+    if pol:
+        lines += [
+            f"  policy          {pol.get('name')} version {pol.get('version', '?')}",
+            f"  policy sha256   {pol.get('sha256', 'not recorded')}",
+        ]
+    else:
+        lines.append("  policy          NONE recorded: treat the records as raw, unprotected data")
+    lines += [
         "  key             "
         + (f"id {key.get('id')}, fingerprint {key.get('fingerprint')}" if key else "none used"),
     ]
@@ -209,7 +227,9 @@ def format_audit(record: AuditRecord, *, problems: list[str] | None = None) -> s
                          f"output {r.get('out')}")  # fmt: skip
     else:
         lines.append("  re-identifications: none recorded")
-    if problems is not None:
+    if problems is not None and not record.outputs:
+        lines.append("  outputs verified: none listed with a checksum in this manifest")
+    elif problems is not None:
         lines.append("  outputs verified: " + ("all match" if not problems else "PROBLEMS"))
         lines += [f"    {p}" for p in problems]
     return "\n".join(lines)
