@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from cemkit.cli import main
+from cemkit.errors import OutputError
 from cemkit.privacy import commands
 from cemkit.privacy.keys import Key
 
@@ -60,13 +61,15 @@ def test_protect_writes_records_quarantine_and_manifest(run, tmp_path, monkeypat
     assert cli("protect", str(run), "--policy", "default", "--out", str(out)) == 0
     assert "protected 3 record(s) and 2 quarantined row(s)" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["kind"] == "protect"
-    assert manifest["policy"]["name"] == "default" and len(manifest["policy"]["sha256"]) == 64
-    assert manifest["key"]["id"] == "cemkit-default-2026" and "fingerprint" in manifest["key"]
+    assert manifest["stages"] == ["load", "protect"] and manifest["load"]["format"] == "test"
+    section = manifest["protect"]
+    assert section["policy"]["name"] == "default" and len(section["policy"]["sha256"]) == 64
+    assert section["key"]["id"] == "cemkit-default-2026" and "fingerprint" in section["key"]
     assert KEY_HEX not in (out / "manifest.json").read_text()
-    assert manifest["columns"]["a_number"] == "tokenize"
-    assert manifest["columns"]["src_name"] == "drop"
-    assert manifest["counts"] == {"records": 3, "quarantine": 2}
+    assert section["columns"]["a_number"] == "tokenize"
+    assert section["columns"]["src_name"] == "drop"
+    assert section["counts"] == {"records": 3, "quarantine": 2}
+    assert manifest["upstream"]["path"] == str(run)
     records = pd.read_parquet(out / "records")
     assert "src_name" not in records.columns and len(records) == 3
     assert records["a_number"][0] == records["a_number"][2] != records["a_number"][1]
@@ -85,7 +88,7 @@ def test_protect_errors_leave_no_output(run, tmp_path, monkeypatch, capsys):
     assert not out.exists() and not list(tmp_path.glob(".protected.*"))
     monkeypatch.setenv("CEMKIT_KEY", KEY_HEX)
     assert cli("protect", str(tmp_path), "--policy", "default", "--out", str(out)) == 1
-    assert "no records/*.parquet" in capsys.readouterr().err
+    assert "is not a complete run directory" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: b\nversion: 1\ncolumns: {a_number: {action: hash}}\n")
     assert cli("protect", str(run), "--policy", str(bad), "--out", str(out)) == 1
@@ -105,9 +108,12 @@ def test_reveal_decrypts_fpe_and_is_recorded(run, tmp_path, monkeypatch, capsys)
     got = pd.read_parquet(revealed / "records")
     assert got["a_number"].tolist() == ["+441632960961", "+15551230000", "+441632960961"]
     assert got["b_number"].tolist() == pd.read_parquet(protected / "records")["b_number"].tolist()
-    event = json.loads((revealed / "manifest.json").read_text())["reveal"]
+    manifest = json.loads((revealed / "manifest.json").read_text())
+    event = manifest["reveal"]
     assert event["reason"] == "case 17" and event["columns"] == ["a_number"] and event["by"]
-    assert json.loads((protected / "manifest.json").read_text())["reveals"][0] == event
+    assert manifest["stages"] == ["load", "protect", "reveal"]
+    recorded = json.loads((protected / "manifest.json").read_text())["reveals"]
+    assert recorded == [{k: v for k, v in event.items() if k not in ("records", "outputs")}]
     # a different policy text cannot be used to reveal
     policy.write_text(RESEARCH + "# changed\n")
     assert cli("reveal", str(protected), "--policy", str(policy), "--reason", "x",
@@ -117,10 +123,13 @@ def test_reveal_decrypts_fpe_and_is_recorded(run, tmp_path, monkeypatch, capsys)
 
 def test_run_protect_python_api(run, tmp_path):
     key = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
-    manifest = commands.run_protect(run, "default", tmp_path / "o", key=key, scheduler="sync")
-    assert manifest["outputs"][0]["path"] == "records/part-00000.parquet"
-    with pytest.raises(Exception, match="exists and is not empty"):
-        commands.run_protect(run, "default", tmp_path / "o", key=key)
+    section = commands.run_protect(run, "default", tmp_path / "o", key=key, scheduler="sync")
+    assert section["outputs"][0]["path"] == "records/part-00000.parquet"
+    with pytest.raises(OutputError, match="already exists"):
+        commands.run_protect(run, "default", tmp_path / "o", key=key, scheduler="sync")
+    again = commands.run_protect(run, "default", tmp_path / "o", key=key, scheduler="sync",
+                                 overwrite=True)  # fmt: skip
+    assert again["outputs"] == section["outputs"]
 
 
 @pytest.mark.slow

@@ -1,9 +1,12 @@
-"""Leak test: every real sample protected with policies/default.yaml leaves no raw TN (with or
-without '+', E.164, national format) and no e-mail address in any output file.
+"""Leak test: every real sample and every synthetic format is loaded by cemkit's loaders,
+protected with policies/default.yaml, and every output file is searched for every raw TN of the
+input (as written, with and without '+', E.164, national format) and every e-mail address:
+none may be found.
 
-Until the loaders land, the samples are read into canonical frames here with small pandas
-readers (every source column kept as src_* so that the default policy meets all of them), and
-*every* raw line is put into the quarantine, the worst case for the raw-text scanner.
+The numbers to search for are read from the inputs independently of the loaders (small pandas
+readers, the SIP messages themselves), so a loader that missed a number cannot hide a leak. On
+top of what the loader quarantines, *every* raw line (or SIP message) of the input is added to the
+quarantine: the worst case for the raw-text scanner.
 """
 
 import csv
@@ -13,31 +16,23 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from cemkit.io import plan
+from cemkit.io.base import QUARANTINE_SCHEMA
+from cemkit.io.run import load_to_dir
 from cemkit.privacy.commands import run_protect
 from cemkit.privacy.keys import Key
 
-from .privacy_leaks import canonical, leaks, secrets_of, write_load_run
+from .privacy_leaks import leaks, secrets_of
 
 # ../shared/data/samples next to the repository (or next to the worktrees' parent).
 _REPO = Path(__file__).resolve().parents[1]
 _CANDIDATES = [p / "shared" / "data" / "samples" for p in (_REPO.parent, _REPO.parent.parent)]
 SAMPLES = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 KEY = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
-
-pytestmark = pytest.mark.samples
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"sample {path.name} absent")
-    return path
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8", errors="replace").splitlines()
-
 
 ASTERISK = ["accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
             "lastdata", "start", "answer", "end", "duration", "billsec", "disposition",
@@ -47,45 +42,16 @@ FREESWITCH = ["caller_id_name", "caller_id_number", "destination_number", "conte
               "uuid", "bleg_uuid", "accountcode", "read_codec", "write_codec"]  # fmt: skip
 
 
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
 def _csv(path: Path, names: list[str]) -> pd.DataFrame:
     rows = list(csv.reader(io.StringIO(path.read_text(errors="replace"))))
-    width = len(names)
-    return pd.DataFrame([(r + [""] * width)[:width] for r in rows], columns=names)
-
-
-def asterisk(name):
-    path = _need(SAMPLES / "asterisk" / name)
-    df = _csv(path, ASTERISK)
-    return canonical(df, "asterisk", "src", "dst"), _lines(path), list(df["src"]) + list(
-        df["dst"]) + re.findall(r"<([^>]*)>", path.read_text())  # fmt: skip
-
-
-def freeswitch():
-    path = _need(SAMPLES / "freeswitch" / "Master.csv")
-    df = _csv(path, FREESWITCH)
-    tns = list(df["caller_id_number"]) + list(df["destination_number"]) + list(df["caller_id_name"])
-    return canonical(df, "freeswitch", "caller_id_number", "destination_number"), _lines(path), tns
-
-
-def cucm(name):
-    path = _need(SAMPLES / "cucm" / name)
-    df = pd.read_csv(path, skiprows=[1], dtype=str, keep_default_na=False)
-    number_cols = [c for c in df.columns if "number" in c.lower() or "directorynum" in c.lower()]
-    a = "callingPartyNumber" if "callingPartyNumber" in df else number_cols[0]
-    b = "finalCalledPartyNumber" if "finalCalledPartyNumber" in df else number_cols[0]
-    tns = [v for c in number_cols for v in df[c]]
-    return canonical(df, "cucm", a, b), _lines(path), tns
-
-
-def copenhagen(name):
-    path = _need(SAMPLES / "copenhagen" / name)
-    df = pd.read_csv(path, dtype=str)
-    return canonical(df, "copenhagen", "from", "to"), _lines(path)[:2000], list(df["from"]) + list(
-        df["to"])  # fmt: skip
+    return pd.DataFrame([(r + [""] * len(names))[: len(names)] for r in rows], columns=names)
 
 
 def _sip_messages(path: Path) -> list[str]:
-    """Every SIP message of a capture as text (the worst case for the quarantine scanner)."""
     import dpkt
 
     messages = []
@@ -105,106 +71,120 @@ def _sip_users(messages: list[str]) -> list[str]:
     return [a or b for a, b in found]
 
 
-def _load_sip(path: Path, region: str = "GB") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Records and quarantine of a capture, read by cemkit's sip-pcap loader."""
-    import cemkit.io.sip_pcap  # noqa: F401 - registers the loader
-    from cemkit.io.base import registry
-
-    loader = registry.get("sip-pcap")(default_region=region)
-    frames = [loader.read_part(part) for part in loader.parts([str(path)])]
-    return (pd.concat([f[0] for f in frames], ignore_index=True),
-            pd.concat([f[1] for f in frames], ignore_index=True))  # fmt: skip
+# What each input holds: (raw lines for the worst-case quarantine, values written as numbers).
+def asterisk_raw(path):
+    df = _csv(path, ASTERISK)
+    text = path.read_text(errors="replace")
+    return _lines(path), [*df["src"], *df["dst"], *re.findall(r"<([^>]*)>", text)]
 
 
-def sip_pcap(name):
-    path = _need(SAMPLES / "sip-pcap" / name)
-    records, quarantine = _load_sip(path)
+def freeswitch_raw(path):
+    df = _csv(path, FREESWITCH)
+    return _lines(path), [*df["caller_id_number"], *df["destination_number"],
+                          *df["caller_id_name"]]  # fmt: skip
+
+
+def cucm_raw(path):
+    lines, numbers = [], []
+    for f in sorted(path.iterdir()):
+        df = pd.read_csv(f, skiprows=[1], dtype=str, keep_default_na=False)
+        cols = [c for c in df.columns if "number" in c.lower() or "directorynum" in c.lower()]
+        numbers += [v for c in cols for v in df[c]]
+        lines += _lines(f)
+    return lines, numbers
+
+
+def copenhagen_raw(path):
+    df = pd.read_csv(path, dtype=str)
+    return _lines(path)[:2000], [*df["from"], *df["to"]]
+
+
+def sip_raw(path):
     messages = _sip_messages(path)
-    users = _sip_users(messages)
-    raw = list(quarantine["raw"].dropna()) + messages
-    return records, raw, users + list(records["a_number"]) + list(records["b_number"])
+    return messages, _sip_users(messages)
 
 
-CASES = {
-    "asterisk/lab-pbx-Master.csv": lambda: asterisk("lab-pbx-Master.csv"),
-    "asterisk/lab-pbx-100.csv": lambda: asterisk("lab-pbx-100.csv"),
-    "freeswitch/Master.csv": freeswitch,
-    "cucm/cdr.txt": lambda: cucm("cdr.txt"),
-    "cucm/cmr.txt": lambda: cucm("cmr.txt"),
-    "copenhagen/calls.csv": lambda: copenhagen("calls.csv"),
-    "copenhagen/sms.csv": lambda: copenhagen("sms.csv"),
-    "sip-pcap/zeek-wireshark.pcap": lambda: sip_pcap("zeek-wireshark.pcap"),
-    "sip-pcap/sip_ipv4_tcp_fragmented.pcap": lambda: sip_pcap("sip_ipv4_tcp_fragmented.pcap"),
-    "sip-pcap/sip_ipv4_tcp.pcap": lambda: sip_pcap("sip_ipv4_tcp.pcap"),
+SAMPLE_CASES = {
+    "asterisk/lab-pbx-Master.csv": ("asterisk", {"tz": "Europe/Madrid"}, asterisk_raw),
+    "asterisk/lab-pbx-100.csv": ("asterisk", {"tz": "Europe/Madrid"}, asterisk_raw),
+    "freeswitch/Master.csv": ("freeswitch", {}, freeswitch_raw),
+    "cucm": ("cucm", {"default_region": "US"}, cucm_raw),
+    "copenhagen/calls.csv": ("generic", {"mapping": "copenhagen-calls"}, copenhagen_raw),
+    "copenhagen/sms.csv": ("generic", {"mapping": "copenhagen-sms"}, copenhagen_raw),
+    "sip-pcap/zeek-wireshark.pcap": ("sip-pcap", {}, sip_raw),
+    "sip-pcap/sip_ipv4_tcp_fragmented.pcap": ("sip-pcap", {}, sip_raw),
+    "sip-pcap/sip_ipv4_tcp.pcap": ("sip-pcap", {}, sip_raw),
 }
 
 
-@pytest.mark.parametrize("sample", list(CASES))
-def test_no_raw_tn_or_email_in_any_output(sample, tmp_path):
-    records, raw_lines, tn_values = CASES[sample]()
-    secrets = secrets_of(tn_values, raw_lines)
+def _load_run(path: Path, fmt: str, kwargs: dict, raw_lines: list[str], run: Path) -> None:
+    """`cemkit load` into a run directory, plus every raw line as quarantined (worst case)."""
+    load_to_dir(plan(str(path), fmt, **kwargs), run)
+    extra = pd.DataFrame({"file": str(path), "line": range(1, len(raw_lines) + 1), "field": "",
+                          "reason": "leak test: every input line", "raw": raw_lines})  # fmt: skip
+    pq.write_table(pa.Table.from_pandas(extra, schema=QUARANTINE_SCHEMA, preserve_index=False),
+                   run / "quarantine" / "part-99999.parquet")  # fmt: skip
+
+
+def _check(path, fmt, kwargs, raw_lines, numbers, region, tmp_path, expect_secrets=False):
     run, out = tmp_path / "load", tmp_path / "protected"
-    write_load_run(run, records, raw_lines, sample)
-    # The search must be able to find something: the unprotected run leaks.
-    if secrets:
+    _load_run(path, fmt, kwargs, raw_lines, run)
+    loaded = pd.read_parquet(run / "records")
+    numbers = [*numbers, *loaded["a_number"], *loaded["b_number"]]
+    secrets = secrets_of(numbers, raw_lines, region)
+    if expect_secrets:
+        assert len(secrets) > 50
+    if secrets:  # the search must find them where they are: in the loaded run
         assert leaks(run, secrets), "the leak search finds nothing even in the raw input"
-    manifest = run_protect(run, "default", out, key=KEY, scheduler="threads")
-    assert manifest["counts"] == {"records": len(records), "quarantine": len(raw_lines)}
+    section = run_protect(run, "default", out, key=KEY, scheduler="threads")
+    assert section["counts"]["records"] == len(loaded)
     found = leaks(out, secrets)
     assert not found, f"{len(found)} raw value(s) found in outputs: {sorted(set(found))[:5]}"
+    return secrets
+
+
+@pytest.mark.samples
+@pytest.mark.parametrize("sample", list(SAMPLE_CASES))
+def test_real_samples_leak_nothing(sample, tmp_path):
+    path = SAMPLES / sample
+    if not path.exists():
+        pytest.skip(f"sample {sample} absent")
+    fmt, kwargs, raw = SAMPLE_CASES[sample]
+    raw_lines, numbers = raw(path)
+    _check(path, fmt, kwargs, raw_lines, numbers, kwargs.get("default_region", "US"), tmp_path)
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     from cemkit import synth
+    from cemkit.io.sip.capgen import write_workload
 
     out = tmp_path_factory.mktemp("synth")
     synth.generate(out, records=3000, seed=5, incidents=1)
-    return out
-
-
-def _synthetic_case(world: Path, which: str):
-    if which == "sip-pcap":
-        from cemkit.io.sip.capgen import write_workload
-
-        path = world / "capture.pcap"
-        if not path.exists():
-            with path.open("wb") as fh:
-                write_workload(fh, 150, rtp_packets=2, seed=3)
-        records, _ = _load_sip(path)
-        messages = _sip_messages(path)
-        users = _sip_users(messages)
-        tns = users + list(records["a_number"]) + list(records["b_number"])
-        return records, messages[::7][:300], secrets_of(tns, messages, "GB")
-    truth = json.loads((world / "truth.json").read_text())
-    records = pd.read_parquet(world / "records")
-    asterisk_path = world / "formats" / "asterisk" / "Master.csv"
-    freeswitch_path = world / "formats" / "freeswitch" / "Master.csv"
-    tns = list(records["a_number"]) + list(records["b_number"])
-    if which == "records":
-        frame, raw = records, _lines(asterisk_path) + _lines(freeswitch_path)
-    elif which == "asterisk":
-        df = _csv(asterisk_path, ASTERISK)
-        frame, raw = canonical(df, "asterisk", "src", "dst"), _lines(asterisk_path)
-        tns += list(df["src"]) + list(df["dst"])
-    else:
-        df = _csv(freeswitch_path, FREESWITCH)
-        frame, raw = canonical(df, "freeswitch", "caller_id_number", "destination_number"), \
-            _lines(freeswitch_path)  # fmt: skip
-        tns += list(df["caller_id_number"]) + list(df["destination_number"])
-    # Every record is protected; a sample of the raw lines goes to the quarantine (scanning a
-    # long raw line costs presidio's phone matcher ~5 ms, and real quarantines are small).
-    return frame, raw[::7][:300], secrets_of(tns, raw, truth["default_region"])
+    with (out / "capture.pcap").open("wb") as fh:
+        write_workload(fh, 150, rtp_packets=2, seed=3)
+    return out, json.loads((out / "truth.json").read_text())
 
 
 @pytest.mark.parametrize("which", ["records", "asterisk", "freeswitch", "sip-pcap"])
 def test_synthetic_formats_leak_nothing(which, synthetic, tmp_path):
-    frame, raw, secrets = _synthetic_case(synthetic, which)
-    assert len(secrets) > 100
-    run, out = tmp_path / "load", tmp_path / "protected"
-    write_load_run(run, frame, raw, which)
-    assert leaks(run, secrets)
-    manifest = run_protect(run, "default", out, key=KEY, scheduler="threads")
-    assert manifest["counts"]["records"] == len(frame)
-    found = leaks(out, secrets)
-    assert not found, f"{len(found)} raw value(s) found in outputs: {sorted(set(found))[:5]}"
+    world, truth = synthetic
+    tz, region = truth["timezone"], truth["default_region"]
+    if which == "records":
+        path, fmt, kwargs = world / "records", "parquet", {}
+        raw_lines, numbers = asterisk_raw(world / "formats" / "asterisk" / "Master.csv")
+    elif which == "asterisk":
+        path, fmt = world / "formats" / "asterisk" / "Master.csv", "asterisk"
+        kwargs = {"tz": tz, "default_region": region}
+        raw_lines, numbers = asterisk_raw(path)
+    elif which == "freeswitch":
+        path, fmt = world / "formats" / "freeswitch" / "Master.csv", "freeswitch"
+        kwargs = {"tz": tz, "default_region": region}
+        raw_lines, numbers = freeswitch_raw(path)
+    else:
+        path, fmt, kwargs = world / "capture.pcap", "sip-pcap", {"default_region": region}
+        raw_lines, numbers = sip_raw(path)
+    # Scanning a long raw line costs presidio's phone matcher ~5 ms, and real quarantines are
+    # small: a sample of the raw lines goes to the quarantine; every record is protected.
+    _check(path, fmt, kwargs, raw_lines[::7][:300], numbers, region, tmp_path,
+           expect_secrets=True)  # fmt: skip

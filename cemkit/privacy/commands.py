@@ -1,15 +1,16 @@
 """Command line: ``cemkit protect`` and ``cemkit reveal``.
 
 ``cemkit protect INPUT --policy P --out DIR`` reads a run directory written by ``cemkit load``
-(``INPUT/records/*.parquet``, optionally ``INPUT/quarantine/*.parquet``, ``INPUT/manifest.json``),
-applies the policy with Dask, partition by partition, and writes ``DIR/records/``,
-``DIR/quarantine/`` and ``DIR/manifest.json`` (policy name, version and sha256, key id and
-fingerprint, the action applied to each column, counts — never the key). The output directory
-appears only when complete.
+(:func:`cemkit.io.output.read_records`: ``records/``, ``quarantine/``, ``manifest.json``), applies
+the policy with Dask, partition by partition on the workers, and writes a new run directory
+(:class:`cemkit.io.output.RunDir`, atomic) whose manifest keeps the load section and adds a
+``protect`` section: policy name, version and sha256, key id and fingerprint (never the key), the
+action applied to each column, counts and the checksum of every output file.
 
 ``cemkit reveal INPUT --policy P --reason TEXT --out DIR`` decrypts the FPE columns of a
-protected run for an authorized user holding the key; the use (who, when, why, which columns)
-is recorded in the new run's manifest and appended to the protected run's manifest.
+protected run for an authorized user holding the key. Each use (who, when, why, which columns,
+key id) is recorded in the new run's ``reveal`` section and appended to the ``reveals`` list of the
+protected run's manifest.
 """
 
 from __future__ import annotations
@@ -25,16 +26,13 @@ from typing import Any
 
 import pandas as pd
 
-from cemkit import schema
 from cemkit.cluster import add_scheduler_option, connect
-from cemkit.errors import InputError, OutputError, PolicyError
-from cemkit.io.atomic import atomic_directory, atomic_write_text
-from cemkit.io.base import QUARANTINE_SCHEMA
+from cemkit.errors import InputError, PolicyError
+from cemkit.io.atomic import atomic_write_text
+from cemkit.io.output import MANIFEST, QUARANTINE, RunDir, read_manifest, read_records
 from cemkit.privacy.engine import load_key, plan, protect, reveal
 from cemkit.privacy.keys import Key
 from cemkit.privacy.policy import Policy, load_policy
-
-MANIFEST = "manifest.json"
 
 
 def _now() -> str:
@@ -42,37 +40,15 @@ def _now() -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _conform_records(df: pd.DataFrame) -> pd.DataFrame:
-    return schema.conform(df)
-
-
-def _conform_quarantine(df: pd.DataFrame) -> pd.DataFrame:
-    dtypes = schema.pandas_dtypes(QUARANTINE_SCHEMA)
-    return df.astype({n: d for n, d in dtypes.items() if n in df.columns})
-
-
-def _read_table(run: Path, name: str, *, required: bool) -> Any:
-    """Lazy Dask frame of ``run/name/*.parquet`` in cemkit dtypes, or None when absent."""
-    import dask.dataframe as dd
-
-    files = sorted((run / name).glob("*.parquet"))
-    if not files:
-        if required:
-            raise InputError(
-                f"{run}: no {name}/*.parquet files",
-                hint="INPUT must be a run directory written by `cemkit load`",
-            )
+def _quarantine(run: Path) -> Any:
+    """The run's quarantine as a Dask frame, or None when it has none."""
+    if not any((run / QUARANTINE).glob("*.parquet")):
         return None
-    ddf = dd.read_parquet([str(f) for f in files])
-    conform = _conform_records if name == "records" else _conform_quarantine
-    return ddf.map_partitions(conform, meta=conform(ddf._meta))
+    return read_records(run, QUARANTINE)
 
 
 def _write_part(df: pd.DataFrame, path: str) -> int:
@@ -80,58 +56,40 @@ def _write_part(df: pd.DataFrame, path: str) -> int:
     return len(df)
 
 
-def _write_table(ddf: Any, out: Path) -> list[dict[str, Any]]:
-    """Write each partition to ``out/part-NNNNN.parquet``; return rows per file."""
+def _write_table(ddf: Any, directory: Path) -> list[dict[str, Any]]:
+    """Write each partition (on the workers) as ``part-NNNNN.parquet``; rows and sha256 each."""
     import dask
 
-    out.mkdir(parents=True)
-    paths = [out / f"part-{i:05d}.parquet" for i in range(ddf.npartitions)]
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"part-{i:05d}.parquet" for i in range(ddf.npartitions)]
     writes = [
-        dask.delayed(_write_part)(part, str(p))
+        dask.delayed(_write_part, pure=False)(part, str(p))
         for part, p in zip(ddf.to_delayed(), paths, strict=True)
     ]
     rows = dask.compute(*writes)
-    return [{"path": f"{out.name}/{p.name}", "rows": int(n), "sha256": _sha256(p)}
+    return [{"path": f"{directory.name}/{p.name}", "rows": int(n), "sha256": _sha256(p)}
             for p, n in zip(paths, rows, strict=True)]  # fmt: skip
-
-
-def _check_new(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise OutputError(f"output directory {str(out)!r} exists and is not empty",
-                          hint="choose a new --out directory")  # fmt: skip
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _input_manifest(run: Path) -> tuple[dict[str, Any], str | None]:
-    path = run / MANIFEST
-    if not path.exists():
-        return {}, None
-    try:
-        return json.loads(path.read_text()), _sha256(path)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(
-            f"{path}: manifest cannot be read ({type(exc).__name__})",
-            hint="re-run `cemkit load` to rewrite the run directory",
-        ) from None
 
 
 def _actions(columns: list[str], policy: Policy, *, quarantine: bool = False) -> dict[str, str]:
     return {c: policy.rule_for(c, quarantine=quarantine).action for c in columns}
 
 
-def _common(policy: Policy, key: Key | None) -> dict[str, Any]:
-    from cemkit import __version__
+def _key_record(key: Key | None) -> dict[str, str] | None:
+    return None if key is None else {"id": key.id, "fingerprint": key.fingerprint}
 
-    return {
-        "cemkit_version": __version__,
-        "created": _now(),
-        "host": socket.gethostname(),
-        "policy": {**policy.summary(), "description": policy.description},
-        "key": None if key is None else {"id": key.id, "fingerprint": key.fingerprint},
-    }
+
+def _carry_over(upstream: dict[str, Any], run: RunDir, source: Path) -> None:
+    """Keep the upstream stages' sections (what was loaded, from which files) in the new run."""
+    for name in upstream.get("stages", []):
+        if isinstance(upstream.get(name), dict):
+            run.manifest.add_section(name, upstream[name])
+    if "inputs" in upstream:
+        run.manifest.data["inputs"] = upstream["inputs"]
+    stages = run.manifest.data.get("stages", [])
+    run.manifest.data["stages"] = [*upstream.get("stages", []), *stages]
+    run.manifest.data["upstream"] = {"path": str(source),
+                                     "manifest_sha256": _sha256(source / MANIFEST)}  # fmt: skip
 
 
 def run_protect(
@@ -141,8 +99,9 @@ def run_protect(
     *,
     key: Key | None = None,
     scheduler: Any = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Protect a run directory into ``out``; returns the manifest written.
+    """Protect a run directory into ``out``; returns the manifest's ``protect`` section.
 
     ``scheduler``: where Dask computes (see :mod:`cemkit.cluster`; default
     ``$CEMKIT_SCHEDULER``, else an embedded local cluster).
@@ -152,32 +111,28 @@ def run_protect(
     Used by ``cemkit protect``; from Python:
     ``run_protect("runs/load-1", "default", "runs/protected-1")``.
     """
-    run, out = Path(input_dir), Path(out)
+    source, out = Path(input_dir), Path(out)
     policy = load_policy(policy)
     if key is None and any(r.needs_key for _, r in policy.rules()):
         key = load_key(policy)
-    upstream, upstream_sha = _input_manifest(run)
-    records = _read_table(run, "records", required=True)
-    quarantine = _read_table(run, "quarantine", required=False)
-    # Build and validate both plans before writing anything.
+    upstream = read_manifest(source)
+    records = read_records(source)
+    quarantine = _quarantine(source)
+    # Build and validate both plans before anything is written.
     plan(records._meta.dtypes, policy, key)
     if quarantine is not None:
         plan(quarantine._meta.dtypes, policy, key, quarantine=True)
-    _check_new(out)
-    with connect(scheduler), atomic_directory(out) as tmp:
-        outputs = _write_table(protect(records, policy, key=key), tmp / "records")
-        q_outputs: list[dict[str, Any]] = []
-        if quarantine is not None:
-            q_outputs = _write_table(protect(quarantine, policy, key=key, quarantine=True),
-                                     tmp / "quarantine")  # fmt: skip
-        manifest = {
-            "kind": "protect",
-            **_common(policy, key),
-            "input": {
-                "path": str(run),
-                "manifest_sha256": upstream_sha,
-                "run_kind": upstream.get("kind"),
-            },
+    with connect(scheduler), RunDir(out, overwrite=overwrite) as run:
+        run.manifest.data["stages"] = ["protect"]
+        with run.manifest.timed("protect"):
+            outputs = _write_table(protect(records, policy, key=key), run.records_dir)
+            q_outputs: list[dict[str, Any]] = []
+            if quarantine is not None:
+                q_outputs = _write_table(protect(quarantine, policy, key=key, quarantine=True),
+                                         run.quarantine_dir)  # fmt: skip
+        section = {
+            "policy": {**policy.summary(), "description": policy.description},
+            "key": _key_record(key),
             "columns": _actions(list(records.columns), policy),
             "quarantine_columns": (
                 _actions(list(quarantine.columns), policy, quarantine=True)
@@ -189,10 +144,13 @@ def run_protect(
                 "quarantine": sum(o["rows"] for o in q_outputs),
             },
             "outputs": outputs + q_outputs,
-            "reveals": [],
+            "host": socket.gethostname(),
+            "time_utc": _now(),
         }
-        _write_json(tmp / MANIFEST, manifest)
-    return manifest
+        run.manifest.add_section("protect", section)
+        run.manifest.data["reveals"] = []
+        _carry_over(upstream, run, source)
+    return section
 
 
 def run_reveal(
@@ -204,50 +162,55 @@ def run_reveal(
     columns: list[str] | None = None,
     key: Key | None = None,
     scheduler: Any = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Decrypt the FPE columns of a protected run into ``out``, recording who, when and why."""
-    run, out = Path(input_dir), Path(out)
+    """Decrypt the FPE columns of a protected run into ``out``, recording who, when and why.
+
+    Returns the ``reveal`` section written to both manifests.
+    """
+    source, out = Path(input_dir), Path(out)
     policy = load_policy(policy)
     if not reason.strip():
         raise PolicyError("a reason is required to reveal numbers",
                           hint="say why, e.g. --reason 'fraud case 2024-117'")  # fmt: skip
-    upstream, _ = _input_manifest(run)
-    if upstream.get("kind") != "protect":
-        raise InputError(f"{run} is not a run written by `cemkit protect`",
+    upstream = read_manifest(source)
+    recorded = upstream.get("protect")
+    if not isinstance(recorded, dict):
+        raise InputError(f"{source} is not a run written by `cemkit protect`",
                          hint="reveal works on protected runs only")  # fmt: skip
-    recorded = upstream.get("policy") or {}
-    if recorded.get("sha256") != policy.sha256:
+    if recorded.get("policy", {}).get("sha256") != policy.sha256:
+        name = recorded.get("policy", {}).get("name")
         raise PolicyError(
-            f"{run} was protected with policy {recorded.get('name')!r} "
-            f"(sha256 {str(recorded.get('sha256'))[:12]}...), not with the policy given",
+            f"{source} was protected with policy {name!r} "
+            f"(sha256 {str(recorded.get('policy', {}).get('sha256'))[:12]}...), "
+            "not with the policy given",
             hint="pass the exact policy file the run was protected with",
         )
     key = key if key is not None else load_key(policy)
-    records = _read_table(run, "records", required=True)
+    records = read_records(source)
     revealed = reveal(records, policy, columns=columns, key=key)
     chosen = columns or [n for n, r in policy.columns.items()
                          if r.action == "fpe" and n in records.columns]  # fmt: skip
-    event = {"time": _now(), "by": getpass.getuser(), "host": socket.gethostname(),
-             "reason": reason, "columns": chosen,
-             "key": {"id": key.id, "fingerprint": key.fingerprint} if key else None,
+    event = {"time_utc": _now(), "by": getpass.getuser(), "host": socket.gethostname(),
+             "reason": reason, "columns": chosen, "key": _key_record(key),
              "out": str(out)}  # fmt: skip
-    _check_new(out)
-    with connect(scheduler), atomic_directory(out) as tmp:
-        outputs = _write_table(revealed, tmp / "records")
-        manifest = {"kind": "reveal", **_common(policy, key),
-                    "input": {"path": str(run)}, "reveal": event,
-                    "counts": {"records": sum(o["rows"] for o in outputs)},
-                    "outputs": outputs}  # fmt: skip
-        _write_json(tmp / MANIFEST, manifest)
+    with connect(scheduler), RunDir(out, overwrite=overwrite) as run:
+        run.manifest.data["stages"] = ["reveal"]
+        with run.manifest.timed("reveal"):
+            outputs = _write_table(revealed, run.records_dir)
+        run.manifest.add_section("reveal", {**event, "records": sum(o["rows"] for o in outputs),
+                                            "outputs": outputs})  # fmt: skip
+        _carry_over(upstream, run, source)
     upstream.setdefault("reveals", []).append(event)
-    _write_json(run / MANIFEST, upstream)
-    return manifest
+    atomic_write_text(source / MANIFEST, json.dumps(upstream, indent=2, sort_keys=True) + "\n")
+    return event
 
 
 def _cmd_protect(args: argparse.Namespace) -> int:
-    manifest = run_protect(args.input, args.policy, args.out, scheduler=args.scheduler)
-    c, pol = manifest["counts"], manifest["policy"]
-    key_id = manifest["key"]["id"] if manifest["key"] else "none"
+    section = run_protect(args.input, args.policy, args.out, scheduler=args.scheduler,
+                          overwrite=args.overwrite)  # fmt: skip
+    c, pol = section["counts"], section["policy"]
+    key_id = section["key"]["id"] if section["key"] else "none"
     print(f"protected {c['records']} record(s) and {c['quarantine']} quarantined row(s) with "
           f"policy {pol['name']} v{pol['version']} (key {key_id}) -> {args.out}")  # fmt: skip
     return 0
@@ -255,10 +218,10 @@ def _cmd_protect(args: argparse.Namespace) -> int:
 
 def _cmd_reveal(args: argparse.Namespace) -> int:
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    manifest = run_reveal(args.input, args.policy, args.out, reason=args.reason, columns=columns,
-                          scheduler=args.scheduler)  # fmt: skip
-    print(f"revealed {', '.join(manifest['reveal']['columns'])} in "
-          f"{manifest['counts']['records']} record(s) -> {args.out} (recorded in both manifests)")
+    event = run_reveal(args.input, args.policy, args.out, reason=args.reason, columns=columns,
+                       scheduler=args.scheduler, overwrite=args.overwrite)  # fmt: skip
+    print(f"revealed {', '.join(event['columns'])} -> {args.out} "
+          "(recorded in both run manifests)")
     return 0
 
 
@@ -272,7 +235,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("input", help="run directory written by `cemkit load`")
     p.add_argument("--policy", required=True,
                    help="policy YAML file or shipped policy name (e.g. default)")  # fmt: skip
-    p.add_argument("--out", required=True, help="new output directory")
+    p.add_argument("--out", required=True, help="new output run directory")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_scheduler_option(p)
     p.set_defaults(func=_cmd_protect)
 
@@ -285,6 +249,10 @@ def register(subparsers: Any) -> None:
     r.add_argument("--policy", required=True, help="the policy the run was protected with")
     r.add_argument("--reason", required=True, help="why the numbers are needed (recorded)")
     r.add_argument("--columns", help="comma-separated fpe columns (default: all)")
-    r.add_argument("--out", required=True, help="new output directory")
+    r.add_argument("--out", required=True, help="new output run directory")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_scheduler_option(r)
     r.set_defaults(func=_cmd_reveal)
+
+
+__all__ = ["register", "run_protect", "run_reveal"]
