@@ -35,7 +35,7 @@ def test_audit_prints_policy_key_columns_counts_and_versions(protected, capsys):
     assert "policy          research version 1" in out
     assert f"policy sha256   {policy.sha256}" in out
     assert "key             id cemkit-research-2026, fingerprint " in out
-    assert "counts          records 3, quarantine 1" in out
+    assert "counts          quarantine 1, records 3" in out
     assert "    fpe        a_number, b_number" in out
     assert "    scan_text  raw" in out
     assert "cemkit version  0." in out and "host " in out and "when " in out

@@ -9,7 +9,7 @@ import pytest
 from cemkit.cli import main
 from cemkit.privacy.policy import POLICY_DIR, load_policy
 
-from .privacy_leaks import leaks, secrets_of
+from .privacy_leaks import leaks, secrets_of, write_load_run
 
 SHIPPED = sorted(p.stem for p in POLICY_DIR.glob("*.yaml"))
 KEY_HEX = bytes(range(32)).hex()
@@ -22,8 +22,9 @@ def test_shipped_policy_protects_synthetic_world(name, small_world, tmp_path, mo
     world, truth = small_world
     monkeypatch.setenv("CEMKIT_KEY", KEY_HEX)
     out = tmp_path / "protected"
-    assert main(["protect", str(world), "--policy", name, "--out", str(out)]) == 0
     raw = pd.read_parquet(world / "records")
+    write_load_run(tmp_path / "load", raw, [], "synth")
+    assert main(["protect", str(tmp_path / "load"), "--policy", name, "--out", str(out)]) == 0
     got = pd.read_parquet(out / "records")
     policy = load_policy(name)
     assert set(got.columns) == {c for c in raw.columns if policy.rule_for(c).action != "drop"}

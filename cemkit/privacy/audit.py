@@ -123,38 +123,64 @@ def read_audit(run: str | Path) -> AuditRecord:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: manifest cannot be read ({type(exc).__name__})",
                          hint="the run directory is damaged; re-run the stage") from None
+    return _record(path.parent, manifest)
+
+
+def _first(sections: list[dict[str, Any]], *names: str, kind: type | None = None) -> Any:
+    """The first value under any of ``names`` in the sections (latest stage first)."""
+    for section in sections:
+        for name in names:
+            value = section.get(name)
+            if value in (None, "", {}, []) or (kind is not None and not isinstance(value, kind)):
+                continue
+            return value
+    return None
+
+
+def _record(run: Path, manifest: dict[str, Any]) -> AuditRecord:
+    # Two layouts: run directories of cemkit.io.output (``stages`` and one section per stage:
+    # load, protect, reveal, ... with an optional ``audit`` section of other stages), and flat
+    # manifests (``kind`` and the facts at the top level).
     stages = [str(x) for x in manifest.get("stages") or []]
-    nested = [manifest[x]["audit"] for x in stages
-              if isinstance(manifest.get(x), dict) and "audit" in manifest[x]]  # fmt: skip
-    section = manifest.get("audit") or (nested[0] if nested else None) or manifest
-    counts = section.get("counts") or manifest.get("counts") or {}
-    if not counts:  # run directories of cemkit.io.output: per-stage totals
-        for x in stages:
-            stage = manifest.get(x)
-            counts.update((stage.get("totals") if isinstance(stage, dict) else None) or {})
+    per_stage = [manifest[x] for x in reversed(stages) if isinstance(manifest.get(x), dict)]
+    sections: list[dict[str, Any]] = []
+    if isinstance(manifest.get("audit"), dict):
+        sections.append(manifest["audit"])
+    for stage in per_stage:
+        if isinstance(stage.get("audit"), dict):
+            sections.append(stage["audit"])
+        sections.append(stage)
+    sections.append(manifest)
+    last = per_stage[0] if per_stage else sections[0]
+    counts = _first([last], "counts", kind=dict) or {}
+    if not counts and "records" in last and isinstance(last["records"], int):
+        counts = {"records": last["records"]}
+    if not counts:
+        counts = _first([last], "totals", kind=dict) or {}
     reveals = list(manifest.get("reveals") or [])
-    if manifest.get("reveal"):
+    if stages and stages[-1] == "reveal" and isinstance(manifest.get("reveal"), dict):
+        reveals.append({k: v for k, v in manifest["reveal"].items() if k != "outputs"})
+    elif not stages and isinstance(manifest.get("reveal"), dict):
         reveals.append(manifest["reveal"])
+    upstream = manifest.get("upstream") or manifest.get("input") or {}
     return AuditRecord(
-        path=path.parent,
-        kind=str(section.get("kind") or manifest.get("kind") or ", ".join(stages) or "unknown"),
-        policy=dict(section.get("policy") or {}),
-        key=section.get("key"),
-        columns=dict(section.get("columns") or {}),
-        quarantine_columns=dict(manifest.get("quarantine_columns") or {}),
+        path=run,
+        kind=str(manifest.get("kind") or (stages[-1] if stages else None)
+                 or _first(sections, "kind") or "unknown"),
+        policy=dict(_first(sections, "policy", kind=dict) or {}),
+        key=_first(sections, "key", kind=dict),
+        columns=dict(_first(sections, "columns", kind=dict) or {}),
+        quarantine_columns=dict(_first(sections, "quarantine_columns", kind=dict) or {}),
         counts=dict(counts),
-        time=str(
-            section.get("finished") or section.get("created") or manifest.get("created")
-            or manifest.get("created_utc") or "not recorded"
-        ),
-        host=str(section.get("host") or manifest.get("host") or "not recorded"),
-        cemkit_version=str(
-            section.get("cemkit_version") or manifest.get("cemkit_version")
-            or (manifest.get("versions") or {}).get("cemkit") or "not recorded"
-        ),
-        input=dict(manifest.get("input") or {}),
+        time=str(_first(sections, "finished", "time_utc", "created", "created_utc")
+                 or "not recorded"),
+        host=str(_first(sections, "host") or "not recorded"),
+        cemkit_version=str(_first(sections, "cemkit_version")
+                           or (manifest.get("versions") or {}).get("cemkit")
+                           or "not recorded"),
+        input=dict(upstream) if isinstance(upstream, dict) else {},
         reveals=reveals,
-        outputs=list(manifest.get("outputs") or []),
+        outputs=list(_first([last], "outputs") or []),
     )
 
 
@@ -222,7 +248,8 @@ def format_audit(record: AuditRecord, *, problems: list[str] | None = None) -> s
     if record.reveals:
         lines.append(f"  re-identifications ({len(record.reveals)}):")
         for r in record.reveals:
-            lines.append(f"    {r.get('time')} by {r.get('by')} on {r.get('host')}: columns "
+            when = r.get("time_utc") or r.get("time")
+            lines.append(f"    {when} by {r.get('by')} on {r.get('host')}: columns "
                          f"{', '.join(r.get('columns') or [])}; reason: {r.get('reason')!r}; "
                          f"output {r.get('out')}")  # fmt: skip
     else:
