@@ -43,6 +43,8 @@ from cemkit.errors import CemkitError, PrivacyWarning
 MASK = "[masked TN]"
 #: ``DataFrame.attrs`` key where :func:`cemkit.protect` records the action applied per column.
 PROTECTED_ATTR = "cemkit_protected"
+#: Smallest integer checked as a telephone number (9 digits; see :meth:`_Masker.series`).
+MIN_INTEGER_TN = 100_000_000
 #: Regions whose national formats are recognized (as the shipped policies' ``scan_text``).
 DEFAULT_REGIONS: tuple[str, ...] = ("GB", "US", "DE", "FR")
 
@@ -121,8 +123,15 @@ class _Masker:
     def series(self, s: pd.Series) -> tuple[pd.Series, int]:
         """Masked copy of a column (strings and integers of 7+ digits) and the cells masked."""
         if pd.api.types.is_integer_dtype(s.dtype):
+            # Integers of up to 8 digits are counters, ids and row numbers far more often than
+            # telephone numbers (which, stored as integers, have lost their '+' or leading 0
+            # and still have 9 digits or more).
             as_text = s.astype("string")
-            masked = as_text.map(lambda v: v if pd.isna(v) else self.text(str(v)))
+            big = s.abs() >= MIN_INTEGER_TN
+            if not big.fillna(False).any():
+                return s, 0
+            masked = as_text.where(~big.fillna(False), as_text.map(
+                lambda v: v if pd.isna(v) else self.text(str(v))))
             hits = int((masked != as_text).fillna(False).sum())
             return (masked if hits else s), hits
         if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):

@@ -196,3 +196,14 @@ def test_warnings_name_columns_never_values():
         _warn(["caller"])
     text = " ".join(str(w.message) for w in caught)
     assert "caller" in text and not any(s in text for s in forms(RAW))
+
+
+def test_small_integers_and_row_numbers_are_not_numbers():
+    df = pd.DataFrame({"calls": [4999995, 1234567, 12345678], "msisdn": [RAW_INT, 7, 8]},
+                      index=pd.RangeIndex(4_999_990, 4_999_993))  # fmt: skip
+    masked, columns = mask_frame(df)
+    assert columns == ["msisdn"]
+    assert masked["calls"].tolist() == [4999995, 1234567, 12345678]
+    assert list(masked.index) == [4_999_990, 4_999_991, 4_999_992]
+    # The same digits as text are checked: a 7-digit run is a possible local number.
+    assert mask_frame(pd.DataFrame({"s": ["4999995"]}))[1] == ["s"]
