@@ -11,28 +11,26 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "guard", "load", "protect", "unguard"]
+__all__ = ["__version__", "guard", "load", "process_batch", "protect", "run", "unguard"]
+
+#: Public API name → module that defines it (imported on first use: dask, pyarrow and numba
+#: load only when the API is used).
+_LAZY = {
+    "load": "cemkit.io.api",
+    "protect": "cemkit.privacy.engine",
+    "run": "cemkit.pipeline",
+    "process_batch": "cemkit.pipeline",
+    # After `import cemkit.guard` the name is the (callable) module; cemkit.guard() works both ways.
+    "guard": "cemkit.guard",
+    "unguard": "cemkit.guard",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Heavy imports (dask, pyarrow) only when the API is first used.
-    if name == "load":
-        from cemkit.io.api import load
+    if name in _LAZY:
+        import importlib
 
-        return load
-    if name == "protect":
-        from cemkit.privacy.engine import protect
-
-        return protect
-    if name == "guard":
-        # The module is callable: ``cemkit.guard()`` installs the guard (see cemkit/guard.py).
-        import cemkit.guard
-
-        return cemkit.guard
-    if name == "unguard":
-        from cemkit.guard import unguard
-
-        return unguard
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cemkit' has no attribute {name!r}")
 
 

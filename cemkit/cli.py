@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cemkit.privacy.officer_commands",
     "cemkit.correlate.commands",
     "cemkit.kqi.commands",
+    "cemkit.pipeline",
     "cemkit.report.commands",
     "cemkit.demo",
 )

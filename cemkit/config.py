@@ -21,3 +21,7 @@ DEFAULT_BLOCKSIZE: int = 64 * 2**20
 
 #: Q.850 causes that end an answered call normally (16 normal clearing, 31 normal unspecified).
 NORMAL_RELEASE_CAUSES: frozenset[int] = frozenset({16, 31})
+
+#: Threads the correlation kernels may use in one call (the asof join splits its work by key
+#: range). Dask partitions always run the kernels single-threaded.
+CORRELATE_THREADS: int = int(os.environ.get("CEMKIT_CORRELATE_THREADS", "2"))

@@ -209,16 +209,19 @@ class _World:
         self.activity_p = activity / activity.sum()
 
 
-def _external_numbers(rng: np.random.Generator, n: int) -> tuple[pa.Array, pa.Array]:
-    """Off-net numbers (E.164 and as a GB PBX would dial them)."""
-    plans = (("33", "6", 8), ("39", "3", 9), ("34", "6", 8), ("31", "6", 8), ("1", "415", 7))
-    which = rng.choice(len(plans), size=n)
+def _external_numbers(intent_keys: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """Off-net destinations (E.164, and as a GB PBX dials them), one per intent.
+
+    Derived from the intent key by a fixed integer hash, so every record of an intent (retries,
+    both legs, partials, the probe's xDR) names the same destination.
+    """
+    plans = (("33", "6"), ("39", "3"), ("34", "6"), ("31", "6"), ("1", "415"))
+    h = (intent_keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(17)
+    which = (h % np.uint64(len(plans))).astype(np.int64)
+    subs = ((h // np.uint64(8)) % np.uint64(10_000_000)).astype(np.int64)
     cc = pa.array([p[0] for p in plans]).take(pa.array(which))
     lead = pa.array([p[1] for p in plans]).take(pa.array(which))
-    width = np.array([p[2] for p in plans])[which]
-    subs = (rng.random(n) * (10.0**width)).astype(np.int64)
-    digits = pc.utf8_lpad(pa.array(subs).cast(pa.string()), width=9, padding="0")
-    digits = pc.utf8_slice_codeunits(digits, start=9 - 7, stop=9)  # 7 digits, keeps shapes simple
+    digits = pc.utf8_lpad(pa.array(subs).cast(pa.string()), width=7, padding="0")
     nsn = pc.binary_join_element_wise(lead, digits, "")
     return (
         pc.binary_join_element_wise("+", cc, nsn, ""),
@@ -361,6 +364,7 @@ def generate(
         },
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    write_service_model(out / "model.yaml")
     return truth
 
 
@@ -572,9 +576,9 @@ def _build_records(
     order = np.lexsort((merged["seq"], merged["start"]))
     merged = {k: v[order] for k, v in merged.items()}
 
-    # Off-net parties: one external number per record whose callee is not a customer.
+    # Off-net parties: one external destination per intent (see _external_numbers).
     off_net = merged["b_customer"] < 0
-    ext_e164, ext_dialled = _external_numbers(rng, int(off_net.sum()))
+    ext_e164, ext_dialled = _external_numbers(merged["intent_key"][off_net] + key_offset)
     ext_pos = pa.array(np.cumsum(off_net) - 1)
     a_num = world.e164.take(pa.array(np.maximum(merged["a_customer"], 0)))
     b_num = pc.if_else(
@@ -998,3 +1002,55 @@ def _write_csv(table: pa.Table, path: Path) -> None:
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed", delimiter=",")
     with pa.OSFile(str(path), "wb") as sink:
         pacsv.write_csv(table, sink, write_options=options)
+
+
+# --- the service model of the generated world (used by ``cemkit kqi``) --------------------------
+#: Country names of the ISO codes the world uses (group names are the codes, as in truth.json).
+_COUNTRY_NAMES = {"GB": "United Kingdom", "DE": "Germany", "US": "United States", "FR": "France"}
+
+
+def write_service_model(path: str | os.PathLike[str]) -> Path:
+    """Write the service model of the synthetic world: country -> region -> switch.
+
+    Group names are those of ``truth.json``: countries by ISO code (``GB``), regions by name
+    (``London``), switches by node name (``lon-sw1``, the ``group`` of every incident). Countries
+    and regions match the callers' number prefixes, switches the record's ``node``. Thresholds are
+    relative to each group's own baseline with a significance test, so that a clean world raises
+    no alert and an injected incident (answer ratio down, failures and post-dial delay up) does.
+    """
+    lines = [
+        "# Service model of a cemkit synthetic world (written by cemkit.synth).",
+        "# Countries and regions hold the customers whose numbers start with their prefixes;",
+        "# switch groups hold the records each switch wrote for them.",
+        "name: synthetic-world",
+        "version: 1",
+        "numbers: {column: a_number}",
+        "groups:",
+    ]
+    for country in dict.fromkeys(r.country for r in REGIONS):
+        ccs = sorted({r.cc for r in REGIONS if r.country == country})
+        prefixes = ", ".join(f'"+{cc}"' for cc in ccs)
+        lines.append(f"  - name: {country}")
+        lines.append(f"    description: {_COUNTRY_NAMES.get(country, country)}")
+        lines.append(f"    match: {{prefixes: [{prefixes}]}}")
+        for reg in (r for r in REGIONS if r.country == country):
+            lines.append(f"  - name: {reg.name}")
+            lines.append(f"    parent: {country}")
+            lines.append(f'    match: {{prefixes: ["{reg.prefix}"]}}')
+            for sw in reg.switches:
+                lines.append(f"  - name: {sw}")
+                lines.append(f"    parent: {reg.name}")
+                lines.append(f"    match: {{switches: [{sw}]}}")
+    lines += [
+        "# Every group: a share of bad outcomes at least twice its usual share, with z >= 5;",
+        "# post-dial delay (median) 1.8 times its usual value.",
+        "thresholds:",
+        "  - {indicator: asr, relative: 2.0, min_z: 5, min_attempts: 30, severity: major}",
+        "  - {indicator: ner, relative: 2.0, min_z: 5, min_attempts: 30, severity: critical}",
+        "  - {indicator: pdd_p50_ms, relative: 1.8, min_attempts: 20, severity: minor}",
+        "  - {indicator: drop_ratio, relative: 3.0, min_z: 5, min_attempts: 30, severity: major}",
+        "alerting: {bucket: 15min, baseline_min_attempts: 30}",
+    ]
+    target = Path(path)
+    target.write_text("\n".join(lines) + "\n")
+    return target

@@ -6,8 +6,7 @@ import pytest
 
 from cemkit import __version__
 from cemkit.cli import main
-
-from .browser import render
+from tests.browser import render
 
 
 def test_version(capsys):

@@ -4,8 +4,7 @@ import pandas as pd
 import pytest
 
 from cemkit import cluster as cl
-
-from . import cluster as loopback
+from tests import loopback_cluster as loopback
 
 
 @pytest.fixture(scope="module")

@@ -177,3 +177,11 @@ def test_layout_detected_from_the_majority_of_lines(tmp_path):
     lines = [row(0)[:60], *[row(i) for i in range(1, 6)]]
     df, q = load_both(write(tmp_path / "Master.csv", lines))
     assert len(df) == 5 and list(q.line) == [1]
+
+
+@pytest.mark.parametrize("end", [b"\n", b""])
+def test_quote_left_open_on_the_last_line(tmp_path, end):
+    lines = [row(i) for i in range(4)] + [row(4)[:-1]]  # ends with ,"  : an unclosed quote
+    df, q = load_both(write(tmp_path / "Master.csv", lines, end=end))
+    assert len(df) == 4 and list(q.line) == [5]
+    assert "quot" in q.reason[0]

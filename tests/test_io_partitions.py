@@ -9,6 +9,8 @@ import random
 import dask
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cemkit
 from cemkit.io import plan
@@ -106,7 +108,7 @@ def test_building_the_graph_computes_nothing(messy_file, monkeypatch, tmp_path):
 
 
 def test_cucm_join_is_lazy(tmp_path, monkeypatch):
-    from test_io_formats import write_cucm
+    from tests.test_io_formats import write_cucm
 
     cdr, cmr = write_cucm(tmp_path)
     with dask.config.set(scheduler=_refuse):
@@ -140,9 +142,9 @@ def test_typed_and_text_parsing_agree(messy_file, monkeypatch, tmp_path):
     used = []
     real_fast = csvblock._fast
 
-    def spy(chunk, names, nlines, delimiter, types=None, timestamp_format=None):
+    def spy(chunk, names, nlines, delimiter, types=None, timestamp_format=None, **kw):
         used.append(bool(types))
-        return real_fast(chunk, names, nlines, delimiter, types, timestamp_format)
+        return real_fast(chunk, names, nlines, delimiter, types, timestamp_format, **kw)
 
     monkeypatch.setattr(csvblock, "_fast", spy)
     for path in (messy_file, str(extra)):
@@ -161,3 +163,27 @@ def test_typed_and_text_parsing_agree(messy_file, monkeypatch, tmp_path):
     q = typed[1].set_index("line")
     assert q.loc[42, "reason"] == "not a finite number"
     assert 41 not in q.index  # " 42 " is a number
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), blocksize=st.integers(150, 30_000))
+def test_any_cut_gives_the_same_answer(tmp_path, seed, blocksize):
+    rng = random.Random(seed)
+    lines = [_line(i, rng) for i in range(300)]
+    for i in rng.sample(range(300), 15):
+        cut = rng.randrange(len(lines[i]))
+        lines[i] = rng.choice([lines[i][:cut], lines[i][:cut] + '"' + lines[i][cut:], "",
+                               lines[i].replace("from-internal", "from-\udcffx")])  # fmt: skip
+    path = tmp_path / f"m{seed}.csv"
+    data = "\n".join(lines).encode("utf-8", errors="surrogateescape")
+    path.write_bytes(data if rng.random() < 0.5 else data + b"\n")
+    whole = plan(str(path), "asterisk", blocksize=10**9)
+    cut = plan(str(path), "asterisk", blocksize=blocksize)
+    a = whole.records().compute().sort_values("record_id").reset_index(drop=True)
+    b = cut.records().compute().sort_values("record_id").reset_index(drop=True)
+    qa = whole.quarantine().compute().sort_values("line").reset_index(drop=True)
+    qb = cut.quarantine().compute().sort_values("line").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(qa, qb)
+    assert len(a) + len(qa) == 300

@@ -6,8 +6,7 @@ import pytest
 from cemkit.cli import main
 from cemkit.errors import InputError
 from cemkit.report import runner
-
-from .browser import render
+from tests.browser import render
 
 
 def make_notebook(path):

@@ -197,7 +197,12 @@ def parse_block(
     typed = None
     if types:
         try:
-            typed = _fast(data, names, nlines, delimiter, types, timestamp_format)
+            # The last line alone with the sentinel (an unclosed quote there swallows it), then
+            # the whole block without one: saves copying the block to append the sentinel.
+            last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
+            _fast(data[last_start:], names, 1, delimiter, types, timestamp_format)
+            typed = _fast(data, names, nlines, delimiter, types, timestamp_format,
+                          sentinel=False)  # fmt: skip
         except _Trouble:
             typed = None
     if typed is not None:
@@ -222,8 +227,13 @@ def _empty(names: list[str]) -> pa.Table:
 def _fast(
     chunk: bytes, names: list[str], nlines: int, delimiter: str,
     types: Mapping[str, pa.DataType] | None = None, timestamp_format: str | None = None,
+    *, sentinel: bool = True,
 ) -> tuple[pa.Table, list[tuple[int, str, str]]]:  # fmt: skip
-    """Parse a range with pyarrow; raise :class:`_Trouble` when lines and rows disagree."""
+    """Parse a range with pyarrow; raise :class:`_Trouble` when lines and rows disagree.
+
+    With ``sentinel`` a known line is appended: a quote left open on the last line swallows it.
+    Without, the caller must have checked the last line (``parse_block`` does).
+    """
     bad: list[tuple[int, str, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -237,8 +247,11 @@ def _fast(
     stamp = dt.datetime(2000, 1, 1).strftime(timestamp_format or "%Y-%m-%d %H:%M:%S")
     sentinel_values = [stamp if pa.types.is_timestamp(types.get(n, pa.string())) else "0"
                        for n in names]  # fmt: skip
-    sentinel = delimiter.join(sentinel_values).encode() + b"\n"
-    payload = chunk + sentinel if chunk.endswith(b"\n") else chunk + b"\n" + sentinel
+    tail = delimiter.join(sentinel_values).encode() + b"\n"
+    if not sentinel:
+        payload = chunk
+    else:
+        payload = chunk + tail if chunk.endswith(b"\n") else chunk + b"\n" + tail
     try:
         table = pacsv.read_csv(
             pa.py_buffer(payload),
@@ -259,8 +272,10 @@ def _fast(
         raise _Trouble from exc
     if any(n < 1 or n > nlines or "\n" in t for n, t, _ in bad):
         raise _Trouble
-    if table.num_rows + len(bad) != nlines + 1:
+    if table.num_rows + len(bad) != nlines + sentinel:
         raise _Trouble
+    if not sentinel:
+        return table, bad
     last = table.slice(table.num_rows - 1)
     if any(last.column(i)[0].as_py() != "0" for i, n in enumerate(names) if n not in types):
         raise _Trouble

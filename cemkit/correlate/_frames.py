@@ -1,0 +1,295 @@
+"""Glue between frames and kernels: times and keys to int64 arrays, taking rows, the Dask shuffle.
+
+Nothing here is jitted; the kernels in :mod:`cemkit.correlate._kernels` never see a frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cemkit.correlate import _kernels
+from cemkit.correlate._kernels import NULL_TIME
+from cemkit.errors import SchemaError
+
+#: Helper columns of the Dask path (dropped before results are returned).
+PART, ROW, BUCKET = "_cemkit_part", "_cemkit_row", "_cemkit_bucket"
+
+
+def is_dask(obj: object) -> bool:
+    """Whether ``obj`` is a Dask DataFrame (without importing Dask when it is not loaded)."""
+    return type(obj).__module__.split(".")[0] in {"dask", "dask_expr"} and hasattr(
+        obj, "npartitions"
+    )
+
+
+def require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise :class:`SchemaError` naming the columns ``what`` needs and ``df`` lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SchemaError(
+            f"{what} needs column(s) {missing}, which the records do not have",
+            hint="pass canonical records (see cemkit.schema.COLUMNS) or name the columns to use",
+        )
+
+
+def time_kind(s: pd.Series) -> str:
+    """'datetime' or 'int' for a usable time column; raise :class:`SchemaError` otherwise."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        dtype = dtype.numpy_dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "M"):
+        return "datetime"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int"
+    raise SchemaError(
+        f"column {s.name!r} has dtype {s.dtype}; a time column must hold datetimes or integers",
+        hint="convert it with pandas.to_datetime(..., utc=True) first",
+    )
+
+
+def time_zone(s: pd.Series) -> str | None:
+    """The time zone of a datetime column (``None`` for naive datetimes and integers)."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        tz = getattr(dtype.pyarrow_dtype, "tz", None)
+        return None if tz is None else str(tz)
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return str(dtype.tz)
+    return None
+
+
+def time_ns(s: pd.Series) -> np.ndarray:
+    """A time column as int64 (nanoseconds for datetimes), nulls as :data:`NULL_TIME`."""
+    kind = time_kind(s)
+    if kind == "datetime":
+        if isinstance(s.dtype, pd.ArrowDtype):
+            tz = time_zone(s)
+            s = s.astype(pd.DatetimeTZDtype("ns", tz) if tz else np.dtype("datetime64[ns]"))
+        if s.dt.unit != "ns":
+            s = s.dt.as_unit("ns")
+        return np.asarray(s.array.asi8, dtype=np.int64)
+    if isinstance(s.dtype, np.dtype):
+        return s.to_numpy(dtype=np.int64, copy=False)
+    return s.to_numpy(dtype=np.int64, na_value=NULL_TIME)
+
+
+def delta_ns(value: Any, kind: str, name: str) -> int:
+    """A tolerance/gap/window as an int64 in the unit of ``kind`` times (-1 for ``None``)."""
+    if value is None:
+        return -1
+    if kind == "datetime":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = pd.Timedelta(seconds=value)
+        td = pd.Timedelta(value)
+        ns = int(td.value)
+    else:
+        if not isinstance(value, int | np.integer) or isinstance(value, bool):
+            raise ValueError(
+                f"{name} must be an integer for integer times, got {type(value).__name__}"
+            )
+        ns = int(value)
+    if ns < 0:
+        raise ValueError(f"{name} must not be negative")
+    return ns
+
+
+def _codes_one(cols: Sequence[pd.Series], null_is_value: bool) -> tuple[list[np.ndarray], int]:
+    """Jointly factorize one key column split over several frames."""
+    lengths = [len(c) for c in cols]
+    if not lengths or sum(lengths) == 0:
+        return [np.empty(0, np.int64) for _ in cols], 0
+    joined = pd.concat([c.reset_index(drop=True) for c in cols], ignore_index=True)
+    codes, uniques = pd.factorize(joined, use_na_sentinel=not null_is_value)
+    codes = np.asarray(codes, dtype=np.int64)
+    out, pos = [], 0
+    for n in lengths:
+        out.append(codes[pos : pos + n])
+        pos += n
+    return out, len(uniques)
+
+
+def key_codes(
+    columns: Sequence[Sequence[pd.Series]], null_is_value: Sequence[bool] | None = None
+) -> tuple[list[np.ndarray], int, int]:
+    """Dense int64 key codes shared by several frames.
+
+    Parameters
+    ----------
+    columns : sequence of sequences of Series
+        ``columns[f]`` lists the key columns of frame ``f`` (the same number for every frame).
+    null_is_value : sequence of bool, optional
+        Per key column, whether a null is a value of its own (else a null makes the key null:
+        code -1).
+
+    Returns
+    -------
+    codes : list of int64 arrays
+        One per frame.
+    key_base, nkeys : int
+        Codes lie in ``[key_base, key_base + nkeys)``; negative codes are null keys.
+    """
+    nframes = len(columns)
+    ncols = len(columns[0]) if nframes else 0
+    null_is_value = list(null_is_value or [False] * ncols)
+    if ncols == 0:
+        raise ValueError("key_codes needs at least one key column")
+    # one integer column (no nulls) whose range is no wider than the rows: the values are codes
+    if ncols == 1:
+        cols = [c[0] for c in columns]
+        if all(isinstance(c.dtype, np.dtype) and c.dtype.kind in "iu" for c in cols):
+            arrays = [c.to_numpy(dtype=np.int64, copy=False) for c in cols]
+            nonempty = [a for a in arrays if a.size]
+            if not nonempty:
+                return arrays, 0, 0
+            lo = min(int(a.min()) for a in nonempty)
+            hi = max(int(a.max()) for a in nonempty)
+            total = sum(a.size for a in arrays)
+            if lo >= 0 and hi - lo < total + 1024:  # offsets cost at most 8 bytes a row
+                return arrays, lo, hi - lo + 1
+    combined: list[np.ndarray] | None = None
+    size = 1
+    for j in range(ncols):
+        codes, n = _codes_one([c[j] for c in columns], null_is_value[j])
+        if combined is None:
+            combined, size = codes, n
+            continue
+        merged = []
+        for a, b in zip(combined, codes, strict=True):
+            m = a * max(n, 1) + b
+            m[(a < 0) | (b < 0)] = -1
+            merged.append(m)
+        combined, size = _densify(merged)
+    assert combined is not None
+    return combined, 0, size
+
+
+def _densify(parts: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Renumber combined codes densely (keeping -1 for null keys)."""
+    joined = np.concatenate(parts) if parts else np.empty(0, np.int64)
+    valid = joined >= 0
+    codes = np.full(joined.size, -1, np.int64)
+    codes_valid, uniques = pd.factorize(joined[valid])
+    codes[valid] = codes_valid
+    out, pos = [], 0
+    for p in parts:
+        out.append(codes[pos : pos + p.size])
+        pos += p.size
+    return out, len(uniques)
+
+
+def take(
+    s: pd.Series, idx: np.ndarray, index: pd.Index, threads: int = 1, as_if_missing: bool = False
+) -> pd.Series:
+    """``s`` at positions ``idx`` (-1: missing), with the dtypes :func:`pandas.merge_asof` gives.
+
+    NumPy integer columns become float64 and booleans object when a row is missing (as pandas'
+    ``take_nd`` does); extension arrays keep their dtype with ``NA``. NumPy numbers and
+    datetimes are gathered by a jitted loop on ``threads`` threads. ``as_if_missing`` gives the
+    dtypes of the missing case even when every row matched (the same dtypes in every partition).
+    """
+    missing_any = as_if_missing or (bool(idx.size) and int(idx.min()) < 0)
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iufcmM":
+        values = s.to_numpy()
+        if not len(s):  # every row missing (or no rows at all)
+            values = np.zeros(1, dtype)
+        if dtype.kind in "mM":
+            out = _kernels.gather(values.view(np.int64), idx, np.int64, NULL_TIME, threads)
+            result = out.view(dtype)
+        elif dtype.kind in "iu" and missing_any:
+            result = _kernels.gather(values, idx, np.float64, np.nan, threads)
+        elif dtype.kind in "iu":
+            result = _kernels.gather(values, idx, dtype, 0, threads)
+        else:
+            result = _kernels.gather(values, idx, dtype, np.nan, threads)
+        return pd.Series(result, index=index, name=s.name, copy=False)
+    arr = s.array
+    if not missing_any:
+        taken = arr.take(idx)
+    elif isinstance(dtype, np.dtype):
+        source = np.asarray(s.to_numpy(), dtype=object)
+        taken = np.full(idx.size, np.nan, dtype=object)
+        ok = idx >= 0
+        taken[ok] = source[idx[ok]]
+    else:
+        taken = arr.take(idx, allow_fill=True)
+    if isinstance(dtype, np.dtype) and missing_any:
+        return pd.Series(taken, index=index, name=s.name, dtype=object)
+    return pd.Series(taken, index=index, name=s.name)
+
+
+def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartitions: int) -> Any:
+    """Add the row's global position and a key bucket, then shuffle so a key meets in one partition.
+
+    ``bucket_of(frame)`` returns the columns (a Series or DataFrame) whose equal values must end up
+    in the same partition. Their hash picks the partition; the position (input partition, row)
+    lets each partition restore the input order (see :func:`restore_order`), which is what makes
+    results independent of the partitioning.
+    """
+
+    def tag(df: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+        number = 0 if partition_info is None else int(partition_info["number"])
+        keys = bucket_of(df)
+        if isinstance(keys, pd.Series):
+            keys = keys.to_frame()
+        keys = pd.DataFrame(
+            {c: keys[c].astype("string[pyarrow]") for c in keys.columns}, index=df.index
+        )
+        h = pd.util.hash_pandas_object(keys, index=False).to_numpy()
+        out = df.copy()
+        out[PART] = np.int64(number)
+        out[ROW] = np.arange(len(df), dtype=np.int64)
+        out[BUCKET] = (h % np.uint64(max(npartitions, 1))).astype(np.int64)
+        return out
+
+    meta = ddf._meta.assign(
+        **{PART: pd.Series([], dtype="int64"), ROW: pd.Series([], dtype="int64"),
+           BUCKET: pd.Series([], dtype="int64")}
+    )  # fmt: skip
+    tagged = ddf.map_partitions(tag, meta=meta)
+    return tagged.shuffle(on=BUCKET, npartitions=npartitions)
+
+
+def restore_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Sort a shuffled partition back into the global input order and drop the helper columns."""
+    df = df.sort_values([PART, ROW], kind="stable")
+    return df.drop(columns=[PART, ROW, BUCKET])
+
+
+def parties_key(df: pd.DataFrame) -> pd.DataFrame:
+    """The bucket columns of the per-parties correlators: ``a_number`` and ``b_number``."""
+    return df[["a_number", "b_number"]]
+
+
+def absorb(
+    records: pd.DataFrame,
+    partner: np.ndarray,
+    keeper: np.ndarray,
+    prefix: str,
+    columns: Sequence[str],
+) -> pd.DataFrame:
+    """Merge each matched pair of rows into the ``keeper`` row of the pair.
+
+    The keeper row gets the partner's ``columns`` under ``prefix``; matched non-keeper rows are
+    dropped; every other row passes through with nulls in the added columns. Row order is kept.
+    """
+    matched = partner >= 0
+    absorbed = matched & ~keeper
+    kept = np.flatnonzero(~absorbed)
+    out = records.iloc[kept]
+    idx = np.where(matched[kept] & keeper[kept], partner[kept], -1)
+    added = {}
+    for c in columns:
+        if c in records.columns:
+            # as_if_missing: the same dtypes whether or not every kept row has a partner
+            added[prefix + c] = take(records[c], idx, out.index, as_if_missing=True)
+    return pd.concat([out, pd.DataFrame(added, index=out.index)], axis=1)
+
+
+def as_bool(values: pd.Series) -> np.ndarray:
+    """A boolean/categorical condition as a plain NumPy bool array (nulls are False)."""
+    return values.fillna(False).to_numpy(dtype=bool)

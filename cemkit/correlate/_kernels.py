@@ -1,0 +1,610 @@
+"""Numba kernels of the correlators: NumPy arrays in, NumPy arrays out, no pandas.
+
+Conventions shared by every kernel (the wrappers in :mod:`cemkit.correlate` prepare them):
+
+* keys are dense non-negative ``int64`` codes (factorized pseudonymized numbers, call ids, ...);
+  a negative key means "no key" (a null in a key column): such a row never matches anything;
+* times are ``int64`` (nanoseconds since the epoch, or plain integers); :data:`NULL_TIME`
+  (``numpy.iinfo(int64).min``, the bit pattern of ``NaT``) is a null time;
+* ties are broken by row position (the row's index in the arrays), so the result is a pure function
+  of the row order; the Dask wrappers restore the global row order inside each partition, which
+  makes results independent of the partitioning.
+
+Every kernel here has a slow, obviously-correct counterpart in ``tests/naive.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from cemkit import config
+
+#: Null time (the int64 bit pattern of NaT).
+NULL_TIME = np.iinfo(np.int64).min
+
+#: ``direction`` codes of :func:`asof_indices`.
+BACKWARD, FORWARD, NEAREST = 0, 1, 2
+
+#: Bits of the per-group flags returned by :func:`stitch_groups`.
+FLAG_OUT_OF_ORDER = 1  #: a partial with a higher sequence number starts before a lower one
+FLAG_MISSING = 2  #: the sequence numbers are not 1, 2, ..., n (a partial is missing)
+FLAG_DUPLICATE = 4  #: two partials carry the same sequence number
+
+_POOL = None
+
+
+def _pool(threads):
+    """A process-wide pool of Python threads for the GIL-free kernels (created on first use).
+
+    Tasks submitted to it never submit tasks themselves, so concurrent callers cannot deadlock.
+    """
+    global _POOL
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _POOL is None or _POOL._max_workers < threads:
+        _POOL = ThreadPoolExecutor(max(2, threads), thread_name_prefix="cemkit-correlate")
+    return _POOL
+
+
+def _run_all(pool, fn, argsets):
+    """Run ``fn(*args)`` for each argument tuple on ``pool``; wait for all, re-raise errors."""
+    futures = [pool.submit(fn, *args) for args in argsets]
+    return [f.result() for f in futures]
+
+
+_jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+
+# Groups up to this size are sorted by insertion sort; larger ones by a stable merge sort.
+_INSERTION_MAX = 48
+
+
+# --- sorting ------------------------------------------------------------------------------------
+@_jit
+def _sort_segment(times, rows, lo, hi):
+    """Stable sort of ``times[lo:hi]`` (and ``rows`` along) in place."""
+    n = hi - lo
+    if n <= 1:
+        return
+    if n <= _INSERTION_MAX:
+        for i in range(lo + 1, hi):
+            t = times[i]
+            r = rows[i]
+            j = i - 1
+            while j >= lo and times[j] > t:
+                times[j + 1] = times[j]
+                rows[j + 1] = rows[j]
+                j -= 1
+            times[j + 1] = t
+            rows[j + 1] = r
+        return
+    order = np.argsort(times[lo:hi], kind="mergesort")
+    t_seg = times[lo:hi][order]
+    r_seg = rows[lo:hi][order]
+    times[lo:hi] = t_seg
+    rows[lo:hi] = r_seg
+
+
+@_jit
+def _high_histogram(key, time, key_base, nkeys, low_bits):
+    """Pass 1 of :func:`bucket_by_key`: row counts per high key digit, as offsets."""
+    nhigh = ((nkeys - 1) >> low_bits) + 1
+    hist = np.zeros(nhigh + 1, np.int64)
+    for i in range(key.shape[0]):
+        k = key[i] - key_base
+        if 0 <= k < nkeys and time[i] != NULL_TIME:
+            hist[(k >> low_bits) + 1] += 1
+    for h in range(nhigh):
+        hist[h + 1] += hist[h]
+    return hist
+
+
+@_jit
+def _scatter_high(key, time, key_base, nkeys, low_bits, hist, rows, times, low):
+    """Pass 2: valid rows into their high-digit region (stable), with their low key digit."""
+    fill = hist[:-1].copy()
+    mask = (1 << low_bits) - 1
+    for i in range(key.shape[0]):
+        k = key[i] - key_base
+        if 0 <= k < nkeys and time[i] != NULL_TIME:
+            p = fill[k >> low_bits]
+            rows[p] = i
+            times[p] = time[i]
+            low[p] = k & mask
+            fill[k >> low_bits] = p + 1
+
+
+@_jit
+def _sort_regions(hist, low_bits, nkeys, rows, times, low, offsets, h0, h1):
+    """Pass 3 of :func:`bucket_by_key`, for the high regions ``h0 <= h < h1``.
+
+    Counting sort of each region by the low key digit through a small scratch buffer (the region
+    stays in cache), then each key's rows sorted by time.
+    """
+    nlow = 1 << low_bits
+    count = np.zeros(nlow + 1, np.int64)
+    biggest = 0
+    for h in range(h0, h1):
+        biggest = max(biggest, hist[h + 1] - hist[h])
+    r_scr = np.empty(biggest, rows.dtype)
+    t_scr = np.empty(biggest, np.int64)
+    for h in range(h0, h1):
+        lo = hist[h]
+        hi = hist[h + 1]
+        count[:] = 0
+        for p in range(lo, hi):
+            count[low[p] + 1] += 1
+        for d in range(nlow):
+            count[d + 1] += count[d]
+        kbase = h << low_bits
+        for d in range(nlow):
+            if kbase + d < nkeys:
+                offsets[kbase + d] = lo + count[d]
+        for p in range(lo, hi):
+            d = low[p]
+            q = count[d]
+            r_scr[q] = rows[p]
+            t_scr[q] = times[p]
+            count[d] = q + 1
+        rows[lo:hi] = r_scr[: hi - lo]
+        times[lo:hi] = t_scr[: hi - lo]
+        for d in range(nlow):
+            k = kbase + d
+            if k < nkeys:
+                _sort_segment(times, rows, offsets[k], lo + count[d])
+
+
+def bucket_by_key(key, time, key_base, nkeys, threads=1):
+    """Rows grouped by key, and sorted by time inside each key (stable: ties keep row order).
+
+    A two-level counting sort that keeps its working set in cache: rows are first scattered by
+    the high bits of the key into about a thousand regions (one sequential pass), then each region
+    is counting-sorted by the low bits and each key's rows are sorted by time while the region is
+    still in cache. Rows with a key outside ``[key_base, key_base + nkeys)`` or a null time are
+    dropped.
+
+    Parameters
+    ----------
+    key : int64 array
+        Key of each row.
+    time : int64 array
+        Time of each row.
+    key_base, nkeys : int
+        Offset subtracted from the keys, and the number of distinct key codes.
+    threads : int
+        Threads for the per-region pass.
+
+    Returns
+    -------
+    offsets : int64 array (nkeys + 1)
+        Rows of key ``k`` are ``rows[offsets[k]:offsets[k + 1]]``.
+    rows : int32 array (int64 beyond 2**31 rows)
+        Row positions, grouped by key and sorted by time within a key.
+    times : int64 array
+        ``time[rows]``.
+    """
+    bits = max(1, int(nkeys - 1).bit_length())
+    low_bits = max(0, min(16, bits - 10))
+    hist = _high_histogram(key, time, key_base, nkeys, low_bits)
+    m = int(hist[-1])
+    rows = np.empty(m, np.int32 if key.shape[0] < 2**31 - 1 else np.int64)
+    times = np.empty(m, np.int64)
+    low = np.empty(m, np.uint16)
+    _scatter_high(key, time, key_base, nkeys, low_bits, hist, rows, times, low)
+    offsets = np.empty(nkeys + 1, np.int64)
+    offsets[nkeys] = m
+    nhigh = hist.shape[0] - 1
+    if threads > 1 and nhigh > 1:
+        cuts = np.linspace(0, nhigh, threads + 1).astype(np.int64)
+        _run_all(
+            _pool(threads), _sort_regions,
+            [(hist, low_bits, nkeys, rows, times, low, offsets, cuts[c], cuts[c + 1])
+             for c in range(threads)],
+        )  # fmt: skip
+    else:
+        _sort_regions(hist, low_bits, nkeys, rows, times, low, offsets, 0, nhigh)
+    return offsets, rows, times
+
+
+@_jit
+def lexsort_rows(key, primary, secondary):
+    """Row order by (key, primary, secondary, row position), all ascending, stable."""
+    order = np.argsort(secondary, kind="mergesort")
+    order = order[np.argsort(primary[order], kind="mergesort")]
+    order = order[np.argsort(key[order], kind="mergesort")]
+    return order
+
+
+# --- asof ---------------------------------------------------------------------------------------
+@_jit
+def asof_sweep(
+    l_off, l_rows, l_times, r_off, r_rows, r_times, k0, k1, tolerance, direction, allow_exact, out
+):
+    """Fill ``out[left row] = right row`` for the key groups ``k0 <= k < k1``.
+
+    Both sides must be grouped by key and sorted by time inside each group (stably).
+    ``tolerance < 0`` means no tolerance. Rows of ``out`` that find no match are left untouched.
+    Ties follow :func:`pandas.merge_asof`: ``backward`` takes the last right row at the matching
+    time, ``forward`` the first, ``nearest`` prefers the backward match when both are as near.
+    """
+    for k in range(k0, k1):
+        llo = l_off[k]
+        lhi = l_off[k + 1]
+        rlo = r_off[k]
+        rhi = r_off[k + 1]
+        if llo == lhi or rlo == rhi:
+            continue
+        jb = rlo  # first right position with time > t (or >= t when exact matches are excluded)
+        jf = rlo  # first right position with time >= t (or > t)
+        for i in range(llo, lhi):
+            t = l_times[i]
+            if allow_exact:
+                while jb < rhi and r_times[jb] <= t:
+                    jb += 1
+                while jf < rhi and r_times[jf] < t:
+                    jf += 1
+            else:
+                while jb < rhi and r_times[jb] < t:
+                    jb += 1
+                while jf < rhi and r_times[jf] <= t:
+                    jf += 1
+            best = -1
+            if direction != FORWARD and jb > rlo:
+                d = t - r_times[jb - 1]
+                if tolerance < 0 or d <= tolerance:
+                    best = jb - 1
+            if direction != BACKWARD and jf < rhi:
+                d = r_times[jf] - t
+                if (tolerance < 0 or d <= tolerance) and (best < 0 or d < t - r_times[best]):
+                    best = jf
+            if best >= 0:
+                out[l_rows[i]] = r_rows[best]
+
+
+def asof_indices(
+    left_key, left_time, right_key, right_time, key_base, nkeys,
+    tolerance=-1, direction=BACKWARD, allow_exact=True, threads=1,
+):  # fmt: skip
+    """For each left row, the position of its as-of right row, or -1.
+
+    Not jitted itself: it runs the jitted, GIL-free steps (bucket each side by key, sort each
+    group by time, sweep) on up to ``threads`` Python threads, splitting the work by side and then
+    by key range. Takes and returns NumPy arrays only.
+
+    Parameters
+    ----------
+    left_key, right_key : int64 arrays
+        Keys (``key - key_base`` in ``[0, nkeys)``; others never match).
+    left_time, right_time : int64 arrays
+        Times; :data:`NULL_TIME` never matches.
+    key_base, nkeys : int
+        Offset and number of key codes.
+    tolerance : int
+        Largest time distance accepted (inclusive); negative for none.
+    direction : int
+        :data:`BACKWARD`, :data:`FORWARD` or :data:`NEAREST`.
+    allow_exact : bool
+        Whether equal times match (as in :func:`pandas.merge_asof`).
+    threads : int
+        Number of threads.
+
+    Returns
+    -------
+    int64 array
+        One right position per left row, -1 where nothing matches.
+    """
+    out = np.full(left_key.shape[0], -1, np.int64)
+    if left_key.shape[0] == 0 or right_key.shape[0] == 0 or nkeys <= 0:
+        return out
+    threads = max(1, int(threads))
+    chunks = np.linspace(0, nkeys, threads + 1).astype(np.int64)
+    if threads > 1:
+        pool = _pool(threads)
+        (l_off, l_rows, l_times), (r_off, r_rows, r_times) = _run_all(
+            pool, bucket_by_key,
+            [(left_key, left_time, key_base, nkeys), (right_key, right_time, key_base, nkeys)],
+        )  # fmt: skip
+        # each side is grouped by key and sorted by time: sweep key ranges in parallel
+        _run_all(
+            pool, asof_sweep,
+            [(l_off, l_rows, l_times, r_off, r_rows, r_times, chunks[c], chunks[c + 1],
+              tolerance, direction, allow_exact, out) for c in range(threads)],
+        )  # fmt: skip
+    else:
+        l_off, l_rows, l_times = bucket_by_key(left_key, left_time, key_base, nkeys)
+        r_off, r_rows, r_times = bucket_by_key(right_key, right_time, key_base, nkeys)
+        asof_sweep(
+            l_off, l_rows, l_times, r_off, r_rows, r_times, 0, nkeys,
+            tolerance, direction, allow_exact, out,
+        )  # fmt: skip
+    return out
+
+
+# --- one-to-one nearest matching (pair_legs, match) ---------------------------------------------
+@_jit
+def _candidates(order, key, time, side, tolerance, cand, fill):
+    """Count (and if ``fill``, store) the candidate pairs of :func:`nearest_pairs`.
+
+    ``cand`` holds the side-0 rows, then the side-1 rows, then the distances, each ``total`` long.
+    """
+    m = order.shape[0]
+    total = cand.shape[0] // 3
+    count = 0
+    for p in range(m):
+        i = order[p]
+        if side[i] != 0:
+            continue
+        for step in (-1, 1):
+            q = p + step
+            while (
+                0 <= q < m
+                and key[order[q]] == key[i]
+                and abs(time[order[q]] - time[i]) <= tolerance
+            ):
+                j = order[q]
+                if side[j] == 1:
+                    if fill:
+                        cand[count] = i
+                        cand[total + count] = j
+                        cand[2 * total + count] = abs(time[j] - time[i])
+                    count += 1
+                q += step
+    return count
+
+
+@_jit
+def nearest_pairs(key, time, side, tolerance):
+    """One-to-one matching of side-0 rows to side-1 rows of the same key, nearest first.
+
+    Candidate pairs are a side-0 and a side-1 row with the same (valid) key, non-null times and
+    ``|time difference| <= tolerance``. They are accepted greedily in the order
+    (time difference, side-0 row position, side-1 row position), each row at most once: the
+    closest pairs are taken first, which is also the only stable matching when each row prefers
+    the nearest partner.
+
+    Parameters
+    ----------
+    key : int64 array
+        Key of each row (negative: never matched).
+    time : int64 array
+        Time of each row (:data:`NULL_TIME`: never matched).
+    side : int8 array
+        0 or 1 for the two sides; any other value: never matched.
+    tolerance : int
+        Largest accepted time difference (inclusive).
+
+    Returns
+    -------
+    int64 array
+        Position of each row's partner, or -1.
+    """
+    n = key.shape[0]
+    partner = np.full(n, -1, np.int64)
+    valid = np.zeros(n, np.bool_)
+    for i in range(n):
+        valid[i] = key[i] >= 0 and time[i] != NULL_TIME and (side[i] == 0 or side[i] == 1)
+    idx = np.nonzero(valid)[0]
+    if idx.shape[0] == 0:
+        return partner
+    order = idx[lexsort_rows(key[idx], time[idx], np.zeros(idx.shape[0], np.int64))]
+    total = _candidates(order, key, time, side, tolerance, np.empty(0, np.int64), False)
+    cand = np.empty(3 * total, np.int64)
+    _candidates(order, key, time, side, tolerance, cand, True)
+    ci = cand[:total]
+    cj = cand[total : 2 * total]
+    cd = cand[2 * total :]
+    if total == 0:
+        return partner
+    o = np.argsort(cj, kind="mergesort")
+    o = o[np.argsort(ci[o], kind="mergesort")]
+    o = o[np.argsort(cd[o], kind="mergesort")]
+    for c in range(total):
+        i = ci[o[c]]
+        j = cj[o[c]]
+        if partner[i] < 0 and partner[j] < 0:
+            partner[i] = j
+            partner[j] = i
+    return partner
+
+
+# --- stitch -------------------------------------------------------------------------------------
+@_jit
+def stitch_groups(key, seq, start, end, chain, gap):
+    """Group partial records of one call.
+
+    Rows with the same valid key form groups. When ``chain[i]`` is false for the rows of a key
+    (a call reference is known), all rows of the key are one call, ordered by
+    (sequence number, start, row position). When it is true (no call reference), rows of the key
+    are ordered by (start, row position) and a row joins the previous one when its start lies
+    within ``gap`` of the previous row's end (``|start - previous end| <= gap``); a null start or
+    end breaks the chain.
+
+    Parameters
+    ----------
+    key : int64 array
+        Group key (negative: the row stays alone).
+    seq : int64 array
+        Partial sequence number; negative for null (sorted after all others).
+    start, end : int64 arrays
+        Times (:data:`NULL_TIME` for null).
+    chain : bool array
+        Whether the row is grouped by time chaining (see above). Must be constant within a key.
+    gap : int
+        Largest accepted distance between one partial's end and the next one's start.
+
+    Returns
+    -------
+    label : int64 array
+        Row position of the first record of each row's call (its representative).
+    rank : int64 array
+        Position of the row inside its call (0 for the representative).
+    flags : int8 array
+        :data:`FLAG_OUT_OF_ORDER` | :data:`FLAG_MISSING` | :data:`FLAG_DUPLICATE`, set on every
+        row of a flagged call.
+    """
+    n = key.shape[0]
+    label = np.arange(n).astype(np.int64)
+    rank = np.zeros(n, np.int64)
+    flags = np.zeros(n, np.int8)
+    if n == 0:
+        return label, rank, flags
+    big = np.iinfo(np.int64).max
+    seq_sort = np.empty(n, np.int64)
+    start_sort = np.empty(n, np.int64)
+    for i in range(n):
+        seq_sort[i] = big if (chain[i] or seq[i] < 0) else seq[i]
+        # null starts sort last (NaT is the smallest int64, so map it to the largest)
+        start_sort[i] = big if start[i] == NULL_TIME else start[i]
+    order = lexsort_rows(key, seq_sort, start_sort)
+    p = 0
+    while p < n:
+        i = order[p]
+        if key[i] < 0:
+            p += 1
+            continue
+        q = p + 1
+        while q < n and key[order[q]] == key[i]:
+            q += 1
+        # rows order[p:q] share the key
+        if not chain[i]:
+            f = 0
+            prev_seq = -1
+            prev_start = NULL_TIME
+            expected = 1
+            for r in range(p, q):
+                j = order[r]
+                label[j] = i
+                rank[j] = r - p
+                s = seq[j]
+                if s >= 0:
+                    if r > p and s == prev_seq:
+                        f |= FLAG_DUPLICATE
+                    elif s != expected:
+                        f |= FLAG_MISSING
+                    expected = s + 1
+                    if (
+                        r > p
+                        and prev_seq >= 0
+                        and s > prev_seq
+                        and start[j] != NULL_TIME
+                        and prev_start != NULL_TIME
+                        and start[j] < prev_start
+                    ):
+                        f |= FLAG_OUT_OF_ORDER
+                    prev_seq = s
+                if start[j] != NULL_TIME:
+                    prev_start = start[j] if prev_start == NULL_TIME else max(prev_start, start[j])
+            if f:
+                for r in range(p, q):
+                    flags[order[r]] = f
+        else:
+            head = i
+            k = 0
+            for r in range(p, q):
+                j = order[r]
+                if r > p:
+                    prev = order[r - 1]
+                    joined = (
+                        start[j] != NULL_TIME
+                        and end[prev] != NULL_TIME
+                        and abs(start[j] - end[prev]) <= gap
+                    )
+                    if joined:
+                        k += 1
+                    else:
+                        head = j
+                        k = 0
+                label[j] = head
+                rank[j] = k
+        p = q
+    return label, rank, flags
+
+
+# --- sessionize ---------------------------------------------------------------------------------
+@_jit
+def session_groups(key, start, end, answered, window, close_on_answer):
+    """Group repeated attempts of one key (customer and destination) into intents.
+
+    Rows of a valid key with a non-null start are ordered by (start, row position). A row joins
+    the intent of the previous row when its start is at most ``window`` after the previous
+    row's end (its start when the end is null), and, if ``close_on_answer``, the previous
+    attempt was not answered (an answered attempt ends the intent).
+
+    Parameters
+    ----------
+    key : int64 array
+        Key (negative: the row is an intent of its own).
+    start, end : int64 arrays
+        Times (:data:`NULL_TIME` for null; a null start makes the row an intent of its own).
+    answered : bool array
+        Whether each attempt was answered.
+    window : int
+        Largest gap between one attempt and the next one of the same intent.
+    close_on_answer : bool
+        Whether an answered attempt closes its intent.
+
+    Returns
+    -------
+    label : int64 array
+        Row position of the first attempt of each row's intent.
+    rank : int64 array
+        Attempt number minus one inside the intent.
+    """
+    n = key.shape[0]
+    label = np.arange(n).astype(np.int64)
+    rank = np.zeros(n, np.int64)
+    if n == 0:
+        return label, rank
+    k2 = key.copy()
+    for i in range(n):
+        if start[i] == NULL_TIME:
+            k2[i] = -1
+    order = lexsort_rows(k2, start, np.zeros(n, np.int64))
+    prev = -1
+    head = -1
+    cnt = 0
+    for p in range(n):
+        i = order[p]
+        if k2[i] < 0:
+            prev = -1
+            continue
+        joined = False
+        if prev >= 0 and k2[prev] == k2[i]:
+            ref = end[prev] if end[prev] != NULL_TIME else start[prev]
+            joined = start[i] - ref <= window and not (close_on_answer and answered[prev])
+        if joined:
+            cnt += 1
+        else:
+            head = i
+            cnt = 0
+        label[i] = head
+        rank[i] = cnt
+        prev = i
+    return label, rank
+
+
+# --- gathering columns --------------------------------------------------------------------------
+@_jit
+def gather_into(values, idx, out, fill, lo, hi):
+    """``out[i] = values[idx[i]]`` (``fill`` where ``idx[i] < 0``) for ``lo <= i < hi``."""
+    for i in range(lo, hi):
+        j = idx[i]
+        out[i] = values[j] if j >= 0 else fill
+
+
+def gather(values, idx, out_dtype, fill, threads=1):
+    """``values`` at positions ``idx`` (``fill`` where -1) as a new ``out_dtype`` array.
+
+    The GIL-free loop runs on ``threads`` Python threads, each on a slice of the output.
+    """
+    out = np.empty(idx.shape[0], out_dtype)
+    n = idx.shape[0]
+    if threads <= 1 or n < 100_000:
+        gather_into(values, idx, out, fill, 0, n)
+        return out
+    cuts = np.linspace(0, n, threads + 1).astype(np.int64)
+    _run_all(
+        _pool(threads), gather_into,
+        [(values, idx, out, fill, cuts[c], cuts[c + 1]) for c in range(threads)],
+    )  # fmt: skip
+    return out

@@ -1,0 +1,218 @@
+"""Stitch partial records of one call into one record.
+
+Switches cut long calls into partial records (3GPP "partial record", ``partial_seq`` 1, 2, ...).
+:func:`stitch` puts them back together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cemkit.correlate import _frames, _kernels
+
+#: Columns :func:`stitch` adds to the records (names under the ``src_`` prefix of the schema).
+STITCH_COLUMNS: dict[str, str] = {
+    "src_partials": "Number of records stitched into this one (1 for a record that was whole).",
+    "src_partials_out_of_order": (
+        "A partial with a higher partial_seq starts before one with a lower partial_seq."
+    ),
+    "src_partials_missing": (
+        "The partial_seq numbers present are not 1, 2, ..., n: at least one partial is missing "
+        "(a lost last partial cannot be seen)."
+    ),
+    "src_partials_duplicate": "Two partials carry the same partial_seq.",
+}
+
+#: Columns whose value comes from the last partial (the one that ended the call).
+_FROM_LAST = ("outcome", "cause_q850", "sip_status", "released_by")
+#: Columns averaged over the partials that have a value.
+_MEAN = ("mos", "loss_ratio", "jitter_ms")
+#: Columns summed over the partials.
+_SUM = ("duration_s", "billsec_s")
+
+DEFAULT_BY = ("record_kind", "node", "leg")
+
+
+def stitch_labels(
+    records: pd.DataFrame, gap: Any = "1s", by: Sequence[str] = DEFAULT_BY
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Kernel result for pandas records: (representative position, rank, flags) per row.
+
+    See :func:`stitch` for the parameters and :func:`cemkit.correlate._kernels.stitch_groups`
+    for the meaning of the arrays.
+    """
+    by = list(by)
+    needed = ["call_id", "partial_seq", "start", "end", "a_number", "b_number", *by]
+    _frames.require(records, needed, "stitch")
+    kind = _frames.time_kind(records["start"])
+    gap_ns = _frames.delta_ns(gap, kind, "gap")
+    has_ref = records["call_id"].notna().to_numpy(dtype=bool)
+    n = len(records)
+    key = np.full(n, -1, np.int64)
+    if n:
+        ref = records[has_ref]
+        (kref,), _, nref = _frames.key_codes(
+            [[ref[c] for c in [*by, "call_id"]]], null_is_value=[True] * len(by) + [False]
+        )
+        noref = records[~has_ref]
+        (kpar,), _, _ = _frames.key_codes(
+            [[noref[c] for c in [*by, "a_number", "b_number"]]],
+            null_is_value=[True] * len(by) + [False, False],
+        )
+        key[has_ref] = kref
+        key[~has_ref] = np.where(kpar >= 0, kpar + nref, -1)
+    seq = records["partial_seq"].to_numpy(dtype=np.int64, na_value=-1)
+    start = _frames.time_ns(records["start"])
+    end = _frames.time_ns(records["end"])
+    return _kernels.stitch_groups(key, seq, start, end, ~has_ref, gap_ns)
+
+
+def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.DataFrame:
+    label, rank, flags = stitch_labels(records, gap, by)
+    n = len(records)
+    reps = np.flatnonzero(label == np.arange(n))  # representatives, in input order
+    # group number of each row, in the order of the representatives
+    group_of_rep = np.full(n, -1, np.int64)
+    group_of_rep[reps] = np.arange(reps.size)
+    group = group_of_rep[label]
+    out = records.iloc[reps].copy()
+    ngroups = reps.size
+    sizes = np.bincount(group, minlength=ngroups)
+    # the last partial of each group: largest rank
+    last = np.full(ngroups, -1, np.int64)
+    maxrank = np.full(ngroups, -1, np.int64)
+    np.maximum.at(maxrank, group, rank)
+    is_last = rank == maxrank[group]
+    last[group[is_last]] = np.flatnonzero(is_last)
+    multi = sizes > 1
+    if multi.any():
+        for c in ("start", "answer"):
+            if c in records.columns:
+                out[c] = _group_reduce(records[c], group, ngroups, "min", out[c])
+        if "end" in records.columns:
+            out["end"] = _group_reduce(records["end"], group, ngroups, "max", out["end"])
+        for c in _SUM:
+            if c in records.columns:
+                out[c] = _group_reduce(records[c], group, ngroups, "sum", out[c])
+        for c in _MEAN:
+            if c in records.columns:
+                out[c] = _group_reduce(records[c], group, ngroups, "mean", out[c])
+        for c in _FROM_LAST:
+            if c in records.columns:
+                out[c] = records[c].iloc[last].set_axis(out.index)
+        pseq = out["partial_seq"].copy()
+        pseq[multi] = pd.NA
+        out["partial_seq"] = pseq
+    rep_flags = flags[reps]
+    out["src_partials"] = pd.array(sizes, dtype="Int32")
+    out["src_partials_out_of_order"] = pd.array(
+        (rep_flags & _kernels.FLAG_OUT_OF_ORDER) != 0, dtype="boolean"
+    )
+    out["src_partials_missing"] = pd.array(
+        (rep_flags & _kernels.FLAG_MISSING) != 0, dtype="boolean"
+    )
+    out["src_partials_duplicate"] = pd.array(
+        (rep_flags & _kernels.FLAG_DUPLICATE) != 0, dtype="boolean"
+    )
+    return out
+
+
+def _group_reduce(
+    col: pd.Series, group: np.ndarray, ngroups: int, how: str, like: pd.Series
+) -> pd.Series:
+    """Reduce ``col`` per group (nulls skipped; all-null groups give null)."""
+    s = col.reset_index(drop=True).groupby(group, sort=True)
+    r = getattr(s, how)()
+    if how == "sum":
+        # pandas sums an all-null group to 0: keep null there
+        r = r.where(s.count() > 0)
+    r = r.reindex(np.arange(ngroups))
+    return pd.Series(r.array, index=like.index).astype(col.dtype)
+
+
+def stitch(
+    records: Any, gap: Any = "1s", by: Sequence[str] = DEFAULT_BY, npartitions: int | None = None
+) -> Any:
+    """Stitch the partial records of each call into one record.
+
+    Records of one call are found in one of two ways:
+
+    * records with a ``call_id`` (the call reference) that share it and the ``by`` columns
+      (by default ``record_kind``, ``node`` and ``leg``: partial records are written by one switch
+      for one leg) are one call, ordered by ``partial_seq`` (nulls last), then ``start``, then row;
+    * records without a ``call_id`` that share the parties (``a_number``, ``b_number``) and the
+      ``by`` columns are ordered by ``start``, and a record continues the previous one when its
+      start is within ``gap`` of the previous record's end.
+
+    The stitched record keeps the fields of the first partial (its ``record_id`` too), with
+    ``start`` and ``answer`` the earliest, ``end`` the latest, ``duration_s`` and ``billsec_s``
+    summed, ``mos``, ``loss_ratio`` and ``jitter_ms`` averaged over the partials that have one,
+    and ``outcome``, ``cause_q850``, ``sip_status`` and ``released_by`` of the last partial;
+    ``partial_seq`` becomes null when partials were stitched. Out-of-order, missing and duplicate
+    partials are stitched all the same and flagged. Added columns (see :data:`STITCH_COLUMNS`):
+    ``src_partials`` (Int32), ``src_partials_out_of_order``, ``src_partials_missing``,
+    ``src_partials_duplicate`` (boolean).
+
+    Parameters
+    ----------
+    records : pandas.DataFrame or dask.dataframe.DataFrame
+        Canonical records (pseudonymized or not).
+    gap : pandas.Timedelta, str or number of seconds
+        Largest distance between a partial's end and the next one's start, for records without a
+        call reference.
+    by : sequence of str
+        Columns that must also be equal within a call (a null is a value here).
+    npartitions : int, optional
+        Dask only: partitions after the shuffle (default: the input's).
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        One record per call, in the input order of each call's first partial (for Dask: in input
+        order within each output partition).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cemkit import schema
+    >>> from cemkit.correlate import stitch
+    >>> t = pd.Timestamp("2026-01-01", tz="UTC")
+    >>> recs = schema.conform(pd.DataFrame({
+    ...     "record_id": ["r2", "r1"], "source": "x", "record_kind": "cdr", "service": "voice",
+    ...     "call_id": "c", "partial_seq": [2, 1], "outcome": "answered",
+    ...     "start": [t + pd.Timedelta("30min"), t], "end": [t + pd.Timedelta("40min"),
+    ...     t + pd.Timedelta("30min")], "duration_s": [600.0, 1800.0]}))
+    >>> out = stitch(recs)
+    >>> print(out[["record_id", "duration_s", "src_partials"]].to_string(index=False))
+    record_id  duration_s  src_partials
+           r1      2400.0             2
+    """
+    by = list(by)
+    if _frames.is_dask(records):
+        return _stitch_dask(records, gap, by, npartitions)
+    return _stitch_pandas(records, gap, by)
+
+
+def _stitch_bucket(df: pd.DataFrame) -> pd.Series:
+    ref = df["call_id"].astype("string[pyarrow]")
+    parties = (
+        df["a_number"].astype("string[pyarrow]").fillna("")
+        + "\x1f"
+        + df["b_number"].astype("string[pyarrow]").fillna("")
+    )
+    return ("c" + ref).where(ref.notna(), "p" + parties)
+
+
+def _stitch_partition(df: pd.DataFrame, gap: Any, by: list[str]) -> pd.DataFrame:
+    return _stitch_pandas(_frames.restore_order(df), gap, by)
+
+
+def _stitch_dask(records: Any, gap: Any, by: list[str], npartitions: int | None) -> Any:
+    n = npartitions or records.npartitions
+    shuffled = _frames.tag_and_shuffle(records, _stitch_bucket, n)
+    meta = _stitch_partition(shuffled._meta, gap, by)
+    return shuffled.map_partitions(_stitch_partition, gap, by, meta=meta, enforce_metadata=False)

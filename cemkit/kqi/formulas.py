@@ -1,0 +1,522 @@
+"""Every experience indicator (KQI) of cemkit: its definition, its source, and its formula.
+
+This is the one place formulas live. Indicators are computed in two steps so that any
+aggregation (pandas, Dask, any partitioning) gives the same answer to the last bit:
+
+1. :func:`contributions` turns each record into **integer counters** (:data:`COUNTERS`): counts,
+   and fixed-point sums (conversation time in milliseconds, PDD in microseconds, MOS in
+   millionths). Integer sums are associative, so partial sums combine exactly.
+2. :func:`indicators` turns summed counters (plus exact PDD percentiles, see
+   :func:`weighted_quantile`) into the indicators of :data:`INDICATORS`.
+
+Which records count
+-------------------
+* A *call attempt* is a voice CDR (``service == "voice"``, ``record_kind == "cdr"``) that is not
+  a continuation of a long call (``partial_seq`` null or 1). Each CDR leg is an observation by
+  the element that wrote it: a call seen at two switches is an attempt at each switch (node
+  group KQIs); per-customer KQIs use originating legs only (see :mod:`cemkit.kqi.rollup`).
+* *Conversation time* sums ``billsec_s`` over every answered voice CDR, partials included.
+* *SIP* indicators (RFC 6076) count signaling xDRs (``record_kind == "xdr"``) with a final
+  ``sip_status`` as INVITE transactions.
+* *PDD* counts every voice record that measured it; *MOS* every voice record that measured it
+  or that has ``loss_ratio``/``jitter_ms`` for the E-model.
+
+Ratios are fractions in [0, 1] (RFC 6076 and E.411 state percentages: multiply by 100).
+
+Examples
+--------
+>>> import pandas as pd
+>>> recs = pd.DataFrame({"service": ["voice"] * 4, "record_kind": ["cdr"] * 4,
+...     "outcome": ["answered", "busy", "failed", "answered"], "billsec_s": [30.0, 0, 0, 90.0]})
+>>> ind = indicators(contributions(recs).sum().to_frame().T)
+>>> float(ind["asr"].iloc[0]), float(ind["ner"].iloc[0]), float(ind["acd_s"].iloc[0])
+(0.5, 0.75, 60.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from cemkit import config
+from cemkit.outcomes import ANSWERED, USER_DETERMINED
+
+# --- counters ------------------------------------------------------------------------------------
+#: Integer counters per record; summing them is exact in any order.
+COUNTERS: tuple[str, ...] = (
+    "attempts",  # voice call attempts (CDR, first partial)
+    "answered",  # attempts answered
+    "user_determined",  # attempts answered or ended by the user (E.425)
+    "short_calls",  # answered attempts with billsec < config.SHORT_CALL_S
+    "drops",  # answered voice CDRs released with an abnormal cause
+    "conversation_ms",  # sum of billsec over answered voice CDRs, milliseconds
+    "pdd_count",  # voice records with a PDD measurement
+    "pdd_us",  # sum of PDD, microseconds
+    "invites",  # SIP INVITE transactions with a final response (xDR)
+    "invites_2xx",  # ... answered with 2xx
+    "invites_3xx",  # ... redirected with 3xx
+    "invites_effective",  # ... answered with 200, 480, 486, 600 or 603 (RFC 6076 SEER)
+    "invites_ineffective",  # ... answered with 408, 500, 503 or 504 (RFC 6076 ISA)
+    "sessions_completed",  # ... 2xx and released normally (RFC 6076 SCR)
+    "mos_count",  # voice records with a measured or E-model MOS
+    "mos_micro",  # sum of MOS x 1e6
+    "repeat_attempts",  # attempts that repeat an earlier attempt of the same intent
+)
+
+#: RFC 6076 section 4.6: responses that count as an effective session (SEER numerator).
+SEER_RESPONSES: frozenset[int] = frozenset({200, 480, 486, 600, 603})
+#: RFC 6076 section 4.7: responses that make an attempt ineffective (ISA numerator).
+ISA_RESPONSES: frozenset[int] = frozenset({408, 500, 503, 504})
+
+#: Record columns the formulas read (others are not needed to compute indicators).
+INPUT_COLUMNS: tuple[str, ...] = (
+    "service", "record_kind", "outcome", "billsec_s", "cause_q850", "partial_seq", "pdd_ms",
+    "sip_status", "mos", "loss_ratio", "jitter_ms", "delay_ms",
+)  # fmt: skip
+
+#: Column holding the intent id from :func:`cemkit.correlate.sessionize`, when present.
+INTENT_COLUMN = "intent"
+#: Seconds after an intent's first attempt within which records still belong to that attempt
+#: (its terminating leg, written ~1 s later by the far switch); a retry comes later, after the
+#: caller has heard the failure.
+SAME_ATTEMPT_WINDOW_S = 5.0
+#: Boolean column marking the first attempt of each intent (set by the rollup pre-step).
+FIRST_OF_INTENT_COLUMN = "first_of_intent"
+
+# --- ITU-T G.107 E-model -------------------------------------------------------------------------
+#: Default R with every G.107 default parameter and no impairment (G.107 section 7.7).
+EMODEL_R_DEFAULT = 93.2
+#: Equipment impairment of G.711 (ITU-T G.113 Appendix I).
+EMODEL_IE = 0.0
+#: Packet-loss robustness of G.711 with packet-loss concealment (G.113 Appendix I).
+EMODEL_BPL = 25.1
+#: One-way mouth-to-ear delay assumed when a record gives none, milliseconds.
+EMODEL_DEFAULT_DELAY_MS = 40.0
+#: A de-jitter buffer adds about twice the jitter to the delay.
+EMODEL_JITTER_BUFFER_FACTOR = 2.0
+
+
+def emodel_r(loss_ratio: np.ndarray, jitter_ms: np.ndarray, delay_ms: np.ndarray) -> np.ndarray:
+    """Transmission rating R of ITU-T G.107 (06/2015) from loss, jitter and delay.
+
+    ``R = 93.2 - Idd(Ta) - Ie,eff`` with every other parameter at its G.107 default; the absolute
+    delay is ``Ta = delay + 2 x jitter`` (de-jitter buffer), ``Idd`` per G.107 eq. 7-28 and
+    ``Ie,eff = Ie + (95 - Ie) Ppl / (Ppl / BurstR + Bpl)`` (eq. 7-29) for G.711 with PLC
+    (``Ie = 0``, ``Bpl = 25.1``, random loss ``BurstR = 1``). Missing loss or jitter count as 0.
+
+    Examples
+    --------
+    >>> float(emodel_r(np.array([0.0]), np.array([0.0]), np.array([40.0]))[0])
+    93.2
+    """
+    ppl = 100.0 * np.nan_to_num(np.asarray(loss_ratio, dtype=float), nan=0.0)
+    jitter = np.nan_to_num(np.asarray(jitter_ms, dtype=float), nan=0.0)
+    ta = np.asarray(delay_ms, dtype=float) + EMODEL_JITTER_BUFFER_FACTOR * jitter
+    x = np.log2(np.maximum(ta, 100.0) / 100.0)
+    idd = np.where(
+        ta > 100.0,
+        25.0 * ((1 + x**6) ** (1 / 6) - 3 * (1 + (x / 3) ** 6) ** (1 / 6) + 2),
+        0.0,
+    )
+    ie_eff = EMODEL_IE + (95.0 - EMODEL_IE) * ppl / (ppl / 1.0 + EMODEL_BPL)
+    return EMODEL_R_DEFAULT - idd - ie_eff
+
+
+def mos_from_r(r: np.ndarray) -> np.ndarray:
+    """MOS (conversational quality, estimated) from R, ITU-T G.107 Annex B eq. B-4.
+
+    Examples
+    --------
+    >>> [round(float(v), 3) for v in mos_from_r(np.array([-5.0, 50.0, 93.2, 120.0]))]
+    [1.0, 2.575, 4.409, 4.5]
+    """
+    r = np.asarray(r, dtype=float)
+    mid = 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
+    return np.where(r < 0, 1.0, np.where(r > 100, 4.5, mid))
+
+
+# --- per-record contributions -------------------------------------------------------------------
+def _col(df: pd.DataFrame, name: str, dtype: str = "object") -> pd.Series:
+    if name in df.columns:
+        return df[name]
+    if dtype == "string":  # all-null column without a Python object per row
+        nulls = pd.arrays.ArrowStringArray(pa.nulls(len(df), pa.string()))
+        return pd.Series(nulls, index=df.index)
+    return pd.Series(np.full(len(df), np.nan), index=df.index)
+
+
+def _mask(series: pd.Series) -> np.ndarray:
+    return np.asarray(series.fillna(False).to_numpy(dtype=bool, na_value=False), dtype=bool)
+
+
+def contributions(records: pd.DataFrame) -> pd.DataFrame:
+    """Integer counters (:data:`COUNTERS`) of each record, int64, same index.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Canonical records (missing optional columns count as null). If it has the boolean column
+        :data:`FIRST_OF_INTENT_COLUMN`, repeat attempts are counted from it.
+    """
+    n = len(records)
+    service = _col(records, "service", "string")
+    kind = _col(records, "record_kind", "string")
+    outcome = _col(records, "outcome", "string")
+    voice = _mask(service == "voice")
+    cdr = voice & _mask(kind == "cdr")
+    xdr = voice & _mask(kind == "xdr")
+    partial = pd.to_numeric(_col(records, "partial_seq", "Int32"), errors="coerce")
+    first_part = _mask(partial.isna() | (partial <= 1))
+    attempt = cdr & first_part
+    answered_rec = cdr & _mask(outcome == ANSWERED)
+    answered = attempt & answered_rec
+    billsec = pd.to_numeric(_col(records, "billsec_s", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    billsec0 = np.nan_to_num(billsec, nan=0.0)
+    cause = pd.to_numeric(_col(records, "cause_q850", "Int16"), errors="coerce").astype("Int64")
+    abnormal = _mask(cause.notna() & ~cause.isin(sorted(config.NORMAL_RELEASE_CAUSES)))
+    normal_or_unknown = ~abnormal
+
+    # one C-ordered (counter, record) block: the frame below is a view of it, no copy
+    block = np.zeros((len(COUNTERS), n), dtype=np.int64)
+    out = {name: block[i] for i, name in enumerate(COUNTERS)}
+    out["attempts"][:] = attempt
+    out["answered"][:] = answered
+    out["user_determined"][:] = attempt & _mask(outcome.isin(sorted(USER_DETERMINED)))
+    out["short_calls"][:] = (answered & (billsec0 < config.SHORT_CALL_S))
+    out["drops"][:] = (answered_rec & abnormal)
+    out["conversation_ms"][:] = np.where(answered_rec, np.rint(billsec0 * 1000.0), 0)
+
+    pdd = pd.to_numeric(_col(records, "pdd_ms", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    has_pdd = (attempt | xdr) & ~np.isnan(pdd)
+    out["pdd_count"][:] = has_pdd
+    out["pdd_us"][:] = np.where(has_pdd, np.rint(np.nan_to_num(pdd) * 1000.0), 0)
+
+    status = pd.to_numeric(_col(records, "sip_status", "Int16"), errors="coerce").astype("Int64")
+    invite = xdr & _mask(status >= 200)
+    st = status.fillna(0).to_numpy(dtype=np.int64)
+    out["invites"][:] = invite
+    ok = invite & (st >= 200) & (st < 300)
+    out["invites_2xx"][:] = ok
+    out["invites_3xx"][:] = (invite & (st >= 300) & (st < 400))
+    out["invites_effective"][:] = (invite & np.isin(st, sorted(SEER_RESPONSES)))
+    out["invites_ineffective"][:] = (invite & np.isin(st, sorted(ISA_RESPONSES)))
+    out["sessions_completed"][:] = (ok & normal_or_unknown)
+
+    mos = record_mos(records)
+    has_mos = voice & ~np.isnan(mos)
+    out["mos_count"][:] = has_mos
+    out["mos_micro"][:] = np.where(has_mos, np.rint(np.nan_to_num(mos) * 1e6), 0)
+
+    if FIRST_OF_INTENT_COLUMN in records.columns:
+        first = _mask(records[FIRST_OF_INTENT_COLUMN])
+        out["repeat_attempts"][:] = (attempt & ~first)
+    return pd.DataFrame(block.T, columns=list(COUNTERS), index=records.index, copy=False)
+
+
+def record_mos(records: pd.DataFrame) -> np.ndarray:
+    """MOS of each record: measured, else the G.107 E-model estimate, else NaN.
+
+    The estimate uses ``loss_ratio``/``jitter_ms`` (and ``delay_ms`` if the frame has it).
+    """
+    mos = pd.to_numeric(_col(records, "mos", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    loss = pd.to_numeric(_col(records, "loss_ratio", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    jitter = pd.to_numeric(_col(records, "jitter_ms", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    if "delay_ms" in records.columns:
+        delay = pd.to_numeric(records["delay_ms"], errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan
+        )
+        delay = np.where(np.isnan(delay), EMODEL_DEFAULT_DELAY_MS, delay)
+    else:
+        delay = np.full(len(records), EMODEL_DEFAULT_DELAY_MS)
+    out = mos.copy()
+    estimate = np.isnan(mos) & (~np.isnan(loss) | ~np.isnan(jitter))
+    if estimate.any():
+        out[estimate] = mos_from_r(emodel_r(loss[estimate], jitter[estimate], delay[estimate]))
+    return out
+
+
+# --- indicators ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Indicator:
+    """One KQI: what it means, where it is defined, and how it is computed from counters."""
+
+    name: str
+    title: str
+    definition: str
+    source: str
+    #: +1 when higher is better (ASR), -1 when lower is better (PDD).
+    direction: int
+    #: For shares: counters of numerator and denominator (used by alert significance tests).
+    numerator: str | None = None
+    denominator: str | None = None
+    unit: str = "ratio"
+
+    @property
+    def is_share(self) -> bool:
+        """True for indicators that are a count over a count."""
+        return self.numerator is not None
+
+
+def _share(num: str, den: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda s: _ratio(s[num], s[den])
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    num = num.astype("float64")
+    den = den.astype("float64")
+    return (num / den.where(den > 0)).astype("float64")
+
+
+_INDICATOR_LIST: tuple[Indicator, ...] = (
+    Indicator("attempts", "Call attempts", "Voice call attempts (CDR seizures, first partial).",
+              "ITU-T E.411 (seizure)", +1, unit="count"),
+    Indicator("asr", "Answer seizure ratio",
+              "Seizures resulting in an answer signal / total seizures.",
+              "ITU-T E.411 section 3 (ASR)", +1, "answered", "attempts"),
+    Indicator("ner", "Network effectiveness ratio",
+              "Seizures resulting in answer or a user-determined end (busy, no answer, user "
+              "rejection, caller abandon) / total seizures; cemkit.outcomes.USER_DETERMINED.",
+              "ITU-T E.425 section 3 (NER)", +1, "user_determined", "attempts"),
+    Indicator("ser", "Session establishment ratio",
+              "INVITEs answered with 2xx / (INVITEs - INVITEs answered with 3xx).",
+              "IETF RFC 6076 section 4.6 (SER)", +1, "invites_2xx", "invites_not_3xx"),
+    Indicator("seer", "Session establishment effectiveness ratio",
+              "INVITEs answered with 200, 480, 486, 600 or 603 / (INVITEs - INVITEs with 3xx).",
+              "IETF RFC 6076 section 4.7 (SEER)", +1, "invites_effective", "invites_not_3xx"),
+    Indicator("isa", "Ineffective session attempts",
+              "INVITEs answered with 408, 500, 503 or 504 / total INVITEs.",
+              "IETF RFC 6076 section 4.8 (ISA)", -1, "invites_ineffective", "invites"),
+    Indicator("scr", "Session completion ratio",
+              "Sessions answered with 2xx and released normally (no abnormal Q.850 cause) / "
+              "total INVITEs.",
+              "IETF RFC 6076 section 4.9 (SCR)", +1, "sessions_completed", "invites"),
+    Indicator("acd_s", "Average call duration",
+              "Conversation time (billsec, partials summed) / answered attempts, seconds.",
+              "ITU-T E.437 (ACD)", +1, unit="s"),
+    Indicator("pdd_mean_ms", "Post-dial delay, mean",
+              "Mean of PDD over voice records that measured it (microsecond sums).",
+              "ITU-T E.431 (post-selection delay); RFC 6076 section 4.1 (SRD)", -1, unit="ms"),
+    Indicator("pdd_p50_ms", "Post-dial delay, median",
+              "Exact median of PDD rounded to whole milliseconds (linear interpolation).",
+              "ITU-T E.431", -1, unit="ms"),
+    Indicator("pdd_p95_ms", "Post-dial delay, 95th percentile",
+              "Exact 95th percentile of PDD rounded to whole milliseconds (linear interpolation).",
+              "ITU-T E.431", -1, unit="ms"),
+    Indicator("drop_ratio", "Drop ratio",
+              "Answered voice CDRs released with a Q.850 cause outside "
+              "config.NORMAL_RELEASE_CAUSES / answered attempts (abnormal release after answer).",
+              "ITU-T E.804 section 7.3.4 (dropped call ratio), Q.850 causes", -1,
+              "drops", "answered"),
+    Indicator("short_call_ratio", "Short-call ratio",
+              "Answered attempts with billsec < config.SHORT_CALL_S / answered attempts.",
+              "operator practice (short calls signal poor quality or wrong numbers)", -1,
+              "short_calls", "answered"),
+    Indicator("repeat_attempt_rate", "Repeat-attempt rate",
+              "Attempts that repeat an earlier attempt of the same intent (same customer, same "
+              "destination, from cemkit.correlate.sessionize) / attempts.",
+              "ITU-T E.425 Annex (repeated attempts)", -1, "repeat_attempts", "attempts"),
+    Indicator("mos", "Mean opinion score",
+              "Mean of measured MOS, or of the ITU-T G.107 E-model estimate from loss, jitter "
+              "and delay where MOS was not measured (1 to 4.5).",
+              "ITU-T P.800.1 (MOS), G.107 (E-model)", +1, unit="MOS"),
+    Indicator("experience_score", "Experience score",
+              "0-100: weighted mean of component scores, see SCORE_WEIGHTS.",
+              "cemkit (documented weighting)", +1, unit="score"),
+)  # fmt: skip
+
+#: Indicators by name.
+INDICATORS: dict[str, Indicator] = {i.name: i for i in _INDICATOR_LIST}
+
+# --- experience score ---------------------------------------------------------------------------
+#: Component weights of the experience score. Each component is a score in [0, 1]:
+#: ``effectiveness`` = NER (the network let the call through); ``retainability`` =
+#: 1 - drop ratio; ``quality`` = (MOS - 1) / 3.5; ``responsiveness`` = 1 at PDD mean <=
+#: SCORE_PDD_GOOD_MS falling linearly to 0 at SCORE_PDD_BAD_MS; ``completion`` = 1 - short-call
+#: ratio. Components without data are left out and the remaining weights renormalized.
+SCORE_WEIGHTS: dict[str, float] = {
+    "effectiveness": 0.35,
+    "retainability": 0.25,
+    "quality": 0.20,
+    "responsiveness": 0.10,
+    "completion": 0.10,
+}
+SCORE_PDD_GOOD_MS = 2000.0
+SCORE_PDD_BAD_MS = 8000.0
+#: Reason texts of each score component (for "worst customers" tables).
+SCORE_REASONS: dict[str, str] = {
+    "effectiveness": "calls failed in the network (low NER)",
+    "retainability": "calls dropped after answer",
+    "quality": "poor voice quality (low MOS)",
+    "responsiveness": "long post-dial delay",
+    "completion": "many very short calls",
+}
+
+
+def score_components(ind: pd.DataFrame) -> pd.DataFrame:
+    """Component scores in [0, 1] (NaN when there is no data), one column per component."""
+    pdd = ind["pdd_mean_ms"].astype(float)
+    return pd.DataFrame(
+        {
+            "effectiveness": ind["ner"].astype(float),
+            "retainability": 1.0 - ind["drop_ratio"].astype(float),
+            "quality": ((ind["mos"].astype(float) - 1.0) / 3.5).clip(0.0, 1.0),
+            "responsiveness": ((SCORE_PDD_BAD_MS - pdd) / (SCORE_PDD_BAD_MS - SCORE_PDD_GOOD_MS))
+            .clip(0.0, 1.0),
+            "completion": 1.0 - ind["short_call_ratio"].astype(float),
+        },
+        index=ind.index,
+    )
+
+
+def experience_score(ind: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Experience score 0-100 and the main reason it is below 100 (largest weighted loss).
+
+    Examples
+    --------
+    >>> ind = pd.DataFrame({"ner": [1.0, 0.5], "drop_ratio": [0.0, 0.0], "mos": [np.nan] * 2,
+    ...                     "pdd_mean_ms": [np.nan] * 2, "short_call_ratio": [0.0, 0.0]})
+    >>> s, r = experience_score(ind)
+    >>> [float(v) for v in s], list(r)
+    ([100.0, 75.0], ['', 'calls failed in the network (low NER)'])
+    """
+    comp = score_components(ind)
+    weights = pd.Series(SCORE_WEIGHTS)
+    present = comp.notna()
+    w = present.astype(float) * weights
+    total_w = w.sum(axis=1)
+    score = 100.0 * (comp.fillna(0.0) * weights).sum(axis=1) / total_w.where(total_w > 0)
+    loss = (1.0 - comp).clip(lower=0.0).fillna(0.0) * weights
+    worst = loss.idxmax(axis=1)
+    reason = worst.map(SCORE_REASONS).where(loss.max(axis=1) > 0, "")
+    reason = reason.where(score.notna(), "no voice data")
+    return score.astype(float), reason.astype(pd.StringDtype("pyarrow"))
+
+
+# --- percentiles -------------------------------------------------------------------------------
+def weighted_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """Exact ``q`` quantile (numpy "linear" method) of values repeated ``counts`` times.
+
+    Equal to ``numpy.quantile(numpy.repeat(values, counts), q)`` without materializing it;
+    ``values`` must be sorted ascending and distinct.
+
+    Examples
+    --------
+    >>> weighted_quantile(np.array([1.0, 2.0, 10.0]), np.array([2, 1, 1]), 0.5)
+    1.5
+    """
+    total = int(counts.sum())
+    if total == 0:
+        return math.nan
+    h = (total - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, total - 1)
+    cum = np.cumsum(counts)
+    v_lo = float(values[np.searchsorted(cum, lo, side="right")])
+    v_hi = float(values[np.searchsorted(cum, hi, side="right")])
+    t = h - lo
+    # numpy's _lerp: a + (b - a) * t, computed from the nearer end for t >= 0.5
+    diff = v_hi - v_lo
+    return v_hi - diff * (1 - t) if t >= 0.5 else v_lo + diff * t
+
+
+PDD_QUANTILES: dict[str, float] = {"pdd_p50_ms": 0.50, "pdd_p95_ms": 0.95}
+
+
+def grouped_weighted_quantile(
+    group_id: np.ndarray, values: np.ndarray, counts: np.ndarray, q: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`weighted_quantile` of every group at once (vectorized).
+
+    Parameters
+    ----------
+    group_id : int64[n]
+        Group of each row; rows sorted by group, then by value (values distinct per group).
+    values, counts : arrays [n]
+        Distinct values and how often each occurs (counts >= 1).
+    q : float
+        Quantile in [0, 1].
+
+    Returns
+    -------
+    (int64[g], float64[g])
+        The group ids (in order) and their quantiles.
+
+    Examples
+    --------
+    >>> g, v = grouped_weighted_quantile(np.array([0, 0, 0, 5]), np.array([1.0, 2, 10, 7]),
+    ...                                  np.array([2, 1, 1, 3]), 0.5)
+    >>> g.tolist(), v.tolist()
+    ([0, 5], [1.5, 7.0])
+    """
+    if len(group_id) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    starts = np.flatnonzero(np.r_[True, group_id[1:] != group_id[:-1]])
+    cum = np.cumsum(counts.astype(np.int64))
+    before = np.r_[0, cum[:-1]][starts]  # items before each group
+    total = np.add.reduceat(counts.astype(np.int64), starts)
+    h = (total - 1) * q
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, total - 1)
+    v_lo = values[np.searchsorted(cum, before + lo, side="right")].astype(float)
+    v_hi = values[np.searchsorted(cum, before + hi, side="right")].astype(float)
+    t = h - lo
+    diff = v_hi - v_lo
+    out = np.where(t >= 0.5, v_hi - diff * (1 - t), v_lo + diff * t)
+    return group_id[starts], out
+
+
+def indicators(sums: pd.DataFrame) -> pd.DataFrame:
+    """Indicators from summed counters (one row per object and bucket).
+
+    ``sums`` has the :data:`COUNTERS` columns; PDD percentile columns (``pdd_p50_ms``,
+    ``pdd_p95_ms``) are passed through when present (see :mod:`cemkit.kqi.rollup`).
+    Returns the :data:`INDICATORS` columns (float64; ``attempts`` int64).
+    """
+    s = sums
+    not_3xx = s["invites"] - s["invites_3xx"]
+    aug = s.assign(invites_not_3xx=not_3xx)
+    out = pd.DataFrame(index=s.index)
+    out["attempts"] = s["attempts"].astype("int64")
+    for name in ("asr", "ner", "ser", "seer", "isa", "scr", "drop_ratio", "short_call_ratio"):
+        ind = INDICATORS[name]
+        assert ind.numerator is not None and ind.denominator is not None
+        out[name] = _ratio(aug[ind.numerator], aug[ind.denominator])
+    out["acd_s"] = _ratio(s["conversation_ms"], s["answered"]) / 1000.0
+    out["pdd_mean_ms"] = _ratio(s["pdd_us"], s["pdd_count"]) / 1000.0
+    for name in PDD_QUANTILES:
+        out[name] = s[name].astype(float) if name in s.columns else np.nan
+    out["repeat_attempt_rate"] = _ratio(s["repeat_attempts"], s["attempts"])
+    out["mos"] = _ratio(s["mos_micro"], s["mos_count"]) / 1e6
+    score, _ = experience_score(out)
+    out["experience_score"] = score
+    return out
+
+
+def bad_share(sums: pd.DataFrame, name: str) -> tuple[pd.Series, pd.Series]:
+    """For a share indicator: the count of *bad* outcomes and the number of trials."""
+    ind = INDICATORS[name]
+    if not ind.is_share:
+        raise ValueError(f"{name} is not a share of counts")
+    assert ind.numerator is not None and ind.denominator is not None
+    num = sums[ind.numerator].astype("int64")
+    if ind.denominator == "invites_not_3xx":
+        den = (sums["invites"] - sums["invites_3xx"]).astype("int64")
+    else:
+        den = sums[ind.denominator].astype("int64")
+    bad = den - num if ind.direction > 0 else num
+    return bad, den

@@ -1,0 +1,131 @@
+"""Each kernel equals its naive reference exactly, on hypothesis-generated arrays.
+
+Small key and time ranges make ties, duplicate timestamps and shared keys frequent; nulls
+(negative keys, NaT times, null sequence numbers) and empty inputs are generated too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cemkit.correlate import _kernels as K
+from tests import naive
+
+NULL = K.NULL_TIME
+SETTINGS = settings(max_examples=150, deadline=None)
+
+keys = st.integers(-1, 3)
+times = st.one_of(st.integers(0, 12), st.just(NULL))
+
+
+def arrays(n, elements, dtype=np.int64):
+    return st.lists(elements, min_size=n, max_size=n).map(lambda v: np.array(v, dtype=dtype))
+
+
+@st.composite
+def sided(draw, max_n=14):
+    n = draw(st.integers(0, max_n))
+    return draw(arrays(n, keys)), draw(arrays(n, times))
+
+
+@SETTINGS
+@given(
+    left=sided(),
+    right=sided(),
+    tolerance=st.sampled_from([-1, 0, 1, 3]),
+    direction=st.sampled_from(["backward", "forward", "nearest"]),
+    allow_exact=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+)
+def test_asof_equals_naive(left, right, tolerance, direction, allow_exact, threads):
+    lk, lt = left
+    rk, rt = right
+    code = {"backward": K.BACKWARD, "forward": K.FORWARD, "nearest": K.NEAREST}[direction]
+    got = K.asof_indices(lk, lt, rk, rt, 0, 4, tolerance, code, allow_exact, threads)
+    want = naive.asof(lk, lt, rk, rt, tolerance, direction, allow_exact)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_asof_key_base_and_large_groups():
+    # a group far larger than the insertion-sort limit, keys offset by key_base
+    rng = np.random.default_rng(1)
+    n = 500
+    lk = rng.integers(100, 103, n)
+    rk = rng.integers(100, 103, n)
+    lt = rng.integers(0, 50, n)
+    rt = rng.integers(0, 50, n)
+    for direction, code in (("backward", 0), ("forward", 1), ("nearest", 2)):
+        got = K.asof_indices(lk, lt, rk, rt, 100, 3, 5, code, True, 2)
+        want = naive.asof(lk - 100, lt, rk - 100, rt, 5, direction, True)
+        np.testing.assert_array_equal(got, want)
+
+
+@SETTINGS
+@given(data=st.data(), tolerance=st.sampled_from([0, 1, 4]))
+def test_nearest_pairs_equals_naive(data, tolerance):
+    n = data.draw(st.integers(0, 16))
+    key = data.draw(arrays(n, keys))
+    time = data.draw(arrays(n, times))
+    side = data.draw(arrays(n, st.integers(0, 2), np.int8))
+    got = K.nearest_pairs(key, time, side, tolerance)
+    want = naive.nearest_pairs(key, time, side, tolerance)
+    np.testing.assert_array_equal(got, want)
+    # one-to-one and symmetric
+    matched = np.flatnonzero(got >= 0)
+    np.testing.assert_array_equal(got[got[matched]], matched)
+
+
+@SETTINGS
+@given(data=st.data(), gap=st.sampled_from([0, 1, 3]))
+def test_stitch_groups_equals_naive(data, gap):
+    n = data.draw(st.integers(0, 14))
+    key = data.draw(arrays(n, keys))
+    # chaining is a property of the key (call reference known or not): odd keys chain
+    chain = (key % 2 == 1) & (key >= 0)
+    seq = data.draw(arrays(n, st.integers(-1, 4)))
+    start = data.draw(arrays(n, times))
+    dur = data.draw(arrays(n, st.integers(0, 4)))
+    end = np.where(start == NULL, NULL, start + dur)
+    end = np.where(data.draw(arrays(n, st.booleans(), bool)), NULL, end)
+    got = K.stitch_groups(key, seq, start, end, chain, gap)
+    want = naive.stitch(key, seq, start, end, chain, gap)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+@SETTINGS
+@given(data=st.data(), window=st.sampled_from([0, 2, 5]), close=st.booleans())
+def test_session_groups_equals_naive(data, window, close):
+    n = data.draw(st.integers(0, 14))
+    key = data.draw(arrays(n, keys))
+    start = data.draw(arrays(n, times))
+    dur = data.draw(arrays(n, st.integers(0, 3)))
+    end = np.where(start == NULL, NULL, start + dur)
+    end = np.where(data.draw(arrays(n, st.booleans(), bool)), NULL, end)
+    answered = data.draw(arrays(n, st.booleans(), bool))
+    got = K.session_groups(key, start, end, answered, window, close)
+    want = naive.sessions(key, start, end, answered, window, close)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_stitch_flags_by_hand():
+    # one call (key 0) with partials 1, 3, 3 where partial 3 starts before partial 1
+    key = np.array([0, 0, 0])
+    seq = np.array([3, 1, 3])
+    start = np.array([5, 10, 20])
+    end = start + 1
+    label, rank, flags = K.stitch_groups(key, seq, start, end, np.zeros(3, bool), 0)
+    assert list(label) == [1, 1, 1]
+    assert list(rank) == [1, 0, 2]
+    assert flags[1] == K.FLAG_OUT_OF_ORDER | K.FLAG_MISSING | K.FLAG_DUPLICATE
+
+
+def test_empty_inputs():
+    e = np.empty(0, np.int64)
+    assert K.asof_indices(e, e, e, e, 0, 0).size == 0
+    assert K.nearest_pairs(e, e, np.empty(0, np.int8), 1).size == 0
+    assert all(a.size == 0 for a in K.stitch_groups(e, e, e, e, np.empty(0, bool), 1))
+    assert all(a.size == 0 for a in K.session_groups(e, e, e, np.empty(0, bool), 1, True))
