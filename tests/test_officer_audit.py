@@ -10,7 +10,10 @@ from cemkit.privacy.audit import audit_section, find_runs, format_audit, read_au
 from cemkit.privacy.keys import Key
 from cemkit.privacy.policy import load_policy
 
-from .privacy_leaks import canonical, write_load_run
+try:  # tests as a package or as top-level modules (both layouts exist)
+    from .privacy_leaks import canonical, write_load_run
+except ImportError:
+    from privacy_leaks import canonical, write_load_run  # type: ignore[no-redef]
 
 KEY_HEX = bytes(range(32)).hex()
 

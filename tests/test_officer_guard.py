@@ -15,7 +15,10 @@ from cemkit.errors import CemkitError, PrivacyWarning
 from cemkit.guard import MASK, PROTECTED_ATTR, mask_frame, mask_text, tn_spans
 from cemkit.privacy.scan_notebook import scan_notebook
 
-from .privacy_leaks import number_forms
+try:  # tests as a package or as top-level modules (both layouts exist)
+    from .privacy_leaks import number_forms
+except ImportError:
+    from privacy_leaks import number_forms  # type: ignore[no-redef]
 
 RAW = ["+44 20 7946 0958", "020 7946 0321", "+1 202 555 0173", "+33 1 23 45 67 89"]
 RAW_INT = 442079460777

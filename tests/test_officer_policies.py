@@ -9,7 +9,10 @@ import pytest
 from cemkit.cli import main
 from cemkit.privacy.policy import POLICY_DIR, load_policy
 
-from .privacy_leaks import leaks, secrets_of, write_load_run
+try:  # tests as a package or as top-level modules (both layouts exist)
+    from .privacy_leaks import leaks, secrets_of, write_load_run
+except ImportError:
+    from privacy_leaks import leaks, secrets_of, write_load_run  # type: ignore[no-redef]
 
 SHIPPED = sorted(p.stem for p in POLICY_DIR.glob("*.yaml"))
 KEY_HEX = bytes(range(32)).hex()
