@@ -11,7 +11,7 @@ from cemkit.privacy.keys import Key
 from cemkit.privacy.policy import load_policy
 
 try:  # tests as a package or as top-level modules (both layouts exist)
-    from .privacy_leaks import canonical, write_load_run
+    from privacy_leaks import canonical, write_load_run
 except ImportError:
     from privacy_leaks import canonical, write_load_run  # type: ignore[no-redef]
 

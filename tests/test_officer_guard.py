@@ -16,7 +16,7 @@ from cemkit.guard import MASK, PROTECTED_ATTR, mask_frame, mask_text, tn_spans
 from cemkit.privacy.scan_notebook import scan_notebook
 
 try:  # tests as a package or as top-level modules (both layouts exist)
-    from .privacy_leaks import number_forms
+    from privacy_leaks import number_forms
 except ImportError:
     from privacy_leaks import number_forms  # type: ignore[no-redef]
 

@@ -10,7 +10,7 @@ from cemkit.cli import main
 from cemkit.privacy.policy import POLICY_DIR, load_policy
 
 try:  # tests as a package or as top-level modules (both layouts exist)
-    from .privacy_leaks import leaks, secrets_of, write_load_run
+    from privacy_leaks import leaks, secrets_of, write_load_run
 except ImportError:
     from privacy_leaks import leaks, secrets_of, write_load_run  # type: ignore[no-redef]
 
