@@ -49,15 +49,33 @@ MIN_INTEGER_TN = 100_000_000
 DEFAULT_REGIONS: tuple[str, ...] = ("GB", "US", "DE", "FR")
 
 # Runs of at least 7 digits, with the separators people write (spaces, dots, dashes, brackets,
-# slashes), an optional leading '+'; ISO dates (2026-11-26) are not numbers.
+# slashes), an optional leading '+'; ISO dates (2026-11-26) are not numbers, nor are digits that
+# continue a word, a hex id or a token (letters, '#', '_' around them) or a decimal fraction
+# (a '.' before them: 0.930032292787944).
 _CANDIDATE = re.compile(
-    r"(?<![\d+])(?!\d{4}-[01]\d-[0-3]\d)\+?\(?\d(?:[ .()/-]{0,2}\d){6,}(?!\d)"
+    r"(?<![\w.+#])(?!\d{4}-[01]\d-[0-3]\d)\+?\(?\d(?:[ .()/-]{0,2}\d){6,}(?![\w#])"
 )
+
+
+_DATE = re.compile(r"\d{4}-[01]\d-[0-3]\d")
+_DECIMAL = re.compile(r"\d+\.\d+")
+
+
+def _tabular(candidate: str) -> bool:
+    """Digits that are table data, not a number someone wrote: decimals, dates, columns."""
+    return bool(
+        _DATE.search(candidate)  # a row label or count next to a date
+        or _DECIMAL.fullmatch(candidate)  # 558461.0, 73.277708
+        or "  " in candidate  # two spaces: the gap between table columns
+        or ("." in candidate and " " in candidate)  # 40 0.697: values in adjacent columns
+    )
 
 
 def _plausible(candidate: str, regions: Sequence[str], strict: bool) -> bool:
     import phonenumbers
 
+    if _tabular(candidate):
+        return False
     check = phonenumbers.is_valid_number if strict else phonenumbers.is_possible_number
     digits = re.sub(r"\D", "", candidate)
     attempts: list[tuple[str, str | None]] = []
