@@ -59,6 +59,7 @@ _CANDIDATE = re.compile(
 
 _DATE = re.compile(r"\d{4}-[01]\d-[0-3]\d")
 _DECIMAL = re.compile(r"\d+\.\d+")
+_YEARS = re.compile(r"(?:19|20)\d\d ?- ?(?:19|20)\d\d")
 
 
 def _tabular(candidate: str) -> bool:
@@ -66,6 +67,7 @@ def _tabular(candidate: str) -> bool:
     return bool(
         _DATE.search(candidate)  # a row label or count next to a date
         or _DECIMAL.fullmatch(candidate)  # 558461.0, 73.277708
+        or _YEARS.fullmatch(candidate)  # (c) 2014-2017
         or "  " in candidate  # two spaces: the gap between table columns
         or ("." in candidate and " " in candidate)  # 40 0.697: values in adjacent columns
     )
