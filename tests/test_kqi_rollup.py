@@ -215,7 +215,7 @@ def test_identical_on_a_local_cluster():
     base = rollup(df, MODEL)
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         Client(cluster),
     ):

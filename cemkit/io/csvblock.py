@@ -252,6 +252,14 @@ def _fast(
         payload = chunk
     else:
         payload = chunk + tail if chunk.endswith(b"\n") else chunk + b"\n" + tail
+    if not payload.isascii():
+        # pyarrow decodes a rejected row's text for the invalid-row handler; bad UTF-8 there
+        # raises inside pyarrow's callback, which Python reports on stderr *with the raw row*.
+        # Such a block takes the careful per-line path instead.
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Trouble from None
     try:
         table = pacsv.read_csv(
             pa.py_buffer(payload),
