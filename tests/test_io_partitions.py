@@ -81,7 +81,7 @@ def test_threads_and_local_cluster_agree(messy_file):
     with dask.config.set(scheduler="threads"):
         rec_t, q_t = _result(messy_file, 4)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster):  # fmt: skip
+                      dashboard_address=":0") as cluster, Client(cluster):  # fmt: skip
         rec_d, q_d = _result(messy_file, 4)
     pd.testing.assert_frame_equal(rec_d, rec_t)
     pd.testing.assert_frame_equal(q_d, q_t)
