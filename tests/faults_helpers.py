@@ -97,7 +97,9 @@ def find_leaks(texts: dict[str, str], numbers: set[str], key_hex: str) -> list[t
                 tokens |= {t, t.lstrip("0")}
         found += [(name, "number ..." + w[-4:]) for w in sorted(tokens & wanted)]
         low = text.lower()
-        # the key, or any 16-hex-digit piece of it
+        # the key, or any 16-hex-digit piece of it, in hex or as the repr of its bytes
         pieces = {key_hex[i : i + 16] for i in range(0, len(key_hex) - 15, 8)}
+        material = bytes.fromhex(key_hex)
+        pieces |= {repr(material[i : i + 8])[2:-1].lower() for i in range(0, len(material) - 7, 4)}
         found += [(name, "key material") for p in pieces if p in low][:1]
     return found
