@@ -124,8 +124,20 @@ def _wait_for(cond, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_worker_killed_mid_run(world, cluster, reference, tmp_path):
+def _parts(world: Path) -> int:
+    from cemkit.io import plan
+
+    kw = fh.run_kwargs(world)
+    the_plan = plan(world / "formats" / "asterisk" / "Master.csv", "asterisk", tz=kw["tz"],
+                    default_region=kw["default_region"], blocksize=kw["blocksize"])  # fmt: skip
+    return len(the_plan.parts)
+
+
+@pytest.mark.parametrize("when", ["loading", "shuffling"])
+def test_worker_killed_mid_run(world, cluster, reference, tmp_path, when):
+    """Killed while parts are read and protected, or once all are (correlation shuffles)."""
     out = tmp_path / "run"
+    started = 2 if when == "loading" else _parts(world)
     errors: list[BaseException] = []
 
     def go():
@@ -137,11 +149,11 @@ def test_worker_killed_mid_run(world, cluster, reference, tmp_path):
 
     t = threading.Thread(target=go)
     t.start()
-    _wait_for(lambda: _tmp_parts(out) >= 2, 120, "the run did not start")
+    _wait_for(lambda: _tmp_parts(out) >= started, 120, f"the run did not reach {when}")
     victim = next(n for n in cluster.procs if n.startswith("worker"))
     cluster.kill(victim)
     assert t.is_alive() and not (out / "manifest.json").exists()  # killed mid-run
-    cluster.start_worker(f"{victim}-again")
+    cluster.start_worker(f"{victim}-{when}")
     t.join(timeout=300)
     assert not t.is_alive(), "the run did not finish within 5 minutes"
     assert errors == []
