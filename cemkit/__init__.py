@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "process_batch", "protect", "run"]
+__all__ = ["__version__", "guard", "load", "process_batch", "protect", "run", "unguard"]
 
 #: Public API name → module that defines it (imported on first use: dask, pyarrow and numba
 #: load only when the API is used).
@@ -20,6 +20,9 @@ _LAZY = {
     "protect": "cemkit.privacy.engine",
     "run": "cemkit.pipeline",
     "process_batch": "cemkit.pipeline",
+    # After `import cemkit.guard` the name is the (callable) module; cemkit.guard() works both ways.
+    "guard": "cemkit.guard",
+    "unguard": "cemkit.guard",
 }
 
 
@@ -29,3 +32,17 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cemkit' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext cemkit``: install the notebook output guard (see :mod:`cemkit.guard`)."""
+    from cemkit.guard import guard
+
+    guard(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    """``%unload_ext cemkit``: remove the notebook output guard."""
+    from cemkit.guard import unguard
+
+    unguard()

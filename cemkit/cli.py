@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cemkit.io.commands",
     "cemkit.io.sip.commands",
     "cemkit.privacy.commands",
+    "cemkit.privacy.officer_commands",
     "cemkit.correlate.commands",
     "cemkit.kqi.commands",
     "cemkit.pipeline",

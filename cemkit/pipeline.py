@@ -60,6 +60,7 @@ class RunResult:
     kqi: pd.DataFrame
     alerts: pd.DataFrame
     worst_customers: pd.DataFrame
+    group_sizes: pd.DataFrame  #: distinct customers per node group (report-level k)
 
 
 def _protected_meta(loader: Loader, policy: Policy, key: Key | None) -> pd.DataFrame:
@@ -174,7 +175,9 @@ def run(
     ...                     model="models/example.yaml", out="runs/today")  # doctest: +SKIP
     """
     from cemkit.io.api import plan as make_plan
+    from cemkit.kqi.api import read_records
     from cemkit.kqi.api import run as kqi_run
+    from cemkit.kqi.sizes import group_sizes
 
     pol = load_policy(policy)
     if key is None and any(r.needs_key for _, r in pol.rules()):
@@ -202,6 +205,8 @@ def run(
         t1 = time.perf_counter()
         with step("computing KQIs and alerts"):
             done = kqi_run(str(run_dir.records_dir), spec, run_dir.path, freqs=freqs, top_n=top_n)
+            sizes = group_sizes(read_records(str(run_dir.records_dir)), spec)
+            sizes.to_parquet(run_dir.path / "kqi" / "group_sizes.parquet", index=False)
         timings["kqi"] = time.perf_counter() - t1
         manifest = run_dir.manifest
         inputs_section = _reconcile(part_counts, digests)
@@ -219,7 +224,9 @@ def run(
         manifest.data["stages"] = ["load", "protect", "correlate", "kqi"]
         manifest.data["timings_s"].update({k: round(v, 6) for k, v in timings.items()})
         data = dict(manifest.data)
-    return RunResult(Path(out), data, done.result.table, done.alerts, done.result.worst_customers)
+    return RunResult(
+        Path(out), data, done.result.table, done.alerts, done.result.worst_customers, sizes
+    )
 
 
 def _protected_records(

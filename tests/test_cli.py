@@ -47,16 +47,30 @@ def test_console_script_runs():
     assert out.stdout.strip() == f"cemkit {__version__}"
 
 
-def test_demo_writes_a_self_contained_report(tmp_path):
+def test_demo_writes_the_usage_mining_report(tmp_path, monkeypatch):
     from cemkit.demo import run_demo
+    from cemkit.privacy.scan_notebook import scan_notebook, scan_text
 
-    report = run_demo(tmp_path / "demo", records=8_000, seed=1, scheduler="threads")
-    html = report.read_text()
-    assert report.name == "index.html"
-    assert "vegaEmbed(" in html and "Answer-seizure ratio" in html
+    monkeypatch.delenv("CEMKIT_KEY", raising=False)
+    html_path = run_demo(tmp_path / "demo", records=8_000, seed=1, scheduler="threads")
+    assert html_path.name == "02_usage_mining.html"
+    assert (tmp_path / "demo" / "work" / "run" / "manifest.json").is_file()
+    html = html_path.read_text()
+    assert "vegaEmbed(" in html and "Worst node groups" in html
     # Offline: no script or stylesheet is fetched from elsewhere.
     assert "<script src=" not in html and "cdn.jsdelivr" not in html
-    dom = render(report, "demo-report.png")
+    # No telephone number in the saved notebook or the page; none of the world's raw numbers.
+    assert scan_notebook(html_path.with_suffix(".ipynb")) == []
+    # The page's own text and chart data (the inlined Vega library is code, not data).
+    import re
+
+    page = re.sub(r"<script[^>]*>.*?</script>",
+                  lambda m: "" if len(m.group()) > 100_000 else m.group(), html, flags=re.DOTALL)
+    assert scan_text(re.sub(r"<[^>]+>", " ", page)) == (0, 0)  # text and chart data, not tags
+    import pandas as pd
+
+    raw = pd.read_parquet(tmp_path / "demo" / "world" / "records", columns=["a_number"])
+    numbers = set(raw["a_number"])
+    assert not [n for n in numbers if n in html or n.lstrip("+") in html]
+    dom = render(html_path, "demo-report.png")
     assert dom.count("<svg") >= 3 and "mark-line" in dom, "charts were not drawn offline"
-    summary = json.loads((report.parent / "summary.json").read_text())
-    assert summary == {"records": 8_000, "schema_problems": 0}

@@ -48,8 +48,10 @@ def test_run_writes_every_output(result, world):
     assert manifest["stages"] == ["load", "protect", "correlate", "kqi"]
     assert manifest["protect"]["key"]["id"] == "cemkit-default-2026"
     assert KEY not in (out / "manifest.json").read_text()
-    kqi = pd.read_parquet(out / "kqi")
-    assert len(kqi) > 0 and len(result.kqi) == len(pd.read_parquet(out / "kqi" / "kqi.parquet"))
+    kqi = pd.read_parquet(out / "kqi" / "kqi.parquet")
+    assert len(kqi) > 0 and len(result.kqi) == len(kqi)
+    sizes = pd.read_parquet(out / "kqi" / "group_sizes.parquet")
+    assert (sizes["customers"] > 0).all() and sizes.equals(result.group_sizes)
 
 
 def test_records_are_protected_and_correlated(result, world):

@@ -133,7 +133,7 @@ def test_run_protect_python_api(run, tmp_path):
 
 @pytest.mark.slow
 def test_protect_on_a_real_cluster_same_pseudonyms_and_clean_logs(run, tmp_path):
-    from . import cluster as loopback
+    import loopback_cluster as loopback
 
     key = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
     local = commands.run_protect(run, "default", tmp_path / "local", key=key, scheduler="sync")

@@ -440,9 +440,8 @@ def test_reinvite_from_the_callee_moves_the_media(tmp_path):
 
 @pytest.mark.slow
 def test_shards_on_a_real_cluster_give_the_same_records(tmp_path):
+    import loopback_cluster as loopback
     from distributed import Client
-
-    from . import cluster as loopback
 
     data, _ = write(scenarios())
     path = tmp_path / "c.pcap"

@@ -67,7 +67,13 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame
         result = getattr(op, method)(df[name]) if hasattr(op, method) else df[name]
         if result is not None:
             out[str(name)] = result
-    return pd.DataFrame(out, index=df.index)
+    result_frame = pd.DataFrame(out, index=df.index)
+    if method == "apply":
+        # What was done per column, for the notebook guard (cemkit.guard.PROTECTED_ATTR).
+        result_frame.attrs["cemkit_protected"] = {
+            n: op.rule.action for n, op in steps if n in out
+        }
+    return result_frame
 
 
 def _resolve(policy: Policy | str | Path, key: Key | None) -> tuple[Policy, Key | None]:

@@ -288,6 +288,19 @@ RULES: dict[str, type[Rule]] = {
 }  # fmt: skip
 
 
+#: Smallest group a report may show when a policy does not say (``report: min_group_size:``).
+DEFAULT_MIN_GROUP_SIZE = 10
+
+
+class ReportSettings(_Model):
+    """Report-level protection: what aggregates may show (see :mod:`cemkit.privacy.suppress`)."""
+
+    min_group_size: int = Field(DEFAULT_MIN_GROUP_SIZE, ge=2, le=10_000, description=(
+        "Smallest number of distinct customers a row of any aggregate (KQI table, ranking, "
+        "chart) may stand for; smaller groups are suppressed or merged, and the report says so."
+    ))  # fmt: skip
+
+
 def _drop_raw() -> dict[str, RuleSpec]:
     return {"raw": DropRule(action="drop", note=None)}
 
@@ -308,6 +321,12 @@ class Policy(_Model):
         default_factory=_drop_raw,
         description="Rules for the loader quarantine (file, line, field, reason, raw); "
         "unnamed quarantine columns follow `default`.")  # fmt: skip
+
+    report: ReportSettings = Field(
+        default_factory=lambda: ReportSettings.model_validate({}),
+        description="Report-level protection; by default groups of fewer than "
+        f"{DEFAULT_MIN_GROUP_SIZE} customers are not shown.",
+    )
 
     _text: str | None = PrivateAttr(None)
 
@@ -379,6 +398,19 @@ class Policy(_Model):
         """Name, version, sha256 and key id (what a manifest records; never the key)."""
         return {"name": self.name, "version": self.version, "sha256": self.sha256,
                 "key_id": self.key.id if self.key else None}  # fmt: skip
+
+
+    def _repr_markdown_(self) -> str:
+        """Notebook rich display: the policy explained (see :mod:`cemkit.privacy.explain`)."""
+        from cemkit.privacy.explain import explain_markdown
+
+        return explain_markdown(self)
+
+    def _repr_html_(self) -> str:
+        """Notebook rich display as HTML (see :mod:`cemkit.privacy.explain`)."""
+        from cemkit.privacy.explain import explain_html
+
+        return explain_html(self, standalone=False)
 
 
 def _kind_of(arrow_type: str) -> str:

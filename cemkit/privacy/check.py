@@ -1,0 +1,255 @@
+"""Lint a policy (``cemkit policy check P [--data DIR]``), for reviewers and CI.
+
+Findings have a severity:
+
+- ``error`` — the policy does not protect what it must: it cannot be loaded (unknown column,
+  action or parameter: the load error names the rule), it keeps a telephone number, direct
+  identifier or free text in clear, or passes unnamed columns through (``default: keep``);
+- ``warning`` — a weak setting: a kept prefix so long that, in the data, some prefix groups
+  hold fewer than k customers (k = the policy's ``report.min_group_size``); a long kept
+  prefix without data to check it; a small k; a named column absent from the data;
+- ``note`` — worth knowing: columns left to the default, source-specific columns.
+
+:func:`check_policy` returns the findings; the command exits non-zero when there is an error
+(or, with ``--strict``, a warning). Findings never quote a value from the data: they give
+counts only.
+
+Examples
+--------
+>>> [f.severity for f in check_policy("default") if f.severity == "error"]
+[]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cemkit.errors import InputError, PolicyError
+from cemkit.privacy.explain import PERSONAL, pii_class
+from cemkit.privacy.policy import (
+    MIN_HIDDEN_DIGITS,
+    QUARANTINE_COLUMNS,
+    FpeRule,
+    GeneralizeRule,
+    Policy,
+    TokenizeRule,
+    load_policy,
+)
+
+Severity = Literal["error", "warning", "note"]
+
+#: Kept prefixes longer than this are flagged even without data (country code + NDC rarely
+#: need more than 6 digits).
+LONG_PREFIX = 6
+#: A report-level k below this is flagged.
+SMALL_K = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint finding: where in the policy, how serious, what is wrong and what to do."""
+
+    severity: Severity
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity.upper():7} {self.where}: {self.message}"
+
+
+def _kept_digits(rule: object) -> int:
+    if isinstance(rule, TokenizeRule | FpeRule):
+        return rule.keep_digits
+    if isinstance(rule, GeneralizeRule) and rule.digits is not None:
+        return rule.digits
+    return 0
+
+
+def _static(policy: Policy) -> list[Finding]:
+    from cemkit.schema import BY_NAME
+
+    found: list[Finding] = []
+    if policy.default == "keep":
+        found.append(Finding("error", "default", "`default: keep` passes every column the "
+                             "policy does not name through unprotected, including columns a "
+                             "source adds later; use `default: drop`"))  # fmt: skip
+    for where, rule in policy.rules():
+        quarantine = where.startswith("quarantine.")
+        column = where.split(".", 1)[1]
+        pii = pii_class(column, quarantine=quarantine)
+        if rule.action == "keep" and pii in PERSONAL:
+            found.append(Finding("error", where, f"kept in clear, but the column holds "
+                                 f"{'free text' if pii == 'free_text' else 'personal data'} "
+                                 f"(PII class {pii}); tokenize, fpe, scan_text or drop it"))
+        elif rule.action == "keep" and pii == "source":
+            found.append(Finding("warning", where, "source-specific column kept in clear; "
+                                 "confirm it holds nothing personal"))  # fmt: skip
+        if pii == "source":
+            found.append(Finding("note", where, "not a canonical column: only sources that "
+                                 "declare it produce it"))  # fmt: skip
+        digits = _kept_digits(rule)
+        if digits > LONG_PREFIX:
+            found.append(Finding("warning", where, f"keeps the first {digits} digits readable "
+                                 f"(more than {LONG_PREFIX}): a prefix that long can narrow a "
+                                 "number down to a few customers; run `cemkit policy check "
+                                 "--data DIR` to measure it"))  # fmt: skip
+    unnamed = [c for c in BY_NAME if c not in policy.columns]
+    if unnamed:
+        verb = "dropped" if policy.default == "drop" else "KEPT"
+        found.append(Finding("note", "columns", f"{len(unnamed)} canonical column(s) left to "
+                             f"the default and therefore {verb}: {', '.join(unnamed)}"))
+    unnamed_q = [c for c in QUARANTINE_COLUMNS if c not in policy.quarantine]
+    if unnamed_q:
+        verb = "dropped" if policy.default == "drop" else "KEPT"
+        sev: Severity = "error" if policy.default == "keep" and "raw" in unnamed_q else "note"
+        found.append(Finding(sev, "quarantine", f"left to the default and therefore {verb}: "
+                             f"{', '.join(unnamed_q)}"))  # fmt: skip
+    k = policy.report.min_group_size
+    if k < SMALL_K:
+        found.append(Finding("warning", "report.min_group_size", f"k = {k}: reports may show "
+                             f"groups of {k} customers; at least {SMALL_K} is usual"))
+    return found
+
+
+def _parquet_files(data: Path) -> list[Path]:
+    if not data.exists():
+        raise InputError(f"data directory {str(data)!r} does not exist",
+                         hint="give a run directory written by `cemkit load` or `cemkit synth`")
+    for folder in (data / "records", data):
+        files = sorted(folder.glob("*.parquet"))
+        if files:
+            return files
+    raise InputError(f"{data}: no records/*.parquet or *.parquet files",
+                     hint="give a run directory written by `cemkit load` or `cemkit synth`")
+
+
+def small_groups(values: object, digits: int, k: int) -> dict[str, int]:
+    """Count prefix groups holding fewer than ``k`` distinct numbers (no values returned).
+
+    Parameters
+    ----------
+    values : pyarrow.Array or ChunkedArray
+        The column as read from the data (raw numbers).
+    digits : int
+        Kept prefix length.
+    k : int
+        Smallest acceptable group.
+
+    Returns
+    -------
+    dict
+        ``groups``, ``small_groups``, ``numbers`` (distinct numbers with a prefix) and
+        ``numbers_in_small`` (distinct numbers in groups under k).
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> nums = pa.array([f"+4420794{i:05d}" for i in range(30)] + ["+3312345678"])
+    >>> small_groups(nums, 4, 10)
+    {'groups': 2, 'small_groups': 1, 'numbers': 31, 'numbers_in_small': 1}
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    arr = pc.unique(pc.cast(arr, pa.string()).drop_null())
+    pattern = rf"^(?P<p>\+?\d{{{digits}}})\d{{{MIN_HIDDEN_DIGITS},}}$"
+    prefix = pc.struct_field(pc.extract_regex(arr, pattern), [0])
+    table = pa.table({"p": prefix}).filter(pc.is_valid(prefix))
+    if table.num_rows == 0:
+        return {"groups": 0, "small_groups": 0, "numbers": 0, "numbers_in_small": 0}
+    sizes = table.group_by("p").aggregate([("p", "count")]).column("p_count")
+    small = pc.less(sizes, k)
+    return {
+        "groups": len(sizes),
+        "small_groups": int(pc.sum(small).as_py() or 0),
+        "numbers": int(pc.sum(sizes).as_py() or 0),
+        "numbers_in_small": int(pc.sum(pc.filter(sizes, small)).as_py() or 0),
+    }
+
+
+def _safe_digits(values: object, k: int, longest: int) -> int:
+    """The longest kept prefix (≤ longest) at which no group holds fewer than k numbers."""
+    for digits in range(longest, 0, -1):
+        if small_groups(values, digits, k)["small_groups"] == 0:
+            return digits
+    return 0
+
+
+def _with_data(policy: Policy, data: Path) -> list[Finding]:
+    import pyarrow.parquet as pq
+
+    files = _parquet_files(data)
+    schema = pq.read_schema(files[0])
+    present = set(schema.names)
+    found: list[Finding] = []
+    for name in policy.columns:
+        if name not in present:
+            found.append(Finding("warning", f"columns.{name}", f"named by the policy but not in "
+                                 f"the data ({data}); a typo, or a source not loaded here?"))
+    left = [c for c in schema.names if c not in policy.columns]
+    if left:
+        verb = "dropped" if policy.default == "drop" else "KEPT unprotected"
+        sev: Severity = "error" if policy.default == "keep" else "note"
+        found.append(Finding(sev, "columns", f"{len(left)} column(s) of the data left to the "
+                             f"default and therefore {verb}: {', '.join(left)}"))
+    k = policy.report.min_group_size
+    for name, rule in policy.columns.items():
+        digits = _kept_digits(rule)
+        if not digits or name not in present:
+            continue
+        values = pq.ParquetDataset([str(f) for f in files]).read(columns=[name]).column(name)
+        stats = small_groups(values, digits, k)
+        where = f"columns.{name}"
+        if stats["numbers"] == 0:
+            found.append(Finding("note", where, "no number in the data is long enough to keep "
+                                 "a prefix (already protected?)"))  # fmt: skip
+        elif stats["small_groups"]:
+            safe = _safe_digits(values, k, digits - 1)
+            share = 100.0 * stats["numbers_in_small"] / stats["numbers"]
+            fix = (f"keep_digits {safe} or less would leave every group with {k} or more"
+                   if safe else "no kept prefix passes; keep none")  # fmt: skip
+            found.append(Finding("warning", where, f"keeping {digits} digits leaves "
+                                 f"{stats['small_groups']} of {stats['groups']} prefix group(s) "
+                                 f"with fewer than k = {k} distinct numbers in the data "
+                                 f"({stats['numbers_in_small']} of {stats['numbers']} numbers, "
+                                 f"{share:.1f}%): a recipient can narrow those down to a few "
+                                 f"customers; {fix}"))  # fmt: skip
+        else:
+            found.append(Finding("note", where, f"every one of {stats['groups']} prefix group(s) "
+                                 f"of {digits} digits holds at least k = {k} numbers in the "
+                                 "data"))  # fmt: skip
+    return found
+
+
+def check_policy(policy: Policy | str | Path, data: str | Path | None = None) -> list[Finding]:
+    """Lint a policy, optionally against data; returns the findings (errors first).
+
+    Parameters
+    ----------
+    policy : Policy, str or path
+        A policy, a YAML file or a shipped policy name. A file that cannot be loaded gives
+        one ``error`` finding with the load error (which names the rule and the fix).
+    data : str or path, optional
+        A run directory (``records/*.parquet``) to check the policy against.
+    """
+    try:
+        loaded = load_policy(policy)
+    except PolicyError as exc:
+        return [Finding("error", str(policy), str(exc))]
+    found = _static(loaded)
+    if data is not None:
+        found += _with_data(loaded, Path(data))
+    order = {"error": 0, "warning": 1, "note": 2}
+    return sorted(found, key=lambda f: order[f.severity])
+
+
+def format_findings(name: str, findings: list[Finding]) -> str:
+    """Findings as text, one per line, with a count line at the end."""
+    counts = {s: sum(f.severity == s for f in findings) for s in ("error", "warning", "note")}
+    lines = [str(f) for f in findings]
+    lines.append(f"policy {name}: {counts['error']} error(s), {counts['warning']} warning(s), "
+                 f"{counts['note']} note(s)")  # fmt: skip
+    return "\n".join(lines)
