@@ -160,11 +160,19 @@ def test_worker_killed_mid_run(world, cluster, reference, tmp_path, when):
     fh.assert_same_outputs(out, reference)
 
 
-def test_client_killed_mid_run_then_rerun(world, cluster, reference, tmp_path):
+def _tmp_records(out: Path) -> int:
+    return sum(1 for _ in out.parent.glob(f".{out.name}.tmp-*/records/*.parquet"))
+
+
+@pytest.mark.parametrize("when", ["loading", "writing"])
+def test_client_killed_mid_run_then_rerun(world, cluster, reference, tmp_path, when):
+    """Killed while parts are read, or once correlated records are being written."""
     out = tmp_path / "run"
     proc = cemkit_cli(fh.cli_args(world, out, cluster.address), tmp_path / "client.log")
+    reached = (lambda: _tmp_parts(out) >= 2) if when == "loading" else (
+        lambda: _tmp_records(out) >= 1)  # fmt: skip
     try:
-        _wait_for(lambda: _tmp_parts(out) >= 2, 120, "the run did not start")
+        _wait_for(reached, 180, f"the run did not reach {when}")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
