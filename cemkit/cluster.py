@@ -55,6 +55,26 @@ def resolve(scheduler: Any = None, default: str = "local") -> Any:
     return scheduler
 
 
+def check(scheduler: Any = None, default: str = "local") -> Any:
+    """The scheduler :func:`connect` would use, refused early (without connecting) if unknown."""
+    chosen = resolve(scheduler, default)
+    from distributed import Client
+
+    if isinstance(chosen, Client):
+        return chosen
+    if not isinstance(chosen, str):
+        raise SchedulerError(
+            f"scheduler must be a distributed.Client or a string, got {type(chosen).__name__}"
+        )
+    if chosen not in _LOCAL_NAMES and chosen != "local" and "://" not in chosen:
+        raise SchedulerError(
+            f"unknown scheduler {chosen!r}",
+            hint="use an address like tcp://HOST:8786 or tls://HOST:8786, 'local', "
+            "'threads' or 'sync'",
+        )
+    return chosen
+
+
 @contextlib.contextmanager
 def connect(
     scheduler: Any = None, *, default: str = "local", security: Any = None, **cluster_kwargs: Any
@@ -69,17 +89,13 @@ def connect(
     ...     dask.compute(dask.delayed(sum)([1, 2]))[0]
     3
     """
-    chosen = resolve(scheduler, default)
+    chosen = check(scheduler, default)
     from distributed import Client
 
     if isinstance(chosen, Client):
         with dask.config.set(scheduler=chosen):
             yield chosen
         return
-    if not isinstance(chosen, str):
-        raise SchedulerError(
-            f"scheduler must be a distributed.Client or a string, got {type(chosen).__name__}"
-        )
     if chosen in _LOCAL_NAMES:
         with dask.config.set(scheduler=chosen):
             yield None
@@ -92,12 +108,6 @@ def connect(
         with LocalCluster(**kwargs) as lc, Client(lc) as client:
             yield client
         return
-    if "://" not in chosen:
-        raise SchedulerError(
-            f"unknown scheduler {chosen!r}",
-            hint="use an address like tcp://HOST:8786 or tls://HOST:8786, 'local', "
-            "'threads' or 'sync'",
-        )
     try:
         client = Client(chosen, security=security, timeout="20s")
     except (OSError, TimeoutError) as exc:

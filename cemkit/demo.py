@@ -45,10 +45,15 @@ def run_demo(
     executed notebook, the run directory (``OUT/work/run``) and the world sit beside it.
     ``scheduler``: see :mod:`cemkit.cluster` (default ``$CEMKIT_SCHEDULER``, else ``threads``).
     """
+    from distributed import Client
+
     from cemkit import synth
-    from cemkit.cluster import resolve
+    from cemkit.cluster import check
     from cemkit.report.runner import report
 
+    chosen = check(scheduler, default="threads")  # refused before any work when unknown
+    if isinstance(chosen, Client):  # the notebook connects to the same scheduler
+        chosen = chosen.scheduler_info()["address"]
     out = Path(out_dir)
     world = out / "world"
     with step(f"generating a synthetic world of {records:,} records"):
@@ -62,7 +67,7 @@ def run_demo(
         "format": "parquet",
         "model": str(world / "model.yaml"),
         "workdir": str((out / "work").resolve()),
-        "scheduler": resolve(scheduler, default="threads"),
+        "scheduler": chosen,
     }
     with step("running load → protect → correlate → KQIs and the usage-mining report"):
         paths = report("02_usage_mining", params, out / "report", progress=False)

@@ -355,15 +355,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tz", default="UTC", help="zone of the source's local times")
     p.add_argument("--region", default=None, help="default region for national numbers")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="format option, as for `cemkit load` (e.g. blocksize=1048576)")
     add_scheduler_option(p)
     p.set_defaults(func=_cmd_run)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from cemkit.io.commands import _options
+
     result = run(
         args.inputs, format=args.format, policy=args.policy, model=args.model, out=args.out,
         tz=args.tz, default_region=args.region, scheduler=args.scheduler,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, **_options(getattr(args, "option", [])),
     )  # fmt: skip
     totals = result.manifest["load"]["totals"]
     print(f"{result.out}: {totals['rows_loaded']} records loaded, "

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from typing import Any
 
+from cemkit.cluster import add_scheduler_option, connect
 from cemkit.errors import InputError, OutputError
 
 
@@ -30,6 +31,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--match-tolerance", default="5s", help="match: xDR/CDR start difference (5s)")
     p.add_argument("--window", default="120s", help="sessionize: pause between retries (120s)")
     p.add_argument("--partitions", type=int, default=None, help="Dask partitions after shuffle")
+    add_scheduler_option(p)
     p.set_defaults(func=run)
     return p
 
@@ -66,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".correlate-", dir=parent)
     try:
-        calls.to_parquet(os.path.join(tmp, "calls"), write_index=False)
-        intents.to_parquet(os.path.join(tmp, "intents"), write_index=False)
+        with connect(getattr(args, "scheduler", None)):
+            calls.to_parquet(os.path.join(tmp, "calls"), write_index=False)
+            intents.to_parquet(os.path.join(tmp, "intents"), write_index=False)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

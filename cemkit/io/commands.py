@@ -8,6 +8,7 @@ import shlex
 import sys
 from typing import Any
 
+from cemkit.cluster import add_scheduler_option, connect
 from cemkit.errors import CemkitError
 
 
@@ -33,9 +34,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="format option (VALUE read as JSON when it parses, e.g. columns=18, "
                         "mapping=copenhagen-calls, template='[\"a\",\"b\"]'); repeatable")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
-    p.add_argument("--scheduler", default=None,
-                   help="Dask scheduler: threads, processes, synchronous, or a distributed "
-                        "scheduler address (default: threads)")  # fmt: skip
+    add_scheduler_option(p)
     p.set_defaults(func=run)
     return p
 
@@ -55,26 +54,14 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``cemkit load`` (cemkit errors propagate to the command line, which reports them)."""
-    import dask
-
     from cemkit.io.api import plan
     from cemkit.io.run import load_to_dir
 
     the_plan = plan(args.paths, args.format, tz=args.tz, default_region=args.region,
                     **_options(args.option))  # fmt: skip
-    client = None
-    sched = args.scheduler or "threads"
-    if sched not in {"threads", "processes", "synchronous", "sync"}:
-        from distributed import Client
-
-        client = Client(sched)
-    try:
-        with dask.config.set(scheduler=sched if client is None else client):
-            command = shlex.join(["cemkit", "load", *sys.argv[2:]])
-            section = load_to_dir(the_plan, args.out, overwrite=args.overwrite, command=command)
-    finally:
-        if client is not None:
-            client.close()
+    with connect(getattr(args, "scheduler", None)):
+        command = shlex.join(["cemkit", "load", *sys.argv[2:]])
+        section = load_to_dir(the_plan, args.out, overwrite=args.overwrite, command=command)
     t = section["totals"]
     print(f"{args.out}: {t['rows_loaded']} records loaded, {t['rows_quarantined']} quarantined "
           f"of {t['rows_read']} rows read from {len(section['inputs'])} file(s)")  # fmt: skip

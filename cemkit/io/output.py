@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -44,6 +45,8 @@ from cemkit.errors import InputError, OutputError
 MANIFEST = "manifest.json"
 RECORDS = "records"
 QUARANTINE = "quarantine"
+#: Errors of the file system written to (full, read-only, over quota, file too large).
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
 #: Version of the manifest layout (bumped when a key changes meaning).
 MANIFEST_VERSION = 1
 
@@ -156,12 +159,32 @@ class RunDir:
             self.records_dir.mkdir()
             self.quarantine_dir.mkdir()
         except OSError as exc:
-            raise OutputError(f"cannot create {str(self.path)!r}: {exc.strerror}") from None
+            raise OutputError(
+                f"cannot create the run directory {str(self.out)!r} "
+                f"(temporary {str(self.path)!r}): {exc.strerror}",
+                hint="choose a writable location with free space",
+            ) from None
         return self
+
+    def _is_output_failure(self, exc: OSError) -> bool:
+        """Whether an error raised inside the block is a failure to write this run directory."""
+        if exc.filename is not None:
+            name = os.path.abspath(os.fsdecode(exc.filename))
+            return any(name == str(p) or name.startswith(str(p) + os.sep)
+                       for p in (self.path.absolute(), self.out.absolute()))  # fmt: skip
+        # writers such as pyarrow's do not say which file; these errors are the disk's
+        return exc.errno in _DISK_ERRNOS
 
     def __exit__(self, exc_type: object, exc_value: object, tb: object) -> None:
         if exc_type is not None:
             shutil.rmtree(self.path, ignore_errors=True)
+            if isinstance(exc_value, OSError) and self._is_output_failure(exc_value):
+                reason = exc_value.strerror or str(exc_value)
+                raise OutputError(
+                    f"cannot write the run directory {str(self.out)!r}: {reason}",
+                    hint="free space or choose a writable location (nothing was written there "
+                    "and the inputs are untouched), then run again",
+                ) from None
             return
         try:
             tmp_manifest = self.path / (MANIFEST + ".part")

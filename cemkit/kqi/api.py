@@ -8,6 +8,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 
+from cemkit.cluster import connect
 from cemkit.errors import InputError, OutputError
 from cemkit.kqi.alerts import find_alerts
 from cemkit.kqi.rollup import KqiResult, rollup
@@ -86,6 +88,7 @@ def run(
     *,
     freqs: tuple[str, ...] = BUCKETS,
     top_n: int = 20,
+    scheduler: Any = None,
 ) -> KqiRun:
     """Compute KQIs and alerts for records under a service model; write them when ``out`` is given.
 
@@ -101,12 +104,16 @@ def run(
         Buckets to report (the alerting bucket is always added).
     top_n : int
         Number of worst customers to list.
+    scheduler : optional
+        Where Dask computes, as for :func:`cemkit.cluster.connect`; None keeps the scheduler
+        already in use (e.g. inside ``cluster.connect`` or :func:`cemkit.run`).
     """
     spec = model if isinstance(model, ServiceModel) else load_model(model)
     if isinstance(records, str | Path):
         records = read_records(records)
     wanted = tuple(dict.fromkeys([*freqs, spec.alerting.bucket]))
-    result = rollup(records, spec, freqs=wanted, top_n=top_n)
+    with contextlib.nullcontext() if scheduler is None else connect(scheduler):
+        result = rollup(records, spec, freqs=wanted, top_n=top_n)
     alerts = find_alerts(result.table, spec)
     paths = write(result, alerts, out) if out is not None else {}
     return KqiRun(result, alerts, paths)

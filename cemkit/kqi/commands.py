@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from cemkit.cluster import add_scheduler_option, resolve
 from cemkit.errors import CemkitError
 from cemkit.model.spec import BUCKETS
 
@@ -28,6 +29,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--freq", action="append", choices=BUCKETS,
                         help="time bucket(s) to report (repeatable; default: all)")  # fmt: skip
     parser.add_argument("--top", type=int, default=20, help="worst customers to list")
+    add_scheduler_option(parser)
     parser.set_defaults(func=main)
     return parser
 
@@ -38,7 +40,8 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         done = run(args.input, args.model, args.out,
-                   freqs=tuple(args.freq or BUCKETS), top_n=args.top)  # fmt: skip
+                   freqs=tuple(args.freq or BUCKETS), top_n=args.top,
+                   scheduler=resolve(getattr(args, "scheduler", None)))  # fmt: skip
     except CemkitError as err:
         print(f"cemkit kqi: error: {err}", file=sys.stderr)
         return 2

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+
+from cemkit.cluster import ENV_VAR, add_scheduler_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    metavar=("NAME", "VALUE"), help="notebook parameter (JSON or text)")  # fmt: skip
     p.add_argument("--out", required=True, help="report directory")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
+    add_scheduler_option(p)
     p.set_defaults(func=run)
 
 
@@ -25,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     """Execute and export the notebook."""
     from cemkit.report.runner import coerce_parameter, report
 
+    if getattr(args, "scheduler", None):
+        # the notebook's kernel inherits the environment: cemkit code in it connects there
+        os.environ[ENV_VAR] = args.scheduler
     params = {name: coerce_parameter(value) for name, value in args.parameter}
     paths = report(args.notebook, params, args.out, kernel_name=args.kernel)
     print(f"cemkit report: {paths['html']}")
