@@ -238,7 +238,7 @@ def test_tcp_framing_does_not_depend_on_segmentation(cuts, retransmit, swap):
     out = []
     for packet, i in enumerate(order, start=1):
         seq, data = segments[i]
-        out.extend(conn.feed(0, packet, T0 + packet, seq, data, 0x18))
+        out.extend(conn.feed(0, packet, T0 + packet * 0.01, seq, data, 0x18))  # 10 ms apart
     out.extend(conn.flush())
     raws = [m.raw for m in out]
     assert raws == [m for m in MESSAGES if m.strip()]
