@@ -359,6 +359,20 @@ def ooc_world(work: Path, size: int, rows_per_group: int = 100_000) -> Path:
     return small
 
 
+def in_memory_mib(records: Path) -> float:
+    """Size of the input records as canonical pandas frames (deep ``memory_usage``), MiB."""
+    import pyarrow.parquet as pq
+
+    from cemkit import schema
+
+    total = 0
+    for f in sorted(records.glob("*.parquet")):
+        frame = schema.conform(pq.read_table(f).to_pandas())
+        total += int(frame.memory_usage(deep=True).sum())
+        del frame
+    return total / 2**20
+
+
 def child(args: argparse.Namespace) -> None:
     name, w, out = args.child, Path(args.world), Path(args.out)
     if name.startswith("cemkit-"):
@@ -397,7 +411,14 @@ def spawn(name: str, w: Path, out: Path, args: argparse.Namespace) -> dict:
         args.ooc_memory,
     ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, timeout=args.timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        print(err[-4000:], file=sys.stderr)
+        return {"error": f"timeout after {args.timeout} s", "wall_s": time.perf_counter() - t0}
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
         return {"error": f"exit {proc.returncode}", "wall_s": time.perf_counter() - t0}
@@ -414,6 +435,7 @@ def main() -> None:
     p.add_argument("--ooc-size", type=int, default=4_000_000)
     p.add_argument("--ooc-memory", default="700MB")
     p.add_argument("--only", default=None, help="comma-separated contenders")
+    p.add_argument("--timeout", type=float, default=1200, help="seconds per contender")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--world", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -443,6 +465,8 @@ def main() -> None:
         if name == "ooc":
             ow = ooc_world(work, args.ooc_size)
             results[name] = spawn(name, ow, work / "out" / name, args)
+            results[name]["input_in_memory_mib"] = in_memory_mib(ow / "records")
+            results[name]["memory_limit"] = args.ooc_memory
         else:
             results[name] = spawn(name, w, work / "out" / name, args)
         r = results[name]
@@ -508,10 +532,14 @@ def report(results: dict[str, dict]) -> None:
             f"p99 {m['p99_ms']:.1f} ms, max {m['max_ms']:.1f} ms, {m['records_per_s']:,.0f} "
             f"records/s, stages p50 {m['stage_p50_ms']}, peak {m['peak_mib']:,.0f} MiB"
         )
+    if "error" in results.get("ooc", {}):
+        print(f"\nout-of-core: FAILED ({results['ooc']['error']})")
+        ok = False
     if "ooc" in results and "error" not in results["ooc"]:
         o = results["ooc"]
         print(
-            f"\nout-of-core: {o['rows_loaded']:,} rows in {o['seconds']:.1f} s "
+            f"\nout-of-core: {o['rows_loaded']:,} rows ({o['input_in_memory_mib']:,.0f} MiB in "
+            f"memory, workers limited to 2 x {o['memory_limit']}) in {o['seconds']:.1f} s "
             f"({o['rows_loaded'] / o['seconds']:,.0f}/s), worker peak {o['workers_peak_mib']:,.0f} "
             f"MiB, restarted {o['worker_restarted']}"
         )
