@@ -348,7 +348,7 @@ def ooc_world(work: Path, size: int, rows_per_group: int = 100_000) -> Path:
     import pyarrow.parquet as pq
 
     w = world(work, size)
-    small = work / f"ooc-{size}"
+    small = work / f"ooc-{size}-{rows_per_group}"
     if not (small / "model.yaml").exists():
         (small / "records").mkdir(parents=True, exist_ok=True)
         for f in sorted((w / "records").glob("*.parquet")):
@@ -434,6 +434,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=4000)
     p.add_argument("--ooc-size", type=int, default=4_000_000)
     p.add_argument("--ooc-memory", default="700MB")
+    p.add_argument("--ooc-rows-per-group", type=int, default=100_000)
     p.add_argument("--only", default=None, help="comma-separated contenders")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per contender")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -463,7 +464,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     for name in names:
         if name == "ooc":
-            ow = ooc_world(work, args.ooc_size)
+            ow = ooc_world(work, args.ooc_size, args.ooc_rows_per_group)
             results[name] = spawn(name, ow, work / "out" / name, args)
             results[name]["input_in_memory_mib"] = in_memory_mib(ow / "records")
             results[name]["memory_limit"] = args.ooc_memory

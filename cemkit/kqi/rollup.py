@@ -354,6 +354,12 @@ def _quantiles(p: pd.DataFrame, code_col: str) -> pd.DataFrame:
 
 
 def _empty_table() -> pd.DataFrame:
+    return _empty_table_cached().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _empty_table_cached() -> pd.DataFrame:
+    # built once: computing the indicators of an empty frame costs ~10 ms per micro-batch
     s = pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in formulas.COUNTERS})
     ind = formulas.indicators(s).drop(columns=["attempts"])
     frame = pd.DataFrame(
