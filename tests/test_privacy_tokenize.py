@@ -82,3 +82,36 @@ def test_same_value_same_token_in_any_column():
     a = tokenize_values(pa.array(df["a"].tolist()), TEST_KEY).to_pylist()
     b = tokenize_values(pa.array(["+15557654321"]), TEST_KEY).to_pylist()
     assert a[1] == b[0]
+
+
+def test_batched_hmac_kernel_equals_hmac_digest():
+    import hashlib
+    import hmac
+    import random
+
+    from cemkit.privacy._hmac import hmac_hex
+
+    rng = random.Random(3)
+    edge = ["", "a", "+447700900123", "é" * 40, "x" * 55, "y" * 56, "z" * 63, "w" * 64, "v" * 119]
+    values = [*edge, "u" * 200] + [f"+44{rng.randrange(10**10)}" for _ in range(300)]
+    for key in (bytes(range(32)), b"k", bytes(range(64)), bytes(100)):
+        expected = [hmac.digest(key, v.encode(), hashlib.sha256).hex() for v in values]
+        assert hmac_hex(pa.array(values), key).to_pylist() == expected
+        assert hmac_hex(pa.array(values[5:]).slice(3), key, 16).to_pylist() == [
+            e[:16] for e in expected[8:]
+        ]
+    # RFC 4231, test case 2
+    rfc = hmac_hex(pa.array(["what do ya want for nothing?"]), b"Jefe").to_pylist()[0]
+    assert rfc == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+
+
+def test_tokens_are_the_same_with_and_without_the_kernel():
+    from cemkit.privacy.operators import tokenize as tok
+
+    key = Key.from_material(bytes(range(32)), key_id="k1")
+    values = pa.array([f"+4420{i:08d}" for i in range(200)] + ["", "123"])
+    kernel = tokenize_values(values, key, keep_digits=4)
+    few = [tokenize_values(values.slice(i, 1), key, keep_digits=4)[0].as_py()
+           for i in range(len(values))]  # fmt: skip
+    assert len(values) >= tok._KERNEL_MIN
+    assert kernel.to_pylist() == few

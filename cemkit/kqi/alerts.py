@@ -98,7 +98,7 @@ def _worse(value: np.ndarray, limit: float | np.ndarray, direction: int) -> np.n
         return np.asarray(value < limit if direction > 0 else value > limit, dtype=bool)
 
 
-def _evaluate(rows: pd.DataFrame, rule: Threshold, baseline_min: int) -> pd.DataFrame:
+def _evaluate(rows: pd.DataFrame, rule: Threshold, baseline_min: int) -> dict[str, np.ndarray]:
     """Per bucket: breached?, the limit, the baseline (NaN for absolute rules)."""
     ind = formulas.INDICATORS[rule.indicator]
     value = rows[rule.indicator].to_numpy(dtype=float, na_value=np.nan)
@@ -108,12 +108,12 @@ def _evaluate(rows: pd.DataFrame, rule: Threshold, baseline_min: int) -> pd.Data
     if rule.absolute is not None:
         limit = np.full(n, float(rule.absolute))
         breach = judged & _worse(value, limit, ind.direction)
-        return pd.DataFrame({"breach": breach, "limit": limit, "baseline": np.full(n, np.nan)})
+        return {"breach": breach, "limit": limit, "baseline": np.full(n, np.nan)}
     assert rule.relative is not None
     eligible = (trials >= baseline_min) & ~np.isnan(value)
     if not eligible.any():
-        return pd.DataFrame({"breach": np.zeros(n, bool), "limit": np.full(n, np.nan),
-                             "baseline": np.full(n, np.nan)})  # fmt: skip
+        return {"breach": np.zeros(n, bool), "limit": np.full(n, np.nan),
+                "baseline": np.full(n, np.nan)}  # fmt: skip
     if ind.is_share:
         bad, den = formulas.bad_share(rows, rule.indicator)
         bad_np = bad.to_numpy(dtype=float)
@@ -132,8 +132,8 @@ def _evaluate(rows: pd.DataFrame, rule: Threshold, baseline_min: int) -> pd.Data
         baseline = float(np.median(value[eligible]))
         limit_value = baseline * rule.relative if ind.direction < 0 else baseline / rule.relative
         breach = judged & _worse(value, limit_value, ind.direction)
-    return pd.DataFrame({"breach": breach, "limit": np.full(n, limit_value),
-                         "baseline": np.full(n, baseline)})  # fmt: skip
+    return {"breach": np.asarray(breach, dtype=bool), "limit": np.full(n, limit_value),
+            "baseline": np.full(n, baseline)}  # fmt: skip
 
 
 def _z_score(bad: np.ndarray, den: np.ndarray, p0: float) -> np.ndarray:
@@ -201,12 +201,15 @@ def find_alerts(
     objects: list[tuple[str, str, list[Threshold]]] = [
         ("group", g.name, model.thresholds_for_group(g.name)) for g in model.groups
     ] + [("customer", c.name, model.thresholds_for_customer(c.name)) for c in model.customers]
+    # one pass over the table (not one filter of the whole table per group and customer)
+    by_object = {
+        (str(k), str(o)): idx
+        for (k, o), idx in rows.groupby(["object_kind", "object"], sort=False).indices.items()
+    }
     for kind, name, rules in objects:
-        if not rules:
+        if not rules or (kind, name) not in by_object:
             continue
-        mine = rows[(rows["object_kind"] == kind) & (rows["object"] == name)]
-        if mine.empty:
-            continue
+        mine = rows.iloc[by_object[(kind, name)]]
         mine = mine.sort_values("bucket").reset_index(drop=True)
         for indicator in dict.fromkeys(r.indicator for r in rules):
             found.extend(_alerts_for(mine, kind, name, indicator,
@@ -231,11 +234,11 @@ def _alerts_for(
     base = np.full(n, np.nan)
     for rule in sorted(rules, key=lambda r: _RANK[r.severity]):
         ev = _evaluate(rows, rule, baseline_min)
-        hit = ev["breach"].to_numpy() & (_RANK[rule.severity] >= level)
+        hit = ev["breach"] & (_RANK[rule.severity] >= level)
         level[hit] = _RANK[rule.severity]
-        limit[hit] = ev["limit"].to_numpy()[hit]
+        limit[hit] = ev["limit"][hit]
         rule_kind[hit] = "absolute" if rule.absolute is not None else "relative"
-        base[hit] = ev["baseline"].to_numpy()[hit]
+        base[hit] = ev["baseline"][hit]
     values = rows[indicator].to_numpy(dtype=float, na_value=np.nan)
     starts = rows["bucket"].to_numpy(dtype="datetime64[ns]")
     ends = rows["bucket_end"].to_numpy(dtype="datetime64[ns]")

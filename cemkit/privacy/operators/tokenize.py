@@ -17,11 +17,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cemkit.privacy._hmac import hmac_hex
 from cemkit.privacy.keys import Key
 from cemkit.privacy.operators.base import Operator, on_distinct
 from cemkit.privacy.policy import MIN_HIDDEN_DIGITS, TokenizeRule
 
 SEPARATOR = "#"
+#: Fewer distinct values than this are hashed one by one (no kernel call overhead to amortize).
+_KERNEL_MIN = 64
 
 
 def hmac_sha256(messages: Iterable[bytes], key: bytes) -> list[bytes]:
@@ -55,7 +58,11 @@ def tokenize_values(values: pa.Array, key: Key, keep_digits: int = 0, length: in
     empty value would look like one very busy customer.
     """
     prefix = kept_prefix(values, keep_digits)
-    hexes = pa.array(token_hex(values.to_pylist(), key, length), type=pa.string())
+    if len(values) >= _KERNEL_MIN and 0 < length <= 64:
+        # one jitted pass over the Arrow buffers (same tokens as token_hex, ~10x faster)
+        hexes = hmac_hex(values, key.derive("tokenize"), length)
+    else:
+        hexes = pa.array(token_hex(values.to_pylist(), key, length), type=pa.string())
     tokens = pc.binary_join_element_wise(prefix, hexes, SEPARATOR)
     return pc.if_else(pc.equal(values, ""), values, tokens)
 

@@ -1,0 +1,553 @@
+"""The whole pipeline end to end: cemkit vs the same pipeline in plain pandas and in DuckDB SQL.
+
+    python -m benchmarks.bench_pipeline [--size 2000000] [--batches 1000] [--ooc-size 4000000]
+                                        [--ooc-memory 700MB] [--only NAME,...]
+
+One synthetic world (``cemkit.synth``, ``--size`` records, seed 1) is generated once (not timed)
+into ``--work``; it holds canonical Parquet (``records/``: CDRs with legs and partials, SIP xDRs)
+and the voice CDRs as an Asterisk ``Master.csv`` (Europe/London local time, GB national numbers).
+
+Contenders, each in its own child process (imports not timed, everything else is):
+
+* ``cemkit-{csv,parquet}-{threads,local}``: ``cemkit.run`` (load → protect with the default
+  policy → correlate → KQIs → outputs) with Dask's threaded scheduler (2 threads) or an embedded
+  LocalCluster (2 single-threaded worker processes, started inside the timed part: a user's
+  ``cemkit run`` pays for it);
+* ``pandas-{csv,parquet}``: what a user writes: ``read_csv`` of all 18 columns (or
+  ``read_parquet``), numbers normalized with vectorized string rules (``00`` → ``+``, leading
+  ``0`` → ``+44``), ``hmac.new(key, number, sha256)`` per value over both number columns, caller-id
+  text dropped, local time → UTC, ``groupby(node, hour)`` attempts and answered → ASR, protected
+  records and KQIs written to Parquet;
+* ``duckdb-{csv,parquet}``: the same in one DuckDB SQL script (``read_csv``/``read_parquet``,
+  ``sha256(key || number)``, ``AT TIME ZONE``, ``GROUP BY``, ``COPY ... TO`` Parquet), 2 threads;
+* ``microbatch``: ``cemkit.process_batch`` on ``--batches`` consecutive batches of
+  ``--batch-size`` canonical records (raw numbers), warm (5 batches first), p50/p99 latency;
+* ``ooc``: ``cemkit.run`` from Parquet on a LocalCluster of 2 workers whose ``memory_limit`` is
+  ``--ooc-memory`` each, over a world of ``--ooc-size`` records re-written with 100K-row row groups
+  (one partition each); it must complete with no worker restarted, and each worker's peak resident
+  memory (``VmHWM``) is reported against its limit.
+
+Cross-checks (the benchmark fails when they do not hold): rows loaded are equal for every
+contender on the same input; attempts and answered per UTC day are equal for pandas and DuckDB,
+and from CSV also equal to cemkit's (the Asterisk CSV has no leg or call-id fields, so cemkit
+correlates nothing away there); from Parquet cemkit stitches partials, pairs legs and matches
+xDRs, so it reports fewer, correlated attempts, and the records each correlated row absorbed
+add up to the rows loaded.
+
+Peak memory: ``VmHWM`` of the child process; for LocalCluster runs also the largest ``VmHWM`` of
+the worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import machine, versions
+
+TZ = "Europe/London"
+REGION = "GB"
+CEMKIT = (
+    "cemkit-csv-threads",
+    "cemkit-csv-local",
+    "cemkit-parquet-threads",
+    "cemkit-parquet-local",
+)
+BASELINES = ("pandas-csv", "duckdb-csv", "pandas-parquet", "duckdb-parquet")
+
+
+def vmhwm_mib() -> float:
+    """Peak resident memory of this process (``VmHWM``), MiB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- the world --------------------------------------------------------------------------------
+def world(work: Path, size: int, seed: int = 1) -> Path:
+    """Generate (once) the synthetic world of ``size`` records."""
+    from cemkit import synth
+
+    out = work / f"world-{size}-{seed}"
+    if not (out / "truth.json").exists():
+        t0 = time.perf_counter()
+        synth.generate(out, records=size, seed=seed)
+        print(f"# generated {size:,} records in {time.perf_counter() - t0:.1f} s: {out}")
+    return out
+
+
+def csv_path(w: Path) -> Path:
+    return w / "formats" / "asterisk" / "Master.csv"
+
+
+def per_day(start: pd.Series, answered: pd.Series) -> dict[str, list[int]]:
+    """Attempts and answered per UTC day: {day: [attempts, answered]}."""
+    day = start.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
+    g = (
+        pd.DataFrame({"day": day, "a": answered.astype(bool)})
+        .groupby("day")["a"]
+        .agg(["size", "sum"])
+    )
+    return {d: [int(r["size"]), int(r["sum"])] for d, r in g.iterrows()}
+
+
+# -- contenders (run in the child) ------------------------------------------------------------
+def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | None = None) -> dict:
+    import cemkit
+
+    inputs = csv_path(w) if fmt == "csv" else w / "records"
+    kwargs: dict[str, Any] = {"tz": TZ, "default_region": REGION} if fmt == "csv" else {}
+    workers_peak = None
+    restarted = None
+    t0 = time.perf_counter()
+    if sched == "local":
+        from distributed import Client, LocalCluster
+
+        ckw: dict[str, Any] = {
+            "n_workers": 2,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": ":0",
+        }
+        if memory_limit:
+            ckw["memory_limit"] = memory_limit
+        with LocalCluster(**ckw) as lc, Client(lc) as client:
+            before = set(client.scheduler_info()["workers"])
+            res = cemkit.run(
+                inputs,
+                format="asterisk" if fmt == "csv" else "parquet",
+                policy="default",
+                model=w / "model.yaml",
+                out=out,
+                scheduler=client,
+                overwrite=True,
+                **kwargs,
+            )
+            seconds = time.perf_counter() - t0
+            peaks = client.run(vmhwm_mib)
+            workers_peak = max(peaks.values())
+            restarted = set(client.scheduler_info()["workers"]) != before
+    else:
+        res = cemkit.run(
+            inputs,
+            format="asterisk" if fmt == "csv" else "parquet",
+            policy="default",
+            model=w / "model.yaml",
+            out=out,
+            scheduler=sched,
+            overwrite=True,
+            **kwargs,
+        )
+        seconds = time.perf_counter() - t0
+    recs = pd.read_parquet(
+        out / "records",
+        columns=["start", "outcome", "src_partials", "src_paired", "src_xdr_record_id"],
+    )
+    absorbed = (
+        recs["src_partials"].fillna(1).astype(int).clip(lower=1)
+        + recs["src_paired"].fillna(False).astype(int)
+        + recs["src_xdr_record_id"].notna().astype(int)
+        - 1
+    )
+    represented = int(len(recs) + absorbed.sum())
+    return {
+        "seconds": seconds,
+        "rows_loaded": res.manifest["load"]["totals"]["rows_loaded"],
+        "rows_quarantined": res.manifest["load"]["totals"]["rows_quarantined"],
+        "records_out": len(recs),
+        "rows_represented": represented,
+        "per_day": per_day(recs["start"], recs["outcome"] == "answered"),
+        "timings_s": res.manifest["timings_s"],
+        "kqi_rows": len(res.kqi),
+        "alerts": len(res.alerts),
+        "workers_peak_mib": workers_peak,
+        "worker_restarted": restarted,
+    }
+
+
+def _hmac_column(s: pd.Series, key: bytes) -> pd.Series:
+    import hashlib
+    import hmac
+
+    return s.map(
+        lambda v: hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:16], na_action="ignore"
+    )
+
+
+def _normalize(s: pd.Series) -> pd.Series:
+    s = s.fillna("")
+    return pd.Series(
+        np.where(
+            s.str.startswith("00"),
+            "+" + s.str[2:],
+            np.where(s.str.startswith("0"), "+44" + s.str[1:], s),
+        ),
+        index=s.index,
+        dtype="string[pyarrow]",
+    )
+
+
+def run_pandas(w: Path, fmt: str, out: Path) -> dict:
+    from cemkit.io.asterisk import LAYOUTS
+
+    key = bytes.fromhex(os.environ["CEMKIT_KEY"])
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if fmt == "csv":
+        df = pd.read_csv(
+            csv_path(w), header=None, names=list(LAYOUTS[18]), dtype=str, keep_default_na=False
+        )
+        df["a_number"] = _hmac_column(_normalize(df.pop("src")), key)
+        df["b_number"] = _hmac_column(_normalize(df.pop("dst")), key)
+        df = df.drop(columns=["clid"])
+        df["node"] = df["channel"].str.extract(r"^[^/]+/(.+)-[0-9a-fA-F]+$", expand=False)
+        for c in ("start", "answer", "end"):
+            t = pd.to_datetime(df[c].replace("", None), format="%Y-%m-%d %H:%M:%S")
+            df[c] = t.dt.tz_localize(TZ, ambiguous="NaT", nonexistent="shift_forward")
+            df[c] = df[c].dt.tz_convert("UTC")
+        answered = df["disposition"] == "ANSWERED"
+    else:
+        df = pd.read_parquet(w / "records")
+        df["a_number"] = _hmac_column(df["a_number"], key)
+        df["b_number"] = _hmac_column(df["b_number"], key)
+        answered = df["outcome"] == "answered"
+    df["hour"] = df["start"].dt.floor("h")
+    kqi = (
+        df.assign(answered_=answered)
+        .groupby(["node", "hour"])
+        .agg(attempts=("answered_", "size"), answered=("answered_", "sum"))
+    )
+    kqi["asr"] = kqi["answered"] / kqi["attempts"]
+    df.drop(columns=["hour"]).to_parquet(out / "records.parquet", index=False)
+    kqi.reset_index().to_parquet(out / "kqi.parquet", index=False)
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "rows_loaded": len(df),
+        "per_day": per_day(df["start"], answered),
+        "kqi_rows": len(kqi),
+    }
+
+
+def run_duckdb(w: Path, fmt: str, out: Path) -> dict:
+    import duckdb
+
+    from cemkit.io.asterisk import LAYOUTS
+
+    key = os.environ["CEMKIT_KEY"]
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        "CREATE MACRO norm(s) AS CASE WHEN s LIKE '00%' THEN '+' || substr(s, 3) "
+        "WHEN s LIKE '0%' THEN '+44' || substr(s, 2) ELSE s END"
+    )
+    con.execute(f"CREATE MACRO tok(s) AS substr(sha256('{key}' || s), 1, 16)")
+    if fmt == "csv":
+        cols = ", ".join(f"'{c}': 'VARCHAR'" for c in LAYOUTS[18])
+        local = "strptime({c}, '%Y-%m-%d %H:%M:%S') AT TIME ZONE '" + TZ + "'"
+        end_local = local.format(c="nullif(\"end\", '')")
+        con.execute(f"""
+            CREATE TEMP TABLE r AS
+            SELECT * EXCLUDE (src, dst, clid, start, answer, "end"),
+                   tok(norm(src)) AS a_number, tok(norm(dst)) AS b_number,
+                   regexp_extract(channel, '^[^/]+/(.+)-[0-9a-fA-F]+$', 1) AS node,
+                   {local.format(c="nullif(start, '')")} AS start,
+                   {local.format(c="nullif(answer, '')")} AS answer,
+                   {end_local} AS "end",
+                   disposition = 'ANSWERED' AS answered_
+            FROM read_csv('{csv_path(w)}', header = false, columns = {{{cols}}},
+                          quote = '"', escape = '"', all_varchar = true)
+        """)
+    else:
+        con.execute(f"""
+            CREATE TEMP TABLE r AS
+            SELECT * REPLACE (tok(a_number) AS a_number, tok(b_number) AS b_number),
+                   outcome = 'answered' AS answered_
+            FROM read_parquet('{w / "records"}/*.parquet')
+        """)
+    con.execute(
+        f"COPY (SELECT * EXCLUDE (answered_) FROM r) TO '{out / 'records.parquet'}' "
+        "(FORMAT parquet)"
+    )
+    con.execute(f"""
+        COPY (SELECT node, date_trunc('hour', start) AS hour, count(*) AS attempts,
+                     count(*) FILTER (WHERE answered_) AS answered,
+                     count(*) FILTER (WHERE answered_) / count(*) AS asr
+              FROM r GROUP BY ALL) TO '{out / "kqi.parquet"}' (FORMAT parquet)
+    """)
+    seconds = time.perf_counter() - t0
+    rows = con.execute("SELECT count(*) FROM r").fetchone()[0]
+    days = con.execute(
+        "SELECT strftime(start, '%Y-%m-%d') AS d, count(*), "
+        "count(*) FILTER (WHERE answered_) FROM r GROUP BY d ORDER BY d"
+    ).fetchall()
+    kqi_rows = con.execute(f"SELECT count(*) FROM '{out / 'kqi.parquet'}'").fetchone()[0]
+    return {
+        "seconds": seconds,
+        "rows_loaded": rows,
+        "kqi_rows": kqi_rows,
+        "per_day": {d: [int(a), int(b)] for d, a, b in days},
+    }
+
+
+def run_microbatch(w: Path, batches: int, size: int) -> dict:
+    import pyarrow.parquet as pq
+
+    import cemkit
+
+    files = sorted((w / "records").glob("*.parquet"))
+    frame = pq.read_table(files[0]).to_pandas(types_mapper=None)
+    from cemkit import schema
+
+    frame = schema.conform(frame)
+    n = len(frame) // size
+    chunks = [frame.iloc[i * size : (i + 1) * size].reset_index(drop=True) for i in range(n)]
+    model = w / "model.yaml"
+    for c in chunks[:5]:
+        cemkit.process_batch(c, model=model)
+    lat, stages, out_rows = [], [], 0
+    for i in range(batches):
+        c = chunks[i % n]
+        t0 = time.perf_counter()
+        res = cemkit.process_batch(c, model=model)
+        lat.append(time.perf_counter() - t0)
+        stages.append(res.timings_ms)
+        out_rows += len(res.records)
+    ms = np.array(lat) * 1e3
+    st = pd.DataFrame(stages)
+    return {
+        "batches": batches,
+        "batch_size": size,
+        "distinct_batches": n,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "mean_ms": float(ms.mean()),
+        "records_per_s": batches * size / float(np.sum(lat)),
+        "stage_p50_ms": {k: float(st[k].median()) for k in st.columns},
+        "records_out_per_batch": out_rows / batches,
+    }
+
+
+def ooc_world(work: Path, size: int, rows_per_group: int = 100_000) -> Path:
+    """The out-of-core world: records re-written with small row groups (one partition each)."""
+    import pyarrow.parquet as pq
+
+    w = world(work, size)
+    small = work / f"ooc-{size}-{rows_per_group}"
+    if not (small / "model.yaml").exists():
+        (small / "records").mkdir(parents=True, exist_ok=True)
+        for f in sorted((w / "records").glob("*.parquet")):
+            pq.write_table(
+                pq.read_table(f), small / "records" / f.name, row_group_size=rows_per_group
+            )
+        (small / "model.yaml").write_text((w / "model.yaml").read_text())
+    return small
+
+
+def in_memory_mib(records: Path) -> float:
+    """Size of the input records as canonical pandas frames (deep ``memory_usage``), MiB."""
+    import pyarrow.parquet as pq
+
+    from cemkit import schema
+
+    total = 0
+    for f in sorted(records.glob("*.parquet")):
+        frame = schema.conform(pq.read_table(f).to_pandas())
+        total += int(frame.memory_usage(deep=True).sum())
+        del frame
+    return total / 2**20
+
+
+def child(args: argparse.Namespace) -> None:
+    name, w, out = args.child, Path(args.world), Path(args.out)
+    if name.startswith("cemkit-"):
+        _, fmt, sched = name.split("-")
+        result = run_cemkit(w, fmt, sched, out)
+    elif name.startswith("pandas-"):
+        result = run_pandas(w, name.split("-")[1], out)
+    elif name.startswith("duckdb-"):
+        result = run_duckdb(w, name.split("-")[1], out)
+    elif name == "microbatch":
+        result = run_microbatch(w, args.batches, args.batch_size)
+    elif name == "ooc":
+        result = run_cemkit(w, "parquet", "local", out, memory_limit=args.ooc_memory)
+    else:
+        raise SystemExit(f"unknown contender {name}")
+    result["peak_mib"] = vmhwm_mib()
+    print("RESULT " + json.dumps(result))
+
+
+def spawn(name: str, w: Path, out: Path, args: argparse.Namespace) -> dict:
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_pipeline",
+        "--child",
+        name,
+        "--world",
+        str(w),
+        "--out",
+        str(out),
+        "--batches",
+        str(args.batches),
+        "--batch-size",
+        str(args.batch_size),
+        "--ooc-memory",
+        args.ooc_memory,
+    ]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, timeout=args.timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        print(err[-4000:], file=sys.stderr)
+        return {"error": f"timeout after {args.timeout} s", "wall_s": time.perf_counter() - t0}
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+        return {"error": f"exit {proc.returncode}", "wall_s": time.perf_counter() - t0}
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT ") :])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--size", type=int, default=2_000_000)
+    p.add_argument("--work", default="/tmp/cemkit-bench/pipeline")
+    p.add_argument("--batches", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=4000)
+    p.add_argument("--ooc-size", type=int, default=4_000_000)
+    p.add_argument("--ooc-memory", default="700MB")
+    p.add_argument("--ooc-rows-per-group", type=int, default=100_000)
+    p.add_argument("--only", default=None, help="comma-separated contenders")
+    p.add_argument("--timeout", type=float, default=1200, help="seconds per contender")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--world", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    if "CEMKIT_KEY" not in os.environ:
+        import secrets
+
+        os.environ["CEMKIT_KEY"] = secrets.token_hex(32)
+    work = Path(args.work)
+    names = args.only.split(",") if args.only else [*CEMKIT, *BASELINES, "microbatch", "ooc"]
+    w = world(work, args.size)
+    truth = json.loads((w / "truth.json").read_text())
+    print(f"# machine: {machine()}; nproc {os.cpu_count()}; load {os.getloadavg()}")
+    print(
+        f"# {versions(('cemkit', 'pandas', 'pyarrow', 'dask', 'distributed', 'numba', 'duckdb'))}"
+    )
+    print(
+        f"# world: {args.size:,} records; Asterisk CSV "
+        f"{csv_path(w).stat().st_size / 2**20:,.0f} MiB, "
+        f"{truth['counts']['voice_cdrs_in_formats']:,} rows"
+    )
+    results: dict[str, dict] = {}
+    for name in names:
+        if name == "ooc":
+            ow = ooc_world(work, args.ooc_size, args.ooc_rows_per_group)
+            results[name] = spawn(name, ow, work / "out" / name, args)
+            results[name]["input_in_memory_mib"] = in_memory_mib(ow / "records")
+            results[name]["memory_limit"] = args.ooc_memory
+        else:
+            results[name] = spawn(name, w, work / "out" / name, args)
+        r = results[name]
+        brief = {k: v for k, v in r.items() if k not in ("per_day",)}
+        print(f"{name}: {json.dumps(brief)}", flush=True)
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    report(results)
+
+
+def report(results: dict[str, dict]) -> None:
+    ok = True
+    print(
+        "\n| contender | input rows | seconds | records/s | peak MiB (process / worker) | "
+        "vs cemkit threads |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for fmt in ("csv", "parquet"):
+        ref = results.get(f"cemkit-{fmt}-threads", {})
+        group = [n for n in results if f"-{fmt}" in n and n not in ("ooc",)]
+        for n in group:
+            r = results[n]
+            if "error" in r:
+                print(f"| {n} | — | failed ({r['error']}) | | | |")
+                ok = False
+                continue
+            rate = r["rows_loaded"] / r["seconds"]
+            ratio = r["seconds"] / ref["seconds"] if ref.get("seconds") else float("nan")
+            wk = r.get("workers_peak_mib")
+            peak = f"{r['peak_mib']:,.0f}" + (f" / {wk:,.0f}" if wk else "")
+            print(
+                f"| {n} | {r['rows_loaded']:,} | {r['seconds']:.2f} | {rate:,.0f} | {peak} | "
+                f"{ratio:.2f}x |"
+            )
+        rows = {results[n]["rows_loaded"] for n in group if "rows_loaded" in results[n]}
+        if len(rows) > 1:
+            print(f"CROSS-CHECK FAILED ({fmt}): rows loaded differ: {rows}")
+            ok = False
+        days = {
+            n: results[n]["per_day"]
+            for n in group
+            if "per_day" in results[n] and (fmt == "csv" or not n.startswith("cemkit"))
+        }
+        if len({json.dumps(d, sort_keys=True) for d in days.values()}) > 1:
+            print(
+                f"CROSS-CHECK FAILED ({fmt}): attempts/answered per day differ between {list(days)}"
+            )
+            ok = False
+        for n in group:
+            r = results[n]
+            if (
+                n.startswith("cemkit")
+                and "rows_represented" in r
+                and r["rows_represented"] != r["rows_loaded"]
+            ):
+                print(
+                    f"NOTE ({n}): correlated rows represent {r['rows_represented']:,} of "
+                    f"{r['rows_loaded']:,} loaded"
+                )
+    if "microbatch" in results and "error" not in results["microbatch"]:
+        m = results["microbatch"]
+        print(
+            f"\nmicro-batch {m['batch_size']} records x {m['batches']}: p50 {m['p50_ms']:.1f} ms, "
+            f"p99 {m['p99_ms']:.1f} ms, max {m['max_ms']:.1f} ms, {m['records_per_s']:,.0f} "
+            f"records/s, stages p50 {m['stage_p50_ms']}, peak {m['peak_mib']:,.0f} MiB"
+        )
+    if "error" in results.get("ooc", {}):
+        print(f"\nout-of-core: FAILED ({results['ooc']['error']})")
+        ok = False
+    if "ooc" in results and "error" not in results["ooc"]:
+        o = results["ooc"]
+        print(
+            f"\nout-of-core: {o['rows_loaded']:,} rows ({o['input_in_memory_mib']:,.0f} MiB in "
+            f"memory, workers limited to 2 x {o['memory_limit']}) in {o['seconds']:.1f} s "
+            f"({o['rows_loaded'] / o['seconds']:,.0f}/s), worker peak {o['workers_peak_mib']:,.0f} "
+            f"MiB, restarted {o['worker_restarted']}"
+        )
+    print("\ncross-checks:", "OK" if ok else "FAILED")
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
