@@ -17,6 +17,8 @@ from cemkit.report import runner
 CASES = {
     "00_policy_review": ({"records": 3_000}, ["raw numbers found", "a_number", "kept prefix"], 1),
     "01_customer_modeling": ({"customers": 20_000}, ["one object per customer", "customers"], 2),
+    "03_throughput_benchmark": ({"size": 6_000, "batches": 3},
+                                ["records/s", "DuckDB, Asterisk CSV", "p99"], 2),
 }
 
 
