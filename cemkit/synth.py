@@ -787,6 +787,24 @@ def _expand_voice(
     return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
 
+def _standalone(
+    world: _World, a: np.ndarray, b: np.ndarray, key_base: int, call_base: int
+) -> dict[str, np.ndarray]:
+    """Fields of records that are a call and an intent of their own (no legs, no partials)."""
+    n = len(a)
+    keys = np.arange(n, dtype=np.int64)
+    return {
+        "leg": np.full(n, 2, np.int8),
+        "partial_seq": np.zeros(n, np.int32),
+        "switch": world.switch[a].astype(np.int16),
+        "a_customer": a,
+        "b_customer": b,
+        "call_key": call_base + keys,
+        "intent_key": key_base + keys,
+        "seq": (call_base + keys) * 512,
+    }
+
+
 def _xdr_only(
     rng: np.random.Generator,
     world: _World,
@@ -826,14 +844,7 @@ def _xdr_only(
         "pdd": np.full(n, np.nan),
         "is_xdr": np.ones(n, bool),
         "is_sms": np.zeros(n, bool),
-        "leg": np.full(n, 2, np.int8),
-        "partial_seq": np.zeros(n, np.int32),
-        "switch": world.switch[a].astype(np.int16),
-        "a_customer": a,
-        "b_customer": b,
-        "call_key": call_base + np.arange(n, dtype=np.int64),
-        "intent_key": key_base + np.arange(n, dtype=np.int64),
-        "seq": (call_base + np.arange(n, dtype=np.int64)) * 512,
+        **_standalone(world, a, b, key_base, call_base),
     }
 
 
@@ -861,14 +872,7 @@ def _sms(
         "pdd": np.full(n, np.nan),
         "is_xdr": np.zeros(n, bool),
         "is_sms": np.ones(n, bool),
-        "leg": np.full(n, 2, np.int8),
-        "partial_seq": np.zeros(n, np.int32),
-        "switch": world.switch[a].astype(np.int16),
-        "a_customer": a,
-        "b_customer": b,
-        "call_key": call_base + np.arange(n, dtype=np.int64),
-        "intent_key": key_base + np.arange(n, dtype=np.int64),
-        "seq": (call_base + np.arange(n, dtype=np.int64)) * 512,
+        **_standalone(world, a, b, key_base, call_base),
     }
 
 
