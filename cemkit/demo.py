@@ -54,7 +54,7 @@ def run_demo(
     chosen = check(scheduler, default="threads")  # refused before any work when unknown
     if isinstance(chosen, Client):  # the notebook connects to the same scheduler
         chosen = chosen.scheduler_info()["address"]
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # the notebook runs in another directory
     world = out / "world"
     with step(f"generating a synthetic world of {records:,} records"):
         synth.generate(world, records=records, seed=seed, incidents=2)
@@ -66,7 +66,7 @@ def run_demo(
         "input": str(world / "records"),
         "format": "parquet",
         "model": str(world / "model.yaml"),
-        "workdir": str((out / "work").resolve()),
+        "workdir": str(out / "work"),
         "scheduler": chosen,
     }
     with step("running load → protect → correlate → KQIs and the usage-mining report"):

@@ -52,7 +52,8 @@ def test_demo_writes_the_usage_mining_report(tmp_path, monkeypatch):
     from cemkit.privacy.scan_notebook import scan_notebook, scan_text
 
     monkeypatch.delenv("CEMKIT_KEY", raising=False)
-    html_path = run_demo(tmp_path / "demo", records=8_000, seed=1, scheduler="threads")
+    monkeypatch.chdir(tmp_path)  # a relative output directory, as `make demo` gives
+    html_path = run_demo("demo", records=8_000, seed=1, scheduler="threads")
     assert html_path.name == "02_usage_mining.html"
     assert (tmp_path / "demo" / "work" / "run" / "manifest.json").is_file()
     html = html_path.read_text()
