@@ -110,6 +110,12 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
     kwargs: dict[str, Any] = {"tz": TZ, "default_region": REGION} if fmt == "csv" else {}
     workers_peak = None
     restarted = None
+
+    def run_with(scheduler: Any) -> Any:
+        return cemkit.run(inputs, format="asterisk" if fmt == "csv" else "parquet",
+                          policy="default", model=w / "model.yaml", out=out,
+                          scheduler=scheduler, overwrite=True, **kwargs)  # fmt: skip
+
     t0 = time.perf_counter()
     if sched == "local":
         from distributed import Client, LocalCluster
@@ -124,31 +130,13 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
             ckw["memory_limit"] = memory_limit
         with LocalCluster(**ckw) as lc, Client(lc) as client:
             before = set(client.scheduler_info()["workers"])
-            res = cemkit.run(
-                inputs,
-                format="asterisk" if fmt == "csv" else "parquet",
-                policy="default",
-                model=w / "model.yaml",
-                out=out,
-                scheduler=client,
-                overwrite=True,
-                **kwargs,
-            )
+            res = run_with(client)
             seconds = time.perf_counter() - t0
             peaks = client.run(vmhwm_mib)
             workers_peak = max(peaks.values())
             restarted = set(client.scheduler_info()["workers"]) != before
     else:
-        res = cemkit.run(
-            inputs,
-            format="asterisk" if fmt == "csv" else "parquet",
-            policy="default",
-            model=w / "model.yaml",
-            out=out,
-            scheduler=sched,
-            overwrite=True,
-            **kwargs,
-        )
+        res = run_with(sched)
         seconds = time.perf_counter() - t0
     recs = pd.read_parquet(
         out / "records",
