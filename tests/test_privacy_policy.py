@@ -143,4 +143,4 @@ def test_json_schema_file_is_current():
 
 
 def test_policy_dir_is_the_repo_policies():
-    assert Path(__file__).resolve().parents[1] / "policies" == POLICY_DIR
+    assert (Path(__file__).resolve().parents[1] / "policies").resolve() == POLICY_DIR.resolve()

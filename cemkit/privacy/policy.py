@@ -30,6 +30,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -47,7 +48,7 @@ from pydantic import (
 from cemkit.errors import PolicyError
 
 #: Directory of the shipped policies (``cemkit protect --policy default`` finds them here).
-POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
+POLICY_DIR = Path(str(resources.files("cemkit.data") / "policies"))
 
 #: Entity types ``scan_text`` can find without any downloaded language model.
 TEXT_ENTITIES = ("PHONE_NUMBER", "EMAIL_ADDRESS", "PERSON", "IP_ADDRESS")

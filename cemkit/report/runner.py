@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from cemkit.io.atomic import atomic_directory, atomic_write_text
 from cemkit.report.html import embed_call, vega_bundle
 
 #: Where the notebooks shipped with cemkit live (repository checkout / editable install).
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
-_TEMPLATES = Path(__file__).resolve().parent / "templates"
+NOTEBOOK_DIR = Path(str(resources.files("cemkit.data") / "notebooks"))
+_TEMPLATES = Path(str(resources.files("cemkit.data") / "templates"))
 _VEGALITE_PREFIX = "application/vnd.vegalite.v"
 
 
