@@ -6,8 +6,8 @@ it, one subscriber changes at most ``max_cells`` cells of a level, each by at mo
 (a seeded permutation of cells per unit and of records per cell), so the kept sample is not
 biased towards, say, early buckets.
 
-The kernel takes NumPy arrays only (codes sorted by unit, then cell priority, then record
-priority); :func:`bound` prepares them. ``tests/naive.py`` has the obviously correct reference.
+The kernel takes NumPy arrays only (codes sorted by unit, then cell, by one stable sort of one
+int64 key); :func:`bound` prepares them. ``tests/naive.py`` has the obviously correct reference.
 """
 
 from __future__ import annotations
@@ -19,26 +19,60 @@ from cemkit import config
 
 
 @numba.njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
-def _keep_sorted(unit: np.ndarray, cell: np.ndarray, max_cells: int,
+def _keep_sorted(unit: np.ndarray, cell: np.ndarray, cell_priority: np.ndarray,
+                 record_priority: np.ndarray, max_cells: int,
                  max_records: int) -> np.ndarray:  # fmt: skip
-    """Keep mask over rows sorted by (unit, cell priority, record priority).
+    """Keep mask over rows sorted by (unit, cell, input position).
 
-    Rows of one unit are contiguous, and within a unit the rows of one cell are contiguous, in
-    the order the cells (and records) are to be preferred.
+    A unit with more than ``max_cells`` cells keeps the cells of lowest priority (ties: lower
+    cell code); a cell with more than ``max_records`` rows keeps the rows of lowest record
+    priority (ties: earlier row). Only heavy units and cells pay for a selection; everyone else
+    is one linear pass.
     """
     n = unit.shape[0]
     keep = np.zeros(n, dtype=np.bool_)
-    cells_taken = 0
-    in_cell = 0
-    for i in range(n):
-        new_unit = i == 0 or unit[i] != unit[i - 1]
-        if new_unit:
-            cells_taken = 0
-        if new_unit or cell[i] != cell[i - 1]:
-            cells_taken += 1
-            in_cell = 0
-        in_cell += 1
-        keep[i] = cells_taken <= max_cells and in_cell <= max_records
+    i = 0
+    while i < n:
+        j = i
+        while j < n and unit[j] == unit[i]:
+            j += 1
+        # cell runs of unit rows [i, j)
+        n_runs = 0
+        k = i
+        while k < j:
+            n_runs += 1
+            m = k
+            while m < j and cell[m] == cell[k]:
+                m += 1
+            k = m
+        starts = np.empty(n_runs, dtype=np.int64)
+        ends = np.empty(n_runs, dtype=np.int64)
+        prio = np.empty(n_runs, dtype=np.uint64)
+        r = 0
+        k = i
+        while k < j:
+            m = k
+            while m < j and cell[m] == cell[k]:
+                m += 1
+            starts[r] = k
+            ends[r] = m
+            prio[r] = cell_priority[k]
+            r += 1
+            k = m
+        if n_runs > max_cells:
+            chosen = np.argsort(prio, kind="mergesort")[:max_cells]
+        else:
+            chosen = np.arange(n_runs)
+        for c in chosen:
+            a = starts[c]
+            b = ends[c]
+            if b - a <= max_records:
+                keep[a:b] = True
+            else:
+                best = np.argsort(record_priority[a:b], kind="mergesort")[:max_records]
+                for x in best:
+                    keep[a + x] = True
+        i = j
     return keep
 
 
@@ -61,11 +95,10 @@ def priorities(unit: np.ndarray, cell: np.ndarray, seed: int) -> tuple[np.ndarra
     return cell_priority, record_priority
 
 
-def order(unit: np.ndarray, cell: np.ndarray, seed: int) -> np.ndarray:
-    """Row order by unit, then the (unit, cell) priority, then the record priority."""
-    cell_priority, record_priority = priorities(unit, cell, seed)
-    # priorities may tie for different cells: the cell code breaks ties so a cell stays contiguous
-    return np.lexsort((record_priority, cell, cell_priority, unit))
+def order(unit: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Row order by unit, then cell, then input position (one stable sort of one int64 key)."""
+    span = int(cell.max()) + 1 if cell.size else 1
+    return np.argsort(unit * span + cell, kind="stable")
 
 
 def bound(unit: np.ndarray, cell: np.ndarray, *, max_cells: int, max_records: int,
@@ -88,9 +121,13 @@ def bound(unit: np.ndarray, cell: np.ndarray, *, max_cells: int, max_records: in
     cell = np.asarray(cell, dtype=np.int64)
     if unit.shape != cell.shape:
         raise ValueError("unit and cell codes must have the same length")
-    idx = order(unit, cell, seed)
-    kept_sorted = _keep_sorted(unit[idx], cell[idx], int(max_cells), int(max_records))
+    valid = np.flatnonzero((unit >= 0) & (cell >= 0))
+    u, c = unit[valid], cell[valid]
+    cell_priority, record_priority = priorities(unit, cell, seed)
+    idx = order(u, c)
+    sel = valid[idx]
+    kept_sorted = _keep_sorted(u[idx], c[idx], cell_priority[sel], record_priority[sel],
+                               int(max_cells), int(max_records))  # fmt: skip
     keep = np.zeros(unit.shape[0], dtype=np.bool_)
-    keep[idx] = kept_sorted
-    keep &= unit >= 0
+    keep[sel] = kept_sorted
     return keep
