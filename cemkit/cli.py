@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cemkit.kqi.commands",
     "cemkit.pipeline",
     "cemkit.report.commands",
+    "cemkit.dp.commands",
     "cemkit.demo",
 )
 

@@ -148,3 +148,19 @@ def sessions(key, start, end, answered, window, close_on_answer):
             label[i] = head
             rank[i] = k
     return np.array(label, np.int64), np.array(rank, np.int64)
+
+
+def bound_contributions(unit, cell, cell_priority, record_priority, max_cells, max_records):
+    """Keep mask: per unit its max_cells most preferred cells, in each its max_records records."""
+    keep = [False] * len(unit)
+    by_unit: dict[int, dict[int, list[int]]] = {}
+    for i in range(len(unit)):
+        if unit[i] >= 0:
+            by_unit.setdefault(int(unit[i]), {}).setdefault(int(cell[i]), []).append(i)
+    for cells in by_unit.values():
+        ranked = sorted(cells, key=lambda c: (int(cell_priority[cells[c][0]]), c))
+        for c in ranked[:max_cells]:
+            rows = sorted(cells[c], key=lambda i: (int(record_priority[i]), i))
+            for i in rows[:max_records]:
+                keep[i] = True
+    return np.array(keep, dtype=bool)

@@ -186,6 +186,9 @@ def explanation(policy: Policy) -> dict[str, Any]:
         "unnamed": unnamed,
         "unnamed_quarantine": unnamed_q,
         "default_summary": str(default_rule.summary),
+        "release": policy.release.explain() if policy.release is not None else [
+            "No differentially private release: the policy has no `release:` section, so "
+            + "`cemkit release` refuses to publish anything under it."],
     }
 
 
@@ -235,6 +238,8 @@ def explain_markdown(policy: Policy) -> str:
     if doc["unnamed_quarantine"]:
         out += ["", f"Not named, therefore {doc['default_summary']}: "
                 + ", ".join(f"`{c}`" for c in doc["unnamed_quarantine"]) + "."]  # fmt: skip
+    out += ["", "## Releases with differential privacy", ""]
+    out += [f"- {_md_cell(s)}" for s in doc["release"]]
     return "\n".join(out) + "\n"
 
 
@@ -300,7 +305,9 @@ def explain_html(policy: Policy, *, standalone: bool = True) -> str:
         body.append(f"<p>Not named, therefore {e(doc['default_summary'])}: "
                     + ", ".join(f"<code>{e(c)}</code>" for c in doc["unnamed_quarantine"])
                     + ".</p>")  # fmt: skip
-    body.append("</div>")
+    body += ["<h2>Releases with differential privacy</h2>", "<ul>"]
+    body += [f"<li>{e(s)}</li>" for s in doc["release"]]
+    body += ["</ul>", "</div>"]
     if not standalone:
         return f"<style>{_CSS}</style>\n" + "\n".join(body) + "\n"
     head = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',

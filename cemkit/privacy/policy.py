@@ -45,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from cemkit.dp.spec import ReleaseSpec
 from cemkit.errors import PolicyError
 
 #: Directory of the shipped policies (``cemkit protect --policy default`` finds them here).
@@ -328,6 +329,11 @@ class Policy(_Model):
         description="Report-level protection; by default groups of fewer than "
         f"{DEFAULT_MIN_GROUP_SIZE} customers are not shown.",
     )
+
+    release: ReleaseSpec | None = Field(None, description=(
+        "Differentially private releases of aggregates (cemkit release): privacy unit, "
+        "contribution bounds, mechanism, budget per period and releasable indicators. "
+        "Without it, nothing may be released with DP."))  # fmt: skip
 
     _text: str | None = PrivateAttr(None)
 
