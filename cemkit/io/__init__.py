@@ -23,7 +23,7 @@ import importlib
 from cemkit.io.base import Loader, Part, registry
 
 #: Format modules registered on import; optional ones may be absent from a checkout.
-_FORMAT_MODULES = ("asterisk", "freeswitch", "cucm", "generic", "parquet", "gnettrack")
+_FORMAT_MODULES = ("asterisk", "freeswitch", "cucm", "generic", "parquet", "gnettrack", "agent")
 _OPTIONAL_MODULES = ("sip_pcap",)
 
 for _name in _FORMAT_MODULES:

@@ -29,20 +29,18 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cemkit.errors import FormatError, InputError
+from cemkit.io.agent_base import MeasurementLoader
 from cemkit.io.base import registry
 from cemkit.io.convert import Converter
-from cemkit.io.delimited import DelimitedLoader, Layout
+from cemkit.io.delimited import Layout
 from cemkit.schema import PII, Column, extension_field
 from cemkit.schema_measurements import (
     MEASUREMENT_KIND,
     RADIO_GENERATIONS,
-    empty_measurements,
-    measurement_schema,
 )
 
 #: The app's time stamp form (device local time).
@@ -118,7 +116,7 @@ def _ext_name(header: str) -> str:
 
 
 @registry.register
-class GNetTrackLoader(DelimitedLoader):
+class GNetTrackLoader(MeasurementLoader):
     """G-NetTrack Pro measurement logs (CSV export or tab-separated app log)."""
 
     name = "gnettrack"
@@ -147,14 +145,6 @@ class GNetTrackLoader(DelimitedLoader):
     def extension_columns(self) -> tuple[Column, ...]:
         """Known ``src_`` columns, then unknown header columns seen in the planned files."""
         return (*KNOWN_EXTENSIONS, *self._extra.values())
-
-    def record_schema(self) -> pa.Schema:
-        """The measurement schema with this loader's extensions."""
-        return measurement_schema(self.extension_columns())
-
-    def meta(self) -> pd.DataFrame:
-        """Empty measurement frame."""
-        return empty_measurements(self.extension_columns())
 
     # -- layout -----------------------------------------------------------------------------
     def layout(self, path: str) -> Layout:
@@ -187,7 +177,8 @@ class GNetTrackLoader(DelimitedLoader):
                 ext = _ext_name(n)
                 if ext not in self._extra and ext not in {c.name for c in KNOWN_EXTENSIONS}:
                     self._extra[ext] = extension_field(
-                        ext, pa.string(), PII.FREE_TEXT, f"G-NetTrack column {n!r}, as written")
+                        ext, pa.string(), PII.FREE_TEXT, f"G-NetTrack column {n!r}, as written"
+                    )
         info = (("found", tuple(found.items())), ("extra", tuple(extra)),
                 ("device", self._device(path)))  # fmt: skip
         # Columns named twice get a suffix so that the parser keeps both.
@@ -272,13 +263,6 @@ class GNetTrackLoader(DelimitedLoader):
             if ext in self._extra and ext not in ext_names:
                 cols[ext] = conv.text(n)
         return cols
-
-    def finish_block(self, conv: Converter, cols: Mapping[str, object]
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-        """Measurement records (no telephone numbers to normalize) and the quarantine."""
-        ext = self.extension_columns()
-        return conv.finish(cols, ext, default_region=None, numbers=(),
-                           schema=measurement_schema(ext))  # fmt: skip
 
 
 __all__ = ["TIME_FORMAT", "GNetTrackLoader", "sniff_delimiter"]
