@@ -44,7 +44,7 @@ def _haversine_m(lat1, lon1, lat2, lon2):
 @settings(max_examples=200, deadline=None)
 @given(st.floats(-80, 80), st.floats(-179.9, 179.9), st.sampled_from([50.0, 500.0, 5000.0]))
 def test_grid_square_contains_the_point_and_is_wide_enough(lat, lon, size):
-    rows, lat_c = grid_latitude(np.array([lat]), size)
+    rows, _ = grid_latitude(np.array([lat]), size)
     cols, lon_c = grid_longitude(np.array([lon]), np.array([lat]), size)
     step = size / METRES_PER_DEGREE
     lo = -90 + rows[0] * step
