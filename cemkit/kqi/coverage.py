@@ -135,8 +135,8 @@ def coverage_kqis(
     few_s = out["samples"] < spec.min_samples
     few_d = out["devices"] < spec.min_devices
     out["suppressed"] = few_s | few_d
-    out["why"] = np.where(few_s, f"fewer than {spec.min_samples} samples",
-                          np.where(few_d, f"fewer than {spec.min_devices} devices", ""))  # fmt: skip
+    why_d = np.where(few_d, f"fewer than {spec.min_devices} devices", "")
+    out["why"] = np.where(few_s, f"fewer than {spec.min_samples} samples", why_d)
     figures = [c for c in out.columns if c not in ("suppressed", "why", "seen_share")]
     out.loc[out["suppressed"], figures] = np.nan
     return out.reset_index()

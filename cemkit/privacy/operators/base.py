@@ -99,8 +99,10 @@ class Operator(abc.ABC):
         """The protected column, or None to drop it."""
 
     def apply_frame(self, df: pd.DataFrame) -> pd.Series | None:
-        """The protected column from the whole (unprotected) frame: operators that read other
-        columns (``grid`` reads the latitude to size longitude steps) override it.
+        """The protected column, given the whole unprotected frame.
+
+        Operators that read other columns (``grid`` reads the latitude to size longitude
+        steps) override it.
         """
         return self.apply(df[self.column])
 
