@@ -200,8 +200,10 @@ def generate_agents(
             s = w0 + pd.Timedelta(seconds=int(rng.integers(0, 3600)))
             plan.append((int(d), s, int(rng.integers(1800, 3600)), cell))
         row = net.iloc[cell]
-        truth["incident"] = {"cell": str(row.eci), "node": f"{row.node:X}",
-                             "start": window[0].isoformat(), "end": window[1].isoformat()}  # fmt: skip
+        truth["incident"] = {
+            "cell": str(row.eci), "node": f"{row.node:X}",
+            "start": window[0].isoformat(), "end": window[1].isoformat(),
+        }  # fmt: skip
     for d, s, seconds, at in plan:
         df = _session(rng, net, s, seconds, at)
         if window is not None:
