@@ -200,11 +200,19 @@ class GNetTrackLoader(MeasurementLoader):
         info = dict(layout.info)
         found: dict[str, str] = dict(info["found"])
 
+        seen: dict[str, pa.Array] = {}
+
         def text(col: str) -> pa.Array:
+            """The field as text; empty and ``-`` (not measured) as null."""
             if col not in found:
                 return pa.nulls(conv.n, pa.string())
-            arr = pc.utf8_trim(conv.text(found[col]), " \t")
-            return pc.if_else(pc.equal(arr, "-"), pa.scalar(None, pa.string()), arr)
+            if col not in seen:
+                arr = pc.utf8_trim(conv.raw(found[col]), " \t")
+                missing = pc.or_(pc.equal(arr, "-"), pc.equal(arr, ""))
+                if pc.any(missing).as_py():
+                    arr = pc.if_else(missing, pa.scalar(None, pa.string()), arr)
+                seen[col] = arr
+            return seen[col]
 
         cols: dict[str, object] = {"record_kind": MEASUREMENT_KIND, "device": info["device"],
                                    "session": conv.tag.rsplit(".", 1)[0]}  # fmt: skip
