@@ -71,7 +71,8 @@ MEASUREMENT_COLUMNS: tuple[Column, ...] = (
     Column("time", TS, PII.QUASI, "When the sample was taken, UTC (agents write local time)."),
     Column("operator", STR, PII.NONE, "Network operator the device was attached to (name/PLMN)."),
     Column("cell", STR, PII.QUASI,
-           "Serving cell, globally unique within the operator (E-UTRAN/NR cell identity)."),
+           "Serving cell, unique within the operator: '<node>-<cell>' in hexadecimal (the "
+           "E-UTRAN/NR cell identity split at the base station) when the agent gives both."),
     Column("node", STR, PII.QUASI, "Serving base station (eNodeB / gNodeB id) or access node."),
     Column("area", STR, PII.QUASI, "Location / tracking area code of the serving cell."),
     Column("radio_tech", STR, PII.NONE, "Radio technology as the agent wrote it (5G, LTE, ...)."),

@@ -15,7 +15,7 @@ Examples
 --------
 >>> truth = generate_agents("world", devices=8, seed=1)  # doctest: +SKIP
 >>> truth["incident"]["cell"]  # doctest: +SKIP
-'26881'
+'A806-C'
 """
 
 from __future__ import annotations
@@ -151,6 +151,7 @@ def generate_agents(
     start: str = "2026-01-05T00:00:00Z",
     tz: str = "Europe/Dublin",
     sites: int = 7,
+    incident_devices: int = 6,
 ) -> dict[str, Any]:
     """Write G-NetTrack logs of ``devices`` devices, optionally with one coverage incident.
 
@@ -165,11 +166,13 @@ def generate_agents(
     seed : int
         Random seed (same seed, same files).
     incident : bool
-        Inject a coverage hole: one cell, a 3-hour window, 6 devices inside it.
+        Inject a coverage hole: one cell, a 3-hour window, ``incident_devices`` devices in it.
     start, tz : str
         Start of the period (UTC) and the devices' zone (G-NetTrack writes local time).
     sites : int
         Base stations (3 cells each).
+    incident_devices : int
+        Devices sent into the incident's cell during its window.
 
     Returns
     -------
@@ -196,12 +199,12 @@ def generate_agents(
         cell = int(rng.integers(len(net)))
         w0 = origin + pd.Timedelta(hours=int(rng.integers(1, max(2, days * 24 - 4))))
         window = (w0, w0 + pd.Timedelta(hours=3))
-        for d in rng.choice(devices, size=min(6, devices), replace=False):
+        for d in rng.choice(devices, size=min(incident_devices, devices), replace=False):
             s = w0 + pd.Timedelta(seconds=int(rng.integers(0, 3600)))
             plan.append((int(d), s, int(rng.integers(1800, 3600)), cell))
         row = net.iloc[cell]
         truth["incident"] = {
-            "cell": str(row.eci), "node": f"{row.node:X}",
+            "cell": f"{row.node:X}-{row.local:X}", "node": f"{row.node:X}",
             "start": window[0].isoformat(), "end": window[1].isoformat(),
         }  # fmt: skip
     for d, s, seconds, at in plan:

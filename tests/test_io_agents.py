@@ -53,14 +53,16 @@ def test_every_shared_file_reconciles(tmp_path):
 def test_values_of_one_real_file_equal_pandas():
     path = GNET / "download-driving-B_2019.12.14_10.16.30.csv"
     df, q = _load(path, tz="Europe/Dublin")
-    raw = pd.read_csv(path, na_values=["-"], dtype={"RAWCELLID": str, "NODEHEX": str})
+    raw = pd.read_csv(path, na_values=["-"], dtype={"RAWCELLID": str, "NODEHEX": str,
+                                                    "CELLHEX": str})  # fmt: skip
     assert len(q) == 0 and len(df) == len(raw)
     assert (df.device == "download-driving-B").all()
     assert (df.session == "download-driving-B_2019.12.14_10.16.30").all()
     pd.testing.assert_series_equal(df.dl_kbps, raw.DL_bitrate.astype(float), check_names=False)
     pd.testing.assert_series_equal(df.rsrp_dbm, raw.RSRP.astype(float), check_names=False)
     pd.testing.assert_series_equal(df.loss_ratio, raw.PINGLOSS / 100, check_names=False)
-    assert df.cell.tolist() == raw.RAWCELLID.tolist()
+    assert df.cell.tolist() == (raw.NODEHEX + "-" + raw.CELLHEX).tolist()
+    assert df.src_rawcellid.tolist() == raw.RAWCELLID.tolist()
     assert df.node.tolist() == raw.NODEHEX.tolist()
     # Irish winter time is UTC; the stamp is device local time.
     assert df.time.iloc[0] == pd.Timestamp("2019-12-14 10:16:30", tz="UTC")
@@ -80,7 +82,7 @@ def test_tab_separated_other_order_no_nr_extra_columns(tmp_path):
     df, q = _load(path)
     assert len(df) == 1 and len(q) == 0
     row = df.iloc[0]
-    assert row.device == "phone7" and row.cell == "11016972" and row.rsrp_dbm == -99
+    assert row.device == "phone7" and row.cell == "A81B-C" and row.rsrp_dbm == -99
     assert pd.isna(row.nr_rsrp_dbm) and row.state == "active" and row.activity == "download"
     assert row.src_altitude == "25" and row.src_imei == "356938035643809"
 

@@ -34,10 +34,11 @@ def test_per_cell_kqis_equal_a_hand_computation_on_a_real_file():
     assert "latitude" in protected and protected.device.iloc[0] != "download-driving-B"
     k = coverage_kqis(protected, "cell", every="1D", spec=CoverageSpec(min_samples=1))
     k = k.set_index("cell")
-    raw = pd.read_csv(FILE, na_values=["-"], dtype={"RAWCELLID": str})
-    by = raw.groupby("RAWCELLID")
+    raw = pd.read_csv(FILE, na_values=["-"], dtype={"NODEHEX": str, "CELLHEX": str})
+    raw["cell"] = raw.NODEHEX + "-" + raw.CELLHEX  # the cell: base station and its cell number
+    by = raw.groupby("cell")
     assert k["samples"].to_dict() == by.size().to_dict()
-    active = raw[raw.State != "I"].groupby("RAWCELLID").DL_bitrate.mean()
+    active = raw[raw.State != "I"].groupby("cell").DL_bitrate.mean()
     pd.testing.assert_series_equal(k["dl_kbps_mean"].dropna().sort_index(),
                                    active.sort_index().astype(float), check_names=False,
                                    check_index_type=False)  # fmt: skip

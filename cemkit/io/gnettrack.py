@@ -82,6 +82,8 @@ KNOWN_EXTENSIONS: tuple[Column, ...] = (
     extension_field("src_cell_local", pa.string(), PII.NONE,
                     "Cell id within its base station (G-NetTrack CellID)."),
     extension_field("src_cellhex", pa.string(), PII.NONE, "CellID in hexadecimal."),
+    extension_field("src_rawcellid", pa.string(), PII.NONE,
+                    "Cell identity as the app writes it (RAWCELLID / CGI)."),
 )  # fmt: skip
 
 #: State letters → (state, activity). D = downloading, I = idle, V = video, VD = video with a
@@ -259,11 +261,14 @@ class GNetTrackLoader(MeasurementLoader):
         cols["activity"] = pc.coalesce(activity, pc.utf8_lower(state))
         for col in ("operator", "node", "area", "src_cell_local", "src_cellhex"):
             cols[col] = text(col)
+        # The base station and its cell number name a cell (``A81B-C``; the same cell as the
+        # E-UTRAN cell identity 0xA81B0C in RAWCELLID): no long digit run that reads like a
+        # telephone number, and the same form whether or not the log has RAWCELLID.
         cell = text("cell")
         if "node" in found and "src_cellhex" in found:
-            # Without a global cell id, the base station and its local cell number name it.
             local = pc.binary_join_element_wise(text("node"), text("src_cellhex"), "-")
-            cell = pc.coalesce(cell, local)
+            cell = pc.coalesce(local, cell)
+        cols["src_rawcellid"] = text("cell")
         cols["cell"] = cell
         ext_names = {c.name for c in KNOWN_EXTENSIONS}
         for n in info["extra"]:

@@ -244,7 +244,7 @@ class GridRule(Rule):
         "of the square's centre."))  # fmt: skip
 
     applies_to: ClassVar[tuple[str, ...]] = ("number",)
-    summary: ClassVar[str] = "snapped to the centre of a grid square"
+    summary: ClassVar[str] = "generalized to a grid square"
 
     def reveals(self) -> str:  # noqa: D102
         what = "its row/column number" if self.output == "index" else "its centre"
