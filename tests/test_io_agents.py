@@ -168,3 +168,27 @@ def test_agent_mapping_csv_and_refusals(tmp_path):
         )
     with pytest.raises(FormatError, match="needs mapping"):
         plan(str(path), "agent")
+
+
+def test_same_records_whatever_the_blocksize_and_empty_files(tmp_path):
+    rows = [ROW.replace("10.16.30", f"10.16.{s:02d}").replace(",7,1,D,", f",{s},1,D,")
+            for s in range(60)]  # fmt: skip
+    rows[17] = rows[17].replace("-99", "x")
+    path = tmp_path / "dev_2019.12.14_10.16.30.csv"
+    path.write_text("".join(f"{r}\n" for r in [HEADER, *rows]))
+    whole, q1 = _load(path)
+    parts = plan(str(path), "gnettrack", blocksize=200)
+    assert len(parts.parts) > 5
+    cut = parts.records().compute().reset_index(drop=True)
+    q2 = parts.quarantine().compute().reset_index(drop=True)
+    pd.testing.assert_frame_equal(whole, cut)
+    pd.testing.assert_frame_equal(q1, q2)
+    assert q1.line.tolist() == [19] and len(whole) == 59
+    header_only = tmp_path / "x_2019.12.14_10.16.30.csv"
+    header_only.write_text(HEADER + "\n")
+    df, q = _load(header_only)
+    assert len(df) == 0 and len(q) == 0
+    empty = tmp_path / "y.csv"
+    empty.write_text("")
+    df, q = _load(empty)
+    assert len(df) == 0 and q.reason.tolist() == ["empty file: no lines at all"]
