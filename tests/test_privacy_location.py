@@ -144,3 +144,17 @@ def test_no_raw_coordinate_survives_the_default_policy(tmp_path):
     assert found == 44863 + 29
     q = pd.read_parquet(tmp_path / "p" / "quarantine")
     assert len(q) == 10 and q.raw.str.contains("<COORDINATE>").all()
+
+
+def test_policy_check_on_measurements_names_only_their_missing_columns(tmp_path):
+    from cemkit.privacy.check import check_policy
+
+    path = tmp_path / "dev_2019.12.14_10.16.30.csv"
+    path.write_text(
+        "Timestamp,Longitude,Latitude,RSRP,RAWCELLID\n2019.12.14_10.16.30,-8.38,51.93,-99,1\n"
+    )
+    load_to_dir(plan(str(path), "gnettrack"), tmp_path / "l")
+    found = check_policy("default", tmp_path / "l")
+    missing = [f.where for f in found if "not in the data" in f.message]
+    assert "columns.a_number" not in missing and "columns.latitude" not in missing
+    assert missing == []  # every measurement column is written, null when not measured
