@@ -158,3 +158,14 @@ def test_policy_check_on_measurements_names_only_their_missing_columns(tmp_path)
     missing = [f.where for f in found if "not in the data" in f.message]
     assert "columns.a_number" not in missing and "columns.latitude" not in missing
     assert missing == []  # every measurement column is written, null when not measured
+
+
+def test_policy_diff_reads_grid_and_bin_changes():
+    from cemkit.privacy.diff import diff_policies
+
+    changes = {c.where: c for c in diff_policies("default", "research")}
+    assert changes["columns.latitude"].verdict == "weaker"
+    assert "250 m instead of 500 m" in changes["columns.latitude"].why
+    assert changes["columns.speed_kmh"].verdict == "weaker"
+    strict = {c.where: c for c in diff_policies("default", "strict")}
+    assert strict["columns.latitude"].verdict == "stronger"  # grid -> drop (only the cell)
