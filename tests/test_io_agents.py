@@ -87,6 +87,22 @@ def test_tab_separated_other_order_no_nr_extra_columns(tmp_path):
     assert row.src_altitude == "25" and row.src_imei == "356938035643809"
 
 
+def test_app_log_names(tmp_path):
+    # The app's own tab-separated log names some columns differently (Level, Qual, Node, ...).
+    head = ["Timestamp", "Longitude", "Latitude", "Speed", "Operator", "Node", "CellID", "LAC",
+            "NetworkTech", "Level", "Qual", "SNR", "CQI", "LTERSSI", "DL_bitrate", "UL_bitrate",
+            "State"]  # fmt: skip
+    body = ["2021.05.01_08.00.00", "-8.4", "51.9", "12", "27203", "43179", "12", "40122", "LTE",
+            "-101", "-11", "8.0", "10", "-70", "1200", "40", "I"]  # fmt: skip
+    path = tmp_path / "g_2021.05.01_08.00.00.txt"
+    path.write_text("\t".join(head) + "\n" + "\t".join(body) + "\n")
+    df, q = _load(path)
+    row = df.iloc[0]
+    assert len(q) == 0 and row.cell == "43179-12" and row.node == "43179" and row.area == "40122"
+    assert row.rsrp_dbm == -101 and row.rsrq_db == -11 and row.rssi_dbm == -70
+    assert row.radio_gen == "4G" and row.state == "idle" and row.operator == "27203"
+
+
 def test_bad_rows_quarantined_with_line_and_field(tmp_path):
     good = ROW
     bad_time = ROW.replace("2019.12.14_10.16.30", "14/12/2019 10:16")

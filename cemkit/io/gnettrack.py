@@ -268,6 +268,9 @@ class GNetTrackLoader(MeasurementLoader):
         if "node" in found and "src_cellhex" in found:
             local = pc.binary_join_element_wise(text("node"), text("src_cellhex"), "-")
             cell = pc.coalesce(local, cell)
+        elif "cell" not in found and "node" in found and "src_cell_local" in found:
+            # The app's own logs name the base station (Node) and its cell (CellID) only.
+            cell = pc.binary_join_element_wise(text("node"), text("src_cell_local"), "-")
         cols["src_rawcellid"] = text("cell")
         cols["cell"] = cell
         ext_names = {c.name for c in KNOWN_EXTENSIONS}
