@@ -31,6 +31,7 @@ SUITE: dict[str, tuple[list[str], list[str]]] = {
     "asof": (["--size", "500000"], ["--size", "5000000"]),
     "sip": (["--size", "10", "--repeat", "1"], ["--size", "60"]),
     "kqi": (["--customers", "1000000", "--size", "500000"], []),
+    "agents": (["--devices", "20", "--repeat", "1"], ["--devices", "60", "--repeat", "3"]),
     "pipeline": (
         ["--size", "300000", "--batches", "100", "--ooc-size", "400000"],
         ["--size", "3000000"],

@@ -19,6 +19,8 @@ CASES = {
     "01_customer_modeling": ({"customers": 20_000}, ["one object per customer", "customers"], 2),
     "03_throughput_benchmark": ({"size": 6_000, "batches": 3},
                                 ["records/s", "DuckDB, Asterisk CSV", "p99"], 2),
+    "04_device_experience": ({"devices": 30},
+                             ["1 hole bucket(s) in 1 cell(s)", "seen_share", "suppressed"], 2),
 }
 
 

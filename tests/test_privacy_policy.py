@@ -124,7 +124,8 @@ def test_rules_are_introspectable():
     assert "1h" in props["columns.start"]["reveals"]
     assert props["columns.src_clid"]["linkable"] and props["columns.src_clid"]["needs_key"]
     assert props["quarantine.raw"]["action"] == "drop"  # the built-in default
-    assert set(RULES) == {"keep", "drop", "tokenize", "fpe", "generalize", "scan_text"}
+    assert set(RULES) == {"keep", "drop", "tokenize", "fpe", "generalize", "scan_text", "grid",
+                          "bin"}  # fmt: skip
     json.dumps(props)  # plain data
     whole = policy.properties()
     assert whole["key"] == {"id": "k1", "source": "env:CEMKIT_KEY"}

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cemkit.errors import FormatError
-from cemkit.schema import Column, empty_frame, pandas_dtypes
+from cemkit.schema import Column, arrow_schema, empty_frame, pandas_dtypes
 
 #: Schema of quarantined rows. ``raw`` holds the row as read (it may contain raw TNs: the
 #: quarantine is input-side data and is protected like records before it leaves a run).
@@ -80,6 +80,10 @@ class Loader(abc.ABC):
     def extension_columns(self) -> tuple[Column, ...]:
         """Source-specific columns this loader instance writes (may depend on its options)."""
         return tuple(self.extensions)
+
+    def record_schema(self) -> pa.Schema:
+        """Arrow schema of the records this loader writes (measurement loaders override it)."""
+        return arrow_schema(self.extension_columns())
 
     def meta(self) -> pd.DataFrame:
         """Empty frame with this format's output columns and dtypes."""

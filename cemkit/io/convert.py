@@ -237,10 +237,15 @@ class Converter:
         *,
         default_region: str | None,
         numbers: Iterable[str] = ("a_number", "b_number"),
+        schema: pa.Schema | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Assemble canonical records of the good rows and the quarantine of the block."""
+        """Assemble records of the good rows and the quarantine of the block.
+
+        ``schema`` is the output schema (default: canonical usage records with ``extensions``;
+        measurement loaders pass :func:`cemkit.schema_measurements.measurement_schema`).
+        """
         ext = list(extensions)
-        schema = arrow_schema(ext)
+        schema = arrow_schema(ext) if schema is None else schema
         start, end = columns.get("start"), columns.get("end")
         if isinstance(start, pa.Array) and isinstance(end, pa.Array):
             before = pc.fill_null(pc.less(end, start), False).to_numpy(zero_copy_only=False)

@@ -118,11 +118,12 @@ class DelimitedLoader(Loader):
         if block.table.num_rows == 0:
             return self.meta(), quarantine_frame(part.path, block.quarantine)
         conv = Converter(block, part.path, info.tag, self.record_source())
-        cols = self.convert(conv, layout)
-        records, quarantine = conv.finish(
-            cols, self.extension_columns(), default_region=self.default_region
-        )
-        return records, quarantine
+        return self.finish_block(conv, self.convert(conv, layout))
+
+    def finish_block(self, conv: Converter, cols: Mapping[str, object]
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+        """Records and quarantine of a converted block (measurement loaders change the schema)."""
+        return conv.finish(cols, self.extension_columns(), default_region=self.default_region)
 
     def read_bytes(self, part: Part) -> bytes:
         """The part's bytes as UTF-8 (transcoded line by line from ``encoding`` when declared).

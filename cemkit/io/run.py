@@ -19,14 +19,13 @@ from cemkit.errors import SchemaError
 from cemkit.io.api import Plan
 from cemkit.io.base import QUARANTINE_SCHEMA, Loader, Part
 from cemkit.io.output import RunDir, sha256_file, write_frame
-from cemkit.schema import arrow_schema
 
 
 def _read_and_write(loader: Loader, part: Part, records_dir: str | None,
                     quarantine_dir: str) -> dict[str, Any]:  # fmt: skip
     records, quarantine = loader.read_part(part)
     if records_dir is not None:
-        write_frame(records, records_dir, part.index, arrow_schema(loader.extension_columns()))
+        write_frame(records, records_dir, part.index, loader.record_schema())
     write_frame(quarantine, quarantine_dir, part.index, QUARANTINE_SCHEMA)
     read = loader.rows_read(part, records, quarantine)
     return {"path": part.path, "rows_read": read, "rows_quarantined": len(quarantine),

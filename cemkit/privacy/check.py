@@ -185,8 +185,15 @@ def _with_data(policy: Policy, data: Path) -> list[Finding]:
     schema = pq.read_schema(files[0])
     present = set(schema.names)
     found: list[Finding] = []
+    from cemkit.schema import BY_NAME
+    from cemkit.schema_measurements import MEASUREMENT_BY_NAME, is_measurements
+
+    # Policies name the columns of both record kinds; only this kind's missing ones matter.
+    mine, theirs = ((MEASUREMENT_BY_NAME, BY_NAME) if is_measurements(present)
+                    else (BY_NAME, MEASUREMENT_BY_NAME))  # fmt: skip
+    other_kind = set(theirs) - set(mine)
     for name in policy.columns:
-        if name not in present:
+        if name not in present and name not in other_kind:
             found.append(Finding("warning", f"columns.{name}", f"named by the policy but not in "
                                  f"the data ({data}); a typo, or a source not loaded here?"))
     left = [c for c in schema.names if c not in policy.columns]

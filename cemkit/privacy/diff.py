@@ -22,8 +22,10 @@ from typing import Literal
 from cemkit.privacy.explain import describe_action
 from cemkit.privacy.policy import (
     QUARANTINE_COLUMNS,
+    BinRule,
     FpeRule,
     GeneralizeRule,
+    GridRule,
     Policy,
     Rule,
     ScanTextRule,
@@ -34,7 +36,8 @@ from cemkit.privacy.policy import (
 Verdict = Literal["stronger", "weaker", "different", "note"]
 
 #: How much of the original value each action leaves to a recipient (higher: less).
-ACTION_STRENGTH = {"keep": 0, "generalize": 2, "scan_text": 2, "fpe": 2, "tokenize": 3, "drop": 4}
+ACTION_STRENGTH = {"keep": 0, "generalize": 2, "scan_text": 2, "fpe": 2, "tokenize": 3, "drop": 4,
+                   "grid": 2, "bin": 2}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,17 @@ def _same_action(old: Rule, new: Rule) -> tuple[Verdict, list[str]]:
                        f"instead of {old.every}")
         elif old.params() != new.params():
             why.append("numbers and times swapped")
+    if isinstance(old, GridRule) and isinstance(new, GridRule):
+        if old.size_m != new.size_m:
+            score += 1 if new.size_m > old.size_m else -1
+            why.append(f"grid squares of {new.size_m:g} m instead of {old.size_m:g} m")
+        if old.output != new.output:
+            score += 1 if new.output == "index" else -1
+            why.append("squares now given by " + ("their numbers (no degrees)"
+                       if new.output == "index" else "the degrees of their centres"))  # fmt: skip
+    if isinstance(old, BinRule) and isinstance(new, BinRule) and old.step != new.step:
+        score += 1 if new.step > old.step else -1
+        why.append(f"bins of {new.step:g} instead of {old.step:g}")
     if isinstance(old, ScanTextRule) and isinstance(new, ScanTextRule):
         lost = sorted(set(old.entities) - set(new.entities))
         gained = sorted(set(new.entities) - set(old.entities))

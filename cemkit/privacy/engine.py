@@ -64,7 +64,10 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame
         if op is None:
             # A column the plan has not seen (a partition differing from meta): never pass it.
             continue
-        result = getattr(op, method)(df[name]) if hasattr(op, method) else df[name]
+        if method == "apply":
+            result = op.apply_frame(df)
+        else:
+            result = getattr(op, method)(df[name]) if hasattr(op, method) else df[name]
         if result is not None:
             out[str(name)] = result
     result_frame = pd.DataFrame(out, index=df.index)

@@ -26,8 +26,10 @@ from typing import Any
 
 from cemkit.privacy.policy import (
     QUARANTINE_COLUMNS,
+    BinRule,
     FpeRule,
     GeneralizeRule,
+    GridRule,
     Policy,
     Rule,
     ScanTextRule,
@@ -72,7 +74,7 @@ class ColumnRow:
 
 def pii_class(column: str, *, quarantine: bool = False) -> str:
     """The PII class of a canonical or quarantine column ("source" for ``src_*`` columns)."""
-    from cemkit.schema import BY_NAME
+    from cemkit.schema_measurements import ALL_COLUMNS as BY_NAME
 
     if quarantine:
         return QUARANTINE_PII.get(column, "free_text")
@@ -97,6 +99,13 @@ def describe_action(rule: Rule) -> str:
         if rule.digits is not None:
             return f"cut to its first {rule.digits} digit(s)"
         return f"rounded down to {rule.every}"
+    if isinstance(rule, GridRule):
+        out = ("the row/column number of the square (no degrees)" if rule.output == "index"
+               else "the degrees of the square's centre")  # fmt: skip
+        return (f"position generalized to a grid of {rule.size_m:g} m squares; the column "
+                f"holds {out}")  # fmt: skip
+    if isinstance(rule, BinRule):
+        return f"rounded down to a multiple of {rule.step:g}"
     if isinstance(rule, ScanTextRule):
         how = ("a label such as <PHONE_NUMBER>" if rule.replace_with == "label"
                else "a keyed code, linkable to the same number elsewhere")  # fmt: skip

@@ -52,7 +52,7 @@ from cemkit.errors import PolicyError
 POLICY_DIR = Path(str(resources.files("cemkit.data") / "policies"))
 
 #: Entity types ``scan_text`` can find without any downloaded language model.
-TEXT_ENTITIES = ("PHONE_NUMBER", "EMAIL_ADDRESS", "PERSON", "IP_ADDRESS")
+TEXT_ENTITIES = ("PHONE_NUMBER", "EMAIL_ADDRESS", "PERSON", "IP_ADDRESS", "COORDINATE")
 
 #: Columns of the loader quarantine (see ``cemkit.io.base.QUARANTINE_SCHEMA``).
 QUARANTINE_COLUMNS = ("file", "line", "field", "reason", "raw")
@@ -229,7 +229,46 @@ class GeneralizeRule(Rule):
         return f"the time rounded down to {self.every}"
 
 
-TextEntity = Literal["PHONE_NUMBER", "EMAIL_ADDRESS", "PERSON", "IP_ADDRESS"]
+class GridRule(Rule):
+    """Snap a position to the centre of a square grid cell of ``size_m`` metres."""
+
+    action: Literal["grid"]
+    size_m: float = Field(ge=10, le=1_000_000, description=(
+        "Side of the grid squares in metres (e.g. 500). Latitude steps are size_m / 110,574 "
+        "degrees; longitude steps are widened by the latitude so that squares stay at least "
+        "size_m wide."))  # fmt: skip
+    latitude: str = Field("latitude", description=(
+        "Column holding the latitude (a longitude's grid step depends on it)."))  # fmt: skip
+    output: Literal["index", "centre"] = Field("index", description=(
+        "index: the row (latitude) or column (longitude) number of the square, counted from "
+        "the south-west corner of the world, so no degrees at all leave; centre: the degrees "
+        "of the square's centre."))  # fmt: skip
+
+    applies_to: ClassVar[tuple[str, ...]] = ("number",)
+    summary: ClassVar[str] = "generalized to a grid square"
+
+    def reveals(self) -> str:  # noqa: D102
+        what = "its row/column number" if self.output == "index" else "its centre"
+        return (f"the square of about {self.size_m:g} m x {self.size_m:g} m the position was "
+                f"in ({what}), the same for everyone in that square")  # fmt: skip
+
+
+class BinRule(Rule):
+    """Round numbers down to a multiple of ``step`` (speeds, levels)."""
+
+    action: Literal["bin"]
+    step: float = Field(gt=0, le=1e9, description=(
+        "Width of the bins: values become the lower edge of their bin (e.g. 10 for speeds in "
+        "10 km/h bands)."))  # fmt: skip
+
+    applies_to: ClassVar[tuple[str, ...]] = ("number",)
+    summary: ClassVar[str] = "rounded down to a bin"
+
+    def reveals(self) -> str:  # noqa: D102
+        return f"the value to within {self.step:g} (the lower edge of its bin)"
+
+
+TextEntity = Literal["PHONE_NUMBER", "EMAIL_ADDRESS", "PERSON", "IP_ADDRESS", "COORDINATE"]
 _DEFAULT_ENTITIES: tuple[TextEntity, ...] = ("PHONE_NUMBER", "EMAIL_ADDRESS", "PERSON")
 
 
@@ -279,14 +318,15 @@ class ScanTextRule(Rule):
 
 
 RuleSpec = Annotated[
-    KeepRule | DropRule | TokenizeRule | FpeRule | GeneralizeRule | ScanTextRule,
+    KeepRule | DropRule | TokenizeRule | FpeRule | GeneralizeRule | ScanTextRule | GridRule
+    | BinRule,
     Field(discriminator="action"),
 ]
 
 #: Action name → rule model.
 RULES: dict[str, type[Rule]] = {
     "keep": KeepRule, "drop": DropRule, "tokenize": TokenizeRule, "fpe": FpeRule,
-    "generalize": GeneralizeRule, "scan_text": ScanTextRule,
+    "generalize": GeneralizeRule, "scan_text": ScanTextRule, "grid": GridRule, "bin": BinRule,
 }  # fmt: skip
 
 
@@ -339,7 +379,8 @@ class Policy(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
-        from cemkit.schema import BY_NAME, EXTENSION_PREFIX
+        from cemkit.schema import EXTENSION_PREFIX
+        from cemkit.schema_measurements import ALL_COLUMNS as BY_NAME
 
         for name, rule in self.columns.items():
             if name in BY_NAME:
@@ -359,6 +400,10 @@ class Policy(_Model):
                 raise ValueError(f"quarantine.{name}: unknown quarantine column; "
                                  f"known: {', '.join(QUARANTINE_COLUMNS)}")  # fmt: skip
             _check_type(f"quarantine.{name}", rule, kinds[name])
+        for name, rule in self.columns.items():
+            if isinstance(rule, GridRule) and rule.latitude not in self.columns:
+                raise ValueError(f"columns.{name}: grid reads the latitude from column "
+                                 f"{rule.latitude!r}, which the policy does not name")  # fmt: skip
         needing = [n for n, r in self.rules() if r.needs_key]
         if needing and self.key is None:
             raise ValueError(f"rules {', '.join(needing)} need a key; add "

@@ -34,7 +34,11 @@ _PREFILTER = {
     "EMAIL_ADDRESS": "@",
     "PERSON": "<",
     "IP_ADDRESS": r":|\d\D*\d\D*\d\D*\d",
+    "COORDINATE": r"\d\.\d{3}",
 }
+
+#: A decimal-degree coordinate (3 or more decimals: about 100 m or finer), as agents log them.
+_COORDINATE = r"(?<![\d.])-?\d{1,3}\.\d{3,}(?![\d.])"
 
 
 def min_phone_digits(regions: Sequence[str], min_digits: int) -> int:
@@ -116,6 +120,11 @@ def build_analyzer(entities: Sequence[str], regions: Sequence[str], min_digits: 
         ))  # fmt: skip
     if "IP_ADDRESS" in entities:
         registry.add_recognizer(IpRecognizer())
+    if "COORDINATE" in entities:
+        registry.add_recognizer(PatternRecognizer(
+            supported_entity="COORDINATE", name="DecimalDegreesRecognizer",
+            patterns=[Pattern("decimal degrees", _COORDINATE, 0.5)],
+        ))  # fmt: skip
     engine = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
     return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"],
                           context_aware_enhancer=_no_context_enhancer())  # fmt: skip

@@ -12,9 +12,11 @@ from __future__ import annotations
 from cemkit.errors import PolicyError
 from cemkit.privacy.keys import Key
 from cemkit.privacy.operators.base import Operator
+from cemkit.privacy.operators.bin import Bin
 from cemkit.privacy.operators.drop import Drop
 from cemkit.privacy.operators.fpe import Fpe
 from cemkit.privacy.operators.generalize import Generalize
+from cemkit.privacy.operators.grid import Grid
 from cemkit.privacy.operators.keep import Keep
 from cemkit.privacy.operators.scan_text import ScanText
 from cemkit.privacy.operators.tokenize import Tokenize
@@ -22,7 +24,7 @@ from cemkit.privacy.policy import Rule
 
 #: Action name → operator class (the presidio-anonymizer ``OperatorsFactory`` pattern).
 OPERATORS: dict[str, type[Operator]] = {
-    cls.action: cls for cls in (Keep, Drop, Tokenize, Fpe, Generalize, ScanText)
+    cls.action: cls for cls in (Keep, Drop, Tokenize, Fpe, Generalize, ScanText, Grid, Bin)
 }
 
 

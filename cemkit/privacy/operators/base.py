@@ -98,5 +98,13 @@ class Operator(abc.ABC):
     def apply(self, series: pd.Series) -> pd.Series | None:
         """The protected column, or None to drop it."""
 
+    def apply_frame(self, df: pd.DataFrame) -> pd.Series | None:
+        """The protected column, given the whole unprotected frame.
+
+        Operators that read other columns (``grid`` reads the latitude to size longitude
+        steps) override it.
+        """
+        return self.apply(df[self.column])
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(column={self.column!r}, rule={self.rule!r})"
