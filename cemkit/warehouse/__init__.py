@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cemkit.warehouse.ingest import BatchReport, Settings, ingest_files
+from cemkit.warehouse.batch import BatchReport, Settings, ingest_files
 from cemkit.warehouse.query import FREQS, QUANTILES, Warehouse, open
 
 __all__ = ["FREQS", "QUANTILES", "BatchReport", "Settings", "Warehouse", "ingest", "open"]
@@ -40,7 +40,7 @@ def ingest(
     Examples
     --------
     >>> import cemkit.warehouse
-    >>> cemkit.warehouse.ingest(["cdr/Master.csv"], "warehouse/", format="asterisk",
+    >>> cemkit.warehouse.batch(["cdr/Master.csv"], "warehouse/", format="asterisk",
     ...                         model="models/example.yaml")  # doctest: +SKIP
     """
     wh = Warehouse.create(into)

@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     from cemkit.io.commands import _options
-    from cemkit.warehouse.ingest import Settings
+    from cemkit.warehouse.batch import Settings
     from cemkit.warehouse.query import Warehouse
     from cemkit.warehouse.watch import Watcher
 

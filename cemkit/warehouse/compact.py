@@ -43,7 +43,7 @@ def compact(store: Store, *, vacuum: bool = False, min_files: int = 2) -> str:
         for _ in range(MAX_RETRIES):
             table = store.table()
             ds = table.to_pyarrow_dataset(
-                partitions=[("freq", "=", part["freq"]), ("day", "=", part["day"])]
+                file_pruning_predicate=[("freq", "=", part["freq"]), ("day", "=", part["day"])]
             )
             frame = ds.to_table().to_pandas()
             if frame.empty:

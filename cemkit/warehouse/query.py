@@ -73,7 +73,9 @@ class Warehouse:
         wanted = [d for d in wanted if d in present]
         if not wanted:
             return None
-        return table.to_pyarrow_dataset(partitions=[("freq", "=", stored), ("day", "in", wanted)])
+        return table.to_pyarrow_dataset(
+            file_pruning_predicate=[("freq", "=", stored), ("day", "in", wanted)]
+        )
 
     def counters(
         self,

@@ -6,7 +6,7 @@ twice. The watcher lists the directory (recursively) whenever the file-system wa
 network file systems events may never come). A file is taken once it has not changed for
 ``settle`` seconds (a writer may still be appending); hidden files and ``*.tmp``/``*.part`` are
 never taken. Files are counted in micro-batches of at most ``batch`` files, one Delta commit each
-(:func:`cemkit.warehouse.ingest.ingest_files`).
+(:func:`cemkit.warehouse.batch.ingest_files`).
 
 There is no checkpoint file of its own: the warehouse's commit log *is* the checkpoint (each
 file's content checksum is recorded in the same commit as its rows), so a restarted watcher
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cemkit.errors import CemkitError
-from cemkit.warehouse.ingest import Settings, ingest_files
+from cemkit.warehouse.batch import Settings, ingest_files
 from cemkit.warehouse.table import Store
 
 #: Names never taken: hidden files and files still being written by convention.

@@ -202,35 +202,43 @@ def _objects(calls: pd.DataFrame, assigner: Assigner) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _sketch_rows(calls: pd.DataFrame, assigner: Assigner, freq: str) -> pd.DataFrame:
-    """Sketches per (object_kind, object, bucket) at ``freq`` (``15min`` or ``day``)."""
+def _sketch_rows(calls: pd.DataFrame, assigner: Assigner) -> dict[str, pd.DataFrame]:
+    """Sketches per (object_kind, object, bucket), for each stored freq (``15min``, ``day``)."""
     keys = ["object_kind", "object", "bucket"]
     objs = _objects(calls, assigner)
     if objs.empty:
-        return pd.DataFrame(columns=[*keys, *SKETCH_COLUMNS])
-    if freq == "day":
-        objs["bucket"] = pd.to_datetime(objs["bucket"], utc=True).dt.floor("1D")
+        empty = pd.DataFrame(columns=[*keys, *SKETCH_COLUMNS])
+        return {"15min": empty, "day": empty}
     contrib = formulas.contributions(calls)
     pdd = pd.to_numeric(calls["pdd_ms"], errors="coerce").to_numpy(dtype=float, na_value=np.nan) \
         if "pdd_ms" in calls.columns else np.full(len(calls), np.nan)  # fmt: skip
     pdd = np.where(contrib["pdd_count"].to_numpy() > 0, np.rint(pdd), np.nan)
     answered = contrib["answered"].to_numpy() > 0
     duration = np.where(answered, contrib["conversation_ms"].to_numpy() / 1000.0, np.nan)
-    numbers = calls[assigner.model.numbers.column].astype("string[pyarrow]") \
-        if assigner.model.numbers.column in calls.columns else None  # fmt: skip
+    col = assigner.model.numbers.column
+    numbers = calls[col].astype("string[pyarrow]").to_numpy(dtype=object, na_value=None) \
+        if col in calls.columns else np.full(len(calls), None, dtype=object)  # fmt: skip
     r = objs["row"].to_numpy()
-    objs["pdd"] = pdd[r]
-    objs["duration"] = duration[r]
-    if numbers is not None:
-        objs["customer"] = numbers.to_numpy(dtype=object, na_value=None)[r]
-    out = []
-    for (kind, obj, bucket), g in objs.groupby(keys, sort=True):
-        p = g["pdd"].to_numpy()
-        d = g["duration"].to_numpy()
-        cust = g["customer"].dropna().unique() if numbers is not None else []
-        out.append((kind, obj, bucket, sketches.kll_of(p[~np.isnan(p)]),
-                    sketches.kll_of(d[~np.isnan(d)]), sketches.hll_of(cust)))  # fmt: skip
-    return pd.DataFrame(out, columns=[*keys, *SKETCH_COLUMNS])
+    out = {}
+    for freq in ("15min", "day"):
+        bucket = pd.to_datetime(objs["bucket"], utc=True)
+        frame = objs.assign(bucket=bucket.dt.floor("1D") if freq == "day" else bucket)
+        gid = frame.groupby(keys, sort=True).ngroup().to_numpy()
+        order = np.argsort(gid, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(gid[order]) != 0])
+        ends = np.r_[starts[1:], len(order)]
+        first = frame.iloc[order[starts]][keys].reset_index(drop=True)
+        rows_sorted = r[order]
+        p_sorted, d_sorted, n_sorted = pdd[rows_sorted], duration[rows_sorted], numbers[rows_sorted]
+        pdd_sk, dur_sk, cust_sk = [], [], []
+        for lo, hi in zip(starts, ends, strict=True):
+            p, d, n = p_sorted[lo:hi], d_sorted[lo:hi], n_sorted[lo:hi]
+            pdd_sk.append(sketches.kll_of(p[~np.isnan(p)]))
+            dur_sk.append(sketches.kll_of(d[~np.isnan(d)]))
+            cust_sk.append(sketches.hll_of({x for x in n if x is not None}))
+        first["pdd_kll"], first["duration_kll"], first["customers_hll"] = pdd_sk, dur_sk, cust_sk
+        out[freq] = first
+    return out
 
 
 def file_rows(result: FileResult, assigner: Assigner) -> pa.Table:
@@ -245,8 +253,9 @@ def file_rows(result: FileResult, assigner: Assigner) -> pa.Table:
     day = base.assign(bucket=base["bucket"].dt.floor("1D"))
     day = day.groupby(keys, sort=True, as_index=False)[counters].sum()
     frames = []
+    all_sketches = _sketch_rows(result.calls, assigner)
     for freq, sums in (("15min", base), ("day", day)):
-        sk = _sketch_rows(result.calls, assigner, freq)
+        sk = all_sketches[freq]
         if len(sk):
             sk["bucket"] = pd.to_datetime(sk["bucket"], utc=True)
             sk["object_kind"] = sk["object_kind"].astype(object)
