@@ -34,7 +34,7 @@ from cemkit.kqi import formulas
 from cemkit.model.assign import CUSTOMER_OBJECT_COLUMN, GROUP_COLUMN, Assigner
 from cemkit.model.spec import load_model
 from cemkit.warehouse import sketches
-from cemkit.warehouse.table import KQI_SCHEMA, SKETCH_COLUMNS, Store, day_of
+from cemkit.warehouse.table import KQI_SCHEMA, SKETCH_COLUMNS, Store, period_of
 
 #: Label of records no group rule matched (as in :mod:`cemkit.kqi.rollup`).
 UNASSIGNED = "(unassigned)"
@@ -265,7 +265,7 @@ def file_rows(result: FileResult, assigner: Assigner) -> pa.Table:
             if c not in merged.columns:
                 merged[c] = None
         merged.insert(0, "freq", freq)
-        merged.insert(1, "day", day_of(merged["bucket"]) if len(merged) else [])
+        merged.insert(1, "period", period_of(merged["bucket"], freq) if len(merged) else [])
         frames.append(merged)
     rows = pd.concat(frames, ignore_index=True)
     rows["source"] = result.sha256

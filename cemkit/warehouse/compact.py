@@ -12,7 +12,7 @@ from cemkit.kqi import formulas
 from cemkit.warehouse import sketches
 from cemkit.warehouse.table import KQI_SCHEMA, MAX_RETRIES, Store, _is_conflict
 
-_KEYS = ["freq", "day", "bucket", "object_kind", "object"]
+_KEYS = ["freq", "period", "bucket", "object_kind", "object"]
 _MERGE = {"pdd_kll": sketches.merge_kll, "duration_kll": sketches.merge_kll,
           "customers_hll": sketches.merge_hll}  # fmt: skip
 
@@ -35,15 +35,18 @@ def compact(store: Store, *, vacuum: bool = False, min_files: int = 2) -> str:
         return "nothing to compact"
     part_cols = [c for c in adds.columns if c.startswith("partition.")]
     counts = adds.groupby(part_cols).size()
-    todo = [dict(zip(["freq", "day"], (k if isinstance(k, tuple) else (k,)), strict=False))
+    todo = [dict(zip(["freq", "period"], (k if isinstance(k, tuple) else (k,)), strict=False))
             for k, n in counts.items() if n >= min_files]  # fmt: skip
     done, skipped = 0, 0
     for part in todo:
-        predicate = f"freq = '{part['freq']}' AND day = '{part['day']}'"
+        predicate = f"freq = '{part['freq']}' AND period = '{part['period']}'"
         for _ in range(MAX_RETRIES):
             table = store.table()
             ds = table.to_pyarrow_dataset(
-                file_pruning_predicate=[("freq", "=", part["freq"]), ("day", "=", part["day"])]
+                file_pruning_predicate=[
+                    ("freq", "=", part["freq"]),
+                    ("period", "=", part["period"]),
+                ]
             )
             frame = ds.to_table().to_pandas()
             if frame.empty:

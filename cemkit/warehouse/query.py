@@ -1,9 +1,10 @@
 """Reports from the warehouse: sums and sketch merges, without reading any record.
 
-:meth:`Warehouse.kqi` sums the stored counters with DuckDB over the Delta table's Arrow dataset
-(only the partitions of the period are opened), merges the stored sketches of each result row,
-derives the indicators with :func:`cemkit.kqi.formulas.indicators`, and suppresses rows that
-stand for fewer than k customers (:func:`cemkit.privacy.suppress.suppress_small_groups`).
+:meth:`Warehouse.kqi` sums the stored counters with DuckDB over the Delta table's Parquet files
+(only the data files of the period's partitions are read, found in the table log), merges the
+stored sketches of each result row, derives the indicators with
+:func:`cemkit.kqi.formulas.indicators`, and suppresses rows that stand for fewer than k
+customers (:func:`cemkit.privacy.suppress.suppress_small_groups`).
 
 Examples
 --------
@@ -28,7 +29,7 @@ import pyarrow as pa
 from cemkit.errors import InputError
 from cemkit.kqi import formulas
 from cemkit.warehouse import sketches
-from cemkit.warehouse.table import STORED_FREQS, Store
+from cemkit.warehouse.table import STORED_FREQS, Store, periods
 
 #: Query buckets → (stored rows they merge, DuckDB ``date_trunc`` unit, bucket length).
 FREQS: dict[str, tuple[str, str | None, Any]] = {
@@ -65,16 +66,20 @@ class Warehouse:
         return cls(path, create=True)
 
     # --- reads -----------------------------------------------------------------------------------
-    def _dataset(self, stored: str, start: pd.Timestamp, end: pd.Timestamp) -> Any:
-        days = pd.date_range(start.floor("1D"), (end - pd.Timedelta("1us")).floor("1D"), freq="1D")
-        wanted = [d.strftime("%Y-%m-%d") for d in days]
-        table = self.store.table()
-        present = {p["day"] for p in table.partitions() if p.get("freq") == stored}
-        wanted = [d for d in wanted if d in present]
+    def _files(self, stored: str, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
+        """Data files of the period's partitions, from the table log (no data file is opened).
+
+        DuckDB reads these Parquet files directly: the writers never use deletion vectors (every
+        delete and compaction removes whole files), so the live files are the table's content.
+        """
+        wanted = periods(stored, start, end)
         if not wanted:
-            return None
-        return table.to_pyarrow_dataset(
-            file_pruning_predicate=[("freq", "=", stored), ("day", "in", wanted)]
+            return []
+        table = self.store.table()
+        return list(
+            table.file_uris(
+                file_pruning_predicate=[("freq", "=", stored), ("period", "in", wanted)]
+            )
         )
 
     def counters(
@@ -108,24 +113,25 @@ class Warehouse:
                 **{c: pd.Series([], dtype=object) for c in sketch_columns},
             }
         )
-        ds = self._dataset(stored, t0, t1)
-        if ds is None:
+        files = self._files(stored, t0, t1)
+        if not files:
             return empty
         bucket = "bucket" if unit is None else f"date_trunc('{unit}', bucket)"
         sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in counters)
         lists = "".join(f", list({c}) FILTER (WHERE {c} IS NOT NULL) AS {c}"
                         for c in sketch_columns)  # fmt: skip
         where = "object_kind = $kind AND bucket >= $t0 AND bucket < $t1"
-        params: dict[str, Any] = {"kind": kind, "t0": t0.to_pydatetime(), "t1": t1.to_pydatetime()}
+        params: dict[str, Any] = {"kind": kind, "t0": t0.to_pydatetime(),
+                                  "t1": t1.to_pydatetime(), "files": files}  # fmt: skip
         if groups is not None:
-            where += " AND list_contains($groups, object)"
+            where += " AND object IN (SELECT unnest($groups))"
             params["groups"] = list(groups)
-        sql = (f"SELECT object_kind, object, {bucket} AS bucket, {sums}{lists} FROM ds "
+        sql = (f"SELECT object_kind, object, {bucket} AS bucket, {sums}{lists} "
+               f"FROM read_parquet($files) "
                f"WHERE {where} GROUP BY ALL ORDER BY object_kind, object, bucket")  # fmt: skip
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
-            con.register("ds", ds)
             out = con.execute(sql, params).df()
         finally:
             con.close()
@@ -231,7 +237,7 @@ class Warehouse:
         table = self.store.table()
         files = self.store.files()
         parts = table.partitions()
-        days = sorted({p["day"] for p in parts})
+        days = sorted({p["period"] for p in parts if p["freq"] == "15min"})
         adds = pa.table(table.get_add_actions(flatten=True)).to_pydict()
         return {
             "path": str(self.path),

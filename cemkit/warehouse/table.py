@@ -8,9 +8,11 @@ optimistic concurrency):
     customer, ``object``), ``freq`` (``15min`` or ``day``) and ``bucket``: the integer counters
     of :data:`cemkit.kqi.formulas.COUNTERS` and three serialized sketches
     (:mod:`cemkit.warehouse.sketches`): ``pdd_kll``, ``duration_kll``, ``customers_hll``.
-    Partitioned by ``freq`` and ``day`` (UTC date of the bucket). Day rows are written with the
-    15-minute rows of the same file in the same commit, so that day and month queries read
-    ~96 times fewer rows; both are merges of the same records.
+    Partitioned by ``freq`` and ``period``: the bucket's UTC date for 15-minute rows, the first
+    day of its month for day rows (a 30-day report opens one or two files per compacted
+    partition). Day rows are written with the 15-minute rows of the same file in the same
+    commit, so that day and month queries read ~96 times fewer rows; both are merges of the
+    same records.
 ``quarantine/``
     The protected rows the loaders set aside, with file, line, field and reason.
 
@@ -46,7 +48,7 @@ STORED_FREQS: tuple[str, ...] = ("15min", "day")
 #: Sketch columns (serialized bytes; null without data).
 SKETCH_COLUMNS: tuple[str, ...] = ("pdd_kll", "duration_kll", "customers_hll")
 #: Partition columns of the ``kqi`` table.
-PARTITION_BY: list[str] = ["freq", "day"]
+PARTITION_BY: list[str] = ["freq", "period"]
 #: Prefix of the Delta application-transaction id of an ingested file.
 APP_ID_PREFIX = "cemkit-file:"
 #: How often a commit is retried after a conflict with another writer.
@@ -55,7 +57,7 @@ MAX_RETRIES = 20
 KQI_SCHEMA = pa.schema(
     [
         pa.field("freq", pa.string(), nullable=False),
-        pa.field("day", pa.string(), nullable=False),
+        pa.field("period", pa.string(), nullable=False),
         pa.field("bucket", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("object_kind", pa.string(), nullable=False),
         pa.field("object", pa.string(), nullable=False),
@@ -179,15 +181,37 @@ class Store:
         return out
 
     def retain(self, days: int, *, now: dt.datetime | None = None) -> str:
-        """Delete the partitions of buckets older than ``days`` days (a metadata-only delete)."""
+        """Delete the rows of buckets older than ``days`` days (UTC midnight ``days`` days ago).
+
+        15-minute partitions go whole (a metadata-only delete); the day rows of a month that
+        straddles the cutoff are rewritten without the old days.
+        """
         if days < 1:
             raise ValueError(f"days must be at least 1, got {days}")
         today = (now or dt.datetime.now(dt.UTC)).date()
         cutoff = (today - dt.timedelta(days=days)).isoformat()
-        metrics = self.table().delete(f"day < '{cutoff}'")
-        return f"removed {metrics.get('num_removed_files', 0)} file(s) of days before {cutoff}"
+        table = self.table()
+        removed = 0
+        for predicate in (f"freq = '15min' AND period < '{cutoff}'",
+                          f"bucket < '{cutoff}T00:00:00Z'"):  # fmt: skip
+            metrics = table.delete(predicate)
+            removed += int(metrics.get("num_removed_files", 0))
+            table = self.table()
+        return f"removed {removed} file(s) of buckets before {cutoff}"
 
 
-def day_of(bucket: pd.Series) -> np.ndarray:
-    """The partition value (UTC date, ISO) of each bucket."""
+def period_of(bucket: pd.Series, freq: str) -> np.ndarray:
+    """The ``period`` partition value of each bucket (see the module docstring)."""
+    if freq == "day":
+        return bucket.dt.strftime("%Y-%m-01").to_numpy(dtype=object)
     return bucket.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+
+
+def periods(stored: str, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
+    """The ``period`` values of stored ``freq`` rows with buckets in ``[start, end)``."""
+    last = end - pd.Timedelta("1us")
+    if last < start:
+        return []
+    days = pd.date_range(start.floor("1D"), last.floor("1D"), freq="1D")
+    fmt = "%Y-%m-01" if stored == "day" else "%Y-%m-%d"
+    return list(dict.fromkeys(d.strftime(fmt) for d in days))
