@@ -5,8 +5,10 @@ twice. The watcher lists the directory (recursively) whenever the file-system wa
 (``watchdog``) reports a change, and at least every ``poll`` seconds (the polling fallback: on
 network file systems events may never come). A file is taken once it has not changed for
 ``settle`` seconds (a writer may still be appending); hidden files and ``*.tmp``/``*.part`` are
-never taken. Files are counted in micro-batches of at most ``batch`` files, one Delta commit each
-(:func:`cemkit.warehouse.batch.ingest_files`).
+never taken. Point the watcher at rotated files, not at a file a writer keeps appending to: a
+file whose content changes after it was counted is new content and is counted again (the
+watcher says so on stderr). Files are counted in micro-batches of at most ``batch`` files, one
+Delta commit each (:func:`cemkit.warehouse.batch.ingest_files`).
 
 There is no checkpoint file of its own: the warehouse's commit log *is* the checkpoint (each
 file's content checksum is recorded in the same commit as its rows), so a restarted watcher
@@ -128,6 +130,10 @@ class Watcher:
             return False
         chunk = ready[: self.batch]
         paths = [p for p, _ in chunk]
+        for p in paths:
+            if p in self._done:
+                print(f"cemkit watch: {Path(p).name}: changed after it was counted; its new "
+                      "content is counted as a new file", file=sys.stderr)  # fmt: skip
         try:
             report = ingest_files(self.store, paths, self.settings)
         except CemkitError:
