@@ -207,7 +207,7 @@ def cpu_of(fn, repeat: int = 5) -> float:
     return best
 
 
-def ingest_bench(tmp: Path, records: int) -> dict:
+def ingest_bench(tmp: Path, records: int) -> dict[str, float]:
     """Records/s of the watcher over rotated synthetic Asterisk files (warm process)."""
     from cemkit import synth
     from cemkit.warehouse import Warehouse
@@ -249,6 +249,7 @@ def main() -> None:
     ap.add_argument("--raw-records", type=int, default=20_000_000)
     ap.add_argument("--ingest-records", type=int, default=200_000)
     ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
     from cemkit.warehouse import open as open_warehouse
 
@@ -257,40 +258,43 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-warehouse-"))
     try:
-        end = pd.Timestamp("2027-01-01", tz="UTC")
-        t = time.perf_counter()
-        counts = build_warehouse(tmp / "wh", args.groups, args.days, args.days_15min, end)
-        built = time.perf_counter() - t
-        print(f"warehouse: {counts['day_rows']:,} day rows ({args.days} days), "
-              f"{counts['rows_15min']:,} 15-min rows ({args.days_15min} days), "
-              f"{args.groups + REGIONS:,} objects; built in {built:.1f} s")  # fmt: skip
-        t0, t1 = end - pd.Timedelta(days=30), end
-        raw = tmp / "raw.parquet"
-        t = time.perf_counter()
-        raw_records(raw, args.raw_records, args.groups, t0, 30)
-        mib = raw.stat().st_size / 2**20
-        print(f"raw records: {args.raw_records:,} over 30 days, written in "
-              f"{time.perf_counter() - t:.1f} s ({mib:.0f} MiB)")  # fmt: skip
-        wh = open_warehouse(tmp / "wh")
-        regions = [f"region-{i:02d}" for i in range(REGIONS)]
-        names = ["attempts", "asr", "acd_s", "pdd_p50_ms", "pdd_p95_ms"]
+        if not args.skip_query:
+            end = pd.Timestamp("2027-01-01", tz="UTC")
+            t = time.perf_counter()
+            counts = build_warehouse(tmp / "wh", args.groups, args.days, args.days_15min, end)
+            built = time.perf_counter() - t
+            print(f"warehouse: {counts['day_rows']:,} day rows ({args.days} days), "
+                  f"{counts['rows_15min']:,} 15-min rows ({args.days_15min} days), "
+                  f"{args.groups + REGIONS:,} objects; built in {built:.1f} s")  # fmt: skip
+            t0, t1 = end - pd.Timedelta(days=30), end
+            raw = tmp / "raw.parquet"
+            t = time.perf_counter()
+            raw_records(raw, args.raw_records, args.groups, t0, 30)
+            mib = raw.stat().st_size / 2**20
+            print(f"raw records: {args.raw_records:,} over 30 days, written in "
+                  f"{time.perf_counter() - t:.1f} s ({mib:.0f} MiB)")  # fmt: skip
+            wh = open_warehouse(tmp / "wh")
+            regions = [f"region-{i:02d}" for i in range(REGIONS)]
+            names = ["attempts", "asr", "acd_s", "pdd_p50_ms", "pdd_p95_ms"]
 
-        def report():
-            return wh.kqi(t0, t1, groups=regions, indicators=names, freq="day", k=10)
+            def report():
+                return wh.kqi(t0, t1, groups=regions, indicators=names, freq="day", k=10)
 
-        t_wh, res = best_of(report)
-        c_wh = cpu_of(report)
-        t_15, _ = best_of(lambda: wh.counters(t0, t1, groups=regions, freq="hour"), repeat=3)
-        t_db, res_db = best_of(lambda: duckdb_raw_query(raw, args.groups, t0, t1), repeat=3)
-        c_db = cpu_of(lambda: duckdb_raw_query(raw, args.groups, t0, t1), repeat=2)
-        assert len(res) == len(res_db) == REGIONS * 30, (len(res), len(res_db))  # type: ignore[arg-type]
-        print(f"30 days x per day x per region ({len(res)} rows):")  # type: ignore[arg-type]
-        print(f"  warehouse.kqi (day rows, sketches, k):      {t_wh * 1e3:8.1f} ms "
-              f"(CPU {c_wh * 1e3:.1f} ms)")  # fmt: skip
-        print(f"  warehouse.counters, hour (15-min rows):      {t_15 * 1e3:8.1f} ms")
-        print(f"  DuckDB over {args.raw_records:,} raw records: {t_db * 1e3:8.1f} ms "
-              f"(CPU {c_db * 1e3:.1f} ms)")  # fmt: skip
-        print(f"  ratio DuckDB raw / warehouse: {t_db / t_wh:.1f}x wall, {c_db / c_wh:.1f}x CPU")
+            t_wh, res = best_of(report)
+            c_wh = cpu_of(report)
+            t_15, _ = best_of(lambda: wh.counters(t0, t1, groups=regions, freq="hour"), repeat=3)
+            t_db, res_db = best_of(lambda: duckdb_raw_query(raw, args.groups, t0, t1), repeat=3)
+            c_db = cpu_of(lambda: duckdb_raw_query(raw, args.groups, t0, t1), repeat=2)
+            assert len(res) == len(res_db) == REGIONS * 30, (len(res), len(res_db))  # type: ignore[arg-type]
+            print(f"30 days x per day x per region ({len(res)} rows):")  # type: ignore[arg-type]
+            print(f"  warehouse.kqi (day rows, sketches, k):      {t_wh * 1e3:8.1f} ms "
+                  f"(CPU {c_wh * 1e3:.1f} ms)")  # fmt: skip
+            print(f"  warehouse.counters, hour (15-min rows):      {t_15 * 1e3:8.1f} ms")
+            print(f"  DuckDB over {args.raw_records:,} raw records: {t_db * 1e3:8.1f} ms "
+                  f"(CPU {c_db * 1e3:.1f} ms)")  # fmt: skip
+            print(
+                f"  ratio DuckDB raw / warehouse: {t_db / t_wh:.1f}x wall, {c_db / c_wh:.1f}x CPU"
+            )
         if not args.skip_ingest:
             ing = ingest_bench(tmp / "ingest", args.ingest_records)
             print(f"ingest: {ing['records']:,} records in {ing['files']} files, "

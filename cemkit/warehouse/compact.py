@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-from deltalake import CommitProperties, write_deltalake
+from deltalake import CommitProperties, WriterProperties, write_deltalake
 
 from cemkit.kqi import formulas
 from cemkit.warehouse import sketches
 from cemkit.warehouse.table import KQI_SCHEMA, MAX_RETRIES, Store, _is_conflict
 
-_KEYS = ["freq", "period", "bucket", "object_kind", "object"]
+_KEYS = ["freq", "period", "object_kind", "object", "bucket"]
+#: Rows per Parquet row group of compacted files: rows are sorted by object, so a report on a
+#: few objects reads only the row groups that hold them (min/max statistics).
+ROW_GROUP_ROWS = 8192
 _MERGE = {"pdd_kll": sketches.merge_kll, "duration_kll": sketches.merge_kll,
           "customers_hll": sketches.merge_hll}  # fmt: skip
 
@@ -21,8 +25,17 @@ def _merged(frame: pd.DataFrame) -> pa.Table:
     counters = list(formulas.COUNTERS)
     groups = frame.groupby(_KEYS, sort=True, dropna=False)
     out = groups[counters].sum().reset_index()
+    single = (groups.size() == 1).to_numpy()
+    firsts = groups[list(_MERGE)].first()  # a key's only row keeps its sketches as they are
     for col, fn in _MERGE.items():
-        out[col] = [fn(list(v)) for v in groups[col].agg(list)]
+        values = np.empty(len(out), dtype=object)
+        kept = firsts[col].to_numpy(dtype=object)[single]
+        values[single] = [v if isinstance(v, bytes) else None for v in kept]
+        many = np.flatnonzero(~single)
+        if len(many):
+            lists = groups[col].agg(list).to_numpy(dtype=object)
+            values[many] = [fn(list(lists[i])) for i in many]
+        out[col] = values
     out["source"] = None
     return pa.Table.from_pandas(out[KQI_SCHEMA.names], schema=KQI_SCHEMA, preserve_index=False)
 
@@ -55,7 +68,8 @@ def compact(store: Store, *, vacuum: bool = False, min_files: int = 2) -> str:
             props = CommitProperties(custom_metadata={"cemkit.compacted": predicate})
             try:
                 write_deltalake(table, rows, mode="overwrite", predicate=predicate,
-                                commit_properties=props)  # fmt: skip
+                                commit_properties=props, writer_properties=WriterProperties(
+                                    max_row_group_size=ROW_GROUP_ROWS))  # fmt: skip
                 done += 1
                 break
             except Exception as err:

@@ -123,9 +123,10 @@ class Warehouse:
         where = "object_kind = $kind AND bucket >= $t0 AND bucket < $t1"
         params: dict[str, Any] = {"kind": kind, "t0": t0.to_pydatetime(),
                                   "t1": t1.to_pydatetime(), "files": files}  # fmt: skip
-        if groups is not None:
-            where += " AND object IN (SELECT unnest($groups))"
-            params["groups"] = list(groups)
+        if groups is not None:  # constants, so that row-group statistics prune the scan
+            names = list(dict.fromkeys(groups)) or [""]
+            where += " AND object IN (" + ", ".join(f"$g{i}" for i in range(len(names))) + ")"
+            params.update({f"g{i}": g for i, g in enumerate(names)})
         sql = (f"SELECT object_kind, object, {bucket} AS bucket, {sums}{lists} "
                f"FROM read_parquet($files) "
                f"WHERE {where} GROUP BY ALL ORDER BY object_kind, object, bucket")  # fmt: skip
@@ -258,7 +259,7 @@ class Warehouse:
         """Drop the partitions of buckets older than ``days`` days."""
         return self.store.retain(days, now=now)
 
-    def compact(self, *, vacuum: bool = False) -> str:
+    def compact(self, *, vacuum: bool = False, min_files: int = 2) -> str:
         """Merge each partition's rows into one per object and bucket, then checkpoint.
 
         Each partition is rewritten in its own commit (``predicate`` overwrite), so a
@@ -269,7 +270,7 @@ class Warehouse:
         """
         from cemkit.warehouse.compact import compact
 
-        return compact(self.store, vacuum=vacuum)
+        return compact(self.store, vacuum=vacuum, min_files=min_files)
 
 
 def open(path: str | Path) -> Warehouse:
