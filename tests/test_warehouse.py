@@ -269,3 +269,17 @@ def test_watch_once_cli_quarantine_and_no_raw_numbers(world, tmp_path, capsys):
     blob = "\n".join(texts)
     leaked = [n for n in raw if n in blob]
     assert not leaked, f"{len(leaked)} raw number(s) found in the warehouse"
+
+
+def test_one_policy_key_and_model_per_warehouse(world, tmp_path):
+    from cemkit.errors import InputError
+
+    out, files, _ = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(files[0])], _settings(out))
+    other = Settings("asterisk", "strict", str(out / "model.yaml"), TZ, REGION)
+    with pytest.raises(InputError, match="another policy"):
+        ingest_files(wh.store, [str(files[1])], other)
+    assert len(wh.files()) == 1
+    ingest_files(wh.store, [str(files[1])], _settings(out))  # the same settings still work
+    assert len(wh.files()) == 2

@@ -274,6 +274,17 @@ def file_rows(result: FileResult, assigner: Assigner) -> pa.Table:
     return pa.Table.from_pandas(rows[KQI_SCHEMA.names], schema=KQI_SCHEMA, preserve_index=False)
 
 
+def fingerprint(settings: Settings) -> dict[str, str]:
+    """What must be the same for every file of one warehouse: policy, key, model."""
+    pol, key = _policy_and_key(settings.policy)
+    summary = pol.summary()
+    return {
+        "cemkit.policy": f"{summary['name']} v{summary['version']} {summary['sha256'][:16]}",
+        "cemkit.key": "none" if key is None else f"{key.id} {key.fingerprint}",
+        "cemkit.model": assigner_for(settings.model).model.name,
+    }
+
+
 # --- a micro-batch -------------------------------------------------------------------------------
 @dataclass
 class BatchReport:
@@ -298,6 +309,7 @@ def ingest_files(store: Store, paths: list[str], settings: Settings) -> BatchRep
     if not todo:
         return report
     assigner = assigner_for(settings.model)
+    store.check_settings(fingerprint(settings))
     tables, entries = [], []
     for sha, p in todo.items():
         result = process_file(p, settings, sha)

@@ -105,6 +105,33 @@ class Store:
                 time.sleep(0.05 * (attempt + 1))
         DeltaTable(str(self.kqi_path))  # raise the real error if it still does not exist
 
+    def check_settings(self, wanted: dict[str, str]) -> None:
+        """Refuse to mix policies, keys or models in one warehouse (pseudonyms would not match).
+
+        The first writer records ``wanted`` as table properties; later writers must match them.
+        """
+        for attempt in range(MAX_RETRIES):
+            table = self.table()
+            conf = table.metadata().configuration
+            have = {k: conf.get(k) for k in wanted}
+            if all(v is None for v in have.values()):
+                try:
+                    table.alter.set_table_properties(wanted, raise_if_not_exists=False)
+                except Exception as err:
+                    if not _is_conflict(err):
+                        raise
+                    time.sleep(0.02 * (attempt + 1))
+                continue
+            differ = [k.removeprefix("cemkit.") for k in wanted if have[k] != wanted[k]]
+            if differ:
+                raise InputError(
+                    f"{self.path}: this warehouse holds records counted with another "
+                    f"{' and '.join(differ)} ({'; '.join(f'{k}={have[k]}' for k in wanted)})",
+                    hint="give the same policy, key and model, or another warehouse",
+                )
+            return
+        raise RuntimeError(f"{self.kqi_path}: could not record the warehouse settings")
+
     def table(self) -> DeltaTable:
         """The ``kqi`` table at its latest version."""
         return DeltaTable(str(self.kqi_path))
