@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cemkit.correlate.commands",
     "cemkit.kqi.commands",
     "cemkit.pipeline",
+    "cemkit.warehouse.commands",
     "cemkit.report.commands",
     "cemkit.dp.commands",
     "cemkit.demo",

@@ -1,0 +1,244 @@
+"""The warehouse on disk: Delta Lake tables of mergeable KQI aggregates, exactly once.
+
+A warehouse is a directory holding two Delta Lake tables (``deltalake``, atomic commits,
+optimistic concurrency):
+
+``kqi/``
+    One row per input file (``source``: its content SHA-256), object (``object_kind`` group or
+    customer, ``object``), ``freq`` (``15min`` or ``day``) and ``bucket``: the integer counters
+    of :data:`cemkit.kqi.formulas.COUNTERS` and three serialized sketches
+    (:mod:`cemkit.warehouse.sketches`): ``pdd_kll``, ``duration_kll``, ``customers_hll``.
+    Partitioned by ``freq`` and ``period``: the bucket's UTC date for 15-minute rows, the first
+    day of its month for day rows (a 30-day report opens one or two files per compacted
+    partition). Day rows are written with the 15-minute rows of the same file in the same
+    commit, so that day and month queries read ~96 times fewer rows; both are merges of the
+    same records.
+``quarantine/``
+    The protected rows the loaders set aside, with file, line, field and reason.
+
+**Exactly once.** Every commit that adds a file's rows also records the Delta *application
+transaction* ``cemkit-file:<sha256>`` (version 0) in the same atomic commit: the table's own
+idempotency mechanism. A file whose transaction is in the table is skipped; two writers
+committing the same file at once are refused by Delta's conflict checker (``Concurrent
+transaction``) and the loser drops that file and retries; disjoint appends are retried by
+deltalake's optimistic concurrency. A process killed before its commit leaves only unreferenced
+Parquet files, which no reader sees (``compact --vacuum`` deletes them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from cemkit.errors import InputError
+from cemkit.kqi import formulas
+
+#: Buckets stored (``15min`` rows for 15-min and hour queries, ``day`` rows for day and month).
+STORED_FREQS: tuple[str, ...] = ("15min", "day")
+#: Sketch columns (serialized bytes; null without data).
+SKETCH_COLUMNS: tuple[str, ...] = ("pdd_kll", "duration_kll", "customers_hll")
+#: Partition columns of the ``kqi`` table.
+PARTITION_BY: list[str] = ["freq", "period"]
+#: Prefix of the Delta application-transaction id of an ingested file.
+APP_ID_PREFIX = "cemkit-file:"
+#: How often a commit is retried after a conflict with another writer.
+MAX_RETRIES = 20
+
+KQI_SCHEMA = pa.schema(
+    [
+        pa.field("freq", pa.string(), nullable=False),
+        pa.field("period", pa.string(), nullable=False),
+        pa.field("bucket", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("object_kind", pa.string(), nullable=False),
+        pa.field("object", pa.string(), nullable=False),
+        *(pa.field(c, pa.int64(), nullable=False) for c in formulas.COUNTERS),
+        *(pa.field(c, pa.binary()) for c in SKETCH_COLUMNS),
+        pa.field("source", pa.string()),
+    ]
+)
+
+
+def app_id(sha256: str) -> str:
+    """The Delta application-transaction id recording that a file was ingested."""
+    return APP_ID_PREFIX + sha256
+
+
+def _is_conflict(err: Exception) -> bool:
+    return isinstance(err, CommitFailedError)
+
+
+class Store:
+    """The Delta tables of one warehouse directory (low level; see :class:`Warehouse`)."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        self.kqi_path = self.path / "kqi"
+        self.quarantine_path = self.path / "quarantine"
+        if create:
+            self._create()
+        elif not DeltaTable.is_deltatable(str(self.kqi_path)):
+            raise InputError(
+                f"{self.path}: not a cemkit warehouse (no Delta table kqi/)",
+                hint="create one with `cemkit watch DIR --into PATH` or Warehouse.create(PATH)",
+            )
+
+    def _create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        for attempt in range(MAX_RETRIES):
+            if DeltaTable.is_deltatable(str(self.kqi_path)):
+                return
+            try:
+                DeltaTable.create(str(self.kqi_path), KQI_SCHEMA, mode="ignore",
+                                  partition_by=PARTITION_BY, name="cemkit_kqi")  # fmt: skip
+                return
+            except (DeltaError, OSError):  # another instance created it at the same moment
+                time.sleep(0.05 * (attempt + 1))
+        DeltaTable(str(self.kqi_path))  # raise the real error if it still does not exist
+
+    def check_settings(self, wanted: dict[str, str]) -> None:
+        """Refuse to mix policies, keys or models in one warehouse (pseudonyms would not match).
+
+        The first writer records ``wanted`` as table properties; later writers must match them.
+        """
+        for attempt in range(MAX_RETRIES):
+            table = self.table()
+            conf = table.metadata().configuration
+            have = {k: conf.get(k) for k in wanted}
+            if all(v is None for v in have.values()):
+                try:
+                    table.alter.set_table_properties(wanted, raise_if_not_exists=False)
+                except Exception as err:
+                    if not _is_conflict(err):
+                        raise
+                    time.sleep(0.02 * (attempt + 1))
+                continue
+            differ = [k.removeprefix("cemkit.") for k in wanted if have[k] != wanted[k]]
+            if differ:
+                raise InputError(
+                    f"{self.path}: this warehouse holds records counted with another "
+                    f"{' and '.join(differ)} ({'; '.join(f'{k}={have[k]}' for k in wanted)})",
+                    hint="give the same policy, key and model, or another warehouse",
+                )
+            return
+        raise RuntimeError(f"{self.kqi_path}: could not record the warehouse settings")
+
+    def table(self) -> DeltaTable:
+        """The ``kqi`` table at its latest version."""
+        return DeltaTable(str(self.kqi_path))
+
+    def ingested(self, sha256s: Sequence[str], table: DeltaTable | None = None) -> set[str]:
+        """Which of these content checksums the warehouse has already counted."""
+        t = table or self.table()
+        return {s for s in sha256s if t.transaction_version(app_id(s)) is not None}
+
+    def commit(self, rows: pa.Table, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Append the rows of ``files`` in one atomic commit that records each file as ingested.
+
+        Files another writer committed meanwhile are dropped (with their rows) and the rest
+        retried. Returns the files this commit counted.
+        """
+        for attempt in range(MAX_RETRIES):
+            table = self.table()
+            done = self.ingested([f["sha256"] for f in files], table)
+            todo = [f for f in files if f["sha256"] not in done]
+            if not todo:
+                return []
+            keep = pa.array([f["sha256"] for f in todo], pa.string())
+            import pyarrow.compute as pc
+
+            part = rows.filter(pc.is_in(rows["source"], value_set=keep))
+            props = CommitProperties(
+                app_transactions=[Transaction(app_id(f["sha256"]), 0) for f in todo],
+                custom_metadata={"cemkit.files": json.dumps(todo, sort_keys=True)},
+                max_commit_retries=MAX_RETRIES,
+            )
+            try:
+                write_deltalake(table, part.cast(KQI_SCHEMA), mode="append",
+                                commit_properties=props)  # fmt: skip
+                return todo
+            except Exception as err:
+                if not _is_conflict(err):
+                    raise
+                time.sleep(0.02 * (attempt + 1) * (1 + np.random.default_rng().random()))
+        raise RuntimeError(f"{self.kqi_path}: commit kept conflicting after {MAX_RETRIES} tries")
+
+    def commit_quarantine(self, frame: pd.DataFrame, sha256: str) -> None:
+        """Append one file's (protected) quarantine rows, once per file (same mechanism)."""
+        if frame.empty:
+            return
+        path = str(self.quarantine_path)
+        data = pa.Table.from_pandas(frame, preserve_index=False)
+        for attempt in range(MAX_RETRIES):
+            try:
+                table = DeltaTable(path)
+            except TableNotFoundError:
+                table = None
+            if table is not None and table.transaction_version(app_id(sha256)) is not None:
+                return
+            props = CommitProperties(app_transactions=[Transaction(app_id(sha256), 0)],
+                                     max_commit_retries=MAX_RETRIES)  # fmt: skip
+            try:
+                write_deltalake(table if table is not None else path, data, mode="append",
+                                commit_properties=props, schema_mode="merge")  # fmt: skip
+                return
+            except Exception as err:
+                if table is not None and not _is_conflict(err):
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        raise RuntimeError(f"{path}: commit kept conflicting after {MAX_RETRIES} tries")
+
+    def files(self) -> list[dict[str, Any]]:
+        """Every file the warehouse counted, from the commit log (oldest first)."""
+        out: list[dict[str, Any]] = []
+        for commit in reversed(self.table().history()):
+            meta = commit.get("cemkit.files")
+            if meta:
+                for f in json.loads(meta):
+                    out.append({**f, "version": commit.get("version")})
+        return out
+
+    def retain(self, days: int, *, now: dt.datetime | None = None) -> str:
+        """Delete the rows of buckets older than ``days`` days (UTC midnight ``days`` days ago).
+
+        15-minute partitions go whole (a metadata-only delete); the day rows of a month that
+        straddles the cutoff are rewritten without the old days.
+        """
+        if days < 1:
+            raise ValueError(f"days must be at least 1, got {days}")
+        today = (now or dt.datetime.now(dt.UTC)).date()
+        cutoff = (today - dt.timedelta(days=days)).isoformat()
+        table = self.table()
+        removed = 0
+        for predicate in (f"freq = '15min' AND period < '{cutoff}'",
+                          f"bucket < '{cutoff}T00:00:00Z'"):  # fmt: skip
+            metrics = table.delete(predicate)
+            removed += int(metrics.get("num_removed_files", 0))
+            table = self.table()
+        return f"removed {removed} file(s) of buckets before {cutoff}"
+
+
+def period_of(bucket: pd.Series, freq: str) -> np.ndarray:
+    """The ``period`` partition value of each bucket (see the module docstring)."""
+    if freq == "day":
+        return bucket.dt.strftime("%Y-%m-01").to_numpy(dtype=object)
+    return bucket.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+
+
+def periods(stored: str, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
+    """The ``period`` values of stored ``freq`` rows with buckets in ``[start, end)``."""
+    last = end - pd.Timedelta("1us")
+    if last < start:
+        return []
+    days = pd.date_range(start.floor("1D"), last.floor("1D"), freq="1D")
+    fmt = "%Y-%m-01" if stored == "day" else "%Y-%m-%d"
+    return list(dict.fromkeys(d.strftime(fmt) for d in days))

@@ -1,0 +1,285 @@
+"""The KQI warehouse: exactly once, late files, merges, sketches, k, maintenance, privacy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from warehouse_helpers import KEY, REGION, TZ, gzip_copy, rotated_files
+
+import cemkit
+from cemkit import warehouse
+from cemkit.kqi import formulas
+from cemkit.kqi.sizes import group_sizes
+from cemkit.model.assign import GROUP_COLUMN, Assigner
+from cemkit.model.spec import load_model
+from cemkit.warehouse import sketches
+from cemkit.warehouse.batch import Settings, ingest_files
+
+KEYS = ["object_kind", "object", "bucket"]
+COUNTERS = list(formulas.COUNTERS)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    """Three rotated Asterisk files and one `cemkit run` over them (the reference)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CEMKIT_KEY", KEY)
+        out = tmp_path_factory.mktemp("wh-world")
+        files = rotated_files(out, 3)
+        ref = cemkit.run([str(f) for f in files], format="asterisk", policy="default",
+                         model=str(out / "model.yaml"), out=str(out / "run"), tz=TZ,
+                         default_region=REGION, scheduler="sync")  # fmt: skip
+        yield out, files, ref
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CEMKIT_KEY", KEY)
+
+
+def _settings(out: Path, fmt: str = "asterisk") -> Settings:
+    return Settings(fmt, "default", str(out / "model.yaml"), TZ, REGION)
+
+
+def _norm(frame: pd.DataFrame) -> pd.DataFrame:
+    f = frame[KEYS + COUNTERS].astype({"object_kind": object, "object": object})
+    f = f.assign(bucket=pd.to_datetime(f["bucket"], utc=True).astype("datetime64[us, UTC]"))
+    return f.sort_values(KEYS).reset_index(drop=True).astype(dict.fromkeys(COUNTERS, "int64"))
+
+
+def _ref(ref: cemkit.pipeline.RunResult, freq: str) -> pd.DataFrame:
+    return _norm(ref.kqi[ref.kqi["freq"] == freq])
+
+
+PERIOD = ("2026-03-01", "2026-04-01")
+
+
+def test_each_file_counted_once_and_equal_to_one_run(world, tmp_path):
+    out, files, ref = world
+    twice = tmp_path / "Master-00-again.csv"
+    shutil.copy(files[0], twice)
+    offered = [str(files[0]), str(twice), str(gzip_copy(files[1], tmp_path / "m1.csv.gz")),
+               str(files[1]), str(files[2])]  # fmt: skip
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    first = ingest_files(wh.store, offered, _settings(out))
+    assert (len(first.counted), first.skipped) == (3, 2)
+    again = ingest_files(wh.store, offered, _settings(out))
+    assert (again.counted, again.skipped) == ([], 5)
+    assert first.records == ref.manifest["load"]["totals"]["rows_loaded"]
+    for freq in ("15min", "hour", "day"):
+        got = _norm(wh.counters(*PERIOD, freq=freq))
+        pd.testing.assert_frame_equal(got, _ref(ref, freq))
+    month = wh.counters(*PERIOD, freq="month")
+    day = _ref(ref, "day")
+    expect = day.assign(bucket=day["bucket"].dt.tz_localize(None).dt.to_period("M")
+                        .dt.to_timestamp().dt.tz_localize("UTC"))  # fmt: skip
+    expect = expect.groupby(KEYS, as_index=False)[COUNTERS].sum()
+    pd.testing.assert_frame_equal(_norm(month), _norm(expect))
+
+
+def test_indicators_come_from_the_formulas(world, tmp_path):
+    out, files, ref = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(f) for f in files], _settings(out))
+    got = wh.kqi(*PERIOD, freq="day", k=2, indicators=["asr", "ner", "acd_s", "attempts"])
+    want = ref.kqi[ref.kqi["freq"] == "day"].set_index(["object", "bucket"])
+    shown = got[~got["suppressed"]]
+    assert len(shown) > 0
+    for row in shown.itertuples():
+        w = want.loc[(row.object, row.bucket)]
+        assert row.attempts == w["attempts"]
+        assert row.asr == pytest.approx(w["asr"], nan_ok=True)
+        assert row.acd_s == pytest.approx(w["acd_s"], nan_ok=True)
+    with pytest.raises(ValueError, match="unknown indicator"):
+        wh.kqi(*PERIOD, indicators=["asr2"])
+
+
+def test_late_file_updates_only_its_buckets(world, tmp_path):
+    out, files, ref = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(files[1]), str(files[2])], _settings(out))
+    before = _norm(wh.counters(*PERIOD, freq="15min"))
+    ingest_files(wh.store, [str(files[0])], _settings(out))  # the late one: the earliest day
+    after = _norm(wh.counters(*PERIOD, freq="15min"))
+    late_day = pd.Timestamp("2026-03-02", tz="UTC")
+    touched = after["bucket"].dt.floor("1D") == late_day
+    assert touched.any() and not (before["bucket"].dt.floor("1D") == late_day).any()
+    pd.testing.assert_frame_equal(after[~touched].reset_index(drop=True), before)
+    pd.testing.assert_frame_equal(after, _ref(ref, "15min"))
+
+
+def test_customers_and_k_suppression(world, tmp_path):
+    out, files, _ = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(f) for f in files], _settings(out))
+    records = pd.read_parquet(out / "run" / "records")
+    day = pd.Timestamp("2026-03-03", tz="UTC")
+    on_day = records[records["start"].dt.floor("1D") == day]
+    exact = group_sizes(on_day, load_model(out / "model.yaml")).set_index("group")["customers"]
+    got = wh.kqi(day, day + pd.Timedelta("1D"), freq="day", k=2, indicators=["attempts"])
+    counts = got.set_index("object")["customers"]
+    assert counts.to_dict() == exact[counts.index].to_dict()  # small sets: HLL is exact
+    k = int(np.median(exact)) + 1
+    masked = wh.kqi(day, day + pd.Timedelta("1D"), freq="day", k=k, indicators=["asr"])
+    small = masked["object"].map(exact) < k
+    assert small.any() and (~small).any()
+    assert masked.loc[small, "asr"].isna().all() and masked.loc[small, "suppressed"].all()
+    assert masked.loc[~small, "asr"].notna().all()
+    assert "fewer than" in masked.attrs["cemkit_suppression"]
+
+
+def test_pdd_percentiles_within_the_sketch_bound(tmp_path):
+    files = rotated_files(tmp_path, 1, records=6000, fmt="parquet")
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(files[0])], _settings(tmp_path, "parquet"))
+    got = wh.kqi(*PERIOD, freq="day", k=2, indicators=["pdd_p50_ms", "pdd_p95_ms"])
+    run = cemkit.pipeline.process_batch(pd.read_parquet(files[0]), policy="default",
+                                        model=str(tmp_path / "model.yaml"))  # fmt: skip
+    calls = Assigner(load_model(tmp_path / "model.yaml")).assign(run.records)
+    has = formulas.contributions(calls)["pdd_count"].to_numpy() > 0
+    eps = sketches.rank_error()
+    checked = 0
+    for name in calls[GROUP_COLUMN].cat.categories:  # leaf groups: one group per record
+        values = np.sort(np.rint(calls.loc[has & (calls[GROUP_COLUMN] == name), "pdd_ms"]))
+        row = got[got["object"] == name]
+        if len(values) < 30 or row.empty or bool(row["suppressed"].iloc[0]):
+            continue
+        for col, q in formulas.PDD_QUANTILES.items():
+            v = float(row[col].iloc[0])
+            lo = np.searchsorted(values, v, "left") / len(values)
+            hi = np.searchsorted(values, v, "right") / len(values)
+            assert lo - eps <= q <= hi + eps, (name, col, v, lo, hi)
+            checked += 1
+    assert checked >= 4
+
+
+def test_two_writers_of_the_same_file_count_it_once(world, tmp_path):
+    out, files, _ = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    barrier = threading.Barrier(2)
+    reports = []
+
+    def worker() -> None:
+        barrier.wait()
+        reports.append(ingest_files(wh.store, [str(files[0])], _settings(out)))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(len(r.counted) for r in reports) == [0, 1]
+    assert len(wh.files()) == 1
+    one = warehouse.Warehouse.create(tmp_path / "wh1")
+    ingest_files(one.store, [str(files[0])], _settings(out))
+    pd.testing.assert_frame_equal(_norm(wh.counters(*PERIOD, freq="15min")),
+                                  _norm(one.counters(*PERIOD, freq="15min")))  # fmt: skip
+
+
+def test_compact_and_retain(world, tmp_path):
+    out, files, _ = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    lines = files[0].read_text().splitlines(keepends=True)
+    halves = [tmp_path / "a.csv", tmp_path / "b.csv"]  # two files of one day: two commits
+    halves[0].write_text("".join(lines[: len(lines) // 2]))
+    halves[1].write_text("".join(lines[len(lines) // 2 :]))
+    for f in [*halves, *files[1:]]:
+        ingest_files(wh.store, [str(f)], _settings(out))
+    shutil.copy(halves[0], tmp_path / "again.csv")
+    before = {f: _norm(wh.counters(*PERIOD, freq=f)) for f in ("15min", "day")}
+    pdd_before = wh.kqi(*PERIOD, freq="day", k=2)
+    rows_before = wh.show()["rows"]
+    msg = wh.compact(vacuum=True)
+    assert msg.startswith("compacted 2 partition(s)")  # the 15min and day rows of 03-02
+    assert wh.show()["rows"] < rows_before
+    for f, frame in before.items():
+        pd.testing.assert_frame_equal(_norm(wh.counters(*PERIOD, freq=f)), frame)
+    pd.testing.assert_frame_equal(wh.kqi(*PERIOD, freq="day", k=2), pdd_before)
+    # after compaction, a file already counted is still recognized
+    assert ingest_files(wh.store, [str(tmp_path / "again.csv")], _settings(out)).skipped == 1
+    import datetime as dt
+
+    wh.retain(2, now=dt.datetime(2026, 3, 6, tzinfo=dt.UTC))  # keep 03-04 and later
+    left = _norm(wh.counters(*PERIOD, freq="15min"))
+    assert left["bucket"].min() >= pd.Timestamp("2026-03-04", tz="UTC")
+    kept = before["15min"][before["15min"]["bucket"] >= pd.Timestamp("2026-03-04", tz="UTC")]
+    pd.testing.assert_frame_equal(left, kept.reset_index(drop=True))
+
+
+def _raw_numbers(files: list[Path]) -> set[str]:
+    numbers = set()
+    for f in files:
+        for line in f.read_text().splitlines()[:200]:
+            fields = [x.strip('"') for x in line.split('","')]
+            for x in fields[1:3]:
+                if x.isdigit() and len(x) >= 8:
+                    numbers.add(x.lstrip("0"))
+    return numbers
+
+
+def test_watch_once_cli_quarantine_and_no_raw_numbers(world, tmp_path, capsys):
+    from cemkit.cli import main
+
+    out, files, _ = world
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shutil.copy(files[0], landing / "Master-00.csv")
+    gzip_copy(files[1], landing / "Master-01.csv.gz")
+    (landing / ".Master.csv.tmp").write_text("being written\n")
+    broken = landing / "Master-02.csv"
+    broken.write_text(files[2].read_text() + '"not","a","cdr"\n')
+    wh_dir = tmp_path / "wh"
+    argv = ["watch", str(landing), "--into", str(wh_dir), "--format", "asterisk",
+            "--model", str(out / "model.yaml"), "--tz", TZ, "--region", REGION, "--once",
+            "--settle", "0", "--batch", "2"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "lag" in printed and "3 file(s) counted" in printed
+    assert main(argv) == 0
+    assert "0 file(s) counted" in capsys.readouterr().out
+    assert main(["warehouse", "show", str(wh_dir)]) == 0
+    assert "files: 3" in capsys.readouterr().out
+    ledger = warehouse.open(wh_dir).files()
+    assert (ledger["rows_read"] == ledger["rows_loaded"] + ledger["rows_quarantined"]).all()
+    assert ledger["rows_quarantined"].sum() == 1
+    quarantine = pq.read_table(wh_dir / "quarantine").to_pandas()
+    assert len(quarantine) == 1 and quarantine["file"].iloc[0] == "Master-02.csv"
+    assert int(quarantine["line"].iloc[0]) == len(files[2].read_text().splitlines()) + 1
+    # no raw number anywhere in the warehouse: table cells, commit log, printed output
+    raw = _raw_numbers(files)
+    assert raw
+    texts = [printed]
+    for root, _, names in os.walk(wh_dir):
+        for name in names:
+            path = Path(root) / name
+            if name.endswith(".parquet"):
+                frame = pq.read_table(path).to_pandas()
+                for col in frame.columns:
+                    if frame[col].dtype == object or str(frame[col].dtype).startswith("str"):
+                        texts.extend(str(v) for v in frame[col].dropna().unique())
+            elif name.endswith((".json", ".crc")):
+                texts.append(path.read_text(errors="replace"))
+    blob = "\n".join(texts)
+    leaked = [n for n in raw if n in blob]
+    assert not leaked, f"{len(leaked)} raw number(s) found in the warehouse"
+
+
+def test_one_policy_key_and_model_per_warehouse(world, tmp_path):
+    from cemkit.errors import InputError
+
+    out, files, _ = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(files[0])], _settings(out))
+    other = Settings("asterisk", "strict", str(out / "model.yaml"), TZ, REGION)
+    with pytest.raises(InputError, match="another policy"):
+        ingest_files(wh.store, [str(files[1])], other)
+    assert len(wh.files()) == 1
+    ingest_files(wh.store, [str(files[1])], _settings(out))  # the same settings still work
+    assert len(wh.files()) == 2
