@@ -24,7 +24,7 @@ from cemkit.io.base import Loader, Part, registry
 
 #: Format modules registered on import; optional ones may be absent from a checkout.
 _FORMAT_MODULES = ("asterisk", "freeswitch", "cucm", "generic", "parquet")
-_OPTIONAL_MODULES = ("sip_pcap",)
+_OPTIONAL_MODULES = ("sip_pcap", "threegpp")
 
 for _name in _FORMAT_MODULES:
     importlib.import_module(f"cemkit.io.{_name}")
