@@ -350,3 +350,12 @@ def outcome_from_3gpp(cause_for_term: int | None, q850: int | None, answered: bo
         return outcome_from_q850(q850, answered=False)
     return THREEGPP_UNANSWERED_OUTCOME.get(cause_for_term if cause_for_term is not None else -1,
                                            FAILED)  # fmt: skip
+
+
+def outcomes_from_3gpp_array(
+    cause_for_term: np.ndarray, q850: np.ndarray, answered: np.ndarray
+) -> np.ndarray:
+    """Vectorized :func:`outcome_from_3gpp` (``-1`` for an absent cause); object array."""
+    q = pd.Series(q850).map(Q850_UNANSWERED_OUTCOME).fillna(FAILED).to_numpy(dtype=object)
+    t = pd.Series(cause_for_term).map(THREEGPP_UNANSWERED_OUTCOME).fillna(FAILED)
+    return np.where(answered, ANSWERED, np.where(q850 >= 0, q, t.to_numpy(dtype=object)))

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cemkit.io.threegpp import _kernels as K
 from cemkit.io.threegpp import values as V
@@ -190,14 +191,21 @@ def _ip_strings(buf: np.ndarray, off: np.ndarray, ln: np.ndarray) -> pa.Array:
     llen = np.full(n, -1, np.int64)
     ltag = np.full(n, -1, np.int64)
     K.choice_leaf(buf, off, ln, loff, llen, ltag)
-    out: list[str | None] = [None] * n
-    cache: dict[bytes, str | None] = {}
-    for i in np.flatnonzero(llen >= 0):
-        raw = buf[loff[i] : loff[i] + llen[i]].tobytes()
-        if raw not in cache:
-            cache[raw] = V.ip_text(raw) if llen[i] in (4, 16, 17, 18) else _text_or_none(raw)
-        out[i] = cache[raw]
-    return pa.array(out, pa.string())
+    v4 = llen == 4
+    octets = [pc.cast(pa.array(buf[np.where(v4, loff + k, 0)]), pa.string()) for k in range(4)]
+    text = pc.if_else(pa.array(v4), pc.binary_join_element_wise(*octets, "."),
+                      pa.nulls(n, pa.string()))  # fmt: skip
+    other = np.flatnonzero((llen >= 0) & ~v4)
+    if other.size:  # IPv6 and text addresses: few distinct values, through ipaddress
+        values = text.to_pylist()
+        cache: dict[bytes, str | None] = {}
+        for i in other:
+            raw = buf[loff[i] : loff[i] + llen[i]].tobytes()
+            if raw not in cache:
+                cache[raw] = V.ip_text(raw) if llen[i] in (16, 17, 18) else _text_or_none(raw)
+            values[i] = cache[raw]
+        text = pa.array(values, pa.string())
+    return text
 
 
 def _text_or_none(raw: bytes) -> str | None:

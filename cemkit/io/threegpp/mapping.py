@@ -8,7 +8,8 @@
   :func:`cemkit.outcomes.outcome_from_3gpp` from causeForTerm and a Q.850 cause in the
   diagnostics (gsm0408Cause or itu-tQ767Cause), which is also ``cause_q850``.
 * ``moSMSRecord`` / ``mtSMSRecord``: service ``sms``, ``start`` = ``end`` = origination /
-  delivery time; ``answered`` when the record has no smsResult, else ``failed``.
+  delivery time; ``answered`` when the record has no smsResult, else ``failed``; leg ``orig``
+  (sent) or ``term`` (delivered).
 * SGSN PDP / SGW / PGW records: service ``data``; ``start`` = recordOpeningTime, ``end`` = start
   + duration, ``answer`` = start (the bearer exists), ``billsec_s`` = ``duration_s`` = duration;
   ``call_id`` = chargingID and ``partial_seq`` = recordSequenceNumber, so that
@@ -164,49 +165,43 @@ def to_frames(
     diag_value = iv("diag_value")
     q850_ok = voice & np.isin(diag_kind, (0, 2)) & (diag_value >= 0) & (diag_value <= 127)
     cause = iv("cause")
-    out_codes = np.empty(n, dtype=object)
-    for i in range(n):
-        if voice[i]:
-            out_codes[i] = outcomes.outcome_from_3gpp(
-                int(cause[i]) if cause[i] >= 0 else None,
-                int(diag_value[i]) if q850_ok[i] else None,
-                bool(answered_voice[i]),
-            )
-        elif sms[i]:
-            out_codes[i] = outcomes.FAILED if diag_kind[i] >= 0 else outcomes.ANSWERED
-        else:
-            out_codes[i] = outcomes.ANSWERED
+    out_codes = outcomes.outcomes_from_3gpp_array(
+        cause, np.where(q850_ok, diag_value, -1), answered_voice
+    )
+    out_codes = np.where(
+        sms, np.where(diag_kind >= 0, outcomes.FAILED, outcomes.ANSWERED), out_codes
+    )
+    out_codes = np.where(data, outcomes.ANSWERED, out_codes)
     billsec = np.where(answered_voice, np.where(dur >= 0, dur, (end - ans) / 1e9), 0.0)
     billsec = np.where(data, np.where(dur >= 0, dur, 0), np.where(sms, 0.0, billsec))
     rat_code = iv("rat")
-    rat = np.empty(n, dtype=object)
-    for i in range(n):
-        table_ = RAT_TYPES if data[i] else SYSTEM_TYPES
-        rat[i] = table_.get(int(rat_code[i])) if rat_code[i] >= 0 else None
+    rat = np.where(data, _lookup(rat_code, RAT_TYPES), _lookup(rat_code, SYSTEM_TYPES))
     area, cell = _locations(iv("area"), iv("cell"), iv("mcc"), iv("mnc"), iv("mnc_digits"))
     node = _pick(data, s("node_addr"), s("entity"))
     call_id = _pick(data, pc.cast(pa.array(iv("charging_id"), mask=iv("charging_id") < 0),
                                   pa.string()), s("call_ref"))  # fmt: skip
     names = np.array(KINDS, dtype=object)[k]
-    cause_names = np.empty(n, dtype=object)
-    diag_names = np.empty(n, dtype=object)
-    for i in range(n):
-        tbl = CAUSE_FOR_REC_CLOSING if data[i] else CAUSE_FOR_TERM
-        cause_names[i] = tbl.get(int(cause[i]), str(int(cause[i]))) if cause[i] >= 0 else None
-        if diag_kind[i] >= 0:
-            dn = DIAGNOSTICS.get(int(diag_kind[i]), str(int(diag_kind[i])))
-            diag_names[i] = f"{dn}:{int(diag_value[i])}" if diag_value[i] >= 0 else dn
-        else:
-            diag_names[i] = None
+    cause_names = np.where(
+        data, _lookup(cause, CAUSE_FOR_REC_CLOSING, True), _lookup(cause, CAUSE_FOR_TERM, True)
+    )
+    diag_names = _lookup(diag_kind, DIAGNOSTICS, True)
+    with_value = pc.binary_join_element_wise(
+        pa.array(diag_names, pa.string()), pc.cast(pa.array(diag_value), pa.string()), ":"
+    )
+    diag_text = pc.if_else(pa.array(diag_value >= 0), with_value, pa.array(diag_names, pa.string()))
     offsets = fr.off[keep]
     tag = os.path.basename(path)
     service = np.where(voice, "voice", np.where(sms, "sms", "data"))
-    leg = ["orig" if m and v else "term" if t_ and v else None
-           for m, t_, v in zip(mo, mt, voice, strict=True)]  # fmt: skip
+    leg = ["orig" if m else "term" if t_ else None for m, t_ in zip(mo, mt, strict=True)]
     seq = iv("seq")
     df = pd.DataFrame(
         {
-            "record_id": [f"{SOURCE}:{tag}:{o}" for o in offsets],
+            "record_id": pd.array(
+                pc.binary_join_element_wise(
+                    f"{SOURCE}:{tag}", pc.cast(pa.array(offsets), pa.string()), ":"
+                ),
+                dtype="string[pyarrow]",
+            ),
             "source": SOURCE,
             "record_kind": "cdr",
             "service": service,
@@ -229,8 +224,8 @@ def to_frames(
             "imei": pd.array(s("imei"), dtype="string[pyarrow]"),
             "msisdn": pd.array(msisdn, dtype="string[pyarrow]"),
             "pdp_address": pd.array(s("pdp_addr"), dtype="string[pyarrow]"),
-            "location_area": area,
-            "cell": cell,
+            "location_area": pd.array(area, dtype="string[pyarrow]"),
+            "cell": pd.array(cell, dtype="string[pyarrow]"),
             "rat": rat,
             "volume_up_bytes": _opt_int(iv("vol_up"), "Int64"),
             "volume_down_bytes": _opt_int(iv("vol_down"), "Int64"),
@@ -238,7 +233,7 @@ def to_frames(
             "src_3gpp_record_type": names,
             "src_3gpp_offset": pd.array(offsets, dtype="Int64"),
             "src_3gpp_cause": cause_names,
-            "src_3gpp_diagnostics": diag_names,
+            "src_3gpp_diagnostics": pd.array(diag_text, dtype="string[pyarrow]"),
             "src_3gpp_unknown_tags": pd.array(s("unknown_tags"), dtype="string[pyarrow]"),
             "src_3gpp_vendor_fields": pd.array(s("vendor_fields"), dtype="string[pyarrow]"),
         }
@@ -247,17 +242,31 @@ def to_frames(
     return conform(df, EXTENSIONS), q
 
 
+def _lookup(codes: np.ndarray, table: dict[int, str], fallback: bool = False) -> np.ndarray:
+    """Names of integer codes (-1 absent → None; unknown → the number when ``fallback``)."""
+    top = max(table) + 1
+    lut = np.array([table.get(c) for c in range(top)] + [None], dtype=object)
+    idx = np.where((codes >= 0) & (codes < top), codes, top)
+    out = lut[idx]
+    if fallback:
+        unknown = (codes >= 0) & pd.isna(out)
+        if unknown.any():
+            out[unknown] = codes[unknown].astype(str)
+    return out
+
+
 def _locations(area: np.ndarray, cell: np.ndarray, mcc: np.ndarray, mnc: np.ndarray,
-               mnc_digits: np.ndarray) -> tuple[list[str | None], list[str | None]]:  # fmt: skip
-    areas: list[str | None] = [None] * area.shape[0]
-    cells: list[str | None] = [None] * area.shape[0]
-    for i in np.flatnonzero((area >= 0) | (cell >= 0)):
-        plmn = f"{mcc[i]:03d}-{mnc[i]:0{mnc_digits[i]}d}-" if mcc[i] >= 0 else ""
-        a = str(area[i]) if area[i] >= 0 else ""
-        if area[i] >= 0:
-            areas[i] = plmn + a
-        if cell[i] >= 0:
-            cells[i] = f"{plmn}{a}-{cell[i]}"
+               mnc_digits: np.ndarray) -> tuple[pa.Array, pa.Array]:  # fmt: skip
+    def text(v: np.ndarray) -> pa.Array:
+        return pc.cast(pa.array(v, mask=v < 0), pa.string())
+
+    mnc_text = text(mnc)
+    mnc_text = pc.if_else(pa.array(mnc_digits == 3), pc.utf8_lpad(mnc_text, 3, "0"),
+                          pc.utf8_lpad(mnc_text, 2, "0"))  # fmt: skip
+    plmn = pc.binary_join_element_wise(pc.utf8_lpad(text(mcc), 3, "0"), mnc_text, "", "-")
+    plmn = pc.fill_null(plmn, "")
+    areas = pc.binary_join_element_wise(plmn, text(area), "")
+    cells = pc.binary_join_element_wise(plmn, pc.fill_null(text(area), ""), "-", text(cell), "")
     return areas, cells
 
 
