@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from cemkit.io.base import registry
-from cemkit.io.threegpp import _kernels as K
 from cemkit.synth_3gpp import generate_3gpp, write_file
 
 COMPARED = ["service", "src_3gpp_record_type", "a_number", "b_number", "msisdn", "imsi", "imei",
@@ -132,25 +130,3 @@ def test_vendor_schema_decodes_vendor_components(world: dict) -> None:
     _compare(records, _expected(world, "pgw.ber"))
     assert records["src_3gpp_unknown_tags"].isna().all()
     assert records["src_3gpp_vendor_fields"].str.contains('"vendorFlags": 3').all()
-
-
-def test_kernel_time_conversion_matches_reference() -> None:
-    from hypothesis import given
-    from hypothesis import strategies as st
-
-    from cemkit.io.threegpp import values as V
-
-    @given(st.binary(min_size=9, max_size=9))
-    def check(raw: bytes) -> None:
-        buf = np.frombuffer(raw, np.uint8)
-        out = np.full(1, K.NULL_TIME, np.int64)
-        bad = np.zeros(1, np.bool_)
-        K.timestamps(buf, np.zeros(1, np.int64), np.full(1, 9, np.int64), out, bad)
-        try:
-            want = V.timestamp_ns(raw)
-        except V.FieldValueError:
-            assert bad[0]
-        else:
-            assert not bad[0] and out[0] == want
-
-    check()
