@@ -130,3 +130,4 @@ def test_vendor_schema_decodes_vendor_components(world: dict) -> None:
     _compare(records, _expected(world, "pgw.ber"))
     assert records["src_3gpp_unknown_tags"].isna().all()
     assert records["src_3gpp_vendor_fields"].str.contains('"vendorFlags": 3').all()
+    assert not records["src_3gpp_vendor_fields"].str.contains("chargingCharacteristics").any()

@@ -103,3 +103,36 @@ def test_kqi_counters_equal_truth(pipeline: dict) -> None:
     total = formulas.indicators(sums.to_frame().T)
     assert total["sms_failure_ratio"].iloc[0] == pytest.approx(truth["sms"]["failed"].mean())
     assert len(mo) > 0
+
+
+def test_rollup_per_node_group_and_customer(pipeline: dict) -> None:
+    from cemkit.kqi.rollup import rollup
+    from cemkit.model.spec import ServiceModel
+
+    s = pipeline["stitched"]
+    sessions = pipeline["truth"]["sessions"]
+    data = s[s["service"] == "data"]
+    token = data["a_number"].value_counts().index[0]  # the busiest data customer's pseudonym
+    nodes = sorted(data["node"].unique())  # the two PGWs, as protected (IP addresses coded)
+    assert len(nodes) == 2
+    model = ServiceModel.from_yaml_text(f"""
+name: mobile
+groups:
+  - {{name: pgw1, match: {{switches: ["{nodes[0]}"]}}}}
+  - {{name: pgw2, match: {{switches: ["{nodes[1]}"]}}}}
+customers:
+  - {{name: busiest, pseudonyms: ["{token}"]}}
+""")  # fmt: skip
+    table = rollup(s, model, freqs=["day"]).table
+    day = table.groupby(["object_kind", "object"])[["data_sessions", "data_up_bytes",
+                                                    "sms_attempts"]].sum()  # fmt: skip
+    for name, node in (("pgw1", nodes[0]), ("pgw2", nodes[1])):
+        on = data[data["node"] == node]
+        assert day.loc[("group", name), "data_sessions"] == len(on)
+        assert day.loc[("group", name), "data_up_bytes"] == int(on["volume_up_bytes"].sum())
+    assert day.loc[[("group", "pgw1"), ("group", "pgw2")], "data_up_bytes"].sum() == int(
+        sessions["volume_up_bytes"].sum()
+    )
+    busiest = data[data["a_number"] == token]
+    assert day.loc[("customer", "busiest"), "data_sessions"] == len(busiest)
+    assert "data_abnormal_release_ratio" in table.columns

@@ -28,6 +28,7 @@ from cemkit.io.threegpp.spec import (
     COMPONENTS,
     FIELDS,
     KIND_TAGS,
+    KIND_TYPES,
     KINDS,
     KNOWN_TAGS,
     SERVICE_DATA_VOLUME_TAGS,
@@ -485,12 +486,23 @@ def library_fields(buf: np.ndarray, frames: Frames, decoder: LibraryDecoder) -> 
                 f",+{len(dropped) - K.MAX_UNKNOWN} more" if len(dropped) > K.MAX_UNKNOWN else ""
             )
         if decoder.schema_paths:
-            std = {asn1 for asn1, _tag in comps.values()}
+            std = _standard_components(name)
             extra = {key: _jsonable(val) for key, val in value.items() if key not in std}
             if extra:
                 strs["vendor_fields"][i] = json.dumps(extra, sort_keys=True)
     strings = {c: pa.array(v, pa.string()) for c, v in strs.items()}
     return FieldTable(frames, kind, ints, times, strings, errors, error_fields)
+
+
+def _standard_components(kind: str) -> set[str]:
+    """Component names TS 32.298 defines for a record type (pycrate's compiled module)."""
+    from pycrate_asn1dir import CDR
+
+    for mod in (CDR.CSChargingDataTypes, CDR.GPRSChargingDataTypes):
+        typ = getattr(mod, KIND_TYPES[kind], None)
+        if typ is not None:
+            return set(typ._cont.keys())
+    return set()
 
 
 def _record_start(buf: np.ndarray, frames: Frames, i: int) -> int:
