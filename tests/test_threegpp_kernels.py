@@ -113,6 +113,108 @@ def mo_call_record(draw: st.DrawFn) -> bytes:
     return choice.to_ber()
 
 
+@st.composite
+def other_record(draw: st.DrawFn) -> bytes:
+    """mtCallRecord, MO/MT SMS, SGSN PDP and SGW records with the components cemkit reads."""
+    kind = draw(st.sampled_from(["mtCallRecord", "moSMSRecord", "mtSMSRecord", "sgsnPDPRecord",
+                                 "sGWRecord"]))  # fmt: skip
+    t = timestamp(draw(times), draw(offsets))
+    imsi = tbcd(draw(imsi_digits))
+    msisdn = address("+" + draw(digits))
+    ip = ("iPBinaryAddress", ("iPBinV4Address", draw(st.binary(min_size=4, max_size=4))))
+    if kind == "mtCallRecord":
+        rec = {
+            "recordType": 1,
+            "servedIMSI": imsi,
+            "servedMSISDN": msisdn,
+            "callingNumber": address("+" + draw(digits)),
+            "recordingEntity": address("+" + draw(digits)),
+            "seizureTime": t,
+            "callDuration": draw(st.integers(0, 9999)),
+            "causeForTerm": 3,
+            "diagnostics": ("gsm0408Cause", draw(st.integers(0, 127))),
+            "callReference": draw(st.binary(min_size=1, max_size=8)),
+            "systemType": draw(st.sampled_from(["unknown", "iuUTRAN", "gERAN"])),
+        }
+        choice = CDR.CSChargingDataTypes.CSRecord
+    elif kind in ("moSMSRecord", "mtSMSRecord"):
+        rec = {
+            "recordType": 6 if kind == "moSMSRecord" else 7,
+            "servedIMSI": imsi,
+            "servedMSISDN": msisdn,
+            "msClassmark": b"\x33\x59\x81",
+            "serviceCentre": address("+447700000100"),
+            "recordingEntity": address("+" + draw(digits)),
+            ("originationTime" if kind == "moSMSRecord" else "deliveryTime"): t,
+        }
+        if kind == "moSMSRecord":
+            rec["messageReference"] = b"\x01"
+            rec["destinationNumber"] = address("+" + draw(digits))
+        if draw(st.booleans()):
+            rec["smsResult"] = ("gsm0408Cause", draw(st.integers(0, 127)))
+        choice = CDR.CSChargingDataTypes.CSRecord
+    elif kind == "sgsnPDPRecord":
+        rec = {
+            "recordType": 18,
+            "servedIMSI": imsi,
+            "sgsnAddress": ip,
+            "locationAreaCode": draw(st.binary(min_size=2, max_size=2)),
+            "cellIdentifier": draw(st.binary(min_size=2, max_size=2)),
+            "chargingID": draw(uint32),
+            "ggsnAddressUsed": ip,
+            "accessPointNameNI": "internet",
+            "pdpType": b"\x01\x21",
+            "recordOpeningTime": t,
+            "duration": draw(st.integers(0, 99999)),
+            "sgsnChange": False,
+            "chargingCharacteristics": b"\x08\x00",
+            "causeForRecClosing": draw(st.sampled_from([0, 4, 17])),
+            "recordSequenceNumber": draw(st.integers(1, 99)),
+            "servedMSISDN": msisdn,
+            "rATType": draw(st.integers(0, 10)),
+            "listOfTrafficVolumes": [
+                {
+                    "dataVolumeGPRSUplink": draw(volume),
+                    "dataVolumeGPRSDownlink": draw(volume),
+                    "changeCondition": "recordClosure",
+                    "changeTime": t,
+                }
+            ],
+        }
+        choice = CDR.GPRSChargingDataTypes.GPRSRecord
+    else:
+        rec = {
+            "recordType": 84,
+            "servedIMSI": imsi,
+            "s-GWAddress": ip,
+            "chargingID": draw(uint32),
+            "servingNodeAddress": [ip],
+            "recordOpeningTime": t,
+            "duration": draw(st.integers(0, 99999)),
+            "causeForRecClosing": draw(st.sampled_from([0, 4, 17])),
+            "servedMSISDN": msisdn,
+            "chargingCharacteristics": b"\x08\x00",
+            "servingNodeType": ["mME"],
+            "rATType": 6,
+            "userLocationInformation": b"\x18"
+            + plmn()
+            + b"\x00\x07"
+            + plmn()
+            + draw(st.binary(min_size=4, max_size=4)),
+            "listOfTrafficVolumes": [
+                {
+                    "dataVolumeGPRSUplink": draw(volume),
+                    "dataVolumeGPRSDownlink": draw(volume),
+                    "changeCondition": "recordClosure",
+                    "changeTime": t,
+                }
+            ],
+        }
+        choice = CDR.GPRSChargingDataTypes.GPRSRecord
+    choice.set_val((kind, rec))
+    return choice.to_ber()
+
+
 def _tables(raws: list[bytes]) -> tuple:
     buf = np.frombuffer(b"".join(raws), np.uint8)
     frames = frame(buf, "none")
@@ -120,7 +222,7 @@ def _tables(raws: list[bytes]) -> tuple:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(pgw_record(), mo_call_record()), min_size=1, max_size=6))
+@given(st.lists(st.one_of(pgw_record(), mo_call_record(), other_record()), min_size=1, max_size=6))
 def test_fast_walk_equals_library(raws: list[bytes]) -> None:
     fast, lib = _tables(raws)
     assert fast.errors == lib.errors
@@ -131,6 +233,14 @@ def test_fast_walk_equals_library(raws: list[bytes]) -> None:
         np.testing.assert_array_equal(v, lib.times[c], err_msg=c)
     for c, v in fast.strings.items():
         assert v.to_pylist() == lib.strings[c].to_pylist(), c
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(other_record(), min_size=1, max_size=4))
+def test_every_record_type_decodes(raws: list[bytes]) -> None:
+    fast, _lib = _tables(raws)
+    assert fast.errors == [""] * len(raws)
+    assert (fast.kind >= 0).all() and (fast.times["start_ns"] != K.NULL_TIME).all()
 
 
 @given(st.binary(min_size=9, max_size=9))
