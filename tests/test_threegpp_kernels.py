@@ -243,6 +243,35 @@ def test_every_record_type_decodes(raws: list[bytes]) -> None:
     assert (fast.kind >= 0).all() and (fast.times["start_ns"] != K.NULL_TIME).all()
 
 
+def indefinite(raw: bytes) -> bytes:
+    """The same BER with every constructed TLV re-written with an indefinite length."""
+    from cemkit.io.threegpp.decode import py_children
+
+    out = b""
+    for b0, _tag, start, v, e in py_children(raw):
+        header = raw[start:v]
+        if b0 & 0x20:
+            tag_len = 1 if b0 & 0x1F != 0x1F else next(
+                i + 1 for i in range(1, len(header)) if not header[i] & 0x80)  # fmt: skip
+            out += header[:tag_len] + b"\x80" + indefinite(raw[v:e]) + b"\x00\x00"
+        else:
+            out += raw[start:e]
+    return out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(pgw_record(), mo_call_record(), other_record()), min_size=1, max_size=4))
+def test_indefinite_lengths_decode_like_definite(raws: list[bytes]) -> None:
+    definite, _ = _tables(raws)
+    fast, lib = _tables([indefinite(r) for r in raws])
+    assert fast.errors == lib.errors == definite.errors
+    for c in INT_COLUMNS:
+        np.testing.assert_array_equal(fast.ints[c], definite.ints[c], err_msg=c)
+        np.testing.assert_array_equal(lib.ints[c], definite.ints[c], err_msg=c)
+    for c, v in fast.strings.items():
+        assert v.to_pylist() == definite.strings[c].to_pylist() == lib.strings[c].to_pylist(), c
+
+
 @given(st.binary(min_size=9, max_size=9))
 def test_timestamps_kernel_equals_reference(raw: bytes) -> None:
     buf = np.frombuffer(raw, np.uint8)

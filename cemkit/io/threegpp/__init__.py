@@ -3,8 +3,8 @@
 Reads MSC voice and SMS records (``moCallRecord``, ``mtCallRecord``, ``moSMSRecord``,
 ``mtSMSRecord``) and packet-core data records (``sgsnPDPRecord``, ``sGWRecord``,
 ``pGWRecord``), in files with or without the TS 32.297 file header and CDR headers (detected;
-filler octets 0x00/0xFF between records are skipped). See :mod:`cemkit.io.threegpp.mapping` for
-how each record becomes a canonical record.
+filler octets 0x00/0xFF between records are skipped; definite and indefinite BER lengths).
+See :mod:`cemkit.io.threegpp.mapping` for how each record becomes a canonical record.
 
 Two decoders give the same records: the default jitted TLV walk over the components cemkit maps
 (:mod:`cemkit.io.threegpp._kernels`; vendor tags are skipped and listed in

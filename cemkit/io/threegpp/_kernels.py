@@ -41,10 +41,49 @@ MAX_UNKNOWN = 8
 
 
 @_jit
+def indefinite_end(buf, pos, end):
+    """Offset just past the end-of-contents matching an indefinite length opened before ``pos``."""
+    depth = 1
+    p = pos
+    while p < end:
+        if p + 1 < end and buf[p] == 0 and buf[p + 1] == 0:
+            depth -= 1
+            p += 2
+            if depth == 0:
+                return p
+            continue
+        b0 = buf[p]
+        p += 1
+        if (b0 & 0x1F) == 0x1F:
+            while p < end and (buf[p] & 0x80):
+                p += 1
+            p += 1
+        if p >= end:
+            return -1
+        ln = np.int64(buf[p])
+        p += 1
+        if ln == 0x80:
+            depth += 1
+            continue
+        if ln & 0x80:
+            nb = ln & 0x7F
+            if nb > 7 or p + nb > end:
+                return -1
+            v = np.int64(0)
+            for k in range(nb):
+                v = (v << 8) | np.int64(buf[p + k])
+            p += nb
+            ln = v
+        p += ln
+    return -1
+
+
+@_jit
 def read_tlv(buf, pos, end):
     """(first tag octet, tag number, value offset, value length); tag number -1 on error.
 
-    Definite lengths only; -2 as tag number marks an indefinite length.
+    For an indefinite length the value runs up to and including its end-of-contents octets
+    (00 00), so ``offset + length`` is where the next TLV starts; walkers skip the EOC.
     """
     if pos >= end:
         return 0, -1, 0, 0
@@ -67,8 +106,13 @@ def read_tlv(buf, pos, end):
     pos += 1
     if ln & 0x80:
         nb = ln & 0x7F
-        if nb == 0:
-            return b0, -2, 0, 0
+        if nb == 0:  # indefinite length (constructed only): up to the matching end-of-contents
+            if (b0 & 0x20) == 0:
+                return b0, -1, 0, 0
+            stop = indefinite_end(buf, pos, end)
+            if stop < 0:
+                return b0, -1, 0, 0
+            return b0, tag, pos, stop - pos
         if nb > 7 or pos + nb > end:
             return b0, -1, 0, 0
         ln = 0
@@ -200,6 +244,9 @@ def walk_fields(buf, voff, vlen, kind, slot_table, known_table, status, off, ln,
             if tag < 0:
                 status[i] = BAD_CHILD
                 break
+            if b0 == 0 and tag == 0 and vl == 0:  # end-of-contents of an indefinite length
+                pos = v
+                continue
             if (b0 & 0xC0) == 0x80 and tag < MAX_TAG:
                 s = slot_table[k, tag]
                 if s >= 0:

@@ -416,6 +416,8 @@ class LibraryDecoder:
         kept = []
         dropped = []
         for c0, ctag, s, _cv, ce in py_children(raw[v:e]):
+            if c0 == 0 and ctag == 0 and ce == _cv:  # end-of-contents: re-framed definite
+                continue
             if (c0 & 0xC0) == 0x80 and ctag in known:
                 kept.append(raw[v + s : v + ce])
             else:
