@@ -2,7 +2,9 @@
 
 Formats (``registry.names()``): ``asterisk`` (cdr_csv, 16/17/18/21 columns), ``freeswitch``
 (mod_cdr_csv templates), ``cucm`` (CDR + CMR flat files, MOS attached to CDRs), ``generic``
-(CSV/Parquet with a YAML mapping, see :mod:`cemkit.io.mapping`), ``parquet`` (canonical).
+(CSV/Parquet with a YAML mapping, see :mod:`cemkit.io.mapping`), ``parquet`` (canonical),
+``sip-pcap`` (SIP captures) and ``3gpp-cdr`` (TS 32.298 BER charging records, see
+:mod:`cemkit.io.threegpp`).
 
 How a text file is read (:mod:`cemkit.io.textfile`, :mod:`cemkit.io.csvblock`): it is cut into
 byte ranges at line ends with exact first line numbers; each range is one Dask partition parsed
