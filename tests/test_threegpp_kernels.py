@@ -18,7 +18,14 @@ from cemkit.io.threegpp.decode import (
     frame,
     library_fields,
 )
-from cemkit.io.threegpp.spec import COMPONENTS, KIND_TAGS, KIND_TYPES, KINDS, KNOWN_TAGS
+from cemkit.io.threegpp.spec import (
+    COMPONENTS,
+    KIND_TAGS,
+    KIND_TYPES,
+    KINDS,
+    KNOWN_TAGS,
+    LEGACY_KINDS,
+)
 from cemkit.synth_3gpp import address, plmn, tbcd, timestamp
 
 CDR = pytest.importorskip("pycrate_asn1dir.CDR")
@@ -321,6 +328,8 @@ def test_tag_tables_match_the_library() -> None:
                "GPRSRecord": CDR.GPRSChargingDataTypes.GPRSRecord}  # fmt: skip
     for tag, code in KIND_TAGS.items():
         kind = KINDS[code]
+        if code in LEGACY_KINDS:  # not in the (later) release pycrate ships
+            continue
         choice = choices["GPRSRecord" if code >= 4 else "CSRecord"]
         assert choice._cont[kind]._tag[0] == tag
         typ = next(getattr(m, KIND_TYPES[kind]) for m in modules if hasattr(m, KIND_TYPES[kind]))

@@ -131,3 +131,24 @@ def test_vendor_schema_decodes_vendor_components(world: dict) -> None:
     assert records["src_3gpp_unknown_tags"].isna().all()
     assert records["src_3gpp_vendor_fields"].str.contains('"vendorFlags": 3').all()
     assert not records["src_3gpp_vendor_fields"].str.contains("chargingCharacteristics").any()
+
+
+def test_legacy_ggsn_records(world: dict, tmp_path: Path) -> None:
+    """eG-CDRs / G-CDRs (egsnPDPRecord [28], ggsnPDPRecord [21] of TS 32.298 V6) share the PGW
+    record's component tags; the PGW records re-tagged must decode to the same values."""
+    want = _expected(world, "pgw.ber")
+    for outer, kind in ((0xBC, "egsnPDPRecord"), (0xB5, "ggsnPDPRecord")):
+        raws = [bytes([outer]) + r[2:] for r in want["raw"]]  # BF 4F (pGWRecord) -> [28] / [21]
+        path = write_file(tmp_path / f"{kind}.ber", raws, headers=True)
+        records, quarantine = _load(path)
+        assert quarantine.empty
+        assert set(records["src_3gpp_record_type"]) == {kind}
+        got = records.assign(src_3gpp_record_type="pGWRecord")
+        if kind == "egsnPDPRecord":
+            _compare(got, want)
+            assert set(records["src_3gpp_unknown_tags"]) == {"35"}  # servingNodeType: Rel-8+
+        else:  # no listOfServiceData in a G-CDR: no volumes
+            assert records["volume_up_bytes"].isna().all()
+            _compare(got, want.assign(volume_up_bytes=None, volume_down_bytes=None))
+        _, q_lib = _load(path, engine="library")
+        assert len(q_lib) == len(raws) and q_lib["reason"].str.contains("before Rel-8").all()

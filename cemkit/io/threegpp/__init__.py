@@ -2,7 +2,8 @@
 
 Reads MSC voice and SMS records (``moCallRecord``, ``mtCallRecord``, ``moSMSRecord``,
 ``mtSMSRecord``) and packet-core data records (``sgsnPDPRecord``, ``sGWRecord``,
-``pGWRecord``), in files with or without the TS 32.297 file header and CDR headers (detected;
+``pGWRecord``, and the G-CDR / eG-CDR ``ggsnPDPRecord`` / ``egsnPDPRecord`` of releases before
+8, fast decoder only), in files with or without the TS 32.297 file header and CDR headers (detected;
 filler octets 0x00/0xFF between records are skipped; definite and indefinite BER lengths).
 See :mod:`cemkit.io.threegpp.mapping` for how each record becomes a canonical record.
 

@@ -31,6 +31,7 @@ from cemkit.io.threegpp.spec import (
     KIND_TYPES,
     KINDS,
     KNOWN_TAGS,
+    LEGACY_KINDS,
     SERVICE_DATA_VOLUME_TAGS,
     SLOT,
     SYSTEM_TYPE_VALUES,
@@ -467,6 +468,9 @@ def library_fields(buf: np.ndarray, frames: Frames, decoder: LibraryDecoder) -> 
 
                 errors[i] = (f"record type [{tag}] ({OTHER_RECORDS.get(tag, 'unknown')}) is "
                              "not mapped by cemkit")  # fmt: skip
+            elif base_kind[i] in LEGACY_KINDS and not decoder.schema_paths:
+                errors[i] = (f"{KINDS[base_kind[i]]} (TS 32.298 before Rel-8) is not in the "
+                             "module pycrate ships: use engine=fast or schema=")  # fmt: skip
             else:
                 errors[i] = "the ASN.1 module does not decode this record"
             continue

@@ -19,11 +19,17 @@ KINDS: Final[tuple[str, ...]] = (
     "sgsnPDPRecord",
     "sGWRecord",
     "pGWRecord",
+    "ggsnPDPRecord",
+    "egsnPDPRecord",
 )
-MO_CALL, MT_CALL, MO_SMS, MT_SMS, SGSN_PDP, SGW, PGW = range(len(KINDS))
+MO_CALL, MT_CALL, MO_SMS, MT_SMS, SGSN_PDP, SGW, PGW, GGSN_PDP, EGSN_PDP = range(len(KINDS))
 VOICE_KINDS: Final = (MO_CALL, MT_CALL)
 SMS_KINDS: Final = (MO_SMS, MT_SMS)
-DATA_KINDS: Final = (SGSN_PDP, SGW, PGW)
+DATA_KINDS: Final = (SGSN_PDP, SGW, PGW, GGSN_PDP, EGSN_PDP)
+#: Kinds of TS 32.298 releases before 8 (GGSN G-CDR and eGGSN eG-CDR), which the module pycrate
+#: ships (a later release) no longer defines: only the fast decoder reads them. Their tags are
+#: those of TS 32.298 V6.4.1 GPRSChargingDataTypes (GPRSCallEventRecord).
+LEGACY_KINDS: Final = (GGSN_PDP, EGSN_PDP)
 
 #: ASN.1 type of each kind (the alternative's type in CSRecord / GPRSRecord).
 KIND_TYPES: Final[dict[str, str]] = {
@@ -34,12 +40,16 @@ KIND_TYPES: Final[dict[str, str]] = {
     "sgsnPDPRecord": "SGSNPDPRecord",
     "sGWRecord": "SGWRecord",
     "pGWRecord": "PGWRecord",
+    "ggsnPDPRecord": "GGSNPDPRecord",
+    "egsnPDPRecord": "EGSNPDPRecord",
 }
 
 #: Context tag of each kind as an alternative of CSRecord (MSC) or GPRSRecord (packet core).
 #: Tag 20 is sgsnPDPRecord in GPRSRecord (and mSCsRVCCRecord in CSRecord, not mapped).
+#: Tags 21 and 28 are ggsnPDPRecord and egsnPDPRecord of GPRSCallEventRecord (Rel-6/7); 21 is
+#: mMTRFRecord in today's CSRecord (not mapped).
 KIND_TAGS: Final[dict[int, int]] = {0: MO_CALL, 1: MT_CALL, 6: MO_SMS, 7: MT_SMS, 20: SGSN_PDP,
-                                    78: SGW, 79: PGW}  # fmt: skip
+                                    78: SGW, 79: PGW, 21: GGSN_PDP, 28: EGSN_PDP}  # fmt: skip
 
 #: Names of the other alternatives of CSRecord / GPRSRecord, by context tag (for messages).
 OTHER_RECORDS: Final[dict[int, str]] = {
@@ -47,7 +57,7 @@ OTHER_RECORDS: Final[dict[int, str]] = {
     8: "moSMSIWRecord", 9: "mtSMSGWRecord", 10: "ssActionRecord", 11: "hlrIntRecord",
     12: "locUpdateHLRRecord", 13: "locUpdateVLRRecord", 14: "commonEquipRecord",
     15: "recTypeExtensions", 16: "termCAMELRecord", 17: "mtLCSRecord", 18: "moLCSRecord",
-    19: "niLCSRecord", 21: "mMTRFRecord", 22: "sgsnMMRecord/iCSRegisterRecord",
+    19: "niLCSRecord", 22: "sgsnMMRecord/iCSRegisterRecord",
     23: "sgsnSMORecord", 24: "sgsnSMTRecord", 25: "sgsnMTLCSRecord", 26: "sgsnMOLCSRecord",
     27: "sgsnNILCSRecord", 76: "sgsnMBMSRecord", 77: "ggsnMBMSRecord", 86: "gwMBMSRecord",
     92: "tDFRecord", 95: "iPERecord", 96: "ePDGRecord", 97: "tWAGRecord",
@@ -132,6 +142,18 @@ COMPONENTS: Final[dict[str, dict[str, tuple[str, int]]]] = {
         "serviceData": ("listOfServiceData", 34),
     },
 }  # fmt: skip
+_GGSN = {
+    "recordType": ("recordType", 0), "servedIMSI": ("servedIMSI", 3),
+    "nodeAddress": ("ggsnAddress", 4), "chargingID": ("chargingID", 5),
+    "pdpAddress": ("servedPDPAddress", 9), "trafficVolumes": ("listOfTrafficVolumes", 12),
+    "startTime": ("recordOpeningTime", 13), "duration": ("duration", 14),
+    "cause": ("causeForRecClosing", 15), "diagnostics": ("diagnostics", 16),
+    "sequenceNumber": ("recordSequenceNumber", 17), "servedMSISDN": ("servedMSISDN", 22),
+    "servedIMEI": ("servedIMEISV", 29), "rat": ("rATType", 30),
+    "userLocationInformation": ("userLocationInformation", 32),
+}  # fmt: skip
+COMPONENTS["ggsnPDPRecord"] = dict(_GGSN)
+COMPONENTS["egsnPDPRecord"] = {**_GGSN, "serviceData": ("listOfServiceData", 34)}
 
 #: Context tags each record type defines in TS 32.298 (inclusive ranges); any other tag is a
 #: vendor extension: skipped by the standard decoder and listed in ``src_3gpp_unknown_tags``.
@@ -143,6 +165,8 @@ KNOWN_TAGS: Final[dict[str, tuple[tuple[int, int], ...]]] = {
     "sgsnPDPRecord": ((0, 1), (3, 39)),
     "sGWRecord": ((0, 0), (3, 9), (11, 25), (27, 27), (29, 32), (34, 44), (47, 57), (59, 64)),
     "pGWRecord": ((0, 0), (3, 9), (11, 25), (27, 47), (49, 62), (64, 73)),
+    "ggsnPDPRecord": ((0, 1), (3, 9), (11, 27), (29, 33)),
+    "egsnPDPRecord": ((0, 1), (3, 9), (11, 34)),
 }
 
 #: Uplink / downlink volume tags inside ChangeOfCharCondition (listOfTrafficVolumes) and
