@@ -152,3 +152,14 @@ def test_legacy_ggsn_records(world: dict, tmp_path: Path) -> None:
             _compare(got, want.assign(volume_up_bytes=None, volume_down_bytes=None))
         _, q_lib = _load(path, engine="library")
         assert len(q_lib) == len(raws) and q_lib["reason"].str.contains("before Rel-8").all()
+
+
+def test_forced_file_header_missing_names_the_file(world: dict, tmp_path: Path) -> None:
+    from cemkit.errors import InputError
+
+    path = write_file(tmp_path / "bare.ber", list(_expected(world, "msc.ber")["raw"]),
+                      headers=False)  # fmt: skip
+    with pytest.raises(InputError, match="bare.ber: the file does not start with a TS 32.297"):
+        _load(path, headers="file")
+    records, quarantine = _load(path, headers="none")
+    assert len(records) == len(_expected(world, "msc.ber")) and quarantine.empty

@@ -104,7 +104,10 @@ class ThreeGppCdrLoader(Loader):
                 buf = np.frombuffer(fh.read(), dtype=np.uint8)
         except OSError as exc:
             raise InputError(f"cannot read CDR file {part.path}: {exc.strerror}") from None
-        frames = frame(buf, self.opts["headers"])
+        try:
+            frames = frame(buf, self.opts["headers"])
+        except InputError as exc:
+            raise InputError(f"{part.path}: {exc.message}", hint=exc.hint) from None
         if self.opts["engine"] == "fast":
             table = fast_fields(buf, frames)
         else:
