@@ -319,3 +319,43 @@ def outcomes_from_q850_array(causes: pd.Series, answered: pd.Series) -> pd.Serie
 def outcome_from_asterisk(disposition: str) -> str:
     """Map an Asterisk disposition; raises KeyError for unknown values (callers quarantine)."""
     return ASTERISK_DISPOSITION[disposition.strip().upper()]
+
+
+# --- 3GPP TS 32.298 ------------------------------------------------------------------------------
+#: causeForTerm values of MSC records that say how an unanswered call ended when the record
+#: carries no Q.850 diagnostics: a normal release before answer is the caller giving up.
+THREEGPP_UNANSWERED_OUTCOME: Final[dict[int, str]] = {
+    0: CANCELLED,  # normalRelease before answer
+    3: FAILED,  # unsuccessfulCallAttempt
+    4: FAILED,  # abnormalRelease
+    5: CANCELLED,  # cAMELInitCallRelease: the service ended the call
+    52: REJECTED,  # unauthorizedRequestingNetwork
+}
+
+
+def outcome_from_3gpp(cause_for_term: int | None, q850: int | None, answered: bool) -> str:
+    """Outcome of a TS 32.298 MSC record from causeForTerm and the diagnostics' Q.850 cause.
+
+    An answered call is ``answered``; otherwise a Q.850 cause in the diagnostics decides
+    (:func:`outcome_from_q850`), else causeForTerm (:data:`THREEGPP_UNANSWERED_OUTCOME`).
+
+    Examples
+    --------
+    >>> outcome_from_3gpp(3, 17, answered=False), outcome_from_3gpp(0, None, answered=False)
+    ('busy', 'cancelled')
+    """
+    if answered:
+        return ANSWERED
+    if q850 is not None:
+        return outcome_from_q850(q850, answered=False)
+    return THREEGPP_UNANSWERED_OUTCOME.get(cause_for_term if cause_for_term is not None else -1,
+                                           FAILED)  # fmt: skip
+
+
+def outcomes_from_3gpp_array(
+    cause_for_term: np.ndarray, q850: np.ndarray, answered: np.ndarray
+) -> np.ndarray:
+    """Vectorized :func:`outcome_from_3gpp` (``-1`` for an absent cause); object array."""
+    q = pd.Series(q850).map(Q850_UNANSWERED_OUTCOME).fillna(FAILED).to_numpy(dtype=object)
+    t = pd.Series(cause_for_term).map(THREEGPP_UNANSWERED_OUTCOME).fillna(FAILED)
+    return np.where(answered, ANSWERED, np.where(q850 >= 0, q, t.to_numpy(dtype=object)))

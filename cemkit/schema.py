@@ -158,6 +158,29 @@ COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+#: Mobile-network columns (3GPP TS 32.298 charging records): the served subscriber's
+#: identities, where the UE was, the radio access and the data session's volumes.
+MOBILE_COLUMNS: tuple[Column, ...] = (
+    Column("imsi", STR, PII.DIRECT, "Served IMSI (MCC, MNC, MSIN digits) of a mobile record."),
+    Column("imei", STR, PII.DIRECT, "Served IMEI (15 digits) or IMEISV (16 digits)."),
+    Column("msisdn", STR, PII.TN,
+           "Served MSISDN (the subscriber the record is about), E.164 when parseable."),
+    Column("pdp_address", STR, PII.DIRECT, "PDP/PDN (IP) address given to the served UE."),
+    Column("location_area", STR, PII.QUASI,
+           "Location or tracking area of the UE: 'MCC-MNC-LAC' / 'MCC-MNC-TAC' (the area "
+           "alone when no PLMN was recorded)."),
+    Column("cell", STR, PII.QUASI,
+           "Serving cell: 'MCC-MNC-area-cell' (cell = CI of a CGI or ECI of an ECGI)."),
+    Column("rat", STR, PII.NONE, "Radio access: geran, utran, eutran, nr, wlan, gan, virtual."),
+    Column("volume_up_bytes", pa.int64(), PII.NONE, "Uplink octets of a data session (record)."),
+    Column("volume_down_bytes", pa.int64(), PII.NONE, "Downlink octets of a data session."),
+    Column("closing_cause", pa.int16(), PII.NONE,
+           "3GPP causeForTerm / causeForRecClosing as recorded (0 normal release, 1 partial "
+           "record, 3 unsuccessful call attempt, 4 abnormal release, ...)."),
+)  # fmt: skip
+RATS = ("geran", "utran", "eutran", "nr", "wlan", "gan", "virtual")
+COLUMNS = (*COLUMNS, *MOBILE_COLUMNS)
+
 #: Columns by name.
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 
@@ -173,6 +196,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "a_number_kind": NUMBER_KINDS,
     "b_number_kind": NUMBER_KINDS,
     "released_by": RELEASED_BY,
+    "rat": RATS,
 }
 
 #: Columns every record must have a value in.

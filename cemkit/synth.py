@@ -652,6 +652,8 @@ def _build_records(
         "loss_ratio": pa.nulls(n, pa.float64()),
         "jitter_ms": pa.nulls(n, pa.float64()),
     }
+    for f in CANONICAL:  # columns the PBX world has no value for (mobile identities, ...)
+        arrays.setdefault(f.name, pa.nulls(n, f.type))
     table = pa.table(arrays, schema=CANONICAL)
     # As a GB PBX writes the parties: national for GB numbers, 00-prefixed otherwise.
     dialled = pa.table(

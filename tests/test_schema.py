@@ -93,7 +93,7 @@ def test_extension_columns():
 
 def test_pii_classes_cover_every_column():
     tn = schema.pii_columns(schema.CANONICAL)
-    assert tn == ["a_number", "b_number"]
+    assert tn == ["a_number", "b_number", "msisdn"]
     for f in schema.CANONICAL:
         assert f.metadata[b"pii"].decode() in {p.value for p in schema.PII}
         assert f.metadata[b"meaning"]

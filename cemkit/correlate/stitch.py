@@ -28,11 +28,11 @@ STITCH_COLUMNS: dict[str, str] = {
 }
 
 #: Columns whose value comes from the last partial (the one that ended the call).
-_FROM_LAST = ("outcome", "cause_q850", "sip_status", "released_by")
+_FROM_LAST = ("outcome", "cause_q850", "sip_status", "released_by", "closing_cause")
 #: Columns averaged over the partials that have a value.
 _MEAN = ("mos", "loss_ratio", "jitter_ms")
 #: Columns summed over the partials.
-_SUM = ("duration_s", "billsec_s")
+_SUM = ("duration_s", "billsec_s", "volume_up_bytes", "volume_down_bytes")
 
 DEFAULT_BY = ("record_kind", "node", "leg")
 
@@ -149,9 +149,10 @@ def stitch(
       start is within ``gap`` of the previous record's end.
 
     The stitched record keeps the fields of the first partial (its ``record_id`` too), with
-    ``start`` and ``answer`` the earliest, ``end`` the latest, ``duration_s`` and ``billsec_s``
-    summed, ``mos``, ``loss_ratio`` and ``jitter_ms`` averaged over the partials that have one,
-    and ``outcome``, ``cause_q850``, ``sip_status`` and ``released_by`` of the last partial;
+    ``start`` and ``answer`` the earliest, ``end`` the latest, ``duration_s``, ``billsec_s``
+    and the data volumes summed, ``mos``, ``loss_ratio`` and ``jitter_ms`` averaged over the
+    partials that have one, and ``outcome``, ``cause_q850``, ``sip_status``, ``released_by``
+    and ``closing_cause`` of the last partial;
     ``partial_seq`` becomes null when partials were stitched. Out-of-order, missing and duplicate
     partials are stitched all the same and flagged. Added columns (see :data:`STITCH_COLUMNS`):
     ``src_partials`` (Int32), ``src_partials_out_of_order``, ``src_partials_missing``,

@@ -2,9 +2,11 @@
 
 Formats (``registry.names()``): ``asterisk`` (cdr_csv, 16/17/18/21 columns), ``freeswitch``
 (mod_cdr_csv templates), ``cucm`` (CDR + CMR flat files, MOS attached to CDRs), ``generic``
-(CSV/Parquet with a YAML mapping, see :mod:`cemkit.io.mapping`), ``parquet`` (canonical);
-device agents, which write measurement records (:mod:`cemkit.schema_measurements`):
-``gnettrack`` (G-NetTrack Pro logs) and ``agent`` (CSV / JSON lines with a YAML mapping).
+(CSV/Parquet with a YAML mapping, see :mod:`cemkit.io.mapping`), ``parquet`` (canonical),
+``sip-pcap`` (SIP captures) and ``3gpp-cdr`` (TS 32.298 BER charging records, see
+:mod:`cemkit.io.threegpp`); device agents, which write measurement records
+(:mod:`cemkit.schema_measurements`): ``gnettrack`` (G-NetTrack Pro logs) and ``agent`` (CSV /
+JSON lines with a YAML mapping).
 
 How a text file is read (:mod:`cemkit.io.textfile`, :mod:`cemkit.io.csvblock`): it is cut into
 byte ranges at line ends with exact first line numbers; each range is one Dask partition parsed
@@ -26,7 +28,7 @@ from cemkit.io.base import Loader, Part, registry
 
 #: Format modules registered on import; optional ones may be absent from a checkout.
 _FORMAT_MODULES = ("asterisk", "freeswitch", "cucm", "generic", "parquet", "gnettrack", "agent")
-_OPTIONAL_MODULES = ("sip_pcap",)
+_OPTIONAL_MODULES = ("sip_pcap", "threegpp")
 
 for _name in _FORMAT_MODULES:
     importlib.import_module(f"cemkit.io.{_name}")

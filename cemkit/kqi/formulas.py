@@ -24,6 +24,13 @@ Which records count
 * *PDD* counts every voice record that measured it; *MOS* every voice record that measured it
   or that has ``loss_ratio``/``jitter_ms`` for the E-model.
 
+*Data sessions* count SGSN/SGW/PGW CDRs (``service == "data"``) that are not a continuation
+(``partial_seq`` null or 1): the counter ``data_sessions`` is their number; volumes and
+session time sum over every data record, partials included; a session is released abnormally
+when its (last) record's ``closing_cause`` is in :data:`ABNORMAL_CLOSING_CAUSES`.
+*SMS attempts* count SMS CDRs that are not a delivery (``leg != "term"``); a failure is an
+attempt whose outcome is not ``answered`` (the record carries an smsResult).
+
 Ratios are fractions in [0, 1] (RFC 6076 and E.411 state percentages: multiply by 100).
 
 Examples
@@ -50,6 +57,11 @@ from cemkit import config
 from cemkit.outcomes import ANSWERED, USER_DETERMINED
 
 # --- counters ------------------------------------------------------------------------------------
+#: Radio access groups of the per-RAT data-session counters (``other``: any other or unknown).
+DATA_RATS: tuple[str, ...] = ("geran", "utran", "eutran", "nr", "other")
+#: 3GPP closing causes (causeForTerm / causeForRecClosing) of an abnormal release.
+ABNORMAL_CLOSING_CAUSES: frozenset[int] = frozenset({4})
+
 #: Integer counters per record; summing them is exact in any order.
 COUNTERS: tuple[str, ...] = (
     "attempts",  # voice call attempts (CDR, first partial)
@@ -69,6 +81,15 @@ COUNTERS: tuple[str, ...] = (
     "mos_count",  # voice records with a measured or E-model MOS
     "mos_micro",  # sum of MOS x 1e6
     "repeat_attempts",  # attempts that repeat an earlier attempt of the same intent
+    # --- data sessions (3GPP SGSN/SGW/PGW records) and SMS ---
+    "data_sessions",  # data sessions (data CDR, first partial)
+    "data_abnormal",  # data records closed by an abnormal release (the session's last record)
+    "data_up_bytes",  # uplink octets over every data record, partials included
+    "data_down_bytes",  # downlink octets over every data record
+    "data_duration_ms",  # session time over every data record, milliseconds
+    *(f"data_sessions_{rat}" for rat in DATA_RATS),  # sessions by radio access of 1st record
+    "sms_attempts",  # SMS sent (SMS CDR, not a terminating/delivery record)
+    "sms_failures",  # ... not delivered (outcome other than answered)
 )
 
 #: RFC 6076 section 4.6: responses that count as an effective session (SEER numerator).
@@ -79,7 +100,8 @@ ISA_RESPONSES: frozenset[int] = frozenset({408, 500, 503, 504})
 #: Record columns the formulas read (others are not needed to compute indicators).
 INPUT_COLUMNS: tuple[str, ...] = (
     "service", "record_kind", "outcome", "billsec_s", "cause_q850", "partial_seq", "pdd_ms",
-    "sip_status", "mos", "loss_ratio", "jitter_ms", "delay_ms",
+    "sip_status", "mos", "loss_ratio", "jitter_ms", "delay_ms", "leg", "duration_s",
+    "closing_cause", "rat", "volume_up_bytes", "volume_down_bytes",
 )  # fmt: skip
 
 #: Column holding the intent id from :func:`cemkit.correlate.sessionize`, when present.
@@ -224,6 +246,31 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     if FIRST_OF_INTENT_COLUMN in records.columns:
         first = _mask(records[FIRST_OF_INTENT_COLUMN])
         out["repeat_attempts"][:] = attempt & ~first
+
+    data = _mask(service == "data") & _mask(kind == "cdr")
+    session = data & first_part
+    out["data_sessions"][:] = session
+    closing = pd.to_numeric(_col(records, "closing_cause", "Int16"), errors="coerce")
+    out["data_abnormal"][:] = data & _mask(closing.isin(sorted(ABNORMAL_CLOSING_CAUSES)))
+    for name, counter in (("volume_up_bytes", "data_up_bytes"),
+                          ("volume_down_bytes", "data_down_bytes")):  # fmt: skip
+        vol = pd.to_numeric(_col(records, name, "Int64"), errors="coerce").astype("Int64")
+        out[counter][:] = np.where(data, vol.fillna(0).to_numpy(dtype=np.int64), 0)
+    duration = pd.to_numeric(_col(records, "duration_s", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    out["data_duration_ms"][:] = np.where(data, np.rint(np.nan_to_num(duration) * 1000.0), 0)
+    rat = _col(records, "rat", "string")
+    known = np.zeros(n, dtype=bool)
+    for name in DATA_RATS[:-1]:
+        is_rat = _mask(rat == name)
+        known |= is_rat
+        out[f"data_sessions_{name}"][:] = session & is_rat
+    out["data_sessions_other"][:] = session & ~known
+    leg = _col(records, "leg", "string")
+    sms = _mask(service == "sms") & _mask(kind == "cdr") & ~_mask(leg == "term")
+    out["sms_attempts"][:] = sms
+    out["sms_failures"][:] = sms & ~_mask(outcome == ANSWERED)
     return pd.DataFrame(block.T, columns=list(COUNTERS), index=records.index, copy=False)
 
 
@@ -339,6 +386,25 @@ _INDICATOR_LIST: tuple[Indicator, ...] = (
               "Mean of measured MOS, or of the ITU-T G.107 E-model estimate from loss, jitter "
               "and delay where MOS was not measured (1 to 4.5).",
               "ITU-T P.800.1 (MOS), G.107 (E-model)", +1, unit="MOS"),
+    Indicator("data_abnormal_release_ratio", "Abnormal data-session release ratio",
+              "Data sessions whose last record closed with causeForRecClosing abnormalRelease "
+              "(ABNORMAL_CLOSING_CAUSES) / data sessions.",
+              "3GPP TS 32.298 causeForRecClosing; ITU-T E.804 (retainability)", -1,
+              "data_abnormal", "data_sessions"),
+    Indicator("data_volume_mb", "Data volume",
+              "Uplink + downlink octets over every data record / 1e6 (megabytes).",
+              "3GPP TS 32.298 (listOfTrafficVolumes, listOfServiceData)", +1, unit="MB"),
+    Indicator("data_mean_session_s", "Mean data-session duration",
+              "Session time over every data record (partials summed) / data sessions, seconds.",
+              "3GPP TS 32.298 (duration)", +1, unit="s"),
+    *(Indicator(f"data_share_{rat}", f"Data sessions on {rat.upper()}",
+                f"Data sessions whose (first) record's RAT is {rat} / data sessions.",
+                "3GPP TS 29.274 RAT Type", +1, f"data_sessions_{rat}", "data_sessions")
+      for rat in DATA_RATS),
+    Indicator("sms_failure_ratio", "SMS delivery failure ratio",
+              "SMS attempts whose record carries an smsResult (not delivered) / SMS attempts.",
+              "3GPP TS 32.298 (smsResult); ETSI TS 102 250-2 (SMS service failure ratio)", -1,
+              "sms_failures", "sms_attempts"),
     Indicator("experience_score", "Experience score",
               "0-100: weighted mean of component scores, see SCORE_WEIGHTS.",
               "cemkit (documented weighting)", +1, unit="score"),
@@ -508,6 +574,12 @@ def indicators(sums: pd.DataFrame) -> pd.DataFrame:
         out[name] = s[name].astype(float) if name in s.columns else np.nan
     out["repeat_attempt_rate"] = _ratio(s["repeat_attempts"], s["attempts"])
     out["mos"] = _ratio(s["mos_micro"], s["mos_count"]) / 1e6
+    out["data_abnormal_release_ratio"] = _ratio(s["data_abnormal"], s["data_sessions"])
+    out["data_volume_mb"] = (s["data_up_bytes"] + s["data_down_bytes"]).astype("float64") / 1e6
+    out["data_mean_session_s"] = _ratio(s["data_duration_ms"], s["data_sessions"]) / 1000.0
+    for rat in DATA_RATS:
+        out[f"data_share_{rat}"] = _ratio(s[f"data_sessions_{rat}"], s["data_sessions"])
+    out["sms_failure_ratio"] = _ratio(s["sms_failures"], s["sms_attempts"])
     score, _ = experience_score(out)
     out["experience_score"] = score
     return out
