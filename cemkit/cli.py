@@ -17,16 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cemkit import __version__
-from cemkit.errors import (
-    CemkitError,
-    FormatError,
-    InputError,
-    KeyMaterialError,
-    ModelError,
-    OutputError,
-    PolicyError,
-    SchemaError,
-)
+from cemkit.errors import CemkitError
 
 #: Modules that add sub-commands (``register(subparsers)``), in help order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -42,17 +33,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cemkit.demo",
 )
 
-#: Exit codes: 0 done, 2 usage (argparse), then one per kind of error (first match wins).
-EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
-    (InputError, 3),
-    (FormatError, 3),
-    (SchemaError, 4),
-    (PolicyError, 5),
-    (KeyMaterialError, 5),
-    (ModelError, 6),
-    (OutputError, 7),
-    (CemkitError, 1),
-)
+#: Exit codes: 0 done, 2 usage (argparse, no command), 1 any cemkit error; first match wins.
+#: The one place where errors become exit codes (commands raise, they never return codes).
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = ((CemkitError, 1),)
 
 
 def exit_code(exc: BaseException) -> int:

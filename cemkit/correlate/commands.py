@@ -52,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     sec = done.manifest["correlate"]
     print(
         f"{args.out}: {sec['counts']['records']} call(s) and attempt(s) from "
-        f"{sec['counts']['records_in']} record(s), {sec['xdr_only']} xDR-only"
+        f"{sec['records_in']} record(s), {sec['xdr_only']} xDR-only"
     )
     return 0

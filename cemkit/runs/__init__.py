@@ -42,6 +42,7 @@ from cemkit.runs.store import (
     run_root,
     sha256_file,
     write_part,
+    write_run,
 )
 
 __all__ = [
@@ -71,4 +72,5 @@ __all__ = [
     "run_root",
     "sha256_file",
     "write_part",
+    "write_run",
 ]

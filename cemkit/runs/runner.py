@@ -421,7 +421,8 @@ def execute(
             for k, v in p.get("src_match", {}).items():
                 matches[k] = matches.get(k, 0) + v
         for name, sec in st.sections(stages).items():
-            sec["counts"] = {"records_in": rows_in, "records": rows_out, "quarantine": q_rows}
+            sec["records_in"] = rows_in
+            sec["counts"] = {"records": rows_out, "quarantine": q_rows}
             if name == "correlate":
                 sec["matches"] = dict(sorted(matches.items()))
                 sec["xdr_only"] = matches.get("xdr_only", 0)
@@ -443,6 +444,12 @@ def execute(
             manifest.add_section(sink.name, section)
             manifest.data["stages"].append(sink.name)
             results[sink.name] = result
+        if manifest.data["stages"] and isinstance(manifest.data.get(manifest.data["stages"][-1]),
+                                                  dict):  # fmt: skip
+            # the files this run wrote, under its last stage (where `cemkit audit` looks)
+            order = {store.RECORDS: 0, store.QUARANTINE: 1}
+            writer.outputs.sort(key=lambda o: order.get(o["path"].split("/")[0], 2))
+            manifest.data[manifest.data["stages"][-1]]["outputs"] = writer.outputs
         data = dict(manifest.data)
     return Outcome(out, data, results)
 
@@ -466,8 +473,8 @@ def pq_rows(path: str) -> int:
 def _carry_over(upstream: dict[str, Any], manifest: store.Manifest, source: Path) -> None:
     """Keep the upstream stages' sections (what was loaded, from which files) in the new run."""
     for name in upstream.get("stages", []):
-        if isinstance(upstream.get(name), dict):
-            manifest.add_section(name, upstream[name])
+        if isinstance(upstream.get(name), dict):  # its files are not this run's: not listed
+            manifest.add_section(name, {k: v for k, v in upstream[name].items() if k != "outputs"})
     if "inputs" in upstream:
         manifest.data["inputs"] = upstream["inputs"]
     manifest.data["stages"] = list(upstream.get("stages", []))
