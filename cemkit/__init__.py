@@ -11,7 +11,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "guard", "load", "process_batch", "protect", "run", "unguard"]
+__all__ = [
+    "BatchProcessor",
+    "__version__",
+    "guard",
+    "load",
+    "process_batch",
+    "protect",
+    "run",
+    "unguard",
+]
 
 #: Public API name → module that defines it (imported on first use: dask, pyarrow and numba
 #: load only when the API is used).
@@ -20,6 +29,7 @@ _LAZY = {
     "protect": "cemkit.privacy.engine",
     "run": "cemkit.pipeline",
     "process_batch": "cemkit.pipeline",
+    "BatchProcessor": "cemkit.pipeline",
     # After `import cemkit.guard` the name is the (callable) module; cemkit.guard() works both ways.
     "guard": "cemkit.guard",
     "unguard": "cemkit.guard",
