@@ -58,7 +58,8 @@ def _stage_by_stage_equals_run(world, tmp_path, n, scheduler):
     src, model = sources[n], out / "model.yaml"
     run = cemkit.run(src, format="parquet", model=model, out=tmp_path / "run", scheduler=scheduler)
     assert run.manifest["load"]["parts"] == n
-    sched = ["--scheduler", scheduler if isinstance(scheduler, str) else scheduler.scheduler.address]
+    address = scheduler if isinstance(scheduler, str) else scheduler.scheduler.address
+    sched = ["--scheduler", address]
     assert main(["load", "parquet", str(src), "--out", str(tmp_path / "l"), *sched]) == 0
     assert main(["protect", str(tmp_path / "l"), "--out", str(tmp_path / "p"), *sched]) == 0
     # a run directory or its records/ both work as input
@@ -179,7 +180,7 @@ def test_batch_processor_notices_a_changed_policy_or_key(world, tmp_path, monkey
 
 
 def test_an_interrupted_stage_leaves_no_run(world, tmp_path, key):
-    out, _, sources = world
+    _, _, sources = world
     assert main(["load", "parquet", str(sources[3]), "--out", str(tmp_path / "l"),
                  "--scheduler", "sync"]) == 0  # fmt: skip
     # a bad correlate setting fails inside the stage: nothing that looks complete is left
