@@ -231,26 +231,44 @@ def _jsonable(v: object) -> bool:
     return v is None or isinstance(v, str | int | float | bool | list | tuple | dict)
 
 
+#: What each records-writing task returns (one row per part written).
+_WRITTEN_META = pd.DataFrame(
+    {
+        "file": pd.Series([], dtype=object),
+        "rows": pd.Series([], dtype="int64"),
+        "sha256": pd.Series([], dtype=object),
+        "src_match": pd.Series([], dtype=object),
+    }
+)
+
+
 class _WritePart:
-    """Picklable: write one records partition into the run (on the worker)."""
+    """Picklable: write one records partition into the run (on the worker); one row about it."""
 
     def __init__(self, directory: str, schema: Any):
         self.directory, self.schema = directory, schema
 
-    def __call__(self, df: pd.DataFrame, index: int) -> dict[str, Any]:
+    def __call__(self, df: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+        index = 0 if partition_info is None else int(partition_info["number"])
         written = store.write_part(df, self.directory, index, self.schema)
+        matches = {}
         if "src_match" in df.columns:  # what correlation found, counted where the rows are
-            written["src_match"] = {str(k): int(v) for k, v in
-                                    df["src_match"].value_counts().items()}  # fmt: skip
-        return written
+            matches = {str(k): int(v) for k, v in df["src_match"].value_counts().items()}
+        return pd.DataFrame({"file": [written["file"]], "rows": [written["rows"]],
+                             "sha256": [written["sha256"]], "src_match": [matches]})  # fmt: skip
 
 
-def _write_lazy(records: Any, writer: store.RunWriter, schema: Any = None) -> list[Any]:
-    import dask
-
+def _write_lazy(records: Any, writer: store.RunWriter, schema: Any = None) -> Any:
+    """A lazy frame of one row per written part (computed with the rest: one graph)."""
     write = _WritePart(str(writer.records_dir), schema)
-    return [dask.delayed(write, pure=False)(part, i)
-            for i, part in enumerate(records.to_delayed())]  # fmt: skip
+    return records.map_partitions(write, meta=_WRITTEN_META, enforce_metadata=False)
+
+
+def _written(frame: Any) -> list[dict[str, Any]]:
+    if not isinstance(frame, pd.DataFrame):
+        return []
+    return [{"file": r.file, "rows": int(r.rows), "sha256": r.sha256, "src_match": r.src_match}
+            for r in frame.itertuples(index=False)]  # fmt: skip
 
 
 def load_sources(
@@ -363,7 +381,8 @@ def execute(
                     warnings.catch_warnings():  # fmt: skip
                 # one graph on purpose: the counts come from the very tasks that read the parts
                 warnings.filterwarnings("ignore", message="Computing mixed collections")
-                parts, part_counts, hashes = dask.compute(writes, counts, digests)
+                written, part_counts, hashes = dask.compute(writes, counts, digests)
+            parts = _written(written)
             reconciled = _reconcile(part_counts, hashes)
             writer.add_outputs(store.QUARANTINE,
                                [c["quarantine_part"] for c in part_counts])  # fmt: skip
@@ -407,8 +426,12 @@ def execute(
                     part, str(writer.quarantine_dir), i)
                     for i, part in enumerate(quarantine.to_delayed())]  # fmt: skip
             with manifest.timed("+".join(st.stage_names(stages)) or "read"), \
-                    dask.config.set(shuffle_config(client, store.part_files(source))):  # fmt: skip
-                parts, q_parts = dask.compute(writes, q_writes)
+                    dask.config.set(shuffle_config(client, store.part_files(source))), \
+                    warnings.catch_warnings():  # fmt: skip
+                # records and quarantine written in one graph (each read once)
+                warnings.filterwarnings("ignore", message="Computing mixed collections")
+                written, q_parts = dask.compute(writes, q_writes)
+            parts = _written(written)
             if q_fns:
                 writer.add_outputs(store.QUARANTINE, list(q_parts))
             elif write_records:
