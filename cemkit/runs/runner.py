@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from cemkit import config
 from cemkit.errors import InputError, SchemaError
 from cemkit.runs import stages as st
 from cemkit.runs import store
@@ -507,8 +508,7 @@ def _carry_over(upstream: dict[str, Any], manifest: store.Manifest, source: Path
     }
 
 
-#: Peak memory of an in-memory run per byte of input (measured: ~6x for Asterisk CSV).
-MEMORY_PER_INPUT_BYTE = 8
+MEMORY_PER_INPUT_BYTE = config.RUN_MEMORY_PER_INPUT_BYTE
 
 
 def shuffle_config(client: Any, paths: Sequence[str]) -> dict[str, str]:
