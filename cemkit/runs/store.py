@@ -402,18 +402,22 @@ def read_records(run: str | os.PathLike[str], what: str = RECORDS) -> Any:
 
 
 def read_parts(files: list[str], what: str = RECORDS) -> Any:
-    """Part files as a lazy Dask DataFrame, one partition per file (meta from the first)."""
+    """Part files as a lazy Dask DataFrame, one partition per file (meta from the first).
+
+    Only the columns a computation uses are read (Dask's column projection).
+    """
     import dask.dataframe as dd
 
     meta = read_part(files[0]).iloc[:0]
+    # read_part takes ``columns=``: Dask passes the projection
     return dd.from_map(read_part, files, meta=meta, label=f"read-{what}", enforce_metadata=False)
 
 
-def read_part(path: str) -> pd.DataFrame:
+def read_part(path: str, columns: list[str] | None = None) -> pd.DataFrame:
     """One part file as pandas with cemkit's dtypes (the one record reader)."""
     from cemkit.io.convert import to_pandas
 
-    return to_pandas(pq.read_table(path))
+    return to_pandas(pq.read_table(path, columns=columns))
 
 
 def append_reveal(run: str | os.PathLike[str], event: Mapping[str, Any]) -> None:
