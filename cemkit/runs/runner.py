@@ -52,10 +52,10 @@ class Source:
         """The loader's plan of these files (nothing read yet)."""
         from cemkit.io.api import plan
 
-        if self.planned is not None:
-            return self.planned
-        return plan(self.paths, self.format, tz=self.tz, default_region=self.default_region,
-                    **self.options)  # fmt: skip
+        if self.planned is None:  # planned once (splitting text inputs scans them)
+            self.planned = plan(self.paths, self.format, tz=self.tz,
+                                default_region=self.default_region, **self.options)  # fmt: skip
+        return self.planned
 
 
 def parse_source(spec: str, *, tz: str = "UTC", default_region: str | None = None,
