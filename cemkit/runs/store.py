@@ -408,7 +408,9 @@ def read_parts(files: list[str], what: str = RECORDS) -> Any:
     """
     import dask.dataframe as dd
 
-    meta = read_part(files[0]).iloc[:0]
+    from cemkit.io.convert import to_pandas
+
+    meta = to_pandas(pq.read_schema(files[0]).empty_table())  # the schema only, no rows read
     # read_part takes ``columns=``: Dask passes the projection
     return dd.from_map(read_part, files, meta=meta, label=f"read-{what}", enforce_metadata=False)
 
