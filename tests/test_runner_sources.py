@@ -64,7 +64,11 @@ def test_sources_file(tmp_path):
     )
     a, b = read_sources_file(tmp_path / "sources.yaml")
     assert (a.format, a.paths, a.tz, a.default_region) == (
-        "asterisk", [str(tmp_path / "cdr")], "Europe/London", "GB")
+        "asterisk",
+        [str(tmp_path / "cdr")],
+        "Europe/London",
+        "GB",
+    )
     assert (b.format, b.paths, b.tz) == ("sip-pcap", [str(tmp_path / "captures")], "UTC")
     (tmp_path / "bad.yaml").write_text(json.dumps({"sources": [{"format": "x", "path": "y"}]}))
     from cemkit.errors import InputError
