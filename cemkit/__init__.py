@@ -11,7 +11,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "guard", "load", "process_batch", "protect", "release", "run", "unguard"]
+__all__ = [
+    "BatchProcessor",
+    "__version__",
+    "guard",
+    "load",
+    "process_batch",
+    "protect",
+    "release",
+    "run",
+    "unguard",
+]
 
 #: Public API name → module that defines it (imported on first use: dask, pyarrow and numba
 #: load only when the API is used).
@@ -21,6 +31,7 @@ _LAZY = {
     "run": "cemkit.pipeline",
     "process_batch": "cemkit.pipeline",
     "release": "cemkit.dp.api",
+    "BatchProcessor": "cemkit.pipeline",
     # After `import cemkit.guard` the name is the (callable) module; cemkit.guard() works both ways.
     "guard": "cemkit.guard",
     "unguard": "cemkit.guard",

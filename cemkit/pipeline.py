@@ -1,54 +1,54 @@
 """One pipeline, end to end: load → protect → correlate → model → KQIs → outputs.
 
-:func:`run` processes files of one source format into a run directory::
+:func:`run` is the stage list ``protect + correlate`` with the KQI sink, given to the runner
+(:func:`cemkit.runs.execute`) over one or more sources::
 
     DIR/records/       protected, correlated records (one per call / attempt), Parquet
     DIR/quarantine/    rows that could not be read, protected like the records
-    DIR/kqi/           KQIs per node group and modeled customer per bucket; worst customers
+    DIR/kqi/           KQIs per node group and modeled customer per bucket; worst customers;
+                       distinct customers per group
     DIR/alerts.parquet alerts raised by the model's thresholds
-    DIR/manifest.json  inputs with checksums, counts that reconcile, policy and key id, timings
+    DIR/manifest.json  inputs with checksums, counts that reconcile, policy and key id, timings,
+                       every output with its checksum
 
-It streams partition by partition: every input part is read, normalized and pseudonymized by
-one task on a worker, which writes its quarantine rows itself; correlation shuffles protected
-records between workers by key; KQIs are computed from the written records. Raw numbers exist
-only inside the first task of each part.
+The stage commands (``cemkit load``, ``protect``, ``correlate``, ``kqi``) give the runner the
+same stages one at a time and chain: run one after the other they write what :func:`run` writes.
 
-:func:`process_batch` is the real-time path: a pandas frame of a few thousand canonical records,
-no Dask, with compiled kernels, policy and model kept warm between calls; it gives the same
-records and KQIs as :func:`run` on the same records.
+:class:`BatchProcessor` (and :func:`process_batch` over it) is the real-time path: a pandas frame
+of a few thousand canonical records is one partition of the very same stage list, with policy,
+key and model kept warm between calls and reloaded when they change.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import sys
+import threading
 import time
-import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import dask
-import dask.dataframe as dd
 import pandas as pd
 
-from cemkit.cluster import add_scheduler_option, connect
-from cemkit.errors import SchemaError
-from cemkit.io.base import Loader, Part
-from cemkit.io.output import RunDir, sha256_file, write_frame
 from cemkit.model.spec import BUCKETS, ServiceModel, load_model
-from cemkit.privacy.engine import load_key, protect
 from cemkit.privacy.keys import Key
-from cemkit.privacy.policy import Policy, load_policy
-from cemkit.progress import step
+from cemkit.privacy.policy import Policy
+from cemkit.runs import Source, apply, execute, parse_source, read_sources_file
+from cemkit.runs.library import (
+    CORRELATE_DEFAULTS,
+    SIGNALING_FIELDS,
+    correlate_stages,
+    kqi_sink,
+    policy_and_key,
+    protect_stages,
+    with_signaling,
+)
 
-#: Correlation settings of the pipeline (the ``cemkit correlate`` defaults).
-CORRELATE_DEFAULTS: dict[str, str] = {
-    "gap": "1s",
-    "pair_tolerance": "5s",
-    "match_tolerance": "5s",
-    "window": "120s",
-}
+__all__ = ["CORRELATE_DEFAULTS", "SIGNALING_FIELDS", "BatchProcessor", "BatchResult", "RunResult",
+           "correlate", "process_batch", "run", "with_signaling"]  # fmt: skip
 
 
 @dataclass
@@ -63,81 +63,62 @@ class RunResult:
     group_sizes: pd.DataFrame  #: distinct customers per node group (report-level k)
 
 
-def _protected_meta(loader: Loader, policy: Policy, key: Key | None) -> pd.DataFrame:
-    return protect(loader.meta(), policy, key=key)
-
-
-def _load_protect_part(
-    loader: Loader, part: Part, policy: Policy, key: Key | None, quarantine_dir: str
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read one part, pseudonymize it, write its quarantine; return protected records + counts."""
-    records, quarantine = loader.read_part(part)
-    read = loader.rows_read(part, records, quarantine)
-    protected = protect(records, policy, key=key)
-    write_frame(protect(quarantine, policy, key=key, quarantine=True), quarantine_dir, part.index)
-    counts = {"path": part.path, "rows_read": read, "rows_loaded": read - len(quarantine),
-              "rows_quarantined": len(quarantine)}  # fmt: skip
-    return protected, counts
-
-
 def correlate(records: Any, npartitions: int | None = None, **settings: str) -> Any:
     """Stitch partials, pair legs, match xDRs to CDRs and label intents (pandas or Dask).
 
     Returns the correlated records, one per call or unmatched attempt, with the intent columns
     of :func:`cemkit.correlate.sessionize` (``src_intent_id``, ``src_attempt``) that the
-    repeat-attempt KQI reads.
+    repeat-attempt KQI reads. The stages of :func:`cemkit.runs.library.correlate_stages`.
     """
-    from cemkit.correlate import _frames, stitch
-
-    opts = {**CORRELATE_DEFAULTS, **settings}
-    calls = stitch(records, gap=opts["gap"], npartitions=npartitions)
-    if not _frames.is_dask(calls):
-        return _by_parties(calls, opts)
-    # Pairing legs, matching xDRs and labelling intents all need the rows of one pair of parties
-    # in one partition, and none of them changes a row's parties: one shuffle by parties serves
-    # the three (shuffling again by the same hash into as many partitions would move no row and
-    # keep each partition's order, so the result is that of the three separate Dask steps).
-    n = npartitions or calls.npartitions
-    shuffled = _frames.tag_and_shuffle(calls, _frames.parties_key, n)
-
-    def by_parties(df: pd.DataFrame) -> pd.DataFrame:
-        return _by_parties(_frames.restore_order(df), opts)
-
-    return shuffled.map_partitions(by_parties, meta=by_parties(shuffled._meta),
-                                   enforce_metadata=False)  # fmt: skip
+    return apply(records, correlate_stages(**settings), npartitions=npartitions)
 
 
-def _by_parties(calls: pd.DataFrame, opts: dict[str, str]) -> pd.DataFrame:
-    """Pair legs, match xDRs, fill signaling fields and label intents (pandas)."""
-    from cemkit.correlate import match, pair_legs, sessionize
+def _sources(inputs: Any, format: str | None, sources: Any, tz: str,
+             default_region: str | None, options: dict[str, Any]) -> list[Source]:  # fmt: skip
+    out: list[Source] = []
+    if inputs is not None and (not isinstance(inputs, list | tuple) or inputs):
+        if format is None:
+            from cemkit.errors import InputError
 
-    calls = pair_legs(calls, tolerance=opts["pair_tolerance"])
-    calls = match(calls, tolerance=opts["match_tolerance"])
-    calls = with_signaling(calls)
-    return sessionize(calls, window=opts["window"], output="records")
+            raise InputError(
+                "inputs given without a format",
+                hint="pass format= (--format), or FORMAT:PATH sources (--input)",
+            )
+        paths = (
+            [os.fspath(p) for p in inputs]
+            if isinstance(inputs, list | tuple)
+            else [os.fspath(inputs)]
+        )
+        out.append(Source(format, paths, tz=tz, default_region=default_region, options=options))
+    for s in sources or []:
+        out.append(
+            s
+            if isinstance(s, Source)
+            else parse_source(str(s), tz=tz, default_region=default_region, options=options)
+        )
+    if not out:
+        from cemkit.errors import InputError
+
+        raise InputError("no inputs given", hint="give input paths with a format, or sources")
+    return out
 
 
-#: Measurements a CDR lacks and its matched signaling xDR has (``src_xdr_<name>``).
-SIGNALING_FIELDS = ("pdd_ms", "sip_status", "mos", "loss_ratio", "jitter_ms")
+def _protect_for_sources(sources: list[Source], policy: Policy, key: Key | None) -> list[Any]:
+    from cemkit.io.base import empty_quarantine
+    from cemkit.runs.runner import _union_meta
 
-
-def with_signaling(calls: pd.DataFrame) -> pd.DataFrame:
-    """Fill a matched CDR's missing measurements (PDD, SIP status, media) from its xDR."""
-    filled = {}
-    for name in SIGNALING_FIELDS:
-        src = f"src_xdr_{name}"
-        if name in calls.columns and src in calls.columns:
-            filled[name] = calls[name].fillna(calls[src].astype(calls[name].dtype))
-    return calls.assign(**filled)
+    metas = [s.plan().loader.meta() for s in sources]
+    return protect_stages(policy, key, _union_meta(metas), empty_quarantine())
 
 
 def run(
-    inputs: Any,
+    inputs: Any = None,
     *,
-    format: str,
-    policy: str | Path | Policy,
+    format: str | None = None,
+    policy: str | Path | Policy = "default",
     model: str | Path | ServiceModel,
     out: str | Path,
+    sources: list[Source | str] | None = None,
     tz: str = "UTC",
     default_region: str | None = None,
     scheduler: Any = None,
@@ -145,25 +126,29 @@ def run(
     freqs: tuple[str, ...] = BUCKETS,
     top_n: int = 20,
     key: Key | None = None,
+    command: str | None = None,
     **options: Any,
 ) -> RunResult:
-    """Run the whole pipeline on files of one source format; see the module docstring.
+    """Run the whole pipeline on files of one or more source formats; see the module docstring.
 
     Parameters
     ----------
-    inputs : path, glob or list of them
-        Input files or directories.
+    inputs : path, glob or list of them, optional
+        Input files or directories of ``format``.
     format : str
-        Source format (``asterisk``, ``freeswitch``, ``cucm``, ``generic``, ``parquet``,
+        Their source format (``asterisk``, ``freeswitch``, ``cucm``, ``generic``, ``parquet``,
         ``sip-pcap``).
     policy : path, name or Policy
-        Privacy policy (``default`` names ``policies/default.yaml``).
+        Privacy policy (``default`` names the shipped ``default.yaml``).
     model : path or ServiceModel
         Service model (node groups, modeled customers, thresholds).
     out : path
         Run directory to create (atomically: an interrupted run leaves nothing that looks done).
+    sources : list of Source or ``"FORMAT:PATH"``, optional
+        More inputs, of other formats (e.g. ``["asterisk:cdr/", "sip-pcap:captures/"]``): all
+        are protected under one key and correlated together (xDRs matched to CDRs).
     tz, default_region, **options
-        As for :func:`cemkit.load`.
+        As for :func:`cemkit.load` (applied to every source given without its own).
     scheduler : optional
         Where Dask computes (:mod:`cemkit.cluster`; default ``$CEMKIT_SCHEDULER``, else an
         embedded LocalCluster).
@@ -185,129 +170,22 @@ def run(
     >>> import cemkit
     >>> result = cemkit.run("cdr/", format="asterisk", policy="default",
     ...                     model="models/example.yaml", out="runs/today")  # doctest: +SKIP
+    >>> result = cemkit.run(sources=["asterisk:cdr/", "sip-pcap:captures/"], policy="default",
+    ...                     model="models/example.yaml", out="runs/joined")  # doctest: +SKIP
     """
-    from cemkit.io.api import plan as make_plan
-    from cemkit.kqi.api import read_records
-    from cemkit.kqi.api import run as kqi_run
-    from cemkit.kqi.sizes import group_sizes
+    from cemkit.progress import step
 
-    pol = load_policy(policy)
-    if key is None and any(r.needs_key for _, r in pol.rules()):
-        key = load_key(pol)
+    pol, key = policy_and_key(policy, key)
     spec = model if isinstance(model, ServiceModel) else load_model(model)
-    the_plan = make_plan(inputs, format, tz=tz, default_region=default_region, **options)
-    loader = the_plan.loader
-    timings: dict[str, float] = {}
-    with connect(scheduler) as client, RunDir(out, overwrite=overwrite) as run_dir, \
-            dask.config.set(_shuffle_config(client, the_plan.paths)):  # fmt: skip
-        t0 = time.perf_counter()
-        with step(f"loading, protecting and correlating {len(the_plan.paths)} file(s)"):
-            records, counts = _protected_records(the_plan, pol, key, str(run_dir.quarantine_dir))
-            calls = correlate(records)
-            write = calls.to_parquet(
-                run_dir.records_dir, write_index=False, write_metadata_file=False,
-                name_function=lambda i: f"part-{i:05d}.parquet", compute=False,
-            )  # fmt: skip
-            hashes = [dask.delayed(sha256_file, pure=False)(p) for p in the_plan.paths]
-            with warnings.catch_warnings():
-                # one graph on purpose: the delayed counts come from the very tasks that read
-                # the parts, so computing them apart would read every input twice
-                warnings.filterwarnings("ignore", message="Computing mixed collections")
-                _, part_counts, digests = dask.compute(write, counts, hashes)
-        timings["load_protect_correlate"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        with step("computing KQIs and alerts"):
-            done = kqi_run(str(run_dir.records_dir), spec, run_dir.path, freqs=freqs, top_n=top_n)
-            sizes = group_sizes(read_records(str(run_dir.records_dir)), spec)
-            sizes.to_parquet(run_dir.path / "kqi" / "group_sizes.parquet", index=False)
-        timings["kqi"] = time.perf_counter() - t1
-        manifest = run_dir.manifest
-        inputs_section = _reconcile(part_counts, digests)
-        manifest.data["inputs"] = [
-            {k: f[k] for k in ("path", "size", "sha256")} for f in inputs_section["inputs"]
-        ]
-        manifest.add_section("load", {"format": loader.name, "tz": loader.tz,
-                                      "default_region": loader.default_region,
-                                      "parts": len(the_plan.parts), **inputs_section})  # fmt: skip
-        manifest.add_section("protect", _protect_section(pol, key))
-        manifest.add_section("kqi", {
-            "model": spec.name, "buckets": list(done.result.freqs), "rows": len(done.result.table),
-            "alerts": len(done.alerts), "customers": done.result.customer_count,
-        })  # fmt: skip
-        manifest.data["stages"] = ["load", "protect", "correlate", "kqi"]
-        manifest.data["timings_s"].update({k: round(v, 6) for k, v in timings.items()})
-        data = dict(manifest.data)
-    return RunResult(
-        Path(out), data, done.result.table, done.alerts, done.result.worst_customers, sizes
-    )
-
-
-#: Peak memory of an in-memory run per byte of input (measured: ~6x for Asterisk CSV).
-MEMORY_PER_INPUT_BYTE = 8
-
-
-def _shuffle_config(client: Any, paths: list[str]) -> dict[str, str]:
-    """Dask's shuffle method for this run (an explicit ``dataframe.shuffle.method`` wins).
-
-    Without a cluster Dask shuffles through files on disk (partd), which costs more than the
-    correlation itself; when the run fits in this machine's free memory the in-memory ``tasks``
-    shuffle is used instead. A cluster keeps its own default (peer-to-peer, which spills).
-    """
-    if client is not None or dask.config.get("dataframe.shuffle.method", None):
-        return {}
-    import psutil
-
-    size = 0
-    for path in paths:
-        try:
-            size += Path(path).stat().st_size
-        except OSError:
-            return {}
-    if size * MEMORY_PER_INPUT_BYTE < psutil.virtual_memory().available:
-        return {"dataframe.shuffle.method": "tasks"}
-    return {}
-
-
-def _protected_records(
-    the_plan: Any, policy: Policy, key: Key | None, quarantine_dir: str
-) -> tuple[dd.DataFrame, list[Any]]:
-    """Lazy protected records, and lazy per-part counts (quarantine written by the tasks)."""
-    loader = the_plan.loader
-    meta = _protected_meta(loader, policy, key)
-    tasks = [
-        dask.delayed(_load_protect_part, pure=False, nout=2)(
-            loader, part, policy, key, quarantine_dir
-        )
-        for part in the_plan.parts
-    ]
-    if type(loader).finish is not Loader.finish:
-        # Formats that combine parts (CUCM joins CMR metrics to CDRs) protect after combining.
-        records = protect(the_plan.records(), policy, key=key)
-    else:
-        records = dd.from_delayed([t[0] for t in tasks], meta=meta, verify_meta=False)
-    return records, [t[1] for t in tasks]
-
-
-def _reconcile(part_counts: list[dict[str, Any]], digests: list[dict[str, Any]]) -> dict[str, Any]:
-    per_file: dict[str, dict[str, int]] = {}
-    for c in part_counts:
-        f = per_file.setdefault(c["path"], dict.fromkeys(
-            ("rows_read", "rows_loaded", "rows_quarantined"), 0))  # fmt: skip
-        for k in f:
-            f[k] += c[k]
-    inputs = [{**d, **per_file.get(d["path"], {})} for d in digests]
-    totals = {k: sum(f.get(k, 0) for f in inputs)
-              for k in ("rows_read", "rows_loaded", "rows_quarantined")}  # fmt: skip
-    if totals["rows_read"] != totals["rows_loaded"] + totals["rows_quarantined"]:
-        raise SchemaError("row counts do not reconcile (read != loaded + quarantined)")
-    return {"inputs": inputs, "totals": totals}
-
-
-def _protect_section(policy: Policy, key: Key | None) -> dict[str, Any]:
-    return {
-        "policy": {**policy.summary(), "description": policy.description},
-        "key": None if key is None else {"id": key.id, "fingerprint": key.fingerprint},
-    }
+    srcs = _sources(inputs, format, sources, tz, default_region, options)
+    stages = [*_protect_for_sources(srcs, pol, key), *correlate_stages()]
+    sink = kqi_sink(spec, freqs=freqs, top_n=top_n, sizes=True)
+    with step(f"loading, protecting, correlating and computing KQIs ({len(srcs)} source(s))"):
+        done = execute(stages, out, sources=srcs, sinks=[sink], overwrite=overwrite,
+                       scheduler=scheduler, command=command)  # fmt: skip
+    k = done.results["kqi"]
+    return RunResult(done.out, done.manifest, k.result.table, k.alerts, k.result.worst_customers,
+                     k.group_sizes)  # fmt: skip
 
 
 # --- real-time micro-batches --------------------------------------------------------------------
@@ -323,13 +201,132 @@ class BatchResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=8)
-def _warm(policy: str, model: str) -> tuple[Policy, Key | None, Any]:
-    from cemkit.model.assign import Assigner
+def _file_state(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
-    pol = load_policy(policy)
-    key = load_key(pol) if any(r.needs_key for _, r in pol.rules()) else None
-    return pol, key, Assigner(load_model(model))
+
+def _policy_path(policy: Any) -> Path | None:
+    from cemkit.privacy.policy import POLICY_DIR
+
+    if isinstance(policy, Policy):
+        return None
+    p = Path(policy)
+    if not p.exists() and p.suffix == "" and (POLICY_DIR / f"{p}.yaml").exists():
+        p = POLICY_DIR / f"{p}.yaml"
+    return p
+
+
+class BatchProcessor:
+    """Warm state of the real-time path: policy, key, model and the stage list built from them.
+
+    Each call checks (cheaply) whether the policy or model file changed (modification time and
+    size, then the policy's sha256) or the key source now gives another key (its fingerprint),
+    and rebuilds what changed; nothing stale is ever applied.
+
+    Parameters
+    ----------
+    policy : path, name or Policy
+        Privacy policy.
+    model : path or ServiceModel
+        Service model.
+    freqs : tuple of str
+        KQI buckets.
+    key : Key, optional
+        A fixed key (default: read from the policy's key source, re-read on every call).
+
+    Examples
+    --------
+    >>> import cemkit
+    >>> batches = cemkit.BatchProcessor(policy="default", model="model.yaml")  # doctest: +SKIP
+    >>> result = batches(frame)  # doctest: +SKIP
+    """
+
+    def __init__(self, policy: str | Path | Policy = "default", *,
+                 model: str | Path | ServiceModel, freqs: tuple[str, ...] = ("15min",),
+                 key: Key | None = None) -> None:  # fmt: skip
+        self.policy = policy
+        self.model = model
+        self.freqs = tuple(freqs)
+        self.key = key
+        self._lock = threading.Lock()
+        self._policy_state: Any = object()
+        self._model_state: Any = object()
+        self._policy: Policy | None = None
+        self._key: Key | None = None
+        self._assigner: Any = None
+        self._stages: list[Any] = []
+        self.reloads = 0  #: how often policy, key or model were (re)loaded
+
+    def _refresh(self) -> None:
+        from cemkit.io.base import empty_quarantine
+        from cemkit.model.assign import Assigner
+        from cemkit.privacy.engine import load_key
+        from cemkit.privacy.policy import load_policy
+        from cemkit.schema import empty_frame
+
+        changed = False
+        ppath = _policy_path(self.policy)
+        pstate = _file_state(ppath)
+        if self._policy is None or pstate != self._policy_state:
+            pol = load_policy(self.policy)
+            if self._policy is None or pol.sha256 != self._policy.sha256:
+                self._policy, changed = pol, True
+            self._policy_state = pstate
+        assert self._policy is not None
+        key = self.key
+        if key is None and any(r.needs_key for _, r in self._policy.rules()):
+            key = load_key(self._policy)
+        if changed or _fingerprint(key) != _fingerprint(self._key):
+            self._key, changed = key, True
+        mpath = None if isinstance(self.model, ServiceModel) else Path(self.model)
+        mstate = _file_state(mpath)
+        if self._assigner is None or mstate != self._model_state:
+            spec = self.model if isinstance(self.model, ServiceModel) else load_model(self.model)
+            self._assigner = Assigner(spec)
+            self._model_state = mstate
+            self.reloads += 1
+        if changed:
+            self._stages = [
+                *protect_stages(self._policy, self._key, empty_frame(), empty_quarantine()),
+                *correlate_stages(),
+            ]
+            self.reloads += 1
+
+    def __call__(self, records: pd.DataFrame, *, canonical: bool = True) -> BatchResult:
+        """Protect, correlate and compute KQIs for one pandas batch (one partition)."""
+        from cemkit import schema
+        from cemkit.kqi.alerts import find_alerts
+        from cemkit.kqi.rollup import rollup
+        from cemkit.runs.stages import run_pandas
+
+        with self._lock:
+            self._refresh()
+            stages, assigner = self._stages, self._assigner
+        t0 = time.perf_counter()
+        recs = records if canonical else schema.conform(records)
+        protected = run_pandas(recs, stages[:1])
+        t1 = time.perf_counter()
+        calls = run_pandas(protected, stages[1:])
+        t2 = time.perf_counter()
+        result = rollup(calls, assigner, freqs=self.freqs, rank_customers=False)
+        alerts = find_alerts(result.table, assigner.model)
+        t3 = time.perf_counter()
+        timings = {"protect": (t1 - t0) * 1e3, "correlate": (t2 - t1) * 1e3,
+                   "kqi": (t3 - t2) * 1e3}  # fmt: skip
+        return BatchResult(calls, result.table, alerts, timings)
+
+
+def _fingerprint(key: Key | None) -> str | None:
+    return None if key is None else f"{key.id}:{key.fingerprint}"
+
+
+_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], BatchProcessor] = {}
 
 
 def process_batch(
@@ -342,12 +339,15 @@ def process_batch(
 ) -> BatchResult:
     """Protect, correlate and compute KQIs for a small pandas batch, without Dask.
 
+    A thin convenience over :class:`BatchProcessor` (one per policy, model and buckets, kept
+    warm; a changed policy file, model file or key is noticed and reloaded).
+
     Parameters
     ----------
     records : pandas.DataFrame
         Canonical records with raw numbers (as a loader produced them).
     policy, model : path or name
-        Loaded once and kept warm (cached by path) across calls.
+        Policy and service model.
     freqs : tuple of str
         KQI buckets.
     canonical : bool
@@ -357,22 +357,11 @@ def process_batch(
     -------
     BatchResult
     """
-    from cemkit import schema
-    from cemkit.kqi.alerts import find_alerts
-    from cemkit.kqi.rollup import rollup
-
-    pol, key, assigner = _warm(str(policy), str(model))
-    t0 = time.perf_counter()
-    recs = records if canonical else schema.conform(records)
-    protected = protect(recs, pol, key=key)
-    t1 = time.perf_counter()
-    calls = correlate(protected)
-    t2 = time.perf_counter()
-    result = rollup(calls, assigner, freqs=freqs, rank_customers=False)
-    alerts = find_alerts(result.table, assigner.model)
-    t3 = time.perf_counter()
-    timings = {"protect": (t1 - t0) * 1e3, "correlate": (t2 - t1) * 1e3, "kqi": (t3 - t2) * 1e3}
-    return BatchResult(calls, result.table, alerts, timings)
+    ident = (str(policy), str(model), tuple(freqs))
+    proc = _PROCESSORS.get(ident)
+    if proc is None:
+        proc = _PROCESSORS[ident] = BatchProcessor(policy, model=model, freqs=freqs)
+    return proc(records, canonical=canonical)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -380,35 +369,68 @@ def process_batch(
 
 def register(subparsers: Any) -> None:
     """Add the ``run`` sub-command."""
+    from cemkit.cli import add_input_options, add_run_options
+
     p = subparsers.add_parser(
         "run",
         help="load, protect, correlate, model and compute KQIs in one pass",
-        description="Run the whole pipeline on files of one source format into a run directory "
-        "(records/, quarantine/, kqi/, alerts.parquet, manifest.json).",
+        description="Run the whole pipeline on files of one or more source formats into a run "
+        "directory (records/, quarantine/, kqi/, alerts.parquet, manifest.json). Several "
+        "sources (--input FORMAT:PATH, repeatable, or --sources FILE) are protected under one "
+        "key and correlated together.",
     )
-    p.add_argument("inputs", nargs="+", help="input files, globs or directories")
-    p.add_argument("--format", required=True, help="source format (e.g. asterisk)")
+    p.add_argument("inputs", nargs="*", metavar="PATH", help="input files, globs or directories "
+                   "of --format")  # fmt: skip
+    p.add_argument("--format", default=None, help="source format of PATH (e.g. asterisk)")
+    p.add_argument(
+        "--input",
+        dest="sources",
+        action="append",
+        default=[],
+        metavar="FORMAT:PATH",
+        help="a source of another format (repeatable), e.g. sip-pcap:captures/",
+    )
+    p.add_argument(
+        "--sources",
+        dest="sources_file",
+        default=None,
+        metavar="FILE",
+        help="YAML file listing sources (format, paths, tz, region, options)",
+    )
     p.add_argument("--policy", default="default", help="privacy policy path or name")
     p.add_argument("--model", required=True, help="service model YAML")
-    p.add_argument("--out", required=True, help="run directory to create")
-    p.add_argument("--tz", default="UTC", help="zone of the source's local times")
-    p.add_argument("--region", default=None, help="default region for national numbers")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                   help="format option, as for `cemkit load` (e.g. blocksize=1048576)")
-    add_scheduler_option(p)
+    add_input_options(p)
+    add_run_options(p)
     p.set_defaults(func=_cmd_run)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from cemkit.io.commands import _options
+    from cemkit.cli import parse_options
 
+    options = parse_options(args.option)
+    sources: list[Source | str] = list(args.sources)
+    if args.sources_file:
+        sources += read_sources_file(args.sources_file)
     result = run(
-        args.inputs, format=args.format, policy=args.policy, model=args.model, out=args.out,
-        tz=args.tz, default_region=args.region, scheduler=args.scheduler,
-        overwrite=args.overwrite, **_options(getattr(args, "option", [])),
+        args.inputs or None, format=args.format, sources=sources, policy=args.policy,
+        model=args.model, out=args.out, tz=args.tz, default_region=args.region,
+        scheduler=args.scheduler, overwrite=args.overwrite,
+        command=shlex.join(["cemkit", *sys.argv[1:]]), **options,
     )  # fmt: skip
-    totals = result.manifest["load"]["totals"]
-    print(f"{result.out}: {totals['rows_loaded']} records loaded, "
-          f"{totals['rows_quarantined']} quarantined, {len(result.alerts)} alert(s)")  # fmt: skip
+    load = result.manifest["load"]
+    totals = load["totals"]
+    line = (
+        f"{result.out}: {totals['rows_loaded']} records loaded, "
+        f"{totals['rows_quarantined']} quarantined, {len(result.alerts)} alert(s)"
+    )
+    unmatched = _xdr_only(result)
+    if unmatched is not None:
+        line += f", {unmatched} xDR-only attempt(s)"
+    print(line)
     return 0
+
+
+def _xdr_only(result: RunResult) -> int | None:
+    """Signaling attempts without a CDR, when the run had both (what correlating them found)."""
+    corr = result.manifest.get("correlate", {})
+    return corr.get("xdr_only")

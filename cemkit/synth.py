@@ -371,7 +371,7 @@ def generate(
 
 def _write_manifest(out: Path, truth: dict[str, Any]) -> None:
     """A run manifest, written last: the directory is a complete run like ``cemkit load``'s."""
-    from cemkit.io.output import Manifest
+    from cemkit.runs.store import Manifest, seal_manifest
 
     manifest = Manifest()
     manifest.add_section("synth", {
@@ -380,9 +380,7 @@ def _write_manifest(out: Path, truth: dict[str, Any]) -> None:
     })  # fmt: skip
     manifest.data["stages"] = ["synth"]
     manifest.data["created_utc"] = truth["start"]  # keeps same seed → same bytes
-    tmp = out / ".manifest.json.part"
-    tmp.write_text(manifest.to_json())
-    os.replace(tmp, out / "manifest.json")
+    seal_manifest(out, manifest)
 
 
 def _world_and_incidents(

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from cemkit import schema
+from cemkit.cli import main
 from cemkit.errors import InputError, OutputError
 from cemkit.io import read_records, write_run
-from cemkit.io.commands import main
 from cemkit.io.output import RunDir, read_manifest
 
 LINE = ('"","2001","+15550100","ctx","clid","SIP/a","SIP/b","Dial","x",'

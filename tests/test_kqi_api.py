@@ -1,25 +1,31 @@
 import pandas as pd
 import pytest
 
+from cemkit.cli import main
 from cemkit.errors import InputError
 from cemkit.kqi import run
 from cemkit.kqi.alerts import ALERT_COLUMNS, empty_alerts, find_alerts
 from cemkit.kqi.api import read_records
 from cemkit.model import ServiceModel
+from cemkit.runs import read_manifest, write_run
 
-MODEL = ServiceModel.from_yaml_text("""
+MODEL_TEXT = """
 name: api
 groups: [{name: uk, match: {prefixes: ["+44"]}}]
 thresholds: [{indicator: asr, absolute: 0.5}]
-""")
+"""
+MODEL = ServiceModel.from_yaml_text(MODEL_TEXT)
 
 
 def test_missing_or_empty_input(tmp_path):
-    with pytest.raises(InputError, match="not a directory"):
+    with pytest.raises(InputError, match="not a run directory"):
         read_records(tmp_path / "absent")
     (tmp_path / "records").mkdir()
-    with pytest.raises(InputError, match="no \\*.parquet"):
+    with pytest.raises(InputError, match="no manifest.json"):
         read_records(tmp_path)
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(InputError, match="has no records files"):
+        read_records(tmp_path / "records")
 
 
 def test_run_from_frame_writes_files(tmp_path):
@@ -32,8 +38,12 @@ def test_run_from_frame_writes_files(tmp_path):
             "start": pd.to_datetime(["2026-01-01 10:01"] * 3, utc=True),
         }
     )
-    recs.to_parquet(tmp_path / "part-0.parquet")
-    done = run(tmp_path, MODEL, tmp_path / "out", freqs=("day",))
+    write_run(tmp_path / "in", recs)
+    model = tmp_path / "model.yaml"
+    model.write_text(MODEL_TEXT)
+    assert main(["kqi", str(tmp_path / "in"), "--model", str(model), "--freq", "day",
+                 "--out", str(tmp_path / "out"), "--scheduler", "sync"]) == 0  # fmt: skip
+    done = run(tmp_path / "in" / "records", MODEL, freqs=("day",))
     assert set(done.result.table["freq"]) == {"day", "15min"}
     assert done.alerts.empty  # 3 attempts are below the default min_attempts
     assert list(done.alerts.columns) == list(ALERT_COLUMNS)
@@ -41,6 +51,10 @@ def test_run_from_frame_writes_files(tmp_path):
     assert list(back.columns) == list(ALERT_COLUMNS)
     kqi = pd.read_parquet(tmp_path / "out" / "kqi" / "kqi.parquet")
     assert kqi.loc[kqi["freq"] == "day", "attempts"].sum() == 3
+    pd.testing.assert_frame_equal(kqi, done.result.table.reset_index(drop=True))
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest["kqi"]["rows"] == len(kqi)
+    assert {o["path"] for o in manifest["kqi"]["outputs"]} >= {"kqi/kqi.parquet", "alerts.parquet"}
 
 
 def test_find_alerts_on_empty_table():

@@ -1,6 +1,7 @@
 """`cemkit protect` / `cemkit reveal` sub-commands: run directories, manifests, atomic output."""
 
 import argparse
+import hashlib
 import json
 
 import pandas as pd
@@ -100,6 +101,7 @@ def test_reveal_decrypts_fpe_and_is_recorded(run, tmp_path, monkeypatch, capsys)
     policy.write_text(RESEARCH)
     protected, revealed = tmp_path / "p", tmp_path / "r"
     assert cli("protect", str(run), "--policy", str(policy), "--out", str(protected)) == 0
+    sealed = (protected / "manifest.json").read_bytes()
     enc = pd.read_parquet(protected / "records")["a_number"].tolist()
     assert enc[0] != "+441632960961" and len(enc[0]) == 13 and enc[0].startswith("+44")
     assert cli("reveal", str(protected), "--policy", str(policy), "--reason", "case 17",
@@ -111,8 +113,14 @@ def test_reveal_decrypts_fpe_and_is_recorded(run, tmp_path, monkeypatch, capsys)
     event = manifest["reveal"]
     assert event["reason"] == "case 17" and event["columns"] == ["a_number"] and event["by"]
     assert manifest["stages"] == ["load", "protect", "reveal"]
-    recorded = json.loads((protected / "manifest.json").read_text())["reveals"]
-    assert recorded == [{k: v for k, v in event.items() if k not in ("records", "outputs")}]
+    # the protected run's manifest is sealed: the event goes to its append-only log
+    assert (protected / "manifest.json").read_bytes() == sealed
+    assert "reveals" not in json.loads(sealed)
+    logged = [json.loads(line) for line in (protected / "reveals.jsonl").read_text().splitlines()]
+    keep = ("time_utc", "by", "host", "reason", "columns", "key", "input", "out")
+    assert logged == [{k: event[k] for k in keep}]
+    # the revealed run records the checksum of the manifest it read, and it still holds
+    assert manifest["upstream"]["manifest_sha256"] == hashlib.sha256(sealed).hexdigest()
     # a different policy text cannot be used to reveal
     policy.write_text(RESEARCH + "# changed\n")
     assert cli("reveal", str(protected), "--policy", str(policy), "--reason", "x",

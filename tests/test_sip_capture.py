@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cemkit import schema
-from cemkit.errors import FormatError, InputError
+from cemkit.errors import FormatError, InputError, OutputError
 from cemkit.io.base import registry
 from cemkit.io.sip.capgen import Call, CaptureWriter, sip_message, write_call, write_registration
 from cemkit.io.sip.stream import TcpConnection
@@ -396,7 +396,9 @@ def test_sip_capture_command_writes_a_loadable_capture(tmp_path, capsys):
                               "--out", str(out)])  # fmt: skip
     assert args.func(args) == 0
     assert "30 call attempts" in capsys.readouterr().out
-    assert args.func(args) == 2  # exists: refuses without --overwrite
+    with pytest.raises(OutputError, match="exists"):  # refuses without --overwrite
+        args.func(args)
+    assert not list(tmp_path.glob(".demo.pcapng*"))  # no temporary file left
     records, quarantine = read(out.read_bytes(), tmp_path, name="demo.pcapng")
     assert quarantine.empty
     assert (records["record_kind"] == "xdr").sum() == 30

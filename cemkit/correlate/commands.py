@@ -1,79 +1,57 @@
-"""``cemkit correlate``: stitch, pair legs, match xDRs and sessionize a directory of records."""
+"""``cemkit correlate RUN --out DIR``: the correlation stages over any run directory."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
 from typing import Any
-
-from cemkit.cluster import add_scheduler_option, connect
-from cemkit.errors import InputError, OutputError
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``correlate`` sub-command to an argparse ``subparsers`` object."""
+    from cemkit.cli import add_run_options
+    from cemkit.runs.library import CORRELATE_DEFAULTS as D
+
     p = subparsers.add_parser(
         "correlate",
-        help="stitch partial records, pair call legs, match xDRs to CDRs, group retries",
+        help="stitch partial records, pair call legs, match xDRs to CDRs, label retries",
         description=(
-            "Read canonical records (Parquet), stitch partial records, pair orig/term legs, "
-            "match signaling xDRs to CDRs and group repeated attempts into intents. Writes "
-            "OUT/calls/ (one record per call, src_ columns documented in cemkit.correlate) and "
-            "OUT/intents/ (cemkit.correlate.INTENT_COLUMNS), each as Parquet, atomically."
+            "Read a run directory (or RUN/records) of protected records, stitch partial "
+            "records, pair orig/term legs, match signaling xDRs to CDRs (filling a matched "
+            "CDR's PDD, SIP status and MOS from its xDR) and label repeated attempts as intents "
+            "(src_intent_id, src_attempt columns). Writes a run directory: what `cemkit run` "
+            "writes under records/."
         ),
     )
-    p.add_argument("records", help="Parquet file or directory of canonical records")
-    p.add_argument("--out", required=True, help="output directory (created; must not exist)")
-    p.add_argument("--gap", default="1s", help="stitch: largest end-to-start gap (default 1s)")
-    p.add_argument("--pair-tolerance", default="5s", help="pair_legs: start difference (5s)")
-    p.add_argument("--match-tolerance", default="5s", help="match: xDR/CDR start difference (5s)")
-    p.add_argument("--window", default="120s", help="sessionize: pause between retries (120s)")
-    p.add_argument("--partitions", type=int, default=None, help="Dask partitions after shuffle")
-    add_scheduler_option(p)
+    p.add_argument("input", metavar="RUN", help="run directory (or RUN/records)")
+    p.add_argument("--gap", default=D["gap"], help="stitch: largest end-to-start gap")
+    p.add_argument("--pair-tolerance", default=D["pair_tolerance"],
+                   help="pair_legs: largest start difference")  # fmt: skip
+    p.add_argument("--match-tolerance", default=D["match_tolerance"],
+                   help="match: largest xDR/CDR start difference")  # fmt: skip
+    p.add_argument("--window", default=D["window"], help="intents: largest pause between retries")
+    p.add_argument("--partitions", type=int, default=None,
+                   help="Dask partitions after the shuffle (default: the input's)")  # fmt: skip
+    add_run_options(p)
     p.set_defaults(func=run)
     return p
 
 
-def correlate_records(records: Any, args: argparse.Namespace) -> tuple[Any, Any]:
-    """Calls and intents from records (pandas or Dask), with the options of the command."""
-    from cemkit.correlate import match, pair_legs, sessionize, stitch
-
-    n = args.partitions
-    calls = stitch(records, gap=args.gap, npartitions=n)
-    calls = pair_legs(calls, tolerance=args.pair_tolerance, npartitions=n)
-    calls = match(calls, tolerance=args.match_tolerance, npartitions=n)
-    intents = sessionize(calls, window=args.window, npartitions=n)
-    return calls, intents
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
-    import dask.dataframe as dd
+    from cemkit.runs import execute
+    from cemkit.runs.library import correlate_stages
 
-    if not os.path.exists(args.records):
-        raise InputError(
-            f"records not found: {args.records}", hint="pass a Parquet file or directory"
-        )
-    out = os.path.abspath(args.out)
-    if os.path.exists(out):
-        raise OutputError(f"output {out} exists", hint="choose a new directory or remove it")
-    from cemkit import schema
-
-    raw = dd.read_parquet(args.records)
-    records = raw.map_partitions(schema.conform, meta=schema.conform(raw._meta))
-    calls, intents = correlate_records(records, args)
-    parent = os.path.dirname(out) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".correlate-", dir=parent)
-    try:
-        with connect(getattr(args, "scheduler", None)):
-            calls.to_parquet(os.path.join(tmp, "calls"), write_index=False)
-            intents.to_parquet(os.path.join(tmp, "intents"), write_index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    print(f"wrote {out}/calls and {out}/intents")
+    stages = correlate_stages(
+        gap=args.gap,
+        pair_tolerance=args.pair_tolerance,
+        match_tolerance=args.match_tolerance,
+        window=args.window,
+    )
+    done = execute(stages, args.out, run=args.input, overwrite=args.overwrite,
+                   scheduler=args.scheduler)  # fmt: skip
+    sec = done.manifest["correlate"]
+    print(
+        f"{args.out}: {sec['counts']['records']} call(s) and attempt(s) from "
+        f"{sec['records_in']} record(s), {sec['xdr_only']} xDR-only"
+    )
     return 0

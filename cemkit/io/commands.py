@@ -1,19 +1,17 @@
-"""``cemkit load FORMAT PATH... --out DIR [--tz ZONE] [--region CC]``."""
+"""``cemkit load FORMAT PATH... --out DIR``: sources → a run directory of canonical records."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from typing import Any
 
-from cemkit.cluster import add_scheduler_option, connect
-from cemkit.errors import CemkitError
-
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``load`` sub-command to a ``cemkit`` argparse sub-parsers object."""
+    from cemkit.cli import add_input_options, add_run_options
+
     p = subparsers.add_parser(
         "load",
         help="load CDR/xDR files into canonical Parquet with a quarantine and a manifest",
@@ -23,63 +21,26 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "input checksums and per-file row counts. The directory appears only when complete."
         ),
     )
-    p.add_argument("format", help="asterisk, freeswitch, cucm, generic, parquet, ...")
+    p.add_argument("format", help="asterisk, freeswitch, cucm, generic, parquet, sip-pcap, ...")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, globs or directories")
-    p.add_argument("--out", required=True, metavar="DIR", help="run directory to create")
-    p.add_argument("--tz", default="UTC", metavar="ZONE",
-                   help="IANA zone of the source's wall-clock times (default UTC)")
-    p.add_argument("--region", default=None, metavar="CC",
-                   help="ISO 3166 region for national-format numbers, e.g. GB")
-    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                   help="format option (VALUE read as JSON when it parses, e.g. columns=18, "
-                        "mapping=copenhagen-calls, template='[\"a\",\"b\"]'); repeatable")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
-    add_scheduler_option(p)
+    add_input_options(p)
+    add_run_options(p)
     p.set_defaults(func=run)
     return p
 
 
-def _options(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CemkitError(f"option {pair!r} is not KEY=VALUE", hint="e.g. -o columns=18")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    """Execute ``cemkit load`` (cemkit errors propagate to the command line, which reports them)."""
-    from cemkit.io.api import plan
-    from cemkit.io.run import load_to_dir
+    """Execute ``cemkit load`` (errors propagate to :func:`cemkit.cli.main`)."""
+    from cemkit.cli import parse_options
+    from cemkit.runs import Source, execute
 
-    the_plan = plan(args.paths, args.format, tz=args.tz, default_region=args.region,
-                    **_options(args.option))  # fmt: skip
-    with connect(getattr(args, "scheduler", None)):
-        command = shlex.join(["cemkit", "load", *sys.argv[2:]])
-        section = load_to_dir(the_plan, args.out, overwrite=args.overwrite, command=command)
+    source = Source(args.format, list(args.paths), tz=args.tz, default_region=args.region,
+                    options=parse_options(args.option))  # fmt: skip
+    done = execute([], args.out, sources=[source], overwrite=args.overwrite,
+                   scheduler=args.scheduler,
+                   command=shlex.join(["cemkit", "load", *sys.argv[2:]]))  # fmt: skip
+    section = done.manifest["load"]
     t = section["totals"]
     print(f"{args.out}: {t['rows_loaded']} records loaded, {t['rows_quarantined']} quarantined "
           f"of {t['rows_read']} rows read from {len(section['inputs'])} file(s)")  # fmt: skip
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command alone (``python -m cemkit.io.commands load ...``)."""
-    parser = argparse.ArgumentParser(prog="cemkit")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except CemkitError as exc:
-        print(f"cemkit {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

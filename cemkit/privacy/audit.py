@@ -157,7 +157,10 @@ def _record(run: Path, manifest: dict[str, Any]) -> AuditRecord:
         counts = {"records": last["records"]}
     if not counts:
         counts = _first([last], "totals", kind=dict) or {}
-    reveals = list(manifest.get("reveals") or [])
+    from cemkit.runs.store import read_reveal_log
+
+    # re-identifications: the run's append-only log (manifests are sealed), older manifests' list
+    reveals = list(manifest.get("reveals") or []) + read_reveal_log(run)
     if stages and stages[-1] == "reveal" and isinstance(manifest.get("reveal"), dict):
         reveals.append({k: v for k, v in manifest["reveal"].items() if k != "outputs"})
     elif not stages and isinstance(manifest.get("reveal"), dict):

@@ -25,7 +25,7 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import dpkt
 
@@ -429,3 +429,49 @@ def write_workload(fh: BinaryIO, calls: int, *, rtp_packets: int = 60, seed: int
     for ts, data in frames:
         writer.writepkt(data, ts=ts)
     return expected
+
+
+def write_calls(fh: BinaryIO, calls: Iterable[Call], *, pcapng: bool = False) -> list[Truth]:
+    """Write many (overlapping) call attempts into one capture, packets in time order."""
+    frames: list[tuple[float, bytes]] = []
+    truths = []
+    for call in calls:
+        buf = io.BytesIO()
+        truths.append(write_call(CaptureWriter(buf), call))
+        buf.seek(0)
+        frames.extend((float(ts), bytes(data)) for ts, data in dpkt.pcap.Reader(buf))
+    frames.sort(key=lambda f: f[0])
+    writer: dpkt.pcap.Writer | dpkt.pcapng.Writer = (
+        dpkt.pcapng.Writer(fh) if pcapng else dpkt.pcap.Writer(fh)
+    )
+    for ts, data in frames:
+        writer.writepkt(data, ts=ts)
+    return truths
+
+
+def calls_for_xdrs(xdrs: Any) -> list[Call]:
+    """One :class:`Call` per signaling record of a frame (e.g. a synthetic world's voice xDRs).
+
+    Parties, start, final SIP status, PDD and duration come from the records, so a capture of
+    these calls is what a probe saw for them (the loader gives the same records back).
+    """
+    calls = []
+    for i, row in enumerate(xdrs.itertuples(index=False)):
+        status = 200 if _missing(row.sip_status) else int(row.sip_status)
+        pdd = 120.0 if _missing(row.pdd_ms) else max(float(row.pdd_ms), 1.0)
+        dur = 0.0 if _missing(row.duration_s) else float(row.duration_s)
+        host = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+        calls.append(Call(
+            f"xdr-{i:07d}@synth", row.start.timestamp(), status=status,
+            caller=(host, 5060), callee=("10.255.0.1", 5060),
+            a_user=str(row.a_number), b_user=str(row.b_number), ring_ms=pdd,
+            answer_s=max(pdd / 1000.0 + 0.05, min(dur, 2.0) if status != 200 else 1.0),
+            talk_s=max(dur, 0.5), cancel=status == 487,
+        ))  # fmt: skip
+    return calls
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))

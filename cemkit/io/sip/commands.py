@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections import Counter
 from typing import Any
 
@@ -45,28 +44,20 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the capture; exit code 0, or 2 when FILE cannot be written."""
+    """Write the capture (atomically); errors go to :func:`cemkit.cli.main`."""
     from cemkit.io.sip.capgen import write_workload
+    from cemkit.runs import atomic_file
 
+    if os.path.exists(args.out) and not args.overwrite:
+        raise OutputError(f"{args.out} exists", hint="pass --overwrite to replace it")
+    if args.calls < 1 or args.rtp_packets < 0:
+        raise OutputError("--calls must be at least 1 and --rtp-packets not negative")
     try:
-        if os.path.exists(args.out) and not args.overwrite:
-            raise OutputError(f"{args.out} exists", hint="pass --overwrite to replace it")
-        if args.calls < 1 or args.rtp_packets < 0:
-            raise OutputError("--calls must be at least 1 and --rtp-packets not negative")
-        tmp = f"{args.out}.partial"
-        try:
-            with open(tmp, "wb") as fh:
-                statuses = write_workload(fh, args.calls, rtp_packets=args.rtp_packets,
-                                          seed=args.seed, pcapng=args.pcapng)  # fmt: skip
-            os.replace(tmp, args.out)
-        except OSError as exc:
-            raise OutputError(f"cannot write {args.out}: {exc.strerror}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    except OutputError as exc:
-        print(f"cemkit sip-capture: {exc}", file=sys.stderr)
-        return 2
+        with atomic_file(args.out) as tmp, open(tmp, "wb") as fh:
+            statuses = write_workload(fh, args.calls, rtp_packets=args.rtp_packets,
+                                      seed=args.seed, pcapng=args.pcapng)  # fmt: skip
+    except OSError as exc:
+        raise OutputError(f"cannot write {args.out}: {exc.strerror}") from None
     counts = ", ".join(f"{n} x {s}" for s, n in sorted(Counter(statuses.values()).items()))
     print(f"{args.out}: {len(statuses)} call attempts ({counts}), "
           f"{(len(statuses) + 9) // 10} registrations")  # fmt: skip

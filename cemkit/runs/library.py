@@ -1,0 +1,171 @@
+"""The stages of cemkit, built from the domain packages' pure functions.
+
+Each builder returns :class:`~cemkit.runs.stages.Stage` objects (or a
+:class:`~cemkit.runs.runner.Sink`); every entry point assembles its list from these, so
+``cemkit run`` and the stage commands run the very same functions.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pandas as pd
+
+from cemkit.runs.runner import Sink, check_before_protect
+from cemkit.runs.stages import Grouping, Stage
+
+#: Correlation settings (the ``cemkit correlate`` defaults).
+CORRELATE_DEFAULTS: dict[str, str] = {
+    "gap": "1s",
+    "pair_tolerance": "5s",
+    "match_tolerance": "5s",
+    "window": "120s",
+}
+
+#: Measurements a CDR lacks and its matched signaling xDR has (``src_xdr_<name>``).
+SIGNALING_FIELDS = ("pdd_ms", "sip_status", "mos", "loss_ratio", "jitter_ms")
+
+
+def _stitch_key(df: pd.DataFrame) -> Any:
+    from cemkit.correlate.stitch import _stitch_bucket
+
+    return _stitch_bucket(df)
+
+
+def _parties_key(df: pd.DataFrame) -> Any:
+    return df[["a_number", "b_number"]]
+
+
+#: Partials of one call: its call reference, else its parties.
+BY_CALL = Grouping("call", _stitch_key)
+#: Rows of one pair of parties (pairing legs, matching xDRs and labelling intents need them).
+BY_PARTIES = Grouping("parties", _parties_key)
+
+
+def policy_and_key(policy: Any, key: Any = None) -> tuple[Any, Any]:
+    """The policy (loaded) and its key (read from the policy's key source when needed)."""
+    from cemkit.privacy.engine import load_key
+    from cemkit.privacy.policy import load_policy
+
+    pol = load_policy(policy)
+    if key is None and any(r.needs_key for _, r in pol.rules()):
+        key = load_key(pol)
+    return pol, key
+
+
+def _protect(df: pd.DataFrame, policy: Any, key: Any, quarantine: bool = False) -> pd.DataFrame:
+    from cemkit.privacy.engine import protect
+
+    return protect(df, policy, key=key, quarantine=quarantine)
+
+
+def protect_section(policy: Any, key: Any) -> dict[str, Any]:
+    """What a manifest records of a protection (never the key)."""
+    return {
+        "policy": {**policy.summary(), "description": policy.description},
+        "key": None if key is None else {"id": key.id, "fingerprint": key.fingerprint},
+    }
+
+
+def protect_stages(policy: Any, key: Any, records_meta: pd.DataFrame,
+                   quarantine_meta: pd.DataFrame | None = None) -> list[Stage]:  # fmt: skip
+    """Pseudonymize records (and quarantine rows) by a policy.
+
+    Passes :func:`~cemkit.runs.runner.check_before_protect` first: a policy that cannot protect
+    these columns is refused before anything runs.
+    """
+    check_before_protect(
+        policy,
+        key,
+        records_meta.dtypes,
+        quarantine=None if quarantine_meta is None else quarantine_meta.dtypes,
+    )
+    settings = protect_section(policy, key)
+    settings["columns"] = {c: policy.rule_for(c).action for c in records_meta.columns}
+    if quarantine_meta is not None:
+        settings["quarantine_columns"] = {
+            c: policy.rule_for(c, quarantine=True).action for c in quarantine_meta.columns
+        }
+    return [Stage("protect", functools.partial(_protect, policy=policy, key=key),
+                  settings=settings,
+                  quarantine=functools.partial(_protect, policy=policy, key=key,
+                                               quarantine=True))]  # fmt: skip
+
+
+def _stitch(df: pd.DataFrame, gap: str) -> pd.DataFrame:
+    from cemkit.correlate import stitch
+
+    return stitch(df, gap=gap)
+
+
+def _pair(df: pd.DataFrame, tolerance: str) -> pd.DataFrame:
+    from cemkit.correlate import pair_legs
+
+    return pair_legs(df, tolerance=tolerance)
+
+
+def _match(df: pd.DataFrame, tolerance: str) -> pd.DataFrame:
+    from cemkit.correlate import match
+
+    return match(df, tolerance=tolerance)
+
+
+def with_signaling(calls: pd.DataFrame) -> pd.DataFrame:
+    """Fill a matched CDR's missing measurements (PDD, SIP status, media) from its xDR."""
+    filled = {}
+    for name in SIGNALING_FIELDS:
+        src = f"src_xdr_{name}"
+        if name in calls.columns and src in calls.columns:
+            filled[name] = calls[name].fillna(calls[src].astype(calls[name].dtype))
+    return calls.assign(**filled)
+
+
+def _intents(df: pd.DataFrame, window: str) -> pd.DataFrame:
+    from cemkit.correlate import sessionize
+
+    return sessionize(df, window=window, output="records")
+
+
+def correlate_stages(**settings: str) -> list[Stage]:
+    """Stitch partials, pair legs, match xDRs to CDRs, fill signaling fields, label intents.
+
+    Two shuffles on Dask: by call (stitch), then by parties (the other four share it).
+    """
+    opts = {**CORRELATE_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    unknown = sorted(set(opts) - set(CORRELATE_DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"unknown correlation setting(s) {unknown}; known: {sorted(CORRELATE_DEFAULTS)}"
+        )
+    sec = {"settings": dict(opts)}
+    return [
+        Stage("stitch", functools.partial(_stitch, gap=opts["gap"]), BY_CALL, "correlate", sec),
+        Stage("pair_legs", functools.partial(_pair, tolerance=opts["pair_tolerance"]),
+              BY_PARTIES, "correlate"),
+        Stage("match", functools.partial(_match, tolerance=opts["match_tolerance"]),
+              BY_PARTIES, "correlate"),
+        Stage("signaling", with_signaling, None, "correlate"),
+        Stage("intents", functools.partial(_intents, window=opts["window"]), BY_PARTIES,
+              "correlate"),
+    ]  # fmt: skip
+
+
+def kqi_sink(model: Any, *, freqs: tuple[str, ...], top_n: int = 20,
+             sizes: bool = True) -> Sink:  # fmt: skip
+    """KQIs per node group and modeled customer, alerts, worst customers and group sizes."""
+    from cemkit.kqi.api import compute
+
+    def fn(records: Any) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Any]:
+        done = compute(records, model, freqs=freqs, top_n=top_n, sizes=sizes)
+        tables = {"kqi/kqi.parquet": done.result.table,
+                  "kqi/worst_customers.parquet": done.result.worst_customers,
+                  "alerts.parquet": done.alerts}  # fmt: skip
+        if done.group_sizes is not None:
+            tables["kqi/group_sizes.parquet"] = done.group_sizes
+        section = {"model": done.model_name, "buckets": list(done.result.freqs),
+                   "rows": len(done.result.table), "alerts": len(done.alerts),
+                   "customers": done.result.customer_count}  # fmt: skip
+        return tables, section, done
+
+    return Sink("kqi", fn)

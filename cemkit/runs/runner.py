@@ -1,0 +1,537 @@
+"""The runner: inputs → a list of stages → one run directory, with counts that reconcile.
+
+Every entry point (``cemkit run``, ``load``, ``protect``, ``correlate``, ``kqi``, ``reveal``,
+:func:`cemkit.process_batch`) is a list of :class:`~cemkit.runs.stages.Stage` given to
+:func:`execute` (or, for one pandas batch, to :func:`~cemkit.runs.stages.apply`).
+
+Inputs are either *sources* (files of one or more formats, read by the loaders) or a *run
+directory* an earlier command wrote. For sources, each input part is read by one task that also
+runs the leading row-wise stages (protect), writes its quarantine and returns its counts: raw
+numbers exist only inside that task. Formats that combine parts (CUCM attaches CMR metrics to
+CDRs) run those stages after combining.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cemkit import config
+from cemkit.errors import InputError, SchemaError
+from cemkit.runs import stages as st
+from cemkit.runs import store
+
+COUNT_KEYS = ("rows_read", "rows_loaded", "rows_quarantined")
+
+
+@dataclass
+class Source:
+    """Files of one source format, with the options to read them."""
+
+    format: str
+    paths: list[str]
+    tz: str = "UTC"
+    default_region: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    planned: Any = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_plan(cls, plan: Any) -> Source:
+        """A source for a plan already made (:func:`cemkit.io.plan`)."""
+        loader = plan.loader
+        return cls(loader.name, list(plan.paths), tz=loader.tz,
+                   default_region=loader.default_region, planned=plan)  # fmt: skip
+
+    def plan(self) -> Any:
+        """The loader's plan of these files (nothing read yet)."""
+        from cemkit.io.api import plan
+
+        if self.planned is None:  # planned once (splitting text inputs scans them)
+            self.planned = plan(self.paths, self.format, tz=self.tz,
+                                default_region=self.default_region, **self.options)  # fmt: skip
+        return self.planned
+
+
+def parse_source(spec: str, *, tz: str = "UTC", default_region: str | None = None,
+                 options: dict[str, Any] | None = None) -> Source:  # fmt: skip
+    """``FORMAT:PATH`` (as ``--input asterisk:cdr/``) → :class:`Source`."""
+    fmt, sep, path = spec.partition(":")
+    if not sep or not fmt or not path:
+        raise InputError(
+            f"input {spec!r} is not FORMAT:PATH",
+            hint="e.g. --input asterisk:cdr/ --input sip-pcap:captures/",
+        )
+    return Source(fmt, [path], tz=tz, default_region=default_region, options=dict(options or {}))
+
+
+def read_sources_file(path: str | os.PathLike[str]) -> list[Source]:
+    """Sources listed in a small YAML file.
+
+    The layout::
+
+    sources:
+      - format: asterisk
+        paths: [cdr/]
+        tz: Europe/London
+        region: GB
+      - format: sip-pcap
+        paths: [captures/]
+    """
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(
+            f"sources file {str(path)!r} cannot be read ({type(exc).__name__})",
+            hint="give a YAML file with a `sources:` list",
+        ) from None
+    items = doc.get("sources") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InputError(
+            f"sources file {str(path)!r} has no `sources:` list",
+            hint="each item: format, paths, and optionally tz, region, options",
+        )
+    base = Path(path).parent
+    out = []
+    for i, item in enumerate(items, 1):
+        known = {"format", "paths", "tz", "region", "options"}
+        if (
+            not isinstance(item, dict)
+            or "format" not in item
+            or "paths" not in item
+            or (set(item) - known)
+        ):
+            raise InputError(
+                f"sources file {str(path)!r}, source {i}: expected the keys "
+                f"{', '.join(sorted(known))} (format and paths required)"
+            )
+        paths = item["paths"] if isinstance(item["paths"], list) else [item["paths"]]
+        out.append(Source(str(item["format"]),
+                          [str(p if Path(p).is_absolute() else base / p) for p in paths],
+                          tz=str(item.get("tz", "UTC")), default_region=item.get("region"),
+                          options=dict(item.get("options") or {})))  # fmt: skip
+    return out
+
+
+@dataclass
+class Sink:
+    """A stage that reduces all records to tables (KQIs): ``fn(records) -> (tables, section)``.
+
+    ``tables`` maps a path inside the run (``kqi/kqi.parquet``) to a pandas frame.
+    """
+
+    name: str
+    fn: Callable[[Any], tuple[dict[str, pd.DataFrame], dict[str, Any], Any]]
+
+
+@dataclass
+class Outcome:
+    """What :func:`execute` wrote and what the sinks returned."""
+
+    out: Path
+    manifest: dict[str, Any]
+    results: dict[str, Any]
+
+
+# --- the hook every entry point passes through before protect --------------------------------
+
+
+def check_before_protect(policy: Any, key: Any, columns: Any, *, quarantine: Any = None) -> None:
+    """Refuse a policy (or key) that cannot protect these columns, before anything is written.
+
+    Every entry point that protects calls this once with the records' dtypes (and the
+    quarantine's): the place for policy validation and for refusing unprotected input.
+    """
+    from cemkit.privacy.engine import plan
+
+    plan(columns, policy, key)
+    if quarantine is not None:
+        plan(quarantine, policy, key, quarantine=True)
+
+
+# --- execution ---------------------------------------------------------------------------------
+
+
+def _leading_rowwise(stages: Sequence[st.Stage]) -> tuple[list[st.Stage], list[st.Stage]]:
+    n = 0
+    while n < len(stages) and stages[n].grouping is None:
+        n += 1
+    return list(stages[:n]), list(stages[n:])
+
+
+def _quarantine_fns(stages: Sequence[st.Stage]) -> list[Callable[[pd.DataFrame], pd.DataFrame]]:
+    return [s.quarantine for s in stages if s.quarantine is not None]
+
+
+class _Aligner:
+    """Give a partition the columns and dtypes of the run's meta (several sources, one frame)."""
+
+    def __init__(self, meta: pd.DataFrame):
+        self.meta = meta
+
+    def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
+        if list(df.columns) == list(self.meta.columns):
+            return df
+        out = {}
+        for c in self.meta.columns:
+            out[c] = (
+                df[c]
+                if c in df.columns
+                else pd.Series(pd.array([None] * len(df), dtype=self.meta[c].dtype), index=df.index)
+            )
+        return pd.DataFrame(out, index=df.index)
+
+
+def _union_meta(metas: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    cols: dict[str, Any] = {}
+    for m in metas:
+        for c in m.columns:
+            cols.setdefault(c, m[c].dtype)
+    return pd.DataFrame({c: pd.Series([], dtype=d) for c, d in cols.items()})
+
+
+def _read_part(loader: Any, part: Any, index: int, pre: list[st.Stage], combined: bool,
+               quarantine_dir: str, q_schema: Any, align: _Aligner | None
+               ) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
+    """One input part: read, run the leading row stages, write the quarantine; records + counts."""
+    records, quarantine = loader.read_part(part)
+    read = loader.rows_read(part, records, quarantine)
+    if not combined:
+        records = st.run_pandas(records, pre)
+        if align is not None:
+            records = align(records)
+    for fn in _quarantine_fns(pre):
+        quarantine = fn(quarantine)
+    written = store.write_part(quarantine, quarantine_dir, index, q_schema)
+    counts = {"path": part.path, "rows_read": read, "rows_loaded": read - len(quarantine),
+              "rows_quarantined": len(quarantine), "quarantine_part": written}  # fmt: skip
+    return records, counts
+
+
+def _reconcile(part_counts: list[dict[str, Any]], digests: list[dict[str, Any]]) -> dict[str, Any]:
+    per_file: dict[str, dict[str, int]] = {}
+    for c in part_counts:
+        f = per_file.setdefault(c["path"], dict.fromkeys(COUNT_KEYS, 0))
+        for k in COUNT_KEYS:
+            f[k] += c[k]
+    inputs = [{**d, **per_file.get(d["path"], dict.fromkeys(COUNT_KEYS, 0))} for d in digests]
+    totals = {k: sum(f[k] for f in inputs) for k in COUNT_KEYS}
+    if totals["rows_read"] != totals["rows_loaded"] + totals["rows_quarantined"]:
+        raise SchemaError("row counts do not reconcile (read != loaded + quarantined)")
+    return {"inputs": inputs, "totals": totals}
+
+
+def _jsonable(v: object) -> bool:
+    return v is None or isinstance(v, str | int | float | bool | list | tuple | dict)
+
+
+#: What each records-writing task returns (one row per part written).
+_WRITTEN_META = pd.DataFrame(
+    {
+        "file": pd.Series([], dtype=object),
+        "rows": pd.Series([], dtype="int64"),
+        "sha256": pd.Series([], dtype=object),
+        "src_match": pd.Series([], dtype=object),
+    }
+)
+
+
+class _WritePart:
+    """Picklable: write one records partition into the run (on the worker); one row about it."""
+
+    def __init__(self, directory: str, schema: Any):
+        self.directory, self.schema = directory, schema
+
+    def __call__(self, df: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
+        index = 0 if partition_info is None else int(partition_info["number"])
+        written = store.write_part(df, self.directory, index, self.schema)
+        matches = {}
+        if "src_match" in df.columns:  # what correlation found, counted where the rows are
+            matches = {str(k): int(v) for k, v in df["src_match"].value_counts().items()}
+        return pd.DataFrame({"file": [written["file"]], "rows": [written["rows"]],
+                             "sha256": [written["sha256"]], "src_match": [matches]})  # fmt: skip
+
+
+def _write_lazy(records: Any, writer: store.RunWriter, schema: Any = None) -> Any:
+    """A lazy frame of one row per written part (computed with the rest: one graph)."""
+    write = _WritePart(str(writer.records_dir), schema)
+    return records.map_partitions(write, meta=_WRITTEN_META, enforce_metadata=False)
+
+
+def _written(frame: Any) -> list[dict[str, Any]]:
+    if not isinstance(frame, pd.DataFrame):
+        return []
+    return [{"file": r.file, "rows": int(r.rows), "sha256": r.sha256, "src_match": r.src_match}
+            for r in frame.itertuples(index=False)]  # fmt: skip
+
+
+def load_sources(
+    sources: Sequence[Source], pre: list[st.Stage], writer: store.RunWriter, *, raw_schema: bool
+) -> tuple[Any, list[Any], list[Any], dict[str, Any]]:
+    """Lazy records of several sources (leading row stages applied), lazy counts and digests."""
+    import dask
+    import dask.dataframe as dd
+
+    from cemkit.io.base import QUARANTINE_SCHEMA, Loader
+    from cemkit.schema import arrow_schema
+
+    plans = [s.plan() for s in sources]
+    metas = []
+    for p in plans:
+        meta = p.loader.meta()
+        metas.append(st.run_pandas(meta, pre))
+    union = _union_meta(metas)
+    q_schema = QUARANTINE_SCHEMA if not _quarantine_fns(pre) else None
+    frames, counts, digests, index = [], [], [], 0
+    for p, meta in zip(plans, metas, strict=True):
+        combined = type(p.loader).finish is not Loader.finish
+        align = None if list(meta.columns) == list(union.columns) else _Aligner(union)
+        tasks = []
+        for part in p.parts:
+            tasks.append(dask.delayed(_read_part, pure=False, nout=2)(
+                p.loader, part, index, pre, combined, str(writer.quarantine_dir), q_schema,
+                align))  # fmt: skip
+            index += 1
+        raw_meta = p.loader.meta() if combined else (meta if align is None else union)
+        frame = dd.from_delayed([t[0] for t in tasks], meta=raw_meta, verify_meta=False)
+        if combined:
+            frame = st.apply(p.loader.finish(frame, p.parts), pre)
+            if align is not None:
+                frame = frame.map_partitions(align, meta=union, enforce_metadata=False)
+        frames.append(frame)
+        counts += [t[1] for t in tasks]
+        digests += [dask.delayed(store.sha256_file, pure=False)(f) for f in p.paths]
+    records = frames[0] if len(frames) == 1 else dd.concat(frames, interleave_partitions=False)
+    schema = None
+    if raw_schema and len(plans) == 1:
+        schema = plans[0].loader.record_schema()  # a loader's own kind (e.g. measurements)
+    elif raw_schema:
+        exts: dict[str, Any] = {}
+        for p in plans:
+            for col in p.loader.extension_columns():
+                exts.setdefault(col.name, col)
+        schema = arrow_schema(tuple(exts.values()))
+    sections = []
+    for p in plans:
+        sections.append({"format": p.loader.name, "tz": p.loader.tz,
+                         "default_region": p.loader.default_region,
+                         "options": {k: v for k, v in p.loader.opts.items() if _jsonable(v)},
+                         "parts": len(p.parts), "paths": list(p.paths)})  # fmt: skip
+    return records, counts, digests, {"sources": sections, "schema": schema}
+
+
+def execute(
+    stages: Sequence[st.Stage],
+    out: str | os.PathLike[str],
+    *,
+    sources: Sequence[Source] | None = None,
+    run: str | os.PathLike[str] | None = None,
+    sinks: Sequence[Sink] = (),
+    write_records: bool = True,
+    overwrite: bool = False,
+    scheduler: Any = None,
+    command: str | None = None,
+    extra_sections: dict[str, dict[str, Any]] | None = None,
+) -> Outcome:
+    """Run stages over sources (files) or a run directory into the run directory ``out``.
+
+    Parameters
+    ----------
+    stages : list of Stage
+        Partition → partition steps, in order.
+    out : path
+        Run directory to create (atomically; ``manifest.json`` written last).
+    sources, run
+        Exactly one: source files (one or more formats), or a run directory (or ``RUN/records``)
+        an earlier command wrote.
+    sinks : list of Sink
+        Reductions over the written records (KQIs), written as tables inside the run.
+    write_records : bool
+        Write the records (a command that only reduces, ``cemkit kqi``, reads them in place).
+    scheduler
+        Where Dask computes (:mod:`cemkit.cluster`).
+    command : str, optional
+        The command line, recorded in the manifest.
+    """
+    import dask
+
+    from cemkit.cluster import connect
+
+    if (sources is None) == (run is None):
+        raise ValueError("give exactly one of sources= and run=")
+    out = Path(out)
+    store.check_writable(out, overwrite)
+    with connect(scheduler) as client, store.RunWriter(out, overwrite=overwrite) as writer:
+        manifest = writer.manifest
+        results: dict[str, Any] = {}
+        if sources is not None:
+            pre, rest = _leading_rowwise(stages)
+            records, counts, digests, info = load_sources(
+                sources, pre, writer, raw_schema=not stages
+            )
+            records = st.apply(records, rest)
+            paths = [p for s in info["sources"] for p in s["paths"]]
+            writes = _write_lazy(records, writer, info["schema"]) if write_records else []
+            with manifest.timed("+".join(["load", *st.stage_names(stages)])), \
+                    dask.config.set(shuffle_config(client, paths)), \
+                    warnings.catch_warnings():  # fmt: skip
+                # one graph on purpose: the counts come from the very tasks that read the parts
+                warnings.filterwarnings("ignore", message="Computing mixed collections")
+                written, part_counts, hashes = dask.compute(writes, counts, digests)
+            parts = _written(written)
+            reconciled = _reconcile(part_counts, hashes)
+            writer.add_outputs(store.QUARANTINE,
+                               [c["quarantine_part"] for c in part_counts])  # fmt: skip
+            manifest.data["inputs"] = [{k: f[k] for k in ("path", "size", "sha256")}
+                                       for f in reconciled["inputs"]]  # fmt: skip
+            load = (
+                dict(info["sources"][0])
+                if len(sources) == 1
+                else {
+                    "format": "+".join(s["format"] for s in info["sources"]),
+                    "sources": info["sources"],
+                }
+            )
+            load.pop("paths", None)
+            load["parts"] = sum(s["parts"] for s in info["sources"])
+            load.update(reconciled)
+            if command is not None:
+                load["command"] = command
+            manifest.add_section("load", load)
+            manifest.data["stages"] = ["load"]
+            rows_in = reconciled["totals"]["rows_loaded"]
+            q_rows = reconciled["totals"]["rows_quarantined"]
+        else:
+            assert run is not None
+            source = store.run_root(run)
+            upstream = store.read_manifest(source)
+            records = store.read_records(source)
+            _carry_over(upstream, manifest, source)
+            rows_in = sum(pq_rows(f) for f in store.part_files(source))
+            q_fns = _quarantine_fns(stages)
+            q_files = store.part_files(source, store.QUARANTINE)
+            out_records = st.apply(records, stages)
+            writes = _write_lazy(out_records, writer) if write_records else []
+            q_writes: list[Any] = []
+            q_parts: Any = []
+            if q_fns and q_files:
+                quarantine = store.read_records(source, store.QUARANTINE)
+                for fn in q_fns:
+                    quarantine = quarantine.map_partitions(fn, meta=fn(quarantine._meta))
+                q_writes = [dask.delayed(store.write_part, pure=False)(
+                    part, str(writer.quarantine_dir), i)
+                    for i, part in enumerate(quarantine.to_delayed())]  # fmt: skip
+            with manifest.timed("+".join(st.stage_names(stages)) or "read"), \
+                    dask.config.set(shuffle_config(client, store.part_files(source))), \
+                    warnings.catch_warnings():  # fmt: skip
+                # records and quarantine written in one graph (each read once)
+                warnings.filterwarnings("ignore", message="Computing mixed collections")
+                written, q_parts = dask.compute(writes, q_writes)
+            parts = _written(written)
+            if q_fns:
+                writer.add_outputs(store.QUARANTINE, list(q_parts))
+            elif write_records:
+                q_parts = writer.copy_parts(source / store.QUARANTINE, store.QUARANTINE)
+            q_rows = sum(int(p["rows"]) for p in q_parts)
+        listed = writer.add_outputs(store.RECORDS, list(parts))
+        rows_out = sum(p["rows"] for p in listed)
+        matches: dict[str, int] = {}
+        for p in parts:
+            for k, v in p.get("src_match", {}).items():
+                matches[k] = matches.get(k, 0) + v
+        for name, sec in st.sections(stages).items():
+            sec["records_in"] = rows_in
+            sec["counts"] = {"records": rows_out, "quarantine": q_rows}
+            if name == "correlate":
+                sec["matches"] = dict(sorted(matches.items()))
+                sec["xdr_only"] = matches.get("xdr_only", 0)
+            manifest.add_section(name, sec)
+        for name, sec in (extra_sections or {}).items():
+            manifest.add_section(name, sec)
+        manifest.data["stages"] += [n for n in st.stage_names(stages)
+                                    if n not in manifest.data["stages"]]  # fmt: skip
+        for sink in sinks:
+            with manifest.timed(sink.name):
+                data = (
+                    store.read_parts(_files(writer.records_dir))
+                    if write_records
+                    else store.read_records(source)
+                )
+                tables, section, result = sink.fn(data)
+                for rel, frame in tables.items():
+                    writer.write_table(frame, rel)
+            manifest.add_section(sink.name, section)
+            manifest.data["stages"].append(sink.name)
+            results[sink.name] = result
+        if manifest.data["stages"] and isinstance(manifest.data.get(manifest.data["stages"][-1]),
+                                                  dict):  # fmt: skip
+            # the files this run wrote, under its last stage (where `cemkit audit` looks)
+            order = {store.RECORDS: 0, store.QUARANTINE: 1}
+            writer.outputs.sort(key=lambda o: order.get(o["path"].split("/")[0], 2))
+            manifest.data[manifest.data["stages"][-1]]["outputs"] = writer.outputs
+        data = dict(manifest.data)
+    return Outcome(out, data, results)
+
+
+def _files(directory: Path) -> list[str]:
+    files = sorted(str(p) for p in directory.glob("*.parquet"))
+    if not files:
+        raise InputError(
+            "the run wrote no records to compute from", hint="check that the inputs hold records"
+        )
+    return files
+
+
+def pq_rows(path: str) -> int:
+    """Rows of a Parquet file (from its footer)."""
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def _carry_over(upstream: dict[str, Any], manifest: store.Manifest, source: Path) -> None:
+    """Keep the upstream stages' sections (what was loaded, from which files) in the new run."""
+    for name in upstream.get("stages", []):
+        if isinstance(upstream.get(name), dict):  # its files are not this run's: not listed
+            manifest.add_section(name, {k: v for k, v in upstream[name].items() if k != "outputs"})
+    if "inputs" in upstream:
+        manifest.data["inputs"] = upstream["inputs"]
+    manifest.data["stages"] = list(upstream.get("stages", []))
+    manifest.data["upstream"] = {
+        "path": str(source),
+        "manifest_sha256": store.sha256_of(source / store.MANIFEST),
+    }
+
+
+MEMORY_PER_INPUT_BYTE = config.RUN_MEMORY_PER_INPUT_BYTE
+
+
+def shuffle_config(client: Any, paths: Sequence[str]) -> dict[str, str]:
+    """Dask's shuffle method for this run (an explicit ``dataframe.shuffle.method`` wins).
+
+    Without a cluster Dask shuffles through files on disk (partd), which costs more than the
+    correlation itself; when the run fits in this machine's free memory the in-memory ``tasks``
+    shuffle is used instead. A cluster keeps its own default (peer-to-peer, which spills).
+    """
+    import dask
+
+    if client is not None or dask.config.get("dataframe.shuffle.method", None):
+        return {}
+    import psutil
+
+    size = 0
+    for path in paths:
+        try:
+            size += Path(path).stat().st_size
+        except OSError:
+            return {}
+    if size * MEMORY_PER_INPUT_BYTE < psutil.virtual_memory().available:
+        return {"dataframe.shuffle.method": "tasks"}
+    return {}

@@ -1,0 +1,499 @@
+"""Run directories: the one writer and the one reader of everything cemkit writes to disk.
+
+A run directory::
+
+    DIR/records/part-00000.parquet ...   the stage's output records
+    DIR/quarantine/part-00000.parquet    rows set aside, with file, line, field, reason, raw
+    DIR/kqi/..., DIR/alerts.parquet      tables of stages that reduce (KQIs)
+    DIR/manifest.json                    inputs (sha256, size), counts, versions, timings, the
+                                         outputs with their sha256, and one section per stage
+    DIR/reveals.jsonl                    append-only log of re-identifications of this run
+
+Everything is written into a hidden sibling ``.DIR.tmp-<id>`` and renamed into place at the end,
+``manifest.json`` last; a crash leaves only the hidden temporary directory, never a ``DIR`` that
+looks complete. A manifest, once the run is in place, is *sealed*: nothing rewrites it (reveals
+go to the append-only log), so the checksum downstream runs recorded stays true.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cemkit.errors import InputError, OutputError
+
+MANIFEST = "manifest.json"
+RECORDS = "records"
+QUARANTINE = "quarantine"
+REVEAL_LOG = "reveals.jsonl"
+#: Version of the manifest layout (bumped when a key changes meaning).
+MANIFEST_VERSION = 2
+#: Errors of the file system written to (full, read-only, over quota, file too large).
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
+def versions() -> dict[str, str]:
+    """Versions of cemkit, Python and the libraries that shape results."""
+    import dask
+    import numpy
+    import phonenumbers
+
+    import cemkit
+
+    return {
+        "cemkit": cemkit.__version__,
+        "python": platform.python_version(),
+        "pandas": pd.__version__,
+        "pyarrow": pa.__version__,
+        "dask": dask.__version__,
+        "numpy": numpy.__version__,
+        "phonenumbers": phonenumbers.__version__,
+    }
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, hex."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Path, size and SHA-256 of a file."""
+    return {"path": os.fspath(path), "size": os.path.getsize(path), "sha256": sha256_of(path)}
+
+
+def part_name(index: int) -> str:
+    """File name of part ``index`` (``part-00000.parquet``)."""
+    return f"part-{index:05d}.parquet"
+
+
+def write_part(df: pd.DataFrame, directory: str | os.PathLike[str], index: int = 0,
+               schema: pa.Schema | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write one pandas frame as ``part-<index>.parquet``; returns its file name, rows and sha256.
+
+    Called inside a Dask task (the worker writes, the client gathers only this small dict).
+    """
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    path = Path(directory) / part_name(index)
+    pq.write_table(table, path)
+    return {"file": path.name, "rows": len(df), "sha256": sha256_of(path)}
+
+
+class Manifest:
+    """The contents of ``manifest.json``: common keys plus one section per stage."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {
+            "manifest_version": MANIFEST_VERSION,
+            "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "versions": versions(),
+            "stages": [],
+            "timings_s": {},
+        }
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The (new or existing) section of a stage, to fill in."""
+        sec = self.data.setdefault(name, {})
+        if not isinstance(sec, dict):
+            raise OutputError(f"manifest key {name!r} is reserved", hint="choose another name")
+        return sec
+
+    def add_section(self, name: str, content: Mapping[str, Any]) -> None:
+        """Merge ``content`` into a stage's section."""
+        self.section(name).update(content)
+
+    @contextlib.contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Record the wall time of a step under ``timings_s``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.data["timings_s"][step] = round(time.perf_counter() - t0, 6)
+
+    def to_json(self) -> str:
+        """Serialized, keys in a stable order."""
+        return json.dumps(self.data, indent=2, sort_keys=True, default=str) + "\n"
+
+
+class RunWriter:
+    """Context manager that builds a run directory in a temporary sibling and renames it.
+
+    Parameters
+    ----------
+    out : str or path
+        The run directory to create.
+    overwrite : bool
+        Replace an existing ``out`` (moved aside, removed only after the new one is in place).
+        Without it an existing non-empty ``out`` is an error.
+
+    Examples
+    --------
+    >>> from cemkit.runs import RunWriter
+    >>> with RunWriter("out/run1") as run:  # doctest: +SKIP
+    ...     run.write_table(df, "kqi/kqi.parquet")
+    ...     run.manifest.add_section("kqi", {"rows": len(df)})
+    """
+
+    def __init__(self, out: str | os.PathLike[str], *, overwrite: bool = False):
+        self.out = Path(out)
+        self.overwrite = overwrite
+        self.manifest = Manifest()
+        self.path = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:12]}"
+        self.outputs: list[dict[str, Any]] = []
+
+    @property
+    def records_dir(self) -> Path:
+        """Where record part files go."""
+        return self.path / RECORDS
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where quarantine part files go."""
+        return self.path / QUARANTINE
+
+    def __enter__(self) -> Self:
+        check_writable(self.out, self.overwrite)
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir()
+            self.records_dir.mkdir()
+            self.quarantine_dir.mkdir()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create the run directory {str(self.out)!r} "
+                f"(temporary {str(self.path)!r}): {exc.strerror}",
+                hint="choose a writable location with free space",
+            ) from None
+        return self
+
+    def add_outputs(self, directory: str, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """List written part files (from :func:`write_part`) among the run's outputs."""
+        listed = [{"path": f"{directory}/{p['file']}", "rows": int(p["rows"]),
+                   "sha256": p["sha256"]} for p in parts]  # fmt: skip
+        self.outputs += listed
+        return listed
+
+    def write_table(self, frame: pd.DataFrame, relpath: str) -> dict[str, Any]:
+        """Write a small table (KQIs, alerts) at ``relpath`` inside the run, listed with sha256."""
+        path = self.path / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path, index=False)
+        entry = {"path": relpath, "rows": len(frame), "sha256": sha256_of(path)}
+        self.outputs.append(entry)
+        return entry
+
+    def copy_parts(self, source: Path, directory: str) -> list[dict[str, Any]]:
+        """Carry part files of an input run over unchanged (e.g. its quarantine)."""
+        target = self.path / directory
+        parts = []
+        for f in sorted(source.glob("*.parquet")):
+            shutil.copyfile(f, target / f.name)
+            parts.append({"file": f.name, "rows": pq.ParquetFile(f).metadata.num_rows,
+                          "sha256": sha256_of(target / f.name)})  # fmt: skip
+        return self.add_outputs(directory, parts)
+
+    def _is_output_failure(self, exc: OSError) -> bool:
+        if exc.filename is not None:
+            name = os.path.abspath(os.fsdecode(exc.filename))
+            return any(name == str(p) or name.startswith(str(p) + os.sep)
+                       for p in (self.path.absolute(), self.out.absolute()))  # fmt: skip
+        # writers such as pyarrow's do not say which file; these errors are the disk's
+        return exc.errno in _DISK_ERRNOS
+
+    def __exit__(self, exc_type: object, exc_value: object, tb: object) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            if isinstance(exc_value, OSError) and self._is_output_failure(exc_value):
+                reason = exc_value.strerror or str(exc_value)
+                raise OutputError(
+                    f"cannot write the run directory {str(self.out)!r}: {reason}",
+                    hint="free space or choose a writable location (nothing was written there "
+                    "and the inputs are untouched), then run again",
+                ) from None
+            return
+        try:
+            if self.outputs:
+                self.manifest.data["outputs"] = self.outputs
+            _write_synced(self.path / MANIFEST, self.manifest.to_json())
+            _swap_into_place(self.path, self.out)
+        except OSError as exc:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise OutputError(f"cannot write {str(self.out)!r}: {exc.strerror}") from None
+
+
+def check_writable(out: Path, overwrite: bool) -> None:
+    """Refuse an existing non-empty ``out`` unless ``overwrite`` (before any work is done)."""
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(
+            f"output directory {str(out)!r} already exists",
+            hint="choose a new directory or pass overwrite=True (--overwrite)",
+        )
+
+
+def _write_synced(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write a text file (a report page, a policy) beside ``path``, then rename it into place."""
+    target = Path(path)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(
+            f"cannot write {target}: {exc.strerror or exc}",
+            hint="choose a writable output location with free space",
+        ) from None
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed to ``path`` when the block succeeds."""
+    target = Path(path)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.partial"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {target}: {exc.strerror or exc}",
+            hint="choose a writable output location with free space",
+        ) from None
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Build a directory (a report, a generated world) under a hidden name; rename on success.
+
+    An existing ``path`` is replaced only once the new one is complete; on error the temporary
+    directory is removed and ``path`` is left as it was.
+    """
+    target = Path(path)
+    tmp = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:12]}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        os.chmod(tmp, 0o777 & ~_umask())
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create output directory {target}: {exc.strerror or exc}",
+            hint="choose a writable output location with free space",
+        ) from None
+    try:
+        yield tmp
+        _swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def seal_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> None:
+    """Write ``manifest.json`` into a directory built by other means (synth's world), last."""
+    _write_synced(Path(directory) / MANIFEST, manifest.to_json())
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def run_root(path: str | os.PathLike[str]) -> Path:
+    """The run directory of ``path``: ``path`` itself, or its parent for ``RUN/records``."""
+    p = Path(path)
+    if (
+        not (p / MANIFEST).is_file()
+        and p.name in (RECORDS, QUARANTINE)
+        and (p.parent / MANIFEST).is_file()
+    ):
+        return p.parent
+    if not p.is_dir():
+        raise InputError(
+            f"{str(p)!r} is not a run directory (it does not exist)",
+            hint="give a directory written by cemkit (load, protect, correlate, ...)",
+        )
+    if not (p / MANIFEST).is_file():
+        raise InputError(
+            f"{str(p)!r} is not a complete run directory (no {MANIFEST})",
+            hint="pass a directory written by cemkit; an interrupted run leaves none",
+        )
+    return p
+
+
+def read_manifest(run: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a complete run directory (or of the run ``RUN/records`` belongs to)."""
+    path = run_root(run) / MANIFEST
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data: dict[str, Any] = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(
+            f"{path}: manifest cannot be read ({type(exc).__name__})",
+            hint="the run directory is damaged; re-run the stage",
+        ) from None
+    return data
+
+
+def part_files(run: str | os.PathLike[str], what: str = RECORDS) -> list[str]:
+    """The part files of ``run/what``, in part order."""
+    return sorted(str(p) for p in (run_root(run) / what).glob("*.parquet"))
+
+
+def read_records(run: str | os.PathLike[str], what: str = RECORDS) -> Any:
+    """Read ``run/records/`` (or ``run/quarantine/``) back as a lazy Dask DataFrame.
+
+    ``run`` is a run directory or its ``records`` directory. One partition per part file, in part
+    order; strings come back as ``string[pyarrow]``, nullable integers as pandas nullable
+    integers and times as ``datetime64[ns, UTC]``, as the stage that wrote them had them.
+    """
+    root = run_root(run)
+    files = part_files(root, what)
+    if not files:
+        raise InputError(
+            f"run directory {str(root)!r} has no {what} files",
+            hint="give the run directory that load, protect or correlate wrote",
+        )
+    return read_parts(files, what)
+
+
+def read_parts(files: list[str], what: str = RECORDS) -> Any:
+    """Part files as a lazy Dask DataFrame, one partition per file (meta from the first).
+
+    Only the columns a computation uses are read (Dask's column projection).
+    """
+    import dask.dataframe as dd
+
+    from cemkit.io.convert import to_pandas
+
+    meta = to_pandas(pq.read_schema(files[0]).empty_table())  # the schema only, no rows read
+    # read_part takes ``columns=``: Dask passes the projection
+    return dd.from_map(read_part, files, meta=meta, label=f"read-{what}", enforce_metadata=False)
+
+
+def read_part(path: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """One part file as pandas with cemkit's dtypes (the one record reader)."""
+    from cemkit.io.convert import to_pandas
+
+    return to_pandas(pq.read_table(path, columns=columns))
+
+
+def append_reveal(run: str | os.PathLike[str], event: Mapping[str, Any]) -> None:
+    """Append one re-identification event to ``run/reveals.jsonl`` (the manifest stays sealed)."""
+    line = json.dumps(dict(event), sort_keys=True, default=str) + "\n"
+    path = run_root(run) / REVEAL_LOG
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())  # one write with O_APPEND: never interleaved
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot append to the reveal log {path}: {exc.strerror}",
+            hint="the reveal run was written; fix the permissions",
+        ) from None
+
+
+def read_reveal_log(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Re-identification events recorded for a run (empty when none)."""
+    path = run_root(run) / REVEAL_LOG
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_frame_parts(frame: Any, directory: Path) -> list[dict[str, Any]]:
+    """A pandas frame (one part) or a Dask frame (one part per partition, written by workers)."""
+    from cemkit.runs.stages import is_dask
+
+    if not is_dask(frame):
+        return [write_part(frame, directory, 0)]
+    import dask
+
+    tasks = [dask.delayed(write_part, pure=False)(p, str(directory), i)
+             for i, p in enumerate(frame.to_delayed())]  # fmt: skip
+    return list(dask.compute(*tasks))
+
+
+def write_run(
+    out: str | os.PathLike[str],
+    records: Any,
+    quarantine: Any = None,
+    *,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+    inputs: list[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write records (and a quarantine) of pandas or Dask frames as a run directory, atomically.
+
+    Parameters
+    ----------
+    out : str or path
+        Run directory to create.
+    records, quarantine : Dask or pandas DataFrame
+        Frames to write under ``records/`` and ``quarantine/`` (Dask: written by the workers).
+    sections : mapping, optional
+        Stage sections for the manifest (their names are listed under ``stages``).
+    inputs : list of str, optional
+        Input files to list in the manifest with size and SHA-256.
+    overwrite : bool
+        Replace an existing run directory.
+    """
+    with RunWriter(out, overwrite=overwrite) as run:
+        with run.manifest.timed("write_records"):
+            run.add_outputs(RECORDS, _write_frame_parts(records, run.records_dir))
+        if quarantine is not None:
+            with run.manifest.timed("write_quarantine"):
+                run.add_outputs(QUARANTINE, _write_frame_parts(quarantine, run.quarantine_dir))
+        if inputs:
+            run.manifest.data["inputs"] = [sha256_file(p) for p in inputs]
+        for name, content in (sections or {}).items():
+            run.manifest.add_section(name, content)
+            run.manifest.data["stages"].append(name)
+    return Path(out)
