@@ -56,6 +56,23 @@ def kqi_header(name: str) -> str:
     return ind.title + _UNIT_SUFFIX.get(ind.unit, "")
 
 
+def kqi_text(name: str, value: float | None) -> str:
+    """A KQI value as a reader reads it (``27.3%``, ``2,996 ms``).
+
+    Examples
+    --------
+    >>> kqi_text("asr", 0.2734), kqi_text("pdd_p50_ms", 2996.0), kqi_text("asr", None)
+    ('27.3%', '2,996 ms', '–')
+    """
+    if value is None or pd.isna(value):
+        return MISSING
+    ind = INDICATORS.get(name)
+    if ind is not None and ind.is_share:
+        return f"{100 * value:,.1f}%"
+    unit = {"s": " s", "ms": " ms"}.get(ind.unit, "") if ind is not None else ""
+    return f"{value:,.0f}{unit}" if unit == " ms" else f"{value:,.1f}{unit}"
+
+
 def is_percent_kqi(name: str) -> bool:
     """True for KQIs shown as percentages (the shares)."""
     ind = INDICATORS.get(name)
