@@ -38,8 +38,9 @@ _VEGALITE_PREFIX = "application/vnd.vegalite.v"
 DEFAULT_TIMEOUT_S = 3600
 #: The parameter through which a notebook is told where to put its working files.
 WORKDIR_PARAMETER = "workdir"
-#: Arguments for the kernel: its own log at ERROR (no transport warning in reports or terminal).
-_KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+#: Arguments for the kernel: its own log at CRITICAL (no transport warning in reports or terminal,
+#: no "KeyboardInterrupt caught" when a failed notebook's kernel is stopped).
+_KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 class ReportError(CemkitError):
