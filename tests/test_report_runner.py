@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 def make_notebook(path, body=None):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell(
-        "rows = 3        # rows of the table\ntitle = 'default'\nsource = None  # a text file to read\n"
-        "workdir = None  # working files\nsleep = 0"
+        "rows = 3        # rows of the table\ntitle = 'default'\n"
+        "source = None  # a text file to read\nworkdir = None  # working files\nsleep = 0"
     )
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
@@ -50,7 +50,7 @@ def cemkit_cli(*args, cwd):
     """Run the real command in a child process; returns (exit code, stdout, stderr)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "cemkit.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     return done.returncode, done.stdout, done.stderr
 
 
@@ -73,7 +73,7 @@ def test_parameters_are_injected_and_notebook_kept(executed_report):
 
 def test_report_directory_holds_the_report_only(executed_report):
     """#16 case 6: the working data goes to a temporary directory, never into the report."""
-    tmp, paths = executed_report
+    _, paths = executed_report
     out = paths["html"].parent
     assert sorted(p.name for p in out.iterdir()) == ["tiny.html", "tiny.ipynb"]
     nb = nbformat.read(str(paths["notebook"]), as_version=4)
@@ -173,7 +173,7 @@ def test_report_command_and_errors(tmp_path, capsys):
 
 def test_failure_is_one_line_and_the_failed_notebook_is_kept(tmp_path):
     make_notebook(tmp_path / "tiny.ipynb")
-    rc, out, err = cemkit_cli("report", "tiny.ipynb", "-p", "rows", '"not a number"',
+    rc, _, err = cemkit_cli("report", "tiny.ipynb", "-p", "rows", '"not a number"',
                               "--out", "bad", cwd=tmp_path)  # fmt: skip
     assert rc == 1
     errors = [line for line in err.splitlines() if "error" in line.lower()]
