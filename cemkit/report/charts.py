@@ -12,7 +12,7 @@ otherwise sit on one pixel of a 0–100% axis); times are drawn as wall-clock ti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -85,7 +85,7 @@ def ranked_dots(
     data["position"] = (
         pd.Series(worse, index=data.index).map(labels) if reference is not None else "value"
     )
-    order = "ascending" if direction > 0 else "descending"
+    order: Literal["ascending", "descending"] = "ascending" if direction > 0 else "descending"
     x = alt.X(
         f"{indicator}:Q",
         axis=_value_axis(indicator),

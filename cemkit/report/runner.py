@@ -229,6 +229,7 @@ def report(
     overwrite: bool = False,
     timeout: float | None = DEFAULT_TIMEOUT_S,
     cwd: str | os.PathLike[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Execute a notebook and write ``out_dir/<name>.ipynb`` and ``out_dir/<name>.html``.
 
@@ -238,8 +239,10 @@ def report(
         A notebook path or the name of a shipped notebook (``02_usage_mining``).
     parameters : dict
         Values for the notebook's parameters; names it does not declare are refused.
-    out_dir : path
-        The report directory: it receives the executed notebook and its HTML, nothing else.
+    out_dir : path or URL
+        The report directory: it receives the executed notebook and its HTML, nothing else. An
+        fsspec URL (``s3://bucket/reports/day``) is written once the report is complete, with
+        ``storage_options`` for its filesystem.
     overwrite : bool
         Replace an existing report directory (refused otherwise).
     timeout : float, optional
@@ -253,10 +256,20 @@ def report(
     ``<out_dir>.failed.ipynb``. A notebook with a ``workdir`` parameter gets a temporary working
     directory (removed afterwards) unless one is given, which must lie outside ``out_dir``.
     """
+    from cemkit.io.paths import is_url, publish
+
+    if is_url(out_dir) and not str(out_dir).startswith("file://"):
+        # an fsspec URL (s3://, gs://, memory://): built locally, then copied there complete
+        url = str(out_dir).rstrip("/")
+        with tempfile.TemporaryDirectory(prefix="cemkit-report-") as local:
+            built = report(notebook, parameters, Path(local) / "report", kernel_name=kernel_name,
+                           progress=progress, timeout=timeout, cwd=cwd)  # fmt: skip
+            publish(Path(local) / "report", url, storage_options)
+        return {k: f"{url}/{p.name}" for k, p in built.items()}  # type: ignore[misc]
     src = resolve_notebook(notebook)
     params = dict(parameters or {})
     check_parameters(src, params)
-    target = Path(out_dir)
+    target = Path(str(out_dir).removeprefix("file://"))
     if target.exists() and not overwrite:
         raise InputError(f"report directory {target} already exists",
                          hint="pass --overwrite (overwrite=True) to replace it")  # fmt: skip
