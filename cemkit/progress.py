@@ -76,7 +76,7 @@ def bar(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc
     Disabled (but still iterable and updatable) when progress is off.
     """
     tqdm = _tqdm()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, unit_scale=True, leave=False,
+    return tqdm(iterable, total=total, desc=desc, unit=unit, unit_scale=True, leave=True,
                 disable=not enabled(), file=stream or sys.stderr, dynamic_ncols=True)  # fmt: skip
 
 
@@ -88,7 +88,7 @@ def _dask_bar(what: str, stream: TextIO) -> Iterator[None]:
     except ImportError:  # pragma: no cover - tqdm ships with papermill
         yield
         return
-    with TqdmCallback(desc=what, unit="task", leave=False, file=stream, tqdm_class=_tqdm(),
+    with TqdmCallback(desc=what, unit="task", leave=True, file=stream, tqdm_class=_tqdm(),
                       dynamic_ncols=True, mininterval=0.5):  # fmt: skip
         yield
 
