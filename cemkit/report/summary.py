@@ -264,6 +264,11 @@ def incidents(alerts: pd.DataFrame, groups: Any, *, gap: str = "1h") -> list[dic
     return found
 
 
+#: Order of indicators in an incident's sentence: what a customer notices first.
+_ORDER = {n: i for i, n in enumerate(("asr", "ner", "drop_ratio", "pdd_p50_ms", "pdd_p95_ms",
+                                      "pdd_mean_ms", "mos", "experience_score"))}  # fmt: skip
+
+
 def incident_lines(found: list[dict[str, Any]], tz: str = "UTC") -> list[str]:
     """One sentence per incident, for the summary."""
     lines = []
@@ -273,7 +278,8 @@ def incident_lines(found: list[dict[str, Any]], tz: str = "UTC") -> list[str]:
         when = f"{start:%a %d %b %H:%M}–{end:%H:%M} {tz}" if start.date() == end.date() else (
             f"{start:%a %d %b %H:%M} – {end:%a %d %b %H:%M} {tz}")  # fmt: skip
         what = []
-        for name, (value, baseline) in inc["indicators"].items():
+        ranked = sorted(inc["indicators"].items(), key=lambda kv: _ORDER.get(kv[0], 99))
+        for name, (value, baseline) in ranked:
             ind = formulas.INDICATORS.get(name)
             title = ind.title if ind else name
             share = ind is not None and ind.is_share
