@@ -87,3 +87,39 @@ def test_report_written_to_a_url(tmp_path):
     executed = nbformat.reads(fs.cat("/reports/day1/tiny.ipynb").decode(), as_version=4)
     assert "default: 2 rows" in str(executed.cells[-1].outputs)
     fs.rm("/reports", recursive=True)
+
+
+@pytest.fixture
+def s3_emulator():
+    """A local S3 emulator (moto's server) started by the test, with a bucket of CDRs."""
+    pytest.importorskip("s3fs")
+    server_mod = pytest.importorskip("moto.server")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    options = {"key": "testing", "secret": "testing",
+               "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}",
+                                 "region_name": "eu-west-1"}}  # fmt: skip
+    try:
+        yield options
+    finally:
+        server.stop()
+
+
+def test_s3_inputs_through_a_local_object_store(s3_emulator, small_world):
+    import s3fs
+
+    world, truth = small_world
+    fs = s3fs.S3FileSystem(**s3_emulator)
+    fs.mkdir("cdr-bucket")
+    fs.put_file(str(world / "formats" / "asterisk" / "Master.csv"), "cdr-bucket/pbx1/Master.csv")
+    remote = _load("s3://cdr-bucket/pbx1/*.csv", truth, storage_options=s3_emulator)
+    local = _load(str(world / "formats" / "asterisk" / "Master.csv"), truth)
+    assert len(remote) == len(local) > 0
+    assert (remote["outcome"].value_counts() == local["outcome"].value_counts()).all()
+    with pytest.raises(InputError, match="matches no file"):
+        paths.stage(["s3://cdr-bucket/none/*.csv"], s3_emulator)
