@@ -152,10 +152,18 @@ def test_usage_report_at_default_parameters_finds_the_incident(tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_usage_report_text_matches_the_input_given(tmp_path, monkeypatch, small_world):
-    world, _ = small_world
+    world, truth = small_world
     monkeypatch.delenv("CEMKIT_KEY", raising=False)
-    params = {"input": str(world / "records"), "model": str(world / "model.yaml")}
+    monkeypatch.chdir(world)  # relative paths: the caller's directory
+    params = {"input": "formats/asterisk/Master.csv", "format": "asterisk",
+              "model": "model.yaml", "tz": truth["timezone"], "region": truth["default_region"],
+              "options": {"blocksize": 65_536}}  # fmt: skip
     paths = runner.report("02_usage_mining", params, tmp_path / "r", progress=False)
     text = outputs_text(nbformat.read(str(paths["notebook"]), as_version=4))
-    assert "parquet files" in text
+    assert "asterisk files" in text
     assert "generated" not in text.lower() and "Injected" not in text
+    # loader options reach the loader: a wrong one is refused by it, naming it
+    bad = {**params, "options": {"blocksize": 65_536, "no_such_option": 1}}
+    with pytest.raises(runner.ReportError, match="no_such_option"):
+        runner.report("02_usage_mining", bad, tmp_path / "bad", progress=False)
+    assert (tmp_path / "bad.failed.ipynb").is_file() and not (tmp_path / "bad").exists()
