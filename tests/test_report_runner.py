@@ -203,3 +203,14 @@ def test_report_command_is_quiet(tmp_path):
     assert out.strip() == "cemkit report: r/tiny.html"
     assert "Kernel is running over TCP" not in err and "[IPKernelApp]" not in err
     assert " INFO " not in err and "WARNING" not in err, err
+
+
+def test_pdf_is_printed_by_the_headless_browser(tmp_path, capsys):
+    from browser import chromium
+
+    chromium()
+    nb = make_notebook(tmp_path / "tiny.ipynb")
+    assert main(["report", str(nb), "--out", str(tmp_path / "r"), "--pdf"]) == 0
+    pdf = tmp_path / "r" / "tiny.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5_000
+    assert str(pdf) in capsys.readouterr().out

@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help=f"execution timeout of each cell (default: {DEFAULT_TIMEOUT_S} s; "
                    "0: none)")  # fmt: skip
+    p.add_argument("--pdf", action="store_true",
+                   help="also print the report to OUT/<name>.pdf (headless Chromium)")  # fmt: skip
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
     p.add_argument("--help-notebook", action="store_true",
                    help="list the notebook's parameters with their defaults, and exit")  # fmt: skip
@@ -94,7 +96,16 @@ def run(args: argparse.Namespace) -> int:
         # the notebook's kernel inherits the environment: cemkit code in it connects there
         os.environ[ENV_VAR] = args.scheduler
     params = gather_parameters(args)
+    if args.pdf:
+        from cemkit.report import browser
+
+        if browser.chromium() is None:
+            raise InputError("--pdf needs headless Chromium, which is not installed",
+                             hint="apt-get install chromium, or leave out --pdf")  # fmt: skip
     paths = report(args.notebook, params, args.out, kernel_name=args.kernel,
-                   overwrite=args.overwrite, timeout=args.timeout or None)  # fmt: skip
+                   overwrite=args.overwrite, timeout=args.timeout or None,
+                   pdf=args.pdf)  # fmt: skip
     print(f"cemkit report: {paths['html']}")
+    if "pdf" in paths:
+        print(f"cemkit report: {paths['pdf']}")
     return 0

@@ -230,6 +230,7 @@ def report(
     timeout: float | None = DEFAULT_TIMEOUT_S,
     cwd: str | os.PathLike[str] | None = None,
     storage_options: dict[str, Any] | None = None,
+    pdf: bool = False,
 ) -> dict[str, Path]:
     """Execute a notebook and write ``out_dir/<name>.ipynb`` and ``out_dir/<name>.html``.
 
@@ -250,6 +251,8 @@ def report(
     cwd : path, optional
         Directory the kernel runs in (default: the caller's), against which relative paths
         given as parameters resolve.
+    pdf : bool
+        Also print the HTML report to ``out_dir/<name>.pdf`` with headless Chromium.
 
     The directory is built under a temporary name and renamed when complete, so a failed run
     never leaves a report that looks finished; the failed notebook is kept as
@@ -263,7 +266,7 @@ def report(
         url = str(out_dir).rstrip("/")
         with tempfile.TemporaryDirectory(prefix="cemkit-report-") as local:
             built = report(notebook, parameters, Path(local) / "report", kernel_name=kernel_name,
-                           progress=progress, timeout=timeout, cwd=cwd)  # fmt: skip
+                           progress=progress, timeout=timeout, cwd=cwd, pdf=pdf)  # fmt: skip
             publish(Path(local) / "report", url, storage_options)
         return {k: f"{url}/{p.name}" for k, p in built.items()}  # type: ignore[misc]
     src = resolve_notebook(notebook)
@@ -302,8 +305,15 @@ def report(
                     kept = failed
                 raise _failure(exc, src.stem, kept) from None
             export_html(executed, tmp / f"{src.stem}.html")
+            if pdf:
+                from cemkit.report import browser
+
+                browser.pdf(tmp / f"{src.stem}.html", tmp / f"{src.stem}.pdf")
             failed.unlink(missing_ok=True)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    return {"notebook": target / f"{src.stem}.ipynb", "html": target / f"{src.stem}.html"}
+    out = {"notebook": target / f"{src.stem}.ipynb", "html": target / f"{src.stem}.html"}
+    if pdf:
+        out["pdf"] = target / f"{src.stem}.pdf"
+    return out
