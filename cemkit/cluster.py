@@ -158,7 +158,7 @@ def connect(
 
         dashboard = has_dashboard()
         kwargs = {"n_workers": os.cpu_count() or 1, "threads_per_worker": 1,
-                  "processes": True, "dashboard_address": ":0" if dashboard else None,
+                  "processes": True, "dashboard_address": ":0",
                   "silence_logs": level, **cluster_kwargs}  # fmt: skip
         lc = LocalCluster(**kwargs)
         try:
