@@ -167,7 +167,9 @@ def connect(
             with _shutting_down():
                 lc.close()
             raise
-        if dashboard and client.dashboard_link:
+        from cemkit import progress
+
+        if dashboard and client.dashboard_link and progress.enabled():  # not inside a report
             print(f"cemkit: Dask dashboard at {client.dashboard_link}", file=sys.stderr)
         try:
             yield client
