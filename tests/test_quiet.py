@@ -68,3 +68,13 @@ def test_bar_counts_records(monkeypatch):
     with progress.bar(total=4_000, desc="batch", stream=stream) as b:
         b.update(4_000)
     assert "4.00k/4.00k" in stream.getvalue() and "records/s" in stream.getvalue()
+
+
+def test_bar_is_a_widget_in_a_notebook_kernel(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    monkeypatch.setattr(progress, "_in_notebook", lambda: True)
+    assert progress._tqdm() is notebook_tqdm
+    monkeypatch.setattr(progress, "_in_notebook", lambda: False)
+    assert progress._tqdm() is not notebook_tqdm
