@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck lab bench clean
+.PHONY: demo test lint typecheck lab bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ lab: $(STAMP)  ## JupyterLab on notebooks/ with a kernel that has cemkit
 
 bench: $(STAMP)  ## run the benchmark suite; results go to benchmarks/RESULTS.md by hand
 	$(BIN)/python -m benchmarks.run_all
+
+screenshots: $(STAMP)  ## run every shipped notebook at its defaults; first screens to docs/screenshots/
+	PYTHONPATH=$(CURDIR) $(BIN)/python docs/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,12 @@ Every command and API entry point takes a ``scheduler``:
 When ``scheduler`` is None the environment variable ``CEMKIT_SCHEDULER`` is read, then the
 default given by the caller applies.
 
+Quiet by default: Dask's own loggers (``distributed.*``) stay at WARNING — its shuffle chatter
+and the connection errors of a cluster shutting down after success at ERROR — unless cemkit runs
+verbose (``cemkit -v``: the root logger at INFO). The dashboard link of an embedded cluster is
+printed only when bokeh (the ``dashboard`` extra) is installed: without it the dashboard answers
+with an error page.
+
 Trust model: the workers pseudonymize, so while they work they hold the key (it travels inside
 the task graph, never in logs or outputs). Whoever controls the scheduler or a worker can read the
 key and the raw records it processes: run cemkit only on clusters whose operators may see raw
@@ -22,7 +28,10 @@ settings) when it crosses a network.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +41,49 @@ from cemkit.errors import CemkitError
 
 ENV_VAR = "CEMKIT_SCHEDULER"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
+#: Loggers of Dask and the libraries under it that cemkit keeps quiet.
+_DASK_LOGGERS = ("distributed", "tornado", "bokeh")
+#: Loggers whose warnings are noise for a cemkit user (a shuffle starting, a comm closing).
+_NOISY_LOGGERS = ("distributed.shuffle", "distributed.comm", "distributed.core",
+                  "distributed.batched", "distributed.worker", "distributed.nanny")  # fmt: skip
+
+
+def verbose() -> bool:
+    """Whether the process logs at INFO (``cemkit -v``)."""
+    return logging.getLogger().getEffectiveLevel() <= logging.INFO
+
+
+def quiet_logs(be_verbose: bool | None = None) -> int:
+    """Dask loggers at INFO when verbose, else WARNING (noisy ones ERROR); returns the level."""
+    loud = verbose() if be_verbose is None else be_verbose
+    level = logging.INFO if loud else logging.WARNING
+    for name in _DASK_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(level if loud else logging.ERROR)
+    return level
+
+
+@contextlib.contextmanager
+def _shutting_down() -> Iterator[None]:
+    """A cluster closing after success: its connection errors are not the user's business."""
+    if verbose():
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in (*_DASK_LOGGERS, *_NOISY_LOGGERS, "asyncio")]
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, saved, strict=True):
+            lg.setLevel(lvl)
+
+
+def has_dashboard() -> bool:
+    """True when bokeh is installed (Dask's dashboard needs it)."""
+    return importlib.util.find_spec("bokeh") is not None
 
 
 class SchedulerError(CemkitError):
@@ -92,6 +144,7 @@ def connect(
     chosen = check(scheduler, default)
     from distributed import Client
 
+    level = quiet_logs()
     if isinstance(chosen, Client):
         with dask.config.set(scheduler=chosen):
             yield chosen
@@ -103,10 +156,27 @@ def connect(
     if chosen == "local":
         from distributed import LocalCluster
 
+        dashboard = has_dashboard()
         kwargs = {"n_workers": os.cpu_count() or 1, "threads_per_worker": 1,
-                  "processes": True, "dashboard_address": ":0", **cluster_kwargs}  # fmt: skip
-        with LocalCluster(**kwargs) as lc, Client(lc) as client:
+                  "processes": True, "dashboard_address": ":0",
+                  "silence_logs": level, **cluster_kwargs}  # fmt: skip
+        lc = LocalCluster(**kwargs)
+        try:
+            client = Client(lc)
+        except BaseException:
+            with _shutting_down():
+                lc.close()
+            raise
+        from cemkit import progress
+
+        if dashboard and client.dashboard_link and progress.enabled():  # not inside a report
+            print(f"cemkit: Dask dashboard at {client.dashboard_link}", file=sys.stderr)
+        try:
             yield client
+        finally:
+            with _shutting_down():
+                client.close()
+                lc.close()
         return
     try:
         client = Client(chosen, security=security, timeout="20s")
@@ -115,5 +185,8 @@ def connect(
             f"cannot reach the Dask scheduler at {chosen}: {exc}",
             hint=f"check the address (or ${ENV_VAR}) and that the scheduler is running",
         ) from None
-    with client:
+    try:
         yield client
+    finally:
+        with _shutting_down():
+            client.close()

@@ -70,6 +70,6 @@ def run_demo(
         "scheduler": chosen,
     }
     with step("running load → protect → correlate → KQIs and the usage-mining report"):
-        paths = report("02_usage_mining", params, out / "report", progress=False)
+        paths = report("02_usage_mining", params, out / "report", progress=False, overwrite=True)
     print(f"cemkit demo: report written to {paths['html']}")
     return paths["html"]

@@ -62,6 +62,12 @@ class RunResult:
     worst_customers: pd.DataFrame
     group_sizes: pd.DataFrame  #: distinct customers per node group (report-level k)
 
+    def _repr_html_(self) -> str:
+        """Notebook display: counts, policy, key id, alerts and KQIs (cemkit.report.display)."""
+        from cemkit.report.display import run_result_html
+
+        return run_result_html(self)
+
 
 def correlate(records: Any, npartitions: int | None = None, **settings: str) -> Any:
     """Stitch partials, pair legs, match xDRs to CDRs and label intents (pandas or Dask).

@@ -1,19 +1,112 @@
-"""Progress for long steps: a line when a step starts and when it ends, with its duration."""
+"""Progress of long steps: a line when a step starts and ends, and a bar while Dask computes.
+
+In a terminal a step prints ``cemkit: <what> ...`` and, when done, its duration (and records/s
+when the step says how many records it handled). While the step computes on a local Dask
+scheduler, a bar shows tasks done, their rate and the time left (tqdm). In JupyterLab the same
+bar is drawn by tqdm's notebook front end. A report run (papermill) sets
+``CEMKIT_PROGRESS=0`` so nothing of this reaches the published report: reports carry results,
+not progress lines.
+
+Examples
+--------
+>>> import io
+>>> out = io.StringIO()
+>>> with step("counting", stream=out, bar=False) as s:
+...     s.records = 4_000
+>>> out.getvalue().splitlines()[0]
+'cemkit: counting ...'
+>>> "records/s" in out.getvalue()
+True
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
-from collections.abc import Iterator
-from typing import TextIO
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+#: Environment variable that turns progress off (``0``) or on (``1``); unset: on.
+ENV_VAR = "CEMKIT_PROGRESS"
+
+
+def enabled() -> bool:
+    """Whether progress is shown (``$CEMKIT_PROGRESS`` is not ``0``)."""
+    return os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the notebook extras
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _tqdm() -> Any:
+    if _in_notebook():
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm
+
+            return tqdm
+        except ImportError:
+            pass
+    from tqdm import tqdm
+
+    return tqdm
+
+
+@dataclass
+class Step:
+    """What a running step knows; set ``records`` to have its rate reported."""
+
+    what: str
+    records: int | None = None
+
+
+def bar(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str = "",
+        unit: str = "records", stream: TextIO | None = None) -> Any:  # fmt: skip
+    """A progress bar (rate and ETA) over an iterable, or updated by hand with ``.update(n)``.
+
+    Disabled (but still iterable and updatable) when progress is off.
+    """
+    tqdm = _tqdm()
+    return tqdm(iterable, total=total, desc=desc, unit=unit, unit_scale=True, leave=True,
+                disable=not enabled(), file=stream or sys.stderr, dynamic_ncols=True)  # fmt: skip
 
 
 @contextlib.contextmanager
-def step(what: str, *, stream: TextIO | None = None) -> Iterator[None]:
-    """Announce a long step on stderr and report its duration when done."""
+def _dask_bar(what: str, stream: TextIO) -> Iterator[None]:
+    """A bar of Dask tasks done on local schedulers (threads, sync, processes)."""
+    try:
+        from tqdm.dask import TqdmCallback
+    except ImportError:  # pragma: no cover - tqdm ships with papermill
+        yield
+        return
+    with TqdmCallback(desc=what, unit="task", leave=True, file=stream, tqdm_class=_tqdm(),
+                      dynamic_ncols=True, mininterval=0.5):  # fmt: skip
+        yield
+
+
+@contextlib.contextmanager
+def step(what: str, *, stream: TextIO | None = None, bar: bool = True) -> Iterator[Step]:
+    """Announce a long step on stderr, show a bar while Dask computes, report its duration."""
+    state = Step(what)
+    if not enabled():
+        yield state
+        return
     out = stream or sys.stderr
     print(f"cemkit: {what} ...", file=out, flush=True)
     t0 = time.perf_counter()
-    yield
-    print(f"cemkit: {what}: done in {time.perf_counter() - t0:.1f} s", file=out, flush=True)
+    with _dask_bar(what, out) if bar else contextlib.nullcontext():
+        yield state
+    seconds = time.perf_counter() - t0
+    rate = ""
+    if state.records:
+        rate = f" ({state.records:,} records, {state.records / max(seconds, 1e-9):,.0f} records/s)"
+    print(f"cemkit: {what}: done in {seconds:.1f} s{rate}", file=out, flush=True)

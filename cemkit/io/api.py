@@ -98,9 +98,17 @@ def make_loader(format: str, *, tz: str = "UTC", default_region: str | None = No
 
 def plan(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], format: str, *,
          tz: str = "UTC", default_region: str | None = None, **options: Any) -> Plan:  # fmt: skip
-    """Resolve inputs and split them into parts, without parsing anything."""
+    """Resolve inputs and split them into parts, without parsing anything.
+
+    ``paths`` may hold fsspec URLs and URL globs (``s3://bucket/cdr/*.csv``); the option
+    ``storage_options`` goes to their filesystem (see :mod:`cemkit.io.paths`).
+    """
+    from cemkit.io.paths import stage
+
+    storage_options = options.pop("storage_options", None)
     loader = make_loader(format, tz=tz, default_region=default_region, **options)
-    files = expand_paths(paths)
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    files = expand_paths(stage(items, storage_options))
     return Plan(loader, files, loader.parts(files))
 
 
@@ -114,7 +122,9 @@ def load(paths: PathsLike, format: str, *, tz: str = "UTC", default_region: str 
     Parameters
     ----------
     paths : str, path or list of them
-        Files, globs (``"cdr/*.csv"``) or directories (all files below them).
+        Files, globs (``"cdr/*.csv"``) or directories (all files below them), local or as
+        fsspec URLs (``s3://bucket/cdr/*.csv``, ``gs://...``, ``file://...``; remote files are
+        staged locally once, keeping their names).
     format : str
         A registered format: ``asterisk``, ``freeswitch``, ``cucm``, ``generic``, ``parquet``
         (and ``sip-pcap`` when installed). An unknown name lists the known ones.
@@ -126,7 +136,8 @@ def load(paths: PathsLike, format: str, *, tz: str = "UTC", default_region: str 
     **options
         Format options (e.g. ``columns=18`` for Asterisk, ``template=[...]`` for FreeSWITCH,
         ``mapping="copenhagen-calls"`` for generic) and ``blocksize`` (bytes per partition)
-        for the text formats. Unknown options are an error naming the valid ones.
+        for the text formats, and ``storage_options`` for URL inputs. Unknown options are an
+        error naming the valid ones.
 
     Returns
     -------

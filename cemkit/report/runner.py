@@ -4,19 +4,29 @@
 exports HTML with the code hidden and the Altair charts drawn. Charts are Vega-Lite outputs in the
 notebook; the export turns each into a ``vegaEmbed`` call and inlines the Vega bundle once, so the
 report directory is self-contained and opens offline.
+
+Papermill's conventions apply: parameters are checked against the notebook's ``parameters`` cell
+(an unknown name is refused, listing the known ones), the kernel runs in the caller's directory (a
+relative path given as a parameter means what it means to the caller), and every cell has an
+execution timeout. The published report directory holds the executed notebook and its HTML only:
+a notebook's working run (record-level data, a generated world) goes to a separate temporary
+directory (its ``workdir`` parameter), removed afterwards. A failed notebook is kept beside the
+report directory as ``<out>.failed.ipynb`` and reported in one line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from cemkit.errors import InputError
+from cemkit.errors import CemkitError, InputError
 from cemkit.io.atomic import atomic_directory, atomic_write_text
 from cemkit.report.html import embed_call, vega_bundle
 
@@ -24,6 +34,17 @@ from cemkit.report.html import embed_call, vega_bundle
 NOTEBOOK_DIR = Path(str(resources.files("cemkit.data") / "notebooks"))
 _TEMPLATES = Path(str(resources.files("cemkit.data") / "templates"))
 _VEGALITE_PREFIX = "application/vnd.vegalite.v"
+#: Per-cell execution timeout, seconds (papermill's ``execution_timeout``).
+DEFAULT_TIMEOUT_S = 3600
+#: The parameter through which a notebook is told where to put its working files.
+WORKDIR_PARAMETER = "workdir"
+#: Arguments for the kernel: its own log at CRITICAL (no transport warning in reports or terminal,
+#: no "KeyboardInterrupt caught" when a failed notebook's kernel is stopped).
+_KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+class ReportError(CemkitError):
+    """A notebook failed while executing (the executed copy is kept for inspection)."""
 
 
 def resolve_notebook(name: str | os.PathLike[str]) -> Path:
@@ -49,6 +70,59 @@ def coerce_parameter(value: str) -> Any:
         return value
 
 
+def notebook_parameters(notebook: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """The parameters a notebook declares: name → default (source text) and help (its comment)."""
+    import papermill as pm
+
+    found = pm.inspect_notebook(str(resolve_notebook(notebook)))
+    return {name: {"default": str(p.get("default", "")), "help": str(p.get("help", ""))}
+            for name, p in found.items()}  # fmt: skip
+
+
+def notebook_help(notebook: str | os.PathLike[str]) -> str:
+    """What ``cemkit report NOTEBOOK --help-notebook`` prints: each parameter, default, help."""
+    src = resolve_notebook(notebook)
+    params = notebook_parameters(src)
+    if not params:
+        return f"{src.stem}: no parameters (no cell tagged 'parameters')"
+    width = max(len(n) for n in params)
+    lines = [f"Parameters of {src.stem} (set with -p NAME VALUE, -y YAML or -f FILE):"]
+    for name, p in params.items():
+        help_text = f"  {p['help']}" if p["help"] else ""
+        lines.append(f"  {name:<{width}}  default {p['default']}{help_text}")
+    return "\n".join(lines)
+
+
+def check_parameters(notebook: str | os.PathLike[str], parameters: dict[str, Any]) -> None:
+    """Refuse parameters the notebook does not declare (a typo must not mean a default report)."""
+    import difflib
+
+    known = notebook_parameters(notebook)
+    unknown = [n for n in parameters if n not in known]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        if close:
+            hints.append(f"{name!r}: did you mean {close[0]!r}?")
+    raise InputError(
+        f"unknown parameter(s) {', '.join(repr(n) for n in unknown)} for notebook "
+        f"{resolve_notebook(notebook).stem}",
+        hint=" ".join(hints)
+        + (" " if hints else "")
+        + f"known: {', '.join(known) or 'none'} (see --help-notebook)",
+    )
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def execute(
     notebook: str | os.PathLike[str],
     parameters: dict[str, Any],
@@ -57,22 +131,39 @@ def execute(
     kernel_name: str | None = None,
     cwd: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT_S,
 ) -> Path:
-    """Execute a notebook with papermill, injecting ``parameters``; returns the executed copy."""
+    """Execute a notebook with papermill, injecting ``parameters``; returns the executed copy.
+
+    Runs in ``cwd`` (default: the caller's directory). Progress of cemkit inside the notebook is
+    off (``CEMKIT_PROGRESS=0``): a report carries results, not progress lines.
+    """
     import papermill as pm
+
+    from cemkit import progress as cemkit_progress
 
     src = resolve_notebook(notebook)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(
-        str(src),
-        str(out),
-        parameters=parameters,
-        kernel_name=kernel_name,
-        cwd=str(cwd) if cwd else None,
-        progress_bar=progress,
-        request_save_on_cell_execute=False,
-    )
+    saved = os.environ.get(cemkit_progress.ENV_VAR)
+    os.environ[cemkit_progress.ENV_VAR] = "0"  # the kernel inherits the environment
+    try:
+        pm.execute_notebook(
+            str(src),
+            str(out),
+            parameters=parameters,
+            kernel_name=kernel_name,
+            cwd=str(cwd or os.getcwd()),
+            progress_bar=progress,
+            request_save_on_cell_execute=False,
+            execution_timeout=timeout,
+            extra_arguments=_KERNEL_ARGS,
+        )
+    finally:
+        if saved is None:
+            os.environ.pop(cemkit_progress.ENV_VAR, None)
+        else:
+            os.environ[cemkit_progress.ENV_VAR] = saved
     return out
 
 
@@ -115,6 +206,19 @@ def export_html(executed: str | os.PathLike[str], output: str | os.PathLike[str]
     return out
 
 
+def _failure(exc: BaseException, name: str, kept: Path | None) -> ReportError:
+    """One line: which cell failed with what, and where the failed notebook is."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        first = str(exc.evalue).splitlines()[0] if exc.evalue else ""
+        what = f"cell {exc.exec_count}: {exc.ename}: {first}"
+    else:
+        what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    where = f"; the failed notebook is kept at {kept}" if kept else ""
+    return ReportError(f"notebook {name} failed in {what}{where}".rstrip())
+
+
 def report(
     notebook: str | os.PathLike[str],
     parameters: dict[str, Any] | None,
@@ -122,16 +226,94 @@ def report(
     *,
     kernel_name: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT_S,
+    cwd: str | os.PathLike[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    pdf: bool = False,
 ) -> dict[str, Path]:
     """Execute a notebook and write ``out_dir/<name>.ipynb`` and ``out_dir/<name>.html``.
 
+    Parameters
+    ----------
+    notebook : path or name
+        A notebook path or the name of a shipped notebook (``02_usage_mining``).
+    parameters : dict
+        Values for the notebook's parameters; names it does not declare are refused.
+    out_dir : path or URL
+        The report directory: it receives the executed notebook and its HTML, nothing else. An
+        fsspec URL (``s3://bucket/reports/day``) is written once the report is complete, with
+        ``storage_options`` for its filesystem.
+    overwrite : bool
+        Replace an existing report directory (refused otherwise).
+    timeout : float, optional
+        Execution timeout of each cell, seconds (None: none).
+    cwd : path, optional
+        Directory the kernel runs in (default: the caller's), against which relative paths
+        given as parameters resolve.
+    pdf : bool
+        Also print the HTML report to ``out_dir/<name>.pdf`` with headless Chromium.
+
     The directory is built under a temporary name and renamed when complete, so a failed run
-    never leaves a report that looks finished.
+    never leaves a report that looks finished; the failed notebook is kept as
+    ``<out_dir>.failed.ipynb``. A notebook with a ``workdir`` parameter gets a temporary working
+    directory (removed afterwards) unless one is given, which must lie outside ``out_dir``.
     """
+    from cemkit.io.paths import is_url, publish
+
+    if is_url(out_dir) and not str(out_dir).startswith("file://"):
+        # an fsspec URL (s3://, gs://, memory://): built locally, then copied there complete
+        url = str(out_dir).rstrip("/")
+        with tempfile.TemporaryDirectory(prefix="cemkit-report-") as local:
+            built = report(notebook, parameters, Path(local) / "report", kernel_name=kernel_name,
+                           progress=progress, timeout=timeout, cwd=cwd, pdf=pdf)  # fmt: skip
+            publish(Path(local) / "report", url, storage_options)
+        return {k: f"{url}/{p.name}" for k, p in built.items()}  # type: ignore[misc]
     src = resolve_notebook(notebook)
-    target = Path(out_dir)
-    with atomic_directory(target) as tmp:
-        executed = execute(src, parameters or {}, tmp / f"{src.stem}.ipynb",
-                           kernel_name=kernel_name, cwd=tmp, progress=progress)  # fmt: skip
-        export_html(executed, tmp / f"{src.stem}.html")
-    return {"notebook": target / f"{src.stem}.ipynb", "html": target / f"{src.stem}.html"}
+    params = dict(parameters or {})
+    check_parameters(src, params)
+    target = Path(str(out_dir).removeprefix("file://"))
+    if target.exists() and not overwrite:
+        raise InputError(f"report directory {target} already exists",
+                         hint="pass --overwrite (overwrite=True) to replace it")  # fmt: skip
+    declared = notebook_parameters(src)
+    scratch: str | None = None
+    if WORKDIR_PARAMETER in declared:
+        given = params.get(WORKDIR_PARAMETER)
+        if given:
+            work = Path(cwd or os.getcwd()) / str(given)
+            if _inside(work, target) or _inside(target, work):
+                raise InputError(
+                    f"workdir {given} is inside the report directory {target}",
+                    hint="a report directory holds aggregates only: give a workdir outside it, "
+                    "or none (a temporary directory)",
+                )
+        else:
+            scratch = tempfile.mkdtemp(prefix=f"cemkit-{src.stem}-work-")
+            params[WORKDIR_PARAMETER] = scratch
+    failed = target.with_name(f"{target.name}.failed.ipynb")
+    try:
+        with atomic_directory(target) as tmp:
+            executed = tmp / f"{src.stem}.ipynb"
+            try:
+                execute(src, params, executed, kernel_name=kernel_name, cwd=cwd,
+                        progress=progress, timeout=timeout)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the notebook, one line
+                kept = None
+                if executed.is_file():
+                    shutil.copyfile(executed, failed)
+                    kept = failed
+                raise _failure(exc, src.stem, kept) from None
+            export_html(executed, tmp / f"{src.stem}.html")
+            if pdf:
+                from cemkit.report import browser
+
+                browser.pdf(tmp / f"{src.stem}.html", tmp / f"{src.stem}.pdf")
+            failed.unlink(missing_ok=True)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    out = {"notebook": target / f"{src.stem}.ipynb", "html": target / f"{src.stem}.html"}
+    if pdf:
+        out["pdf"] = target / f"{src.stem}.pdf"
+    return out
