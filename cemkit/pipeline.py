@@ -37,6 +37,15 @@ from cemkit.errors import SchemaError
 from cemkit.io.base import Loader, Part
 from cemkit.io.output import RunDir, sha256_file, write_frame
 from cemkit.model.spec import BUCKETS, ServiceModel, load_model
+from cemkit.privacy.audit import protect_facts
+from cemkit.privacy.enforce import (
+    MARKER,
+    enforce_policy,
+    parquet_metadata,
+    protection_marker,
+    run_key,
+    source_names_in_manifest,
+)
 from cemkit.privacy.engine import load_key, protect
 from cemkit.privacy.keys import Key
 from cemkit.privacy.policy import Policy, load_policy
@@ -191,11 +200,11 @@ def run(
     from cemkit.kqi.api import run as kqi_run
     from cemkit.kqi.sizes import group_sizes
 
-    pol = load_policy(policy)
-    if key is None and any(r.needs_key for _, r in pol.rules()):
-        key = load_key(pol)
+    pol = enforce_policy(policy)  # exactly `cemkit policy check`: an ERROR refuses it
     spec = model if isinstance(model, ServiceModel) else load_model(model)
     the_plan = make_plan(inputs, format, tz=tz, default_region=default_region, **options)
+    if key is None:  # the policy's key; a one-off key for generated worlds only
+        key = run_key(pol, the_plan.paths)
     loader = the_plan.loader
     timings: dict[str, float] = {}
     with connect(scheduler) as client, RunDir(out, overwrite=overwrite) as run_dir, \
@@ -207,6 +216,7 @@ def run(
             write = calls.to_parquet(
                 run_dir.records_dir, write_index=False, write_metadata_file=False,
                 name_function=lambda i: f"part-{i:05d}.parquet", compute=False,
+                custom_metadata=parquet_metadata(pol, key),
             )  # fmt: skip
             hashes = [dask.delayed(sha256_file, pure=False)(p) for p in the_plan.paths]
             with warnings.catch_warnings():
@@ -229,7 +239,11 @@ def run(
         manifest.add_section("load", {"format": loader.name, "tz": loader.tz,
                                       "default_region": loader.default_region,
                                       "parts": len(the_plan.parts), **inputs_section})  # fmt: skip
-        manifest.add_section("protect", _protect_section(pol, key))
+        manifest.data.update(source_names_in_manifest(manifest.data, key))
+        manifest.add_section("protect", protect_facts(
+            pol, key, list(loader.meta().columns), counts=inputs_section["totals"],
+            run=run_dir.path))  # fmt: skip
+        manifest.data[MARKER] = protection_marker(pol, key)
         manifest.add_section("kqi", {
             "model": spec.name, "buckets": list(done.result.freqs), "rows": len(done.result.table),
             "alerts": len(done.alerts), "customers": done.result.customer_count,
@@ -301,13 +315,6 @@ def _reconcile(part_counts: list[dict[str, Any]], digests: list[dict[str, Any]])
     if totals["rows_read"] != totals["rows_loaded"] + totals["rows_quarantined"]:
         raise SchemaError("row counts do not reconcile (read != loaded + quarantined)")
     return {"inputs": inputs, "totals": totals}
-
-
-def _protect_section(policy: Policy, key: Key | None) -> dict[str, Any]:
-    return {
-        "policy": {**policy.summary(), "description": policy.description},
-        "key": None if key is None else {"id": key.id, "fingerprint": key.fingerprint},
-    }
 
 
 # --- real-time micro-batches --------------------------------------------------------------------

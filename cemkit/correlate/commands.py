@@ -31,6 +31,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--match-tolerance", default="5s", help="match: xDR/CDR start difference (5s)")
     p.add_argument("--window", default="120s", help="sessionize: pause between retries (120s)")
     p.add_argument("--partitions", type=int, default=None, help="Dask partitions after shuffle")
+    p.add_argument("--allow-raw", action="store_true",
+                   help="correlate records never protected (data owner only; loud)")
     add_scheduler_option(p)
     p.set_defaults(func=run)
     return p
@@ -56,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             f"records not found: {args.records}", hint="pass a Parquet file or directory"
         )
+    from cemkit.privacy.enforce import require_protected
+
+    require_protected(args.records, "correlate", allow_raw=getattr(args, "allow_raw", False))
     out = os.path.abspath(args.out)
     if os.path.exists(out):
         raise OutputError(f"output {out} exists", hint="choose a new directory or remove it")

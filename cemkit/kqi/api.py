@@ -89,6 +89,7 @@ def run(
     freqs: tuple[str, ...] = BUCKETS,
     top_n: int = 20,
     scheduler: Any = None,
+    allow_raw: bool = False,
 ) -> KqiRun:
     """Compute KQIs and alerts for records under a service model; write them when ``out`` is given.
 
@@ -107,9 +108,16 @@ def run(
     scheduler : optional
         Where Dask computes, as for :func:`cemkit.cluster.connect`; None keeps the scheduler
         already in use (e.g. inside ``cluster.connect`` or :func:`cemkit.run`).
+    allow_raw : bool
+        Compute on records that were never protected (a data owner's own raw data; a loud
+        warning). Without it such a directory is refused: the worst customers would be raw
+        numbers. Generated worlds (:mod:`cemkit.synth`) pass.
     """
+    from cemkit.privacy.enforce import require_protected
+
     spec = model if isinstance(model, ServiceModel) else load_model(model)
     if isinstance(records, str | Path):
+        require_protected(records, "kqi", allow_raw=allow_raw)
         records = read_records(records)
     wanted = tuple(dict.fromkeys([*freqs, spec.alerting.bucket]))
     with contextlib.nullcontext() if scheduler is None else connect(scheduler):

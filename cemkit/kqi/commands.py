@@ -29,6 +29,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--freq", action="append", choices=BUCKETS,
                         help="time bucket(s) to report (repeatable; default: all)")  # fmt: skip
     parser.add_argument("--top", type=int, default=20, help="worst customers to list")
+    parser.add_argument("--allow-raw", action="store_true",
+                        help="compute on records never protected (data owner only; loud)")
     add_scheduler_option(parser)
     parser.set_defaults(func=main)
     return parser
@@ -41,7 +43,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         done = run(args.input, args.model, args.out,
                    freqs=tuple(args.freq or BUCKETS), top_n=args.top,
-                   scheduler=resolve(getattr(args, "scheduler", None)))  # fmt: skip
+                   scheduler=resolve(getattr(args, "scheduler", None)),
+                   allow_raw=getattr(args, "allow_raw", False))  # fmt: skip
     except CemkitError as err:
         print(f"cemkit kqi: error: {err}", file=sys.stderr)
         return 2

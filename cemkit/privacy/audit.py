@@ -92,6 +92,57 @@ def audit_section(
     }
 
 
+def _output_files(run: Path) -> list[dict[str, Any]]:
+    """Every data file under a run directory: path, rows (Parquet) and sha256."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for path in sorted(p for p in run.rglob("*") if p.is_file() and p.name != MANIFEST):
+        if any(part.startswith(".") for part in path.relative_to(run).parts):
+            continue
+        with path.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        entry: dict[str, Any] = {"path": path.relative_to(run).as_posix(), "sha256": digest}
+        if path.suffix == ".parquet":
+            entry["rows"] = pq.read_metadata(path).num_rows
+        out.append(entry)
+    return out
+
+
+def protect_facts(
+    policy: Policy,
+    key: Key | None,
+    columns: list[str],
+    *,
+    quarantine_columns: list[str] | None = None,
+    counts: Mapping[str, int] | None = None,
+    run: str | Path | None = None,
+) -> dict[str, Any]:
+    """The ``protect`` section of a run that protected records (``cemkit run``, stage runners).
+
+    The same facts as ``cemkit protect`` records: policy, key id and fingerprint, the action
+    applied to every input column and quarantine column, counts, host, time, and — when the
+    run directory being written is given — every output file with its sha256, so that
+    ``cemkit audit --verify`` can check them.
+    """
+    from cemkit.io.base import QUARANTINE_SCHEMA
+    from cemkit.privacy.enforce import key_record
+
+    q_columns = quarantine_columns if quarantine_columns is not None else QUARANTINE_SCHEMA.names
+    section: dict[str, Any] = {
+        "policy": {**policy.summary(), "description": policy.description},
+        "key": key_record(key),
+        "columns": {c: policy.rule_for(c).action for c in columns},
+        "quarantine_columns": {c: policy.rule_for(c, quarantine=True).action for c in q_columns},
+        "counts": {k: int(v) for k, v in (counts or {}).items()},
+        "host": socket.gethostname(),
+        "time_utc": _now(),
+    }
+    if run is not None:
+        section["outputs"] = _output_files(Path(run))
+    return section
+
+
 @dataclass
 class AuditRecord:
     """The audit facts of one run directory, whatever stage wrote it."""
@@ -180,7 +231,7 @@ def _record(run: Path, manifest: dict[str, Any]) -> AuditRecord:
                            or "not recorded"),
         input=dict(upstream) if isinstance(upstream, dict) else {},
         reveals=reveals,
-        outputs=list(_first([last], "outputs") or []),
+        outputs=list(_first(per_stage or [last], "outputs") or []),
     )
 
 

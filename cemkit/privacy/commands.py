@@ -30,6 +30,18 @@ from cemkit.cluster import add_scheduler_option, connect
 from cemkit.errors import InputError, PolicyError
 from cemkit.io.atomic import atomic_write_text
 from cemkit.io.output import MANIFEST, QUARANTINE, RunDir, read_manifest, read_records
+from cemkit.privacy.enforce import (
+    MARKER,
+    enforce_policy,
+    key_record,
+    parquet_metadata,
+    protection_marker,
+    refuse_protected,
+    reveal_columns,
+    run_key,
+    source_name,
+    source_names_in_manifest,
+)
 from cemkit.privacy.engine import load_key, plan, protect, reveal
 from cemkit.privacy.keys import Key
 from cemkit.privacy.policy import Policy, load_policy
@@ -51,19 +63,26 @@ def _quarantine(run: Path) -> Any:
     return read_records(run, QUARANTINE)
 
 
-def _write_part(df: pd.DataFrame, path: str) -> int:
-    df.to_parquet(path, index=False)
+def _write_part(df: pd.DataFrame, path: str, metadata: dict[bytes, bytes] | None = None) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if metadata:  # the schema-level protection marker (cemkit.privacy.enforce.PARQUET_KEY)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    pq.write_table(table, path)
     return len(df)
 
 
-def _write_table(ddf: Any, directory: Path) -> list[dict[str, Any]]:
+def _write_table(ddf: Any, directory: Path,
+                 metadata: dict[bytes, bytes] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Write each partition (on the workers) as ``part-NNNNN.parquet``; rows and sha256 each."""
     import dask
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"part-{i:05d}.parquet" for i in range(ddf.npartitions)]
     writes = [
-        dask.delayed(_write_part, pure=False)(part, str(p))
+        dask.delayed(_write_part, pure=False)(part, str(p), metadata)
         for part, p in zip(ddf.to_delayed(), paths, strict=True)
     ]
     rows = dask.compute(*writes)
@@ -75,12 +94,16 @@ def _actions(columns: list[str], policy: Policy, *, quarantine: bool = False) ->
     return {c: policy.rule_for(c, quarantine=quarantine).action for c in columns}
 
 
-def _key_record(key: Key | None) -> dict[str, str] | None:
-    return None if key is None else {"id": key.id, "fingerprint": key.fingerprint}
+_key_record = key_record
 
 
-def _carry_over(upstream: dict[str, Any], run: RunDir, source: Path) -> None:
-    """Keep the upstream stages' sections (what was loaded, from which files) in the new run."""
+def _carry_over(upstream: dict[str, Any], run: RunDir, source: Path,
+                key: Key | None = None) -> None:  # fmt: skip
+    """Keep the upstream stages' sections (what was loaded, from which files) in the new run.
+
+    Input paths are source names: their number-like runs are tokenized under ``key``.
+    """
+    upstream = source_names_in_manifest(upstream, key)
     for name in upstream.get("stages", []):
         if isinstance(upstream.get(name), dict):
             run.manifest.add_section(name, upstream[name])
@@ -88,7 +111,7 @@ def _carry_over(upstream: dict[str, Any], run: RunDir, source: Path) -> None:
         run.manifest.data["inputs"] = upstream["inputs"]
     stages = run.manifest.data.get("stages", [])
     run.manifest.data["stages"] = [*upstream.get("stages", []), *stages]
-    run.manifest.data["upstream"] = {"path": str(source),
+    run.manifest.data["upstream"] = {"path": source_name(str(source), key),
                                      "manifest_sha256": _sha256(source / MANIFEST)}  # fmt: skip
 
 
@@ -112,10 +135,11 @@ def run_protect(
     ``run_protect("runs/load-1", "default", "runs/protected-1")``.
     """
     source, out = Path(input_dir), Path(out)
-    policy = load_policy(policy)
-    if key is None and any(r.needs_key for _, r in policy.rules()):
-        key = load_key(policy)
+    policy = enforce_policy(policy)  # exactly `cemkit policy check`: an ERROR refuses it
     upstream = read_manifest(source)
+    refuse_protected(source)
+    if key is None:
+        key = run_key(policy, source)
     records = read_records(source)
     quarantine = _quarantine(source)
     # Build and validate both plans before anything is written.
@@ -125,11 +149,12 @@ def run_protect(
     with connect(scheduler), RunDir(out, overwrite=overwrite) as run:
         run.manifest.data["stages"] = ["protect"]
         with run.manifest.timed("protect"):
-            outputs = _write_table(protect(records, policy, key=key), run.records_dir)
+            marker = parquet_metadata(policy, key)
+            outputs = _write_table(protect(records, policy, key=key), run.records_dir, marker)
             q_outputs: list[dict[str, Any]] = []
             if quarantine is not None:
                 q_outputs = _write_table(protect(quarantine, policy, key=key, quarantine=True),
-                                         run.quarantine_dir)  # fmt: skip
+                                         run.quarantine_dir, marker)  # fmt: skip
         section = {
             "policy": {**policy.summary(), "description": policy.description},
             "key": _key_record(key),
@@ -149,7 +174,8 @@ def run_protect(
         }
         run.manifest.add_section("protect", section)
         run.manifest.data["reveals"] = []
-        _carry_over(upstream, run, source)
+        run.manifest.data[MARKER] = protection_marker(policy, key)
+        _carry_over(upstream, run, source, key)
     return section
 
 
@@ -186,8 +212,9 @@ def run_reveal(
             "not with the policy given",
             hint="pass the exact policy file the run was protected with",
         )
-    key = key if key is not None else load_key(policy)
     records = read_records(source)
+    reveal_columns(policy, records.columns)  # refuses (nothing recorded) when nothing can be
+    key = key if key is not None else load_key(policy)
     revealed = reveal(records, policy, columns=columns, key=key)
     chosen = columns or [n for n, r in policy.columns.items()
                          if r.action == "fpe" and n in records.columns]  # fmt: skip
@@ -200,7 +227,8 @@ def run_reveal(
             outputs = _write_table(revealed, run.records_dir)
         run.manifest.add_section("reveal", {**event, "records": sum(o["rows"] for o in outputs),
                                             "outputs": outputs})  # fmt: skip
-        _carry_over(upstream, run, source)
+        _carry_over(upstream, run, source, key)
+        run.manifest.data[MARKER] = False  # revealed numbers are raw data again
     upstream.setdefault("reveals", []).append(event)
     atomic_write_text(source / MANIFEST, json.dumps(upstream, indent=2, sort_keys=True) + "\n")
     return event
