@@ -28,6 +28,7 @@ from cemkit.correlate.match import match_positions
 from cemkit.correlate.pair_legs import pair_positions
 from cemkit.correlate.sessionize import session_labels
 from cemkit.correlate.stitch import stitch_labels
+from cemkit.errors import PrivacyWarning
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 S = pd.Timedelta("1s")
@@ -280,12 +281,13 @@ def test_command_writes_calls_and_intents(tmp_path):
     df.to_parquet(src / "part-0.parquet")
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers())
-    args = parser.parse_args(["correlate", str(src), "--out", str(tmp_path / "out")])
-    with dask.config.set(scheduler="sync"):
+    args = parser.parse_args(["correlate", str(src), "--out", str(tmp_path / "out"),
+                              "--allow-raw"])  # hand-made raw records  # fmt: skip
+    with dask.config.set(scheduler="sync"), pytest.warns(PrivacyWarning, match="RAW"):
         assert args.func(args) == 0
     calls = pd.read_parquet(tmp_path / "out" / "calls")
     intents = pd.read_parquet(tmp_path / "out" / "intents")
     assert sorted(calls["record_id"]) == ["r000", "r003"]
     assert intents["attempts"].tolist() == [2]
-    with pytest.raises(Exception, match="exists"):
+    with pytest.raises(Exception, match="exists"), pytest.warns(PrivacyWarning):
         args.func(args)

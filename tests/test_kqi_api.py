@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from cemkit.errors import InputError
+from cemkit.errors import InputError, PrivacyWarning
 from cemkit.kqi import run
 from cemkit.kqi.alerts import ALERT_COLUMNS, empty_alerts, find_alerts
 from cemkit.kqi.api import read_records
@@ -33,7 +33,10 @@ def test_run_from_frame_writes_files(tmp_path):
         }
     )
     recs.to_parquet(tmp_path / "part-0.parquet")
-    done = run(tmp_path, MODEL, tmp_path / "out", freqs=("day",))
+    with pytest.raises(InputError, match="never protected"):  # hand-made raw records
+        run(tmp_path, MODEL, tmp_path / "out", freqs=("day",))
+    with pytest.warns(PrivacyWarning, match="RAW"):
+        done = run(tmp_path, MODEL, tmp_path / "out", freqs=("day",), allow_raw=True)
     assert set(done.result.table["freq"]) == {"day", "15min"}
     assert done.alerts.empty  # 3 attempts are below the default min_attempts
     assert list(done.alerts.columns) == list(ALERT_COLUMNS)

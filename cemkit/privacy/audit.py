@@ -71,6 +71,7 @@ def audit_section(
         Any further JSON-serializable facts (never personal values).
     """
     from cemkit import __version__
+    from cemkit.privacy.enforce import key_record
 
     now = _now()
     return {
@@ -80,7 +81,7 @@ def audit_section(
             "description": policy.description,
             "min_group_size": policy.report.min_group_size,
         },
-        "key": None if key is None else {"id": key.id, "fingerprint": key.fingerprint},
+        "key": key_record(key),
         "columns": dict(columns or {}),
         "counts": {k: int(v) for k, v in (counts or {}).items()},
         "started": started or now,
@@ -208,6 +209,8 @@ def _record(run: Path, manifest: dict[str, Any]) -> AuditRecord:
         counts = {"records": last["records"]}
     if not counts:
         counts = _first([last], "totals", kind=dict) or {}
+    if not counts:  # e.g. `cemkit run`: the last stage (kqi) counts nothing per record
+        counts = _first(per_stage, "counts", kind=dict) or {}
     reveals = list(manifest.get("reveals") or [])
     if stages and stages[-1] == "reveal" and isinstance(manifest.get("reveal"), dict):
         reveals.append({k: v for k, v in manifest["reveal"].items() if k != "outputs"})
@@ -270,10 +273,16 @@ def format_audit(record: AuditRecord, *, problems: list[str] | None = None) -> s
         f"  cemkit version  {record.cemkit_version}",
     ]
     if pol:
+        from cemkit.privacy.enforce import shipped_status
+
+        status = shipped_status(pol)
         lines += [
-            f"  policy          {pol.get('name')} version {pol.get('version', '?')}",
+            f"  policy          {pol.get('name')} version {pol.get('version', '?')}"
+            + (f"  ({status})" if status and status != "shipped" else ""),
             f"  policy sha256   {pol.get('sha256', 'not recorded')}",
         ]
+        if status and status != "shipped":
+            lines.append(f"  WARNING         policy named {pol.get('name')!r} is {status}")
     else:
         lines.append("  policy          NONE recorded: treat the records as raw, unprotected data")
     lines += [
@@ -306,7 +315,8 @@ def format_audit(record: AuditRecord, *, problems: list[str] | None = None) -> s
     else:
         lines.append("  re-identifications: none recorded")
     if problems is not None and not record.outputs:
-        lines.append("  outputs verified: none listed with a checksum in this manifest")
+        lines.append("  outputs verified: NOT VERIFIED, none listed with a checksum in this "
+                     "manifest")  # fmt: skip
     elif problems is not None:
         lines.append("  outputs verified: " + ("all match" if not problems else "PROBLEMS"))
         lines += [f"    {p}" for p in problems]

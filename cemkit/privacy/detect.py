@@ -124,8 +124,24 @@ def tn_spans(
         False (the display guard): a *possible* number by its length for the country is enough.
         True (``scan-notebook``): the number must be *valid* in the numbering plan.
     """
-    return [(m.start(), m.end()) for m in CANDIDATE.finditer(text)
-            if is_number(m.group(), regions, strict=strict)]  # fmt: skip
+    spans = []
+    for m in CANDIDATE.finditer(text):
+        if "  " not in m.group():
+            if is_number(m.group(), regions, strict=strict):
+                spans.append((m.start(), m.end()))
+            continue
+        # Two spaces are the gap between table columns (a printed frame): each column's
+        # value is a candidate of its own.
+        pos = m.start()
+        for piece in _COLUMN_GAP.split(m.group()):
+            for sub in CANDIDATE.finditer(piece):
+                if is_number(sub.group(), regions, strict=strict):
+                    spans.append((pos + sub.start(), pos + sub.end()))
+            pos += len(piece) + 2
+    return spans
+
+
+_COLUMN_GAP = re.compile(r"  ")
 
 
 def mask_text(text: str, regions: Sequence[str] = DEFAULT_REGIONS, mask: str = MASK) -> str:

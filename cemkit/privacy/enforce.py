@@ -130,7 +130,7 @@ def is_generated(path: str | Path) -> bool:
     return any(bool(m.get(GENERATED)) for m in _manifests_above(Path(path)))
 
 
-def run_key(policy: Policy, inputs: Any = None) -> Key | None:
+def run_key(policy: Policy | str | Path, inputs: Any = None) -> Key | None:
     """The key of a run under ``policy``.
 
     The policy's key from the source it names; when that source is not set and every input is
@@ -140,6 +140,7 @@ def run_key(policy: Policy, inputs: Any = None) -> Key | None:
     """
     from cemkit.privacy.engine import load_key
 
+    policy = load_policy(policy)
     if policy.key is None or not any(r.needs_key for _, r in policy.rules()):
         return None
     try:

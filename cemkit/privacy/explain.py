@@ -35,7 +35,8 @@ from cemkit.privacy.policy import (
 )
 
 #: PII classes of the loader quarantine columns (see ``cemkit.io.base.QUARANTINE_SCHEMA``).
-QUARANTINE_PII = {"file": "none", "line": "none", "field": "none", "reason": "none",
+#: ``file`` is a source name (a path, which can name an account): an indirect identifier.
+QUARANTINE_PII = {"file": "quasi", "line": "none", "field": "none", "reason": "none",
                   "raw": "free_text"}  # fmt: skip
 
 #: Plain words for the PII classes of :class:`cemkit.schema.PII`.
@@ -160,6 +161,9 @@ def explanation(policy: Policy) -> dict[str, Any]:
     prefixes = [f"{n} ({r.keep_digits})" for n, r in rules
                 if isinstance(r, TokenizeRule | FpeRule) and r.keep_digits]  # fmt: skip
     kept_personal = [row.column for row in columns + quarantine if row.caution]
+    kept_clear = [f"{'quarantine.' if q else ''}{n} ({pii_class(n, quarantine=q)})"
+                  for q, rules_ in ((False, policy.columns), (True, policy.quarantine))
+                  for n, r in rules_.items() if r.action == "keep"]  # fmt: skip
     facts = [
         ("Policy", f"{policy.name}, version {policy.version}"),
         ("Policy sha256", policy.sha256),
@@ -175,6 +179,11 @@ def explanation(policy: Policy) -> dict[str, Any]:
         + (", ".join(linkable) if linkable else "none"),
         "Kept number prefixes (digits): " + (", ".join(prefixes) if prefixes else "none"),
         "Personal data kept in clear: " + (", ".join(kept_personal) if kept_personal else "none"),
+        "Every column kept in clear, with its PII class: "
+        + (", ".join(kept_clear) if kept_clear else "none")
+        + (" (number-like file names in record_id and quarantine.file are tokenized)"
+           if any(c.startswith(("record_id ", "quarantine.file ")) for c in kept_clear)
+           else ""),
     ]
     return {
         "title": f"Privacy policy `{policy.name}`, version {policy.version}",
