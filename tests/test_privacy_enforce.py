@@ -135,15 +135,27 @@ def test_one_off_key_only_for_generated_worlds(world, numbered, monkeypatch):
 def test_run_on_generated_data_records_the_one_off_key_honestly(world, tmp_path, monkeypatch):
     monkeypatch.delenv("CEMKIT_KEY", raising=False)
     src, _ = world
-    result = cemkit.run(str(src / "records"), format="parquet", policy="default",
-                        model=src / "model.yaml", out=tmp_path / "run", scheduler="sync")
+    result = cemkit.run(
+        str(src / "records"),
+        format="parquet",
+        policy="default",
+        model=src / "model.yaml",
+        out=tmp_path / "run",
+        scheduler="sync",
+    )
     key = result.manifest["protect"]["key"]
     assert key["id"] == ONE_OFF_KEY_ID and "one_off" in key
     assert key["fingerprint"] != KEY.fingerprint
     with pytest.raises(KeyMaterialError):  # the same records outside a generated world
         shutil.copytree(src / "records", tmp_path / "real")
-        cemkit.run(str(tmp_path / "real"), format="parquet", policy="default",
-                   model=src / "model.yaml", out=tmp_path / "run2", scheduler="sync")
+        cemkit.run(
+            str(tmp_path / "real"),
+            format="parquet",
+            policy="default",
+            model=src / "model.yaml",
+            out=tmp_path / "run2",
+            scheduler="sync",
+        )
 
 
 @pytest.mark.slow
