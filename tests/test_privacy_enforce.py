@@ -202,6 +202,9 @@ def test_number_named_file_through_every_command_leaks_nothing(tmp_path, world, 
          "--scheduler", "sync"],
         ["kqi", str(prot), "--model", model, "--out", str(tmp_path / "kqi"),
          "--scheduler", "sync"],
+        # a stage after a stage after protect: the marker travels with the outputs
+        ["kqi", str(tmp_path / "calls" / "calls"), "--model", model, "--out",
+         str(tmp_path / "kqi2"), "--scheduler", "sync"],
         ["audit", str(prot), "--verify"],
         ["audit", str(run), "--verify"],
         ["policy", "check", "default", "--data", str(prot)],
@@ -214,7 +217,7 @@ def test_number_named_file_through_every_command_leaks_nothing(tmp_path, world, 
     assert ids.str.startswith("asterisk:acct/#").all() or ids.str.startswith("asterisk:#").all()
     assert pd.read_parquet(prot / "quarantine")["file"].str.contains("#").all()
     assert is_protected(prot) and is_protected(prot / "records") and is_protected(run)
-    for out_dir in (prot, run, tmp_path / "calls", tmp_path / "kqi"):
+    for out_dir in (prot, run, tmp_path / "calls", tmp_path / "kqi", tmp_path / "kqi2"):
         found = leaks(out_dir, secrets)
         assert not found, f"{out_dir.name}: {sorted(set(found))[:5]}"
     assert not [s for s in secrets if s in said], "a command printed the number"

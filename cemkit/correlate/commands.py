@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             f"records not found: {args.records}", hint="pass a Parquet file or directory"
         )
-    from cemkit.privacy.enforce import require_protected
+    from cemkit.privacy.enforce import carried_metadata, require_protected
 
     require_protected(args.records, "correlate", allow_raw=getattr(args, "allow_raw", False))
     out = os.path.abspath(args.out)
@@ -74,8 +74,11 @@ def run(args: argparse.Namespace) -> int:
     tmp = tempfile.mkdtemp(prefix=".correlate-", dir=parent)
     try:
         with connect(getattr(args, "scheduler", None)):
-            calls.to_parquet(os.path.join(tmp, "calls"), write_index=False)
-            intents.to_parquet(os.path.join(tmp, "intents"), write_index=False)
+            marker = carried_metadata(args.records)  # protected in, protected out
+            calls.to_parquet(os.path.join(tmp, "calls"), write_index=False,
+                             custom_metadata=marker)  # fmt: skip
+            intents.to_parquet(os.path.join(tmp, "intents"), write_index=False,
+                               custom_metadata=marker)  # fmt: skip
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

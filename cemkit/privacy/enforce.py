@@ -181,6 +181,17 @@ def parquet_metadata(policy: Policy, key: Key | None) -> dict[bytes, bytes]:
     return {PARQUET_KEY: json.dumps(protection_marker(policy, key), sort_keys=True).encode()}
 
 
+def carried_metadata(source: Any) -> dict[bytes, bytes] | None:
+    """Parquet schema metadata that carries the input's protection marker to a stage's output.
+
+    None when the input is not protected (the output then carries no marker either).
+    """
+    marker = protection_of(source)
+    if marker is None:
+        return None
+    return {PARQUET_KEY: json.dumps(marker, sort_keys=True).encode()}
+
+
 def _run_dir(path: Path) -> Path:
     return path.parent if path.name in ("records", "quarantine") or path.is_file() else path
 
@@ -331,6 +342,7 @@ __all__ = [
     "MARKER",
     "ONE_OFF_KEY_ID",
     "PARQUET_KEY",
+    "carried_metadata",
     "enforce_policy",
     "is_generated",
     "is_protected",
