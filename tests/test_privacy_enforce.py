@@ -339,3 +339,14 @@ def test_policy_review_lists_every_column_kept_in_clear_with_its_class():
             in line)  # fmt: skip
     assert "none (not personal): source, record_kind" in line and "tokenized" in line
     assert "Personal data kept in clear: none" in summary  # no tn, direct id or free text
+
+
+def test_protect_tokenizes_numbers_in_record_id_file_tags_only():
+    ids = [f"asterisk:{ACCOUNT}.csv:1", f"asterisk:{ACCOUNT}:2", "asterisk:Master.csv:1234567",
+           f"sip-pcap:{ACCOUNT}.pcap:12:0a0b0c0d", f"mapped{ACCOUNT}", None]  # fmt: skip
+    records = pd.DataFrame({"record_id": ids, "a_number": "+441632960961"}, dtype="string[pyarrow]")
+    out = cemkit.protect(records, "default", key=KEY)["record_id"].astype(object).tolist()
+    token = source_name(ACCOUNT, KEY)
+    assert out == [f"asterisk:{token}.csv:1", f"asterisk:{token}:2", "asterisk:Master.csv:1234567",
+                   f"sip-pcap:{token}.pcap:12:0a0b0c0d", f"mapped{token}", pd.NA]  # fmt: skip
+    assert len(set(out[:5])) == 5
