@@ -95,6 +95,13 @@ def test_every_protect_path_refuses_a_policy_that_check_rejects(tmp_path, world,
     with pytest.raises(PolicyError, match="policy check"):
         cemkit.process_batch(records, policy=bad, model=world[0] / "model.yaml")
     assert enforce_policy("default").name == "default"
+    # a policy object edited after it passed is checked again
+    from cemkit.privacy.policy import KeepRule, load_policy
+
+    edited = load_policy("default")
+    edited.columns["a_number"] = KeepRule(action="keep")
+    with pytest.raises(PolicyError, match="columns.a_number"):
+        cemkit.protect(records, edited, key=KEY)
 
 
 def test_audit_names_a_modified_shipped_policy(tmp_path, numbered, monkeypatch, capsys):

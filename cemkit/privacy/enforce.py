@@ -71,7 +71,10 @@ def enforce_policy(policy: Policy | str | Path) -> Policy:
     from cemkit.privacy.check import check_policy
 
     loaded = load_policy(policy)
-    if loaded.sha256 in _passed:
+    # Keyed by the rules themselves, not the file's sha256: a policy object changed after it
+    # was loaded (its dicts are mutable) is checked again.
+    body = hashlib.sha256(json.dumps(loaded.model_dump(mode="json"), sort_keys=True).encode())
+    if body.hexdigest() in _passed:
         return loaded
     errors = [f for f in check_policy(loaded) if f.severity == "error"]
     if errors:
@@ -82,7 +85,7 @@ def enforce_policy(policy: Policy | str | Path) -> Policy:
             hint="fix the policy (`cemkit policy check POLICY` lists the findings) and have it "
             "reviewed again",
         )
-    _passed.add(loaded.sha256)
+    _passed.add(body.hexdigest())
     return loaded
 
 
