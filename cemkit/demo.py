@@ -7,8 +7,6 @@ does end to end on a fresh machine.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +56,8 @@ def run_demo(
     world = out / "world"
     with step(f"generating a synthetic world of {records:,} records"):
         synth.generate(world, records=records, seed=seed, incidents=2)
-    if "CEMKIT_KEY" not in os.environ:
-        # The demo's data is synthetic: a one-off key (never shown) stands in for the
-        # organisation's secret; real runs must set CEMKIT_KEY themselves.
-        os.environ["CEMKIT_KEY"] = secrets.token_hex(32)
+    # Without CEMKIT_KEY the notebook protects the generated world with a one-off key,
+    # recorded as such (cemkit.privacy.enforce.run_key); real runs must set CEMKIT_KEY.
     params = {
         "input": str(world / "records"),
         "format": "parquet",

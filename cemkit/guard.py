@@ -14,8 +14,13 @@ and are left alone there.
 
 Only what is displayed is checked (the rows pandas would show), so a 10-million-row frame costs
 no more than its head and tail. The guard covers rich display (a frame as the last expression
-of a cell, ``display(df)``); ``print(df)`` and hand-made HTML go around it — run
-``cemkit scan-notebook`` before committing notebooks to catch those.
+of a cell, ``display(df)``). Everything else a cell shows goes through the same detector
+(:mod:`cemkit.privacy.detect`): other displayed objects (scalars such as
+``df.loc[4, "b_number"]``, ``.values``, ``.to_dict()``, ``.to_html()`` strings, Arrow and polars
+frames) have the numbers in their text masked, and the kernel's ``sys.stdout`` and
+``sys.stderr`` are wrapped so that ``print(df)`` is masked too. Integers under 9 digits shown
+alone are counts and left as they are. Run ``cemkit scan-notebook`` before committing notebooks
+to catch what went around the kernel (files written by hand).
 
 Examples
 --------
@@ -28,7 +33,6 @@ Examples
 
 from __future__ import annotations
 
-import re
 import sys
 import types
 import warnings
@@ -38,91 +42,19 @@ from typing import Any
 import pandas as pd
 
 from cemkit.errors import CemkitError, PrivacyWarning
+from cemkit.privacy.detect import CANDIDATE as _CANDIDATE
+from cemkit.privacy.detect import (  # noqa: F401 - tn_spans re-exported
+    DEFAULT_REGIONS,
+    MASK,
+    has_candidate,
+    mask_text,
+    tn_spans,
+)
 
-#: Replacement of each masked number.
-MASK = "[masked TN]"
 #: ``DataFrame.attrs`` key where :func:`cemkit.protect` records the action applied per column.
 PROTECTED_ATTR = "cemkit_protected"
 #: Smallest integer checked as a telephone number (9 digits; see :meth:`_Masker.series`).
 MIN_INTEGER_TN = 100_000_000
-#: Regions whose national formats are recognized (as the shipped policies' ``scan_text``).
-DEFAULT_REGIONS: tuple[str, ...] = ("GB", "US", "DE", "FR")
-
-# Runs of at least 7 digits, with the separators people write (spaces, dots, dashes, brackets,
-# slashes), an optional leading '+'; ISO dates (2026-11-26) are not numbers, nor are digits that
-# continue a word, a hex id or a token (letters, '#', '_' around them) or a decimal fraction
-# (a '.' before them: 0.930032292787944).
-_CANDIDATE = re.compile(
-    r"(?<![\w.+#])(?!\d{4}-[01]\d-[0-3]\d)\+?\(?\d(?:[ .()/-]{0,2}\d){6,}(?![\w#])"
-)
-
-
-_DATE = re.compile(r"\d{4}-[01]\d-[0-3]\d")
-_DECIMAL = re.compile(r"\d+\.\d+")
-_YEARS = re.compile(r"(?:19|20)\d\d ?- ?(?:19|20)\d\d")
-
-
-def _tabular(candidate: str) -> bool:
-    """Digits that are table data, not a number someone wrote: decimals, dates, columns."""
-    return bool(
-        _DATE.search(candidate)  # a row label or count next to a date
-        or _DECIMAL.fullmatch(candidate)  # 558461.0, 73.277708
-        or _YEARS.fullmatch(candidate)  # (c) 2014-2017
-        or "  " in candidate  # two spaces: the gap between table columns
-        or ("." in candidate and " " in candidate)  # 40 0.697: values in adjacent columns
-    )
-
-
-def _plausible(candidate: str, regions: Sequence[str], strict: bool) -> bool:
-    import phonenumbers
-
-    if _tabular(candidate):
-        return False
-    check = phonenumbers.is_valid_number if strict else phonenumbers.is_possible_number
-    digits = re.sub(r"\D", "", candidate)
-    attempts: list[tuple[str, str | None]] = []
-    if candidate.startswith("+"):
-        attempts.append((candidate, None))
-    else:
-        attempts += [(candidate, r) for r in regions]
-        if len(digits) >= 11:
-            attempts.append(("+" + digits, None))  # international without the '+'
-    for text, region in attempts:
-        try:
-            number = phonenumbers.parse(text, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if check(number):
-            return True
-    return False
-
-
-def tn_spans(
-    text: str, regions: Sequence[str] = DEFAULT_REGIONS, *, strict: bool = False
-) -> list[tuple[int, int]]:
-    """Where telephone-number-shaped values are in a text, as (start, end) offsets.
-
-    Parameters
-    ----------
-    text : str
-        Any text.
-    regions : sequence of str
-        Regions whose national number formats count (international ``+`` numbers always do).
-    strict : bool
-        False (the display guard): a *possible* number by its length for the country is enough,
-        erring on the side of masking. True (``scan-notebook``): the number must be *valid*
-        in the numbering plan, so ids and counters rarely raise false alarms.
-    """
-    return [(m.start(), m.end()) for m in _CANDIDATE.finditer(text)
-            if _plausible(m.group(), regions, strict)]  # fmt: skip
-
-
-def mask_text(text: str, regions: Sequence[str] = DEFAULT_REGIONS) -> str:
-    """The text with every telephone-number-shaped value replaced by ``[masked TN]``."""
-    spans = tn_spans(text, regions)
-    for start, end in reversed(spans):
-        text = text[:start] + MASK + text[end:]
-    return text
 
 
 class _Masker:
@@ -269,6 +201,56 @@ def _warn(columns: list[str]) -> None:
     )
 
 
+#: Representations of displayed objects that the guard masks (text a person reads).
+_TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex")
+
+
+def _warn_value(what: str) -> None:
+    warnings.warn(
+        PrivacyWarning(
+            f"cemkit guard masked telephone numbers in {what}; protect the data with "
+            "cemkit.protect(df, policy) before showing it"
+        ),
+        stacklevel=3,
+    )
+
+
+def _small_integer(obj: Any) -> bool:
+    """Integers under 9 digits are counts, not numbers (as in :meth:`_Masker.series`)."""
+    import numbers
+
+    return (isinstance(obj, numbers.Integral) and not isinstance(obj, bool)
+            and abs(int(obj)) < MIN_INTEGER_TN)  # fmt: skip
+
+
+class _MaskedStream:
+    """``sys.stdout``/``sys.stderr`` of a guarded kernel: what is printed is masked too."""
+
+    def __init__(self, stream: Any, regions: Sequence[str]) -> None:
+        self._stream = stream
+        self._regions = tuple(regions)
+        self._busy = False
+
+    def write(self, text: Any) -> Any:
+        if isinstance(text, str) and not self._busy and has_candidate(text):
+            masked = mask_text(text, self._regions)
+            if masked != text:
+                text = masked
+                self._busy = True  # the warning itself is written to a stream
+                try:
+                    _warn_value("printed output")
+                finally:
+                    self._busy = False
+        return self._stream.write(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class _Guard:
     """The installed formatters and what they replaced (to uninstall)."""
 
@@ -276,6 +258,8 @@ class _Guard:
         self.ipython = ipython
         self.regions = tuple(regions)
         self.replaced: list[tuple[Any, type, Any]] = []
+        self.format: Any = None
+        self.streams: dict[str, Any] = {}
 
     def render_styler(self, styler: Any) -> str:
         """A Styler renders every row it holds: check them all; drop the styling if masked."""
@@ -332,6 +316,39 @@ class _Guard:
                      "application/json"):  # fmt: skip
             if mime in formatters:
                 self._register(formatters[mime], hidden)
+        # Everything else that is displayed (scalars, dicts, arrays, HTML strings, Arrow and
+        # polars frames, ...) and everything printed goes through the same detector.
+        shell_formatter = self.ipython.display_formatter
+        self.format = shell_formatter.format
+        shell_formatter.format = self.format_any
+        self.streams = {}
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if not isinstance(stream, _MaskedStream):
+                self.streams[name] = stream
+                setattr(sys, name, _MaskedStream(stream, self.regions))
+
+    def format_any(self, obj: Any, include: Any = None, exclude: Any = None) -> Any:
+        """IPython's ``DisplayFormatter.format``, with the text of other objects masked."""
+        from pandas.io.formats.style import Styler
+
+        data, metadata = self.format(obj, include=include, exclude=exclude)
+        if isinstance(obj, pd.DataFrame | pd.Series | Styler) or _small_integer(obj):
+            return data, metadata  # frames: masked per column above; small ints are counts
+        masked_any = False
+        out = {}
+        for mime, value in data.items():
+            if mime not in _TEXT_MIMES or not isinstance(value, str) or not has_candidate(value):
+                # images, and charts (cemkit reports draw aggregates; their specs hold epoch
+                # times that look like numbers) are left alone
+                out[mime] = value
+                continue
+            masked = mask_text(value, self.regions)
+            out[mime] = masked
+            masked_any = masked_any or masked != value
+        if masked_any:
+            _warn_value(f"a displayed {type(obj).__name__}")
+        return out, metadata
 
     def _register(self, formatter: Any, func: Callable[..., Any]) -> None:
         for cls in (pd.DataFrame, pd.Series):
@@ -339,6 +356,13 @@ class _Guard:
             self.replaced.append((formatter, cls, old))
 
     def uninstall(self) -> None:
+        if getattr(self, "format", None) is not None:
+            self.ipython.display_formatter.format = self.format
+            self.format = None
+        for name, stream in getattr(self, "streams", {}).items():
+            if isinstance(getattr(sys, name), _MaskedStream):
+                setattr(sys, name, stream)
+        self.streams = {}
         for formatter, cls, old in reversed(self.replaced):
             formatter.pop(cls, None)
             if old is not None:

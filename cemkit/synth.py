@@ -379,6 +379,9 @@ def _write_manifest(out: Path, truth: dict[str, Any]) -> None:
         "incidents": len(truth["incidents"]), "counts": truth["counts"],
     })  # fmt: skip
     manifest.data["stages"] = ["synth"]
+    # Generated data, no person behind it: the only input a one-off key may protect
+    # (cemkit.privacy.enforce.run_key) and raw stages may read without --allow-raw.
+    manifest.data["generated"] = {"by": "cemkit.synth", "seed": truth["seed"]}
     manifest.data["created_utc"] = truth["start"]  # keeps same seed → same bytes
     seal_manifest(out, manifest)
 

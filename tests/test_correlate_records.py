@@ -28,6 +28,7 @@ from cemkit.correlate.match import match_positions
 from cemkit.correlate.pair_legs import pair_positions
 from cemkit.correlate.sessionize import session_labels
 from cemkit.correlate.stitch import stitch_labels
+from cemkit.errors import PrivacyWarning
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 S = pd.Timedelta("1s")
@@ -264,10 +265,12 @@ def test_single_record():
     assert np.iinfo(np.int64).min == K.NULL_TIME
 
 
-def test_command_writes_calls_and_intents(tmp_path):
+def test_command_writes_a_run_of_calls_with_intents(tmp_path):
     import argparse
 
     from cemkit.correlate import commands
+    from cemkit.io.output import write_run
+    from cemkit.runs import read_records
 
     df = records(
         record_kind=["cdr", "cdr", "xdr", "cdr"], a_number="+1", b_number="+2",
@@ -275,17 +278,15 @@ def test_command_writes_calls_and_intents(tmp_path):
         end=[T0 + 5 * S, T0 + 6 * S, T0 + 5 * S, T0 + 40 * S],
         outcome=["busy", "busy", "busy", "answered"],
     )  # fmt: skip
-    src = tmp_path / "records"
-    src.mkdir()
-    df.to_parquet(src / "part-0.parquet")
+    write_run(tmp_path / "in", df)
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers())
-    args = parser.parse_args(["correlate", str(src), "--out", str(tmp_path / "out")])
-    with dask.config.set(scheduler="sync"):
+    args = parser.parse_args(["correlate", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                              "--allow-raw", "--scheduler", "sync"])  # hand-made raw records  # fmt: skip
+    with pytest.warns(PrivacyWarning, match="RAW"):
         assert args.func(args) == 0
-    calls = pd.read_parquet(tmp_path / "out" / "calls")
-    intents = pd.read_parquet(tmp_path / "out" / "intents")
+    calls = read_records(tmp_path / "out").compute()
     assert sorted(calls["record_id"]) == ["r000", "r003"]
-    assert intents["attempts"].tolist() == [2]
-    with pytest.raises(Exception, match="exists"):
+    assert calls["src_intent_id"].nunique() == 1  # the retry belongs to the first attempt
+    with pytest.raises(Exception, match="exists"), pytest.warns(PrivacyWarning):
         args.func(args)

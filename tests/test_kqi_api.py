@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from cemkit.cli import main
-from cemkit.errors import InputError
+from cemkit.errors import InputError, PrivacyWarning
 from cemkit.kqi import run
 from cemkit.kqi.alerts import ALERT_COLUMNS, empty_alerts, find_alerts
 from cemkit.kqi.api import read_records
@@ -41,9 +41,14 @@ def test_run_from_frame_writes_files(tmp_path):
     write_run(tmp_path / "in", recs)
     model = tmp_path / "model.yaml"
     model.write_text(MODEL_TEXT)
+    # hand-made raw records: refused, unless the data owner says --allow-raw (loudly)
     assert main(["kqi", str(tmp_path / "in"), "--model", str(model), "--freq", "day",
-                 "--out", str(tmp_path / "out"), "--scheduler", "sync"]) == 0  # fmt: skip
-    done = run(tmp_path / "in" / "records", MODEL, freqs=("day",))
+                 "--out", str(tmp_path / "out"), "--scheduler", "sync"]) == 1  # fmt: skip
+    with pytest.warns(PrivacyWarning, match="RAW"):
+        assert main(["kqi", str(tmp_path / "in"), "--model", str(model), "--freq", "day",
+                     "--out", str(tmp_path / "out"), "--scheduler", "sync",
+                     "--allow-raw"]) == 0  # fmt: skip
+        done = run(tmp_path / "in" / "records", MODEL, freqs=("day",), allow_raw=True)
     assert set(done.result.table["freq"]) == {"day", "15min"}
     assert done.alerts.empty  # 3 attempts are below the default min_attempts
     assert list(done.alerts.columns) == list(ALERT_COLUMNS)

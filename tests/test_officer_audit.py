@@ -97,7 +97,7 @@ def test_load_run_directories_show_as_raw_data(tmp_path, capsys):
     run = tmp_path / "load-1"
     run.mkdir()
     (run / "manifest.json").write_text(json.dumps(manifest))
-    assert main(["audit", str(run), "--verify"]) == 0
+    assert main(["audit", str(run), "--verify"]) == 1  # nothing to verify is not a pass
     out = capsys.readouterr().out
     assert "(load)" in out and "when            2026-11-26T11:43:54+00:00" in out
     assert "NONE recorded: treat the records as raw" in out

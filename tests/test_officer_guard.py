@@ -210,3 +210,103 @@ def test_small_integers_and_row_numbers_are_not_numbers():
     assert list(masked.index) == [4_999_990, 4_999_991, 4_999_992]
     # The same digits as text are checked: a 7-digit run is a possible local number.
     assert mask_frame(pd.DataFrame({"s": ["4999995"]}))[1] == ["s"]
+
+
+# --- issue 16, case 7: what a user prints or renders, and one detector -------------------------
+
+IMSI = "234150999999999"  # 15 digits: no numbering plan knows it, the policy scanner flags it
+IMEISV = "3520990012345678"  # 16 digits
+
+
+def test_guard_masks_scalars_dicts_arrays_html_arrow_and_printed_output(capsys):
+    import pyarrow as pa
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    df = pd.DataFrame({"b_number": RAW, "msisdn": [RAW_INT, 1, 2, 3]})
+    shown = [df.loc[0, "b_number"], df.loc[0, "msisdn"], df.values, df.to_dict(), df.to_html(),
+             pa.table(df), df["b_number"].tolist()]  # fmt: skip
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("polars") is not None:  # where installed
+            import polars as pl
+
+            shown.append(pl.from_pandas(df))
+        cemkit.guard(shell)
+        secrets = forms([*RAW, RAW_INT])
+        for obj in shown:
+            with pytest.warns(PrivacyWarning, match=f"a displayed {type(obj).__name__}"):
+                data, _ = shell.display_formatter.format(obj)
+            text = json.dumps(data)
+            assert MASK in text and not [s for s in secrets if s in text], type(obj).__name__
+        with pytest.warns(PrivacyWarning, match="printed output"):
+            print(df, df.loc[1, "b_number"], IMSI)
+        printed = capsys.readouterr().out
+        assert printed.count(MASK) >= 6 and not [s for s in secrets if s in printed]
+        assert IMSI not in printed
+        # counts are not numbers: no mask, no warning
+        data, _ = shell.display_formatter.format(len(df) * 1_000_000)
+        assert data["text/plain"] == "4000000"
+    finally:
+        cemkit.unguard()
+        InteractiveShell.clear_instance()
+    import sys
+
+    assert type(sys.stdout).__name__ != "_MaskedStream"
+
+
+def test_one_detector_for_guard_scan_notebook_and_policy_scanner():
+    import cemkit.guard as guard_module
+    from cemkit.privacy import detect, scan_notebook, scanner
+    from cemkit.privacy.scanner import TextScanner
+
+    assert guard_module.tn_spans is detect.tn_spans is scan_notebook.tn_spans
+    assert "digit_run_pattern" in scanner.build_analyzer.__code__.co_names
+    text = f"imsi {IMSI}, imeisv {IMEISV}"
+    policy_found = TextScanner(["PHONE_NUMBER"]).scan_one(text)
+    assert len(policy_found) == 2  # the policy scanner flags both...
+    assert scan_notebook.scan_text(text) == (2, 0)  # ...and so does scan-notebook now
+    assert mask_text(text) == f"imsi {MASK}, imeisv {MASK}"
+    # false-positive protections stay: decimals, dates, tokens, compact dates
+    for clean in ("0.930032292787944", "2026-11-26 12:00:01", "+44#9f3a0c5e1b2d4f60",
+                  "cdr-20261126", "asterisk:Master.csv:17"):  # fmt: skip
+        assert tn_spans(clean) == [] and scan_notebook.scan_text(clean) == (0, 0), clean
+
+
+def test_scan_notebook_finds_15_and_16_digit_numbers(tmp_path, capsys):
+    from cemkit.cli import main
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{IMSI}\n{IMEISV}\n")]
+    nb.cells = [cell]
+    nbformat.write(nb, str(tmp_path / "ids.ipynb"))
+    assert main(["scan-notebook", str(tmp_path / "ids.ipynb")]) == 1
+    out = capsys.readouterr().out
+    assert "2 telephone number(s)" in out and IMSI not in out
+
+
+@pytest.mark.slow
+def test_guard_in_a_real_kernel_covers_print_scalars_and_renderings(tmp_path):
+    nb = _notebook([
+        "%load_ext cemkit",
+        FRAME,
+        "print(df)",
+        "df.loc[1, 'caller']",
+        "df.loc[0, 'msisdn']",
+        "df.to_html()",
+        "df.values",
+        "df.to_dict()",
+        "from IPython.display import HTML\nHTML(df.to_html())",
+        "import pyarrow as pa\npa.table(df)",
+        "print(df['caller'].tolist())",
+    ])  # fmt: skip
+    saved = _execute(nb, tmp_path / "printed.ipynb")
+    secrets = forms([*RAW, RAW_INT])
+    leaked = sorted(len(s) for s in secrets if s in saved)
+    assert not leaked, f"{len(leaked)} raw number form(s) in the saved notebook"
+    outputs = [json.dumps(c.outputs) for c in nb.cells]
+    for i in range(2, 11):
+        assert MASK in outputs[i], nb.cells[i].source
+    assert scan_notebook(tmp_path / "printed.ipynb") == []

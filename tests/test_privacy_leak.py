@@ -187,3 +187,68 @@ def test_synthetic_formats_leak_nothing(which, synthetic, tmp_path):
     # small: a sample of the raw lines goes to the quarantine; every record is protected.
     _check(path, fmt, kwargs, raw_lines[::7][:300], numbers, region, tmp_path,
            expect_secrets=True)  # fmt: skip
+
+
+# --- issue 16: every command's outputs, and number-like file names --------------------------------
+
+#: An account code that is a telephone number (Asterisk writes one CDR file per account code).
+ACCOUNT = "441632960123"
+
+
+def _renamed(path: Path, tmp_path: Path) -> Path:
+    """The sample under a number-like name (a copy in the test's temporary directory)."""
+    import shutil
+
+    target = tmp_path / "acct" / (ACCOUNT + path.suffix)
+    target.parent.mkdir()
+    if path.is_dir():
+        shutil.copytree(path, target)
+    else:
+        shutil.copyfile(path, target)
+    return target
+
+
+@pytest.mark.slow
+@pytest.mark.samples
+@pytest.mark.parametrize("sample", list(SAMPLE_CASES))
+def test_real_samples_through_every_command_under_a_number_named_file_leak_nothing(
+    sample, tmp_path, monkeypatch, capsys
+):
+    from cemkit.cli import main
+
+    path = SAMPLES / sample
+    if not path.exists():
+        pytest.skip(f"sample {sample} absent")
+    monkeypatch.setenv("CEMKIT_KEY", bytes(range(32)).hex())
+    fmt, kwargs, raw = SAMPLE_CASES[sample]
+    raw_lines, numbers = raw(path)
+    region = kwargs.get("default_region", "US")
+    renamed = _renamed(path, tmp_path)
+    secrets = secrets_of(numbers, raw_lines, region) | {ACCOUNT, "+" + ACCOUNT}
+    opts = [a for k, v in kwargs.items()
+            for a in ({"tz": ["--tz", v], "default_region": ["--region", v]}.get(k)
+                      or ["-o", f"{k}={v}"])]  # fmt: skip
+    model = str(_REPO / "cemkit" / "data" / "models" / "example.yaml")
+    load, prot, run = tmp_path / "load", tmp_path / "protected", tmp_path / "run"
+    assert main(["load", fmt, str(renamed), "--out", str(load), "--scheduler", "sync",
+                 *opts]) == 0  # fmt: skip
+    assert leaks(load, {ACCOUNT}), "the file name must reach the raw run for the test to mean it"
+    capsys.readouterr()
+    commands = [
+        ["protect", str(load), "--policy", "default", "--out", str(prot), "--scheduler", "sync"],
+        ["run", str(renamed), "--format", fmt, "--model", model, "--out", str(run),
+         "--scheduler", "sync", *opts],
+        ["kqi", str(prot), "--model", model, "--out", str(tmp_path / "kqi"),
+         "--scheduler", "sync"],
+        ["audit", str(prot), "--verify"],
+        ["audit", str(run), "--verify"],
+    ]  # fmt: skip
+    said = ""
+    for argv in commands:
+        assert main(argv) == 0, argv[0]
+        out = capsys.readouterr()
+        said += out.out + out.err
+    for out_dir in (prot, run, tmp_path / "kqi"):
+        found = leaks(out_dir, secrets)
+        assert not found, f"{out_dir.name}: {len(found)} raw value(s): {sorted(set(found))[:5]}"
+    assert not [s for s in secrets if len(s) >= 7 and s in said], "a command printed a number"

@@ -31,6 +31,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--window", default=D["window"], help="intents: largest pause between retries")
     p.add_argument("--partitions", type=int, default=None,
                    help="Dask partitions after the shuffle (default: the input's)")  # fmt: skip
+    p.add_argument("--allow-raw", action="store_true",
+                   help="correlate records never protected (a data owner's own raw data; loud)")
     add_run_options(p)
     p.set_defaults(func=run)
     return p
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         window=args.window,
     )
     done = execute(stages, args.out, run=args.input, overwrite=args.overwrite,
-                   scheduler=args.scheduler)  # fmt: skip
+                   scheduler=args.scheduler, allow_raw=args.allow_raw)  # fmt: skip
     sec = done.manifest["correlate"]
     print(
         f"{args.out}: {sec['counts']['records']} call(s) and attempt(s) from "

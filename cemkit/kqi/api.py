@@ -73,6 +73,7 @@ def run(
     freqs: tuple[str, ...] = BUCKETS,
     top_n: int = 20,
     scheduler: Any = None,
+    allow_raw: bool = False,
 ) -> KqiRun:
     """Compute KQIs and alerts for records under a service model.
 
@@ -89,8 +90,15 @@ def run(
     scheduler : optional
         Where Dask computes, as for :func:`cemkit.cluster.connect`; None keeps the scheduler
         already in use.
+    allow_raw : bool
+        Compute on a run directory that was never protected (a data owner's own raw data; a
+        loud warning). Without it such a directory is refused: the worst customers would be raw
+        numbers. Generated worlds (:mod:`cemkit.synth`) pass.
     """
     with contextlib.nullcontext() if scheduler is None else connect(scheduler):
         if isinstance(records, str | Path):
+            from cemkit.privacy.enforce import require_protected
+
+            require_protected(records, "kqi", allow_raw=allow_raw)
             records = read_records(records)
         return compute(records, model, freqs=freqs, top_n=top_n)

@@ -28,6 +28,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--freq", action="append", choices=BUCKETS,
                         help="time bucket(s) to report (repeatable; default: all)")  # fmt: skip
     parser.add_argument("--top", type=int, default=20, help="worst customers to list")
+    parser.add_argument("--allow-raw", action="store_true",
+                        help="compute on records never protected (a data owner's own raw data; "
+                        "loud)")  # fmt: skip
     add_run_options(parser)
     parser.set_defaults(func=main)
     return parser
@@ -41,7 +44,8 @@ def main(args: argparse.Namespace) -> int:
 
     sink = kqi_sink(load_model(args.model), freqs=tuple(args.freq or BUCKETS), top_n=args.top)
     done = execute([], args.out, run=args.input, sinks=[sink], write_records=False,
-                   overwrite=args.overwrite, scheduler=args.scheduler)  # fmt: skip
+                   overwrite=args.overwrite, scheduler=args.scheduler,
+                   allow_raw=args.allow_raw)  # fmt: skip
     k = done.results["kqi"]
     res = k.result
     groups = res.table[res.table["object_kind"] == "group"]["object"].nunique()

@@ -71,6 +71,7 @@ def audit_section(
         Any further JSON-serializable facts (never personal values).
     """
     from cemkit import __version__
+    from cemkit.privacy.enforce import key_record
 
     now = _now()
     return {
@@ -80,7 +81,7 @@ def audit_section(
             "description": policy.description,
             "min_group_size": policy.report.min_group_size,
         },
-        "key": None if key is None else {"id": key.id, "fingerprint": key.fingerprint},
+        "key": key_record(key),
         "columns": dict(columns or {}),
         "counts": {k: int(v) for k, v in (counts or {}).items()},
         "started": started or now,
@@ -90,6 +91,57 @@ def audit_section(
         "cemkit_version": __version__,
         **({"extra": dict(extra)} if extra else {}),
     }
+
+
+def _output_files(run: Path) -> list[dict[str, Any]]:
+    """Every data file under a run directory: path, rows (Parquet) and sha256."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for path in sorted(p for p in run.rglob("*") if p.is_file() and p.name != MANIFEST):
+        if any(part.startswith(".") for part in path.relative_to(run).parts):
+            continue
+        with path.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        entry: dict[str, Any] = {"path": path.relative_to(run).as_posix(), "sha256": digest}
+        if path.suffix == ".parquet":
+            entry["rows"] = pq.read_metadata(path).num_rows
+        out.append(entry)
+    return out
+
+
+def protect_facts(
+    policy: Policy,
+    key: Key | None,
+    columns: list[str],
+    *,
+    quarantine_columns: list[str] | None = None,
+    counts: Mapping[str, int] | None = None,
+    run: str | Path | None = None,
+) -> dict[str, Any]:
+    """The ``protect`` section of a run that protected records (``cemkit run``, stage runners).
+
+    The same facts as ``cemkit protect`` records: policy, key id and fingerprint, the action
+    applied to every input column and quarantine column, counts, host, time, and — when the
+    run directory being written is given — every output file with its sha256, so that
+    ``cemkit audit --verify`` can check them.
+    """
+    from cemkit.io.base import QUARANTINE_SCHEMA
+    from cemkit.privacy.enforce import key_record
+
+    q_columns = quarantine_columns if quarantine_columns is not None else QUARANTINE_SCHEMA.names
+    section: dict[str, Any] = {
+        "policy": {**policy.summary(), "description": policy.description},
+        "key": key_record(key),
+        "columns": {c: policy.rule_for(c).action for c in columns},
+        "quarantine_columns": {c: policy.rule_for(c, quarantine=True).action for c in q_columns},
+        "counts": {k: int(v) for k, v in (counts or {}).items()},
+        "host": socket.gethostname(),
+        "time_utc": _now(),
+    }
+    if run is not None:
+        section["outputs"] = _output_files(Path(run))
+    return section
 
 
 @dataclass
@@ -109,6 +161,10 @@ class AuditRecord:
     input: dict[str, Any] = field(default_factory=dict)
     reveals: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    #: The manifest's protection marker (:mod:`cemkit.privacy.enforce`): a dict, False, None.
+    protected: Any = None
+    #: Whether the run is a generated world (:mod:`cemkit.synth`).
+    generated: bool = False
 
 
 def read_audit(run: str | Path) -> AuditRecord:
@@ -157,6 +213,8 @@ def _record(run: Path, manifest: dict[str, Any]) -> AuditRecord:
         counts = {"records": last["records"]}
     if not counts:
         counts = _first([last], "totals", kind=dict) or {}
+    if not counts:  # e.g. `cemkit run`: the last stage (kqi) counts nothing per record
+        counts = _first(per_stage, "counts", kind=dict) or {}
     from cemkit.runs.store import read_reveal_log
 
     # re-identifications: the run's append-only log (manifests are sealed), older manifests' list
@@ -183,7 +241,9 @@ def _record(run: Path, manifest: dict[str, Any]) -> AuditRecord:
                            or "not recorded"),
         input=dict(upstream) if isinstance(upstream, dict) else {},
         reveals=reveals,
-        outputs=list(_first([last], "outputs") or []),
+        outputs=list(_first(per_stage or [last], "outputs") or []),
+        protected=manifest.get("protected"),
+        generated=bool(manifest.get("generated")),
     )
 
 
@@ -222,15 +282,29 @@ def format_audit(record: AuditRecord, *, problems: list[str] | None = None) -> s
         f"  cemkit version  {record.cemkit_version}",
     ]
     if pol:
+        from cemkit.privacy.enforce import shipped_status
+
+        status = shipped_status(pol)
         lines += [
-            f"  policy          {pol.get('name')} version {pol.get('version', '?')}",
+            f"  policy          {pol.get('name')} version {pol.get('version', '?')}"
+            + (f"  ({status})" if status and status != "shipped" else ""),
             f"  policy sha256   {pol.get('sha256', 'not recorded')}",
         ]
+        if status and status != "shipped":
+            lines.append(f"  WARNING         policy named {pol.get('name')!r} is {status}")
     else:
         lines.append("  policy          NONE recorded: treat the records as raw, unprotected data")
+    if record.generated:
+        lines.append("  data            generated by cemkit.synth (no person behind it)")
+    elif isinstance(record.protected, dict):
+        lines.append(f"  protected       yes: marked in the manifest and the Parquet metadata "
+                     f"(policy {record.protected.get('policy')})")  # fmt: skip
+    elif record.protected is False:
+        lines.append("  protected       NO: raw numbers (e.g. revealed); never share these files")
     lines += [
         "  key             "
-        + (f"id {key.get('id')}, fingerprint {key.get('fingerprint')}" if key else "none used"),
+        + (f"id {key.get('id')}, fingerprint {key.get('fingerprint')}" if key else "none used")
+        + (" (one-off key for generated data)" if key and key.get("one_off") else ""),
     ]
     if "min_group_size" in pol:
         lines.append(f"  smallest group  {pol['min_group_size']} customers in reports")
@@ -258,7 +332,8 @@ def format_audit(record: AuditRecord, *, problems: list[str] | None = None) -> s
     else:
         lines.append("  re-identifications: none recorded")
     if problems is not None and not record.outputs:
-        lines.append("  outputs verified: none listed with a checksum in this manifest")
+        lines.append("  outputs verified: NOT VERIFIED, none listed with a checksum in this "
+                     "manifest")  # fmt: skip
     elif problems is not None:
         lines.append("  outputs verified: " + ("all match" if not problems else "PROBLEMS"))
         lines += [f"    {p}" for p in problems]

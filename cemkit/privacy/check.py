@@ -178,6 +178,48 @@ def _safe_digits(values: object, k: int, longest: int) -> int:
     return 0
 
 
+def _source_names(data: Path, files: list[Path]) -> list[str]:
+    """Names of the input files of a run: manifest inputs, record id tags, quarantine files."""
+    import json
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    names: set[str] = set()
+    manifest = data / "manifest.json"
+    if manifest.is_file():
+        try:
+            loaded = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            loaded = {}
+        for item in [*(loaded.get("inputs") or []),
+                     *((loaded.get("load") or {}).get("inputs") or [])]:  # fmt: skip
+            if isinstance(item, dict) and item.get("path"):
+                names.add(Path(str(item["path"])).name)
+    if "record_id" in pq.read_schema(files[0]).names:
+        ids = pc.unique(pq.ParquetDataset([str(f) for f in files]).read(
+            columns=["record_id"]).column("record_id")).to_pylist()  # fmt: skip
+        names |= {i.split(":", 1)[1].rpartition(":")[0] for i in ids if i and i.count(":") >= 2}
+    quarantine = sorted((data / "quarantine").glob("*.parquet"))
+    if quarantine:
+        q = pq.ParquetDataset([str(f) for f in quarantine]).read(columns=["file"])
+        names |= {Path(str(f)).name for f in pc.unique(q.column("file")).to_pylist() if f}
+    return sorted(names)
+
+
+def _file_name_findings(data: Path, files: list[Path]) -> list[Finding]:
+    from cemkit.privacy.detect import number_runs
+
+    numbered = [n for n in _source_names(data, files) if number_runs(n)]
+    if not numbered:
+        return []
+    return [Finding("warning", "source names", f"{len(numbered)} input file name(s) look like "
+                    "telephone or account numbers (e.g. Asterisk per-accountcode files); "
+                    "protect tokenizes them in record_id and quarantine.file kept in clear, "
+                    "but anything else that shows the file names (listings, logs of other "
+                    "tools) shows the numbers: rename the files or keep them apart")]  # fmt: skip
+
+
 def _with_data(policy: Policy, data: Path) -> list[Finding]:
     import pyarrow.parquet as pq
 
@@ -202,6 +244,7 @@ def _with_data(policy: Policy, data: Path) -> list[Finding]:
         sev: Severity = "error" if policy.default == "keep" else "note"
         found.append(Finding(sev, "columns", f"{len(left)} column(s) of the data left to the "
                              f"default and therefore {verb}: {', '.join(left)}"))
+    found += _file_name_findings(data, files)
     k = policy.report.min_group_size
     for name, rule in policy.columns.items():
         digits = _kept_digits(rule)

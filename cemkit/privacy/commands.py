@@ -53,12 +53,12 @@ def run_protect(
     from cemkit.runs.library import policy_and_key, protect_stages
     from cemkit.runs.store import part_files, run_root
 
-    pol, key = policy_and_key(policy, key)
     root = run_root(input_dir)
+    pol, key = policy_and_key(policy, key, root)
     records = read_records(root)
     q_meta = read_records(root, QUARANTINE)._meta if part_files(root, QUARANTINE) else None
     stages = protect_stages(pol, key, records._meta, q_meta)  # refuses before anything is written
-    done = execute(stages, out, run=root, overwrite=overwrite, scheduler=scheduler)
+    done = execute(stages, out, run=root, overwrite=overwrite, scheduler=scheduler, key=key)
     section: dict[str, Any] = done.manifest["protect"]
     section.setdefault("quarantine_columns", {})
     return section
@@ -112,6 +112,9 @@ def run_reveal(
     if key is None:
         raise PolicyError(f"policy {policy.name!r} names no key", hint="nothing can be revealed")
     meta = read_records(source)._meta
+    from cemkit.privacy.enforce import reveal_columns
+
+    reveal_columns(policy, meta.columns)  # refuses (nothing recorded) when nothing can be
     chosen = columns or [n for n, r in policy.columns.items()
                          if r.action == "fpe" and n in meta.columns]  # fmt: skip
     _reveal(meta, policy, columns, key)  # refuses unknown or non-fpe columns before writing
@@ -123,7 +126,7 @@ def run_reveal(
                   settings=event)  # fmt: skip
     # logged first: an attempt that fails half-way is still on record
     append_reveal(source, event)
-    execute([stage], out, run=source, overwrite=overwrite, scheduler=scheduler)
+    execute([stage], out, run=source, overwrite=overwrite, scheduler=scheduler, key=key)
     return event
 
 

@@ -15,10 +15,21 @@ from typing import Any
 import pandas as pd
 
 from cemkit.errors import PolicyError
+from cemkit.privacy.enforce import (
+    ONE_OFF_SOURCE,
+    enforce_policy,
+    refuse_protected,
+    reveal_columns,
+)
 from cemkit.privacy.keys import Key
 from cemkit.privacy.operators import Operator, create
 from cemkit.privacy.operators.fpe import Fpe
+from cemkit.privacy.operators.keep import KeepSourceName
 from cemkit.privacy.policy import Policy, load_policy
+
+#: Columns holding source names (file tags, paths): kept in clear, their numbers tokenized.
+SOURCE_NAME_RECORDS = "record_id"
+SOURCE_NAME_QUARANTINE = "file"
 
 Plan = list[tuple[str, Operator]]
 
@@ -43,14 +54,22 @@ def plan(
     quarantine: bool = False,
 ) -> Plan:
     """Validated operators for the columns (name → dtype) of a frame."""
-    if policy.key is not None and key is not None and key.id != policy.key.id:
+    if (policy.key is not None and key is not None and key.id != policy.key.id
+            and key.source != ONE_OFF_SOURCE):  # fmt: skip
         raise PolicyError(
             f"policy {policy.name!r} names key {policy.key.id!r} but key {key.id!r} was given",
             hint="pass the key the policy names, or change `key: id:` in the policy",
         )
     steps: Plan = []
     for name, dtype in dict(columns).items():
-        op = create(policy.rule_for(str(name), quarantine=quarantine), str(name), key)
+        rule = policy.rule_for(str(name), quarantine=quarantine)
+        if rule.action == "keep" and str(name) == (SOURCE_NAME_QUARANTINE if quarantine
+                                                    else SOURCE_NAME_RECORDS):  # fmt: skip
+            # Source names are data: a file named after an account number must not put the
+            # number into every record id / quarantine row kept in clear.
+            op: Operator = KeepSourceName(rule, str(name), key)
+        else:
+            op = create(rule, str(name), key)
         op.validate(dtype)
         steps.append((str(name), op))
     return steps
@@ -80,7 +99,7 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame
 
 
 def _resolve(policy: Policy | str | Path, key: Key | None) -> tuple[Policy, Key | None]:
-    policy = load_policy(policy)
+    policy = enforce_policy(policy)  # exactly `cemkit policy check`: an ERROR refuses it
     if key is None and any(r.needs_key for _, r in policy.rules()):
         key = load_key(policy)
     return policy, key
@@ -122,6 +141,7 @@ def protect(
     >>> protect(df, policy, key=key)["a_number"].tolist()
     ['+44#11a3517af72532ef']
     """
+    refuse_protected(df)
     policy, key = _resolve(policy, key)
     if _is_dask(df):
         steps = plan(df._meta.dtypes, policy, key, quarantine=quarantine)
@@ -160,8 +180,9 @@ def reveal(
         The frame with the chosen columns decrypted; all other columns unchanged.
     """
     policy = load_policy(policy)
+    meta = df._meta if _is_dask(df) else df
+    fpe_columns = reveal_columns(policy, [str(c) for c in meta.columns])
     key = key if key is not None else load_key(policy)
-    fpe_columns = [n for n, r in policy.columns.items() if r.action == "fpe"]
     wanted = fpe_columns if columns is None else columns
     for name in wanted:
         if name not in fpe_columns:
@@ -169,7 +190,6 @@ def reveal(
                 f"column {name!r} is not protected with fpe in policy {policy.name!r}",
                 hint=f"only fpe columns can be revealed: {', '.join(fpe_columns) or 'none'}",
             )
-    meta = df._meta if _is_dask(df) else df
     steps: Plan = []
     for name, dtype in meta.dtypes.items():
         rule = policy.columns[str(name)] if str(name) in wanted else None

@@ -37,7 +37,8 @@ from cemkit.privacy.policy import (
 )
 
 #: PII classes of the loader quarantine columns (see ``cemkit.io.base.QUARANTINE_SCHEMA``).
-QUARANTINE_PII = {"file": "none", "line": "none", "field": "none", "reason": "none",
+#: ``file`` is a source name (a path, which can name an account): an indirect identifier.
+QUARANTINE_PII = {"file": "quasi", "line": "none", "field": "none", "reason": "none",
                   "raw": "free_text"}  # fmt: skip
 
 #: Plain words for the PII classes of :class:`cemkit.schema.PII`.
@@ -169,6 +170,18 @@ def explanation(policy: Policy) -> dict[str, Any]:
     prefixes = [f"{n} ({r.keep_digits})" for n, r in rules
                 if isinstance(r, TokenizeRule | FpeRule) and r.keep_digits]  # fmt: skip
     kept_personal = [row.column for row in columns + quarantine if row.caution]
+    kept_by_class: dict[str, list[str]] = {}
+    for q, named in ((False, policy.columns), (True, policy.quarantine)):
+        for n, r in named.items():
+            if r.action == "keep":
+                kept_by_class.setdefault(pii_class(n, quarantine=q), []).append(
+                    f"quarantine.{n}" if q else n)
+    order = ["tn", "direct", "free_text", "quasi", "source", "none"]
+    kept_clear = [f"{c} ({PII_WORDS.get(c, c)}): {', '.join(kept_by_class[c])}"
+                  for c in sorted(kept_by_class, key=lambda c: order.index(c)
+                                  if c in order else len(order))]  # fmt: skip
+    source_names = [c for c in ("record_id", "quarantine.file")
+                    if c in kept_by_class.get("quasi", [])]  # fmt: skip
     facts = [
         ("Policy", f"{policy.name}, version {policy.version}"),
         ("Policy sha256", policy.sha256),
@@ -184,6 +197,10 @@ def explanation(policy: Policy) -> dict[str, Any]:
         + (", ".join(linkable) if linkable else "none"),
         "Kept number prefixes (digits): " + (", ".join(prefixes) if prefixes else "none"),
         "Personal data kept in clear: " + (", ".join(kept_personal) if kept_personal else "none"),
+        "Every column kept in clear, by PII class: "
+        + ("; ".join(kept_clear) if kept_clear else "none")
+        + (f" (number-like file names in {' and '.join(source_names)} are tokenized)"
+           if source_names else ""),
     ]
     return {
         "title": f"Privacy policy `{policy.name}`, version {policy.version}",

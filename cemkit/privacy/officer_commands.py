@@ -63,7 +63,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     for run in find_runs(args.dir):
         record = read_audit(run)
         problems = verify_outputs(record) if args.verify else None
-        failed = failed or bool(problems)
+        # Nothing listed with a checksum: nothing was verified, which is not a pass.
+        failed = failed or bool(problems) or (args.verify and not record.outputs)
         blocks.append(format_audit(record, problems=problems))
     print("\n\n".join(blocks))
     return 1 if failed else 0

@@ -3,7 +3,9 @@
 Meant for pre-commit hooks and CI: every text output of every cell (streams, rich displays as
 text, HTML, Markdown, JSON, error tracebacks; optionally the cell sources) is searched for
 telephone numbers (valid in the numbering plan of an international ``+`` number or of one of
-the given regions, :func:`cemkit.guard.tn_spans` with ``strict=True``) and e-mail addresses.
+the given regions, or an unbroken 15- or 16-digit identifier:
+:func:`cemkit.privacy.detect.tn_spans` with ``strict=True``, the detector the guard and the
+policy scanner share) and e-mail addresses.
 A finding names the notebook, the cell (number and id) and the output, and how many values of
 which kind — never the value itself. Images are not read.
 
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cemkit.errors import InputError
-from cemkit.guard import DEFAULT_REGIONS, tn_spans
+from cemkit.privacy.detect import DEFAULT_REGIONS, tn_spans
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _TAG = re.compile(r"<[^>]*>")

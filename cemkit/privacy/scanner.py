@@ -61,9 +61,6 @@ def min_phone_digits(regions: Sequence[str], min_digits: int) -> int:
     national = [shortest(md) for r in regions if (md := PhoneMetadata.metadata_for_region(r))]
     return max(1, min([international, min_digits, *national]))
 
-# A date (2015-03-24) is not a phone number. Letters may touch the run: switches write numbers
-# with letter prefixes ("b0021791444", "tel:..."), and over-redacting a hex id is harmless.
-_DIGIT_RUN = r"(?<![\d+])(?!\d{{4}}-[01]\d-[0-3]\d)\+?\d(?:[ .()/-]{{0,2}}\d){{{n},}}(?!\d)"
 _PERSON_QUOTED = r"(?<=\")[^\W\d_][^\"<>@\d]{0,60}?(?=\"+\s*<)"
 _PERSON_BARE = r"(?:(?<=^)|(?<=[,;|]))[^\W\d_][^\"<>@,;\d]{0,60}?(?=\s*<)"
 
@@ -96,6 +93,8 @@ def build_analyzer(entities: Sequence[str], regions: Sequence[str], min_digits: 
         PhoneRecognizer,
     )
 
+    from cemkit.privacy.detect import digit_run_pattern
+
     class OfflineEmailRecognizer(EmailRecognizer):
         """presidio's e-mail pattern; any dotted domain counts (no suffix-list download)."""
 
@@ -108,7 +107,7 @@ def build_analyzer(entities: Sequence[str], regions: Sequence[str], min_digits: 
         registry.add_recognizer(PhoneRecognizer(supported_regions=tuple(regions)))
         registry.add_recognizer(PatternRecognizer(
             supported_entity="PHONE_NUMBER", name="DigitRunRecognizer",
-            patterns=[Pattern("digit run", _DIGIT_RUN.format(n=min_digits - 1), 0.3)],
+            patterns=[Pattern("digit run", digit_run_pattern(min_digits), 0.3)],
         ))  # fmt: skip
     if "EMAIL_ADDRESS" in entities:
         registry.add_recognizer(OfflineEmailRecognizer())

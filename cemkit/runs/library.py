@@ -43,14 +43,17 @@ BY_CALL = Grouping("call", _stitch_key)
 BY_PARTIES = Grouping("parties", _parties_key)
 
 
-def policy_and_key(policy: Any, key: Any = None) -> tuple[Any, Any]:
-    """The policy (loaded) and its key (read from the policy's key source when needed)."""
-    from cemkit.privacy.engine import load_key
-    from cemkit.privacy.policy import load_policy
+def policy_and_key(policy: Any, key: Any = None, inputs: Any = None) -> tuple[Any, Any]:
+    """The policy, validated as ``cemkit policy check`` does (an ERROR refuses it), and its key.
 
-    pol = load_policy(policy)
-    if key is None and any(r.needs_key for _, r in pol.rules()):
-        key = load_key(pol)
+    The key comes from the policy's key source; only when every input is a generated world
+    (:mod:`cemkit.synth`) may a one-off key stand in (:func:`cemkit.privacy.enforce.run_key`).
+    """
+    from cemkit.privacy.enforce import enforce_policy, run_key
+
+    pol = enforce_policy(policy)
+    if key is None:
+        key = run_key(pol, inputs)
     return pol, key
 
 
@@ -62,9 +65,11 @@ def _protect(df: pd.DataFrame, policy: Any, key: Any, quarantine: bool = False) 
 
 def protect_section(policy: Any, key: Any) -> dict[str, Any]:
     """What a manifest records of a protection (never the key)."""
+    from cemkit.privacy.enforce import key_record
+
     return {
         "policy": {**policy.summary(), "description": policy.description},
-        "key": None if key is None else {"id": key.id, "fingerprint": key.fingerprint},
+        "key": key_record(key),
     }
 
 
@@ -81,7 +86,15 @@ def protect_stages(policy: Any, key: Any, records_meta: pd.DataFrame,
         records_meta.dtypes,
         quarantine=None if quarantine_meta is None else quarantine_meta.dtypes,
     )
+    import datetime as dt
+    import socket
+
+    from cemkit.privacy.enforce import protection_marker
+
     settings = protect_section(policy, key)
+    settings["host"] = socket.gethostname()
+    settings["time_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    settings["marker"] = protection_marker(policy, key)  # the run's `protected` marker
     settings["columns"] = {c: policy.rule_for(c).action for c in records_meta.columns}
     if quarantine_meta is not None:
         settings["quarantine_columns"] = {

@@ -339,6 +339,8 @@ def execute(
     scheduler: Any = None,
     command: str | None = None,
     extra_sections: dict[str, dict[str, Any]] | None = None,
+    key: Any = None,
+    allow_raw: bool = False,
 ) -> Outcome:
     """Run stages over sources (files) or a run directory into the run directory ``out``.
 
@@ -359,14 +361,27 @@ def execute(
         Where Dask computes (:mod:`cemkit.cluster`).
     command : str, optional
         The command line, recorded in the manifest.
+    key : Key, optional
+        The run's pseudonymization key: input paths in the manifest become source names
+        (number-like runs tokenized under it; masked without it).
+    allow_raw : bool
+        Let stages after protect run on a run directory that was never protected (a data
+        owner's own raw data, loudly); without it such input is refused.
     """
     import dask
 
     from cemkit.cluster import connect
+    from cemkit.privacy import enforce
 
     if (sources is None) == (run is None):
         raise ValueError("give exactly one of sources= and run=")
     out = Path(out)
+    names = [s.name for s in stages]
+    if run is not None and "protect" in names:
+        enforce.refuse_protected(store.run_root(run))  # protecting tokens again breaks links
+    elif run is not None and "reveal" not in names:
+        enforce.require_protected(store.run_root(run), "+".join(names) or "kqi",
+                                  allow_raw=allow_raw)  # fmt: skip
     store.check_writable(out, overwrite)
     with connect(scheduler) as client, store.RunWriter(out, overwrite=overwrite) as writer:
         manifest = writer.manifest
@@ -406,14 +421,18 @@ def execute(
                 load["command"] = command
             manifest.add_section("load", load)
             manifest.data["stages"] = ["load"]
+            if paths and all(enforce.is_generated(p) for p in paths):
+                # generated worlds hold no personal data; runs made from them say so too
+                manifest.data[enforce.GENERATED] = {"from": "cemkit.synth"}
             rows_in = reconciled["totals"]["rows_loaded"]
+            read_counts = dict(reconciled["totals"])
             q_rows = reconciled["totals"]["rows_quarantined"]
         else:
             assert run is not None
             source = store.run_root(run)
             upstream = store.read_manifest(source)
             records = store.read_records(source)
-            _carry_over(upstream, manifest, source)
+            _carry_over(upstream, manifest, source, key)
             rows_in = sum(pq_rows(f) for f in store.part_files(source))
             q_fns = _quarantine_fns(stages)
             q_files = store.part_files(source, store.QUARANTINE)
@@ -440,6 +459,7 @@ def execute(
             elif write_records:
                 q_parts = writer.copy_parts(source / store.QUARANTINE, store.QUARANTINE)
             q_rows = sum(int(p["rows"]) for p in q_parts)
+            read_counts = {}
         listed = writer.add_outputs(store.RECORDS, list(parts))
         rows_out = sum(p["rows"] for p in listed)
         matches: dict[str, int] = {}
@@ -448,7 +468,7 @@ def execute(
                 matches[k] = matches.get(k, 0) + v
         for name, sec in st.sections(stages).items():
             sec["records_in"] = rows_in
-            sec["counts"] = {"records": rows_out, "quarantine": q_rows}
+            sec["counts"] = {**read_counts, "records": rows_out, "quarantine": q_rows}
             if name == "correlate":
                 sec["matches"] = dict(sorted(matches.items()))
                 sec["xdr_only"] = matches.get("xdr_only", 0)
@@ -457,6 +477,12 @@ def execute(
             manifest.add_section(name, sec)
         manifest.data["stages"] += [n for n in st.stage_names(stages)
                                     if n not in manifest.data["stages"]]  # fmt: skip
+        marker = (manifest.data.get("protect") or {}).pop("marker", None)
+        if "protect" in names:
+            manifest.data[enforce.MARKER] = marker
+        elif "reveal" in names:
+            manifest.data[enforce.MARKER] = False  # revealed numbers are raw data again
+        manifest.data.update(enforce.source_names_in_manifest(manifest.data, key))
         for sink in sinks:
             with manifest.timed(sink.name):
                 data = (
@@ -496,8 +522,17 @@ def pq_rows(path: str) -> int:
     return int(pq.ParquetFile(path).metadata.num_rows)
 
 
-def _carry_over(upstream: dict[str, Any], manifest: store.Manifest, source: Path) -> None:
-    """Keep the upstream stages' sections (what was loaded, from which files) in the new run."""
+def _carry_over(upstream: dict[str, Any], manifest: store.Manifest, source: Path,
+                key: Any = None) -> None:  # fmt: skip
+    """Keep the upstream stages' sections (what was loaded, from which files) in the new run.
+
+    Its protection marker too; paths are source names (number-like runs tokenized).
+    """
+    from cemkit.privacy import enforce
+
+    for mark in (enforce.MARKER, enforce.GENERATED):
+        if mark in upstream:
+            manifest.data[mark] = upstream[mark]
     for name in upstream.get("stages", []):
         if isinstance(upstream.get(name), dict):  # its files are not this run's: not listed
             manifest.add_section(name, {k: v for k, v in upstream[name].items() if k != "outputs"})
@@ -505,7 +540,7 @@ def _carry_over(upstream: dict[str, Any], manifest: store.Manifest, source: Path
         manifest.data["inputs"] = upstream["inputs"]
     manifest.data["stages"] = list(upstream.get("stages", []))
     manifest.data["upstream"] = {
-        "path": str(source),
+        "path": enforce.source_name(str(source), key),
         "manifest_sha256": store.sha256_of(source / store.MANIFEST),
     }
 

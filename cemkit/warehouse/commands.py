@@ -58,13 +58,13 @@ def register(subparsers: Any) -> None:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from cemkit.io.commands import _options
+    from cemkit.cli import parse_options
     from cemkit.warehouse.batch import Settings
     from cemkit.warehouse.query import Warehouse
     from cemkit.warehouse.watch import Watcher
 
     settings = Settings(args.format, args.policy, args.model, args.tz, args.region,
-                        dict(_options(args.option)))  # fmt: skip
+                        parse_options(args.option))  # fmt: skip
     wh = Warehouse.create(args.into)
     watcher = Watcher(args.directory, wh.store, settings, batch=args.batch, settle=args.settle,
                       poll=args.poll, pattern=args.pattern)  # fmt: skip

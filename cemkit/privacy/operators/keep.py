@@ -1,10 +1,19 @@
-"""``keep``: pass a column through unchanged."""
+"""``keep``: pass a column through unchanged (source names: their numbers tokenized)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from cemkit.privacy.operators.base import Operator
+from cemkit.privacy.enforce import source_name
+from cemkit.privacy.operators.base import Operator, column_kind, from_arrow, on_distinct, to_arrow
+
+#: A text that may hold a number: 7 digits, perhaps with separators (cheap prefilter).
+_DIGITS = r"\d(?:[ .()/-]{0,2}\d){6}"
+#: ``source:tag:position``: the tag is everything between the first and the last ``:``.
+_RECORD_ID = r"^(?P<source>[^:]*):(?P<tag>.*):(?P<position>[^:]*)$"
 
 
 class Keep(Operator):
@@ -14,3 +23,51 @@ class Keep(Operator):
 
     def apply(self, series: pd.Series) -> pd.Series:  # noqa: D102
         return series
+
+
+class KeepSourceName(Keep):
+    """``keep`` of a column holding source names (``record_id``, quarantine ``file``).
+
+    Source names are data: Asterisk writes one file per account code, and account codes are
+    often telephone numbers. Number-like runs of the file tag (in a record id
+    ``source:tag:line``, the part between the first and the last ``:``; in a path, all of it)
+    become keyed tokens (:func:`cemkit.privacy.enforce.source_name`); everything else is kept.
+    """
+
+    def apply(self, series: pd.Series) -> pd.Series:  # noqa: D102
+        if len(series) == 0 or column_kind(series.dtype) != "string":
+            return series
+        if self.column != "record_id":
+            return on_distinct(series, self._names)
+        # Record ids are all distinct, their file tags are few: split once (vectorized), treat
+        # the distinct tags, join again.
+        values = to_arrow(series)
+        # cheap prefilter: a 7-digit run before the last ':' (not the line number), or in an
+        # id without the source:tag:position shape
+        in_tag = pc.match_substring_regex(values, _DIGITS + ".*:")
+        odd = pc.and_(pc.invert(pc.match_substring_regex(values, ":.*:")),
+                      pc.match_substring_regex(values, _DIGITS))  # fmt: skip
+        if not pc.any(pc.fill_null(pc.or_(in_tag, odd), False)).as_py():
+            return series
+        parts = pc.extract_regex(values, _RECORD_ID)
+        tags = pc.struct_field(parts, [1]).dictionary_encode()
+        names = tags.dictionary.to_pylist()
+        mapped = [source_name(t, self.key) for t in names]
+        unmatched = pc.fill_null(pc.invert(pc.is_valid(parts)), True)
+        new_tags = pa.array(mapped, pa.string()).take(tags.indices)
+        joined = pc.binary_join_element_wise(
+            pc.struct_field(parts, [0]), new_tags, pc.struct_field(parts, [2]), ":"
+        )
+        out = pc.if_else(unmatched, values, joined)
+        result = from_arrow(out, series.index)
+        if pc.any(unmatched).as_py():  # no "source:tag:position" shape: the whole value
+            result = result.where(~unmatched.to_numpy(zero_copy_only=False),
+                                  on_distinct(series, self._names))  # fmt: skip
+        return result.astype(series.dtype)
+
+    def _names(self, values: pa.Array) -> pa.Array:
+        maybe = pc.fill_null(pc.match_substring_regex(values, _DIGITS), False)
+        out = values.to_pylist()
+        for i in np.flatnonzero(maybe.to_numpy(zero_copy_only=False)).tolist():
+            out[i] = source_name(out[i], self.key)
+        return pa.array(out, pa.string())
