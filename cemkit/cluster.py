@@ -26,8 +26,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import dask
-
 from cemkit.errors import CemkitError
 
 ENV_VAR = "CEMKIT_SCHEDULER"
@@ -90,6 +88,7 @@ def connect(
     3
     """
     chosen = check(scheduler, default)
+    import dask  # here, not at module level: every command module imports this one
     from distributed import Client
 
     if isinstance(chosen, Client):

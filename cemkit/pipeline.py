@@ -26,21 +26,23 @@ import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import dask
-import dask.dataframe as dd
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cemkit.cluster import add_scheduler_option, connect
 from cemkit.errors import SchemaError
-from cemkit.io.base import Loader, Part
-from cemkit.io.output import RunDir, sha256_file, write_frame
 from cemkit.model.spec import BUCKETS, ServiceModel, load_model
-from cemkit.privacy.engine import load_key, protect
 from cemkit.privacy.keys import Key
-from cemkit.privacy.policy import Policy, load_policy
 from cemkit.progress import step
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from cemkit.io.base import Loader, Part
+    from cemkit.privacy.policy import Policy
+
+# Dask, pandas, cemkit.io and cemkit.privacy.engine are imported inside the functions that use
+# them, so that ``cemkit --help`` (which imports this module for ``register``) does not load them
 
 #: Correlation settings of the pipeline (the ``cemkit correlate`` defaults).
 CORRELATE_DEFAULTS: dict[str, str] = {
@@ -64,6 +66,8 @@ class RunResult:
 
 
 def _protected_meta(loader: Loader, policy: Policy, key: Key | None) -> pd.DataFrame:
+    from cemkit.privacy.engine import protect
+
     return protect(loader.meta(), policy, key=key)
 
 
@@ -71,6 +75,9 @@ def _load_protect_part(
     loader: Loader, part: Part, policy: Policy, key: Key | None, quarantine_dir: str
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read one part, pseudonymize it, write its quarantine; return protected records + counts."""
+    from cemkit.io.output import write_frame
+    from cemkit.privacy.engine import protect
+
     records, quarantine = loader.read_part(part)
     read = loader.rows_read(part, records, quarantine)
     protected = protect(records, policy, key=key)
@@ -186,10 +193,15 @@ def run(
     >>> result = cemkit.run("cdr/", format="asterisk", policy="default",
     ...                     model="models/example.yaml", out="runs/today")  # doctest: +SKIP
     """
+    import dask
+
     from cemkit.io.api import plan as make_plan
+    from cemkit.io.output import RunDir, sha256_file
     from cemkit.kqi.api import read_records
     from cemkit.kqi.api import run as kqi_run
     from cemkit.kqi.sizes import group_sizes
+    from cemkit.privacy.engine import load_key
+    from cemkit.privacy.policy import load_policy
 
     pol = load_policy(policy)
     if key is None and any(r.needs_key for _, r in pol.rules()):
@@ -253,6 +265,8 @@ def _shuffle_config(client: Any, paths: list[str]) -> dict[str, str]:
     correlation itself; when the run fits in this machine's free memory the in-memory ``tasks``
     shuffle is used instead. A cluster keeps its own default (peer-to-peer, which spills).
     """
+    import dask
+
     if client is not None or dask.config.get("dataframe.shuffle.method", None):
         return {}
     import psutil
@@ -272,6 +286,12 @@ def _protected_records(
     the_plan: Any, policy: Policy, key: Key | None, quarantine_dir: str
 ) -> tuple[dd.DataFrame, list[Any]]:
     """Lazy protected records, and lazy per-part counts (quarantine written by the tasks)."""
+    import dask
+    import dask.dataframe as dd
+
+    from cemkit.io.base import Loader
+    from cemkit.privacy.engine import protect
+
     loader = the_plan.loader
     meta = _protected_meta(loader, policy, key)
     tasks = [
@@ -326,6 +346,8 @@ class BatchResult:
 @lru_cache(maxsize=8)
 def _warm(policy: str, model: str) -> tuple[Policy, Key | None, Any]:
     from cemkit.model.assign import Assigner
+    from cemkit.privacy.engine import load_key
+    from cemkit.privacy.policy import load_policy
 
     pol = load_policy(policy)
     key = load_key(pol) if any(r.needs_key for _, r in pol.rules()) else None
@@ -360,6 +382,7 @@ def process_batch(
     from cemkit import schema
     from cemkit.kqi.alerts import find_alerts
     from cemkit.kqi.rollup import rollup
+    from cemkit.privacy.engine import protect
 
     pol, key, assigner = _warm(str(policy), str(model))
     t0 = time.perf_counter()

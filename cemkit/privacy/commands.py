@@ -22,17 +22,21 @@ import hashlib
 import json
 import socket
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cemkit.cluster import add_scheduler_option, connect
 from cemkit.errors import InputError, PolicyError
 from cemkit.io.atomic import atomic_write_text
-from cemkit.io.output import MANIFEST, QUARANTINE, RunDir, read_manifest, read_records
-from cemkit.privacy.engine import load_key, plan, protect, reveal
 from cemkit.privacy.keys import Key
-from cemkit.privacy.policy import Policy, load_policy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cemkit.io.output import RunDir
+    from cemkit.privacy.policy import Policy
+
+# cemkit.io.output, cemkit.privacy.engine (pandas, Dask, Numba) and the policy models are
+# imported inside the functions that use them, so that ``cemkit --help`` does not load them
 
 
 def _now() -> str:
@@ -46,6 +50,8 @@ def _sha256(path: Path) -> str:
 
 def _quarantine(run: Path) -> Any:
     """The run's quarantine as a Dask frame, or None when it has none."""
+    from cemkit.io.output import QUARANTINE, read_records
+
     if not any((run / QUARANTINE).glob("*.parquet")):
         return None
     return read_records(run, QUARANTINE)
@@ -81,6 +87,8 @@ def _key_record(key: Key | None) -> dict[str, str] | None:
 
 def _carry_over(upstream: dict[str, Any], run: RunDir, source: Path) -> None:
     """Keep the upstream stages' sections (what was loaded, from which files) in the new run."""
+    from cemkit.io.output import MANIFEST
+
     for name in upstream.get("stages", []):
         if isinstance(upstream.get(name), dict):
             run.manifest.add_section(name, upstream[name])
@@ -111,6 +119,10 @@ def run_protect(
     Used by ``cemkit protect``; from Python:
     ``run_protect("runs/load-1", "default", "runs/protected-1")``.
     """
+    from cemkit.io.output import RunDir, read_manifest, read_records
+    from cemkit.privacy.engine import load_key, plan, protect
+    from cemkit.privacy.policy import load_policy
+
     source, out = Path(input_dir), Path(out)
     policy = load_policy(policy)
     if key is None and any(r.needs_key for _, r in policy.rules()):
@@ -168,6 +180,10 @@ def run_reveal(
 
     Returns the ``reveal`` section written to both manifests.
     """
+    from cemkit.io.output import MANIFEST, RunDir, read_manifest, read_records
+    from cemkit.privacy.engine import load_key, reveal
+    from cemkit.privacy.policy import load_policy
+
     source, out = Path(input_dir), Path(out)
     policy = load_policy(policy)
     if not reason.strip():
