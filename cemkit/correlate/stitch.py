@@ -144,12 +144,9 @@ class _Partials:
             # pandas sums an all-null group to 0: keep null there
             r = r.where(s.count() > 0)
         r = r.reindex(np.arange(self.groups.size))
-        reduced = pd.Series(r.array).astype(col.dtype)
-        whole = like.reset_index(drop=True).astype(col.dtype)
-        combined = pd.concat([whole, reduced], ignore_index=True)
-        at = np.arange(len(like))
-        at[self.groups] = len(like) + np.arange(self.groups.size)
-        return combined.take(at).set_axis(like.index)
+        values = like.array.copy()  # ``like`` is ``col`` at the groups' first rows: same dtype
+        values[self.groups] = pd.Series(r.array).astype(col.dtype).array
+        return pd.Series(values, index=like.index, name=like.name)
 
 
 def stitch(
