@@ -443,7 +443,8 @@ def run_polars(w: Path, out: Path) -> dict:
     matched = nearest(calls.filter(pl.col("record_kind") == "cdr"),
                       calls.filter(pl.col("record_kind") == "xdr"), MATCH_TOL_S)  # fmt: skip
     calls = calls.filter(~pl.col("rid").is_in(matched["rid_right"].implode())).join(
-        matched.rename({"rid_right": "xdr_rid"}), on="rid", how="left")
+        matched.rename({"rid_right": "xdr_rid"}), on="rid", how="left"
+    )
     by = ["a_number", "b_number"]
     labelled = calls.sort([*by, "start", "rid"]).with_columns(
         (
