@@ -20,6 +20,11 @@ Contenders, each in its own child process (imports not timed, everything else is
   records and KQIs written to Parquet;
 * ``duckdb-{csv,parquet}``: the same in one DuckDB SQL script (``read_csv``/``read_parquet``,
   ``sha256(key || number)``, ``AT TIME ZONE``, ``GROUP BY``, ``COPY ... TO`` Parquet), 2 threads;
+* ``duckdb-full-parquet`` / ``polars-full-parquet``: cemkit's work as far as SQL / polars can
+  (two-rule E.164, sha256 of key and number, partials stitched by GROUP BY, legs paired and xDRs
+  matched by ASOF JOIN / ``join_asof`` within 5 s, intents by window functions, GROUP BY node and
+  15-min bucket, records and KQIs written); their counts (records out, legs paired, xDRs
+  matched, intents) must equal cemkit's from Parquet;
 * ``microbatch``: ``cemkit.process_batch`` on ``--batches`` consecutive batches of
   ``--batch-size`` canonical records (raw numbers), warm (5 batches first), p50/p99 latency;
 * ``ooc``: ``cemkit.run`` from Parquet on a LocalCluster of 2 workers whose ``memory_limit`` is
@@ -63,6 +68,10 @@ CEMKIT = (
     "cemkit-parquet-local",
 )
 BASELINES = ("pandas-csv", "duckdb-csv", "pandas-parquet", "duckdb-parquet")
+#: The same work as cemkit's as far as SQL / DataFrame code can (stitch, pair, match, intents).
+FULL = ("duckdb-full-parquet", "polars-full-parquet")
+#: Counts that cemkit and the FULL contenders must agree on.
+CORRELATION_COUNTS = ("rows_loaded", "records_out", "legs_paired", "xdrs_matched", "intents")
 
 
 def vmhwm_mib() -> float:
@@ -140,8 +149,9 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
         seconds = time.perf_counter() - t0
     recs = pd.read_parquet(
         out / "records",
-        columns=["start", "outcome", "src_partials", "src_paired", "src_xdr_record_id"],
-    )
+        columns=["start", "outcome", "src_partials", "src_paired", "src_xdr_record_id",
+                 "src_intent_id"],
+    )  # fmt: skip
     absorbed = (
         recs["src_partials"].fillna(1).astype(int).clip(lower=1)
         + recs["src_paired"].fillna(False).astype(int)
@@ -156,6 +166,9 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
         "records_out": len(recs),
         "rows_represented": represented,
         "per_day": per_day(recs["start"], recs["outcome"] == "answered"),
+        "legs_paired": int(recs["src_paired"].fillna(False).astype(bool).sum()),
+        "xdrs_matched": int(recs["src_xdr_record_id"].notna().sum()),
+        "intents": int(recs["src_intent_id"].nunique()),
         "timings_s": res.manifest["timings_s"],
         "kqi_rows": len(res.kqi),
         "alerts": len(res.alerts),
@@ -292,6 +305,173 @@ def run_duckdb(w: Path, fmt: str, out: Path) -> dict:
     }
 
 
+# -- the same work as far as SQL / DataFrame code can: DuckDB and polars on canonical Parquet -----
+#: Correlation settings shared with cemkit's defaults (cemkit.pipeline.CORRELATE_DEFAULTS).
+PAIR_TOL_S, MATCH_TOL_S, WINDOW_S = 5, 5, 120
+
+FULL_SQL = """
+CREATE TEMP TABLE r AS
+SELECT row_number() OVER () AS rid,
+       * REPLACE (tok(norm(a_number)) AS a_number, tok(norm(b_number)) AS b_number)
+FROM read_parquet('{records}/*.parquet');
+-- stitch: partial records of one call (call_id, parties) become one record
+CREATE TEMP TABLE s AS
+SELECT * EXCLUDE (partial_seq), 1 AS partials FROM r WHERE partial_seq IS NULL
+UNION ALL BY NAME
+SELECT min(rid) AS rid, call_id, a_number, b_number, any_value(record_kind) AS record_kind,
+       any_value(service) AS service, any_value(leg) AS leg, any_value(node) AS node,
+       min(start) AS start, min(answer) AS answer, max("end") AS "end",
+       sum(duration_s) AS duration_s, sum(billsec_s) AS billsec_s,
+       arg_max(outcome, partial_seq) AS outcome, count(*) AS partials
+FROM r WHERE partial_seq IS NOT NULL GROUP BY call_id, a_number, b_number;
+-- pair legs: each term leg takes the nearest earlier-or-equal orig leg of the same parties
+CREATE TEMP TABLE paired AS
+SELECT o.rid, t.rid AS term_rid
+FROM (SELECT rid, a_number, b_number, start FROM s WHERE leg = 'term') t
+ASOF JOIN (SELECT rid, a_number, b_number, start FROM s WHERE leg = 'orig') o
+  ON t.a_number = o.a_number AND t.b_number = o.b_number AND t.start >= o.start
+WHERE t.start <= o.start + INTERVAL {pair} SECOND;
+CREATE TEMP TABLE calls AS
+SELECT s.*, p.term_rid IS NOT NULL AS paired FROM s LEFT JOIN paired p USING (rid)
+WHERE s.rid NOT IN (SELECT term_rid FROM paired);
+-- match: each CDR takes the nearest earlier-or-equal xDR of the same parties (probes see the
+-- INVITE first)
+CREATE TEMP TABLE matched AS
+SELECT x.rid AS xdr_rid, c.rid AS cdr_rid
+FROM (SELECT rid, a_number, b_number, start FROM calls WHERE record_kind = 'cdr') c
+ASOF JOIN (SELECT rid, a_number, b_number, start FROM calls WHERE record_kind = 'xdr') x
+  ON c.a_number = x.a_number AND c.b_number = x.b_number AND c.start >= x.start
+WHERE c.start <= x.start + INTERVAL {match} SECOND;
+CREATE TEMP TABLE out AS
+SELECT calls.*, m.xdr_rid FROM calls LEFT JOIN matched m ON calls.rid = m.cdr_rid
+WHERE calls.rid NOT IN (SELECT xdr_rid FROM matched);
+-- intents: a new attempt starts a new intent after an answer or a gap of more than the window
+CREATE TEMP TABLE labelled AS
+SELECT *, sum(new_intent::INT) OVER (ORDER BY a_number, b_number, start, rid) AS intent_id
+FROM (SELECT *, coalesce(lag(outcome) OVER w = 'answered'
+                         OR start > lag("end") OVER w + INTERVAL {window} SECOND,
+                         true) AS new_intent
+      FROM out WINDOW w AS (PARTITION BY a_number, b_number ORDER BY start, rid));
+COPY (SELECT * EXCLUDE (new_intent) FROM labelled) TO '{out}/records.parquet' (FORMAT parquet);
+COPY (SELECT node, time_bucket(INTERVAL 15 MINUTE, start) AS bucket, count(*) AS attempts,
+             count(*) FILTER (WHERE outcome = 'answered') AS answered,
+             count(*) FILTER (WHERE outcome = 'answered') / count(*) AS asr,
+             count(*) FILTER (WHERE new_intent) AS intents
+      FROM labelled GROUP BY ALL) TO '{out}/kqi.parquet' (FORMAT parquet);
+"""
+
+
+def run_duckdb_full(w: Path, out: Path) -> dict:
+    import duckdb
+
+    key = os.environ["CEMKIT_KEY"]
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        "CREATE MACRO norm(s) AS CASE WHEN s LIKE '00%' THEN '+' || substr(s, 3) "
+        "WHEN s LIKE '0%' THEN '+44' || substr(s, 2) ELSE s END"
+    )
+    con.execute(f"CREATE MACRO tok(s) AS substr(sha256('{key}' || s), 1, 16)")
+    sql = FULL_SQL.format(records=w / "records", out=out, pair=PAIR_TOL_S, match=MATCH_TOL_S,
+                          window=WINDOW_S)  # fmt: skip
+    for stmt in [s for s in sql.split(";") if s.strip()]:
+        con.execute(stmt)
+    seconds = time.perf_counter() - t0
+    one = lambda q: con.execute(q).fetchone()[0]  # noqa: E731
+    return {
+        "seconds": seconds,
+        "rows_loaded": one("SELECT count(*) FROM r"),
+        "records_out": one("SELECT count(*) FROM labelled"),
+        "xdrs_matched": one("SELECT count(*) FROM matched"),
+        "legs_paired": one("SELECT count(*) FROM paired"),
+        "intents": one("SELECT count(*) FILTER (WHERE new_intent) FROM labelled"),
+        "kqi_rows": one(f"SELECT count(*) FROM '{out / 'kqi.parquet'}'"),
+    }
+
+
+def run_polars(w: Path, out: Path) -> dict:
+    import hashlib
+
+    import polars as pl
+
+    key = os.environ["CEMKIT_KEY"]
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    r = pl.read_parquet(str(w / "records" / "*.parquet")).with_row_index("rid")
+
+    def norm(c: str) -> pl.Expr:
+        s = pl.col(c)
+        return (
+            pl.when(s.str.starts_with("00")).then("+" + s.str.slice(2))
+            .when(s.str.starts_with("0")).then("+44" + s.str.slice(1))
+            .otherwise(s).alias(c)
+        )  # fmt: skip
+
+    r = r.with_columns(norm("a_number"), norm("b_number"))
+    # sha256 of key || number once per distinct number (polars has no keyed hash of its own)
+    distinct = pl.concat([r["a_number"], r["b_number"]]).drop_nulls().unique()
+    digests = [hashlib.sha256((key + v).encode()).hexdigest()[:16] for v in distinct.to_list()]
+    tokens = pl.DataFrame({"number": distinct, "token": digests})
+    for c in ("a_number", "b_number"):
+        r = r.join(tokens.rename({"number": c}), on=c, how="left", maintain_order="left")
+        r = r.with_columns(pl.col("token").alias(c)).drop("token")
+    partial = pl.col("partial_seq").is_not_null()
+    s = pl.concat([
+        r.filter(~partial).drop("partial_seq").with_columns(pl.lit(1, pl.UInt32).alias("partials")),
+        r.filter(partial).sort("partial_seq").group_by(["call_id", "a_number", "b_number"]).agg(
+            pl.col("rid").min(), pl.col("record_kind", "service", "leg", "node").first(),
+            pl.col("start").min(), pl.col("answer").min(), pl.col("end").max(),
+            pl.col("duration_s", "billsec_s").sum(), pl.col("outcome").last(),
+            pl.len().alias("partials")),
+    ], how="diagonal_relaxed")  # fmt: skip
+
+    def nearest(left: pl.DataFrame, right: pl.DataFrame, tol_s: int) -> pl.DataFrame:
+        cols = ["rid", "a_number", "b_number", "start"]
+        return left.select(cols).sort("start").join_asof(
+            right.select(cols).sort("start"), on="start", by=["a_number", "b_number"],
+            strategy="backward", tolerance=f"{tol_s}s", check_sortedness=False,
+        ).filter(pl.col("rid_right").is_not_null()).select("rid", "rid_right")  # fmt: skip
+
+    # the later record looks back for the earlier one: a term leg for its orig leg, a CDR for
+    # its xDR (probes see the INVITE first)
+    paired = nearest(s.filter(pl.col("leg") == "term"), s.filter(pl.col("leg") == "orig"),
+                     PAIR_TOL_S)  # fmt: skip
+    calls = s.filter(~pl.col("rid").is_in(paired["rid"].implode()))
+    matched = nearest(calls.filter(pl.col("record_kind") == "cdr"),
+                      calls.filter(pl.col("record_kind") == "xdr"), MATCH_TOL_S)  # fmt: skip
+    calls = calls.filter(~pl.col("rid").is_in(matched["rid_right"].implode())).join(
+        matched.rename({"rid_right": "xdr_rid"}), on="rid", how="left"
+    )
+    by = ["a_number", "b_number"]
+    labelled = calls.sort([*by, "start", "rid"]).with_columns(
+        (
+            (pl.col("outcome").shift(1).over(by) == "answered")
+            | (pl.col("start") > pl.col("end").shift(1).over(by) + pl.duration(seconds=WINDOW_S))
+        ).fill_null(True).alias("new_intent")
+    ).with_columns(pl.col("new_intent").cast(pl.Int64).cum_sum().alias("intent_id"))  # fmt: skip
+    labelled.drop("new_intent").write_parquet(out / "records.parquet")
+    answered = pl.col("outcome") == "answered"
+    kqi = labelled.group_by("node", pl.col("start").dt.truncate("15m").alias("bucket")).agg(
+        pl.len().alias("attempts"), answered.sum().alias("answered"),
+        (answered.sum() / pl.len()).alias("asr"),
+        pl.col("new_intent").sum().alias("intents"),
+    )  # fmt: skip
+    kqi.write_parquet(out / "kqi.parquet")
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "rows_loaded": len(r),
+        "records_out": len(labelled),
+        "xdrs_matched": len(matched),
+        "legs_paired": len(paired),
+        "intents": int(labelled["new_intent"].sum()),
+        "kqi_rows": len(kqi),
+    }
+
+
 def run_microbatch(w: Path, batches: int, size: int) -> dict:
     import pyarrow.parquet as pq
 
@@ -368,6 +548,10 @@ def child(args: argparse.Namespace) -> None:
         result = run_cemkit(w, fmt, sched, out)
     elif name.startswith("pandas-"):
         result = run_pandas(w, name.split("-")[1], out)
+    elif name == "duckdb-full-parquet":
+        result = run_duckdb_full(w, out)
+    elif name == "polars-full-parquet":
+        result = run_polars(w, out)
     elif name.startswith("duckdb-"):
         result = run_duckdb(w, name.split("-")[1], out)
     elif name == "microbatch":
@@ -437,7 +621,7 @@ def main() -> None:
 
         os.environ["CEMKIT_KEY"] = secrets.token_hex(32)
     work = Path(args.work)
-    names = args.only.split(",") if args.only else [*CEMKIT, *BASELINES, "microbatch", "ooc"]
+    names = args.only.split(",") if args.only else [*CEMKIT, *BASELINES, *FULL, "microbatch", "ooc"]
     w = world(work, args.size)
     truth = json.loads((w / "truth.json").read_text())
     print(f"# machine: {machine()}; nproc {os.cpu_count()}; load {os.getloadavg()}")
@@ -514,6 +698,19 @@ def report(results: dict[str, dict]) -> None:
                     f"NOTE ({n}): correlated rows represent {r['rows_represented']:,} of "
                     f"{r['rows_loaded']:,} loaded"
                 )
+    ref = results.get("cemkit-parquet-threads", {})
+    for n in FULL:
+        r = results.get(n)
+        if not r or "error" in r or "seconds" not in ref:
+            continue
+        got = {c: r.get(c) for c in CORRELATION_COUNTS}
+        want = {c: ref.get(c) for c in CORRELATION_COUNTS}
+        print(f"\n{n}: {r['seconds']:.2f} s, {r['rows_loaded'] / r['seconds']:,.0f} records/s, "
+              f"cemkit-parquet-threads is {r['seconds'] / ref['seconds']:.2f}x faster; "
+              f"counts {got}")  # fmt: skip
+        if got != want:
+            print(f"CROSS-CHECK FAILED ({n}): counts differ from cemkit's {want}")
+            ok = False
     if "microbatch" in results and "error" not in results["microbatch"]:
         m = results["microbatch"]
         print(

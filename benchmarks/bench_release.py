@@ -166,7 +166,8 @@ def main() -> None:
             mine = int(ours[depth]["sums"][name].sum())
             # both keep every subscriber's bound; the random choice differs, the totals may too
             # (only where a subscriber exceeds a bound): compare within the heavy users' share
-            assert abs(mine - total) <= max(0.03 * total, 5 * total**0.5), (depth, name, mine, total)
+            tolerance = max(0.03 * total, 5 * total**0.5)
+            assert abs(mine - total) <= tolerance, (depth, name, mine, total)
 
     cells = len(rel.table)
     print(f"# DP release: {args.size:,} records, {args.subscribers:,} subscribers, month of "

@@ -28,7 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cemkit.privacy.officer_commands",
     "cemkit.correlate.commands",
     "cemkit.kqi.commands",
-    "cemkit.pipeline",
+    "cemkit.pipeline_commands",
     "cemkit.warehouse.commands",
     "cemkit.report.commands",
     "cemkit.dp.commands",

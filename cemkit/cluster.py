@@ -35,8 +35,6 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import dask
-
 from cemkit.errors import CemkitError
 
 ENV_VAR = "CEMKIT_SCHEDULER"
@@ -142,6 +140,7 @@ def connect(
     3
     """
     chosen = check(scheduler, default)
+    import dask  # here, not at module level: every command module imports this one
     from distributed import Client
 
     level = quiet_logs()

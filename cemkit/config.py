@@ -29,3 +29,13 @@ CORRELATE_THREADS: int = int(os.environ.get("CEMKIT_CORRELATE_THREADS", "2"))
 #: Peak memory of an in-memory run per byte of input (measured: ~6x for Asterisk CSV); below
 #: the machine's free memory the runner shuffles in memory (Dask ``tasks``) instead of on disk.
 RUN_MEMORY_PER_INPUT_BYTE: int = 8
+
+#: Correlation settings (the ``cemkit correlate`` and ``cemkit run`` defaults): largest
+#: end-to-start gap between partials, start differences for pairing legs and matching xDRs,
+#: largest pause between retries of one intent.
+CORRELATE_DEFAULTS: dict[str, str] = {
+    "gap": "1s",
+    "pair_tolerance": "5s",
+    "match_tolerance": "5s",
+    "window": "120s",
+}

@@ -102,9 +102,18 @@ def normalize_arrow(values: pa.Array | pa.ChunkedArray,
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if not pa.types.is_string(arr.type):
         arr = arr.cast(pa.string())
-    # Vectorized steps run on every value (cheaper than hashing when most values are
-    # distinct); only the values no fast path settles are deduplicated for phonenumbers.
-    uniq = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
+    # Each value's result depends on that value alone: the dozen Arrow passes run on the
+    # distinct values (a number recurs in every call of its customer: 350K CSV rows hold 23K
+    # callers and 104K callees) and are expanded with one take (2-4x faster than per row).
+    encoded = pc.fill_null(arr, "").dictionary_encode()
+    numbers, kinds = _normalize_distinct(encoded.dictionary, default_region)
+    return numbers.take(encoded.indices), kinds.take(encoded.indices)
+
+
+def _normalize_distinct(arr: pa.Array, default_region: str | None) -> tuple[pa.Array, pa.Array]:
+    """(numbers, kinds) of each value of an Arrow string array without nulls."""
+    # Only the values no vectorized fast path settles go to phonenumbers.
+    uniq = pc.utf8_trim_whitespace(arr)
     n = len(uniq)
     false = pa.array(np.zeros(n, dtype=bool))
     empty = pc.equal(pc.binary_length(uniq), 0)

@@ -281,8 +281,9 @@ def test_command_writes_a_run_of_calls_with_intents(tmp_path):
     write_run(tmp_path / "in", df)
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers())
+    # hand-made raw records: a data owner's own, hence --allow-raw
     args = parser.parse_args(["correlate", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-                              "--allow-raw", "--scheduler", "sync"])  # hand-made raw records  # fmt: skip
+                              "--allow-raw", "--scheduler", "sync"])  # fmt: skip
     with pytest.warns(PrivacyWarning, match="RAW"):
         assert args.func(args) == 0
     calls = read_records(tmp_path / "out").compute()

@@ -44,10 +44,12 @@ def test_run_from_frame_writes_files(tmp_path):
     # hand-made raw records: refused, unless the data owner says --allow-raw (loudly)
     assert main(["kqi", str(tmp_path / "in"), "--model", str(model), "--freq", "day",
                  "--out", str(tmp_path / "out"), "--scheduler", "sync"]) == 1  # fmt: skip
+    argv = ["kqi", str(tmp_path / "in"), "--model", str(model), "--freq", "day", "--out",
+            str(tmp_path / "out"), "--scheduler", "sync", "--allow-raw"]  # fmt: skip
     with pytest.warns(PrivacyWarning, match="RAW"):
-        assert main(["kqi", str(tmp_path / "in"), "--model", str(model), "--freq", "day",
-                     "--out", str(tmp_path / "out"), "--scheduler", "sync",
-                     "--allow-raw"]) == 0  # fmt: skip
+        code = main(argv)
+    assert code == 0
+    with pytest.warns(PrivacyWarning, match="RAW"):
         done = run(tmp_path / "in" / "records", MODEL, freqs=("day",), allow_raw=True)
     assert set(done.result.table["freq"]) == {"day", "15min"}
     assert done.alerts.empty  # 3 attempts are below the default min_attempts

@@ -18,11 +18,33 @@ Columns added to records are named under the schema's ``src_`` prefix and docume
 
 from __future__ import annotations
 
-from cemkit.correlate.asof import asof
-from cemkit.correlate.match import MATCH_COLUMNS, match
-from cemkit.correlate.pair_legs import PAIR_COLUMNS, pair_legs
-from cemkit.correlate.sessionize import INTENT_COLUMNS, RECORD_INTENT_COLUMNS, sessionize
-from cemkit.correlate.stitch import STITCH_COLUMNS, stitch
+from typing import TYPE_CHECKING
+
+from cemkit import _lazy
+
+if TYPE_CHECKING:
+    from cemkit.correlate.asof import asof
+    from cemkit.correlate.match import MATCH_COLUMNS, match
+    from cemkit.correlate.pair_legs import PAIR_COLUMNS, pair_legs
+    from cemkit.correlate.sessionize import INTENT_COLUMNS, RECORD_INTENT_COLUMNS, sessionize
+    from cemkit.correlate.stitch import STITCH_COLUMNS, stitch
+
+_lazy.exports(
+    __name__,
+    {
+        "asof": "cemkit.correlate.asof",
+        "MATCH_COLUMNS": "cemkit.correlate.match",
+        "match": "cemkit.correlate.match",
+        "PAIR_COLUMNS": "cemkit.correlate.pair_legs",
+        "pair_legs": "cemkit.correlate.pair_legs",
+        "INTENT_COLUMNS": "cemkit.correlate.sessionize",
+        "RECORD_INTENT_COLUMNS": "cemkit.correlate.sessionize",
+        "sessionize": "cemkit.correlate.sessionize",
+        "STITCH_COLUMNS": "cemkit.correlate.stitch",
+        "stitch": "cemkit.correlate.stitch",
+    },
+)
+
 
 __all__ = [
     "INTENT_COLUMNS",

@@ -226,9 +226,10 @@ def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartiti
     """Add the row's global position and a key bucket, then shuffle so a key meets in one partition.
 
     ``bucket_of(frame)`` returns the columns (a Series or DataFrame) whose equal values must end up
-    in the same partition. Their hash picks the partition; the position (input partition, row)
-    lets each partition restore the input order (see :func:`restore_order`), which is what makes
-    results independent of the partitioning.
+    in the same partition. Their 64-bit hash is the bucket column, which Dask's shuffle maps to a
+    partition (so equal keys of two frames shuffled to the same ``npartitions`` meet in one). The
+    position (input partition, row) lets each partition restore the input order (see
+    :func:`restore_order`), which is what makes results independent of the partitioning.
     """
 
     def tag(df: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
@@ -243,7 +244,10 @@ def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartiti
         out = df.copy()
         out[PART] = np.int64(number)
         out[ROW] = np.arange(len(df), dtype=np.int64)
-        out[BUCKET] = (h % np.uint64(max(npartitions, 1))).astype(np.int64)
+        # the full 64-bit hash, not ``hash % n``: Dask hashes the bucket column again to pick the
+        # partition, and re-hashing only n distinct buckets leaves partitions empty (for n = 3
+        # the sizes came out [0, 1/3, 2/3]); many distinct hashes spread evenly
+        out[BUCKET] = h.view(np.int64)
         return out
 
     meta = ddf._meta.assign(

@@ -9,7 +9,7 @@ from typing import Any
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``correlate`` sub-command to an argparse ``subparsers`` object."""
     from cemkit.cli import add_run_options
-    from cemkit.runs.library import CORRELATE_DEFAULTS as D
+    from cemkit.config import CORRELATE_DEFAULTS as D
 
     p = subparsers.add_parser(
         "correlate",

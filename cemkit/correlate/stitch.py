@@ -90,17 +90,19 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     last[group[is_last]] = np.flatnonzero(is_last)
     multi = sizes > 1
     if multi.any():
+        # only calls of several partials (rare) are reduced; a whole record is its own result
+        many = _Partials(group, multi)
         for c in ("start", "answer"):
             if c in records.columns:
-                out[c] = _group_reduce(records[c], group, ngroups, "min", out[c])
+                out[c] = many.reduce(records[c], "min", out[c])
         if "end" in records.columns:
-            out["end"] = _group_reduce(records["end"], group, ngroups, "max", out["end"])
+            out["end"] = many.reduce(records["end"], "max", out["end"])
         for c in _SUM:
             if c in records.columns:
-                out[c] = _group_reduce(records[c], group, ngroups, "sum", out[c])
+                out[c] = many.reduce(records[c], "sum", out[c])
         for c in _MEAN:
             if c in records.columns:
-                out[c] = _group_reduce(records[c], group, ngroups, "mean", out[c])
+                out[c] = many.reduce(records[c], "mean", out[c])
         for c in _FROM_LAST:
             if c in records.columns:
                 out[c] = records[c].iloc[last].set_axis(out.index)
@@ -121,17 +123,30 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     return out
 
 
-def _group_reduce(
-    col: pd.Series, group: np.ndarray, ngroups: int, how: str, like: pd.Series
-) -> pd.Series:
-    """Reduce ``col`` per group (nulls skipped; all-null groups give null)."""
-    s = col.reset_index(drop=True).groupby(group, sort=True)
-    r = getattr(s, how)()
-    if how == "sum":
-        # pandas sums an all-null group to 0: keep null there
-        r = r.where(s.count() > 0)
-    r = r.reindex(np.arange(ngroups))
-    return pd.Series(r.array, index=like.index).astype(col.dtype)
+class _Partials:
+    """The rows of the groups of more than one partial, and where their results go."""
+
+    def __init__(self, group: np.ndarray, multi: np.ndarray) -> None:
+        self.groups = np.flatnonzero(multi)  # positions in the output (one per group)
+        self.rows = np.flatnonzero(multi[group])  # their partials, in input order
+        # the groups numbered 0..k-1 in output order
+        self.sub = np.searchsorted(self.groups, group[self.rows])
+
+    def reduce(self, col: pd.Series, how: str, like: pd.Series) -> pd.Series:
+        """``like`` (one row per group) with the multi-partial groups' reduction of ``col``.
+
+        Nulls are skipped; an all-null group gives null. For a group of one record the
+        reduction of its one value is that value, so only the other groups are computed.
+        """
+        s = col.iloc[self.rows].reset_index(drop=True).groupby(self.sub, sort=True)
+        r = getattr(s, how)()
+        if how == "sum":
+            # pandas sums an all-null group to 0: keep null there
+            r = r.where(s.count() > 0)
+        r = r.reindex(np.arange(self.groups.size))
+        values = like.array.copy()  # ``like`` is ``col`` at the groups' first rows: same dtype
+        values[self.groups] = pd.Series(r.array).astype(col.dtype).array
+        return pd.Series(values, index=like.index, name=like.name)
 
 
 def stitch(

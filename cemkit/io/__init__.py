@@ -22,25 +22,30 @@ one parallel pass; :mod:`cemkit.io.output` holds the atomic run-directory writer
 
 from __future__ import annotations
 
-import importlib
+from typing import TYPE_CHECKING
 
-from cemkit.io.base import Loader, Part, registry
+from cemkit import _lazy
 
-#: Format modules registered on import; optional ones may be absent from a checkout.
-_FORMAT_MODULES = ("asterisk", "freeswitch", "cucm", "generic", "parquet", "gnettrack", "agent")
-_OPTIONAL_MODULES = ("sip_pcap", "threegpp")
+if TYPE_CHECKING:
+    from cemkit.io.api import expand_paths, load, load_quarantine, plan
+    from cemkit.io.base import Loader, Part, registry
+    from cemkit.io.output import read_records, write_run
 
-for _name in _FORMAT_MODULES:
-    importlib.import_module(f"cemkit.io.{_name}")
-for _name in _OPTIONAL_MODULES:
-    try:
-        importlib.import_module(f"cemkit.io.{_name}")
-    except ModuleNotFoundError as _exc:  # only the module itself may be missing
-        if _exc.name != f"cemkit.io.{_name}":
-            raise
-
-from cemkit.io.api import expand_paths, load, load_quarantine, plan  # noqa: E402
-from cemkit.io.output import read_records, write_run  # noqa: E402
+# the format modules register with ``registry`` on its first look-up (cemkit.io.base)
+_lazy.exports(
+    __name__,
+    {
+        "Loader": "cemkit.io.base",
+        "Part": "cemkit.io.base",
+        "registry": "cemkit.io.base",
+        "expand_paths": "cemkit.io.api",
+        "load": "cemkit.io.api",
+        "load_quarantine": "cemkit.io.api",
+        "plan": "cemkit.io.api",
+        "read_records": "cemkit.io.output",
+        "write_run": "cemkit.io.output",
+    },
+)
 
 __all__ = [
     "Loader",

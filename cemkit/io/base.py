@@ -12,6 +12,7 @@ quarantined, per part.
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -115,20 +116,43 @@ class Loader(abc.ABC):
         """Read one part: (canonical records, quarantine)."""
 
 
+#: The modules of the shipped formats, imported (and so registered) on the first look-up.
+FORMAT_MODULES = ("asterisk", "freeswitch", "cucm", "generic", "parquet", "gnettrack", "agent")
+#: Formats whose module may be absent from a build.
+OPTIONAL_FORMAT_MODULES = ("sip_pcap", "threegpp")
+
+
 class _Registry:
     """Format name → loader class. Unknown names list the known ones."""
 
     def __init__(self) -> None:
         self._loaders: dict[str, type[Loader]] = {}
+        self._imported = False
+
+    def _import_formats(self) -> None:
+        # on first use rather than at ``import cemkit.io``: the CLI's help must not pay for them
+        if self._imported:
+            return
+        self._imported = True
+        for name in FORMAT_MODULES:
+            importlib.import_module(f"cemkit.io.{name}")
+        for name in OPTIONAL_FORMAT_MODULES:
+            try:
+                importlib.import_module(f"cemkit.io.{name}")
+            except ModuleNotFoundError as exc:  # only the module itself may be missing
+                if exc.name != f"cemkit.io.{name}":
+                    raise
 
     def register(self, cls: type[Loader]) -> type[Loader]:
         self._loaders[cls.name] = cls
         return cls
 
     def names(self) -> list[str]:
+        self._import_formats()
         return sorted(self._loaders)
 
     def get(self, name: str) -> type[Loader]:
+        self._import_formats()
         try:
             return self._loaders[name]
         except KeyError:
@@ -137,6 +161,7 @@ class _Registry:
             ) from None
 
     def __iter__(self) -> Iterator[type[Loader]]:
+        self._import_formats()
         return iter(self._loaders.values())
 
 

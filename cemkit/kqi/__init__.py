@@ -8,9 +8,26 @@
 
 from __future__ import annotations
 
-from cemkit.kqi.alerts import find_alerts
-from cemkit.kqi.api import run
-from cemkit.kqi.formulas import INDICATORS
-from cemkit.kqi.rollup import KqiResult, rollup
+from typing import TYPE_CHECKING
+
+from cemkit import _lazy
+
+if TYPE_CHECKING:
+    from cemkit.kqi.alerts import find_alerts
+    from cemkit.kqi.api import run
+    from cemkit.kqi.formulas import INDICATORS
+    from cemkit.kqi.rollup import KqiResult, rollup
+
+_lazy.exports(
+    __name__,
+    {
+        "find_alerts": "cemkit.kqi.alerts",
+        "run": "cemkit.kqi.api",
+        "INDICATORS": "cemkit.kqi.formulas",
+        "KqiResult": "cemkit.kqi.rollup",
+        "rollup": "cemkit.kqi.rollup",
+    },
+)
+
 
 __all__ = ["INDICATORS", "KqiResult", "find_alerts", "rollup", "run"]

@@ -120,7 +120,8 @@ def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
     Attempts of one intent may lie in any partition: the earliest attempt start per intent is an
     exact Dask ``min`` aggregation, joined back. Records starting within
     :data:`formulas.SAME_ATTEMPT_WINDOW_S` of it (the terminating leg, a tie) belong to the first
-    attempt.
+    attempt. A pandas frame (a micro-batch) takes the same minimum over integer intent codes,
+    without a merge of the whole frame.
     """
     col = formulas.INTENT_COLUMN
 
@@ -128,19 +129,34 @@ def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
         is_attempt = formulas.contributions(part)["attempts"].to_numpy() > 0
         return part.loc[is_attempt, [col, "start"]]
 
+    if isinstance(ddf, pd.DataFrame):
+        return _flag_first(ddf.copy(), _first_start(ddf, col))
     starts = _map_parts(ddf, attempts_only)
     first = starts.groupby(col)["start"].min().rename("_intent_first_start")
     merged = ddf.merge(first.to_frame(), left_on=col, right_index=True, how="left")
-    window = pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S)
 
     def flag(part: pd.DataFrame) -> pd.DataFrame:
         part = part.copy()
-        first_col = part.pop("_intent_first_start")
-        is_first = (part["start"] - first_col <= window) | first_col.isna()
-        part[formulas.FIRST_OF_INTENT_COLUMN] = is_first.fillna(True).astype(bool)
-        return part
+        return _flag_first(part, part.pop("_intent_first_start"))
 
     return _map_parts(merged, flag)
+
+
+def _first_start(part: pd.DataFrame, col: str) -> pd.Series:
+    """Per row: the earliest start of an attempt of its intent (NaT without one or an intent)."""
+    is_attempt = formulas.contributions(part)["attempts"].to_numpy() > 0
+    codes = pd.factorize(part[col])[0]  # -1: no intent
+    use = is_attempt & (codes >= 0)
+    starts = part["start"].reset_index(drop=True)[use]
+    first = starts.groupby(codes[use]).min()
+    return pd.Series(first.reindex(codes).array, index=part.index)
+
+
+def _flag_first(part: pd.DataFrame, first_start: pd.Series) -> pd.DataFrame:
+    window = pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S)
+    is_first = (part["start"] - first_start <= window) | first_start.isna()
+    part[formulas.FIRST_OF_INTENT_COLUMN] = is_first.fillna(True).astype(bool)
+    return part
 
 
 def _map_parts(frame: Any, fn: Any, *args: Any, meta: Any = None) -> Any:

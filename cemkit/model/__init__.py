@@ -6,8 +6,32 @@ puts customers and records in their most specific group (:mod:`cemkit.model.assi
 
 from __future__ import annotations
 
-from cemkit.model.assign import CUSTOMER_OBJECT_COLUMN, GROUP_COLUMN, Assigner, read_customer_table
-from cemkit.model.spec import ServiceModel, Threshold, load_model
+from typing import TYPE_CHECKING
+
+from cemkit import _lazy
+
+if TYPE_CHECKING:
+    from cemkit.model.assign import (
+        CUSTOMER_OBJECT_COLUMN,
+        GROUP_COLUMN,
+        Assigner,
+        read_customer_table,
+    )
+    from cemkit.model.spec import ServiceModel, Threshold, load_model
+
+_lazy.exports(
+    __name__,
+    {
+        "CUSTOMER_OBJECT_COLUMN": "cemkit.model.assign",
+        "GROUP_COLUMN": "cemkit.model.assign",
+        "Assigner": "cemkit.model.assign",
+        "read_customer_table": "cemkit.model.assign",
+        "ServiceModel": "cemkit.model.spec",
+        "Threshold": "cemkit.model.spec",
+        "load_model": "cemkit.model.spec",
+    },
+)
+
 
 __all__ = [
     "CUSTOMER_OBJECT_COLUMN",

@@ -16,10 +16,31 @@
 
 from __future__ import annotations
 
-from cemkit.privacy.enforce import enforce_policy, run_key
-from cemkit.privacy.engine import load_key, protect, reveal
-from cemkit.privacy.keys import Key
-from cemkit.privacy.policy import Policy, load_policy, parse_policy
+from typing import TYPE_CHECKING
+
+from cemkit import _lazy
+
+if TYPE_CHECKING:
+    from cemkit.privacy.enforce import enforce_policy, run_key
+    from cemkit.privacy.engine import load_key, protect, reveal
+    from cemkit.privacy.keys import Key
+    from cemkit.privacy.policy import Policy, load_policy, parse_policy
+
+_lazy.exports(
+    __name__,
+    {
+        "enforce_policy": "cemkit.privacy.enforce",
+        "run_key": "cemkit.privacy.enforce",
+        "load_key": "cemkit.privacy.engine",
+        "protect": "cemkit.privacy.engine",
+        "reveal": "cemkit.privacy.engine",
+        "Key": "cemkit.privacy.keys",
+        "Policy": "cemkit.privacy.policy",
+        "load_policy": "cemkit.privacy.policy",
+        "parse_policy": "cemkit.privacy.policy",
+    },
+)
+
 
 __all__ = ["Key", "Policy", "enforce_policy", "load_key", "load_policy", "parse_policy", "protect",
            "reveal", "run_key"]  # fmt: skip

@@ -20,13 +20,15 @@ import functools
 import getpass
 import socket
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from cemkit.errors import InputError, PolicyError
-from cemkit.privacy.keys import Key
-from cemkit.privacy.policy import Policy, load_policy
+
+if TYPE_CHECKING:  # heavy modules load when a command runs, not for `cemkit --help`
+    import pandas as pd
+
+    from cemkit.privacy.keys import Key
+    from cemkit.privacy.policy import Policy
 
 
 def _now() -> str:
@@ -91,6 +93,8 @@ def run_reveal(
     from cemkit.runs.store import run_root
 
     source = run_root(input_dir)
+    from cemkit.privacy.policy import load_policy
+
     policy = load_policy(policy)
     if not reason.strip():
         raise PolicyError("a reason is required to reveal numbers",

@@ -27,7 +27,6 @@ from typing import Any
 import nbformat
 
 from cemkit.errors import CemkitError, InputError
-from cemkit.io.atomic import atomic_directory, atomic_write_text
 from cemkit.report.html import embed_call, vega_bundle
 
 #: Where the notebooks shipped with cemkit live (repository checkout / editable install).
@@ -202,6 +201,8 @@ def export_html(executed: str | os.PathLike[str], output: str | os.PathLike[str]
     resources = {"cemkit_vega_bundle": vega_bundle() if charts else ""}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     out = Path(output)
+    from cemkit.runs.store import atomic_write_text
+
     atomic_write_text(out, body)
     return out
 
@@ -293,6 +294,8 @@ def report(
             params[WORKDIR_PARAMETER] = scratch
     failed = target.with_name(f"{target.name}.failed.ipynb")
     try:
+        from cemkit.runs.store import atomic_directory
+
         with atomic_directory(target) as tmp:
             executed = tmp / f"{src.stem}.ipynb"
             try:

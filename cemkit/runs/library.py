@@ -12,16 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from cemkit.config import CORRELATE_DEFAULTS
 from cemkit.runs.runner import Sink, check_before_protect
 from cemkit.runs.stages import Grouping, Stage
-
-#: Correlation settings (the ``cemkit correlate`` defaults).
-CORRELATE_DEFAULTS: dict[str, str] = {
-    "gap": "1s",
-    "pair_tolerance": "5s",
-    "match_tolerance": "5s",
-    "window": "120s",
-}
 
 #: Measurements a CDR lacks and its matched signaling xDR has (``src_xdr_<name>``).
 SIGNALING_FIELDS = ("pdd_ms", "sip_status", "mos", "loss_ratio", "jitter_ms")

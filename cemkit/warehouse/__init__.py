@@ -16,10 +16,26 @@ Examples
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cemkit.warehouse.batch import BatchReport, Settings, ingest_files
-from cemkit.warehouse.query import FREQS, QUANTILES, Warehouse, open
+from cemkit import _lazy
+
+if TYPE_CHECKING:
+    from cemkit.warehouse.batch import BatchReport, Settings
+    from cemkit.warehouse.query import FREQS, QUANTILES, Warehouse, open
+
+# loaded on first use: `cemkit --help` (which lists `cemkit watch`) imports no heavy library
+_lazy.exports(
+    __name__,
+    {
+        "BatchReport": "cemkit.warehouse.batch",
+        "Settings": "cemkit.warehouse.batch",
+        "FREQS": "cemkit.warehouse.query",
+        "QUANTILES": "cemkit.warehouse.query",
+        "Warehouse": "cemkit.warehouse.query",
+        "open": "cemkit.warehouse.query",
+    },
+)
 
 __all__ = ["FREQS", "QUANTILES", "BatchReport", "Settings", "Warehouse", "ingest", "open"]
 
@@ -43,6 +59,9 @@ def ingest(
     >>> cemkit.warehouse.batch(["cdr/Master.csv"], "warehouse/", format="asterisk",
     ...                         model="models/example.yaml")  # doctest: +SKIP
     """
+    from cemkit.warehouse.batch import Settings, ingest_files
+    from cemkit.warehouse.query import Warehouse
+
     wh = Warehouse.create(into)
     settings = Settings(format, policy, str(model), tz, default_region, dict(options))
     return ingest_files(

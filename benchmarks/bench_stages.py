@@ -1,0 +1,148 @@
+"""Each pipeline stage's seconds next to its measured floor on the same data (one process).
+
+    python -m benchmarks.bench_stages [--size 1000000] [--work /tmp/cemkit-bench/pipeline]
+
+On the synthetic world of ``benchmarks.bench_pipeline`` (``--size`` records, seed 1), one
+process, no Dask (a pandas frame is one partition of the same stages ``cemkit run`` runs):
+
+| stage | cemkit call | floor (the least any implementation must do) |
+|---|---|---|
+| load CSV | Asterisk loader ``read_part`` over every part | ``pyarrow.csv.read_csv`` of the file |
+| load Parquet | Parquet loader ``read_part`` over every part | ``pyarrow.parquet.read_table`` |
+| protect | ``cemkit.privacy.protect`` (default policy) | HMAC kernel over the distinct numbers |
+| stitch, pair, match, sessionize | each correlator (pandas) | one ``argsort`` of an int64 key |
+| KQIs | ``cemkit.kqi.rollup`` | one ``bincount`` of group x bucket codes |
+| write | Parquet write of the correlated records | ``pyarrow.parquet.write_table`` of them |
+
+The floors are real work on the same rows (not estimates), so "x floor" says how far a stage
+is from what its data costs at the least. Each is timed once (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.bench_pipeline import REGION, TZ, csv_path, world
+from benchmarks.common import machine, versions
+
+
+def _t(fn: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def stages(w: Path) -> list[dict[str, Any]]:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from cemkit.correlate import match, pair_legs, sessionize, stitch
+    from cemkit.correlate._frames import time_ns
+    from cemkit.io.api import plan
+    from cemkit.kqi.rollup import rollup
+    from cemkit.model.assign import Assigner
+    from cemkit.model.spec import load_model
+    from cemkit.privacy import load_key, load_policy, protect
+    from cemkit.privacy._hmac import hmac_hex
+
+    rows: list[dict[str, Any]] = []
+
+    def add(stage: str, n: int, secs: float, floor_name: str, floor_s: float) -> None:
+        ratio = secs / floor_s if floor_s else None
+        rows.append({"stage": stage, "rows": n, "seconds": secs, "floor": floor_name,
+                     "floor_seconds": floor_s, "x_floor": ratio})  # fmt: skip
+        print(f"# {stage}: {secs:.2f} s (floor {floor_name} {floor_s:.3f} s)", flush=True)
+
+    def load_all(paths: list[str], fmt: str, **kw: Any) -> pd.DataFrame:
+        the_plan = plan(paths, format=fmt, **kw)
+        return pd.concat([the_plan.loader.read_part(p)[0] for p in the_plan.parts],
+                         ignore_index=True)  # fmt: skip
+
+    csv = str(csv_path(w))
+    secs, csv_records = _t(lambda: load_all([csv], "asterisk", tz=TZ, default_region=REGION))
+    headerless = pacsv.ReadOptions(autogenerate_column_names=True)
+    floor, _ = _t(lambda: pacsv.read_csv(csv, read_options=headerless))
+    add("load CSV (asterisk)", len(csv_records), secs, "pyarrow.csv.read_csv", floor)
+    del csv_records
+
+    files = sorted(str(p) for p in (w / "records").glob("*.parquet"))
+    secs, records = _t(lambda: load_all(files, "parquet"))
+    floor, _ = _t(lambda: pa.concat_tables([pq.read_table(f) for f in files]))
+    add("load Parquet", len(records), secs, "pyarrow.parquet.read_table", floor)
+
+    policy = load_policy("default")
+    key = load_key(policy)
+    secs, protected = _t(lambda: protect(records, policy, key=key))
+    numbers = pa.chunked_array([pa.array(records["a_number"].astype(str)),
+                                pa.array(records["b_number"].astype(str))])  # fmt: skip
+    distinct = numbers.unique()
+    floor, _ = _t(lambda: hmac_hex(distinct, key.derive("tokenize"), 16))
+    add("protect", len(records), secs, "HMAC kernel on distinct numbers", floor)
+
+    def one_sort(df: pd.DataFrame) -> float:
+        codes = pd.factorize(df["a_number"])[0].astype(np.int64) * (1 << 20)
+        t = time_ns(df["start"])
+        key_ = codes + (t // 10**9) % (1 << 20)
+        return _t(lambda: np.argsort(key_, kind="stable"))[0]
+
+    secs, calls = _t(lambda: stitch(protected))
+    add("stitch", len(protected), secs, "one argsort (int64 key)", one_sort(protected))
+    secs, paired = _t(lambda: pair_legs(calls))
+    add("pair legs", len(calls), secs, "one argsort (int64 key)", one_sort(calls))
+    secs, matched = _t(lambda: match(paired))
+    add("match xDR-CDR", len(paired), secs, "one argsort (int64 key)", one_sort(paired))
+    secs, labelled = _t(lambda: sessionize(matched, output="records"))
+    add("sessionize", len(matched), secs, "one argsort (int64 key)", one_sort(matched))
+
+    assigner = Assigner(load_model(w / "model.yaml"))
+    secs, _ = _t(lambda: rollup(labelled, assigner, rank_customers=False))
+    node = pd.factorize(labelled["node"])[0]
+    bucket = time_ns(labelled["start"]) // (15 * 60 * 10**9)
+    bucket = bucket - bucket.min()
+    cell = node.astype(np.int64) * (int(bucket.max()) + 1) + bucket
+    answered = (labelled["outcome"] == "answered").to_numpy()
+    floor, _ = _t(lambda: (np.bincount(cell), np.bincount(cell, weights=answered)))
+    add("KQIs (rollup)", len(labelled), secs, "bincount (node x 15 min)", floor)
+
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"cemkit-stages-{os.getpid()}.parquet"
+    secs, _ = _t(lambda: labelled.to_parquet(out, index=False))
+    table = pa.Table.from_pandas(labelled, preserve_index=False)
+    floor, _ = _t(lambda: pq.write_table(table, out))
+    add("write records (Parquet)", len(labelled), secs, "pyarrow write_table of the table",
+        floor)  # fmt: skip
+    out.unlink(missing_ok=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--size", type=int, default=1_000_000)
+    p.add_argument("--work", default="/tmp/cemkit-bench/pipeline")
+    args = p.parse_args()
+    if "CEMKIT_KEY" not in os.environ:
+        import secrets
+
+        os.environ["CEMKIT_KEY"] = secrets.token_hex(32)
+    w = world(Path(args.work), args.size)
+    print(f"# machine: {machine()}; load {os.getloadavg()}")
+    print(f"# {versions(('cemkit', 'pandas', 'pyarrow', 'numba', 'numpy'))}")
+    rows = stages(w)
+    print("\n| stage | rows | seconds | floor | floor s | x floor |")
+    print("|---|---:|---:|---|---:|---:|")
+    for r in rows:
+        print(f"| {r['stage']} | {r['rows']:,} | {r['seconds']:.2f} | {r['floor']} | "
+              f"{r['floor_seconds']:.3f} | {r['x_floor']:.0f} |")  # fmt: skip
+    (Path(args.work) / "stages.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
