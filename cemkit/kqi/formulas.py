@@ -52,7 +52,8 @@ from cemkit.outcomes import ANSWERED, USER_DETERMINED
 # --- counters ------------------------------------------------------------------------------------
 #: Integer counters per record; summing them is exact in any order.
 COUNTERS: tuple[str, ...] = (
-    "attempts",  # voice call attempts (CDR, first partial)
+    "attempts",  # voice call attempts (CDR, first partial; xDR-only attempts included)
+    "xdr_only_attempts",  # ... of which only signaling saw (no CDR: billing never saw them)
     "answered",  # attempts answered
     "user_determined",  # attempts answered or ended by the user (E.425)
     "short_calls",  # answered attempts with billsec < config.SHORT_CALL_S
@@ -79,7 +80,7 @@ ISA_RESPONSES: frozenset[int] = frozenset({408, 500, 503, 504})
 #: Record columns the formulas read (others are not needed to compute indicators).
 INPUT_COLUMNS: tuple[str, ...] = (
     "service", "record_kind", "outcome", "billsec_s", "cause_q850", "partial_seq", "pdd_ms",
-    "sip_status", "mos", "loss_ratio", "jitter_ms", "delay_ms",
+    "sip_status", "mos", "loss_ratio", "jitter_ms", "delay_ms", "src_match",
 )  # fmt: skip
 
 #: Column holding the intent id from :func:`cemkit.correlate.sessionize`, when present.
@@ -192,6 +193,7 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     block = np.zeros((len(COUNTERS), n), dtype=np.int64)
     out = {name: block[i] for i, name in enumerate(COUNTERS)}
     out["attempts"][:] = attempt
+    out["xdr_only_attempts"][:] = attempt & xdr_only
     out["answered"][:] = answered
     out["user_determined"][:] = attempt & _mask(outcome.isin(sorted(USER_DETERMINED)))
     out["short_calls"][:] = answered & (billsec0 < config.SHORT_CALL_S)
