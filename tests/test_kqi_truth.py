@@ -4,7 +4,8 @@ The expected figures are computed here from the generator's own output, not from
 the canonical records it wrote (``records/``) joined with its per-record truth (``truth/``:
 ``call_key`` says which records are one call). A call is counted once, at the switch of its
 originating (or only) leg; a signaling xDR whose call has no CDR is an attempt billing never saw;
-every xDR is one INVITE transaction, its final response its ``sip_status``.
+every xDR is one INVITE transaction, its final response its ``sip_status``. Every shipped policy
+is run.
 """
 
 import json
@@ -31,18 +32,41 @@ def world(tmp_path_factory):
     return out, json.loads((out / "truth.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def run_kqi(world, tmp_path_factory):
-    out, _ = world
+def _node_model(out, truth):
+    """The world's regions and switches without country prefixes (for a policy keeping no digit)."""
+    lines = ["name: nodes-only", "groups:"]
+    for reg in truth["world"]["regions"]:
+        lines.append(f"  - {{name: {reg['name']}, match: {{switches: {reg['switches']}}}}}")
+        for sw in reg["switches"]:
+            lines.append(f"  - {{name: {sw}, parent: {reg['name']}, match: {{switches: [{sw}]}}}}")
+    path = out / "nodes-only.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+#: Every shipped policy, with the model that fits it: `strict` keeps no digit of a number, so
+#: only node groups can be formed (its own header says so).
+POLICIES = ["default", "research", "strict"]
+
+
+@pytest.fixture(scope="module", params=POLICIES)
+def policy_run(request, world, tmp_path_factory):
+    out, truth = world
+    model = _node_model(out, truth) if request.param == "strict" else out / "model.yaml"
     mp = pytest.MonkeyPatch()
     mp.setenv("CEMKIT_KEY", KEY)
-    res = cemkit.run(out / "records", format="parquet", policy="default",
-                     model=out / "model.yaml", out=tmp_path_factory.mktemp("trun") / "run",
-                     scheduler="threads", freqs=("day",))  # fmt: skip
+    res = cemkit.run(out / "records", format="parquet", policy=request.param, model=model,
+                     out=tmp_path_factory.mktemp("trun") / "run", scheduler="threads",
+                     freqs=("day",))  # fmt: skip
     mp.undo()
     day = res.kqi[(res.kqi["freq"] == "day") & (res.kqi["object_kind"] == "group")]
     assert not day["object"].duplicated().any()
-    return day.set_index("object")
+    return day.set_index("object"), load_model(model)
+
+
+@pytest.fixture(scope="module")
+def run_kqi(policy_run):
+    return policy_run[0]
 
 
 def _expected_per_switch(out):
@@ -82,10 +106,10 @@ def _expected_per_switch(out):
 
 
 @pytest.fixture(scope="module")
-def expected(world):
+def expected(world, policy_run):
     out, _ = world
+    model = policy_run[1]
     per_switch = _expected_per_switch(out)
-    model = load_model(out / "model.yaml")
     rows = []
     for switch, row in per_switch.iterrows():
         for group in (switch, *model.ancestors(switch)):
@@ -106,6 +130,7 @@ def test_world_totals_equal_truth(run_kqi, world):
 
 def test_attempts_and_invites_per_group_equal_truth(run_kqi, expected):
     columns = ["attempts", "xdr_only_attempts", *SIP_COUNTERS]
+    assert "(unassigned)" not in run_kqi.index  # every record found its switch's group
     got = run_kqi.loc[expected.index, columns].rename_axis(None)
     pd.testing.assert_frame_equal(got, expected[columns], check_dtype=False, check_index_type=False)
 
