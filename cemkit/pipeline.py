@@ -37,6 +37,7 @@ from cemkit.errors import SchemaError
 from cemkit.io.base import Loader, Part
 from cemkit.io.output import RunDir, sha256_file, write_frame
 from cemkit.model.spec import BUCKETS, ServiceModel, load_model
+from cemkit.privacy.check import warn_fit
 from cemkit.privacy.engine import load_key, protect
 from cemkit.privacy.keys import Key
 from cemkit.privacy.policy import Policy, load_policy
@@ -195,6 +196,7 @@ def run(
     if key is None and any(r.needs_key for _, r in pol.rules()):
         key = load_key(pol)
     spec = model if isinstance(model, ServiceModel) else load_model(model)
+    warn_fit(pol, spec)  # a model whose prefixes the policy hides gives empty groups
     the_plan = make_plan(inputs, format, tz=tz, default_region=default_region, **options)
     loader = the_plan.loader
     timings: dict[str, float] = {}
@@ -221,6 +223,7 @@ def run(
             sizes = group_sizes(read_records(str(run_dir.records_dir)), spec)
             sizes.to_parquet(run_dir.path / "kqi" / "group_sizes.parquet", index=False)
         timings["kqi"] = time.perf_counter() - t1
+        warn_fit(pol, spec, done.result.table)
         manifest = run_dir.manifest
         inputs_section = _reconcile(part_counts, digests)
         manifest.data["inputs"] = [
