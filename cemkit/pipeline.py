@@ -34,6 +34,7 @@ import pandas as pd
 
 from cemkit.cluster import add_scheduler_option, connect
 from cemkit.errors import SchemaError
+from cemkit.io.api import number_counts, warn_unparsed
 from cemkit.io.base import Loader, Part
 from cemkit.io.output import RunDir, sha256_file, write_frame
 from cemkit.model.spec import BUCKETS, ServiceModel, load_model
@@ -77,7 +78,7 @@ def _load_protect_part(
     protected = protect(records, policy, key=key)
     write_frame(protect(quarantine, policy, key=key, quarantine=True), quarantine_dir, part.index)
     counts = {"path": part.path, "rows_read": read, "rows_loaded": read - len(quarantine),
-              "rows_quarantined": len(quarantine)}  # fmt: skip
+              "rows_quarantined": len(quarantine), **number_counts(records)}  # fmt: skip
     return protected, counts
 
 
@@ -226,6 +227,8 @@ def run(
         warn_fit(pol, spec, done.result.table)
         manifest = run_dir.manifest
         inputs_section = _reconcile(part_counts, digests)
+        the_plan.check_quarantine(inputs_section["inputs"])
+        warn_unparsed(part_counts, loader.default_region)
         manifest.data["inputs"] = [
             {k: f[k] for k in ("path", "size", "sha256")} for f in inputs_section["inputs"]
         ]
@@ -383,6 +386,8 @@ def process_batch(
 
 def register(subparsers: Any) -> None:
     """Add the ``run`` sub-command."""
+    from cemkit.io.commands import add_max_quarantine_option
+
     p = subparsers.add_parser(
         "run",
         help="load, protect, correlate, model and compute KQIs in one pass",
@@ -390,7 +395,7 @@ def register(subparsers: Any) -> None:
         "(records/, quarantine/, kqi/, alerts.parquet, manifest.json).",
     )
     p.add_argument("inputs", nargs="+", help="input files, globs or directories")
-    p.add_argument("--format", required=True, help="source format (e.g. asterisk)")
+    p.add_argument("--format", required=True, help="source format (e.g. asterisk; auto: detect)")
     p.add_argument("--policy", default="default", help="privacy policy path or name")
     p.add_argument("--model", required=True, help="service model YAML")
     p.add_argument("--out", required=True, help="run directory to create")
@@ -399,6 +404,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="format option, as for `cemkit load` (e.g. blocksize=1048576)")
+    add_max_quarantine_option(p)
     add_scheduler_option(p)
     p.set_defaults(func=_cmd_run)
 
@@ -409,7 +415,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run(
         args.inputs, format=args.format, policy=args.policy, model=args.model, out=args.out,
         tz=args.tz, default_region=args.region, scheduler=args.scheduler,
-        overwrite=args.overwrite, **_options(getattr(args, "option", [])),
+        overwrite=args.overwrite, max_quarantine=args.max_quarantine,
+        **_options(getattr(args, "option", [])),
     )  # fmt: skip
     totals = result.manifest["load"]["totals"]
     print(f"{result.out}: {totals['rows_loaded']} records loaded, "

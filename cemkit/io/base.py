@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 import pandas as pd
 import pyarrow as pa
 
-from cemkit.errors import FormatError
+from cemkit.errors import FormatError, InputError
+from cemkit.numbers import validate_region
 from cemkit.schema import Column, empty_frame, pandas_dtypes
 
 #: Schema of quarantined rows. ``raw`` holds the row as read (it may contain raw TNs: the
@@ -40,6 +41,24 @@ def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame(
         {n: pd.Series([], dtype=d) for n, d in pandas_dtypes(QUARANTINE_SCHEMA).items()}
     )
+
+
+def validate_zone(tz: str) -> str:
+    """An IANA zone name the zone database knows (``UTC`` included), or a clear error."""
+    import zoneinfo
+
+    if str(tz).upper() == "UTC":
+        return "UTC"
+    try:
+        zoneinfo.ZoneInfo(str(tz))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        import difflib
+
+        close = difflib.get_close_matches(str(tz), sorted(zoneinfo.available_timezones()), n=3)
+        hint = (f"did you mean {' or '.join(close)}?" if close
+                else "give an IANA zone name such as Europe/London or UTC")  # fmt: skip
+        raise InputError(f"unknown time zone {tz!r}", hint=hint) from None
+    return str(tz)
 
 
 @dataclass(frozen=True)
@@ -73,8 +92,8 @@ class Loader(abc.ABC):
                 f"format {self.name!r} has no option(s) {', '.join(unknown)}",
                 hint=f"its options are: {known}",
             )
-        self.tz = tz
-        self.default_region = default_region
+        self.tz = validate_zone(tz)
+        self.default_region = validate_region(default_region)
         self.opts: dict[str, Any] = {**self.options, **options}
 
     def extension_columns(self) -> tuple[Column, ...]:

@@ -23,7 +23,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "input checksums and per-file row counts. The directory appears only when complete."
         ),
     )
-    p.add_argument("format", help="asterisk, freeswitch, cucm, generic, parquet, ...")
+    p.add_argument("format", help="asterisk, freeswitch, cucm, generic, parquet, ...; auto: "
+                   "detect it from the files' content")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, globs or directories")
     p.add_argument("--out", required=True, metavar="DIR", help="run directory to create")
     p.add_argument("--tz", default="UTC", metavar="ZONE",
@@ -34,9 +35,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help="format option (VALUE read as JSON when it parses, e.g. columns=18, "
                         "mapping=copenhagen-calls, template='[\"a\",\"b\"]'); repeatable")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
+    add_max_quarantine_option(p)
     add_scheduler_option(p)
     p.set_defaults(func=run)
     return p
+
+
+def add_max_quarantine_option(p: argparse.ArgumentParser) -> None:
+    """``--max-quarantine SHARE``: fail when more of a file's rows are quarantined (0.5)."""
+    from cemkit.io.api import DEFAULT_MAX_QUARANTINE
+
+    p.add_argument("--max-quarantine", type=float, default=DEFAULT_MAX_QUARANTINE,
+                   metavar="SHARE", help="fail when more than this share of a file's rows is "
+                   f"quarantined (default {DEFAULT_MAX_QUARANTINE}; 1 never fails)")  # fmt: skip
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -58,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from cemkit.io.run import load_to_dir
 
     the_plan = plan(args.paths, args.format, tz=args.tz, default_region=args.region,
-                    **_options(args.option))  # fmt: skip
+                    max_quarantine=args.max_quarantine, **_options(args.option))  # fmt: skip
     with connect(getattr(args, "scheduler", None)):
         command = shlex.join(["cemkit", "load", *sys.argv[2:]])
         section = load_to_dir(the_plan, args.out, overwrite=args.overwrite, command=command)

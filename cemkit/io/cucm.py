@@ -34,7 +34,7 @@ from cemkit.io.base import Part, empty_quarantine, registry
 from cemkit.io.convert import Converter, quarantine_frame, to_pandas
 from cemkit.io.csvblock import parse_block
 from cemkit.io.delimited import DelimitedLoader, Layout
-from cemkit.io.textfile import read_range
+from cemkit.io.textfile import open_input, read_range
 from cemkit.outcomes import outcomes_from_q850_array
 from cemkit.schema import PII, extension_field
 
@@ -64,7 +64,7 @@ _METRICS_META = pd.DataFrame(
 
 
 def _header(path: str) -> list[str]:
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         first = fh.readline().decode("utf-8", errors="replace").strip("\r\n")
     try:
         return [c.strip() for c in next(csv.reader([first]))]

@@ -16,7 +16,7 @@ from typing import Any
 import dask
 
 from cemkit.errors import SchemaError
-from cemkit.io.api import Plan
+from cemkit.io.api import Plan, number_counts, warn_unparsed
 from cemkit.io.base import QUARANTINE_SCHEMA, Loader, Part
 from cemkit.io.output import RunDir, sha256_file, write_frame
 from cemkit.schema import arrow_schema
@@ -30,7 +30,7 @@ def _read_and_write(loader: Loader, part: Part, records_dir: str | None,
     write_frame(quarantine, quarantine_dir, part.index, QUARANTINE_SCHEMA)
     read = loader.rows_read(part, records, quarantine)
     return {"path": part.path, "rows_read": read, "rows_quarantined": len(quarantine),
-            "rows_loaded": read - len(quarantine)}  # fmt: skip
+            "rows_loaded": read - len(quarantine), **number_counts(records)}  # fmt: skip
 
 
 def load_to_dir(plan: Plan, out: str | os.PathLike[str], *, overwrite: bool = False,
@@ -76,6 +76,8 @@ def load_to_dir(plan: Plan, out: str | os.PathLike[str], *, overwrite: bool = Fa
                                                           "rows_quarantined")}  # fmt: skip
         if totals["rows_read"] != totals["rows_loaded"] + totals["rows_quarantined"]:
             raise SchemaError("row counts do not reconcile (read != loaded + quarantined)")
+        plan.check_quarantine(inputs)
+        warn_unparsed(counts, loader.default_region)
         section = {
             "format": loader.name,
             "tz": loader.tz,
