@@ -121,6 +121,25 @@ class FreeswitchLoader(DelimitedLoader):
             return conv.time(f"{what}_stamp", TIME_FORMAT, self.tz)
         return None
 
+    @staticmethod
+    def _node(conv: Converter) -> pa.Array | None:
+        """The gateway (trunk) of the call, else the sofia profile of its channel, if written.
+
+        ``sip_gateway_name`` names the trunk; ``channel_name`` is ``sofia/<profile>/<user>@...``.
+        The shipped "example" and "legacy" templates write neither (then ``node`` is null, or
+        the ``node=`` option).
+        """
+        found = None
+        if conv.has("sip_gateway_name"):
+            gateway = conv.text("sip_gateway_name")
+            found = pc.if_else(pc.equal(gateway, ""), pa.scalar(None, pa.string()), gateway)
+        if conv.has("channel_name"):
+            profile = pc.struct_field(
+                pc.extract_regex(conv.text("channel_name"), r"^sofia/(?P<p>[^/]+)/"), [0]
+            )
+            found = profile if found is None else pc.coalesce(found, profile)
+        return found
+
     def convert(self, conv: Converter, layout: Layout) -> Mapping[str, object]:
         """Template variables → canonical columns."""
         start = self._time(conv, "start")
@@ -140,6 +159,9 @@ class FreeswitchLoader(DelimitedLoader):
         outcome = _outcomes(codes, pc.fill_null(answered, False))
         q850 = pc.if_else(pc.less_equal(codes, 127), codes, pa.scalar(None, pa.int32()))
         call_id = conv.text("sip_call_id") if conv.has("sip_call_id") else conv.text("uuid")
+        node: object = self.opts["node"]
+        if node is None:
+            node = self._node(conv)
         cols: dict[str, object] = {
             "record_kind": "cdr",
             "service": "voice",
@@ -153,7 +175,7 @@ class FreeswitchLoader(DelimitedLoader):
             "outcome": outcome,
             "cause_q850": q850,
             "call_id": call_id,
-            "node": self.opts["node"],
+            "node": node,
             "src_hangup_cause": cause_name,
         }
         if conv.has("sip_term_status"):
