@@ -135,14 +135,13 @@ class AsteriskLoader(DelimitedLoader):
 
     def convert(self, conv: Converter, layout: Layout) -> Mapping[str, object]:
         """cdr_csv fields → canonical columns."""
-        tz = self.tz
-        start = conv.time("start", TIME_FORMAT, tz)
-        answer = conv.time("answer", TIME_FORMAT, tz)
-        end = conv.time("end", TIME_FORMAT, tz)
-        missing_start = pc.is_null(start).to_numpy(zero_copy_only=False)
-        conv.flag(missing_start, "start", "start time is empty")
         duration = conv.number("duration")
         billsec = conv.number("billsec")
+        # local times read so that the call fits its duration across DST changes
+        start, answer, end = conv.call_times(("start", "answer", "end"), TIME_FORMAT, self.tz,
+                                             duration, billsec)  # fmt: skip
+        missing_start = pc.is_null(start).to_numpy(zero_copy_only=False)
+        conv.flag(missing_start, "start", "start time is empty")
         outcome = conv.lookup(conv.raw("disposition"), ASTERISK_DISPOSITION, pa.string(),
                               field="disposition", strict=True)  # fmt: skip
         # Asterisk before 12 writes answer = start... only for answered calls; an unanswered

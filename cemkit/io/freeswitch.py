@@ -145,6 +145,15 @@ class FreeswitchLoader(DelimitedLoader):
         start = self._time(conv, "start")
         answer = self._time(conv, "answer")
         end = self._time(conv, "end")
+        stamps = ("start_stamp", "answer_stamp", "end_stamp")
+        if all(conv.has(s) for s in stamps) and not any(
+            conv.has(f"{w}_epoch") or conv.has(f"{w}_uepoch") for w in ("start", "answer", "end")
+        ):  # local times read so that the call fits its duration across DST changes
+            start, answer, end = conv.call_times(
+                stamps, TIME_FORMAT, self.tz,
+                conv.number("duration") if conv.has("duration") else None,
+                conv.number("billsec") if conv.has("billsec") else None,
+            )  # fmt: skip
         if start is None:
             raise FormatError("a freeswitch template needs a start time",
                               hint="add start_stamp, start_epoch or start_uepoch")  # fmt: skip
