@@ -75,10 +75,13 @@ def _load_protect_part(
     """Read one part, pseudonymize it, write its quarantine; return protected records + counts."""
     records, quarantine = loader.read_part(part)
     read = loader.rows_read(part, records, quarantine)
+    attached = loader.rows_attached(part, records, quarantine)
     protected = protect(records, policy, key=key)
     write_frame(protect(quarantine, policy, key=key, quarantine=True), quarantine_dir, part.index)
-    counts = {"path": part.path, "rows_read": read, "rows_loaded": read - len(quarantine),
-              "rows_quarantined": len(quarantine), **number_counts(records)}  # fmt: skip
+    counts = {"path": part.path, "rows_read": read,
+              "rows_loaded": read - len(quarantine) - attached,
+              "rows_quarantined": len(quarantine), "rows_attached": attached,
+              **number_counts(records)}  # fmt: skip
     return protected, counts
 
 
@@ -298,14 +301,15 @@ def _reconcile(part_counts: list[dict[str, Any]], digests: list[dict[str, Any]])
     per_file: dict[str, dict[str, int]] = {}
     for c in part_counts:
         f = per_file.setdefault(c["path"], dict.fromkeys(
-            ("rows_read", "rows_loaded", "rows_quarantined"), 0))  # fmt: skip
+            ("rows_read", "rows_loaded", "rows_quarantined", "rows_attached"), 0))  # fmt: skip
         for k in f:
-            f[k] += c[k]
+            f[k] += c.get(k, 0)
     inputs = [{**d, **per_file.get(d["path"], {})} for d in digests]
-    totals = {k: sum(f.get(k, 0) for f in inputs)
-              for k in ("rows_read", "rows_loaded", "rows_quarantined")}  # fmt: skip
-    if totals["rows_read"] != totals["rows_loaded"] + totals["rows_quarantined"]:
-        raise SchemaError("row counts do not reconcile (read != loaded + quarantined)")
+    keys = ("rows_read", "rows_loaded", "rows_quarantined", "rows_attached")
+    totals = {k: sum(f.get(k, 0) for f in inputs) for k in keys}
+    if totals["rows_read"] != (totals["rows_loaded"] + totals["rows_quarantined"]
+                               + totals["rows_attached"]):  # fmt: skip
+        raise SchemaError("row counts do not reconcile (read != loaded + quarantined + attached)")
     return {"inputs": inputs, "totals": totals}
 
 

@@ -112,6 +112,15 @@ class Loader(abc.ABC):
         """
         return len(records) + len(quarantine)
 
+    def rows_attached(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame) -> int:
+        """Rows of ``part`` read into other records rather than into records of their own.
+
+        CUCM CMR rows are attached to their CDRs (as MOS, loss, jitter): they are read, not
+        quarantined, and no record of their own. A run's counts reconcile as rows read = rows
+        loaded (records) + rows quarantined + rows attached.
+        """
+        return 0
+
     def finish(self, records: Any, parts: Sequence[Part]) -> Any:
         """Post-process the lazily read records as a whole (default: unchanged).
 

@@ -74,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
         command = shlex.join(["cemkit", "load", *sys.argv[2:]])
         section = load_to_dir(the_plan, args.out, overwrite=args.overwrite, command=command)
     t = section["totals"]
-    print(f"{args.out}: {t['rows_loaded']} records loaded, {t['rows_quarantined']} quarantined "
-          f"of {t['rows_read']} rows read from {len(section['inputs'])} file(s)")  # fmt: skip
+    attached = f", {t['rows_attached']} attached to records" if t.get("rows_attached") else ""
+    print(f"{args.out}: {t['rows_loaded']} records loaded, {t['rows_quarantined']} quarantined"
+          f"{attached} of {t['rows_read']} rows read from {len(section['inputs'])} "
+          "file(s)")  # fmt: skip
     return 0
 
 

@@ -183,7 +183,7 @@ class CucmLoader(DelimitedLoader):
         return self.meta(), quarantine
 
     def rows_read(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame) -> int:
-        """CMR rows count as read (and loaded into the CDRs' metrics) line by line."""
+        """CMR rows count as read (and attached to the CDRs' metrics) line by line."""
         if self._kind(part.path) != "cmr":
             return super().rows_read(part, records, quarantine)
         info, _ = self._file(part.path)
@@ -191,6 +191,12 @@ class CucmLoader(DelimitedLoader):
             return len(quarantine)
         data = read_range(part.path, part.start, part.stop)
         return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+    def rows_attached(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame) -> int:
+        """CMR rows not quarantined are attached to CDRs (no record of their own)."""
+        if self._kind(part.path) != "cmr":
+            return 0
+        return self.rows_read(part, records, quarantine) - len(quarantine)
 
     def _read_cmr(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
         info, layout = self._file(part.path)

@@ -29,8 +29,10 @@ def _read_and_write(loader: Loader, part: Part, records_dir: str | None,
         write_frame(records, records_dir, part.index, arrow_schema(loader.extension_columns()))
     write_frame(quarantine, quarantine_dir, part.index, QUARANTINE_SCHEMA)
     read = loader.rows_read(part, records, quarantine)
+    attached = loader.rows_attached(part, records, quarantine)
     return {"path": part.path, "rows_read": read, "rows_quarantined": len(quarantine),
-            "rows_loaded": read - len(quarantine), **number_counts(records)}  # fmt: skip
+            "rows_attached": attached, "rows_loaded": read - len(quarantine) - attached,
+            **number_counts(records)}  # fmt: skip
 
 
 def load_to_dir(plan: Plan, out: str | os.PathLike[str], *, overwrite: bool = False,
@@ -66,16 +68,18 @@ def load_to_dir(plan: Plan, out: str | os.PathLike[str], *, overwrite: bool = Fa
                 )  # fmt: skip
             counts, digests = dask.compute(tasks, hashes)
         per_file: dict[str, dict[str, int]] = defaultdict(
-            lambda: {"rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0}
+            lambda: {"rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "rows_attached": 0}
         )
         for c in counts:
-            for k in ("rows_read", "rows_loaded", "rows_quarantined"):
+            for k in ("rows_read", "rows_loaded", "rows_quarantined", "rows_attached"):
                 per_file[c["path"]][k] += c[k]
         inputs = [{**d, **per_file[d["path"]]} for d in digests]
-        totals = {k: sum(f[k] for f in inputs) for k in ("rows_read", "rows_loaded",
-                                                          "rows_quarantined")}  # fmt: skip
-        if totals["rows_read"] != totals["rows_loaded"] + totals["rows_quarantined"]:
-            raise SchemaError("row counts do not reconcile (read != loaded + quarantined)")
+        keys = ("rows_read", "rows_loaded", "rows_quarantined", "rows_attached")
+        totals = {k: sum(f[k] for f in inputs) for k in keys}
+        if totals["rows_read"] != (totals["rows_loaded"] + totals["rows_quarantined"]
+                                   + totals["rows_attached"]):  # fmt: skip
+            raise SchemaError("row counts do not reconcile "
+                              "(read != loaded + quarantined + attached)")  # fmt: skip
         plan.check_quarantine(inputs)
         warn_unparsed(counts, loader.default_region)
         section = {
