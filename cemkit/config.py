@@ -39,3 +39,7 @@ CORRELATE_DEFAULTS: dict[str, str] = {
     "match_tolerance": "5s",
     "window": "120s",
 }
+
+#: Share of a file's rows that may be quarantined before a load fails (``--max-quarantine``):
+#: a file of another format, or one read with the wrong options, otherwise looks like success.
+DEFAULT_MAX_QUARANTINE: float = 0.5

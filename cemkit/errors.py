@@ -63,5 +63,9 @@ class CemkitWarning(UserWarning):
     """Warnings cemkit emits on purpose (tests turn them into errors)."""
 
 
+class ResultWarning(CemkitWarning):
+    """A result may be incomplete: inputs or settings do not fit (records in no group, ...)."""
+
+
 class PrivacyWarning(CemkitWarning):
     """Something may expose personal data (e.g. unprotected numbers displayed)."""

@@ -194,3 +194,38 @@ def normalize(values: pd.Series, default_region: str | None = None) -> tuple[pd.
         pd.Series(pd.arrays.ArrowStringArray(numbers), index=values.index, dtype=_STRING),
         pd.Series(pd.arrays.ArrowStringArray(kinds), index=values.index, dtype=_STRING),
     )
+
+
+#: Names people write for a region that are not its ISO 3166 code.
+_REGION_ALIASES = {"UK": "GB", "EN": "GB", "EL": "GR"}
+
+
+def validate_region(region: str | None) -> str | None:
+    """The ISO 3166 region code phonenumbers knows (upper case), or a clear error.
+
+    Examples
+    --------
+    >>> validate_region("gb")
+    'GB'
+    >>> validate_region("UK")
+    Traceback (most recent call last):
+    ...
+    cemkit.errors.InputError: unknown region 'UK' — the ISO 3166 code of the United Kingdom is GB
+    """
+    from cemkit.errors import InputError
+
+    if region is None or region == "":
+        return None
+    code = str(region).strip().upper()
+    if code in phonenumbers.SUPPORTED_REGIONS:
+        return code
+    if code in _REGION_ALIASES:
+        alias = _REGION_ALIASES[code]
+        name = "the United Kingdom" if alias == "GB" else alias
+        raise InputError(f"unknown region {region!r}",
+                         hint=f"the ISO 3166 code of {name} is {alias}")  # fmt: skip
+    import difflib
+
+    close = difflib.get_close_matches(code, sorted(phonenumbers.SUPPORTED_REGIONS), n=3)
+    hint = f"did you mean {' or '.join(close)}?" if close else "give an ISO 3166 code, e.g. GB"
+    raise InputError(f"unknown region {region!r} (ISO 3166 two-letter code expected)", hint=hint)

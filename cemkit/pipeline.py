@@ -182,12 +182,16 @@ def run(
     srcs = _sources(inputs, format, sources, tz, default_region, options)
     # the policy as `policy check` sees it; a one-off key for generated worlds only
     pol, key = policy_and_key(policy, key, [p for s in srcs for p in s.plan().paths])
+    from cemkit.privacy.check import warn_fit
+
+    warn_fit(pol, spec)  # a model whose prefixes the policy hides gives empty groups
     stages = [*_protect_for_sources(srcs, pol, key), *correlate_stages()]
     sink = kqi_sink(spec, freqs=freqs, top_n=top_n, sizes=True)
     with step(f"loading, protecting, correlating and computing KQIs ({len(srcs)} source(s))"):
         done = execute(stages, out, sources=srcs, sinks=[sink], overwrite=overwrite,
                        scheduler=scheduler, command=command, key=key)  # fmt: skip
     k = done.results["kqi"]
+    warn_fit(pol, spec, k.result.table)  # and when many attempts matched no group
     return RunResult(done.out, done.manifest, k.result.table, k.alerts, k.result.worst_customers,
                      k.group_sizes)  # fmt: skip
 

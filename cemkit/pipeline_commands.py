@@ -11,6 +11,7 @@ from typing import Any
 def register(subparsers: Any) -> None:
     """Add the ``run`` sub-command."""
     from cemkit.cli import add_input_options, add_run_options
+    from cemkit.io.commands import add_max_quarantine_option
 
     p = subparsers.add_parser(
         "run",
@@ -42,6 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", required=True, help="service model YAML")
     add_input_options(p)
     add_run_options(p)
+    add_max_quarantine_option(p)
     p.set_defaults(func=_cmd_run)
 
 
@@ -50,7 +52,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from cemkit.pipeline import run
     from cemkit.runs import Source, read_sources_file
 
-    options = parse_options(args.option)
+    options = {**parse_options(args.option), "max_quarantine": args.max_quarantine}
     sources: list[Source | str] = list(args.sources)
     if args.sources_file:
         sources += read_sources_file(args.sources_file)

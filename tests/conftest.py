@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
+if not SAMPLES.is_dir():  # a git worktree of the checkout: the samples sit beside the main one
+    SAMPLES = Path(os.environ.get("CEMKIT_SAMPLES", "/work/shared/data/samples"))
 
 
 @pytest.fixture(scope="session")

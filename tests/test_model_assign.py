@@ -171,8 +171,8 @@ def test_shipped_example_model_assigns():
     m = load_model(Path(__file__).parents[1] / "models" / "example.yaml")
     a = Assigner(m)  # reads models/customers-example.csv next to the model
     recs = pd.DataFrame({
-        "a_number": pd.array(["+44207~k1a7f3c9e2", "+44161~k2c55e0a41", "+44209~zz", "+3531~q"],
-                             dtype="string[pyarrow]"),
+        "a_number": pd.array(["+4420#1a7f3c9e2b4d6f80", "+4416#2c55e0a41d7b3f92", "+4420#zz",
+                              "+3531#q"], dtype="string[pyarrow]"),
         "node": pd.array(["lon-sw1", "man-sw1", "lon-tk12", "dub-x"], dtype="string[pyarrow]"),
     })
     out = a.assign(recs)

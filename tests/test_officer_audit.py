@@ -35,7 +35,7 @@ def test_audit_prints_policy_key_columns_counts_and_versions(protected, capsys):
     assert main(["audit", str(protected)]) == 0
     out = capsys.readouterr().out
     policy = load_policy("research")
-    assert "policy          research version 1" in out
+    assert "policy          research version 2" in out
     assert f"policy sha256   {policy.sha256}" in out
     assert "key             id cemkit-research-2026, fingerprint " in out
     assert "counts          quarantine 1, records 3" in out
@@ -76,7 +76,7 @@ def test_audit_section_of_other_runs_reads_the_same(tmp_path):
     assert record.kind == "report" and record.counts == {"rows": 40, "suppressed_groups": 3}
     text = format_audit(record)
     assert "smallest group  20 customers in reports" in text
-    assert "    tokenize   a_number" in text and "policy          strict version 1" in text
+    assert "    tokenize   a_number" in text and "policy          strict version 2" in text
 
 
 def test_missing_or_broken_manifests(tmp_path, capsys):

@@ -6,7 +6,7 @@ import pytest
 from cemkit import schema
 from cemkit.cli import main
 from cemkit.privacy.check import check_policy, small_groups
-from cemkit.privacy.policy import POLICY_DIR
+from cemkit.privacy.policy import POLICY_DIR, load_policy
 
 SHIPPED = sorted(p.stem for p in POLICY_DIR.glob("*.yaml"))
 
@@ -25,9 +25,13 @@ def test_shipped_policies_pass(name, capsys):
     assert f"policy {name}: 0 error(s), 0 warning(s)" in capsys.readouterr().out
 
 
-def test_strict_notes_columns_left_to_default():
+def test_strict_names_every_column_correlation_needs():
+    # record_id (a log line) was left to the default and dropped, and the pipeline then failed
     notes = [f for f in check_policy("strict") if f.severity == "note"]
-    assert any("left to the default and therefore dropped: record_id" in f.message for f in notes)
+    assert not any("record_id" in f.message for f in notes)
+    rules = {where: rule for where, rule in load_policy("strict").rules()}
+    assert rules["columns.record_id"].action == "tokenize"
+    assert rules["columns.end"].action == "keep" and rules["columns.start"].action == "keep"
 
 
 def test_unknown_column_is_an_error_naming_it(tmp_path, capsys):

@@ -78,6 +78,10 @@ ZEEK_REGISTRATIONS = [(_R1, 403), (_R1, 401), (_R1, 401), (_R1, 200), (_R1, 401)
                       (_R2, 200), (_R2, 401), (_R2, 200)]  # fmt: skip
 
 
+#: INVITEs still unanswered when the capture stopped (within Timer B of its last packet).
+CUT_OFF = {"sip_ipv4_tcp_fragmented.pcap": {"bef7ab40-12f0-4b7b-8b38-e0b729487c26"}}
+
+
 def load(name: str, **options) -> tuple[pd.DataFrame, pd.DataFrame]:
     loader = registry.get("sip-pcap")(default_region="RU", **options)
     parts = loader.parts([str(SIP / name)])
@@ -107,9 +111,13 @@ def statuses(records: pd.DataFrame) -> dict[str, int | None]:
 )  # fmt: skip
 def test_calls_and_final_status_per_call_id(name, expected):
     records, quarantine = load(name)
-    assert statuses(records) == expected
+    # an INVITE the capture cut off (no final response within Timer B of its end) is not a
+    # failed call: it is set aside with that reason
+    cut_off = CUT_OFF.get(name, set())
+    assert statuses(records) == {k: v for k, v in expected.items() if k not in cut_off}
     assert records["call_id"][records["record_kind"] == "xdr"].is_unique
-    assert quarantine.empty
+    assert len(quarantine) == len(cut_off)
+    assert quarantine["reason"].str.contains("within Timer B").all()
     schema.validate(records, SipPcapLoader.extensions)
     assert (records["source"] == "sip-pcap").all()
     assert records["record_id"].is_unique
@@ -171,10 +179,12 @@ def test_answered_call_over_tcp_with_rtp_matches_tshark():
 
 def test_fragmented_tcp_capture_timing_and_states():
     records, _ = load("sip_ipv4_tcp_fragmented.pcap")
-    assert len(records) == 37
-    # tshark: 35 calls have an 18x; mean INVITE→first 18x 200.81 ms (frame times).
-    assert records["pdd_ms"].notna().sum() == 35
-    assert records["pdd_ms"].mean() == pytest.approx(200.81, abs=0.5)
+    assert len(records) == 36  # 37 INVITE dialogs, one cut off by the end of the capture
+    # tshark: 35 calls have an 18x; mean INVITE→first 18x 200.81 ms (frame times). One of them
+    # (18x after 14 ms, then nothing) is cut off by the end of the capture: 34 calls averaging
+    # (35 x 200.81 - 14) / 34 = 206.3 ms.
+    assert records["pdd_ms"].notna().sum() == 34
+    assert records["pdd_ms"].mean() == pytest.approx((35 * 200.81 - 14.2) / 34, abs=0.5)
     # tshark: 32 answered calls, 12 of them with a BYE in the capture.
     answered = records[records["outcome"] == "answered"]
     assert len(answered) == 32
@@ -212,13 +222,14 @@ def test_rfc6076_indicators_can_be_computed_from_the_records():
     srd_ms = answered["pdd_ms"].fillna(
         (answered["answer"] - answered["start"]).dt.total_seconds() * 1000
     )
-    # Expected from the tshark counts: 42 attempts (1 + 37 + 4); 200: 1 + 32; 480: 1; 408: 1;
-    # no 3xx; completed (200 and BYE seen): 1 + 12.
-    assert total == 42
-    assert ser == pytest.approx(100 * 33 / 42)
-    assert seer == pytest.approx(100 * 34 / 42)
-    assert isa == pytest.approx(100 * 1 / 42)
-    assert scr == pytest.approx(100 * 13 / 42)
+    # Expected from the tshark counts: 42 INVITE dialogs (1 + 37 + 4), of which one the capture
+    # cut off (no final response within Timer B of its end: outcome unknown, not counted): 41;
+    # 200: 1 + 32; 480: 1; 408: 1; no 3xx; completed (200 and BYE seen): 1 + 12.
+    assert total == 41
+    assert ser == pytest.approx(100 * 33 / 41)
+    assert seer == pytest.approx(100 * 34 / 41)
+    assert isa == pytest.approx(100 * 1 / 41)
+    assert scr == pytest.approx(100 * 13 / 41)
     assert srd_ms.notna().all() and (srd_ms > 0).all() and len(srd_ms) == 33
 
 

@@ -4,6 +4,11 @@ No header line; 16, 17, 18 or 21 fields depending on the Asterisk version and co
 (detected from the first line, or declared with ``columns=``). Times are local wall-clock time
 unless ``usegmtime=yes`` (then declare ``tz="UTC"``).
 
+``node`` (the switch, trunk or peer the node groups of a service model match) comes from the
+calling channel's peer (``SIP/lon-sw2-00000000`` → ``lon-sw2``), else from the called
+channel's; a peer that is a phone's extension or a device address is not a node (null). The
+``node=`` option overrides it with one name for the whole file.
+
 Examples
 --------
 >>> import cemkit
@@ -25,6 +30,7 @@ from cemkit.errors import FormatError
 from cemkit.io.base import registry
 from cemkit.io.convert import Converter
 from cemkit.io.delimited import DelimitedLoader, Layout
+from cemkit.io.textfile import open_input
 from cemkit.outcomes import ASTERISK_DISPOSITION
 from cemkit.schema import PII, extension_field
 
@@ -58,13 +64,36 @@ EXTENSIONS = (
 )  # fmt: skip
 
 
+#: ``TECH/peer-suffix`` of a channel name (``SIP/lon-sw2-00000000``, ``PJSIP/trunk-0000001a``,
+#: ``IAX2/peer-1234``, ``Local/100@ctx-00000001;1``): the peer (or trunk) is the middle part.
+_CHANNEL_RE = r"^[A-Za-z0-9_]+/(?P<peer>[^/]+?)(?:-[0-9A-Fa-f]+)?(?:;[12])?$"
+#: Peers that are no node: a phone by its extension or number (digits only), a device by its
+#: address (``172.19.45.122:5020``, ``localhost:5060``), a Local channel (``100@context``).
+_NOT_A_NODE_RE = r"^\+?[0-9]+$|[:@]|^[0-9]{1,3}(\.[0-9]{1,3}){3}$"
+
+
+def channel_peer(channels: pa.Array) -> pa.Array:
+    """The peer or trunk a channel name names, or null when it names a phone or an address.
+
+    Examples
+    --------
+    >>> channel_peer(pa.array(["SIP/lon-sw2-00000000", "PJSIP/trunk-0000001a", "SIP/100-0000001",
+    ...                        "SIP/172.19.45.122:5020-00000001", "", None])).to_pylist()
+    ['lon-sw2', 'trunk', None, None, None, None]
+    """
+    found = pc.extract_regex(channels, _CHANNEL_RE)
+    peer = pc.struct_field(found, [0])
+    not_node = pc.fill_null(pc.match_substring_regex(peer, _NOT_A_NODE_RE), True)
+    return pc.if_else(not_node, pa.scalar(None, pa.string()), peer)
+
+
 def detect_columns(path: str, sample: int = 50) -> int:
     """The most common known field count among the first lines of a cdr_csv file (0: none).
 
     A damaged first line does not decide the layout of the whole file.
     """
     counts: Counter[int] = Counter()
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         for raw in itertools.islice(fh, sample):
             line = raw.decode("utf-8", errors="replace").strip("\r\n")
             if not line.strip():
@@ -106,14 +135,13 @@ class AsteriskLoader(DelimitedLoader):
 
     def convert(self, conv: Converter, layout: Layout) -> Mapping[str, object]:
         """cdr_csv fields → canonical columns."""
-        tz = self.tz
-        start = conv.time("start", TIME_FORMAT, tz)
-        answer = conv.time("answer", TIME_FORMAT, tz)
-        end = conv.time("end", TIME_FORMAT, tz)
-        missing_start = pc.is_null(start).to_numpy(zero_copy_only=False)
-        conv.flag(missing_start, "start", "start time is empty")
         duration = conv.number("duration")
         billsec = conv.number("billsec")
+        # local times read so that the call fits its duration across DST changes
+        start, answer, end = conv.call_times(("start", "answer", "end"), TIME_FORMAT, self.tz,
+                                             duration, billsec)  # fmt: skip
+        missing_start = pc.is_null(start).to_numpy(zero_copy_only=False)
+        conv.flag(missing_start, "start", "start time is empty")
         outcome = conv.lookup(conv.raw("disposition"), ASTERISK_DISPOSITION, pa.string(),
                               field="disposition", strict=True)  # fmt: skip
         # Asterisk before 12 writes answer = start... only for answered calls; an unanswered
@@ -122,6 +150,10 @@ class AsteriskLoader(DelimitedLoader):
         answer = pc.if_else(pc.fill_null(answered, False), answer, pa.scalar(None, answer.type))
         uniqueid = conv.text("uniqueid")
         call_id = conv.text("linkedid") if conv.has("linkedid") else uniqueid
+        node: object = self.opts["node"]
+        if node is None:  # the peer/trunk of the calling channel, else of the called one
+            node = pc.coalesce(channel_peer(conv.text("channel")),
+                               channel_peer(conv.text("dstchannel")))  # fmt: skip
         return {
             "record_kind": "cdr",
             "service": "voice",
@@ -134,7 +166,7 @@ class AsteriskLoader(DelimitedLoader):
             "billsec_s": billsec,
             "outcome": outcome,
             "call_id": call_id,
-            "node": self.opts["node"],
+            "node": node,
             "src_accountcode": conv.text("accountcode"),
             "src_clid": conv.text("clid"),
             "src_dcontext": conv.text("dcontext"),

@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import pandas as pd
 import pyarrow as pa
 
-from cemkit.errors import FormatError
+from cemkit.errors import FormatError, InputError
+from cemkit.numbers import validate_region
 from cemkit.schema import Column, arrow_schema, empty_frame, pandas_dtypes
 
 #: Schema of quarantined rows. ``raw`` holds the row as read (it may contain raw TNs: the
@@ -41,6 +42,24 @@ def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame(
         {n: pd.Series([], dtype=d) for n, d in pandas_dtypes(QUARANTINE_SCHEMA).items()}
     )
+
+
+def validate_zone(tz: str) -> str:
+    """An IANA zone name the zone database knows (``UTC`` included), or a clear error."""
+    import zoneinfo
+
+    if str(tz).upper() == "UTC":
+        return "UTC"
+    try:
+        zoneinfo.ZoneInfo(str(tz))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        import difflib
+
+        close = difflib.get_close_matches(str(tz), sorted(zoneinfo.available_timezones()), n=3)
+        hint = (f"did you mean {' or '.join(close)}?" if close
+                else "give an IANA zone name such as Europe/London or UTC")  # fmt: skip
+        raise InputError(f"unknown time zone {tz!r}", hint=hint) from None
+    return str(tz)
 
 
 @dataclass(frozen=True)
@@ -74,8 +93,8 @@ class Loader(abc.ABC):
                 f"format {self.name!r} has no option(s) {', '.join(unknown)}",
                 hint=f"its options are: {known}",
             )
-        self.tz = tz
-        self.default_region = default_region
+        self.tz = validate_zone(tz)
+        self.default_region = validate_region(default_region)
         self.opts: dict[str, Any] = {**self.options, **options}
 
     def extension_columns(self) -> tuple[Column, ...]:
@@ -97,6 +116,15 @@ class Loader(abc.ABC):
         rows are attached to CDRs) overrides it so that the run's counts still reconcile.
         """
         return len(records) + len(quarantine)
+
+    def rows_attached(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame) -> int:
+        """Rows of ``part`` read into other records rather than into records of their own.
+
+        CUCM CMR rows are attached to their CDRs (as MOS, loss, jitter): they are read, not
+        quarantined, and no record of their own. A run's counts reconcile as rows read = rows
+        loaded (records) + rows quarantined + rows attached.
+        """
+        return 0
 
     def finish(self, records: Any, parts: Sequence[Part]) -> Any:
         """Post-process the lazily read records as a whole (default: unchanged).

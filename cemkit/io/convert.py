@@ -131,8 +131,16 @@ class Converter:
     def time(self, name: str, fmt: str, tz: str, *, field: str | None = None) -> pa.Array:
         """Local wall-clock text in ``tz`` → UTC timestamps; empty → null, bad → flagged.
 
-        Ambiguous and nonexistent wall-clock times (DST changes) resolve to the earlier instant.
+        An ambiguous time (the repeated hour of an autumn change) resolves to the earlier
+        instant; :meth:`call_times` picks the instants that fit a call's duration instead. A
+        nonexistent time (skipped by a spring change) is read with the offset in force before
+        the change (PEP 495, ``fold=0``): ``01:30`` on a London spring-change day is 01:30 UTC.
         """
+        return self.time_candidates(name, fmt, tz, field=field)[0]
+
+    def time_candidates(self, name: str, fmt: str, tz: str, *,
+                        field: str | None = None) -> tuple[pa.Array, pa.Array]:  # fmt: skip
+        """(earliest, latest) UTC instants of a local wall-clock time (see :meth:`time`)."""
         col = self.raw(name)
         if pa.types.is_timestamp(col.type):  # converted while parsing (same strptime)
             parsed = col
@@ -140,11 +148,61 @@ class Converter:
             arr = null_if_empty(col)
             parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
             self._flag_failed(arr, parsed, field or name, f"time not in the format {fmt!r}")
-        if tz.upper() != "UTC":
-            parsed = pc.assume_timezone(
-                parsed, timezone=tz, ambiguous="earliest", nonexistent="earliest"
-            )
-        return parsed.cast(TS)
+        parsed = _flat(parsed)
+        if tz.upper() == "UTC":
+            out = parsed.cast(TS)
+            return out, out
+        return localize(parsed, tz)
+
+    def call_times(self, names: tuple[str, str, str], fmt: str, tz: str,
+                   duration: pa.Array | None, billsec: pa.Array | None
+                   ) -> tuple[pa.Array, pa.Array, pa.Array]:  # fmt: skip
+        """UTC start, answer and end of calls written in local time, consistent across DST.
+
+        Across an autumn change a call may start in the first pass of the repeated hour and
+        end in the second: of the instants each local time can stand for, the ones taken are
+        those where ``end - start`` is closest to ``duration`` (and ``end - answer`` to
+        ``billsec``), never ``end`` before ``start`` when another reading avoids it.
+        """
+        (s1, s2), (a1, a2), (e1, e2) = (self.time_candidates(n, fmt, tz) for n in names)
+        if tz.upper() == "UTC":
+            return s1, a1, e1
+
+        def ints(a: pa.Array) -> np.ndarray:
+            return np.asarray(pc.fill_null(a.cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
+
+        def secs(a: pa.Array | None, n: int) -> np.ndarray:
+            if a is None:
+                return np.full(n, np.nan)
+            return np.asarray(pc.cast(a, pa.float64()).to_numpy(zero_copy_only=False), float)
+
+        n = len(s1)
+        unit = 1e9  # TS is nanoseconds
+        dur, bill = secs(duration, n), secs(billsec, n)
+        S = np.stack([ints(s1), ints(s2)])
+        E = np.stack([ints(e1), ints(e2)])
+        best_cost = np.full(n, np.inf)
+        pick_s = np.zeros(n, np.int64)
+        pick_e = np.zeros(n, np.int64)
+        for i in (0, 1):
+            for j in (0, 1):
+                span = (E[j] - S[i]) / unit
+                cost = np.where(span < 0, 1e12, 0.0)
+                cost += np.where(np.isnan(dur), 0.0, np.abs(span - np.nan_to_num(dur)))
+                cost += 1e-3 * (i + j)  # ties: the earlier readings
+                better = cost < best_cost
+                best_cost = np.where(better, cost, best_cost)
+                pick_s = np.where(better, i, pick_s)
+                pick_e = np.where(better, j, pick_e)
+        start = pc.if_else(pa.array(pick_s == 1), s2, s1)
+        end = pc.if_else(pa.array(pick_e == 1), e2, e1)
+        A = np.stack([ints(a1), ints(a2)])
+        end_i = ints(end)
+        want = np.where(np.isnan(bill), np.nan, end_i / unit - np.nan_to_num(bill))
+        late = np.abs(A[1] / unit - want) < np.abs(A[0] / unit - want)
+        late |= np.isnan(want) & (A[0] < ints(start)) & (A[1] >= ints(start))
+        answer = pc.if_else(pa.array(late), a2, a1)
+        return start, answer, end
 
     def epoch(self, name: str, unit: str = "s", *, zero_is_null: bool = False,
               field: str | None = None) -> pa.Array:  # fmt: skip
@@ -291,6 +349,37 @@ class Converter:
             arrays[col], arrays[f"{col}_kind"] = normalize_arrow(arrays[col], default_region)
         table = pa.Table.from_arrays([arrays[f.name] for f in schema], schema=schema)
         return to_pandas(table), quarantine_frame(self.file, q)
+
+
+def localize(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
+    """(earliest, latest) UTC instants of naive local times in ``tz``, as :data:`TS` arrays.
+
+    Ambiguous times give two instants; a nonexistent time gives the instant its wall time
+    has under the offset in force before the gap (PEP 495, the zone's own rules), not the
+    edge of the gap (which would give a call that started in the gap a start equal to its end).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> t = pa.array([dt.datetime(2026, 3, 29, 1, 30), dt.datetime(2026, 10, 25, 1, 30)],
+    ...              pa.timestamp("s"))
+    >>> [[str(v) for v in c.to_pylist()] for c in localize(t, "Europe/London")]
+    [['2026-03-29 01:30:00+00:00', '2026-10-25 00:30:00+00:00'], \
+['2026-03-29 01:30:00+00:00', '2026-10-25 01:30:00+00:00']]
+    """
+    wall = wall.cast(pa.timestamp("us"))
+    early = pc.assume_timezone(wall, timezone=tz, ambiguous="earliest", nonexistent="earliest")
+    late = pc.assume_timezone(wall, timezone=tz, ambiguous="latest", nonexistent="earliest")
+    w = pc.cast(wall, pa.int64())
+    e = pc.cast(early.cast(pa.timestamp("us")), pa.int64())
+    shown = pc.cast(pc.local_timestamp(early).cast(pa.timestamp("us")), pa.int64())
+    gap = pc.fill_null(pc.not_equal(shown, w), False)
+    # in a gap: the offset before it is (wall time shown - instant) of the gap's edge
+    before = pc.subtract(w, pc.subtract(shown, e))
+    fixed = pc.cast(before, pa.timestamp("us", tz="UTC"))
+    early = pc.if_else(gap, fixed, early.cast(pa.timestamp("us", tz="UTC")))
+    late = pc.if_else(gap, fixed, late.cast(pa.timestamp("us", tz="UTC")))
+    return early.cast(TS), late.cast(TS)
 
 
 def _int_range(t: pa.DataType) -> tuple[float, float]:

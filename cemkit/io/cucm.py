@@ -34,7 +34,7 @@ from cemkit.io.base import Part, empty_quarantine, registry
 from cemkit.io.convert import Converter, quarantine_frame, to_pandas
 from cemkit.io.csvblock import parse_block
 from cemkit.io.delimited import DelimitedLoader, Layout
-from cemkit.io.textfile import read_range
+from cemkit.io.textfile import open_input, read_range
 from cemkit.outcomes import outcomes_from_q850_array
 from cemkit.schema import PII, extension_field
 
@@ -64,7 +64,7 @@ _METRICS_META = pd.DataFrame(
 
 
 def _header(path: str) -> list[str]:
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         first = fh.readline().decode("utf-8", errors="replace").strip("\r\n")
     try:
         return [c.strip() for c in next(csv.reader([first]))]
@@ -183,7 +183,7 @@ class CucmLoader(DelimitedLoader):
         return self.meta(), quarantine
 
     def rows_read(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame) -> int:
-        """CMR rows count as read (and loaded into the CDRs' metrics) line by line."""
+        """CMR rows count as read (and attached to the CDRs' metrics) line by line."""
         if self._kind(part.path) != "cmr":
             return super().rows_read(part, records, quarantine)
         info, _ = self._file(part.path)
@@ -191,6 +191,12 @@ class CucmLoader(DelimitedLoader):
             return len(quarantine)
         data = read_range(part.path, part.start, part.stop)
         return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+    def rows_attached(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame) -> int:
+        """CMR rows not quarantined are attached to CDRs (no record of their own)."""
+        if self._kind(part.path) != "cmr":
+            return 0
+        return self.rows_read(part, records, quarantine) - len(quarantine)
 
     def _read_cmr(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
         info, layout = self._file(part.path)

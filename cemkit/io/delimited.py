@@ -23,9 +23,9 @@ from cemkit.io.convert import Converter, quarantine_frame
 from cemkit.io.csvblock import Quarantined, parse_block
 from cemkit.io.textfile import (
     TextFile,
-    check_readable,
     file_tags,
     header_end,
+    input_size,
     read_range,
     split_lines,
 )
@@ -87,7 +87,7 @@ class DelimitedLoader(Loader):
         out: list[Part] = []
         blocksize = int(self.opts["blocksize"])
         for path in paths:
-            size = check_readable(path)
+            size = input_size(path)
             layout = self.layout(path) if size else Layout(())
             start, found = header_end(path, layout.header_lines) if size else (0, 0)
             info = TextFile(path, tags[path], size, start, found + 1)

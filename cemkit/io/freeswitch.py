@@ -121,11 +121,39 @@ class FreeswitchLoader(DelimitedLoader):
             return conv.time(f"{what}_stamp", TIME_FORMAT, self.tz)
         return None
 
+    @staticmethod
+    def _node(conv: Converter) -> pa.Array | None:
+        """The gateway (trunk) of the call, else the sofia profile of its channel, if written.
+
+        ``sip_gateway_name`` names the trunk; ``channel_name`` is ``sofia/<profile>/<user>@...``.
+        The shipped "example" and "legacy" templates write neither (then ``node`` is null, or
+        the ``node=`` option).
+        """
+        found = None
+        if conv.has("sip_gateway_name"):
+            gateway = conv.text("sip_gateway_name")
+            found = pc.if_else(pc.equal(gateway, ""), pa.scalar(None, pa.string()), gateway)
+        if conv.has("channel_name"):
+            profile = pc.struct_field(
+                pc.extract_regex(conv.text("channel_name"), r"^sofia/(?P<p>[^/]+)/"), [0]
+            )
+            found = profile if found is None else pc.coalesce(found, profile)
+        return found
+
     def convert(self, conv: Converter, layout: Layout) -> Mapping[str, object]:
         """Template variables → canonical columns."""
         start = self._time(conv, "start")
         answer = self._time(conv, "answer")
         end = self._time(conv, "end")
+        stamps = ("start_stamp", "answer_stamp", "end_stamp")
+        if all(conv.has(s) for s in stamps) and not any(
+            conv.has(f"{w}_epoch") or conv.has(f"{w}_uepoch") for w in ("start", "answer", "end")
+        ):  # local times read so that the call fits its duration across DST changes
+            start, answer, end = conv.call_times(
+                stamps, TIME_FORMAT, self.tz,
+                conv.number("duration") if conv.has("duration") else None,
+                conv.number("billsec") if conv.has("billsec") else None,
+            )  # fmt: skip
         if start is None:
             raise FormatError("a freeswitch template needs a start time",
                               hint="add start_stamp, start_epoch or start_uepoch")  # fmt: skip
@@ -140,6 +168,9 @@ class FreeswitchLoader(DelimitedLoader):
         outcome = _outcomes(codes, pc.fill_null(answered, False))
         q850 = pc.if_else(pc.less_equal(codes, 127), codes, pa.scalar(None, pa.int32()))
         call_id = conv.text("sip_call_id") if conv.has("sip_call_id") else conv.text("uuid")
+        node: object = self.opts["node"]
+        if node is None:
+            node = self._node(conv)
         cols: dict[str, object] = {
             "record_kind": "cdr",
             "service": "voice",
@@ -153,7 +184,7 @@ class FreeswitchLoader(DelimitedLoader):
             "outcome": outcome,
             "cause_q850": q850,
             "call_id": call_id,
-            "node": self.opts["node"],
+            "node": node,
             "src_hangup_cause": cause_name,
         }
         if conv.has("sip_term_status"):

@@ -27,7 +27,7 @@ from cemkit.io.convert import Converter
 from cemkit.io.csvblock import Block, Quarantined
 from cemkit.io.delimited import DelimitedLoader, Layout
 from cemkit.io.mapping import FieldSpec, load_mapping
-from cemkit.io.textfile import check_readable, file_tags
+from cemkit.io.textfile import check_readable, file_tags, open_input
 from cemkit.schema import BY_NAME, TS, Column, extension_field
 
 _NON_NEGATIVE = {"duration_s", "billsec_s", "pdd_ms", "mos", "loss_ratio", "jitter_ms"}
@@ -93,7 +93,7 @@ class GenericLoader(DelimitedLoader):
         """Header names (or the mapping's ``csv.columns``)."""
         spec = self.mapping.csv
         if spec.header:
-            with open(path, "rb") as fh:
+            with open_input(path) as fh:
                 first = fh.readline().decode("utf-8", errors="replace").strip("\r\n")
             try:
                 names = [c.strip() for c in next(csv.reader([first], delimiter=spec.delimiter))]

@@ -55,6 +55,7 @@ import pyarrow as pa
 from cemkit.errors import FormatError, InputError
 from cemkit.io.base import Loader, Part, empty_quarantine, registry
 from cemkit.io.sip.extract import DEFAULT_SIP_PORTS, ExtractResult, extract
+from cemkit.io.textfile import open_input
 from cemkit.numbers import normalize
 from cemkit.schema import PII, Column, conform, extension_field
 
@@ -161,7 +162,7 @@ class SipPcapLoader(Loader):
         shard = getattr(part, "shard", 0)
         shards = getattr(part, "shards", 1)
         try:
-            with open(part.path, "rb") as fh:
+            with open_input(part.path) as fh:
                 result = extract(fh, shard=shard, shards=shards, sip_ports=self.opts["sip_ports"])
         except OSError as exc:
             raise InputError(f"cannot read capture {part.path}: {exc.strerror}") from None

@@ -64,7 +64,8 @@ ABNORMAL_CLOSING_CAUSES: frozenset[int] = frozenset({4})
 
 #: Integer counters per record; summing them is exact in any order.
 COUNTERS: tuple[str, ...] = (
-    "attempts",  # voice call attempts (CDR, first partial)
+    "attempts",  # voice call attempts (CDR, first partial; xDR-only attempts included)
+    "xdr_only_attempts",  # ... of which only signaling saw (no CDR: billing never saw them)
     "answered",  # attempts answered
     "user_determined",  # attempts answered or ended by the user (E.425)
     "short_calls",  # answered attempts with billsec < config.SHORT_CALL_S
@@ -90,6 +91,10 @@ COUNTERS: tuple[str, ...] = (
     *(f"data_sessions_{rat}" for rat in DATA_RATS),  # sessions by radio access of 1st record
     "sms_attempts",  # SMS sent (SMS CDR, not a terminating/delivery record)
     "sms_failures",  # ... not delivered (outcome other than answered)
+    "registrations",  # SIP registration attempts with a final response (record_kind registration)
+    "registrations_ok",  # ... answered with 2xx
+    "rrd_count",  # ... 2xx registrations with a measured delay (RFC 6076 RRD)
+    "rrd_us",  # sum of registration request delay (REGISTER to 2xx), microseconds
 )
 
 #: RFC 6076 section 4.6: responses that count as an effective session (SEER numerator).
@@ -100,7 +105,7 @@ ISA_RESPONSES: frozenset[int] = frozenset({408, 500, 503, 504})
 #: Record columns the formulas read (others are not needed to compute indicators).
 INPUT_COLUMNS: tuple[str, ...] = (
     "service", "record_kind", "outcome", "billsec_s", "cause_q850", "partial_seq", "pdd_ms",
-    "sip_status", "mos", "loss_ratio", "jitter_ms", "delay_ms", "leg", "duration_s",
+    "sip_status", "mos", "loss_ratio", "jitter_ms", "delay_ms", "src_match", "leg", "duration_s",
     "closing_cause", "rat", "volume_up_bytes", "volume_down_bytes",
 )  # fmt: skip
 
@@ -214,6 +219,7 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     block = np.zeros((len(COUNTERS), n), dtype=np.int64)
     out = {name: block[i] for i, name in enumerate(COUNTERS)}
     out["attempts"][:] = attempt
+    out["xdr_only_attempts"][:] = attempt & xdr_only
     out["answered"][:] = answered
     out["user_determined"][:] = attempt & _mask(outcome.isin(sorted(USER_DETERMINED)))
     out["short_calls"][:] = answered & (billsec0 < config.SHORT_CALL_S)
@@ -271,6 +277,17 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     sms = _mask(service == "sms") & _mask(kind == "cdr") & ~_mask(leg == "term")
     out["sms_attempts"][:] = sms
     out["sms_failures"][:] = sms & ~_mask(outcome == ANSWERED)
+    # registrations (RFC 6076 section 4.1 RRD): their own counters, never call attempts
+    reg = _mask(kind == "registration") & _mask(status >= 200)
+    reg_ok = reg & (st >= 200) & (st < 300)
+    delay = pd.to_numeric(_col(records, "duration_s", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    has_rrd = reg_ok & ~np.isnan(delay)
+    out["registrations"][:] = reg
+    out["registrations_ok"][:] = reg_ok
+    out["rrd_count"][:] = has_rrd
+    out["rrd_us"][:] = np.where(has_rrd, np.rint(np.nan_to_num(delay) * 1e6), 0)
     return pd.DataFrame(block.T, columns=list(COUNTERS), index=records.index, copy=False)
 
 
@@ -382,6 +399,14 @@ _INDICATOR_LIST: tuple[Indicator, ...] = (
               "Attempts that repeat an earlier attempt of the same intent (same customer, same "
               "destination, from cemkit.correlate.sessionize) / attempts.",
               "ITU-T E.425 Annex (repeated attempts)", -1, "repeat_attempts", "attempts"),
+    Indicator("registration_success_ratio", "Registration success ratio",
+              "SIP registration attempts answered with 2xx / registration attempts with a "
+              "final response (a challenge answered by a re-sent REGISTER is one attempt).",
+              "IETF RFC 6076 section 4.1 (registration); cemkit.io.sip.dialogs", +1,
+              "registrations_ok", "registrations"),
+    Indicator("rrd_mean_ms", "Registration request delay, mean",
+              "Mean time from the first REGISTER of an attempt to its 2xx, milliseconds.",
+              "IETF RFC 6076 section 4.1 (RRD)", -1, unit="ms"),
     Indicator("mos", "Mean opinion score",
               "Mean of measured MOS, or of the ITU-T G.107 E-model estimate from loss, jitter "
               "and delay where MOS was not measured (1 to 4.5).",
@@ -573,6 +598,12 @@ def indicators(sums: pd.DataFrame) -> pd.DataFrame:
     for name in PDD_QUANTILES:
         out[name] = s[name].astype(float) if name in s.columns else np.nan
     out["repeat_attempt_rate"] = _ratio(s["repeat_attempts"], s["attempts"])
+    if "registrations" in s.columns:
+        out["registration_success_ratio"] = _ratio(s["registrations_ok"], s["registrations"])
+        out["rrd_mean_ms"] = _ratio(s["rrd_us"], s["rrd_count"]) / 1000.0
+    else:
+        out["registration_success_ratio"] = np.nan
+        out["rrd_mean_ms"] = np.nan
     out["mos"] = _ratio(s["mos_micro"], s["mos_count"]) / 1e6
     out["data_abnormal_release_ratio"] = _ratio(s["data_abnormal"], s["data_sessions"])
     out["data_volume_mb"] = (s["data_up_bytes"] + s["data_down_bytes"]).astype("float64") / 1e6

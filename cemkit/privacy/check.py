@@ -274,8 +274,132 @@ def _with_data(policy: Policy, data: Path) -> list[Finding]:
     return found
 
 
-def check_policy(policy: Policy | str | Path, data: str | Path | None = None) -> list[Finding]:
-    """Lint a policy, optionally against data; returns the findings (errors first).
+#: Digits of a raw E.164 number (a policy that keeps the number keeps all of them).
+E164_DIGITS = 15
+
+
+def kept_number_digits(policy: Policy, column: str) -> int:
+    """How many leading digits of ``column`` stay readable under ``policy`` (15: all)."""
+    rule = policy.rule_for(column)
+    if rule.action == "keep":
+        return E164_DIGITS
+    return _kept_digits(rule)
+
+
+def model_fit(policy: Policy | str | Path, model: object) -> list[Finding]:
+    """Does the service model fit what the policy keeps? Warnings for groups that cannot fill.
+
+    A model's prefix rules are compared with the leading digits of protected numbers, so a
+    prefix longer than the digits the policy keeps readable never matches a protected record:
+    its group (and every group under it) stays empty and its records land in a parent or in
+    ``(unassigned)``, silently. The model's ``numbers.kept_prefix_digits`` should say what the
+    policy keeps.
+
+    Parameters
+    ----------
+    policy : Policy, str or path
+        The policy the records are protected with.
+    model : ServiceModel, str or path
+        The service model (a loaded model or its YAML file).
+
+    Returns
+    -------
+    list of Finding
+
+    Examples
+    --------
+    >>> from cemkit.privacy.policy import POLICY_DIR
+    >>> [f.where for f in model_fit("strict", POLICY_DIR.parent / "models" / "example.yaml")][:3]
+    ['model.numbers.kept_prefix_digits', 'model.groups.uk', 'model.groups.ie']
+    """
+    from cemkit.model.spec import ServiceModel, load_model, prefix_digits
+
+    pol = load_policy(policy)
+    spec = model if isinstance(model, ServiceModel) else load_model(model)  # type: ignore[arg-type]
+    column = spec.numbers.column
+    kept = kept_number_digits(pol, column)
+    found: list[Finding] = []
+    declared = spec.numbers.kept_prefix_digits
+    if declared is not None and declared != kept and 0 < kept < E164_DIGITS:
+        found.append(Finding("warning", "model.numbers.kept_prefix_digits",
+                             f"model {spec.name!r} says protected numbers keep {declared} "
+                             f"digit(s); policy {pol.name!r} keeps {kept} of {column}: set "
+                             f"kept_prefix_digits: {kept} (or change the policy)"))  # fmt: skip
+    if declared is not None and kept == 0:
+        found.append(Finding("warning", "model.numbers.kept_prefix_digits",
+                             f"model {spec.name!r} says protected numbers keep {declared} "
+                             f"digit(s); policy {pol.name!r} keeps none of {column}: only "
+                             "groups matched by switch, trunk or attribute can fill"))  # fmt: skip
+    for g in spec.groups:
+        longest = max((len(prefix_digits(p)) for p in g.match.expanded_prefixes()), default=0)
+        if longest > kept:
+            what = "no digit" if kept == 0 else f"only {kept} digit(s)"
+            found.append(Finding("warning", f"model.groups.{g.name}",
+                                 f"matches prefixes of up to {longest} digits, but policy "
+                                 f"{pol.name!r} keeps {what} of {column} readable: the group "
+                                 "(and any group under it) can never hold a protected record; "
+                                 "shorten its prefixes, match it by switch/trunk, or keep more "
+                                 "digits"))  # fmt: skip
+    return found
+
+
+#: Share of attempts in no group above which a run warns (the model does not fit the data).
+UNASSIGNED_WARN_SHARE = 0.05
+
+
+def unassigned_share(kqi: object, model: object) -> tuple[int, int]:
+    """Attempts in ``(unassigned)`` and all attempts of a KQI table (its first bucket size).
+
+    Each record counts in its own group and again in every ancestor, so the total is the sum
+    over the model's top-level groups plus ``(unassigned)``.
+    """
+    import pandas as pd
+
+    from cemkit.kqi.rollup import UNASSIGNED
+    from cemkit.model.spec import ServiceModel, load_model
+
+    spec = model if isinstance(model, ServiceModel) else load_model(model)  # type: ignore[arg-type]
+    if not isinstance(kqi, pd.DataFrame) or kqi.empty:
+        return 0, 0
+    rows = kqi[(kqi["object_kind"] == "group") & (kqi["freq"] == kqi["freq"].iloc[0])]
+    per_object = rows.groupby("object")["attempts"].sum()
+    roots = [g.name for g in spec.groups if g.parent is None]
+    lost = int(per_object.get(UNASSIGNED, 0))
+    return lost, lost + int(per_object.reindex(roots).fillna(0).sum())
+
+
+def warn_fit(policy: Policy | str | Path, model: object, kqi: object | None = None) -> list[str]:
+    """Warn (:class:`~cemkit.errors.ResultWarning`) when model and policy or data don't fit.
+
+    Before a run (no ``kqi``): every :func:`model_fit` finding. After it: when more than
+    :data:`UNASSIGNED_WARN_SHARE` of the attempts matched no group. Returns the messages.
+    """
+    import warnings
+
+    from cemkit.errors import ResultWarning
+
+    messages = []
+    if kqi is None:
+        messages = [str(f) for f in model_fit(policy, model)]
+    else:
+        lost, total = unassigned_share(kqi, model)
+        if total and lost / total > UNASSIGNED_WARN_SHARE:
+            messages.append(
+                f"{lost} of {total} call attempts ({100.0 * lost / total:.1f}%) match no group "
+                "of the model and are counted in '(unassigned)' only: check the model against "
+                "the data and the policy (`cemkit policy check POLICY --model MODEL`)"
+            )
+    for message in messages:
+        warnings.warn(ResultWarning(message), stacklevel=3)
+    return messages
+
+
+def check_policy(
+    policy: Policy | str | Path,
+    data: str | Path | None = None,
+    model: str | Path | None = None,
+) -> list[Finding]:
+    """Lint a policy, optionally against data and a service model; findings, errors first.
 
     Parameters
     ----------
@@ -284,6 +408,8 @@ def check_policy(policy: Policy | str | Path, data: str | Path | None = None) ->
         one ``error`` finding with the load error (which names the rule and the fix).
     data : str or path, optional
         A run directory (``records/*.parquet``) to check the policy against.
+    model : str or path, optional
+        A service model to check against what the policy keeps (:func:`model_fit`).
     """
     try:
         loaded = load_policy(policy)
@@ -292,6 +418,8 @@ def check_policy(policy: Policy | str | Path, data: str | Path | None = None) ->
     found = _static(loaded)
     if data is not None:
         found += _with_data(loaded, Path(data))
+    if model is not None:
+        found += model_fit(loaded, model)
     order = {"error": 0, "warning": 1, "note": 2}
     return sorted(found, key=lambda f: order[f.severity])
 

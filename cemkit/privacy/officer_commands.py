@@ -42,7 +42,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     failing = {"error", "warning"} if args.strict else {"error"}
     failed = False
     for policy in args.policies:
-        findings = check_policy(policy, args.data)
+        findings = check_policy(policy, args.data, args.model)
         print(format_findings(str(policy), findings))
         failed = failed or any(f.severity in failing for f in findings)
     return 1 if failed else 0
@@ -112,6 +112,7 @@ def register(subparsers: Any) -> None:
     c.add_argument("policies", nargs="+", metavar="policy",
                    help="policy YAML file(s) or shipped policy name(s)")
     c.add_argument("--data", help="run directory (records/*.parquet) to check the policy against")
+    c.add_argument("--model", help="service model YAML to check against what the policy keeps")
     c.add_argument("--strict", action="store_true", help="warnings fail too")
     c.set_defaults(func=_cmd_check)
 

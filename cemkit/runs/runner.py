@@ -27,7 +27,7 @@ from cemkit.errors import InputError, SchemaError
 from cemkit.runs import stages as st
 from cemkit.runs import store
 
-COUNT_KEYS = ("rows_read", "rows_loaded", "rows_quarantined")
+COUNT_KEYS = ("rows_read", "rows_loaded", "rows_quarantined", "rows_attached")
 
 
 @dataclass
@@ -201,8 +201,12 @@ def _read_part(loader: Any, part: Any, index: int, pre: list[st.Stage], combined
                quarantine_dir: str, q_schema: Any, align: _Aligner | None
                ) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
     """One input part: read, run the leading row stages, write the quarantine; records + counts."""
+    from cemkit.io.api import number_counts
+
     records, quarantine = loader.read_part(part)
     read = loader.rows_read(part, records, quarantine)
+    attached = loader.rows_attached(part, records, quarantine)  # e.g. CUCM CMRs joined to CDRs
+    numbers = number_counts(records)  # how many numbers stayed unparsed (warn_unparsed)
     if not combined:
         records = st.run_pandas(records, pre)
         if align is not None:
@@ -210,8 +214,10 @@ def _read_part(loader: Any, part: Any, index: int, pre: list[st.Stage], combined
     for fn in _quarantine_fns(pre):
         quarantine = fn(quarantine)
     written = store.write_part(quarantine, quarantine_dir, index, q_schema)
-    counts = {"path": part.path, "rows_read": read, "rows_loaded": read - len(quarantine),
-              "rows_quarantined": len(quarantine), "quarantine_part": written}  # fmt: skip
+    counts = {"path": part.path, "rows_read": read,
+              "rows_loaded": read - len(quarantine) - attached,
+              "rows_quarantined": len(quarantine), "rows_attached": attached,
+              "quarantine_part": written, **numbers}  # fmt: skip
     return records, counts
 
 
@@ -223,8 +229,9 @@ def _reconcile(part_counts: list[dict[str, Any]], digests: list[dict[str, Any]])
             f[k] += c[k]
     inputs = [{**d, **per_file.get(d["path"], dict.fromkeys(COUNT_KEYS, 0))} for d in digests]
     totals = {k: sum(f[k] for f in inputs) for k in COUNT_KEYS}
-    if totals["rows_read"] != totals["rows_loaded"] + totals["rows_quarantined"]:
-        raise SchemaError("row counts do not reconcile (read != loaded + quarantined)")
+    if totals["rows_read"] != (totals["rows_loaded"] + totals["rows_quarantined"]
+                               + totals["rows_attached"]):  # fmt: skip
+        raise SchemaError("row counts do not reconcile (read != loaded + quarantined + attached)")
     return {"inputs": inputs, "totals": totals}
 
 
@@ -402,6 +409,14 @@ def execute(
                 written, part_counts, hashes = dask.compute(writes, counts, digests)
             parts = _written(written)
             reconciled = _reconcile(part_counts, hashes)
+            from cemkit.io.api import warn_unparsed
+
+            for s in sources:  # loud failures: a file mostly quarantined, numbers left unparsed
+                planned = s.plan()
+                mine = set(planned.paths)
+                planned.check_quarantine([f for f in reconciled["inputs"] if f["path"] in mine])
+                warn_unparsed([c for c in part_counts if c["path"] in mine],
+                              planned.loader.default_region)  # fmt: skip
             writer.add_outputs(store.QUARANTINE,
                                [c["quarantine_part"] for c in part_counts])  # fmt: skip
             manifest.data["inputs"] = [{k: f[k] for k in ("path", "size", "sha256")}

@@ -58,6 +58,35 @@ class QuarantineRow:
     raw: str
 
 
+#: RFC 3261 Timer B (64 x T1 = 32 s): how long a client waits for a final response to an INVITE.
+TIMER_B_S = 32.0
+
+
+def _unresolved_at_end(rows: list[dict[str, Any]], capture_end: float | None
+                       ) -> tuple[list[dict[str, Any]], list[QuarantineRow]]:  # fmt: skip
+    """Split off INVITEs whose final response may have come after the capture stopped.
+
+    An INVITE with no final response, no CANCEL and no BYE whose last message is within Timer B
+    of the capture's last packet did not fail: the capture ended before its outcome was known.
+    It is set aside (quarantined with that reason, so counts still reconcile), not counted as
+    a failed attempt.
+    """
+    if capture_end is None:
+        return rows, []
+    kept, unknown = [], []
+    for row in rows:
+        if (row["src_sip_state"] == "no_final_response" and row["sip_status"] is None
+                and row["outcome"] == "failed" and capture_end - row["end"] <= TIMER_B_S):
+            unknown.append(QuarantineRow(
+                int(row["first_packet"]), "sip_status",
+                f"INVITE without a final response within Timer B ({TIMER_B_S:g} s) of the end of "
+                "the capture: outcome unknown, not counted", "",
+            ))  # fmt: skip
+        else:
+            kept.append(row)
+    return kept, unknown
+
+
 @dataclass
 class ExtractResult:
     """Rows of one pass (plain dicts; the loader makes frames of them) and counters."""
@@ -186,11 +215,13 @@ def extract(fh: BinaryIO, *, shard: int = 0, shards: int = 1,
     if reader_linktype not in SUPPORTED_LINKTYPES:
         raise ValueError(f"link-layer type {reader_linktype} is not supported")
     decoder = PacketDecoder(reader_linktype)
+    capture_end: float | None = None
     for frame in frames:
         if isinstance(frame, Problem):
             state.problem(frame, "timestamp" if "timestamp" in frame.reason else "")
             continue
         state.counters["packets"] += 1
+        capture_end = frame.ts if capture_end is None else max(capture_end, frame.ts)
         result = decoder.decode(frame.packet, frame.ts, frame.data)
         if result is None:
             state.counters["other_packets"] += 1
@@ -200,7 +231,8 @@ def extract(fh: BinaryIO, *, shard: int = 0, shards: int = 1,
             state.segment(result)
     state.finish()
     state.counters["other_sip_messages"] = state.tracker.other_messages
+    xdrs, unknown = _unresolved_at_end(state.tracker.xdr_rows(), capture_end)
+    state.counters["invites_unresolved_at_end"] = len(unknown)
     return ExtractResult(
-        state.tracker.xdr_rows(), state.tracker.registration_rows(), state.quarantine,
-        state.counters,
+        xdrs, state.tracker.registration_rows(), state.quarantine + unknown, state.counters,
     )  # fmt: skip
