@@ -303,8 +303,14 @@ def incident_windows(found: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 # --- what a device-experience report summarizes ------------------------------------------------
-def coverage_hole_lines(holes: pd.DataFrame, *, group: str = "cell", every: str = "1h",
-                        tz: str = "UTC", rsrp_bad_dbm: float | None = None) -> list[str]:  # fmt: skip
+def coverage_hole_lines(
+    holes: pd.DataFrame,
+    *,
+    group: str = "cell",
+    every: str = "1h",
+    tz: str = "UTC",
+    rsrp_bad_dbm: float | None = None,
+) -> list[str]:
     """One sentence per run of consecutive hole buckets of a group, worst first, for the summary.
 
     ``holes`` is :func:`cemkit.kqi.coverage.coverage_holes` output (``bucket``, ``coverage_bad``,
@@ -334,7 +340,7 @@ def coverage_hole_lines(holes: pd.DataFrame, *, group: str = "cell", every: str 
             start = b if start is None else start
             prev = b
             rows.append(row)
-        runs.append((name, start, prev + step, rows))  # type: ignore[operator]
+        runs.append((name, start, prev + step, rows))
     below = f" (RSRP under {rsrp_bad_dbm:g} dBm)" if rsrp_bad_dbm is not None else ""
     lines = []
     for name, start, end, rows in sorted(runs, key=lambda r: -max(x.coverage_bad for x in r[3])):
@@ -346,6 +352,8 @@ def coverage_hole_lines(holes: pd.DataFrame, *, group: str = "cell", every: str 
         worst = max(x.coverage_bad for x in rows)
         samples = sum(int(x.samples) for x in rows)
         devices = max(int(x.devices) for x in rows)
-        lines.append(f"{name}, {when} ({size}): up to {100 * worst:.0f}% of samples in bad "
-                     f"coverage{below}, {samples:,} samples from up to {devices:,} devices.")  # fmt: skip
+        lines.append(
+            f"{name}, {when} ({size}): up to {100 * worst:.0f}% of samples in bad "
+            f"coverage{below}, {samples:,} samples from up to {devices:,} devices."
+        )
     return lines
