@@ -27,7 +27,8 @@ CASES = {
     "03_throughput_benchmark": ({"size": 6_000, "batches": 3},
                                 ["records/s", "DuckDB, Asterisk CSV", "p99", "the brief"], 2),
     "04_device_experience": ({"devices": 30},
-                             ["1 hole bucket(s) in 1 cell(s)", "seen_share", "suppressed"], 2),
+                             ["1 hole bucket(s) in 1 cell(s)", "time seen by agents",
+                              "suppressed", "one device per row", "pseudonymous code"], 2),
 }  # fmt: skip
 
 

@@ -300,3 +300,60 @@ def incident_windows(found: list[dict[str, Any]]) -> pd.DataFrame:
     rows = [{"group": g, "start": inc["start"], "end": inc["end"]}
             for inc in found for g in [inc["where"], *inc["also"]]]  # fmt: skip
     return pd.DataFrame(rows, columns=["group", "start", "end"])
+
+
+# --- what a device-experience report summarizes ------------------------------------------------
+def coverage_hole_lines(
+    holes: pd.DataFrame,
+    *,
+    group: str = "cell",
+    every: str = "1h",
+    tz: str = "UTC",
+    rsrp_bad_dbm: float | None = None,
+) -> list[str]:
+    """One sentence per run of consecutive hole buckets of a group, worst first, for the summary.
+
+    ``holes`` is :func:`cemkit.kqi.coverage.coverage_holes` output (``bucket``, ``coverage_bad``,
+    ``coverage_bad_lo``, ``devices``, ``samples`` per group and bucket).
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2026-03-02 09:00", tz="UTC")
+    >>> h = pd.DataFrame({"cell": ["c1", "c1"], "bucket": [t, t + pd.Timedelta("1h")],
+    ...                   "coverage_bad": [0.8, 0.6], "coverage_bad_lo": [0.7, 0.5],
+    ...                   "devices": [5, 6], "samples": [100, 120]})
+    >>> coverage_hole_lines(h)
+    ['c1, Mon 02 Mar 09:00–11:00 UTC (2 hours): up to 80% of samples in bad coverage, 220 samples from up to 6 devices.']
+    """  # noqa: E501
+    if holes.empty:
+        return []
+    step = pd.Timedelta(every)
+    runs = []
+    for name, part in holes.sort_values([group, "bucket"]).groupby(group, observed=True):
+        start = prev = None
+        rows: list[Any] = []
+        for row in part.itertuples(index=False):
+            b = pd.Timestamp(row.bucket)
+            if prev is not None and b - prev > step:
+                runs.append((name, start, prev + step, rows))
+                start, rows = None, []
+            start = b if start is None else start
+            prev = b
+            rows.append(row)
+        runs.append((name, start, prev + step, rows))
+    below = f" (RSRP under {rsrp_bad_dbm:g} dBm)" if rsrp_bad_dbm is not None else ""
+    lines = []
+    for name, start, end, rows in sorted(runs, key=lambda r: -max(x.coverage_bad for x in r[3])):
+        s, e = pd.Timestamp(start).tz_convert(tz), pd.Timestamp(end).tz_convert(tz)
+        when = (f"{s:%a %d %b %H:%M}–{e:%H:%M} {tz}" if s.date() == (e - step).date()
+                else f"{s:%a %d %b %H:%M} – {e:%a %d %b %H:%M} {tz}")  # fmt: skip
+        n = len(rows)
+        size = f"{n} {'hour' if every == '1h' else 'bucket'}{'s' if n != 1 else ''}"
+        worst = max(x.coverage_bad for x in rows)
+        samples = sum(int(x.samples) for x in rows)
+        devices = max(int(x.devices) for x in rows)
+        lines.append(
+            f"{name}, {when} ({size}): up to {100 * worst:.0f}% of samples in bad "
+            f"coverage{below}, {samples:,} samples from up to {devices:,} devices."
+        )
+    return lines
