@@ -170,3 +170,26 @@ def test_usage_report_text_matches_the_input_given(tmp_path, monkeypatch, small_
     with pytest.raises(runner.ReportError, match="no_such_option"):
         runner.report("02_usage_mining", bad, tmp_path / "bad", progress=False)
     assert (tmp_path / "bad.failed.ipynb").is_file() and not (tmp_path / "bad").exists()
+
+
+def test_usage_report_publishes_a_dp_version(tmp_path, monkeypatch):
+    """#22: with dp=True the tables are the DP release's, the first screen says so, the
+    ledger records the spend, and exact-record sections are left out."""
+    monkeypatch.delenv("CEMKIT_KEY", raising=False)
+    ledger = tmp_path / "ledger.jsonl"
+    params = {"records": 20_000, "days": 1, "incidents": 0, "dp": True, "dp_spend": 1.0,
+              "ledger": str(ledger)}  # fmt: skip
+    paths = runner.report("02_usage_mining", params, tmp_path / "r", progress=False)
+    nb = nbformat.read(str(paths["notebook"]), as_version=4)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+    first = next(o for c in nb.cells for o in c.get("outputs", []))
+    summary_html = first.get("data", {}).get("text/html", "")
+    assert "published with differential privacy" in summary_html
+    assert "Published with differential privacy" in summary_html
+    text = outputs_text(nb)
+    assert "Not part of the differentially private release" in text
+    assert "95 % intervals from the noise" in json.dumps(vegalite_specs(nb))
+    events = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert [e["event"] for e in events] == ["reserve", "commit"]
+    assert scan_notebook(paths["notebook"]) == []
