@@ -159,8 +159,9 @@ def test_agent_mapping_speedtest_jsonl(tmp_path):
     assert df.time.iloc[0] == pd.Timestamp("2026-03-01 12:00", tz="UTC")
     assert q.line.tolist() == [2, 3, 4]
     assert q.field.tolist() == ["", "timestamp", "interface.macAddr"]
-    section = load_to_dir(plan(str(path), "agent", mapping="speedtest-jsonl"), tmp_path / "r")
-    assert section["totals"] == {"rows_read": 4, "rows_loaded": 1, "rows_quarantined": 3}
+    section = load_to_dir(plan(str(path), "agent", mapping="speedtest-jsonl", max_quarantine=1.0),
+                          tmp_path / "r")  # three bad rows on purpose
+    assert section["totals"] == {"rows_read": 4, "rows_loaded": 1, "rows_quarantined": 3, "rows_attached": 0}
 
 
 def test_agent_mapping_csv_and_refusals(tmp_path):

@@ -43,7 +43,7 @@ def test_incidents_found_in_right_group_and_window(worlds, tmp_path):
     d = worlds["incidents"]
     truth = json.loads((d / "truth.json").read_text())
     model = load_model(d / "model.yaml")
-    alerts = run(d, model, tmp_path / "out").alerts
+    alerts = run(d, model).alerts
     incidents = [
         (i["group"], pd.Timestamp(i["start"]), pd.Timestamp(i["end"])) for i in truth["incidents"]
     ]
@@ -66,7 +66,7 @@ def test_incidents_found_in_right_group_and_window(worlds, tmp_path):
 def test_clean_world_raises_no_alert(worlds, tmp_path):
     d = worlds["clean"]
     assert json.loads((d / "truth.json").read_text())["incidents"] == []
-    done = run(d, d / "model.yaml", tmp_path / "out")
+    done = run(d, d / "model.yaml")
     assert done.alerts.empty
     assert (done.result.table["attempts"] > 0).any()  # there was traffic to judge
 

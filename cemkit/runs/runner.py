@@ -497,9 +497,13 @@ def execute(
             manifest.data[enforce.MARKER] = marker
         elif "reveal" in names:
             manifest.data[enforce.MARKER] = False  # revealed numbers are raw data again
-        manifest.data.update(enforce.source_names_in_manifest(manifest.data, key))
+        if "protect" in names or key is not None:
+            # protected outputs: file names are data too (a raw load keeps its real paths)
+            manifest.data.update(enforce.source_names_in_manifest(manifest.data, key))
         for sink in sinks:
-            with manifest.timed(sink.name):
+            # the KQI reductions shuffle too: without a cluster never Dask's p2p default (a
+            # distributed Client alive elsewhere in the process would make it the default)
+            with manifest.timed(sink.name), dask.config.set(shuffle_config(client, [])):
                 data = (
                     store.read_parts(_files(writer.records_dir))
                     if write_records
