@@ -161,7 +161,8 @@ def test_agent_mapping_speedtest_jsonl(tmp_path):
     assert q.field.tolist() == ["", "timestamp", "interface.macAddr"]
     section = load_to_dir(plan(str(path), "agent", mapping="speedtest-jsonl", max_quarantine=1.0),
                           tmp_path / "r")  # three bad rows on purpose
-    assert section["totals"] == {"rows_read": 4, "rows_loaded": 1, "rows_quarantined": 3, "rows_attached": 0}
+    assert section["totals"] == {"rows_read": 4, "rows_loaded": 1, "rows_quarantined": 3,
+                                 "rows_attached": 0}
 
 
 def test_agent_mapping_csv_and_refusals(tmp_path):

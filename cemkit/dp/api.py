@@ -206,6 +206,7 @@ def release(
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     bounding_seed: int | None = None,
+    scheduler: Any = None,
 ) -> Release:
     """Release DP counters and ratios per node group and 15-minute bucket of ``[start, end)``.
 
@@ -236,6 +237,8 @@ def release(
         Directory to write ``release.parquet`` and a manifest into.
     bounding_seed : int, optional
         Seed of the random choice of a heavy user's kept records (default: fresh randomness).
+    scheduler : optional
+        Where Dask reads the run's records (:mod:`cemkit.cluster`; default: the one in use).
 
     Examples
     --------
@@ -272,7 +275,12 @@ def release(
     run_dir: Path | None = None
     if isinstance(records, str | os.PathLike):
         run_dir = Path(records)
-        frame = _read_run(run_dir, spec, spec_model)
+        import contextlib
+
+        from cemkit.cluster import connect
+
+        with contextlib.nullcontext() if scheduler is None else connect(scheduler):
+            frame = _read_run(run_dir, spec, spec_model)
     elif isinstance(records, pd.DataFrame):
         frame = records
     else:

@@ -54,6 +54,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--out", required=True, help="directory to write release.parquet into")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    from cemkit.cluster import add_scheduler_option
+
+    add_scheduler_option(p)
     p.set_defaults(func=_cmd_release)
 
     lp = subparsers.add_parser(
@@ -74,7 +77,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
     rel = release(args.run, policy=args.policy, model=args.model, start=args.start,
                   end=args.end, spend=args.spend, levels=args.levels, freq=args.freq,
                   data_set=args.data_set, ledger=args.ledger, out=args.out,
-                  overwrite=args.overwrite)  # fmt: skip
+                  overwrite=args.overwrite, scheduler=args.scheduler)  # fmt: skip
     spent = ", ".join(f"{p} {v:g}" for p, v in rel.spent.items())
     print(f"{rel.out}: {len(rel.table):,} cells released; {rel.measure} spent: {spent} "
           f"(ledger {rel.ledger}, release {rel.release_id[:12]})")  # fmt: skip
