@@ -256,16 +256,7 @@ def release(
                           hint="a privacy officer must add one (see policies/default.yaml) "
                           "before anything is released with differential privacy")  # fmt: skip
     spec_model = model if isinstance(model, ServiceModel) else load_model(model)
-    t0 = (
-        pd.Timestamp(start, tz="UTC")
-        if pd.Timestamp(start).tzinfo is None
-        else pd.Timestamp(start).tz_convert("UTC")
-    )
-    t1 = (
-        pd.Timestamp(end, tz="UTC")
-        if pd.Timestamp(end).tzinfo is None
-        else pd.Timestamp(end).tz_convert("UTC")
-    )
+    t0, t1 = _utc(start), _utc(end)
     if t1 <= t0:
         raise InputError(f"the period is empty (end {t1} is not after start {t0})")
     if freq not in FREQS:
@@ -352,6 +343,12 @@ def release(
     return Release(
         table, release_id, dict.fromkeys(periods, amount), budget.measure, written, ledger_path
     )
+
+
+def _utc(when: Any) -> pd.Timestamp:
+    """A time as UTC (a naive time is taken as UTC)."""
+    t = pd.Timestamp(when)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
 def _read_run(run: Path, spec: ReleaseSpec, model: Any) -> pd.DataFrame:

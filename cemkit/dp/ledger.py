@@ -97,10 +97,15 @@ class Ledger:
             out.append(event)
         return out
 
-    def _append(self, fh: Any, event: dict[str, Any]) -> dict[str, Any]:
+    def _load(self, fh: Any) -> tuple[str, list[dict[str, Any]]]:
+        """The locked file's text and its verified events (read once per locked operation)."""
         fh.seek(0)
         text = fh.read()
-        events = self._read(text)
+        return text, self._read(text)
+
+    def _append(self, fh: Any, event: dict[str, Any],
+                loaded: tuple[str, list[Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+        text, events = loaded if loaded is not None else self._load(fh)
         if text and not text.endswith("\n"):
             # the torn tail of a write that never completed: not an event, cut it off
             fh.truncate(text.rfind("\n") + 1)
@@ -124,8 +129,8 @@ class Ledger:
         Raises :class:`BudgetExceeded` (and records nothing) when any period would go over.
         """
         with self._locked() as fh:
-            fh.seek(0)
-            done = _spent(self._read(fh.read()), data_set, measure)
+            loaded = self._load(fh)
+            done = _spent(loaded[1], data_set, measure)
             over = {p: done.get(p, 0.0) for p, s in spend.items()
                     if done.get(p, 0.0) + s > budget * (1 + 1e-12)}  # fmt: skip
             if over:
@@ -144,7 +149,7 @@ class Ledger:
                 "measure": measure, "spend": dict(spend), "budget": budget,
                 "who": _who(), "host": socket.gethostname(),
                 "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **details,
-            })  # fmt: skip
+            }, loaded)  # fmt: skip
         return release_id
 
     def commit(self, release_id: str, details: Mapping[str, Any]) -> None:
