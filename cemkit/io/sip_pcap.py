@@ -14,7 +14,16 @@ calls); ``released_by`` = the side that sent BYE (by From tag) or ``caller`` for
 ``a_number`` = P-Asserted-Identity user, else From user; ``b_number`` = To user, else
 Request-URI user; ``loss_ratio`` over both directions; ``jitter_ms`` = the worse direction's
 mean RFC 3550 jitter. Registrations: ``a_number`` = the address-of-record (To) user,
-``outcome`` from the final response (``answered`` = registered), no ``answer`` time.
+``outcome`` one of :data:`cemkit.outcomes.REGISTRATION_OUTCOMES` (never a call outcome: see
+:func:`cemkit.outcomes.registration_outcome`), ``end`` = the final response (so ``duration_s``
+is the RFC 6076 registration request delay of a successful attempt), no ``answer`` time.
+
+A capture clock that jumps (a packet more than a day after the one before it, more than a
+second before it, or outside 1990..2100) is repaired, not trusted: packets keep their order
+(packet number) and their spacing, no time passes across the jump, every message is still
+used, and the records whose packets lie on the repaired clock or span a jump have
+``src_sip_clock_adjusted`` set (:class:`cemkit.io.sip.capture.CaptureClock`); the load's
+manifest counts the jumps (``read_units``).
 
 Not records: dialogs whose INVITE is not in the capture (it started before), OPTIONS and
 other out-of-dialog requests; TLS (encrypted) SIP is skipped. pcapng files are read with the
@@ -101,6 +110,11 @@ EXTENSIONS: tuple[Column, ...] = (
                     "Registration lifetime asked for (0 = de-registration)."),
     extension_field("src_sip_first_packet", _I64, PII.NONE,
                     "Packet number of the first request of the attempt."),
+    extension_field("src_sip_clock_adjusted", pa.bool_(), PII.NONE,
+                    "The capture clock jumped (back, or forward by more than a day) within or "
+                    "before the record's packets: its times are on the repaired clock "
+                    "(cemkit.io.sip.capture.CaptureClock: packet order kept, no time assumed "
+                    "to pass across a jump), its outcome still follows its messages."),
     *_rtp_columns("fwd", "from caller to callee"),
     *_rtp_columns("rev", "from callee to caller"),
 )  # fmt: skip

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 from cemkit.io.sip.capture import (
     SUPPORTED_LINKTYPES,
+    CaptureClock,
     PacketDecoder,
     Problem,
     Segment,
@@ -210,7 +211,8 @@ def extract(fh: BinaryIO, *, shard: int = 0, shards: int = 1,
     """
     state = _Pass(shard, shards, sip_ports)
     reader = open_reader(fh)
-    frames = read_packets(reader)
+    clock = CaptureClock()
+    frames = read_packets(reader, clock)
     reader_linktype = int(reader.datalink())
     if reader_linktype not in SUPPORTED_LINKTYPES:
         raise ValueError(f"link-layer type {reader_linktype} is not supported")
@@ -231,8 +233,13 @@ def extract(fh: BinaryIO, *, shard: int = 0, shards: int = 1,
             state.segment(result)
     state.finish()
     state.counters["other_sip_messages"] = state.tracker.other_messages
-    xdrs, unknown = _unresolved_at_end(state.tracker.xdr_rows(), capture_end)
+    affects = clock.affects if clock.jumps else None
+    xdrs, unknown = _unresolved_at_end(state.tracker.xdr_rows(affects), capture_end)
+    registrations = state.tracker.registration_rows(capture_end, affects)
     state.counters["invites_unresolved_at_end"] = len(unknown)
-    return ExtractResult(
-        xdrs, state.tracker.registration_rows(), state.quarantine + unknown, state.counters,
-    )  # fmt: skip
+    state.counters["clock_jumps"] = clock.jumps
+    state.counters["packets_clock_adjusted"] = clock.adjusted_packets
+    state.counters["records_clock_adjusted"] = sum(
+        bool(r["src_sip_clock_adjusted"]) for r in (*xdrs, *registrations)
+    )
+    return ExtractResult(xdrs, registrations, state.quarantine + unknown, state.counters)
