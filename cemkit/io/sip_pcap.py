@@ -62,8 +62,8 @@ import pandas as pd
 import pyarrow as pa
 
 from cemkit.errors import FormatError, InputError
-from cemkit.io.base import Loader, Part, empty_quarantine, registry
-from cemkit.io.sip.extract import DEFAULT_SIP_PORTS, ExtractResult, extract
+from cemkit.io.base import Loader, Part, empty_quarantine, registry, with_read_units
+from cemkit.io.sip.extract import DEFAULT_SIP_PORTS, PACKET_COUNTERS, ExtractResult, extract
 from cemkit.io.textfile import open_input
 from cemkit.numbers import normalize
 from cemkit.schema import PII, Column, conform, extension_field
@@ -155,6 +155,30 @@ class SipPcapLoader(Loader):
         if not isinstance(self.opts["shard_bytes"], int) or self.opts["shard_bytes"] < 1:
             raise FormatError("option 'shard_bytes' must be a positive integer")
 
+    #: Every packet is UDP, TCP or other traffic, or was skipped for a reason; every SIP message
+    #: (UDP datagram or one cut from a TCP/WebSocket stream) was malformed (quarantined), went
+    #: into a record (dialog or registration), or was outside both (OPTIONS, orphans).
+    unit_identities: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = (
+        ("packets", ("packets_udp", "packets_tcp", "packets_other", "packets_fragment_held",
+                     "packets_undecodable", "packets_bad_timestamp")),
+        ("sip_messages", ("sip_messages_in_records", "sip_messages_other",
+                          "sip_messages_malformed")),
+    )  # fmt: skip
+
+    def unit_warnings(self, units: dict[str, int]) -> list[str]:
+        """A capture clock that jumped: its times were repaired, the records flagged."""
+        jumps = int(units.get("clock_jumps", 0))
+        if not jumps:
+            return []
+        message = (
+            f"the capture clock jumped {jumps} time(s) (back, or ahead by more than a day): "
+            f"{units.get('packets_clock_adjusted', 0)} packet(s) kept in packet order on a "
+            f"repaired clock; {units.get('records_clock_adjusted', 0)} record(s) flagged "
+            "src_sip_clock_adjusted (their outcomes follow their messages, their times "
+            "assume no time passed across a jump)"
+        )
+        return [message]
+
     def parts(self, paths: Sequence[str]) -> list[Part]:
         """One part per (file, Call-ID shard); only file sizes are looked at."""
         out: list[Part] = []
@@ -186,7 +210,10 @@ class SipPcapLoader(Loader):
                 hint="expected a pcap or pcapng file with Ethernet, Linux cooked, loopback or "
                 "raw IP frames",
             ) from None
-        return self._records(part.path, result), self._quarantine(part.path, result)
+        units = {k: v for k, v in result.counters.items()
+                 if shard == 0 or k not in PACKET_COUNTERS}  # fmt: skip
+        quarantine = with_read_units(self._quarantine(part.path, result), units)
+        return self._records(part.path, result), quarantine
 
     def _records(self, path: str, result: ExtractResult) -> pd.DataFrame:
         rows = result.xdrs + result.registrations

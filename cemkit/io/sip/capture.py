@@ -213,6 +213,7 @@ class PacketDecoder:
     def __init__(self, linktype: int) -> None:
         self.linktype = linktype
         self._fragments: dict[tuple[bytes, bytes, int, int], _FragmentSet] = {}
+        self.fragments_held = 0  #: frames kept as a fragment of a datagram not yet whole
         self._addresses: dict[bytes, str] = {}
 
     def decode(self, packet: int, ts: float, data: bytes) -> Segment | Problem | None:
@@ -303,6 +304,7 @@ class PacketDecoder:
             if more or offset:
                 whole = self._reassemble(ts, ip, offset, more)
                 if whole is None:
+                    self.fragments_held += 1
                     return None
                 ip = whole
             body = ip.data

@@ -117,12 +117,14 @@ class DialogTracker:
         #: (ip, port) where a party receives media → (dialog, direction of packets sent there)
         self.media_map: dict[tuple[str, int], tuple[Dialog, str, dict[int, int]]] = {}
         self.other_messages = 0  #: messages outside INVITE/REGISTER state (OPTIONS, orphans)
+        self.messages_in_records = 0  #: messages that went into a dialog or a registration
 
     # --- SIP ------------------------------------------------------------------------------
     def on_message(self, msg: SipMessage, packet: int, ts: float, src: str, sport: int,
                    dst: str, dport: int, transport: str) -> None:  # fmt: skip
         """Advance the state machine of the message's Call-ID."""
         cseq_num, cseq_method = msg.cseq
+        others = self.other_messages
         if msg.is_request:
             self._on_request(msg, packet, ts, src, sport, dst, dport, transport, cseq_num)
         else:
@@ -133,6 +135,9 @@ class DialogTracker:
             state = attempts[-1] if attempts else None
         else:
             state = self.dialogs.get(msg.call_id)
+        if self.other_messages != others:
+            return
+        self.messages_in_records += 1
         if state is not None and packet > state.last_packet:
             state.last_packet = packet  # the records' packet span (capture clock flags)
 
