@@ -99,7 +99,7 @@ def test_clock_jump_is_counted_and_warned_without_data(samples_dir, tmp_path):
         writer = dpkt.pcap.Writer(out, linktype=reader.datalink())
         for i, (ts, buf) in enumerate(reader, 1):  # three years ahead from the 200 OK on
             writer.writepkt(buf, ts=float(ts) + 3 * 365 * 86_400.0 * (i >= 9))
-    inputs, totals, caught = _load("sip-pcap", [path], tmp_path / "run")
+    _, totals, caught = _load("sip-pcap", [path], tmp_path / "run")
     units = totals["read_units"]
     assert (units["clock_jumps"], units["packets_clock_adjusted"], units["records_clock_adjusted"]
             ) == (1, 76, 1)  # fmt: skip
@@ -122,4 +122,5 @@ def test_ber_records_of_3gpp_files(tmp_path):
     assert inputs[str(good)]["rows_loaded"] == len(raws)
     assert inputs[str(cut)]["read_units"]["ber_records"] == len(raws)
     assert inputs[str(cut)]["rows_quarantined"] == 1
-    assert totals["read_units_reconciled"] == f"{2 * len(raws)} ber_records = {2 * len(raws)} rows_read"
+    n = 2 * len(raws)
+    assert totals["read_units_reconciled"] == f"{n} ber_records = {n} rows_read"
