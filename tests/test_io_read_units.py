@@ -124,3 +124,20 @@ def test_ber_records_of_3gpp_files(tmp_path):
     assert inputs[str(cut)]["rows_quarantined"] == 1
     n = 2 * len(raws)
     assert totals["read_units_reconciled"] == f"{n} ber_records = {n} rows_read"
+
+
+def test_parquet_rows_and_a_registration_with_a_call_outcome(samples_dir, tmp_path):
+    import pandas as pd
+
+    _load("sip-pcap", [samples_dir / "sip-pcap" / "zeek-wireshark.pcap"], tmp_path / "sip")
+    records = pd.read_parquet(tmp_path / "sip" / "records")
+    old = records["record_kind"] == "registration"
+    first = records.index[old][0]
+    records.loc[first, "outcome"] = "answered"  # as cemkit wrote registrations before
+    path = tmp_path / "old.parquet"
+    records.to_parquet(path)
+    inputs, totals, _ = _load("parquet", [path], tmp_path / "run")
+    assert inputs[str(path)]["read_units"] == {"parquet_rows": len(records)}
+    assert totals["rows_quarantined"] == 1 and totals["rows_loaded"] == len(records) - 1
+    quarantine = pd.read_parquet(tmp_path / "run" / "quarantine")
+    assert quarantine["field"].tolist() == ["outcome"]
