@@ -63,7 +63,7 @@ def _dpkt_counts(path):
     return packets, sip_udp
 
 
-@pytest.mark.parametrize("shards", [1, 3])
+@pytest.mark.parametrize("shards", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_packets_and_sip_messages_of_captures(samples_dir, tmp_path, capsys, shards):
     names = ["zeek-wireshark.pcap", "sip_ipv4_tcp.pcap", "sip_ipv4_tcp_fragmented.pcap"]
     paths = [samples_dir / "sip-pcap" / n for n in names]
