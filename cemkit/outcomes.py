@@ -8,6 +8,11 @@ languages; this module holds each translation:
 * ITU-T Q.850 cause values;
 * SIP final response codes (RFC 3261 classes, RFC 3398 section 8.2.6.1 SIP → ISUP cause).
 
+SIP registrations (``record_kind == "registration"``) are not calls: they have their own outcome
+set, :data:`REGISTRATION_OUTCOMES`, and :func:`registration_outcome` says which applies. The
+canonical ``outcome`` column takes either set (:data:`ALL_OUTCOMES`); the call outcomes keep
+their codes (their order in :data:`OUTCOMES`), the registration outcomes come after them.
+
 Which outcomes count as *user determined* (ITU-T E.425 network effectiveness) lives here too, so
 that indicator formulas in :mod:`cemkit.kqi` never re-derive it.
 """
@@ -37,6 +42,33 @@ OUTCOMES: Final[tuple[str, ...]] = (
     REJECTED,
     CONGESTION,
 )
+
+# --- SIP registrations (RFC 3261 section 10; RFC 6076 section 4.1) -----------------------------
+REGISTERED: Final = "registered"
+REGISTERED_AFTER_CHALLENGE: Final = "registered_after_challenge"
+REGISTRATION_FAILED: Final = "registration_failed"
+REGISTRATION_UNKNOWN: Final = "registration_unknown"
+
+#: Outcomes of a registration attempt (one REGISTER, or a REGISTER challenged with 401/407 and
+#: re-sent with credentials on the same Call-ID, which is one attempt):
+#: ``registered`` (2xx without a challenge); ``registered_after_challenge`` (2xx to the re-sent
+#: REGISTER); ``registration_failed`` (a final non-2xx response, a challenge left unanswered, or
+#: no final response although the capture went on past RFC 3261 Timer F); and
+#: ``registration_unknown`` (the capture ended within Timer F of the attempt's last message,
+#: before its outcome could be seen: excluded from the registration KQIs).
+REGISTRATION_OUTCOMES: Final[tuple[str, ...]] = (
+    REGISTERED,
+    REGISTERED_AFTER_CHALLENGE,
+    REGISTRATION_FAILED,
+    REGISTRATION_UNKNOWN,
+)
+#: Registration outcomes that are a success (numerator of the registration success ratio).
+REGISTRATION_SUCCESS: Final[frozenset[str]] = frozenset({REGISTERED, REGISTERED_AFTER_CHALLENGE})
+#: Registration outcomes that are known (denominator of the registration success ratio).
+REGISTRATION_RESOLVED: Final[frozenset[str]] = REGISTRATION_SUCCESS | {REGISTRATION_FAILED}
+
+#: Every value of the canonical ``outcome`` column: call outcomes, then registration outcomes.
+ALL_OUTCOMES: Final[tuple[str, ...]] = (*OUTCOMES, *REGISTRATION_OUTCOMES)
 
 #: Outcomes that the network delivered to the called user (E.425 "effective" calls): the call was
 #: answered, or the *user* (not the network) made it end without an answer.
@@ -267,6 +299,37 @@ def outcome_from_sip(status: int) -> str:
     if status >= 300:
         return FAILED
     raise ValueError(f"SIP status {status} is not a final response (expected 200-699)")
+
+
+def registration_outcome(status: int | None, challenges: int, *, cut_off: bool = False) -> str:
+    """Outcome of a registration attempt (see :data:`REGISTRATION_OUTCOMES`).
+
+    Parameters
+    ----------
+    status : int or None
+        The attempt's last final response (None when none was seen).
+    challenges : int
+        401/407 challenges answered by a re-sent REGISTER within the attempt.
+    cut_off : bool
+        Whether the capture ended within RFC 3261 Timer F of the attempt's last message: an
+        attempt still waiting (no final response, or a challenge not yet answered) is then
+        ``registration_unknown`` rather than failed.
+
+    Examples
+    --------
+    >>> registration_outcome(200, 0), registration_outcome(200, 1)
+    ('registered', 'registered_after_challenge')
+    >>> registration_outcome(403, 1), registration_outcome(None, 0)
+    ('registration_failed', 'registration_failed')
+    >>> registration_outcome(401, 0, cut_off=True), registration_outcome(None, 0, cut_off=True)
+    ('registration_unknown', 'registration_unknown')
+    """
+    if status is not None and 200 <= status < 300:
+        return REGISTERED if challenges == 0 else REGISTERED_AFTER_CHALLENGE
+    if status is not None and status < 200:
+        raise ValueError(f"SIP status {status} is not a final response (expected 200-699)")
+    waiting = status is None or status in SIP_AUTH_CHALLENGES
+    return REGISTRATION_UNKNOWN if waiting and cut_off else REGISTRATION_FAILED
 
 
 def outcome_from_q850(cause: int | None, answered: bool) -> str:

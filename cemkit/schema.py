@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cemkit.errors import SchemaError
-from cemkit.outcomes import OUTCOMES
+from cemkit.outcomes import ALL_OUTCOMES, OUTCOMES, REGISTRATION_OUTCOMES
 
 #: Prefix of source-specific columns kept next to the canonical ones.
 EXTENSION_PREFIX = "src_"
@@ -111,7 +111,10 @@ COLUMNS: tuple[Column, ...] = (
         "outcome",
         STR,
         PII.NONE,
-        "answered, no_answer, busy, failed, cancelled, rejected or congestion.",
+        "Calls: answered, no_answer, busy, failed, cancelled, rejected or congestion. "
+        "Registrations (record_kind registration) have their own set: registered, "
+        "registered_after_challenge, registration_failed or registration_unknown "
+        "(cemkit.outcomes.REGISTRATION_OUTCOMES).",
     ),
     Column("cause_q850", pa.int16(), PII.NONE, "ITU-T Q.850 release cause value, when known."),
     Column("sip_status", pa.int16(), PII.NONE, "Final SIP response code, when known."),
@@ -191,7 +194,7 @@ CANONICAL: pa.Schema = pa.schema([c.field() for c in COLUMNS])
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "record_kind": RECORD_KINDS,
     "service": SERVICES,
-    "outcome": OUTCOMES,
+    "outcome": ALL_OUTCOMES,
     "leg": LEGS,
     "a_number_kind": NUMBER_KINDS,
     "b_number_kind": NUMBER_KINDS,
@@ -324,6 +327,18 @@ def validate(
                 _report_rows(
                     problems, df, bad, f"column {name!r} has values {seen} outside {list(allowed)}"
                 )
+    if {"record_kind", "outcome"} <= set(df.columns):
+        # a registration is no call: each record kind takes its own outcome set
+        is_reg = df["record_kind"] == "registration"
+        wrong = df["outcome"].notna() & (
+            (is_reg & ~df["outcome"].isin(REGISTRATION_OUTCOMES))
+            | (~is_reg & df["record_kind"].notna() & ~df["outcome"].isin(OUTCOMES))
+        )
+        what = (
+            "column 'outcome' has a value of the other record kind (registrations take "
+            "cemkit.outcomes.REGISTRATION_OUTCOMES, calls cemkit.outcomes.OUTCOMES)"
+        )
+        _report_rows(problems, df, wrong, what)
     for name in ("duration_s", "billsec_s", "pdd_ms"):
         if name in df.columns and pd.api.types.is_numeric_dtype(df[name].dtype):
             _report_rows(problems, df, df[name] < 0, f"column {name!r} is negative")

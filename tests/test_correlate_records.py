@@ -159,6 +159,7 @@ def test_pair_legs_one_to_one_nearest():
 def test_match_flags():
     df = records(
         record_kind=["cdr", "xdr", "xdr", "cdr", "registration"],
+        outcome=["answered"] * 4 + ["registered"],
         a_number="+1", b_number="+2",
         start=[T0, T0 + 1 * S, T0 + 100 * S, T0 + 300 * S, T0],
     )  # fmt: skip

@@ -65,6 +65,10 @@ def stitch_labels(
         )
         key[has_ref] = kref
         key[~has_ref] = np.where(kpar >= 0, kpar + nref, -1)
+        if "record_kind" in records.columns:
+            # a REGISTER refresh reuses its Call-ID (RFC 3261 section 10.2.4): each registration
+            # attempt is a record of its own, never a partial of another
+            key[_frames.as_bool(records["record_kind"] == "registration")] = -1
     seq = records["partial_seq"].to_numpy(dtype=np.int64, na_value=-1)
     start = _frames.time_ns(records["start"])
     end = _frames.time_ns(records["end"])

@@ -126,6 +126,26 @@ class Loader(abc.ABC):
         """
         return 0
 
+    #: Identities between read units that must hold for each input file: ``(total, parts)``
+    #: means ``units[total] == sum(units[p] for p in parts)``; ``rows_read`` may be named as a
+    #: unit. The runner checks them and writes them, with their figures, to the manifest.
+    unit_identities: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = ()
+
+    def read_units(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame
+                   ) -> dict[str, int]:  # fmt: skip
+        """What ``part`` was read as, in the format's own units (lines, packets, BER records).
+
+        Summed per input file in the run's manifest (``read_units``), where
+        :attr:`unit_identities` must hold: e.g. every packet of a capture is a UDP or TCP
+        packet or was skipped for a reason. By default, what :meth:`read_part` attached to its
+        quarantine frame with :func:`with_read_units`.
+        """
+        return {k: int(v) for k, v in quarantine.attrs.get(READ_UNITS_ATTR, {}).items()}
+
+    def unit_warnings(self, units: dict[str, int]) -> list[str]:
+        """What the read units of a load call for a warning about (counts only, never data)."""
+        return []
+
     def finish(self, records: Any, parts: Sequence[Part]) -> Any:
         """Post-process the lazily read records as a whole (default: unchanged).
 
@@ -142,6 +162,39 @@ class Loader(abc.ABC):
     @abc.abstractmethod
     def read_part(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Read one part: (canonical records, quarantine)."""
+
+
+#: Key of a quarantine frame's ``attrs`` under which :meth:`Loader.read_part` leaves its part's
+#: read units for :meth:`Loader.read_units` (the two run in the same task, on the same frame).
+READ_UNITS_ATTR = "cemkit_read_units"
+
+
+def with_read_units(quarantine: pd.DataFrame, units: dict[str, int]) -> pd.DataFrame:
+    """Attach a part's read units to its quarantine frame (see :meth:`Loader.read_units`)."""
+    quarantine.attrs[READ_UNITS_ATTR] = {k: int(v) for k, v in units.items()}
+    return quarantine
+
+
+def unit_equations(units: dict[str, int],
+                   identities: Sequence[tuple[str, tuple[str, ...]]]
+                   ) -> list[tuple[str, bool]]:  # fmt: skip
+    """Each identity written out with its figures, and whether it holds.
+
+    Examples
+    --------
+    >>> unit_equations({"lines": 3, "header_lines": 1, "rows_read": 2},
+    ...                [("lines", ("header_lines", "rows_read"))])
+    [('3 lines = 1 header_lines + 2 rows_read', True)]
+    """
+    out = []
+    for total, parts in identities:
+        if total not in units:
+            continue
+        values = [int(units.get(p, 0)) for p in parts]
+        text = f"{int(units[total])} {total} = " + " + ".join(
+            f"{v} {p}" for v, p in zip(values, parts, strict=True))
+        out.append((text, int(units[total]) == sum(values)))
+    return out
 
 
 #: The modules of the shipped formats, imported (and so registered) on the first look-up.

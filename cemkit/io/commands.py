@@ -57,4 +57,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.out}: {t['rows_loaded']} records loaded, {t['rows_quarantined']} quarantined"
           f"{attached} of {t['rows_read']} rows read from {len(section['inputs'])} "
           "file(s)")  # fmt: skip
+    if t.get("read_units_reconciled"):  # what was read, in the format's own units
+        print(f"read: {t['read_units_reconciled']}")
     return 0

@@ -120,6 +120,33 @@ class DelimitedLoader(Loader):
         conv = Converter(block, part.path, info.tag, self.record_source())
         return self.finish_block(conv, self.convert(conv, layout))
 
+    #: Lines of a file are its header lines and its data lines; every data line is one row read
+    #: (a record, a quarantined row or a row attached to records: no value spans lines), and a
+    #: file that cannot be parsed at all (empty, header cut short) is one quarantined row.
+    unit_identities: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = (
+        ("lines", ("header_lines", "data_lines")),
+        ("rows_read", ("data_lines", "file_problems")),
+    )
+
+    def read_units(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame
+                   ) -> dict[str, int]:  # fmt: skip
+        """Physical lines of the part (counted in its bytes, apart from the parser)."""
+        mapping = getattr(self, "mapping", None)
+        text_input = getattr(mapping, "input", "csv")
+        if text_input not in ("csv", "jsonl"):
+            return {}  # Parquet row groups: no lines
+        if text_input == "jsonl":
+            lines = count_lines(read_range(part.path, part.start, part.stop))
+            return {"lines": lines, "header_lines": 0, "data_lines": lines, "file_problems": 0}
+        info, _ = self._file(part.path)
+        if info.size == 0 or part.start < info.data_start:  # empty, or the header cut short
+            whole = count_lines(read_range(part.path, 0, info.size)) if info.size else 0
+            return {"lines": whole, "header_lines": whole, "data_lines": 0, "file_problems": 1}
+        data = count_lines(read_range(part.path, part.start, part.stop))
+        header = info.data_first_line - 1 if part.start == info.data_start else 0
+        return {"lines": header + data, "header_lines": header, "data_lines": data,
+                "file_problems": 0}  # fmt: skip
+
     def finish_block(self, conv: Converter, cols: Mapping[str, object]
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
         """Records and quarantine of a converted block (measurement loaders change the schema)."""
@@ -153,6 +180,11 @@ class DelimitedLoader(Loader):
         if path not in self._files:  # a part read without parts() in this process
             self.parts([path])
         return self._files[path]
+
+
+def count_lines(data: bytes) -> int:
+    """Lines in a byte range cut after line ends (a last line without its newline counts)."""
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
 def empty_result(loader: Loader) -> tuple[pd.DataFrame, pd.DataFrame]:

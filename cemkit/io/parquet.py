@@ -23,10 +23,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cemkit.errors import InputError
-from cemkit.io.base import Loader, Part, registry
+from cemkit.io.base import Loader, Part, registry, with_read_units
 from cemkit.io.convert import quarantine_frame, to_pandas
 from cemkit.io.csvblock import Quarantined
 from cemkit.io.textfile import check_readable
+from cemkit.outcomes import REGISTRATION_OUTCOMES
 from cemkit.schema import BY_NAME, CATEGORIES, EXTENSION_PREFIX, PII, REQUIRED, Column, conform
 
 
@@ -79,6 +80,11 @@ class ParquetLoader(Loader):
         self._ext = tuple(ext.values())
         return out
 
+    #: Every row of the file's row groups is a row read: a record or a quarantined row.
+    unit_identities: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = (
+        ("parquet_rows", ("rows_read",)),
+    )
+
     def read_part(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Read one row group, conform it, quarantine rows that break row rules."""
         table = pq.ParquetFile(part.path).read_row_group(part.start)
@@ -98,6 +104,14 @@ class ParquetLoader(Loader):
             col = df[name]
             m = (col.notna() & ~col.isin(allowed)).to_numpy(dtype=bool)
             reasons.append((m, name, f"value outside {list(allowed)}"))
+        is_reg = (df["record_kind"] == "registration").fillna(False).to_numpy(dtype=bool)
+        reg_outcome = df["outcome"].isin(REGISTRATION_OUTCOMES).fillna(False).to_numpy(dtype=bool)
+        known_outcome = df["outcome"].notna().to_numpy(dtype=bool)
+        other_kind = (
+            "outcome of the other record kind (registrations take "
+            "cemkit.outcomes.REGISTRATION_OUTCOMES, calls the call outcomes)"
+        )
+        reasons.append((known_outcome & (is_reg != reg_outcome), "outcome", other_kind))
         for mask, field_name, reason in reasons:
             new = mask & ~bad
             if new.any():
@@ -108,4 +122,5 @@ class ParquetLoader(Loader):
                 bad |= new
         if bad.any():
             df = df[~bad]
-        return df.reset_index(drop=True), quarantine_frame(part.path, q)
+        quarantine = with_read_units(quarantine_frame(part.path, q), {"parquet_rows": len(bad)})
+        return df.reset_index(drop=True), quarantine

@@ -14,7 +14,16 @@ calls); ``released_by`` = the side that sent BYE (by From tag) or ``caller`` for
 ``a_number`` = P-Asserted-Identity user, else From user; ``b_number`` = To user, else
 Request-URI user; ``loss_ratio`` over both directions; ``jitter_ms`` = the worse direction's
 mean RFC 3550 jitter. Registrations: ``a_number`` = the address-of-record (To) user,
-``outcome`` from the final response (``answered`` = registered), no ``answer`` time.
+``outcome`` one of :data:`cemkit.outcomes.REGISTRATION_OUTCOMES` (never a call outcome: see
+:func:`cemkit.outcomes.registration_outcome`), ``end`` = the final response (so ``duration_s``
+is the RFC 6076 registration request delay of a successful attempt), no ``answer`` time.
+
+A capture clock that jumps (a packet more than a day after the one before it, more than a
+second before it, or outside 1990..2100) is repaired, not trusted: packets keep their order
+(packet number) and their spacing, no time passes across the jump, every message is still
+used, and the records whose packets lie on the repaired clock or span a jump have
+``src_sip_clock_adjusted`` set (:class:`cemkit.io.sip.capture.CaptureClock`); the load's
+manifest counts the jumps (``read_units``).
 
 Not records: dialogs whose INVITE is not in the capture (it started before), OPTIONS and
 other out-of-dialog requests; TLS (encrypted) SIP is skipped. pcapng files are read with the
@@ -53,8 +62,8 @@ import pandas as pd
 import pyarrow as pa
 
 from cemkit.errors import FormatError, InputError
-from cemkit.io.base import Loader, Part, empty_quarantine, registry
-from cemkit.io.sip.extract import DEFAULT_SIP_PORTS, ExtractResult, extract
+from cemkit.io.base import Loader, Part, empty_quarantine, registry, with_read_units
+from cemkit.io.sip.extract import DEFAULT_SIP_PORTS, PACKET_COUNTERS, ExtractResult, extract
 from cemkit.io.textfile import open_input
 from cemkit.numbers import normalize
 from cemkit.schema import PII, Column, conform, extension_field
@@ -101,6 +110,11 @@ EXTENSIONS: tuple[Column, ...] = (
                     "Registration lifetime asked for (0 = de-registration)."),
     extension_field("src_sip_first_packet", _I64, PII.NONE,
                     "Packet number of the first request of the attempt."),
+    extension_field("src_sip_clock_adjusted", pa.bool_(), PII.NONE,
+                    "The capture clock jumped (back, or forward by more than a day) within or "
+                    "before the record's packets: its times are on the repaired clock "
+                    "(cemkit.io.sip.capture.CaptureClock: packet order kept, no time assumed "
+                    "to pass across a jump), its outcome still follows its messages."),
     *_rtp_columns("fwd", "from caller to callee"),
     *_rtp_columns("rev", "from callee to caller"),
 )  # fmt: skip
@@ -141,6 +155,30 @@ class SipPcapLoader(Loader):
         if not isinstance(self.opts["shard_bytes"], int) or self.opts["shard_bytes"] < 1:
             raise FormatError("option 'shard_bytes' must be a positive integer")
 
+    #: Every packet is UDP, TCP or other traffic, or was skipped for a reason; every SIP message
+    #: (UDP datagram or one cut from a TCP/WebSocket stream) was malformed (quarantined), went
+    #: into a record (dialog or registration), or was outside both (OPTIONS, orphans).
+    unit_identities: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = (
+        ("packets", ("packets_udp", "packets_tcp", "packets_other", "packets_fragment_held",
+                     "packets_undecodable", "packets_bad_timestamp")),
+        ("sip_messages", ("sip_messages_in_records", "sip_messages_other",
+                          "sip_messages_malformed")),
+    )  # fmt: skip
+
+    def unit_warnings(self, units: dict[str, int]) -> list[str]:
+        """A capture clock that jumped: its times were repaired, the records flagged."""
+        jumps = int(units.get("clock_jumps", 0))
+        if not jumps:
+            return []
+        message = (
+            f"the capture clock jumped {jumps} time(s) (back, or ahead by more than a day): "
+            f"{units.get('packets_clock_adjusted', 0)} packet(s) kept in packet order on a "
+            f"repaired clock; {units.get('records_clock_adjusted', 0)} record(s) flagged "
+            "src_sip_clock_adjusted (their outcomes follow their messages, their times "
+            "assume no time passed across a jump)"
+        )
+        return [message]
+
     def parts(self, paths: Sequence[str]) -> list[Part]:
         """One part per (file, Call-ID shard); only file sizes are looked at."""
         out: list[Part] = []
@@ -172,7 +210,10 @@ class SipPcapLoader(Loader):
                 hint="expected a pcap or pcapng file with Ethernet, Linux cooked, loopback or "
                 "raw IP frames",
             ) from None
-        return self._records(part.path, result), self._quarantine(part.path, result)
+        units = {k: v for k, v in result.counters.items()
+                 if shard == 0 or k not in PACKET_COUNTERS}  # fmt: skip
+        quarantine = with_read_units(self._quarantine(part.path, result), units)
+        return self._records(part.path, result), quarantine
 
     def _records(self, path: str, result: ExtractResult) -> pd.DataFrame:
         rows = result.xdrs + result.registrations

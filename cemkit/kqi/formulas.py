@@ -30,6 +30,9 @@ session time sum over every data record, partials included; a session is release
 when its (last) record's ``closing_cause`` is in :data:`ABNORMAL_CLOSING_CAUSES`.
 *SMS attempts* count SMS CDRs that are not a delivery (``leg != "term"``); a failure is an
 attempt whose outcome is not ``answered`` (the record carries an smsResult).
+*Registrations* (``record_kind == "registration"``, SIP REGISTER attempts) are never call
+attempts: they have their own outcomes (:data:`cemkit.outcomes.REGISTRATION_OUTCOMES`) and
+counters; ``registration_unknown`` attempts (the capture ended first) count in no ratio.
 
 Ratios are fractions in [0, 1] (RFC 6076 and E.411 state percentages: multiply by 100).
 
@@ -54,7 +57,14 @@ import pandas as pd
 import pyarrow as pa
 
 from cemkit import config
-from cemkit.outcomes import ANSWERED, USER_DETERMINED
+from cemkit.outcomes import (
+    ANSWERED,
+    REGISTERED_AFTER_CHALLENGE,
+    REGISTRATION_RESOLVED,
+    REGISTRATION_SUCCESS,
+    REGISTRATION_UNKNOWN,
+    USER_DETERMINED,
+)
 
 # --- counters ------------------------------------------------------------------------------------
 #: Radio access groups of the per-RAT data-session counters (``other``: any other or unknown).
@@ -91,10 +101,12 @@ COUNTERS: tuple[str, ...] = (
     *(f"data_sessions_{rat}" for rat in DATA_RATS),  # sessions by radio access of 1st record
     "sms_attempts",  # SMS sent (SMS CDR, not a terminating/delivery record)
     "sms_failures",  # ... not delivered (outcome other than answered)
-    "registrations",  # SIP registration attempts with a final response (record_kind registration)
-    "registrations_ok",  # ... answered with 2xx
-    "rrd_count",  # ... 2xx registrations with a measured delay (RFC 6076 RRD)
-    "rrd_us",  # sum of registration request delay (REGISTER to 2xx), microseconds
+    "registrations",  # SIP registration attempts whose outcome is known (record_kind registration)
+    "registrations_ok",  # ... registered (2xx), after a 401/407 challenge or not
+    "rrd_count",  # ... registered with a measured delay (RFC 6076 RRD)
+    "rrd_us",  # sum of registration request delay (first REGISTER to 2xx), microseconds
+    "registrations_challenged",  # registered after a 401/407 challenge (one attempt, not two)
+    "registrations_unknown",  # registration attempts cut off by the capture end (not counted)
 )
 
 #: RFC 6076 section 4.6: responses that count as an effective session (SEER numerator).
@@ -277,9 +289,11 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     sms = _mask(service == "sms") & _mask(kind == "cdr") & ~_mask(leg == "term")
     out["sms_attempts"][:] = sms
     out["sms_failures"][:] = sms & ~_mask(outcome == ANSWERED)
-    # registrations (RFC 6076 section 4.1 RRD): their own counters, never call attempts
-    reg = _mask(kind == "registration") & _mask(status >= 200)
-    reg_ok = reg & (st >= 200) & (st < 300)
+    # registrations (RFC 6076 section 4.1 RRD): their own outcomes and counters, never call
+    # attempts (their kind is neither cdr nor xdr)
+    registration = _mask(kind == "registration")
+    reg = registration & _mask(outcome.isin(sorted(REGISTRATION_RESOLVED)))
+    reg_ok = registration & _mask(outcome.isin(sorted(REGISTRATION_SUCCESS)))
     delay = pd.to_numeric(_col(records, "duration_s", "float64"), errors="coerce").to_numpy(
         dtype=float, na_value=np.nan
     )
@@ -288,6 +302,8 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
     out["registrations_ok"][:] = reg_ok
     out["rrd_count"][:] = has_rrd
     out["rrd_us"][:] = np.where(has_rrd, np.rint(np.nan_to_num(delay) * 1e6), 0)
+    out["registrations_challenged"][:] = registration & _mask(outcome == REGISTERED_AFTER_CHALLENGE)
+    out["registrations_unknown"][:] = registration & _mask(outcome == REGISTRATION_UNKNOWN)
     return pd.DataFrame(block.T, columns=list(COUNTERS), index=records.index, copy=False)
 
 
@@ -400,12 +416,16 @@ _INDICATOR_LIST: tuple[Indicator, ...] = (
               "destination, from cemkit.correlate.sessionize) / attempts.",
               "ITU-T E.425 Annex (repeated attempts)", -1, "repeat_attempts", "attempts"),
     Indicator("registration_success_ratio", "Registration success ratio",
-              "SIP registration attempts answered with 2xx / registration attempts with a "
-              "final response (a challenge answered by a re-sent REGISTER is one attempt).",
+              "SIP registration attempts registered (2xx) / registration attempts whose outcome "
+              "is known (a 401/407 challenge answered by a re-sent REGISTER on the same "
+              "Call-ID is one attempt; a REGISTER without a final response is a failure unless "
+              "the capture ended within Timer F: then it is not counted); "
+              "cemkit.outcomes.REGISTRATION_OUTCOMES.",
               "IETF RFC 6076 section 4.1 (registration); cemkit.io.sip.dialogs", +1,
               "registrations_ok", "registrations"),
     Indicator("rrd_mean_ms", "Registration request delay, mean",
-              "Mean time from the first REGISTER of an attempt to its 2xx, milliseconds.",
+              "Mean time from the first REGISTER of a successful attempt to its 2xx (the "
+              "challenge round trip included), milliseconds.",
               "IETF RFC 6076 section 4.1 (RRD)", -1, unit="ms"),
     Indicator("mos", "Mean opinion score",
               "Mean of measured MOS, or of the ITU-T G.107 E-model estimate from loss, jitter "

@@ -206,6 +206,7 @@ def _read_part(loader: Any, part: Any, index: int, pre: list[st.Stage], combined
     records, quarantine = loader.read_part(part)
     read = loader.rows_read(part, records, quarantine)
     attached = loader.rows_attached(part, records, quarantine)  # e.g. CUCM CMRs joined to CDRs
+    units = loader.read_units(part, records, quarantine)  # lines, packets, BER records, ...
     numbers = number_counts(records)  # how many numbers stayed unparsed (warn_unparsed)
     if not combined:
         records = st.run_pandas(records, pre)
@@ -217,22 +218,58 @@ def _read_part(loader: Any, part: Any, index: int, pre: list[st.Stage], combined
     counts = {"path": part.path, "rows_read": read,
               "rows_loaded": read - len(quarantine) - attached,
               "rows_quarantined": len(quarantine), "rows_attached": attached,
-              "quarantine_part": written, **numbers}  # fmt: skip
+              "quarantine_part": written, "read_units": units, **numbers}  # fmt: skip
     return records, counts
 
 
 def _reconcile(part_counts: list[dict[str, Any]], digests: list[dict[str, Any]]) -> dict[str, Any]:
-    per_file: dict[str, dict[str, int]] = {}
+    per_file: dict[str, dict[str, Any]] = {}
     for c in part_counts:
-        f = per_file.setdefault(c["path"], dict.fromkeys(COUNT_KEYS, 0))
+        f = per_file.setdefault(c["path"], {**dict.fromkeys(COUNT_KEYS, 0), "read_units": {}})
         for k in COUNT_KEYS:
             f[k] += c[k]
-    inputs = [{**d, **per_file.get(d["path"], dict.fromkeys(COUNT_KEYS, 0))} for d in digests]
-    totals = {k: sum(f[k] for f in inputs) for k in COUNT_KEYS}
+        for unit, n in c.get("read_units", {}).items():
+            f["read_units"][unit] = f["read_units"].get(unit, 0) + int(n)
+    empty = {**dict.fromkeys(COUNT_KEYS, 0), "read_units": {}}
+    inputs = [{**d, **per_file.get(d["path"], empty)} for d in digests]
+    totals: dict[str, Any] = {k: sum(f[k] for f in inputs) for k in COUNT_KEYS}
+    units: dict[str, int] = {}
+    for f in inputs:
+        for unit, n in f["read_units"].items():
+            units[unit] = units.get(unit, 0) + n
+    totals["read_units"] = units
     if totals["rows_read"] != (totals["rows_loaded"] + totals["rows_quarantined"]
                                + totals["rows_attached"]):  # fmt: skip
         raise SchemaError("row counts do not reconcile (read != loaded + quarantined + attached)")
     return {"inputs": inputs, "totals": totals}
+
+
+def _check_read_units(loader: Any, inputs: list[dict[str, Any]]) -> str:
+    """Each file's read units reconcile by its format's identities (written to the manifest).
+
+    Returns the identities over all the files, with their figures (one line of text), after
+    warning (:class:`~cemkit.errors.ResultWarning`) of what the format finds worth saying about
+    them (e.g. a capture clock that jumped).
+    """
+    from cemkit.errors import ResultWarning
+    from cemkit.io.base import unit_equations
+
+    total: dict[str, int] = {}
+    for f in inputs:
+        if not f.get("read_units"):
+            continue
+        units = {**f["read_units"], "rows_read": f["rows_read"]}
+        for unit, n in units.items():
+            total[unit] = total.get(unit, 0) + int(n)
+        equations = unit_equations(units, loader.unit_identities)
+        wrong = [text for text, holds in equations if not holds]
+        if wrong:
+            raise SchemaError(f"{f['path']}: what was read does not reconcile: "
+                              + "; ".join(wrong))  # fmt: skip
+        f["read_units_reconciled"] = "; ".join(text for text, _ in equations)
+    for message in loader.unit_warnings(total):
+        warnings.warn(ResultWarning(message), stacklevel=3)
+    return "; ".join(text for text, _ in unit_equations(total, loader.unit_identities))
 
 
 def _jsonable(v: object) -> bool:
@@ -411,10 +448,18 @@ def execute(
             reconciled = _reconcile(part_counts, hashes)
             from cemkit.io.api import warn_unparsed
 
+            unit_lines = []
             for s in sources:  # loud failures: a file mostly quarantined, numbers left unparsed
                 planned = s.plan()
                 mine = set(planned.paths)
                 planned.check_quarantine([f for f in reconciled["inputs"] if f["path"] in mine])
+                line = _check_read_units(planned.loader, [f for f in reconciled["inputs"]
+                                                          if f["path"] in mine])  # fmt: skip
+                if line:
+                    unit_lines.append(f"{planned.loader.name}: {line}" if len(sources) > 1
+                                      else line)  # fmt: skip
+            if unit_lines:
+                reconciled["totals"]["read_units_reconciled"] = " | ".join(unit_lines)
                 warn_unparsed([c for c in part_counts if c["path"] in mine],
                               planned.loader.default_region)  # fmt: skip
             writer.add_outputs(store.QUARANTINE,

@@ -15,6 +15,7 @@ Problem(packet=1, reason='frame could not be decoded: empty frame')
 
 from __future__ import annotations
 
+import bisect
 import math
 import socket
 import struct
@@ -28,10 +29,13 @@ import dpkt
 MIN_EPOCH_S = 631_152_000.0
 MAX_EPOCH_S = 4_102_444_800.0
 
-#: A packet this far (seconds) from the one before it carries a bogus timestamp...
+#: A packet more than this (seconds) after the one before it means the capture clock jumped:
+#: far more than any SIP timer (Timer B/F 32 s, Timer C > 3 min, session refreshes, REGISTER
+#: lifetimes of an hour or so) ...
 MAX_CLOCK_JUMP_S = 86_400.0
-#: ... unless this many packets in a row agree on the jump (the capture clock was reset).
-CLOCK_JUMP_ACCEPT = 16
+#: ... and so does one more than this (seconds) *before* it (a few packets out of order by less
+#: are normal where interfaces are merged into one capture).
+CLOCK_BACK_TOLERANCE_S = 1.0
 
 #: Link-layer types handled (pcap LINKTYPE_* values).
 LINK_ETHERNET = 1
@@ -79,11 +83,81 @@ class Problem:
 
 
 class CaptureFrame(NamedTuple):
-    """One frame read from a capture file."""
+    """One frame read from a capture file (``ts``: on the repaired clock, see CaptureClock)."""
 
     packet: int
     ts: float
     data: bytes
+
+
+class CaptureClock:
+    """Repairs a capture clock that jumps, and says where it did.
+
+    Packets are taken in packet-number order (the order the probe wrote them). A timestamp
+    more than :data:`MAX_CLOCK_JUMP_S` after the previous packet's, or more than
+    :data:`CLOCK_BACK_TOLERANCE_S` before it, or outside 1990..2100, is a jump of the capture
+    clock, not of the network: the clock of the first packet is the reference, and the packets
+    after a jump keep their spacing but continue from the packet before it (no time is assumed
+    to pass across the jump). When the raw clock comes back to the reference (a single bogus
+    timestamp, a clock set back), the reference is used again. The SIP exchange is still
+    evidence; only its times are repaired, and the records whose messages lie on a repaired
+    clock or span a jump are flagged (``src_sip_clock_adjusted``).
+
+    Examples
+    --------
+    >>> clock = CaptureClock()
+    >>> [clock.correct(p, t) for p, t in enumerate([100.0, 101.0, 1e9, 1e9 + 2, 103.0], 1)]
+    [100.0, 101.0, 101.0, 103.0, 103.0]
+    >>> clock.jumps, clock.adjusted_packets, clock.jump_packets, clock.adjusted_ranges
+    (2, 2, [3, 5], [[3, 4]])
+    """
+
+    def __init__(self) -> None:
+        self.jumps = 0  #: jumps seen
+        self.adjusted_packets = 0  #: packets whose time was repaired
+        self.jump_packets: list[int] = []  #: packet numbers at which the clock jumped
+        self.adjusted_ranges: list[list[int]] = []  #: [first, last] packets on a repaired clock
+        self._offset = 0.0  #: raw - repaired time of the current packet
+        self._last_raw: float | None = None
+        self._last: float = 0.0  #: repaired time of the previous packet
+        self._reference: float = 0.0  #: raw time of the last packet on the reference clock
+
+    def correct(self, packet: int, raw: float) -> float:
+        """The repaired time of a packet (packets in packet-number order)."""
+        if self._last_raw is None:
+            self._last_raw = self._last = self._reference = raw
+            return raw
+        if not _plausible(raw - self._last_raw):
+            self.jumps += 1
+            self.jump_packets.append(packet)
+            if self._offset != 0.0 and _plausible(raw - self._reference):
+                self._offset = 0.0  # the clock came back to the reference
+            else:
+                self._offset = raw - self._last
+        self._last_raw = raw
+        ts = raw - self._offset
+        self._last = ts
+        if self._offset == 0.0:
+            self._reference = raw
+        else:
+            self.adjusted_packets += 1
+            if self.adjusted_ranges and self.adjusted_ranges[-1][1] == packet - 1:
+                self.adjusted_ranges[-1][1] = packet
+            else:
+                self.adjusted_ranges.append([packet, packet])
+        return ts
+
+    def affects(self, first_packet: int, last_packet: int) -> bool:
+        """Whether packets first..last lie on a repaired clock or span a jump."""
+        i = bisect.bisect_right(self.jump_packets, first_packet)
+        if i < len(self.jump_packets) and self.jump_packets[i] <= last_packet:
+            return True
+        j = bisect.bisect_right(self.adjusted_ranges, [last_packet, math.inf]) - 1
+        return j >= 0 and self.adjusted_ranges[j][1] >= first_packet
+
+
+def _plausible(step: float) -> bool:
+    return -CLOCK_BACK_TOLERANCE_S <= step <= MAX_CLOCK_JUMP_S
 
 
 def open_reader(fh: BinaryIO) -> dpkt.pcap.Reader | dpkt.pcapng.Reader:
@@ -95,55 +169,38 @@ def open_reader(fh: BinaryIO) -> dpkt.pcap.Reader | dpkt.pcapng.Reader:
     return dpkt.pcap.Reader(fh)
 
 
-def read_packets(reader: dpkt.pcap.Reader | dpkt.pcapng.Reader) -> Iterator[CaptureFrame | Problem]:
+def read_packets(
+    reader: dpkt.pcap.Reader | dpkt.pcapng.Reader, clock: CaptureClock | None = None
+) -> Iterator[CaptureFrame | Problem]:
     """Yield the frames of a capture (from :func:`open_reader`) with 1-based packet numbers.
 
-    A bogus timestamp yields a :class:`Problem` for that packet instead of a frame: not finite,
-    outside 1990..2100, or more than :data:`MAX_CLOCK_JUMP_S` away from the packets around it.
-    Packets after such a jump are held back: when :data:`CLOCK_JUMP_ACCEPT` of them agree, the
-    capture clock really moved and they are released; when the time comes back, they were
-    bogus. A truncated file ends with a :class:`Problem`.
+    Timestamps go through ``clock`` (a :class:`CaptureClock`), which repairs jumps. A
+    timestamp that is not finite, or outside 1990..2100 before any packet gave the clock a
+    reference, yields a :class:`Problem` for that packet instead of a frame. A truncated file
+    ends with a :class:`Problem`.
     """
+    clock = clock if clock is not None else CaptureClock()
     number = 0
-    last_good: float | None = None
-    held: list[CaptureFrame] = []
-
-    def bogus(frames: list[CaptureFrame]) -> Iterator[Problem]:
-        for f in frames:
-            yield Problem(f.packet, "bogus packet timestamp (far from the packets around it); "
-                                    "packet skipped")  # fmt: skip
-        frames.clear()
-
+    started = False
     iterator = iter(reader)
     while True:
         try:
             ts, data = next(iterator)
         except StopIteration:
-            yield from bogus(held)
             return
         except (dpkt.NeedData, dpkt.UnpackError, ValueError, struct.error) as exc:
-            yield from bogus(held)
             yield Problem(number + 1, f"capture file is truncated or corrupt after this packet: "
                                       f"{type(exc).__name__}")  # fmt: skip
             return
         number += 1
         tsf = float(ts)
-        if not math.isfinite(tsf) or not MIN_EPOCH_S <= tsf <= MAX_EPOCH_S:
-            yield Problem(number, "bogus packet timestamp (outside 1990..2100); packet skipped")
+        in_range = math.isfinite(tsf) and MIN_EPOCH_S <= tsf <= MAX_EPOCH_S
+        if not math.isfinite(tsf) or (not started and not in_range):
+            yield Problem(number, "bogus packet timestamp (outside 1990..2100) before any "
+                                  "usable one; packet skipped")  # fmt: skip
             continue
-        frame = CaptureFrame(number, tsf, bytes(data))
-        if last_good is None or abs(tsf - last_good) <= MAX_CLOCK_JUMP_S:
-            yield from bogus(held)
-            last_good = tsf
-            yield frame
-            continue
-        if held and abs(tsf - held[-1].ts) > MAX_CLOCK_JUMP_S:
-            yield from bogus(held)
-        held.append(frame)
-        if len(held) >= CLOCK_JUMP_ACCEPT:
-            yield from held
-            last_good = held[-1].ts
-            held.clear()
+        started = True
+        yield CaptureFrame(number, clock.correct(number, tsf), bytes(data))
 
 
 def _inet(family: int, raw: bytes) -> str:
@@ -156,6 +213,7 @@ class PacketDecoder:
     def __init__(self, linktype: int) -> None:
         self.linktype = linktype
         self._fragments: dict[tuple[bytes, bytes, int, int], _FragmentSet] = {}
+        self.fragments_held = 0  #: frames kept as a fragment of a datagram not yet whole
         self._addresses: dict[bytes, str] = {}
 
     def decode(self, packet: int, ts: float, data: bytes) -> Segment | Problem | None:
@@ -246,6 +304,7 @@ class PacketDecoder:
             if more or offset:
                 whole = self._reassemble(ts, ip, offset, more)
                 if whole is None:
+                    self.fragments_held += 1
                     return None
                 ip = whole
             body = ip.data

@@ -9,19 +9,33 @@ for the dialog, per direction (``fwd`` = caller → callee, ``rev`` = callee →
 
 A REGISTER request without credentials opens a registration attempt; one with credentials that
 follows a challenge continues it. Re-sent requests with the same CSeq are retransmissions.
+A registration's outcome is one of :data:`cemkit.outcomes.REGISTRATION_OUTCOMES` (never a call
+outcome): an attempt still waiting for a final response, or for the re-sent REGISTER after a
+challenge, when the capture ended within :data:`TIMER_F_S` of its last message is
+``registration_unknown``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cemkit.io.sip.message import MediaOffer, SipMessage, header_user, parse_sdp, uri_user
 from cemkit.io.sip.rtp import DEFAULT_CLOCK_RATE, RtpHeader, RtpStream
-from cemkit.outcomes import CANCELLED, SIP_AUTH_CHALLENGES, SIP_TO_Q850, outcome_from_sip
+from cemkit.outcomes import (
+    CANCELLED,
+    SIP_AUTH_CHALLENGES,
+    SIP_TO_Q850,
+    outcome_from_sip,
+    registration_outcome,
+)
 
 #: RTP arriving this long after a dialog ended is not counted for it (the port may be reused).
 MEDIA_GRACE_S = 2.0
+#: RFC 3261 Timer F (64 x T1 = 32 s): how long a client waits for a final response to a
+#: non-INVITE request such as REGISTER.
+TIMER_F_S = 32.0
 #: Q.850 "normal call clearing": the cause of an answered call ended by BYE.
 Q850_NORMAL_CLEARING = 16
 
@@ -58,6 +72,7 @@ class Dialog:
     bye_ts: float | None = None
     bye_by: str | None = None
     last_ts: float = 0.0
+    last_packet: int = 0
     media: dict[tuple[str, int], RtpStream] = field(default_factory=dict)
 
     @property
@@ -90,6 +105,7 @@ class RegistrationAttempt:
     status: int | None = None
     final_ts: float | None = None
     last_ts: float = 0.0
+    last_packet: int = 0
 
 
 class DialogTracker:
@@ -101,16 +117,29 @@ class DialogTracker:
         #: (ip, port) where a party receives media → (dialog, direction of packets sent there)
         self.media_map: dict[tuple[str, int], tuple[Dialog, str, dict[int, int]]] = {}
         self.other_messages = 0  #: messages outside INVITE/REGISTER state (OPTIONS, orphans)
+        self.messages_in_records = 0  #: messages that went into a dialog or a registration
 
     # --- SIP ------------------------------------------------------------------------------
     def on_message(self, msg: SipMessage, packet: int, ts: float, src: str, sport: int,
                    dst: str, dport: int, transport: str) -> None:  # fmt: skip
         """Advance the state machine of the message's Call-ID."""
         cseq_num, cseq_method = msg.cseq
+        others = self.other_messages
         if msg.is_request:
             self._on_request(msg, packet, ts, src, sport, dst, dport, transport, cseq_num)
         else:
             self._on_response(msg, ts, cseq_num, cseq_method)
+        state: Dialog | RegistrationAttempt | None
+        if cseq_method == "REGISTER":
+            attempts = self.registrations.get(msg.call_id)
+            state = attempts[-1] if attempts else None
+        else:
+            state = self.dialogs.get(msg.call_id)
+        if self.other_messages != others:
+            return
+        self.messages_in_records += 1
+        if state is not None and packet > state.last_packet:
+            state.last_packet = packet  # the records' packet span (capture clock flags)
 
     def _on_request(self, msg: SipMessage, packet: int, ts: float, src: str, sport: int,
                     dst: str, dport: int, transport: str, cseq_num: int) -> None:  # fmt: skip
@@ -274,13 +303,28 @@ class DialogTracker:
         return (dst, dport) in self.media_map
 
     # --- records --------------------------------------------------------------------------
-    def xdr_rows(self) -> list[dict[str, Any]]:
-        """One plain row per INVITE dialog (times as epoch seconds)."""
-        return [_dialog_row(d) for d in self.dialogs.values()]
+    def xdr_rows(self, clock_affects: Callable[[int, int], bool] | None = None
+                 ) -> list[dict[str, Any]]:  # fmt: skip
+        """One plain row per INVITE dialog (times as epoch seconds).
 
-    def registration_rows(self) -> list[dict[str, Any]]:
-        """One plain row per registration attempt."""
-        return [_registration_row(a) for attempts in self.registrations.values() for a in attempts]
+        ``clock_affects(first_packet, last_packet)`` says whether the capture clock was repaired
+        within a record's packets (:meth:`cemkit.io.sip.capture.CaptureClock.affects`).
+        """
+        return [_flag(_dialog_row(d), d, clock_affects) for d in self.dialogs.values()]
+
+    def registration_rows(self, capture_end: float | None = None,
+                          clock_affects: Callable[[int, int], bool] | None = None
+                          ) -> list[dict[str, Any]]:  # fmt: skip
+        """One plain row per registration attempt (``capture_end``: time of the last packet)."""
+        return [_flag(_registration_row(a, capture_end), a, clock_affects)
+                for attempts in self.registrations.values() for a in attempts]  # fmt: skip
+
+
+def _flag(row: dict[str, Any], state: Dialog | RegistrationAttempt,
+          clock_affects: Callable[[int, int], bool] | None) -> dict[str, Any]:  # fmt: skip
+    last = max(state.last_packet, state.first_packet)
+    row["src_sip_clock_adjusted"] = bool(clock_affects and clock_affects(state.first_packet, last))
+    return row
 
 
 def _dialog_row(d: Dialog) -> dict[str, Any]:
@@ -364,12 +408,11 @@ def _direction_stats(d: Dialog, direction: str) -> dict[str, Any]:
     }
 
 
-def _registration_row(a: RegistrationAttempt) -> dict[str, Any]:
+def _registration_row(a: RegistrationAttempt, capture_end: float | None) -> dict[str, Any]:
     status = a.status
-    if status is not None:
-        outcome, state = outcome_from_sip(status), "completed"
-    else:
-        outcome, state = "failed", "no_final_response"
+    cut_off = capture_end is not None and capture_end - a.last_ts <= TIMER_F_S
+    outcome = registration_outcome(status, a.challenges, cut_off=cut_off)
+    state = "completed" if status is not None else "no_final_response"
     end = a.final_ts if a.final_ts is not None else a.last_ts
     end = max(end, a.start)
     return {

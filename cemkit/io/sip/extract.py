@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 from cemkit.io.sip.capture import (
     SUPPORTED_LINKTYPES,
+    CaptureClock,
     PacketDecoder,
     Problem,
     Segment,
@@ -87,6 +88,13 @@ def _unresolved_at_end(rows: list[dict[str, Any]], capture_end: float | None
     return kept, unknown
 
 
+#: Counters about the packets of the file: every part (shard) scans all of them, so only
+#: shard 0 reports these (the others' would count the same packets again).
+PACKET_COUNTERS = ("packets", "packets_bad_timestamp", "packets_undecodable",
+                   "packets_fragment_held", "packets_udp", "packets_tcp", "packets_other",
+                   "stream_problems", "clock_jumps", "packets_clock_adjusted")  # fmt: skip
+
+
 @dataclass
 class ExtractResult:
     """Rows of one pass (plain dicts; the loader makes frames of them) and counters."""
@@ -105,7 +113,11 @@ class _Pass:
         self.tracker = DialogTracker()
         self.quarantine: list[QuarantineRow] = []
         self.tcp: dict[tuple[str, int, str, int], tuple[TcpConnection, int]] = {}
-        self.counters = {"packets": 0, "sip_messages": 0, "rtp_packets": 0, "other_packets": 0}
+        # packets (shard 0 reports them): packets = bad timestamp + undecodable + fragment held
+        # + UDP + TCP + other; SIP messages (each shard its own Call-IDs): sip_messages =
+        # malformed + in records + other (OPTIONS, out of dialog)
+        self.counters = dict.fromkeys((*PACKET_COUNTERS, "sip_messages", "sip_messages_malformed",
+                                       "rtp_packets"), 0)  # fmt: skip
 
     def problem(self, problem: Problem, field: str = "", raw: str = "") -> None:
         if self.shard == 0:
@@ -125,6 +137,8 @@ class _Pass:
         try:
             msg = parse_message(raw, stream=transport != "udp")
         except SipParseError as exc:
+            self.counters["sip_messages"] += 1
+            self.counters["sip_messages_malformed"] += 1
             self.quarantine.append(QuarantineRow(
                 packet, exc.field, f"malformed SIP message: {exc.reason}",
                 raw[:RAW_KEEP].decode("utf-8", "replace"),
@@ -135,11 +149,13 @@ class _Pass:
 
     def segment(self, seg: Segment) -> None:
         if seg.transport == "udp":
+            self.counters["packets_udp"] += 1
             self.udp(seg)
         elif seg.transport == "tcp":
+            self.counters["packets_tcp"] += 1
             self.tcp_segment(seg)
         else:
-            self.counters["other_packets"] += 1
+            self.counters["packets_other"] += 1
 
     def udp(self, seg: Segment) -> None:
         payload = seg.payload
@@ -157,11 +173,13 @@ class _Pass:
             return  # keep-alive
         on_sip_port = seg.dport in self.sip_ports or seg.sport in self.sip_ports
         if on_sip_port and 0x41 <= payload[0] <= 0x5A:
+            if self.shard == 0:  # reported (and counted) once, by shard 0
+                self.counters["sip_messages"] += 1
+                self.counters["sip_messages_malformed"] += 1
             self.problem(Problem(seg.packet, "malformed SIP message: start line is neither a "
                                              "request line nor a status line"),
                          "start", payload[:RAW_KEEP].decode("utf-8", "replace"))  # fmt: skip
             return
-        self.counters["other_packets"] += 1
 
     def tcp_segment(self, seg: Segment) -> None:
         key = (seg.src, seg.sport, seg.dst, seg.dport)
@@ -177,6 +195,7 @@ class _Pass:
     def stream_events(self, events: list[StreamMessage | Problem], seg: Segment) -> None:
         for event in events:
             if isinstance(event, Problem):
+                self.counters["stream_problems"] += 1
                 self.problem(event, "tcp")
             else:
                 self.sip(event.packet, event.ts, event.raw, seg, event.transport)
@@ -210,7 +229,8 @@ def extract(fh: BinaryIO, *, shard: int = 0, shards: int = 1,
     """
     state = _Pass(shard, shards, sip_ports)
     reader = open_reader(fh)
-    frames = read_packets(reader)
+    clock = CaptureClock()
+    frames = read_packets(reader, clock)
     reader_linktype = int(reader.datalink())
     if reader_linktype not in SUPPORTED_LINKTYPES:
         raise ValueError(f"link-layer type {reader_linktype} is not supported")
@@ -218,21 +238,35 @@ def extract(fh: BinaryIO, *, shard: int = 0, shards: int = 1,
     capture_end: float | None = None
     for frame in frames:
         if isinstance(frame, Problem):
-            state.problem(frame, "timestamp" if "timestamp" in frame.reason else "")
+            bad_time = "timestamp" in frame.reason
+            if bad_time:  # a packet read; the other problem is a truncated file: no packet
+                state.counters["packets"] += 1
+                state.counters["packets_bad_timestamp"] += 1
+            state.problem(frame, "timestamp" if bad_time else "")
             continue
         state.counters["packets"] += 1
         capture_end = frame.ts if capture_end is None else max(capture_end, frame.ts)
+        held = decoder.fragments_held
         result = decoder.decode(frame.packet, frame.ts, frame.data)
         if result is None:
-            state.counters["other_packets"] += 1
+            fragment = decoder.fragments_held != held
+            state.counters["packets_fragment_held" if fragment else "packets_other"] += 1
         elif isinstance(result, Problem):
+            state.counters["packets_undecodable"] += 1
             state.problem(result, "", frame.data[:64].hex())
         else:
             state.segment(result)
     state.finish()
-    state.counters["other_sip_messages"] = state.tracker.other_messages
-    xdrs, unknown = _unresolved_at_end(state.tracker.xdr_rows(), capture_end)
+    state.counters["sip_messages_other"] = state.tracker.other_messages
+    state.counters["sip_messages_in_records"] = state.tracker.messages_in_records
+    affects = clock.affects if clock.jumps else None
+    xdrs, unknown = _unresolved_at_end(state.tracker.xdr_rows(affects), capture_end)
+    registrations = state.tracker.registration_rows(capture_end, affects)
     state.counters["invites_unresolved_at_end"] = len(unknown)
-    return ExtractResult(
-        xdrs, state.tracker.registration_rows(), state.quarantine + unknown, state.counters,
-    )  # fmt: skip
+    state.counters["records"] = len(xdrs) + len(registrations)
+    state.counters["clock_jumps"] = clock.jumps
+    state.counters["packets_clock_adjusted"] = clock.adjusted_packets
+    state.counters["records_clock_adjusted"] = sum(
+        bool(r["src_sip_clock_adjusted"]) for r in (*xdrs, *registrations)
+    )
+    return ExtractResult(xdrs, registrations, state.quarantine + unknown, state.counters)

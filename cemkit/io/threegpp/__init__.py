@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from cemkit.errors import FormatError, InputError
-from cemkit.io.base import Loader, Part, registry
+from cemkit.io.base import Loader, Part, registry, with_read_units
 from cemkit.io.threegpp.decode import HEADERS, LibraryDecoder, fast_fields, frame, library_fields
 from cemkit.io.threegpp.mapping import EXTENSIONS, to_frames
 from cemkit.schema import Column
@@ -97,6 +97,10 @@ class ThreeGppCdrLoader(Loader):
             out.append(Part(path, index=len(out)))
         return out
 
+    unit_identities: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = (
+        ("ber_records", ("rows_read",)),
+    )
+
     def read_part(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Decode one file: its records and the quarantine of those that could not be read."""
         try:
@@ -114,7 +118,9 @@ class ThreeGppCdrLoader(Loader):
             if self._decoder is None:
                 self._decoder = LibraryDecoder(self.schema_paths)
             table = library_fields(buf, frames, self._decoder)
-        return to_frames(table, part.path, self.default_region)
+        records, quarantine = to_frames(table, part.path, self.default_region)
+        # one BER record framed in the file is one row read: a record or a quarantined one
+        return records, with_read_units(quarantine, {"ber_records": len(frames)})
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
