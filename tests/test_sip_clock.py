@@ -112,3 +112,27 @@ def test_clock_flags_only_what_the_jump_touches():
     assert clock.affects(3, 4) is True and clock.affects(4, 4) is True
     assert clock.affects(5, 6) is False  # back on the reference clock
     assert clock.affects(6, 7) is True and clock.affects(8, 8) is True
+
+
+def test_the_clock_flag_survives_protection_in_a_pipeline_run(samples_dir, tmp_path, monkeypatch):
+    # every shipped policy keeps the flag (a quality flag, not personal): a protected run's
+    # records still say which calls are on a repaired clock
+    from pathlib import Path
+
+    import cemkit
+    from cemkit.errors import ResultWarning
+    from cemkit.runs.store import read_records
+
+    monkeypatch.setenv("CEMKIT_KEY", "ab" * 32)
+    src = samples_dir / "sip-pcap" / "sip_ipv4_tcp.pcap"
+    path, _ = _rewrite(src, tmp_path / "jump.pcap", lambda i, t: t + YEARS_3 * (i >= 9))
+    model = Path(cemkit.__file__).parent / "data" / "models" / "example.yaml"
+    for policy in ("default", "research", "strict"):
+        out = tmp_path / policy
+        with pytest.warns(ResultWarning) as said:  # the jump, and the model's misfit
+            cemkit.run(path, format="sip-pcap", policy=policy, model=model, out=out,
+                       scheduler="sync", freqs=("day",))  # fmt: skip
+        assert any("clock jumped" in str(w.message) for w in said)
+        recs = read_records(out)
+        recs = recs.compute() if hasattr(recs, "compute") else recs
+        assert recs["src_sip_clock_adjusted"].astype(bool).any(), policy

@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass
 from typing import Any
@@ -74,13 +75,36 @@ class ColumnRow:
 
 
 def pii_class(column: str, *, quarantine: bool = False) -> str:
-    """The PII class of a canonical or quarantine column ("source" for ``src_*`` columns)."""
+    """The PII class of a canonical or quarantine column.
+
+    A ``src_*`` column a shipped loader declares (its class-level ``extensions``) has the PII
+    class the loader declares for it; any other ``src_*`` column is "source" (unknown: only
+    the source that adds it knows what it holds).
+    """
     from cemkit.schema_measurements import ALL_COLUMNS as BY_NAME
 
     if quarantine:
         return QUARANTINE_PII.get(column, "free_text")
-    col = BY_NAME.get(column)
+    col = BY_NAME.get(column) or _declared_extensions().get(column)
     return col.pii.value if col is not None else "source"
+
+
+@functools.cache
+def _declared_extensions() -> dict[str, Any]:
+    """Source-specific columns the shipped loaders declare, by name.
+
+    A name two loaders declare with different PII classes is left out (unknown, "source").
+    """
+    from cemkit.io.base import registry
+
+    out: dict[str, Any] = {}
+    clash: set[str] = set()
+    for loader in registry:
+        for col in loader.extensions:
+            if col.name in out and out[col.name].pii != col.pii:
+                clash.add(col.name)
+            out.setdefault(col.name, col)
+    return {name: col for name, col in out.items() if name not in clash}
 
 
 def describe_action(rule: Rule) -> str:
