@@ -125,3 +125,16 @@ def test_several_policies_at_once_for_pre_commit(tmp_path, capsys):
     assert main(["policy", "check", "default", str(bad)]) == 1
     out = capsys.readouterr().out
     assert "policy default: 0 error(s)" in out and "policy " + str(bad) + ": 1 error(s)" in out
+
+
+def test_a_kept_src_column_is_judged_by_what_its_loader_declares(tmp_path):
+    # declared not personal by the sip-pcap loader: no warning; declared personal (the caller's
+    # address): an error; declared by no loader: a warning to confirm it holds nothing personal
+    path = write(tmp_path, "name: t\nversion: 1\ncolumns:\n"
+                 "  src_sip_clock_adjusted: {action: keep}\n"
+                 "  src_sip_caller_addr: {action: keep}\n"
+                 "  src_made_up: {action: keep}\n")  # fmt: skip
+    found = {(f.where, f.severity) for f in check_policy(str(path))}
+    assert not {s for w, s in found if w == "columns.src_sip_clock_adjusted"} & {"error", "warning"}
+    assert ("columns.src_sip_caller_addr", "error") in found
+    assert ("columns.src_made_up", "warning") in found
