@@ -52,6 +52,15 @@ from cemkit import config
 from cemkit.errors import ModelError, SchemaError
 from cemkit.kqi import _kernels, formulas
 from cemkit.kqi._kernels import NULL_TIME
+from cemkit.kqi.sizes import (
+    ancestor_index,
+    count_sizes,
+    encode,
+    expand,
+    hierarchy_of,
+    size_pairs,
+    strings,
+)
 from cemkit.model.assign import Assigner
 from cemkit.model.spec import BUCKETS, ServiceModel
 
@@ -235,23 +244,11 @@ def _regroup(code: np.ndarray, bucket: np.ndarray, sums: np.ndarray,
     return leaf, inverse
 
 
-def _chains(n_codes: int, hierarchy: dict[int, list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Per code slot (``n_codes``: unassigned) the offsets into a flat array of its code chain."""
-    chains = [[code, *hierarchy.get(code, [])] for code in range(n_codes)] + [[-1]]
-    lengths = np.array([len(c) for c in chains], dtype=np.int64)
-    flat = np.array([c for chain in chains for c in chain], dtype=np.int64)
-    return np.r_[0, np.cumsum(lengths)], flat
-
-
 def _roll(leaf: _Leaf, n_codes: int, hierarchy: dict[int, list[int]], step: int) -> _Leaf:
     """The leaf rows summed into every ancestor (the hierarchy as an index) and coarser buckets."""
-    offsets, flat = _chains(n_codes, hierarchy)
-    slot = np.where(leaf.code < 0, n_codes, leaf.code)
-    reps = offsets[slot + 1] - offsets[slot]
+    row, code = expand(leaf.code, n_codes, ancestor_index(n_codes, hierarchy))
+    reps = np.bincount(row, minlength=len(leaf.code))
     start = np.cumsum(reps) - reps  # first expanded row of each leaf row
-    row = np.repeat(np.arange(len(leaf.code)), reps)
-    within = np.arange(len(row)) - start[row]
-    code = flat[offsets[slot[row]] + within]
     out, inverse = _regroup(code, leaf.bucket[row], leaf.sums[:, row], step)
     # PDD value counts of a leaf row go to every out row its expanded rows went to
     preps = reps[leaf.pdd_row]
@@ -296,8 +293,7 @@ class _Partial:
     customer: _Leaf
     customers: pa.Array | None  # distinct customer numbers (originating records)
     customer_sums: np.ndarray  # int64[len(_SCORE_COUNTERS), len(customers)]
-    size_codes: np.ndarray  # int64[p], leaf group of each (group, customer) pair
-    size_customers: pa.Array | None  # string[p]
+    size_pairs: tuple[np.ndarray, pa.Array] | None  # distinct (leaf group, customer) pairs
 
 
 def _is_orig(part: pd.DataFrame) -> np.ndarray:
@@ -333,18 +329,6 @@ def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray) -> np.ndarray:
     return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= window))
 
 
-def _strings(values: pd.Series) -> pa.Array:
-    arr = pa.array(values.astype(_STRING), from_pandas=True)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-
-def _encode(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Dictionary codes (-1 for null) and the distinct values."""
-    enc = arr.dictionary_encode()
-    codes = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return codes, enc.dictionary
-
-
 def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
     """Every counter per (group, bucket) and (customer, bucket) cell of one partition."""
     counters = formulas.contributions(part)
@@ -373,23 +357,20 @@ def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
                          orig & (customers >= 0), pdd)  # fmt: skip
     distinct: pa.Array | None = None
     cust_sums = np.zeros((len(_SCORE_COUNTERS), 0), dtype=np.int64)
-    size_codes = np.zeros(0, dtype=np.int64)
-    size_customers: pa.Array | None = None
+    pairs = None
     if wants.rank or wants.sizes:
-        idx, values = _encode(_strings(part[wants.number_column]))
+        numbers = strings(part[wants.number_column])
         if wants.rank:
             assert orig is not None
+            idx, values = encode(numbers)
             rows = block[[names.index(c) for c in _SCORE_COUNTERS]]
             sums, count = _kernels.sum_by_cell(np.where(orig, idx, -1), rows, -1,
                                                _NO_REPLACEMENT, len(values))  # fmt: skip
             present = np.flatnonzero(count)
             distinct, cust_sums = values.take(pa.array(present)), sums[:, present]
         if wants.sizes:
-            valid = idx >= 0
-            pair = np.unique((groups[valid] + 1) * max(len(values), 1) + idx[valid])
-            size_codes = pair // max(len(values), 1) - 1
-            size_customers = values.take(pa.array(pair % max(len(values), 1)))
-    return _Partial(group, customer, distinct, cust_sums, size_codes, size_customers)
+            pairs = size_pairs(groups, numbers)
+    return _Partial(group, customer, distinct, cust_sums, pairs)
 
 
 def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
@@ -515,7 +496,7 @@ def rollup(
         task = dask.delayed(_partial, pure=True)
         partials = list(dask.compute(*[task(p, held, wants) for p in ddf.to_delayed()]))
     names = [*assigner.group_names]
-    hierarchy = {i: [names.index(a) for a in spec.ancestors(n)] for i, n in enumerate(names)}
+    hierarchy = hierarchy_of(assigner)
     group = _merge_leaves([p.group for p in partials])
     customer = _merge_leaves([p.customer for p in partials])
     table = _table(
@@ -529,7 +510,10 @@ def rollup(
     else:
         worst, n_customers = _worst_meta(), 0
     worst = _rank(worst, top_n)
-    group_sizes = _sizes(partials, names, hierarchy) if sizes else None
+    group_sizes = None
+    if sizes:
+        found = [p.size_pairs for p in partials if p.size_pairs is not None]
+        group_sizes = count_sizes(found, names, hierarchy)
     return KqiResult(table, worst, int(n_customers), spec.name, tuple(freqs), group_sizes)
 
 
@@ -594,36 +578,11 @@ def _customer_sums(partials: list[_Partial]) -> pd.DataFrame:
     if len(chunks) == 1:
         values, total = chunks[0], sums
     else:
-        idx, values = _encode(pa.concat_arrays(chunks))
+        idx, values = encode(pa.concat_arrays(chunks))
         total, _ = _kernels.sum_by_cell(idx, sums, -1, _NO_REPLACEMENT, len(values))
     frame = pd.DataFrame({c: total[i] for i, c in enumerate(_SCORE_COUNTERS)}, copy=False)
     frame.index = pd.Index(pd.array(values, dtype=_STRING), name="customer")
     return frame
-
-
-def _sizes(partials: list[_Partial], names: list[str],
-           hierarchy: dict[int, list[int]]) -> pd.DataFrame:  # fmt: skip
-    """Distinct customers per group and ancestors, from the partitions' (group, customer) pairs."""
-    chunks = [p.size_customers for p in partials if p.size_customers is not None]
-    codes = np.concatenate([p.size_codes for p in partials]) if partials else np.zeros(0, np.int64)
-    if chunks and len(codes):
-        idx, values = _encode(pa.concat_arrays(chunks))
-        width = max(len(values), 1)
-        offsets, flat = _chains(len(names), hierarchy)
-        slot = np.where(codes < 0, len(names), codes)
-        reps = offsets[slot + 1] - offsets[slot]
-        row = np.repeat(np.arange(len(codes)), reps)
-        within = np.arange(len(row)) - np.repeat(np.cumsum(reps) - reps, reps)
-        code = flat[offsets[slot[row]] + within]
-        pair = np.unique((code + 1) * width + idx[row])
-        idx_codes, counts = np.unique(pair // width - 1, return_counts=True)
-    else:
-        idx_codes, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    label = np.array([*names, UNASSIGNED], dtype=object)
-    return pd.DataFrame(
-        {"group": label[np.where(idx_codes < 0, len(label) - 1, idx_codes)],
-         "customers": counts.astype("int64")}
-    ).sort_values("group", ignore_index=True)  # fmt: skip
 
 
 def _empty_table() -> pd.DataFrame:
