@@ -782,3 +782,26 @@ def group_sizes_pandas(records: Any, model: ServiceModel | Assigner) -> pd.DataF
         {"group": names[np.where(idx < 0, len(names) - 1, idx)],
          "customers": sizes.to_numpy().astype("int64")}
     ).sort_values("group", ignore_index=True)  # fmt: skip
+
+
+# --- KQI kernels (cemkit.kqi._kernels) --------------------------------------------------------
+def sum_by_cell(cell, values, replace_row, replacement, n_cells):
+    """Sums per cell: a loop over records and counters."""
+    out = [[0] * n_cells for _ in range(len(values))]
+    count = [0] * n_cells
+    for i, k in enumerate(cell):
+        if k < 0:
+            continue
+        count[k] += 1
+        for j in range(len(values)):
+            out[j][k] += int(replacement[i] if j == replace_row else values[j][i])
+    return np.array(out, dtype=np.int64).reshape(len(values), n_cells), np.array(count, np.int64)
+
+
+def first_start(code, time, use, n_codes):
+    """Earliest valid time per code among the used records; NULL when none."""
+    out = []
+    for c in range(n_codes):
+        ts = [int(t) for k, t, u in zip(code, time, use, strict=True) if k == c and u and t != NULL]
+        out.append(min(ts) if ts else NULL)
+    return np.array(out, dtype=np.int64)
