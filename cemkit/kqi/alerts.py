@@ -289,11 +289,11 @@ def find_alerts(
     pre = np.lexsort((cols["start"], cols["rank"], cols["obj"]))
     cols = {k: v[pre] for k, v in cols.items()}
     label = np.array([o for _, o, _ in objects], dtype=object)
-    kind = np.array([k for k, _, _ in objects], dtype=object)
+    kind_of = np.array([k for k, _, _ in objects], dtype=object)
     out = pd.DataFrame(
         {
             "group": label[cols["obj"]],
-            "object_kind": kind[cols["obj"]],
+            "object_kind": kind_of[cols["obj"]],
             "indicator": cols["indicator"],
             "start": pd.to_datetime(cols["start"], utc=True),
             "end": pd.to_datetime(cols["end"], utc=True),

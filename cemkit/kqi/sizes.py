@@ -13,6 +13,7 @@ the records (``sizes=True``); :func:`group_sizes` is that step alone.
 from __future__ import annotations
 
 import uuid
+import weakref
 from typing import Any
 
 import dask
@@ -25,6 +26,11 @@ from cemkit.model.spec import ServiceModel
 
 #: Label of records that no group rule matched.
 UNASSIGNED = "(unassigned)"
+
+# the ancestor codes of a compiled model, kept while it lives (a micro-batch reuses its model)
+_HIERARCHIES: weakref.WeakKeyDictionary[Assigner, tuple[int, dict[int, list[int]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def strings(values: pd.Series) -> pa.Array:
@@ -93,7 +99,12 @@ def count_sizes(pairs: list[tuple[np.ndarray, pa.Array]], names: list[str],
 def hierarchy_of(assigner: Assigner) -> dict[int, list[int]]:
     """Each group code's ancestor codes, nearest first."""
     names = assigner.group_names
-    return {i: [names.index(a) for a in assigner.model.ancestors(n)] for i, n in enumerate(names)}
+    cached = _HIERARCHIES.get(assigner)
+    if cached is None or cached[0] != len(names):
+        at = {n: i for i, n in enumerate(names)}
+        chains = {i: [at[a] for a in assigner.model.ancestors(n)] for i, n in enumerate(names)}
+        cached = _HIERARCHIES[assigner] = (len(names), chains)
+    return cached[1]
 
 
 def _pairs(part: pd.DataFrame, assigner: Assigner, column: str) -> tuple[np.ndarray, pa.Array]:
