@@ -18,7 +18,7 @@ import cemkit
 from cemkit import config, schema
 from cemkit.kqi import _kernels
 from cemkit.kqi.alerts import find_alerts
-from cemkit.kqi.rollup import rollup
+from cemkit.kqi.rollup import _mark_first_of_intent, rollup
 from cemkit.kqi.sizes import group_sizes
 from cemkit.model import ServiceModel, load_model
 from cemkit.pipeline import correlate
@@ -98,6 +98,10 @@ def assert_same(records, model, nparts=None, **kw):
         pd.testing.assert_frame_equal(
             find_alerts(new.table, model, freq=freq),
             naive.find_alerts_pandas(old.table, model, freq=freq),
+        )
+    if nparts is None and "src_intent_id" in records.columns:  # as cemkit.dp reads it
+        pd.testing.assert_frame_equal(
+            _mark_first_of_intent(records), naive._ro_mark_first_of_intent(records)
         )
     return new
 
