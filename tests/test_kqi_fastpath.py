@@ -9,6 +9,7 @@ columns, dtypes and values) on hypothesis-generated frames and on records of the
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -210,3 +211,18 @@ def test_micro_batch_gives_the_batch_paths_records_and_kqis(small_world, monkeyp
     a = got.records[key].sort_values("record_id").reset_index(drop=True)
     b = batch.compute()[key].sort_values("record_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+@pytest.mark.parametrize("how", ["kathmandu", "arrow"])
+def test_start_in_another_zone_or_arrow_type_buckets_as_before(how):
+    rng = np.random.default_rng(3)
+    records = frame([
+        ("voice", "cdr", str(rng.choice(["answered", "busy"])), int(s), "+4420tok1", "lon-sw1",
+         "orig", 300.0, 1, None, None, 30.0, 16)
+        for s in rng.integers(0, 86400, 50)
+    ])  # fmt: skip
+    if how == "kathmandu":  # +05:45: a local 15-minute floor is not a UTC one
+        records["start"] = records["start"].dt.tz_convert("Asia/Kathmandu")
+    else:
+        records["start"] = records["start"].astype(pd.ArrowDtype(pa.timestamp("us", "UTC")))
+    assert_same(records, MODEL)

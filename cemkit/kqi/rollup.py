@@ -111,6 +111,8 @@ def _time_ns_utc(start: pd.Series, floor: str | None = None) -> np.ndarray:
     """Start times (optionally floored, in their own time zone) as int64 UTC ns; NaT: NULL_TIME."""
     if not isinstance(start.dtype, pd.DatetimeTZDtype):
         start = pd.to_datetime(start, utc=True)
+        if isinstance(start.dtype, pd.ArrowDtype):  # Arrow timestamps stay Arrow in to_datetime
+            start = start.astype(pd.DatetimeTZDtype("ns", "UTC"))
     if floor is not None:
         start = start.dt.floor(floor)
     if start.dt.unit != "ns":
