@@ -13,6 +13,16 @@ Two benchmarks, each contender in its own child process (so that peak memory is 
 
 Results are cross-checked (identical assignments; identical counters, PDD percentiles within
 1e-9). Run: ``python -m benchmarks.bench_kqi --customers 10000000 --size 5000000``.
+
+3. **stage** (``--stage N``): the KQI stage on the N-record world of ``bench_pipeline`` (cached
+   under ``--work``), in one process on one in-memory pandas frame, each contender timed in the
+   same run: the stage (``cemkit.kqi.rollup``: every counter of ``formulas.COUNTERS``, 15 min /
+   hour / day, the group hierarchy, PDD percentiles, modeled customers) next to its floor (one
+   ``numpy.bincount`` of group x 15-min cells) and next to the pandas implementation it replaced
+   (``tests/naive.rollup_pandas``, same table: cross-checked identical); then the aggregation
+   alone over the same per-record counter block: cemkit's Numba pass vs pandas ``groupby.sum``
+   vs DuckDB ``GROUP BY`` (sums cross-checked equal). Run:
+   ``python -m benchmarks.bench_kqi --stage 1000000 --work /tmp/cemkit-bench/pipeline``.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -293,8 +304,81 @@ def _normalize_kqi(frame: pd.DataFrame) -> pd.DataFrame:
     return f.sort_values(["grp", "bucket"]).reset_index(drop=True)
 
 
+def _best(fn: Any, repeat: int = 3) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def stage(size: int, work: Path) -> dict[str, Any]:
+    """The KQI stage, its floor, the pandas stage it replaced, and GROUP BYs of its counters."""
+    import duckdb
+    import pyarrow as pa
+
+    from benchmarks.bench_pipeline import world
+    from cemkit.correlate._frames import time_ns
+    from cemkit.kqi import _kernels, formulas
+    from cemkit.kqi.rollup import rollup
+    from cemkit.model.assign import Assigner
+    from cemkit.model.spec import load_model
+    from tests.naive import rollup_pandas
+
+    w = world(work, size)
+    records = pd.concat([pd.read_parquet(f) for f in sorted((w / "records").glob("*.parquet"))],
+                        ignore_index=True)  # fmt: skip
+    assigner = Assigner(load_model(w / "model.yaml"))
+    rollup(records.head(1000), assigner, rank_customers=False)  # compile the kernels first
+    out: dict[str, Any] = {"records": len(records), "groups": len(assigner.group_names)}
+    secs, new = _best(lambda: rollup(records, assigner, rank_customers=False))
+    out["cemkit_rollup_s"] = secs
+    secs, old = _best(lambda: rollup_pandas(records, assigner, rank_customers=False), 1)
+    out["pandas_rollup_s"] = secs
+    pd.testing.assert_frame_equal(new.table, old.table)  # the same table, to the last bit
+    groups = assigner.group_codes(records[assigner.model.numbers.column], records["node"])
+    bucket = time_ns(records["start"]) // (15 * 60 * 10**9)
+    bucket = bucket - bucket.min()
+    cell = (groups.astype(np.int64) + 1) * (int(bucket.max()) + 1) + bucket
+    secs, _ = _best(lambda: np.bincount(cell))
+    out["floor_bincount_s"] = secs
+    # the aggregation alone, over the same (counter, record) block
+    block = formulas.contributions(records).to_numpy(dtype=np.int64).T
+    n_cells = int(cell.max()) + 1
+    none = np.zeros(0, dtype=np.int64)
+    secs, (sums, _) = _best(lambda: _kernels.sum_by_cell(cell, block, -1, none, n_cells))
+    out["agg_cemkit_s"] = secs
+    frame = pd.DataFrame(block.T, columns=list(formulas.COUNTERS))
+    frame["cell"] = cell
+    secs, by_pandas = _best(lambda: frame.groupby("cell")[list(formulas.COUNTERS)].sum())
+    out["agg_pandas_s"] = secs
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    con.register("t", table)
+    sql = ("SELECT cell, " + ", ".join(f"sum({c})::BIGINT AS {c}" for c in formulas.COUNTERS)
+           + " FROM t GROUP BY cell ORDER BY cell")  # fmt: skip
+    secs, by_duckdb = _best(lambda: con.execute(sql).df())
+    out["agg_duckdb_s"] = secs
+    present = np.flatnonzero(np.bincount(cell, minlength=n_cells))
+    for c_i, c in enumerate(formulas.COUNTERS):
+        assert (by_pandas[c].to_numpy() == sums[c_i, present]).all(), f"pandas {c}"
+        assert (by_duckdb[c].to_numpy() == sums[c_i, present]).all(), f"duckdb {c}"
+    out["counters"] = len(formulas.COUNTERS)
+    out["cells"] = len(present)
+    out["x_floor"] = out["cemkit_rollup_s"] / out["floor_bincount_s"]
+    out["pandas_over_cemkit"] = out["pandas_rollup_s"] / out["cemkit_rollup_s"]
+    out["agg_pandas_over_cemkit"] = out["agg_pandas_s"] / out["agg_cemkit_s"]
+    out["agg_duckdb_over_cemkit"] = out["agg_duckdb_s"] / out["agg_cemkit_s"]
+    out["cross_check"] = "identical KQI table (pandas stage); identical sums (pandas, DuckDB)"
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stage", type=int, help="records of the KQI stage benchmark only")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/cemkit-bench/pipeline"))
     parser.add_argument("--customers", type=int, default=10_000_000)
     parser.add_argument("--size", type=int, default=5_000_000, help="records for the KQI part")
     parser.add_argument("--seed", type=int, default=1)
@@ -304,6 +388,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.data, args.result)
+        return
+    if args.stage:
+        import os
+
+        report = {"machine": machine(), "load": os.getloadavg(), "versions": versions(
+            ("cemkit", "pandas", "pyarrow", "numba", "numpy", "duckdb")),
+            "stage": stage(args.stage, args.work)}  # fmt: skip
+        print(json.dumps(report, indent=2))
         return
 
     from cemkit import synth

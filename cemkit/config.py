@@ -43,3 +43,7 @@ CORRELATE_DEFAULTS: dict[str, str] = {
 #: Share of a file's rows that may be quarantined before a load fails (``--max-quarantine``):
 #: a file of another format, or one read with the wrong options, otherwise looks like success.
 DEFAULT_MAX_QUARANTINE: float = 0.5
+
+#: Largest dense (object x 15-minute bucket x counter) table the KQI rollup sums into (int64
+#: values); beyond it the rollup sums over the sorted distinct cells instead.
+KQI_DENSE_MAX_VALUES: int = 4_000_000

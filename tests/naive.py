@@ -6,9 +6,22 @@ as the kernels in cemkit.correlate._kernels.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
+from typing import Any
 
+import dask
+import dask.dataframe as dd
 import numpy as np
+import pandas as pd
+
+from cemkit.errors import ModelError, SchemaError
+from cemkit.kqi import formulas
+from cemkit.kqi.alerts import empty_alerts
+from cemkit.kqi.rollup import FREQ_OFFSETS, UNASSIGNED, WORST_MIN_ATTEMPTS, KqiResult
+from cemkit.model.assign import CUSTOMER_OBJECT_COLUMN, GROUP_COLUMN, Assigner
+from cemkit.model.spec import BUCKETS, SEVERITIES, ServiceModel, Threshold
 
 NULL = np.iinfo(np.int64).min
 INF = math.inf
@@ -164,3 +177,631 @@ def bound_contributions(unit, cell, cell_priority, record_priority, max_cells, m
             for i in rows[:max_records]:
                 keep[i] = True
     return np.array(keep, dtype=bool)
+
+
+# --- KQIs: the pandas implementations the jitted rollup, alerts and sizes replaced ----------------
+# Kept verbatim (helpers renamed) as the slow reference of cemkit.kqi.rollup / alerts / sizes.
+_ro_SCORE_COUNTERS = ("attempts", "answered", "user_determined", "short_calls", "drops",
+                   "pdd_count", "pdd_us", "mos_count", "mos_micro")  # fmt: skip
+
+_ro_KEYS_GROUP = ["group_code", "bucket"]
+_ro_KEYS_CUST = ["customer_code", "bucket"]
+
+
+def _ro_prepare(part: pd.DataFrame, number_column: str) -> pd.DataFrame:
+    """Per-record keys and counters (runs per partition)."""
+    counters = formulas.contributions(part)
+    start = part["start"]
+    if not isinstance(start.dtype, pd.DatetimeTZDtype):
+        start = pd.to_datetime(start, utc=True)
+    keys = {
+        "group_code": np.asarray(part[GROUP_COLUMN].cat.codes, dtype=np.int32),
+        "customer_code": np.asarray(part[CUSTOMER_OBJECT_COLUMN].cat.codes, dtype=np.int32),
+        "bucket": start.dt.floor("15min").astype("datetime64[ns, UTC]"),
+        "orig": _ro_is_orig(part),
+    }
+    pdd = pd.to_numeric(part["pdd_ms"], errors="coerce") if "pdd_ms" in part.columns else None
+    if pdd is not None:
+        pdd_int = np.rint(pdd.to_numpy(dtype=float, na_value=np.nan))
+        pdd_int = np.where(counters["pdd_count"].to_numpy() > 0, pdd_int, np.nan)
+    else:
+        pdd_int = np.full(len(part), np.nan)
+    keys["pdd_ms_int"] = pdd_int
+    if number_column in part.columns:
+        keys["customer"] = part[number_column].astype(pd.StringDtype("pyarrow"))
+    # add the keys to the counters frame: its one integer block is kept as it is, not copied
+    out = counters
+    for name, values in keys.items():
+        out.insert(len(out.columns), name, values)
+    return out
+
+
+def _ro_is_orig(part: pd.DataFrame) -> np.ndarray:
+    if "leg" not in part.columns:
+        return np.ones(len(part), dtype=bool)
+    return np.asarray((part["leg"] != "term").fillna(True).to_numpy(dtype=bool), dtype=bool)
+
+
+def _ro_mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
+    """Add :data:`formulas.FIRST_OF_INTENT_COLUMN`: the record starts its intent's first attempt.
+
+    Attempts of one intent may lie in any partition: the earliest attempt start per intent is an
+    exact Dask ``min`` aggregation, joined back. Records starting within
+    :data:`formulas.SAME_ATTEMPT_WINDOW_S` of it (the terminating leg, a tie) belong to the first
+    attempt. A pandas frame (a micro-batch) takes the same minimum over integer intent codes,
+    without a merge of the whole frame.
+    """
+    col = formulas.INTENT_COLUMN
+
+    def attempts_only(part: pd.DataFrame) -> pd.DataFrame:
+        is_attempt = formulas.contributions(part)["attempts"].to_numpy() > 0
+        return part.loc[is_attempt, [col, "start"]]
+
+    if isinstance(ddf, pd.DataFrame):
+        return _ro_flag_first(ddf.copy(), _ro_first_start(ddf, col))
+    starts = _ro_map_parts(ddf, attempts_only)
+    first = starts.groupby(col)["start"].min().rename("_intent_first_start")
+    merged = ddf.merge(first.to_frame(), left_on=col, right_index=True, how="left")
+
+    def flag(part: pd.DataFrame) -> pd.DataFrame:
+        part = part.copy()
+        return _ro_flag_first(part, part.pop("_intent_first_start"))
+
+    return _ro_map_parts(merged, flag)
+
+
+def _ro_first_start(part: pd.DataFrame, col: str) -> pd.Series:
+    """Per row: the earliest start of an attempt of its intent (NaT without one or an intent)."""
+    is_attempt = formulas.contributions(part)["attempts"].to_numpy() > 0
+    codes = pd.factorize(part[col])[0]  # -1: no intent
+    use = is_attempt & (codes >= 0)
+    starts = part["start"].reset_index(drop=True)[use]
+    first = starts.groupby(codes[use]).min()
+    return pd.Series(first.reindex(codes).array, index=part.index)
+
+
+def _ro_flag_first(part: pd.DataFrame, first_start: pd.Series) -> pd.DataFrame:
+    window = pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S)
+    is_first = (part["start"] - first_start <= window) | first_start.isna()
+    part[formulas.FIRST_OF_INTENT_COLUMN] = is_first.fillna(True).astype(bool)
+    return part
+
+
+def _ro_map_parts(frame: Any, fn: Any, *args: Any, meta: Any = None) -> Any:
+    """``fn(partition, *args)`` on every partition of a Dask frame, or on a pandas frame."""
+    if isinstance(frame, pd.DataFrame):
+        return fn(frame, *args)
+    return frame.map_partitions(fn, *args, meta=fn(frame._meta, *args) if meta is None else meta)
+
+
+def _ro_to_frame(records: Any) -> Any:
+    # pandas stays pandas: a micro-batch pays no Dask graph building or optimization
+    if isinstance(records, pd.DataFrame | dd.DataFrame):
+        return records
+    raise SchemaError(f"records must be a pandas or Dask DataFrame, found {type(records).__name__}")
+
+
+def rollup_pandas(
+    records: Any,
+    model: ServiceModel | Assigner,
+    *,
+    freqs: Sequence[str] = BUCKETS,
+    top_n: int = 20,
+    worst_min_attempts: int = WORST_MIN_ATTEMPTS,
+    customer_table: pd.DataFrame | None = None,
+    rank_customers: bool = True,
+) -> KqiResult:
+    """Compute KQIs per group and per modeled customer per time bucket, and the worst customers.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame or dask.dataframe.DataFrame
+        Canonical records (pseudonymized numbers expected); an ``intent`` column (from
+        :func:`cemkit.correlate.sessionize`) enables the repeat-attempt rate.
+    model : ServiceModel or Assigner
+        The service model (or one already compiled for data).
+    freqs : sequence of {"15min", "hour", "day"}
+        Buckets to report.
+    top_n : int
+        How many worst-experience customers to list.
+    worst_min_attempts : int
+        Customers with fewer call attempts are not ranked.
+    customer_table : pandas.DataFrame, optional
+        Customer attributes, when the model has attribute rules and names no table.
+    rank_customers : bool
+        Also sum every customer's counters to rank the worst customers (a groupby over all
+        customers: skip it when only group and modeled-customer KQIs are wanted).
+
+    Returns
+    -------
+    KqiResult
+    """
+    bad = [f for f in freqs if f not in FREQ_OFFSETS]
+    if bad:
+        raise ModelError(f"unknown bucket(s) {bad}; known: {list(FREQ_OFFSETS)}")
+    assigner = model if isinstance(model, Assigner) else Assigner(model, customer_table)
+    spec = assigner.model
+    ddf = _ro_to_frame(records)
+    is_pandas = isinstance(ddf, pd.DataFrame)
+    if "start" not in ddf.columns:
+        raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
+    # read only what the formulas and the model need (customer numbers are the widest column)
+    per_customer_work = rank_customers or bool(assigner.customer_names)
+    wanted = [*formulas.INPUT_COLUMNS, "start", "node", formulas.INTENT_COLUMN]
+    if per_customer_work:
+        wanted.append("leg")
+    if per_customer_work or assigner.needs_numbers:
+        wanted.append(spec.numbers.column)
+    ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
+    if per_customer_work and spec.numbers.column not in ddf.columns:
+        raise SchemaError(
+            f"records have no {spec.numbers.column!r} column to tell customers apart",
+            hint="pass rank_customers=False, or give records with (pseudonymized) numbers",
+        )
+    if formulas.INTENT_COLUMN in ddf.columns:
+        ddf = _ro_mark_first_of_intent(ddf)
+    assigned = assigner.assign(ddf) if is_pandas else assigner.assign_dask(ddf)
+    number_column = spec.numbers.column
+    prepared = _ro_map_parts(assigned, _ro_prepare, number_column)
+    counters = list(formulas.COUNTERS)
+    group_sums = prepared.groupby(_ro_KEYS_GROUP)[counters].sum()
+    with_pdd = prepared[prepared["pdd_count"] > 0]
+    group_pdd = with_pdd.groupby([*_ro_KEYS_GROUP, "pdd_ms_int"])["pdd_count"].sum()
+    orig = prepared[prepared["orig"]]
+    cust_sums: Any = pd.DataFrame()
+    cust_pdd: Any = pd.Series([], dtype=np.int64)
+    if assigner.customer_names:  # no modeled customers: no filtering pass for them
+        modeled = orig[orig["customer_code"] >= 0]
+        cust_sums = modeled.groupby(_ro_KEYS_CUST)[counters].sum()
+        cust_pdd = (
+            modeled[modeled["pdd_count"] > 0]
+            .groupby([*_ro_KEYS_CUST, "pdd_ms_int"])["pdd_count"]
+            .sum()
+        )
+    if rank_customers:
+        split = {} if is_pandas else {"split_out": max(1, prepared.npartitions // 8)}
+        per_customer = orig.groupby("customer")[list(_ro_SCORE_COUNTERS)].sum(**split)
+        worst_parts: Any = _ro_map_parts(per_customer, _ro_worst_of_partition, top_n,
+                                      worst_min_attempts, meta=_ro_worst_meta())  # fmt: skip
+        n_customers: Any = per_customer.shape[0]
+    else:
+        worst_parts, n_customers = _ro_worst_meta(), 0
+    g_sums, g_pdd, c_sums, c_pdd, worst, n_cust = dask.compute(
+        group_sums, group_pdd, cust_sums, cust_pdd, worst_parts, n_customers
+    )
+    names = [*assigner.group_names]
+    hierarchy = {i: [names.index(a) for a in spec.ancestors(n)] for i, n in enumerate(names)}
+    tables = [
+        _ro_finish(g_sums, g_pdd, "group_code", names, hierarchy, freqs, "group"),
+        _ro_finish(c_sums, c_pdd, "customer_code", assigner.customer_names, {}, freqs, "customer"),
+    ]
+    table = (
+        pd.concat([t for t in tables if len(t)], ignore_index=True)
+        if any(len(t) for t in tables)
+        else _ro_empty_table()
+    )
+    worst = _ro_rank(worst, top_n)
+    return KqiResult(table, worst, int(n_cust), spec.name, tuple(freqs))
+
+
+def _ro_finish(
+    sums: pd.DataFrame,
+    pdd_counts: pd.Series,
+    code_col: str,
+    names: list[str],
+    hierarchy: dict[int, list[int]],
+    freqs: Sequence[str],
+    kind: str,
+) -> pd.DataFrame:
+    """Roll leaf sums up the hierarchy and to coarser buckets, then compute indicators."""
+    if sums.empty:
+        return _ro_empty_table()
+    sums = sums.reset_index()
+    pdd = pdd_counts.rename("n").reset_index()
+    all_sums = _ro_with_ancestors(sums, code_col, len(names), hierarchy)
+    all_pdd = _ro_with_ancestors(pdd, code_col, len(names), hierarchy)
+    label = np.array([*names, UNASSIGNED], dtype=object)
+    out = []
+    for freq in freqs:
+        offset = FREQ_OFFSETS[freq]
+        s = all_sums.assign(bucket=all_sums["bucket"].dt.floor(offset))
+        s = s.groupby([code_col, "bucket"], sort=True).sum().reset_index()
+        p = all_pdd.assign(bucket=all_pdd["bucket"].dt.floor(offset))
+        p = p.groupby([code_col, "bucket", "pdd_ms_int"], sort=True)["n"].sum().reset_index()
+        quant = _ro_quantiles(p, code_col)
+        s = s.merge(quant, on=[code_col, "bucket"], how="left")
+        ind = formulas.indicators(s)
+        frame = pd.DataFrame(
+            {
+                "object_kind": kind,
+                "object": label[s[code_col].to_numpy()],
+                "freq": freq,
+                "bucket": s["bucket"],
+                "bucket_end": s["bucket"] + pd.Timedelta(offset),
+            }
+        )
+        counters = s[list(formulas.COUNTERS)]
+        rest = ind.drop(columns=["attempts"])
+        out.append(pd.concat([frame, counters, rest], axis=1))
+    table = pd.concat(out, ignore_index=True)
+    table["object"] = table["object"].astype(pd.StringDtype("pyarrow"))
+    table["object_kind"] = table["object_kind"].astype(pd.StringDtype("pyarrow"))
+    table["freq"] = table["freq"].astype(pd.StringDtype("pyarrow"))
+    return table
+
+
+def _ro_with_ancestors(
+    frame: pd.DataFrame, code_col: str, n_codes: int, hierarchy: dict[int, list[int]]
+) -> pd.DataFrame:
+    """Each row once for its own object and once more for every ancestor of it (vectorized)."""
+    chains = [[code, *hierarchy.get(code, [])] for code in range(n_codes)]
+    lengths = np.array([len(c) for c in chains] + [1], dtype=np.int64)  # last: unassigned
+    codes = frame[code_col].to_numpy(dtype=np.int64)
+    slot = np.where(codes < 0, n_codes, codes)
+    reps = lengths[slot]
+    if (reps == 1).all():
+        return frame
+    offsets = np.r_[0, np.cumsum(lengths)]
+    flat = np.array([c for chain in chains for c in chain] + [-1], dtype=np.int64)
+    row = np.repeat(np.arange(len(frame)), reps)
+    within = np.arange(len(row)) - np.repeat(np.cumsum(reps) - reps, reps)
+    out = frame.iloc[row].reset_index(drop=True)
+    out[code_col] = flat[offsets[slot[row]] + within].astype(frame[code_col].dtype)
+    return out
+
+
+def _ro_quantiles(p: pd.DataFrame, code_col: str) -> pd.DataFrame:
+    """Exact PDD percentiles per (object, bucket) from value counts (sorted by the caller)."""
+    p = p[p["n"] > 0]
+    if len(p):
+        keys = p[[code_col, "bucket"]]
+        code = p[code_col].to_numpy()
+        bucket = p["bucket"].to_numpy(dtype="datetime64[ns]")
+        new = np.r_[True, (code[1:] != code[:-1]) | (bucket[1:] != bucket[:-1])]
+        gid = np.cumsum(new) - 1
+        values = p["pdd_ms_int"].to_numpy(dtype=float)
+        counts = p["n"].to_numpy(dtype=np.int64)
+        out = None
+        for name, q in formulas.PDD_QUANTILES.items():
+            ids, quant = formulas.grouped_weighted_quantile(gid, values, counts, q)
+            if out is None:
+                first = np.searchsorted(gid, ids)
+                out = keys.iloc[first].reset_index(drop=True)
+            out[name] = quant
+        assert out is not None
+        return out
+    return pd.DataFrame(
+        {
+            code_col: pd.Series([], dtype=np.int32),
+            "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
+            **{n: pd.Series([], dtype=float) for n in formulas.PDD_QUANTILES},
+        }
+    )
+
+
+def _ro_empty_table() -> pd.DataFrame:
+    return _ro_empty_table_cached().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _ro_empty_table_cached() -> pd.DataFrame:
+    # built once: computing the indicators of an empty frame costs ~10 ms per micro-batch
+    s = pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in formulas.COUNTERS})
+    ind = formulas.indicators(s).drop(columns=["attempts"])
+    frame = pd.DataFrame(
+        {
+            "object_kind": pd.Series([], dtype=pd.StringDtype("pyarrow")),
+            "object": pd.Series([], dtype=pd.StringDtype("pyarrow")),
+            "freq": pd.Series([], dtype=pd.StringDtype("pyarrow")),
+            "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "bucket_end": pd.Series([], dtype="datetime64[ns, UTC]"),
+        }
+    )
+    return pd.concat([frame, s, ind], axis=1)
+
+
+def _ro_score_frame(sums: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in formulas.COUNTERS if c not in sums.columns]
+    if missing:
+        sums = sums.assign(**{c: np.zeros(len(sums), dtype=np.int64) for c in missing})
+    ind = formulas.indicators(sums)
+    score, reason = formulas.experience_score(ind)
+    out = pd.DataFrame(
+        {
+            "customer": sums.index.astype(pd.StringDtype("pyarrow")),
+            "experience_score": score.to_numpy(),
+            "reason": reason.to_numpy(),
+        }
+    )
+    for col in ("attempts", "ner", "drop_ratio", "mos", "pdd_mean_ms", "short_call_ratio"):
+        out[col] = ind[col].to_numpy()
+    return out
+
+
+def _ro_worst_meta() -> pd.DataFrame:
+    return _ro_worst_meta_cached().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _ro_worst_meta_cached() -> pd.DataFrame:
+    # built once: scoring even an empty frame costs ~0.1 s, a third of a micro-batch's budget
+    empty = pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in _ro_SCORE_COUNTERS})
+    empty.index = pd.Index([], dtype=pd.StringDtype("pyarrow"), name="customer")
+    return _ro_score_frame(empty)
+
+
+def _ro_worst_of_partition(sums: pd.DataFrame, top_n: int, min_attempts: int) -> pd.DataFrame:
+    sums = sums[sums["attempts"] >= min_attempts]
+    return _ro_rank(_ro_score_frame(sums), top_n)
+
+
+def _ro_rank(frame: pd.DataFrame, top_n: int) -> pd.DataFrame:
+    """Lowest scores first; ties broken by the customer pseudonym (deterministic)."""
+    frame = frame[frame["experience_score"].notna()]
+    frame = frame.sort_values(["experience_score", "customer"], kind="mergesort")
+    return frame.head(top_n).reset_index(drop=True)
+
+
+# alerts
+_al_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+#: Counter that says how many trials a non-share indicator rests on.
+_al_TRIALS: dict[str, str] = {
+    "attempts": "attempts",
+    "acd_s": "answered",
+    "pdd_mean_ms": "pdd_count",
+    "pdd_p50_ms": "pdd_count",
+    "pdd_p95_ms": "pdd_count",
+    "mos": "mos_count",
+    "experience_score": "attempts",
+}
+
+
+def _al_trials(rows: pd.DataFrame, ind: formulas.Indicator) -> pd.Series:
+    if ind.is_share:
+        return formulas.bad_share(rows, ind.name)[1]
+    return rows[_al_TRIALS[ind.name]].astype("int64")
+
+
+def _al_worse(value: np.ndarray, limit: float | np.ndarray, direction: int) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.asarray(value < limit if direction > 0 else value > limit, dtype=bool)
+
+
+def _al_evaluate(rows: pd.DataFrame, rule: Threshold, baseline_min: int) -> dict[str, np.ndarray]:
+    """Per bucket: breached?, the limit, the baseline (NaN for absolute rules)."""
+    ind = formulas.INDICATORS[rule.indicator]
+    value = rows[rule.indicator].to_numpy(dtype=float, na_value=np.nan)
+    trials = _al_trials(rows, ind).to_numpy(dtype=np.int64)
+    judged = (trials >= rule.min_attempts) & ~np.isnan(value)
+    n = len(rows)
+    if rule.absolute is not None:
+        limit = np.full(n, float(rule.absolute))
+        breach = judged & _al_worse(value, limit, ind.direction)
+        return {"breach": breach, "limit": limit, "baseline": np.full(n, np.nan)}
+    assert rule.relative is not None
+    eligible = (trials >= baseline_min) & ~np.isnan(value)
+    if not eligible.any():
+        return {"breach": np.zeros(n, bool), "limit": np.full(n, np.nan),
+                "baseline": np.full(n, np.nan)}  # fmt: skip
+    if ind.is_share:
+        bad, den = formulas.bad_share(rows, rule.indicator)
+        bad_np = bad.to_numpy(dtype=float)
+        den_np = den.to_numpy(dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = bad_np / den_np
+        p0 = _al_robust_pooled_share(bad_np, den_np, eligible, rule.min_z)
+        # a baseline of zero bad outcomes still allows one in all the trials seen
+        p0_eff = min(max(p0, 1.0 / float(den_np[eligible].sum())), 1 - 1e-9)
+        z = _al_z_score(bad_np, den_np, p0_eff)
+        bad_limit = rule.relative * p0_eff
+        breach = judged & (p > bad_limit) & (z >= rule.min_z)
+        limit_value = 1.0 - bad_limit if ind.direction > 0 else bad_limit
+        baseline = 1.0 - p0 if ind.direction > 0 else p0
+    else:
+        baseline = float(np.median(value[eligible]))
+        limit_value = baseline * rule.relative if ind.direction < 0 else baseline / rule.relative
+        breach = judged & _al_worse(value, limit_value, ind.direction)
+    return {"breach": np.asarray(breach, dtype=bool), "limit": np.full(n, limit_value),
+            "baseline": np.full(n, baseline)}  # fmt: skip
+
+
+def _al_z_score(bad: np.ndarray, den: np.ndarray, p0: float) -> np.ndarray:
+    """Signed-root likelihood-ratio z of ``bad`` out of ``den`` against the share ``p0``.
+
+    ``z = sign(p - p0) sqrt(2 [k ln(k / n p0) + (n - k) ln((n - k) / n (1 - p0))])``: unlike
+    the Wald score ``(p - p0) / sqrt(p0 (1 - p0) / n)``, its tail stays close to the exact
+    binomial tail for rare events (a 2 % drop ratio over a few dozen calls), so a clean network
+    does not raise alerts by chance.
+    """
+    k = bad.astype(float)
+    n = den.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t1 = np.where(k > 0, k * np.log(k / (n * p0)), 0.0)
+        t2 = np.where(n - k > 0, (n - k) * np.log((n - k) / (n * (1 - p0))), 0.0)
+        dev = np.sqrt(np.maximum(2.0 * (t1 + t2), 0.0))
+        z = np.sign(k / n - p0) * dev
+    return np.where(n > 0, z, np.nan)
+
+
+def _al_robust_pooled_share(
+    bad: np.ndarray, den: np.ndarray, eligible: np.ndarray, min_z: float
+) -> float:
+    """Pooled bad share of the eligible buckets, leaving out significantly worse buckets.
+
+    One pass of outlier rejection: buckets whose z against the pooled share of all eligible
+    buckets reaches ``min_z`` are left out of the baseline.
+
+    A pooled share is unbiased for rare events (a per-bucket median of a 2 % share is 0 when
+    most buckets see no bad outcome); leaving out the outliers keeps an incident from raising
+    its own baseline.
+    """
+    p_all = float(bad[eligible].sum() / den[eligible].sum())
+    if p_all <= 0.0 or p_all >= 1.0:
+        return p_all
+    keep = eligible & ~(_al_z_score(bad, den, p_all) >= min_z)
+    if not keep.any():
+        return p_all
+    return float(bad[keep].sum() / den[keep].sum())
+
+
+def find_alerts_pandas(
+    table: pd.DataFrame, model: ServiceModel, *, freq: str | None = None
+) -> pd.DataFrame:
+    """Alerts from a KQI table (:attr:`cemkit.kqi.rollup.KqiResult.table`).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        KQI rows with counters and indicators.
+    model : ServiceModel
+        Thresholds per group / customer and the alerting bucket.
+    freq : str, optional
+        Bucket to judge (default ``model.alerting.bucket``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`ALERT_COLUMNS` (``group`` names the group or modeled customer), sorted by
+        start, group and indicator.
+    """
+    freq = freq or model.alerting.bucket
+    rows = table[table["freq"] == freq] if "freq" in table.columns else table
+    found: list[dict[str, object]] = []
+    objects: list[tuple[str, str, list[Threshold]]] = [
+        ("group", g.name, model.thresholds_for_group(g.name)) for g in model.groups
+    ] + [("customer", c.name, model.thresholds_for_customer(c.name)) for c in model.customers]
+    # one pass over the table (not one filter of the whole table per group and customer)
+    by_object = {
+        (str(k), str(o)): idx
+        for (k, o), idx in rows.groupby(["object_kind", "object"], sort=False).indices.items()
+    }
+    for kind, name, rules in objects:
+        if not rules or (kind, name) not in by_object:
+            continue
+        mine = rows.iloc[by_object[(kind, name)]]
+        mine = mine.sort_values("bucket").reset_index(drop=True)
+        for indicator in dict.fromkeys(r.indicator for r in rules):
+            found.extend(_al_alerts_for(mine, kind, name, indicator,
+                                     [r for r in rules if r.indicator == indicator],
+                                     model.alerting.baseline_min_attempts))  # fmt: skip
+    if not found:
+        return empty_alerts()
+    out = pd.DataFrame(found)
+    out = out.astype(empty_alerts().dtypes.to_dict())
+    return out.sort_values(["start", "group", "indicator"], kind="mergesort").reset_index(drop=True)
+
+
+def _al_alerts_for(
+    rows: pd.DataFrame, kind: str, name: str, indicator: str, rules: list[Threshold],
+    baseline_min: int,
+) -> list[dict[str, object]]:  # fmt: skip
+    ind = formulas.INDICATORS[indicator]
+    n = len(rows)
+    level = np.full(n, -1)
+    limit = np.full(n, np.nan)
+    rule_kind = np.full(n, "", dtype=object)
+    base = np.full(n, np.nan)
+    for rule in sorted(rules, key=lambda r: _al_RANK[r.severity]):
+        ev = _al_evaluate(rows, rule, baseline_min)
+        hit = ev["breach"] & (_al_RANK[rule.severity] >= level)
+        level[hit] = _al_RANK[rule.severity]
+        limit[hit] = ev["limit"][hit]
+        rule_kind[hit] = "absolute" if rule.absolute is not None else "relative"
+        base[hit] = ev["baseline"][hit]
+    values = rows[indicator].to_numpy(dtype=float, na_value=np.nan)
+    starts = rows["bucket"].to_numpy(dtype="datetime64[ns]")
+    ends = rows["bucket_end"].to_numpy(dtype="datetime64[ns]")
+    out: list[dict[str, object]] = []
+    i = 0
+    while i < n:
+        if level[i] < 0:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and level[j + 1] >= 0 and starts[j + 1] == ends[j]:
+            j += 1
+        window = slice(i, j + 1)
+        top = int(level[window].max())
+        vals = values[window]
+        worst = int(np.nanargmin(vals) if ind.direction > 0 else np.nanargmax(vals)) + i
+        at_top = [k for k in range(i, j + 1) if level[k] == top]
+        ref = worst if level[worst] == top else at_top[0]
+        out.append({
+            "group": name, "object_kind": kind, "indicator": indicator,
+            "start": pd.Timestamp(starts[i], tz="UTC"), "end": pd.Timestamp(ends[j], tz="UTC"),
+            "severity": SEVERITIES[top], "value": float(values[worst]),
+            "threshold": float(limit[ref]), "kind": str(rule_kind[ref]),
+            "baseline": float(base[ref]) if not math.isnan(base[ref]) else math.nan,
+            "buckets": j - i + 1,
+        })  # fmt: skip
+        i = j + 1
+    return out
+
+
+# group sizes
+def _sz_pairs(part: pd.DataFrame, assigner: Assigner, column: str) -> pd.DataFrame:
+    """(group code, customer) pairs of a partition, the group and each of its ancestors."""
+    codes = assigner.group_codes(part[column], part.get("node"))
+    chains = [[i, *assigner._chain_index[i]] for i in range(len(assigner.group_names))]
+    depth = max((len(c) for c in chains), default=1)
+    lookup = np.full((len(chains) + 1, depth), -2, dtype=np.int64)  # row -1 → unassigned
+    for i, chain in enumerate(chains):
+        lookup[i, : len(chain)] = chain
+    lookup[-1, 0] = -1
+    customers = part[column].astype("string[pyarrow]").to_numpy()
+    rows = [pd.DataFrame({"code": lookup[codes, d], "customer": customers}) for d in range(depth)]
+    out = pd.concat(rows, ignore_index=True)
+    out = out[(out["code"] > -2) & pd.notna(out["customer"])]
+    return out.drop_duplicates()
+
+
+def group_sizes_pandas(records: Any, model: ServiceModel | Assigner) -> pd.DataFrame:
+    """Distinct customers per node group (ancestors included), for pandas or Dask records.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group`` and ``customers``; records no rule matched count under
+        ``(unassigned)``.
+    """
+    assigner = model if isinstance(model, Assigner) else Assigner(model)
+    column = assigner.model.numbers.column
+    cols = [c for c in (column, "node") if c in records.columns]
+    if hasattr(records, "map_partitions"):
+        meta = pd.DataFrame({"code": pd.Series([], dtype="int64"),
+                             "customer": pd.Series([], dtype="string[pyarrow]")})  # fmt: skip
+        pairs = records[cols].map_partitions(_sz_pairs, assigner, column, meta=meta)
+        counts = pairs.drop_duplicates(split_out=max(1, records.npartitions // 8))
+        sizes = counts.groupby("code").size().compute()
+    else:
+        sizes = _sz_pairs(records[cols], assigner, column).groupby("code").size()
+    names = np.array([*assigner.group_names, UNASSIGNED], dtype=object)
+    idx = sizes.index.to_numpy()
+    return pd.DataFrame(
+        {"group": names[np.where(idx < 0, len(names) - 1, idx)],
+         "customers": sizes.to_numpy().astype("int64")}
+    ).sort_values("group", ignore_index=True)  # fmt: skip
+
+
+# --- KQI kernels (cemkit.kqi._kernels) --------------------------------------------------------
+def sum_by_cell(cell, values, replace_row, replacement, n_cells):
+    """Sums per cell: a loop over records and counters."""
+    out = [[0] * n_cells for _ in range(len(values))]
+    count = [0] * n_cells
+    for i, k in enumerate(cell):
+        if k < 0:
+            continue
+        count[k] += 1
+        for j in range(len(values)):
+            out[j][k] += int(replacement[i] if j == replace_row else values[j][i])
+    return np.array(out, dtype=np.int64).reshape(len(values), n_cells), np.array(count, np.int64)
+
+
+def first_start(code, time, use, n_codes):
+    """Earliest valid time per code among the used records; NULL when none."""
+    out = []
+    for c in range(n_codes):
+        ts = [int(t) for k, t, u in zip(code, time, use, strict=True) if k == c and u and t != NULL]
+        out.append(min(ts) if ts else NULL)
+    return np.array(out, dtype=np.int64)

@@ -17,6 +17,10 @@ model's defaults; see :class:`cemkit.model.spec.Threshold`):
 Consecutive breaching buckets of one object and indicator merge into one alert, whose severity
 is the highest reached, ``value`` the worst value and ``threshold`` the limit that value broke.
 
+Vectorized: rows are sorted once by object and bucket; each rule is evaluated over the rows of
+every object that shares it at once (baselines are per-object segment reductions), and runs of
+breaching buckets are found by comparing neighbours. No per-object pandas work.
+
 Examples
 --------
 >>> import pandas as pd
@@ -40,7 +44,7 @@ Examples
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,10 +91,10 @@ def empty_alerts() -> pd.DataFrame:
     )
 
 
-def _trials(rows: pd.DataFrame, ind: formulas.Indicator) -> pd.Series:
+def _trials(rows: pd.DataFrame, ind: formulas.Indicator) -> np.ndarray:
     if ind.is_share:
-        return formulas.bad_share(rows, ind.name)[1]
-    return rows[_TRIALS[ind.name]].astype("int64")
+        return np.asarray(formulas.bad_share(rows, ind.name)[1], dtype=np.int64)
+    return rows[_TRIALS[ind.name]].to_numpy(dtype=np.int64)
 
 
 def _worse(value: np.ndarray, limit: float | np.ndarray, direction: int) -> np.ndarray:
@@ -98,45 +102,69 @@ def _worse(value: np.ndarray, limit: float | np.ndarray, direction: int) -> np.n
         return np.asarray(value < limit if direction > 0 else value > limit, dtype=bool)
 
 
-def _evaluate(rows: pd.DataFrame, rule: Threshold, baseline_min: int) -> dict[str, np.ndarray]:
-    """Per bucket: breached?, the limit, the baseline (NaN for absolute rules)."""
+def _seg_sum(seg: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(seg, weights=weights, minlength=n)
+
+
+def _seg_median(seg: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
+    """``numpy.median`` of each segment's values (NaN for an empty segment)."""
+    order = np.lexsort((value, seg))
+    v = value[order]
+    count = np.bincount(seg, minlength=n)
+    start = np.cumsum(count) - count
+    out = np.full(n, np.nan)
+    has = count > 0
+    half = count // 2
+    odd = has & (count % 2 == 1)
+    even = has & ~odd
+    out[odd] = v[(start + half)[odd]]
+    out[even] = (v[(start + half - 1)[even]] + v[(start + half)[even]]) / 2.0
+    return out
+
+
+def _evaluate(value: np.ndarray, trials: np.ndarray, share: tuple[np.ndarray, np.ndarray] | None,
+              seg: np.ndarray, n_seg: int, rule: Threshold,
+              baseline_min: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per bucket: breached?, the limit, the baseline (NaN for absolute rules).
+
+    Rows of several objects at once: ``seg`` numbers each row's object (``n_seg`` objects).
+    """
     ind = formulas.INDICATORS[rule.indicator]
-    value = rows[rule.indicator].to_numpy(dtype=float, na_value=np.nan)
-    trials = _trials(rows, ind).to_numpy(dtype=np.int64)
     judged = (trials >= rule.min_attempts) & ~np.isnan(value)
-    n = len(rows)
+    n = len(value)
     if rule.absolute is not None:
         limit = np.full(n, float(rule.absolute))
         breach = judged & _worse(value, limit, ind.direction)
         return {"breach": breach, "limit": limit, "baseline": np.full(n, np.nan)}
     assert rule.relative is not None
     eligible = (trials >= baseline_min) & ~np.isnan(value)
-    if not eligible.any():
-        return {"breach": np.zeros(n, bool), "limit": np.full(n, np.nan),
-                "baseline": np.full(n, np.nan)}  # fmt: skip
+    any_eligible = np.bincount(seg[eligible], minlength=n_seg) > 0
+    row_ok = any_eligible[seg]
     if ind.is_share:
-        bad, den = formulas.bad_share(rows, rule.indicator)
-        bad_np = bad.to_numpy(dtype=float)
-        den_np = den.to_numpy(dtype=float)
+        assert share is not None
+        bad_np, den_np = share
         with np.errstate(invalid="ignore", divide="ignore"):
             p = bad_np / den_np
-        p0 = _robust_pooled_share(bad_np, den_np, eligible, rule.min_z)
+        p0 = _robust_pooled_share(bad_np, den_np, eligible, rule.min_z, seg, n_seg)
         # a baseline of zero bad outcomes still allows one in all the trials seen
-        p0_eff = min(max(p0, 1.0 / float(den_np[eligible].sum())), 1 - 1e-9)
-        z = _z_score(bad_np, den_np, p0_eff)
+        den_seen = _seg_sum(seg, np.where(eligible, den_np, 0.0), n_seg)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p0_eff = np.minimum(np.maximum(p0, 1.0 / den_seen), 1 - 1e-9)
+        z = _z_score(bad_np, den_np, p0_eff[seg])
         bad_limit = rule.relative * p0_eff
-        breach = judged & (p > bad_limit) & (z >= rule.min_z)
+        breach = judged & (p > bad_limit[seg]) & (z >= rule.min_z)
         limit_value = 1.0 - bad_limit if ind.direction > 0 else bad_limit
         baseline = 1.0 - p0 if ind.direction > 0 else p0
     else:
-        baseline = float(np.median(value[eligible]))
+        baseline = _seg_median(seg[eligible], value[eligible], n_seg)
         limit_value = baseline * rule.relative if ind.direction < 0 else baseline / rule.relative
-        breach = judged & _worse(value, limit_value, ind.direction)
-    return {"breach": np.asarray(breach, dtype=bool), "limit": np.full(n, limit_value),
-            "baseline": np.full(n, baseline)}  # fmt: skip
+        breach = judged & _worse(value, limit_value[seg], ind.direction)
+    return {"breach": np.asarray(breach, dtype=bool) & row_ok,
+            "limit": np.where(row_ok, limit_value[seg], np.nan),
+            "baseline": np.where(row_ok, baseline[seg], np.nan)}  # fmt: skip
 
 
-def _z_score(bad: np.ndarray, den: np.ndarray, p0: float) -> np.ndarray:
+def _z_score(bad: np.ndarray, den: np.ndarray, p0: float | np.ndarray) -> np.ndarray:
     """Signed-root likelihood-ratio z of ``bad`` out of ``den`` against the share ``p0``.
 
     ``z = sign(p - p0) sqrt(2 [k ln(k / n p0) + (n - k) ln((n - k) / n (1 - p0))])``: unlike
@@ -154,10 +182,9 @@ def _z_score(bad: np.ndarray, den: np.ndarray, p0: float) -> np.ndarray:
     return np.where(n > 0, z, np.nan)
 
 
-def _robust_pooled_share(
-    bad: np.ndarray, den: np.ndarray, eligible: np.ndarray, min_z: float
-) -> float:
-    """Pooled bad share of the eligible buckets, leaving out significantly worse buckets.
+def _robust_pooled_share(bad: np.ndarray, den: np.ndarray, eligible: np.ndarray, min_z: float,
+                         seg: np.ndarray, n_seg: int) -> np.ndarray:  # fmt: skip
+    """Per object: pooled bad share of its eligible buckets, leaving out significantly worse ones.
 
     One pass of outlier rejection: buckets whose z against the pooled share of all eligible
     buckets reaches ``min_z`` are left out of the baseline.
@@ -166,13 +193,17 @@ def _robust_pooled_share(
     most buckets see no bad outcome); leaving out the outliers keeps an incident from raising
     its own baseline.
     """
-    p_all = float(bad[eligible].sum() / den[eligible].sum())
-    if p_all <= 0.0 or p_all >= 1.0:
-        return p_all
-    keep = eligible & ~(_z_score(bad, den, p_all) >= min_z)
-    if not keep.any():
-        return p_all
-    return float(bad[keep].sum() / den[keep].sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_all = _seg_sum(seg, np.where(eligible, bad, 0.0), n_seg) / _seg_sum(
+            seg, np.where(eligible, den, 0.0), n_seg
+        )
+        keep = eligible & ~(_z_score(bad, den, p_all[seg]) >= min_z)
+        kept = np.bincount(seg[keep], minlength=n_seg) > 0
+        p_keep = _seg_sum(seg, np.where(keep, bad, 0.0), n_seg) / _seg_sum(
+            seg, np.where(keep, den, 0.0), n_seg
+        )
+    extreme = (p_all <= 0.0) | (p_all >= 1.0)
+    return np.where(extreme | ~kept, p_all, p_keep)
 
 
 def find_alerts(
@@ -197,73 +228,140 @@ def find_alerts(
     """
     freq = freq or model.alerting.bucket
     rows = table[table["freq"] == freq] if "freq" in table.columns else table
-    found: list[dict[str, object]] = []
     objects: list[tuple[str, str, list[Threshold]]] = [
         ("group", g.name, model.thresholds_for_group(g.name)) for g in model.groups
     ] + [("customer", c.name, model.thresholds_for_customer(c.name)) for c in model.customers]
-    # one pass over the table (not one filter of the whole table per group and customer)
-    by_object = {
-        (str(k), str(o)): idx
-        for (k, o), idx in rows.groupby(["object_kind", "object"], sort=False).indices.items()
-    }
-    for kind, name, rules in objects:
-        if not rules or (kind, name) not in by_object:
+    if not len(rows) or not any(rules for _, _, rules in objects):
+        return empty_alerts()
+    # each row's object (position in `objects`), one sort by object and bucket
+    obj = np.full(len(rows), -1, dtype=np.int64)
+    kinds = rows["object_kind"].to_numpy(dtype=object, na_value=None)
+    for kind in ("group", "customer"):
+        here = [(i, o) for i, (k, o, rules) in enumerate(objects) if k == kind and rules]
+        is_kind = kinds == kind
+        if not here or not is_kind.any():
             continue
-        mine = rows.iloc[by_object[(kind, name)]]
-        mine = mine.sort_values("bucket").reset_index(drop=True)
-        for indicator in dict.fromkeys(r.indicator for r in rules):
-            found.extend(_alerts_for(mine, kind, name, indicator,
-                                     [r for r in rules if r.indicator == indicator],
+        found_at = pd.Index([o for _, o in here]).get_indexer(rows["object"][is_kind])
+        known = np.array([i for i, _ in here], dtype=np.int64)
+        obj[is_kind] = np.where(found_at >= 0, known[found_at], -1)
+    bucket = rows["bucket"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    sel = np.flatnonzero(obj >= 0)
+    order = sel[np.lexsort((bucket[sel], obj[sel]))]
+    if not len(order):
+        return empty_alerts()
+    wanted = {r.indicator for _, _, rules in objects for r in rules}
+    sub = rows.iloc[order]
+    obj = obj[order]
+    starts = bucket[order]
+    ends = sub["bucket_end"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    cache: dict[str, tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = {}
+    for name in wanted:
+        ind = formulas.INDICATORS[name]
+        value = sub[name].to_numpy(dtype=float, na_value=np.nan)
+        share = None
+        if ind.is_share:
+            bad, den = formulas.bad_share(sub, name)
+            share = (np.asarray(bad, dtype=float), np.asarray(den, dtype=float))
+        cache[name] = (value, _trials(sub, ind), share)
+    # objects sharing one list of rules are judged together
+    by_rules: dict[tuple[int, ...], list[int]] = {}
+    for i, (_, _, rules) in enumerate(objects):
+        if rules:
+            by_rules.setdefault(tuple(id(r) for r in rules), []).append(i)
+    found: list[dict[str, Any]] = []
+    for members in by_rules.values():
+        rules = objects[members[0]][2]
+        mask = np.isin(obj, members)
+        if not mask.any():
+            continue
+        idx = np.flatnonzero(mask)
+        local, seg = np.unique(obj[idx], return_inverse=True)
+        for rank, indicator in enumerate(dict.fromkeys(r.indicator for r in rules)):
+            mine = [r for r in rules if r.indicator == indicator]
+            found.append(_alerts_for(cache[indicator], idx, seg.astype(np.int64), len(local),
+                                     obj, starts, ends, indicator, mine, rank,
                                      model.alerting.baseline_min_attempts))  # fmt: skip
+    found = [f for f in found if len(f["obj"])]
     if not found:
         return empty_alerts()
-    out = pd.DataFrame(found)
+    cols = {k: np.concatenate([f[k] for f in found]) for k in found[0]}
+    # the order of the per-object loop it replaces: object, indicator, time
+    pre = np.lexsort((cols["start"], cols["rank"], cols["obj"]))
+    cols = {k: v[pre] for k, v in cols.items()}
+    label = np.array([o for _, o, _ in objects], dtype=object)
+    kind_of = np.array([k for k, _, _ in objects], dtype=object)
+    out = pd.DataFrame(
+        {
+            "group": label[cols["obj"]],
+            "object_kind": kind_of[cols["obj"]],
+            "indicator": cols["indicator"],
+            "start": pd.to_datetime(cols["start"], utc=True),
+            "end": pd.to_datetime(cols["end"], utc=True),
+            "severity": np.array(SEVERITIES, dtype=object)[cols["severity"]],
+            "value": cols["value"],
+            "threshold": cols["threshold"],
+            "kind": cols["kind"],
+            "baseline": cols["baseline"],
+            "buckets": cols["buckets"],
+        }
+    )
     out = out.astype(empty_alerts().dtypes.to_dict())
     return out.sort_values(["start", "group", "indicator"], kind="mergesort").reset_index(drop=True)
 
 
 def _alerts_for(
-    rows: pd.DataFrame, kind: str, name: str, indicator: str, rules: list[Threshold],
-    baseline_min: int,
-) -> list[dict[str, object]]:  # fmt: skip
+    columns: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None],
+    idx: np.ndarray, seg: np.ndarray, n_seg: int, obj: np.ndarray, starts: np.ndarray,
+    ends: np.ndarray, indicator: str, rules: list[Threshold], rank: int, baseline_min: int,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Alerts of one indicator for the rows ``idx`` (several objects, sorted by object, time)."""
     ind = formulas.INDICATORS[indicator]
-    n = len(rows)
+    value_all, trials_all, share_all = columns
+    value, trials = value_all[idx], trials_all[idx]
+    share = None if share_all is None else (share_all[0][idx], share_all[1][idx])
+    n = len(idx)
     level = np.full(n, -1)
     limit = np.full(n, np.nan)
-    rule_kind = np.full(n, "", dtype=object)
+    is_absolute = np.zeros(n, dtype=bool)
     base = np.full(n, np.nan)
     for rule in sorted(rules, key=lambda r: _RANK[r.severity]):
-        ev = _evaluate(rows, rule, baseline_min)
+        ev = _evaluate(value, trials, share, seg, n_seg, rule, baseline_min)
         hit = ev["breach"] & (_RANK[rule.severity] >= level)
         level[hit] = _RANK[rule.severity]
         limit[hit] = ev["limit"][hit]
-        rule_kind[hit] = "absolute" if rule.absolute is not None else "relative"
+        is_absolute[hit] = rule.absolute is not None
         base[hit] = ev["baseline"][hit]
-    values = rows[indicator].to_numpy(dtype=float, na_value=np.nan)
-    starts = rows["bucket"].to_numpy(dtype="datetime64[ns]")
-    ends = rows["bucket_end"].to_numpy(dtype="datetime64[ns]")
-    out: list[dict[str, object]] = []
-    i = 0
-    while i < n:
-        if level[i] < 0:
-            i += 1
-            continue
-        j = i
-        while j + 1 < n and level[j + 1] >= 0 and starts[j + 1] == ends[j]:
-            j += 1
-        window = slice(i, j + 1)
-        top = int(level[window].max())
-        vals = values[window]
-        worst = int(np.nanargmin(vals) if ind.direction > 0 else np.nanargmax(vals)) + i
-        at_top = [k for k in range(i, j + 1) if level[k] == top]
-        ref = worst if level[worst] == top else at_top[0]
-        out.append({
-            "group": name, "object_kind": kind, "indicator": indicator,
-            "start": pd.Timestamp(starts[i], tz="UTC"), "end": pd.Timestamp(ends[j], tz="UTC"),
-            "severity": SEVERITIES[top], "value": float(values[worst]),
-            "threshold": float(limit[ref]), "kind": str(rule_kind[ref]),
-            "baseline": float(base[ref]) if not math.isnan(base[ref]) else math.nan,
-            "buckets": j - i + 1,
-        })  # fmt: skip
-        i = j + 1
-    return out
+    o, s, e = obj[idx], starts[idx], ends[idx]
+    on = level >= 0
+    # a breaching bucket continues the alert of the one before it: same object, adjacent
+    cont = np.zeros(n, dtype=bool)
+    cont[1:] = on[1:] & on[:-1] & (o[1:] == o[:-1]) & (s[1:] == e[:-1])
+    first = np.flatnonzero(on & ~cont)
+    run = np.cumsum(on & ~cont) - 1
+    rows = np.flatnonzero(on)
+    run_of = run[rows]
+    n_runs = len(first)
+    length = np.bincount(run_of, minlength=n_runs)
+    end_row = first + length - 1  # a run's rows are contiguous
+    top = np.full(n_runs, -1)
+    np.maximum.at(top, run_of, level[rows])
+    key = value[rows] if ind.direction > 0 else -value[rows]
+    pick = np.lexsort((rows, key, run_of))
+    worst = rows[pick[np.r_[0, np.flatnonzero(np.diff(run_of[pick])) + 1]]] if len(rows) else rows
+    at_top = rows[level[rows] == top[run_of]]
+    first_top = np.full(n_runs, n)
+    np.minimum.at(first_top, run[at_top], at_top)
+    ref = np.where(level[worst] == top, worst, first_top) if n_runs else worst
+    return {
+        "obj": o[first],
+        "rank": np.full(n_runs, rank),
+        "indicator": np.full(n_runs, indicator, dtype=object),
+        "start": s[first],
+        "end": e[end_row],
+        "severity": top,
+        "value": value[worst].astype(float),
+        "threshold": limit[ref],
+        "kind": np.where(is_absolute[ref], "absolute", "relative").astype(object),
+        "baseline": base[ref],
+        "buckets": length.astype(np.int64),
+    }

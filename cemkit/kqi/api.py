@@ -56,14 +56,11 @@ def compute(
     spec = model if isinstance(model, ServiceModel) else load_model(model)
     assigner = Assigner(spec)
     wanted = tuple(dict.fromkeys([*freqs, spec.alerting.bucket]))
-    result = rollup(records, assigner, freqs=wanted, top_n=top_n, rank_customers=rank_customers)
+    # group sizes come from the same pass over the records (no second read)
+    result = rollup(records, assigner, freqs=wanted, top_n=top_n, rank_customers=rank_customers,
+                    sizes=sizes)  # fmt: skip
     alerts = find_alerts(result.table, spec)
-    group_sizes = None
-    if sizes:
-        from cemkit.kqi.sizes import group_sizes as count
-
-        group_sizes = count(records, assigner)
-    return KqiRun(result, alerts, group_sizes, spec.name)
+    return KqiRun(result, alerts, result.group_sizes, spec.name)
 
 
 def run(

@@ -1,6 +1,10 @@
-r"""KQI rollups: per node group and per modeled customer, per time bucket, as Dask aggregations.
+r"""KQI rollups: per node group and per modeled customer, per time bucket, in one jitted pass.
 
-One pass over the records (Dask, any partitioning) yields three small results:
+Each record gets an integer cell (object code x 15-minute bucket); one Numba pass
+(:func:`cemkit.kqi._kernels.sum_by_cell`) sums every integer counter of
+:data:`cemkit.kqi.formulas.COUNTERS` per cell, into a dense table when it is small and over the
+sorted distinct cells when it is not. A partition (a pandas frame, or each partition of a Dask
+frame) thus yields small results:
 
 * integer counter sums (:data:`cemkit.kqi.formulas.COUNTERS`) per leaf group and 15-minute bucket,
   and per modeled customer and bucket;
@@ -9,8 +13,13 @@ One pass over the records (Dask, any partitioning) yields three small results:
 * counter sums per customer over the whole period, for the experience score and the worst
   customers.
 
-Parents in the group hierarchy and coarser buckets (hour, day) are sums of those results, so every
-level is exact too: results are identical for any partitioning, scheduler or cluster.
+* distinct (group, customer) pairs, for the group sizes (:func:`cemkit.kqi.sizes.group_sizes`)
+  in the same pass.
+
+Partitions' results are merged by summing equal cells. Parents in the group hierarchy (an index
+from each group to its ancestors, applied to the aggregated rows, never to records) and coarser
+buckets (hour, day: sums of 15-minute buckets) are sums of those results, so every level is
+exact too: results are identical for any partitioning, scheduler or cluster.
 
 Examples
 --------
@@ -28,6 +37,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +46,22 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from cemkit import config
 from cemkit.errors import ModelError, SchemaError
-from cemkit.kqi import formulas
-from cemkit.model.assign import CUSTOMER_OBJECT_COLUMN, GROUP_COLUMN, Assigner
+from cemkit.kqi import _kernels, formulas
+from cemkit.kqi._kernels import NULL_TIME
+from cemkit.kqi.sizes import (
+    ancestor_index,
+    count_sizes,
+    encode,
+    expand,
+    hierarchy_of,
+    size_pairs,
+    strings,
+)
+from cemkit.model.assign import Assigner
 from cemkit.model.spec import BUCKETS, ServiceModel
 
 #: Name of the pseudo-group of records no group of the model matches.
@@ -53,8 +75,10 @@ WORST_MIN_ATTEMPTS = 5
 _SCORE_COUNTERS = ("attempts", "answered", "user_determined", "short_calls", "drops",
                    "pdd_count", "pdd_us", "mos_count", "mos_micro")  # fmt: skip
 
-_KEYS_GROUP = ["group_code", "bucket"]
-_KEYS_CUST = ["customer_code", "bucket"]
+_LEAF_NS = 15 * 60 * 10**9
+_STEP_NS: dict[str, int] = {"15min": _LEAF_NS, "hour": 3600 * 10**9, "day": 86400 * 10**9}
+_NO_REPLACEMENT = np.zeros(0, dtype=np.int64)
+_STRING = pd.StringDtype("pyarrow")
 
 
 @dataclass
@@ -71,6 +95,8 @@ class KqiResult:
         the reason (``customer`` as found in the records: pseudonymized upstream).
     customer_count : int
         Number of distinct customers seen.
+    group_sizes : pandas.DataFrame, optional
+        Distinct customers per node group (``sizes=True``), as :func:`cemkit.kqi.sizes.group_sizes`.
     """
 
     table: pd.DataFrame
@@ -78,40 +104,285 @@ class KqiResult:
     customer_count: int = 0
     model_name: str = ""
     freqs: tuple[str, ...] = field(default_factory=tuple)
+    group_sizes: pd.DataFrame | None = None
 
 
-def _prepare(part: pd.DataFrame, number_column: str) -> pd.DataFrame:
-    """Per-record keys and counters (runs per partition)."""
-    counters = formulas.contributions(part)
-    start = part["start"]
+def _time_ns_utc(start: pd.Series, floor: str | None = None) -> np.ndarray:
+    """Start times (optionally floored, in their own time zone) as int64 UTC ns; NaT: NULL_TIME."""
     if not isinstance(start.dtype, pd.DatetimeTZDtype):
         start = pd.to_datetime(start, utc=True)
-    keys = {
-        "group_code": np.asarray(part[GROUP_COLUMN].cat.codes, dtype=np.int32),
-        "customer_code": np.asarray(part[CUSTOMER_OBJECT_COLUMN].cat.codes, dtype=np.int32),
-        "bucket": start.dt.floor("15min").astype("datetime64[ns, UTC]"),
-        "orig": _is_orig(part),
-    }
-    pdd = pd.to_numeric(part["pdd_ms"], errors="coerce") if "pdd_ms" in part.columns else None
-    if pdd is not None:
-        pdd_int = np.rint(pdd.to_numpy(dtype=float, na_value=np.nan))
-        pdd_int = np.where(counters["pdd_count"].to_numpy() > 0, pdd_int, np.nan)
+        if isinstance(start.dtype, pd.ArrowDtype):  # Arrow timestamps stay Arrow in to_datetime
+            start = start.astype(pd.DatetimeTZDtype("ns", "UTC"))
+    if floor is not None:
+        start = start.dt.floor(floor)
+    if start.dt.unit != "ns":
+        start = start.dt.as_unit("ns")
+    return np.asarray(start.array.asi8, dtype=np.int64)
+
+
+def _bucket_ns(start: pd.Series) -> np.ndarray:
+    """15-minute bucket of each record, int64 ns (NULL_TIME for NaT); UTC in integer maths."""
+    tz = getattr(start.dtype, "tz", None)
+    if isinstance(start.dtype, pd.DatetimeTZDtype) and str(tz) not in ("UTC", "utc"):
+        # a wall-clock floor in another zone is not a floor of UTC nanoseconds
+        return _time_ns_utc(start, "15min")
+    t = _time_ns_utc(start)
+    return np.where(t == NULL_TIME, NULL_TIME, (t // _LEAF_NS) * _LEAF_NS)
+
+
+def _cells(code: np.ndarray, bucket: np.ndarray, n_codes: int) -> tuple[np.ndarray, int, Any]:
+    """Cell index of each (code in [-1, n_codes), bucket ns) and how to decode the cells.
+
+    Dense (code x bucket) when that table is small, else the sorted distinct pairs (one sort).
+    Returns ``(cell, n_cells, decode)``: ``decode`` is ``(bmin, n_buckets)`` for a dense table
+    or the distinct composite keys for a sparse one.
+    """
+    valid = bucket != NULL_TIME
+    if not valid.any():
+        return np.full(len(code), -1, dtype=np.int64), 0, (0, 1)
+    b = bucket[valid] // _LEAF_NS
+    bmin = int(b.min())
+    n_buckets = int(b.max()) - bmin + 1
+    key = np.full(len(code), -1, dtype=np.int64)
+    key[valid] = (code[valid].astype(np.int64) + 1) * n_buckets + (b - bmin)
+    n_dense = (n_codes + 1) * n_buckets
+    if (
+        n_dense * len(formulas.COUNTERS) <= config.KQI_DENSE_MAX_VALUES
+        and n_dense <= 4 * len(code) + 4096
+    ):
+        return key, n_dense, (bmin, n_buckets)
+    uniq, inverse = np.unique(key[valid], return_inverse=True)
+    cell = np.full(len(code), -1, dtype=np.int64)
+    cell[valid] = inverse
+    return cell, len(uniq), (bmin, n_buckets, uniq)
+
+
+@dataclass
+class _Leaf:
+    """Counter sums per (object code, 15-minute bucket) and PDD value counts per such row."""
+
+    code: np.ndarray  # int64[k], -1: unassigned
+    bucket: np.ndarray  # int64[k], ns
+    sums: np.ndarray  # int64[C, k]
+    pdd_row: np.ndarray  # int64[m], row of each PDD value
+    pdd_value: np.ndarray  # float64[m]
+    pdd_count: np.ndarray  # int64[m]
+
+    @staticmethod
+    def empty() -> _Leaf:
+        z = np.zeros(0, dtype=np.int64)
+        return _Leaf(z, z, np.zeros((len(formulas.COUNTERS), 0), np.int64), z, np.zeros(0), z)
+
+
+def _value_counts(
+    row: np.ndarray, value: np.ndarray, count: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, value) pairs sorted by row then value, equal pairs merged (counts summed)."""
+    if len(row) == 0:
+        return row, value, count
+    order = None
+    if np.isfinite(value).all():
+        lo, hi = float(value.min()), float(value.max())
+        span = hi - lo + 1
+        # whole milliseconds: one int64 key sorts faster than a two-key lexsort
+        if span * (int(row.max()) + 1) < 2.0**62 and (value == np.rint(value)).all():
+            order = np.argsort(row * int(span) + (value - lo).astype(np.int64), kind="stable")
+    if order is None:
+        order = np.lexsort((value, row))
+    row, value, count = row[order], value[order], count[order]
+    new = np.r_[True, (row[1:] != row[:-1]) | (value[1:] != value[:-1])]
+    starts = np.flatnonzero(new)
+    return row[starts], value[starts], np.add.reduceat(count, starts)
+
+
+def _leaf(code: np.ndarray, bucket: np.ndarray, n_codes: int, block: np.ndarray,
+          replace: tuple[int, np.ndarray], use: np.ndarray | None,
+          pdd: np.ndarray) -> _Leaf:  # fmt: skip
+    """One pass: every counter per (code, bucket) cell, then the PDD value counts per cell."""
+    if use is not None:
+        bucket = np.where(use, bucket, NULL_TIME)
+    cell, n_cells, decode = _cells(code, bucket, n_codes)
+    sums, count = _kernels.sum_by_cell(cell, block, replace[0], replace[1], n_cells)
+    present = np.flatnonzero(count)
+    if len(decode) == 2:  # dense: decode the cell numbers that hold records
+        bmin, n_buckets = decode
+        keys = present
     else:
-        pdd_int = np.full(len(part), np.nan)
-    keys["pdd_ms_int"] = pdd_int
-    if number_column in part.columns:
-        keys["customer"] = part[number_column].astype(pd.StringDtype("pyarrow"))
-    # add the keys to the counters frame: its one integer block is kept as it is, not copied
-    out = counters
-    for name, values in keys.items():
-        out.insert(len(out.columns), name, values)
+        bmin, n_buckets, keys = decode
+    row_of_cell = np.full(n_cells, -1, dtype=np.int64)
+    row_of_cell[present] = np.arange(len(present))
+    keys = np.asarray(keys, dtype=np.int64)
+    if len(decode) == 3:
+        keys = keys[present]
+    leaf_code = keys // n_buckets - 1
+    leaf_bucket = (keys % n_buckets + bmin) * _LEAF_NS
+    has = (cell >= 0) & ~np.isnan(pdd)
+    prow = row_of_cell[cell[has]]
+    pr, pv, pc = _value_counts(prow, pdd[has], np.ones(len(prow), dtype=np.int64))
+    return _Leaf(leaf_code, leaf_bucket, sums[:, present], pr, pv, pc)
+
+
+def _merge_leaves(leaves: list[_Leaf]) -> _Leaf:
+    """Leaves of several partitions as one (same cells summed): exact in any order."""
+    leaves = [x for x in leaves if len(x.code)]
+    if not leaves:
+        return _Leaf.empty()
+    if len(leaves) == 1:
+        return leaves[0]
+    code = np.concatenate([x.code for x in leaves])
+    bucket = np.concatenate([x.bucket for x in leaves])
+    sums = np.concatenate([x.sums for x in leaves], axis=1)
+    offsets = np.cumsum([0] + [len(x.code) for x in leaves])
+    out, inverse = _regroup(code, bucket, sums, _LEAF_NS)
+    prow = np.concatenate([inverse[x.pdd_row + o] for x, o in zip(leaves, offsets, strict=False)])
+    pv = np.concatenate([x.pdd_value for x in leaves])
+    pc = np.concatenate([x.pdd_count for x in leaves])
+    out.pdd_row, out.pdd_value, out.pdd_count = _value_counts(prow, pv, pc)
     return out
+
+
+def _regroup(code: np.ndarray, bucket: np.ndarray, sums: np.ndarray,
+             step: int) -> tuple[_Leaf, np.ndarray]:  # fmt: skip
+    """Sum rows of equal (code, bucket floored to ``step``); rows sorted by code then bucket."""
+    fb = (bucket // step) * step
+    bmin = int(fb.min())
+    n_buckets = int(fb.max() - bmin) // step + 1
+    key = (code + 1) * n_buckets + (fb - bmin) // step
+    uniq, inverse = np.unique(key, return_inverse=True)
+    inverse = inverse.astype(np.int64)
+    out, _ = _kernels.sum_by_cell(inverse, sums, -1, _NO_REPLACEMENT, len(uniq))
+    z = np.zeros(0, dtype=np.int64)
+    leaf = _Leaf(uniq // n_buckets - 1, (uniq % n_buckets) * step + bmin, out, z, np.zeros(0), z)
+    return leaf, inverse
+
+
+def _roll(leaf: _Leaf, n_codes: int, hierarchy: dict[int, list[int]], step: int) -> _Leaf:
+    """The leaf rows summed into every ancestor (the hierarchy as an index) and coarser buckets."""
+    row, code = expand(leaf.code, n_codes, ancestor_index(n_codes, hierarchy))
+    reps = np.bincount(row, minlength=len(leaf.code))
+    start = np.cumsum(reps) - reps  # first expanded row of each leaf row
+    out, inverse = _regroup(code, leaf.bucket[row], leaf.sums[:, row], step)
+    # PDD value counts of a leaf row go to every out row its expanded rows went to
+    preps = reps[leaf.pdd_row]
+    prow = np.repeat(leaf.pdd_row, preps)
+    pwithin = np.arange(len(prow)) - np.repeat(np.cumsum(preps) - preps, preps)
+    target = inverse[start[prow] + pwithin]
+    out.pdd_row, out.pdd_value, out.pdd_count = _value_counts(
+        target, np.repeat(leaf.pdd_value, preps), np.repeat(leaf.pdd_count, preps)
+    )
+    return out
+
+
+def _quantile_columns(leaf: _Leaf) -> dict[str, np.ndarray]:
+    """Exact PDD percentiles of every row (NaN without a PDD)."""
+    out = {}
+    for name, q in formulas.PDD_QUANTILES.items():
+        col = np.full(len(leaf.code), np.nan)
+        ids, quant = formulas.grouped_weighted_quantile(
+            leaf.pdd_row, leaf.pdd_value.astype(float), leaf.pdd_count, q
+        )
+        col[ids] = quant
+        out[name] = col
+    return out
+
+
+# --- per partition ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Wants:
+    """What one partition must yield besides the group KQIs."""
+
+    number_column: str
+    customers: bool  # modeled-customer KQIs
+    rank: bool  # per-customer sums for the worst customers
+    sizes: bool  # distinct (group, customer) pairs
+
+
+@dataclass
+class _Partial:
+    """The small results of one partition (NumPy / Arrow only: cheap to ship and merge)."""
+
+    group: _Leaf
+    customer: _Leaf
+    customers: pa.Array | None  # distinct customer numbers (originating records)
+    customer_sums: np.ndarray  # int64[len(_SCORE_COUNTERS), len(customers)]
+    size_pairs: tuple[np.ndarray, pa.Array] | None  # distinct (leaf group, customer) pairs
 
 
 def _is_orig(part: pd.DataFrame) -> np.ndarray:
     if "leg" not in part.columns:
         return np.ones(len(part), dtype=bool)
     return np.asarray((part["leg"] != "term").fillna(True).to_numpy(dtype=bool), dtype=bool)
+
+
+def _assigned_codes(part: pd.DataFrame, assigner: Assigner,
+                    column: str) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Group and modeled-customer code of each record, as :meth:`Assigner.assign` gives them."""
+    if column in part.columns:
+        numbers = part[column]
+    elif not assigner.needs_numbers:
+        numbers = None
+        if "node" not in part.columns:
+            raise ModelError("records have neither customer numbers nor a 'node' column")
+    else:
+        raise ModelError(f"records have no {column!r} column to model customers by")
+    nodes = part["node"] if "node" in part.columns else None
+    groups, customers = assigner._codes(numbers, nodes)
+    return np.asarray(groups, dtype=np.int64), np.asarray(customers, dtype=np.int64)
+
+
+def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray) -> np.ndarray:
+    """Per record: it belongs to its intent's first attempt (as :func:`_mark_first_of_intent`)."""
+    codes = np.asarray(pd.factorize(part[formulas.INTENT_COLUMN])[0], dtype=np.int64)
+    t = _time_ns_utc(part["start"])
+    n_codes = int(codes.max()) + 1 if len(codes) else 0
+    first = _kernels.first_start(codes, t, attempts, n_codes)
+    f = np.where(codes >= 0, first[np.maximum(codes, 0)] if n_codes else NULL_TIME, NULL_TIME)
+    window = int(pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S).value)
+    return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= window))
+
+
+def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
+    """Every counter per (group, bucket) and (customer, bucket) cell of one partition."""
+    counters = formulas.contributions(part)
+    block = counters.to_numpy(dtype=np.int64).T  # (counter, record), a view of the one block
+    names = list(counters.columns)
+    replace: tuple[int, np.ndarray] = (-1, _NO_REPLACEMENT)
+    if formulas.INTENT_COLUMN in part.columns and formulas.FIRST_OF_INTENT_COLUMN not in part:
+        attempts = block[names.index("attempts")] > 0
+        first = _first_of_intent(part, attempts)
+        # the formulas' repeat-attempt rule, without re-running them on a copy of the frame
+        replace = (names.index("repeat_attempts"), (attempts & ~first).astype(np.int64))
+    bucket = _bucket_ns(part["start"])
+    groups, customers = _assigned_codes(part, assigner, wants.number_column)
+    if "pdd_ms" in part.columns:
+        pdd = np.rint(pd.to_numeric(part["pdd_ms"], errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan))  # fmt: skip
+        pdd = np.where(block[names.index("pdd_count")] > 0, pdd, np.nan)
+    else:
+        pdd = np.full(len(part), np.nan)
+    group = _leaf(groups, bucket, len(assigner.group_names), block, replace, None, pdd)
+    orig = _is_orig(part) if wants.customers or wants.rank else None
+    customer = _Leaf.empty()
+    if wants.customers:
+        assert orig is not None
+        customer = _leaf(customers, bucket, len(assigner.customer_names), block, replace,
+                         orig & (customers >= 0), pdd)  # fmt: skip
+    distinct: pa.Array | None = None
+    cust_sums = np.zeros((len(_SCORE_COUNTERS), 0), dtype=np.int64)
+    pairs = None
+    if wants.rank or wants.sizes:
+        numbers = strings(part[wants.number_column])
+        if wants.rank:
+            assert orig is not None
+            idx, values = encode(numbers)
+            rows = block[[names.index(c) for c in _SCORE_COUNTERS]]
+            sums, count = _kernels.sum_by_cell(np.where(orig, idx, -1), rows, -1,
+                                               _NO_REPLACEMENT, len(values))  # fmt: skip
+            present = np.flatnonzero(count)
+            distinct, cust_sums = values.take(pa.array(present)), sums[:, present]
+        if wants.sizes:
+            pairs = size_pairs(groups, numbers)
+    return _Partial(group, customer, distinct, cust_sums, pairs)
 
 
 def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
@@ -130,7 +401,10 @@ def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
         return part.loc[is_attempt, [col, "start"]]
 
     if isinstance(ddf, pd.DataFrame):
-        return _flag_first(ddf.copy(), _first_start(ddf, col))
+        part = ddf.copy()
+        attempts = formulas.contributions(part)["attempts"].to_numpy() > 0
+        part[formulas.FIRST_OF_INTENT_COLUMN] = _first_of_intent(part, attempts)
+        return part
     starts = _map_parts(ddf, attempts_only)
     first = starts.groupby(col)["start"].min().rename("_intent_first_start")
     merged = ddf.merge(first.to_frame(), left_on=col, right_index=True, how="left")
@@ -140,16 +414,6 @@ def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
         return _flag_first(part, part.pop("_intent_first_start"))
 
     return _map_parts(merged, flag)
-
-
-def _first_start(part: pd.DataFrame, col: str) -> pd.Series:
-    """Per row: the earliest start of an attempt of its intent (NaT without one or an intent)."""
-    is_attempt = formulas.contributions(part)["attempts"].to_numpy() > 0
-    codes = pd.factorize(part[col])[0]  # -1: no intent
-    use = is_attempt & (codes >= 0)
-    starts = part["start"].reset_index(drop=True)[use]
-    first = starts.groupby(codes[use]).min()
-    return pd.Series(first.reindex(codes).array, index=part.index)
 
 
 def _flag_first(part: pd.DataFrame, first_start: pd.Series) -> pd.DataFrame:
@@ -170,9 +434,7 @@ def _to_frame(records: Any) -> Any:
     # pandas stays pandas: a micro-batch pays no Dask graph building or optimization
     if isinstance(records, pd.DataFrame | dd.DataFrame):
         return records
-    raise SchemaError(
-        f"records must be a pandas or Dask DataFrame, found {type(records).__name__}"
-    )
+    raise SchemaError(f"records must be a pandas or Dask DataFrame, found {type(records).__name__}")
 
 
 def rollup(
@@ -184,6 +446,7 @@ def rollup(
     worst_min_attempts: int = WORST_MIN_ATTEMPTS,
     customer_table: pd.DataFrame | None = None,
     rank_customers: bool = True,
+    sizes: bool = False,
 ) -> KqiResult:
     """Compute KQIs per group and per modeled customer per time bucket, and the worst customers.
 
@@ -203,8 +466,11 @@ def rollup(
     customer_table : pandas.DataFrame, optional
         Customer attributes, when the model has attribute rules and names no table.
     rank_customers : bool
-        Also sum every customer's counters to rank the worst customers (a groupby over all
-        customers: skip it when only group and modeled-customer KQIs are wanted).
+        Also sum every customer's counters to rank the worst customers (skip it when only
+        group and modeled-customer KQIs are wanted).
+    sizes : bool
+        Also count the distinct customers of every node group (:attr:`KqiResult.group_sizes`,
+        the same table as :func:`cemkit.kqi.sizes.group_sizes`) in the same pass.
 
     Returns
     -------
@@ -220,7 +486,7 @@ def rollup(
     if "start" not in ddf.columns:
         raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
     # read only what the formulas and the model need (customer numbers are the widest column)
-    per_customer_work = rank_customers or bool(assigner.customer_names)
+    per_customer_work = rank_customers or bool(assigner.customer_names) or sizes
     wanted = [*formulas.INPUT_COLUMNS, "start", "node", formulas.INTENT_COLUMN]
     if per_customer_work:
         wanted.append("leg")
@@ -232,141 +498,103 @@ def rollup(
             f"records have no {spec.numbers.column!r} column to tell customers apart",
             hint="pass rank_customers=False, or give records with (pseudonymized) numbers",
         )
-    if formulas.INTENT_COLUMN in ddf.columns:
-        ddf = _mark_first_of_intent(ddf)
-    assigned = assigner.assign(ddf) if is_pandas else assigner.assign_dask(ddf)
-    number_column = spec.numbers.column
-    prepared = _map_parts(assigned, _prepare, number_column)
-    counters = list(formulas.COUNTERS)
-    group_sums = prepared.groupby(_KEYS_GROUP)[counters].sum()
-    with_pdd = prepared[prepared["pdd_count"] > 0]
-    group_pdd = with_pdd.groupby([*_KEYS_GROUP, "pdd_ms_int"])["pdd_count"].sum()
-    orig = prepared[prepared["orig"]]
-    cust_sums: Any = pd.DataFrame()
-    cust_pdd: Any = pd.Series([], dtype=np.int64)
-    if assigner.customer_names:  # no modeled customers: no filtering pass for them
-        modeled = orig[orig["customer_code"] >= 0]
-        cust_sums = modeled.groupby(_KEYS_CUST)[counters].sum()
-        cust_pdd = modeled[modeled["pdd_count"] > 0].groupby([*_KEYS_CUST, "pdd_ms_int"])[
-            "pdd_count"
-        ].sum()
-    if rank_customers:
-        split = {} if is_pandas else {"split_out": max(1, prepared.npartitions // 8)}
-        per_customer = orig.groupby("customer")[list(_SCORE_COUNTERS)].sum(**split)
-        worst_parts: Any = _map_parts(per_customer, _worst_of_partition, top_n,
-                                      worst_min_attempts, meta=_worst_meta())  # fmt: skip
-        n_customers: Any = per_customer.shape[0]
+    wants = _Wants(spec.numbers.column, bool(assigner.customer_names), rank_customers, sizes)
+    if is_pandas:
+        partials = [_partial(ddf, assigner, wants)]
     else:
-        worst_parts, n_customers = _worst_meta(), 0
-    g_sums, g_pdd, c_sums, c_pdd, worst, n_cust = dask.compute(
-        group_sums, group_pdd, cust_sums, cust_pdd, worst_parts, n_customers
-    )
+        if formulas.INTENT_COLUMN in ddf.columns:
+            ddf = _mark_first_of_intent(ddf)  # an intent's attempts may lie in any partition
+        held = dask.delayed(assigner, name=f"kqi-assigner-{uuid.uuid4().hex}")
+        task = dask.delayed(_partial, pure=True)
+        partials = list(dask.compute(*[task(p, held, wants) for p in ddf.to_delayed()]))
     names = [*assigner.group_names]
-    hierarchy = {i: [names.index(a) for a in spec.ancestors(n)] for i, n in enumerate(names)}
-    tables = [
-        _finish(g_sums, g_pdd, "group_code", names, hierarchy, freqs, "group"),
-        _finish(c_sums, c_pdd, "customer_code", assigner.customer_names, {}, freqs, "customer"),
-    ]
-    table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(
-        len(t) for t in tables
-    ) else _empty_table()
-    worst = _rank(worst, top_n)
-    return KqiResult(table, worst, int(n_cust), spec.name, tuple(freqs))
-
-
-def _finish(
-    sums: pd.DataFrame,
-    pdd_counts: pd.Series,
-    code_col: str,
-    names: list[str],
-    hierarchy: dict[int, list[int]],
-    freqs: Sequence[str],
-    kind: str,
-) -> pd.DataFrame:
-    """Roll leaf sums up the hierarchy and to coarser buckets, then compute indicators."""
-    if sums.empty:
-        return _empty_table()
-    sums = sums.reset_index()
-    pdd = pdd_counts.rename("n").reset_index()
-    all_sums = _with_ancestors(sums, code_col, len(names), hierarchy)
-    all_pdd = _with_ancestors(pdd, code_col, len(names), hierarchy)
-    label = np.array([*names, UNASSIGNED], dtype=object)
-    out = []
-    for freq in freqs:
-        offset = FREQ_OFFSETS[freq]
-        s = all_sums.assign(bucket=all_sums["bucket"].dt.floor(offset))
-        s = s.groupby([code_col, "bucket"], sort=True).sum().reset_index()
-        p = all_pdd.assign(bucket=all_pdd["bucket"].dt.floor(offset))
-        p = p.groupby([code_col, "bucket", "pdd_ms_int"], sort=True)["n"].sum().reset_index()
-        quant = _quantiles(p, code_col)
-        s = s.merge(quant, on=[code_col, "bucket"], how="left")
-        ind = formulas.indicators(s)
-        frame = pd.DataFrame(
-            {
-                "object_kind": kind,
-                "object": label[s[code_col].to_numpy()],
-                "freq": freq,
-                "bucket": s["bucket"],
-                "bucket_end": s["bucket"] + pd.Timedelta(offset),
-            }
-        )
-        counters = s[list(formulas.COUNTERS)]
-        rest = ind.drop(columns=["attempts"])
-        out.append(pd.concat([frame, counters, rest], axis=1))
-    table = pd.concat(out, ignore_index=True)
-    table["object"] = table["object"].astype(pd.StringDtype("pyarrow"))
-    table["object_kind"] = table["object_kind"].astype(pd.StringDtype("pyarrow"))
-    table["freq"] = table["freq"].astype(pd.StringDtype("pyarrow"))
-    return table
-
-
-def _with_ancestors(
-    frame: pd.DataFrame, code_col: str, n_codes: int, hierarchy: dict[int, list[int]]
-) -> pd.DataFrame:
-    """Each row once for its own object and once more for every ancestor of it (vectorized)."""
-    chains = [[code, *hierarchy.get(code, [])] for code in range(n_codes)]
-    lengths = np.array([len(c) for c in chains] + [1], dtype=np.int64)  # last: unassigned
-    codes = frame[code_col].to_numpy(dtype=np.int64)
-    slot = np.where(codes < 0, n_codes, codes)
-    reps = lengths[slot]
-    if (reps == 1).all():
-        return frame
-    offsets = np.r_[0, np.cumsum(lengths)]
-    flat = np.array([c for chain in chains for c in chain] + [-1], dtype=np.int64)
-    row = np.repeat(np.arange(len(frame)), reps)
-    within = np.arange(len(row)) - np.repeat(np.cumsum(reps) - reps, reps)
-    out = frame.iloc[row].reset_index(drop=True)
-    out[code_col] = flat[offsets[slot[row]] + within].astype(frame[code_col].dtype)
-    return out
-
-
-def _quantiles(p: pd.DataFrame, code_col: str) -> pd.DataFrame:
-    """Exact PDD percentiles per (object, bucket) from value counts (sorted by the caller)."""
-    p = p[p["n"] > 0]
-    if len(p):
-        keys = p[[code_col, "bucket"]]
-        code = p[code_col].to_numpy()
-        bucket = p["bucket"].to_numpy(dtype="datetime64[ns]")
-        new = np.r_[True, (code[1:] != code[:-1]) | (bucket[1:] != bucket[:-1])]
-        gid = np.cumsum(new) - 1
-        values = p["pdd_ms_int"].to_numpy(dtype=float)
-        counts = p["n"].to_numpy(dtype=np.int64)
-        out = None
-        for name, q in formulas.PDD_QUANTILES.items():
-            ids, quant = formulas.grouped_weighted_quantile(gid, values, counts, q)
-            if out is None:
-                first = np.searchsorted(gid, ids)
-                out = keys.iloc[first].reset_index(drop=True)
-            out[name] = quant
-        assert out is not None
-        return out
-    return pd.DataFrame(
-        {
-            code_col: pd.Series([], dtype=np.int32),
-            "bucket": pd.Series([], dtype="datetime64[ns, UTC]"),
-            **{n: pd.Series([], dtype=float) for n in formulas.PDD_QUANTILES},
-        }
+    hierarchy = hierarchy_of(assigner)
+    group = _merge_leaves([p.group for p in partials])
+    customer = _merge_leaves([p.customer for p in partials])
+    table = _table(
+        [("group", group, names, hierarchy), ("customer", customer, assigner.customer_names, {})],
+        freqs,
     )
+    if rank_customers:
+        per_customer = _customer_sums(partials)
+        worst = _worst_of_partition(per_customer, top_n, worst_min_attempts)
+        n_customers = len(per_customer)
+    else:
+        worst, n_customers = _worst_meta(), 0
+    worst = _rank(worst, top_n)
+    group_sizes = None
+    if sizes:
+        found = [p.size_pairs for p in partials if p.size_pairs is not None]
+        group_sizes = count_sizes(found, names, hierarchy)
+    return KqiResult(table, worst, int(n_customers), spec.name, tuple(freqs), group_sizes)
+
+
+def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
+           freqs: Sequence[str]) -> pd.DataFrame:  # fmt: skip
+    """The KQI table: every kind's leaf rows rolled up, per bucket size, indicators computed."""
+    parts: list[tuple[str, str, list[str], _Leaf]] = []
+    for kind, leaf, names, hierarchy in kinds:
+        if len(leaf.code):
+            parts.extend((kind, f, names, _roll(leaf, len(names), hierarchy, _STEP_NS[f]))
+                         for f in freqs)  # fmt: skip
+    if not parts:
+        return _empty_table()
+    sums = np.concatenate([p[3].sums for p in parts], axis=1)
+    columns: dict[str, Any] = {c: sums[i] for i, c in enumerate(formulas.COUNTERS)}
+    quantiles = [_quantile_columns(p[3]) for p in parts]
+    for name in formulas.PDD_QUANTILES:
+        columns[name] = np.concatenate([q[name] for q in quantiles])
+    ind = formulas.indicators(pd.DataFrame(columns, copy=False))
+    label_parts, kind_parts, freq_parts, bucket_parts, end_parts = [], [], [], [], []
+    for kind, freq, names, leaf in parts:
+        labels = pa.array([*names, UNASSIGNED], type=pa.string())
+        slot = np.where(leaf.code < 0, len(names), leaf.code)
+        label_parts.append(labels.take(pa.array(slot)))
+        n = len(leaf.code)
+        kind_parts.append(pa.array([kind], pa.string()).take(pa.array(np.zeros(n, np.int64))))
+        freq_parts.append(pa.array([freq], pa.string()).take(pa.array(np.zeros(n, np.int64))))
+        bucket_parts.append(leaf.bucket)
+        end_parts.append(leaf.bucket + int(pd.Timedelta(FREQ_OFFSETS[freq]).value))
+    out: dict[str, Any] = {
+        "object_kind": _string_array(kind_parts),
+        "object": _string_array(label_parts),
+        "freq": _string_array(freq_parts),
+        "bucket": _utc(np.concatenate(bucket_parts)),
+        "bucket_end": _utc(np.concatenate(end_parts)),
+    }
+    for c in formulas.COUNTERS:
+        out[c] = columns[c]
+    for c in ind.columns:
+        if c != "attempts":
+            out[c] = ind[c].to_numpy()
+    return pd.DataFrame(out, copy=False)
+
+
+def _string_array(chunks: list[pa.Array]) -> pd.api.extensions.ExtensionArray:
+    return pd.array(pa.concat_arrays(chunks), dtype=_STRING)
+
+
+def _utc(ns: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    return pd.array(ns.view("datetime64[ns]"), dtype=pd.DatetimeTZDtype("ns", "UTC"))
+
+
+def _customer_sums(partials: list[_Partial]) -> pd.DataFrame:
+    """Per customer (originating records), the score counters summed over all partitions."""
+    chunks = [p.customers for p in partials if p.customers is not None and len(p.customers)]
+    if not chunks:
+        empty = pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in _SCORE_COUNTERS})
+        empty.index = pd.Index([], dtype=_STRING, name="customer")
+        return empty
+    sums = np.concatenate([p.customer_sums for p in partials if p.customers is not None
+                           and len(p.customers)], axis=1)  # fmt: skip
+    if len(chunks) == 1:
+        values, total = chunks[0], sums
+    else:
+        idx, values = encode(pa.concat_arrays(chunks))
+        total, _ = _kernels.sum_by_cell(idx, sums, -1, _NO_REPLACEMENT, len(values))
+    frame = pd.DataFrame({c: total[i] for i, c in enumerate(_SCORE_COUNTERS)}, copy=False)
+    frame.index = pd.Index(pd.array(values, dtype=_STRING), name="customer")
+    return frame
 
 
 def _empty_table() -> pd.DataFrame:

@@ -3,14 +3,23 @@
 A report must not show a group that hides fewer than k customers (the policy's minimum group
 size, :mod:`cemkit.privacy.suppress`). Counts are exact: each customer is counted once in its
 group and once in every ancestor group, however many records or nodes it has.
+
+Each partition yields its distinct (leaf group, customer) pairs (integer codes, one sort); the
+pairs of all partitions are merged, then rolled up the hierarchy as an ancestor index over the
+pairs (never over records). :func:`cemkit.kqi.rollup.rollup` does the same in its one pass over
+the records (``sizes=True``); :func:`group_sizes` is that step alone.
 """
 
 from __future__ import annotations
 
+import uuid
+import weakref
 from typing import Any
 
+import dask
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cemkit.model.assign import Assigner
 from cemkit.model.spec import ServiceModel
@@ -18,21 +27,89 @@ from cemkit.model.spec import ServiceModel
 #: Label of records that no group rule matched.
 UNASSIGNED = "(unassigned)"
 
+# the ancestor codes of a compiled model, kept while it lives (a micro-batch reuses its model)
+_HIERARCHIES: weakref.WeakKeyDictionary[Assigner, tuple[int, dict[int, list[int]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
-def _pairs(part: pd.DataFrame, assigner: Assigner, column: str) -> pd.DataFrame:
-    """(group code, customer) pairs of a partition, the group and each of its ancestors."""
-    codes = assigner.group_codes(part[column], part.get("node"))
-    chains = [[i, *assigner._chain_index[i]] for i in range(len(assigner.group_names))]
-    depth = max((len(c) for c in chains), default=1)
-    lookup = np.full((len(chains) + 1, depth), -2, dtype=np.int64)  # row -1 → unassigned
-    for i, chain in enumerate(chains):
-        lookup[i, : len(chain)] = chain
-    lookup[-1, 0] = -1
-    customers = part[column].astype("string[pyarrow]").to_numpy()
-    rows = [pd.DataFrame({"code": lookup[codes, d], "customer": customers}) for d in range(depth)]
-    out = pd.concat(rows, ignore_index=True)
-    out = out[(out["code"] > -2) & pd.notna(out["customer"])]
-    return out.drop_duplicates()
+
+def strings(values: pd.Series) -> pa.Array:
+    """A string column as one Arrow string array."""
+    arr = pa.array(values.astype(pd.StringDtype("pyarrow")), from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def encode(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary codes (int64, -1 for null) and the distinct values of a string array."""
+    enc = arr.dictionary_encode()
+    codes = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes, enc.dictionary
+
+
+def ancestor_index(n_codes: int, hierarchy: dict[int, list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each code's chain (itself, then its ancestors) as offsets into one flat array.
+
+    Slot ``n_codes`` is the unassigned code -1 (a chain of itself only).
+    """
+    chains = [[code, *hierarchy.get(code, [])] for code in range(n_codes)] + [[-1]]
+    lengths = np.array([len(c) for c in chains], dtype=np.int64)
+    flat = np.array([c for chain in chains for c in chain], dtype=np.int64)
+    return np.r_[0, np.cumsum(lengths)], flat
+
+
+def expand(codes: np.ndarray, n_codes: int,
+           index: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Every row once for its own code and once per ancestor: (source row, code) per output row."""
+    offsets, flat = index
+    slot = np.where(codes < 0, n_codes, codes)
+    reps = offsets[slot + 1] - offsets[slot]
+    row = np.repeat(np.arange(len(codes)), reps)
+    within = np.arange(len(row)) - np.repeat(np.cumsum(reps) - reps, reps)
+    return row, flat[offsets[slot[row]] + within]
+
+
+def size_pairs(groups: np.ndarray, numbers: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Distinct (leaf group code, customer) pairs of one partition (null customers left out)."""
+    idx, values = encode(numbers)
+    width = max(len(values), 1)
+    valid = idx >= 0
+    pair = np.unique((np.asarray(groups, dtype=np.int64)[valid] + 1) * width + idx[valid])
+    return pair // width - 1, values.take(pa.array(pair % width))
+
+
+def count_sizes(pairs: list[tuple[np.ndarray, pa.Array]], names: list[str],
+                hierarchy: dict[int, list[int]]) -> pd.DataFrame:  # fmt: skip
+    """The group-sizes table from the pairs of every partition."""
+    codes = np.concatenate([c for c, _ in pairs]) if pairs else np.zeros(0, np.int64)
+    if len(codes):
+        idx, values = encode(pa.concat_arrays([v for _, v in pairs]))
+        width = max(len(values), 1)
+        row, code = expand(codes, len(names), ancestor_index(len(names), hierarchy))
+        pair = np.unique((code + 1) * width + idx[row])
+        found, counts = np.unique(pair // width - 1, return_counts=True)
+    else:
+        found, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    label = np.array([*names, UNASSIGNED], dtype=object)
+    return pd.DataFrame(
+        {"group": label[np.where(found < 0, len(label) - 1, found)],
+         "customers": counts.astype("int64")}
+    ).sort_values("group", ignore_index=True)  # fmt: skip
+
+
+def hierarchy_of(assigner: Assigner) -> dict[int, list[int]]:
+    """Each group code's ancestor codes, nearest first."""
+    names = assigner.group_names
+    cached = _HIERARCHIES.get(assigner)
+    if cached is None or cached[0] != len(names):
+        at = {n: i for i, n in enumerate(names)}
+        chains = {i: [at[a] for a in assigner.model.ancestors(n)] for i, n in enumerate(names)}
+        cached = _HIERARCHIES[assigner] = (len(names), chains)
+    return cached[1]
+
+
+def _pairs(part: pd.DataFrame, assigner: Assigner, column: str) -> tuple[np.ndarray, pa.Array]:
+    codes = assigner.group_codes(part[column], part["node"] if "node" in part.columns else None)
+    return size_pairs(codes, strings(part[column]))
 
 
 def group_sizes(records: Any, model: ServiceModel | Assigner) -> pd.DataFrame:
@@ -48,16 +125,9 @@ def group_sizes(records: Any, model: ServiceModel | Assigner) -> pd.DataFrame:
     column = assigner.model.numbers.column
     cols = [c for c in (column, "node") if c in records.columns]
     if hasattr(records, "map_partitions"):
-        meta = pd.DataFrame({"code": pd.Series([], dtype="int64"),
-                             "customer": pd.Series([], dtype="string[pyarrow]")})  # fmt: skip
-        pairs = records[cols].map_partitions(_pairs, assigner, column, meta=meta)
-        counts = pairs.drop_duplicates(split_out=max(1, records.npartitions // 8))
-        sizes = counts.groupby("code").size().compute()
+        held = dask.delayed(assigner, name=f"sizes-assigner-{uuid.uuid4().hex}")
+        task = dask.delayed(_pairs, pure=True)
+        pairs = list(dask.compute(*[task(p, held, column) for p in records[cols].to_delayed()]))
     else:
-        sizes = _pairs(records[cols], assigner, column).groupby("code").size()
-    names = np.array([*assigner.group_names, UNASSIGNED], dtype=object)
-    idx = sizes.index.to_numpy()
-    return pd.DataFrame(
-        {"group": names[np.where(idx < 0, len(names) - 1, idx)],
-         "customers": sizes.to_numpy().astype("int64")}
-    ).sort_values("group", ignore_index=True)  # fmt: skip
+        pairs = [_pairs(records[cols], assigner, column)]
+    return count_sizes(pairs, assigner.group_names, hierarchy_of(assigner))
