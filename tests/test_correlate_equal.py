@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_correlate_records import record_frames
 
-from cemkit import schema
-from cemkit.correlate import match, pair_legs, sessionize, stitch
+from cemkit import config, schema
+from cemkit.correlate import _frames, match, pair_legs, sessionize, stitch
 from cemkit.privacy import load_policy, protect
 from cemkit.privacy.keys import Key
 from cemkit.runs.library import correlate_stages
@@ -50,7 +50,11 @@ def test_real_records_each_correlator_equals_main(protected):
     equal(sessionize(matched, output="records"), naive.ref_sessionize_records(matched))
 
 
-def test_real_records_correlate_stages_equal_main(protected):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_real_records_correlate_stages_equal_main(protected, threads, monkeypatch):
+    # with 2 threads the column-parallel gathers and encodings run (threshold lowered to 0)
+    monkeypatch.setattr(config, "CORRELATE_THREADS", threads)
+    monkeypatch.setattr(_frames, "_THREAD_MIN_ROWS", 0)
     equal(run_pandas(protected, correlate_stages()), naive.ref_correlate(protected))
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cemkit import config
 from cemkit.correlate import _kernels
 from cemkit.correlate._kernels import NULL_TIME
 from cemkit.errors import SchemaError
@@ -206,10 +207,12 @@ def composite_key(
     fit an int64 is the key renumbered densely on the way.
     """
     flags = list(null_is_value or [False] * len(columns))
+    rows = len(columns[0]) if columns else 0
+    encoded = map_threads(lambda cf: column_codes(*cf), list(zip(columns, flags, strict=True)),
+                          rows)  # fmt: skip
     key: np.ndarray | None = None
     size = 1
-    for col, nv in zip(columns, flags, strict=True):
-        codes, n = column_codes(col, nv)
+    for codes, n in encoded:
         n = max(n, 1)
         if key is None:
             key, size = codes, n
@@ -341,7 +344,25 @@ def select(records: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
 
 def select_columns(records: pd.DataFrame, keep: np.ndarray) -> dict[str, Any]:
     """Each column's array at the rows where ``keep`` is true (see :func:`select`)."""
-    return {c: records[c].array[keep] for c in records.columns}
+    names = list(records.columns)
+    arrays = map_threads(lambda c: records[c].array[keep], names, len(records))
+    return dict(zip(names, arrays, strict=True))
+
+
+#: Rows below which column-parallel work is not worth a thread hand-off.
+_THREAD_MIN_ROWS = 100_000
+
+
+def map_threads(fn: Callable[[Any], Any], items: Sequence[Any], rows: int) -> list[Any]:
+    """``[fn(x) for x in items]``, on ``config.CORRELATE_THREADS`` threads for large frames.
+
+    For per-column work that releases the GIL (pyarrow filters and dictionary encodings, NumPy
+    takes); ``fn`` must not submit work to the pool itself.
+    """
+    threads = max(1, int(config.CORRELATE_THREADS))
+    if threads == 1 or len(items) < 2 or rows < _THREAD_MIN_ROWS:
+        return [fn(x) for x in items]
+    return list(_kernels._pool(threads).map(fn, items))
 
 
 def absorb(

@@ -121,15 +121,18 @@ def correlate_calls(
     keep = np.zeros(len(records), bool)
     keep[rows2] = True
     columns = _frames.select_columns(records, keep)
-    for c in TERM_FIELDS:
-        if c in records.columns:
-            columns["src_term_" + c] = _frames.take(records[c], term[sel2], index,
-                                                    as_if_missing=True).array  # fmt: skip
-    columns["src_paired"] = pd.array(term[sel2] >= 0, dtype="boolean")
-    for c in XDR_FIELDS:
-        if c in records.columns:
-            columns["src_xdr_" + c] = _frames.take(records[c], xdr, index,
-                                                   as_if_missing=True).array  # fmt: skip
+    term_idx = term[sel2]
+    term_cols = [c for c in TERM_FIELDS if c in records.columns]
+    xdr_cols = [c for c in XDR_FIELDS if c in records.columns]
+    wanted = [(c, term_idx) for c in term_cols] + [(c, xdr) for c in xdr_cols]
+    # as_if_missing: the dtypes of the one-by-one correlators (also when every row has a partner)
+    taken = _frames.map_threads(
+        lambda cw: _frames.take(records[cw[0]], cw[1], index, as_if_missing=True).array,
+        wanted, len(index),
+    )  # fmt: skip
+    columns.update(zip([f"src_term_{c}" for c in term_cols], taken[: len(term_cols)], strict=True))
+    columns["src_paired"] = pd.array(term_idx >= 0, dtype="boolean")
+    columns.update(zip([f"src_xdr_{c}" for c in xdr_cols], taken[len(term_cols) :], strict=True))
     columns["src_match"] = pd.array(status[sel2], dtype="string[pyarrow]")
     columns["src_intent_id"] = records["record_id"].array.take(rows2[label])
     columns["src_attempt"] = pd.array(rank + 1, dtype="Int32")
