@@ -102,6 +102,14 @@ def stages(w: Path) -> list[dict[str, Any]]:
     add("match xDR-CDR", len(paired), secs, "one argsort (int64 key)", one_sort(paired))
     secs, labelled = _t(lambda: sessionize(matched, output="records"))
     add("sessionize", len(matched), secs, "one argsort (int64 key)", one_sort(matched))
+    # what the runner runs after stitch: pair, match, signaling, intents (one stage on branches
+    # that fuse them: one key, one sort, one gather)
+    from cemkit.runs.library import correlate_stages
+    from cemkit.runs.stages import run_pandas
+
+    secs, _ = _t(lambda: run_pandas(calls, correlate_stages()[1:]))
+    add("pair+match+signaling+intents (runner)", len(calls), secs, "one argsort (int64 key)",
+        one_sort(calls))  # fmt: skip
 
     assigner = Assigner(load_model(w / "model.yaml"))
     secs, _ = _t(lambda: rollup(labelled, assigner, rank_customers=False))

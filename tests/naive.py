@@ -805,3 +805,226 @@ def first_start(code, time, use, n_codes):
         ts = [int(t) for k, t, u in zip(code, time, use, strict=True) if k == c and u and t != NULL]
         out.append(min(ts) if ts else NULL)
     return np.array(out, dtype=np.int64)
+
+# --- frame-level references: the correlators as main had them (0c535fe), on naive kernels ------
+# The fast correlators (one factorization, one shared sort, one gather) must give exactly these
+# frames. Keys are pandas.factorize codes of the key columns; the kernels are the references above
+# (nearest_pairs applied key by key, which is the same rule: rows of two keys never pair).
+
+
+def nearest_pairs_by_key(key, time, side, tolerance):
+    """:func:`nearest_pairs`, run separately on the rows of each key (same result, less work)."""
+    partner = np.full(len(key), -1, np.int64)
+    rows_of: dict[int, list[int]] = {}
+    for i in range(len(key)):
+        if key[i] >= 0:
+            rows_of.setdefault(int(key[i]), []).append(i)
+    for rows in rows_of.values():
+        sub = nearest_pairs(key[rows], time[rows], side[rows], tolerance)
+        for a, b in enumerate(sub):
+            if b >= 0:
+                partner[rows[a]] = rows[b]
+    return partner
+
+
+def _ref_key(records, columns, null_is_value=None):
+    import pandas as pd
+
+    key = np.zeros(len(records), np.int64)
+    bad = np.zeros(len(records), bool)
+    for j, c in enumerate(columns):
+        keep_null = bool(null_is_value and null_is_value[j])
+        codes, uniques = pd.factorize(records[c], use_na_sentinel=not keep_null)
+        bad |= codes < 0
+        key = key * (len(uniques) + 1) + codes
+    return np.where(bad, -1, key)
+
+
+def _ref_time(s):
+    from cemkit.correlate._frames import time_ns
+
+    return time_ns(s)
+
+
+def _ref_bool(s):
+    return s.fillna(False).to_numpy(dtype=bool)
+
+
+def _ref_take(s, idx, index):
+    """main's ``_frames.take(..., as_if_missing=True)``: NumPy ints → float64, bools → object."""
+    import pandas as pd
+
+    ok = idx >= 0
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        out = np.full(idx.size, np.nan)
+        out[ok] = s.to_numpy()[idx[ok]]
+        return pd.Series(out, index=index, name=s.name)
+    if isinstance(dtype, np.dtype) and dtype.kind in "fcmM":
+        values = s.to_numpy()
+        out = np.empty(idx.size, dtype)
+        out[ok] = values[idx[ok]]
+        out[~ok] = np.array("NaT", dtype) if dtype.kind in "mM" else np.nan
+        return pd.Series(out, index=index, name=s.name)
+    if isinstance(dtype, np.dtype):
+        out = np.full(idx.size, np.nan, dtype=object)
+        out[ok] = np.asarray(s.to_numpy(), dtype=object)[idx[ok]]
+        return pd.Series(out, index=index, name=s.name, dtype=object)
+    return pd.Series(s.array.take(idx, allow_fill=True), index=index, name=s.name)
+
+
+def _ref_absorb(records, partner, keeper, prefix, columns):
+    import pandas as pd
+
+    matched = partner >= 0
+    kept = np.flatnonzero(~(matched & ~keeper))
+    out = records.iloc[kept]
+    idx = np.where(matched[kept] & keeper[kept], partner[kept], -1)
+    added = {prefix + c: _ref_take(records[c], idx, out.index) for c in columns
+             if c in records.columns}  # fmt: skip
+    return pd.concat([out, pd.DataFrame(added, index=out.index)], axis=1)
+
+
+def ref_stitch(records, gap="1s", by=("record_kind", "node", "leg")):
+    """main's ``stitch`` on pandas records (reductions by pandas groupby over every group)."""
+    import pandas as pd
+
+    from cemkit.correlate import _frames
+
+    by = list(by)
+    gap_ns = _frames.delta_ns(gap, _frames.time_kind(records["start"]), "gap")
+    has_ref = records["call_id"].notna().to_numpy(dtype=bool)
+    kref = _ref_key(records, [*by, "call_id"], [True] * len(by) + [False])
+    kpar = _ref_key(records, [*by, "a_number", "b_number"], [True] * len(by) + [False] * 2)
+    top = int(kref.max()) + 1 if len(kref) else 0
+    key = np.where(has_ref, kref, np.where(kpar >= 0, kpar + top, -1))
+    seq = records["partial_seq"].to_numpy(dtype=np.int64, na_value=-1)
+    label, rank, flags = stitch(key, seq, _ref_time(records["start"]),
+                                _ref_time(records["end"]), ~has_ref, gap_ns)  # fmt: skip
+    n = len(records)
+    reps = np.flatnonzero(label == np.arange(n))
+    out = records.iloc[reps].copy()
+    group_of = np.full(n, -1, np.int64)
+    group_of[reps] = np.arange(reps.size)
+    group = group_of[label]
+    sizes = np.bincount(group, minlength=reps.size)
+    g = records.reset_index(drop=True).groupby(group, sort=True)
+    multi = sizes > 1
+
+    def put(c, values):
+        col = out[c].array.copy()
+        col[multi] = pd.Series(values.array).astype(records[c].dtype).array[multi]
+        out[c] = col
+
+    if multi.any():
+        for c, how in [("start", "min"), ("answer", "min"), ("end", "max"),
+                       ("duration_s", "sum"), ("billsec_s", "sum"), ("volume_up_bytes", "sum"),
+                       ("volume_down_bytes", "sum"), ("mos", "mean"), ("loss_ratio", "mean"),
+                       ("jitter_ms", "mean")]:  # fmt: skip
+            if c in records.columns:
+                r = getattr(g[c], how)()
+                if how == "sum":
+                    r = r.where(g[c].count() > 0)
+                put(c, r.reindex(np.arange(reps.size)))
+        last_rank = pd.Series(rank).groupby(group).transform("max").to_numpy()
+        is_last = np.flatnonzero(rank == last_rank)
+        last = np.empty(reps.size, np.int64)
+        last[group[is_last]] = is_last
+        for c in ("outcome", "cause_q850", "sip_status", "released_by", "closing_cause"):
+            if c in records.columns:
+                out[c] = records[c].iloc[last].set_axis(out.index)
+        pseq = out["partial_seq"].copy()
+        pseq[multi] = pd.NA
+        out["partial_seq"] = pseq
+    f = flags[reps]
+    out["src_partials"] = pd.array(sizes, dtype="Int32")
+    out["src_partials_out_of_order"] = pd.array((f & 1) != 0, dtype="boolean")
+    out["src_partials_missing"] = pd.array((f & 2) != 0, dtype="boolean")
+    out["src_partials_duplicate"] = pd.array((f & 4) != 0, dtype="boolean")
+    return out
+
+
+_PARTIES = ("service", "a_number", "b_number")
+
+
+def ref_pair_legs(records, tolerance="5s"):
+    """main's ``pair_legs`` on pandas records."""
+    import pandas as pd
+
+    from cemkit.correlate import _frames
+    from cemkit.correlate.pair_legs import TERM_FIELDS
+
+    tol = _frames.delta_ns(tolerance, _frames.time_kind(records["start"]), "tolerance")
+    is_cdr = _ref_bool(records["record_kind"] == "cdr")
+    side = np.full(len(records), 2, np.int8)
+    side[is_cdr & _ref_bool(records["leg"] == "orig")] = 0
+    side[is_cdr & _ref_bool(records["leg"] == "term")] = 1
+    partner = nearest_pairs_by_key(_ref_key(records, _PARTIES), _ref_time(records["start"]),
+                                   side, tol)  # fmt: skip
+    keeper = _ref_bool(records["leg"] == "orig")
+    out = _ref_absorb(records, partner, keeper, "src_term_", TERM_FIELDS)
+    kept = ~((partner >= 0) & ~keeper)
+    out["src_paired"] = pd.array(((partner >= 0) & keeper)[kept], dtype="boolean")
+    return out
+
+
+def ref_match(records, tolerance="5s"):
+    """main's ``match`` on pandas records."""
+    import pandas as pd
+
+    from cemkit.correlate import _frames
+    from cemkit.correlate.match import XDR_FIELDS
+
+    tol = _frames.delta_ns(tolerance, _frames.time_kind(records["start"]), "tolerance")
+    is_xdr = _ref_bool(records["record_kind"] == "xdr")
+    is_cdr = _ref_bool(records["record_kind"] == "cdr")
+    side = np.full(len(records), 2, np.int8)
+    side[is_xdr] = 0
+    side[is_cdr] = 1
+    partner = nearest_pairs_by_key(_ref_key(records, _PARTIES), _ref_time(records["start"]),
+                                   side, tol)  # fmt: skip
+    out = _ref_absorb(records, partner, is_cdr, "src_xdr_", XDR_FIELDS)
+    kept = ~((partner >= 0) & is_xdr)
+    status = np.full(len(records), None, dtype=object)
+    status[is_cdr] = "cdr_only"
+    status[is_cdr & (partner >= 0)] = "matched"
+    status[is_xdr] = "xdr_only"
+    out["src_match"] = pd.array(status[kept], dtype="string[pyarrow]")
+    return out
+
+
+def _ref_sessions(records, window, close_on_answer):
+    from cemkit.correlate import _frames
+
+    win = _frames.delta_ns(window, _frames.time_kind(records["start"]), "window")
+    return sessions(_ref_key(records, _PARTIES), _ref_time(records["start"]),
+                    _ref_time(records["end"]), _ref_bool(records["outcome"] == "answered"),
+                    win, close_on_answer)  # fmt: skip
+
+
+def ref_sessionize_records(records, window="120s", close_on_answer=True):
+    """main's ``sessionize(..., output="records")`` on pandas records."""
+    import pandas as pd
+
+    label, rank = _ref_sessions(records, window, close_on_answer)
+    out = records.copy(deep=False)
+    out["src_intent_id"] = records["record_id"].iloc[label].to_numpy()
+    out["src_intent_id"] = out["src_intent_id"].astype(records["record_id"].dtype)
+    out["src_attempt"] = pd.array(rank + 1, dtype="Int32")
+    return out
+
+
+def ref_with_signaling(calls):
+    """main's ``cemkit.runs.library.with_signaling``."""
+    filled = {}
+    for name in ("pdd_ms", "sip_status", "mos", "loss_ratio", "jitter_ms"):
+        src = f"src_xdr_{name}"
+        if name in calls.columns and src in calls.columns:
+            filled[name] = calls[name].fillna(calls[src].astype(calls[name].dtype))
+    return calls.assign(**filled)
+
+
+def ref_correlate(records, gap="1s", pair_tolerance="5s", match_tolerance="5s", window="120s"):
+    """main's correlate stages on one partition: stitch, pair, match, signaling, intents."""
+    calls = ref_match(ref_pair_legs(ref_stitch(records, gap), pair_tolerance), match_tolerance)
+    return ref_sessionize_records(ref_with_signaling(calls), window)

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["asof", "stitch", "pair_legs", "match", "sessionize"])
+@pytest.mark.parametrize("name", ["asof", "stitch", "pair_legs", "match", "sessionize", "calls"])
 def test_docstring_examples(name):
     module = importlib.import_module(f"cemkit.correlate.{name}")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

@@ -129,3 +129,55 @@ def test_empty_inputs():
     assert K.nearest_pairs(e, e, np.empty(0, np.int8), 1).size == 0
     assert all(a.size == 0 for a in K.stitch_groups(e, e, e, e, np.empty(0, bool), 1))
     assert all(a.size == 0 for a in K.session_groups(e, e, e, np.empty(0, bool), 1, True))
+
+
+def _sorted_rows(key, time):
+    """(key, time, row) order of the rows with a key and a time, written out."""
+    rows = [i for i in range(len(key)) if key[i] >= 0 and time[i] != NULL]
+    return np.array(sorted(rows, key=lambda i: (int(key[i]), int(time[i]), i)), np.int64)
+
+
+@SETTINGS
+@given(data=st.data(), tolerance=st.sampled_from([0, 1, 4]), window=st.sampled_from([0, 3]),
+       close=st.booleans())  # fmt: skip
+def test_one_order_restricted_to_kept_rows_equals_naive(data, tolerance, window, close):
+    # the fused path sorts once, then runs each kernel on the order restricted to the rows the
+    # previous step kept: that must equal the kernel (and its reference) on the kept rows alone
+    n = data.draw(st.integers(0, 16))
+    key = data.draw(arrays(n, keys))
+    time = data.draw(arrays(n, times))
+    keep = data.draw(arrays(n, st.booleans(), bool))
+    order = K.key_time_order(key, time)
+    np.testing.assert_array_equal(order, _sorted_rows(key, time))
+    sub = K.restrict_order(order, keep)
+    np.testing.assert_array_equal(sub, _sorted_rows(key[keep], time[keep]))
+    side = data.draw(arrays(int(keep.sum()), st.integers(0, 2), np.int8))
+    got = K.nearest_pairs_sorted(sub, key[keep], time[keep], side, tolerance)
+    np.testing.assert_array_equal(got, naive.nearest_pairs(key[keep], time[keep], side, tolerance))
+    end = np.where(time == NULL, NULL, time + 1)[keep]
+    answered = data.draw(arrays(int(keep.sum()), st.booleans(), bool))
+    got = K.session_groups_sorted(sub, key[keep], time[keep], end, answered, window, close)
+    want = naive.sessions(key[keep], time[keep], end, answered, window, close)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_large_groups_equal_naive():
+    # runs longer than the insertion-sort limit, and more candidate pairs than the first buffer
+    rng = np.random.default_rng(3)
+    n = 300
+    key = rng.integers(-1, 3, n)
+    time = np.where(rng.random(n) < 0.05, NULL, rng.integers(0, 60, n))
+    side = rng.integers(0, 3, n).astype(np.int8)
+    np.testing.assert_array_equal(K.nearest_pairs(key, time, side, 3),
+                                  naive.nearest_pairs(key, time, side, 3))  # fmt: skip
+    seq = rng.integers(-1, 6, n)
+    end = np.where(time == NULL, NULL, time + 2)
+    chain = (key % 2 == 1) & (key >= 0)
+    for g, w in zip(K.stitch_groups(key, seq, time, end, chain, 1),
+                    naive.stitch(key, seq, time, end, chain, 1), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(g, w)
+    answered = rng.random(n) < 0.3
+    for g, w in zip(K.session_groups(key, time, end, answered, 4, True),
+                    naive.sessions(key, time, end, answered, 4, True), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(g, w)

@@ -4,7 +4,9 @@
 * :func:`stitch` — partial records of one call become one record;
 * :func:`pair_legs` — originating and terminating legs of one call become one call;
 * :func:`match` — signaling xDRs matched one-to-one with CDRs; unmatched ones flagged;
-* :func:`sessionize` — repeated attempts of a customer to one destination become one intent.
+* :func:`sessionize` — repeated attempts of a customer to one destination become one intent;
+* :func:`correlate_calls` — pair_legs, match and sessionize in one pass (one key, one sort, the
+  records gathered once): what the runner's correlate stage runs after stitch.
 
 Each takes pandas or Dask frames. Numba kernels (NumPy arrays only) live in
 :mod:`cemkit.correlate._kernels`; the Dask path shuffles records by key hash so each partition
@@ -24,6 +26,7 @@ from cemkit import _lazy
 
 if TYPE_CHECKING:
     from cemkit.correlate.asof import asof
+    from cemkit.correlate.calls import correlate_calls
     from cemkit.correlate.match import MATCH_COLUMNS, match
     from cemkit.correlate.pair_legs import PAIR_COLUMNS, pair_legs
     from cemkit.correlate.sessionize import INTENT_COLUMNS, RECORD_INTENT_COLUMNS, sessionize
@@ -33,6 +36,7 @@ _lazy.exports(
     __name__,
     {
         "asof": "cemkit.correlate.asof",
+        "correlate_calls": "cemkit.correlate.calls",
         "MATCH_COLUMNS": "cemkit.correlate.match",
         "match": "cemkit.correlate.match",
         "PAIR_COLUMNS": "cemkit.correlate.pair_legs",
@@ -53,6 +57,7 @@ __all__ = [
     "RECORD_INTENT_COLUMNS",
     "STITCH_COLUMNS",
     "asof",
+    "correlate_calls",
     "match",
     "pair_legs",
     "sessionize",

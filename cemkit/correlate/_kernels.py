@@ -206,13 +206,72 @@ def bucket_by_key(key, time, key_base, nkeys, threads=1):
     return offsets, rows, times
 
 
+def key_time_order(key, time):
+    """Rows with a valid key and time, sorted by (key, time, row position).
+
+    One stable NumPy ``lexsort`` (a radix/merge sort, several times faster than Numba's
+    ``argsort`` on unsorted composite keys), not jitted. This order serves every correlator keyed
+    by the same key: a subset of its rows, kept in this order, is sorted the same way (see
+    :func:`restrict_order`).
+    """
+    idx = np.flatnonzero((key >= 0) & (time != NULL_TIME))
+    return idx[np.lexsort((time[idx], key[idx]))].astype(np.int64, copy=False)
+
+
 @_jit
-def lexsort_rows(key, primary, secondary):
-    """Row order by (key, primary, secondary, row position), all ascending, stable."""
-    order = np.argsort(secondary, kind="mergesort")
-    order = order[np.argsort(primary[order], kind="mergesort")]
-    order = order[np.argsort(key[order], kind="mergesort")]
-    return order
+def restrict_order(order, keep):
+    """The rows of ``order`` with ``keep[row]``, renumbered to positions among the kept rows.
+
+    ``keep`` is a bool mask over the rows; row ``r`` becomes the number of kept rows before it, so
+    the result is the order of the frame of the kept rows (in their input order).
+    """
+    n = keep.shape[0]
+    new = np.full(n, -1, np.int64)
+    c = 0
+    for i in range(n):
+        if keep[i]:
+            new[i] = c
+            c += 1
+    m = 0
+    for p in range(order.shape[0]):
+        if keep[order[p]]:
+            m += 1
+    out = np.empty(m, np.int64)
+    m = 0
+    for p in range(order.shape[0]):
+        r = order[p]
+        if keep[r]:
+            out[m] = new[r]
+            m += 1
+    return out
+
+
+@_jit
+def _sort_runs2(order, key, primary, secondary):
+    """Sort each run of equal ``key[order]`` by (primary, secondary, row) in place (stable)."""
+    m = order.shape[0]
+    lo = 0
+    while lo < m:
+        hi = lo + 1
+        while hi < m and key[order[hi]] == key[order[lo]]:
+            hi += 1
+        if hi - lo > _INSERTION_MAX:
+            sub = order[lo:hi].copy()
+            o = np.argsort(secondary[sub], kind="mergesort")
+            o = o[np.argsort(primary[sub[o]], kind="mergesort")]
+            order[lo:hi] = sub[o]
+        elif hi - lo > 1:
+            for a in range(lo + 1, hi):
+                r = order[a]
+                b = a - 1
+                while b >= lo and (
+                    primary[order[b]] > primary[r]
+                    or (primary[order[b]] == primary[r] and secondary[order[b]] > secondary[r])
+                ):
+                    order[b + 1] = order[b]
+                    b -= 1
+                order[b + 1] = r
+        lo = hi
 
 
 # --- asof ---------------------------------------------------------------------------------------
@@ -322,37 +381,68 @@ def asof_indices(
 
 # --- one-to-one nearest matching (pair_legs, match) ---------------------------------------------
 @_jit
-def _candidates(order, key, time, side, tolerance, cand, fill):
-    """Count (and if ``fill``, store) the candidate pairs of :func:`nearest_pairs`.
+def nearest_pairs_sorted(order, key, time, side, tolerance):
+    """:func:`nearest_pairs` on rows already in (key, time, row) order (:func:`key_time_order`).
 
-    ``cand`` holds the side-0 rows, then the side-1 rows, then the distances, each ``total`` long.
+    ``order`` may hold rows of any side (rows not of side 0 or 1 are skipped) but only rows with
+    a valid key and time. Rows of two keys never pair, so the greedy acceptance in
+    (distance, side-0 row, side-1 row) order is done key by key: one pass over the order, each
+    key's few candidate pairs sorted on their own.
     """
+    n = key.shape[0]
+    partner = np.full(n, -1, np.int64)
     m = order.shape[0]
-    total = cand.shape[0] // 3
-    count = 0
-    for p in range(m):
-        i = order[p]
-        if side[i] != 0:
-            continue
-        for step in (-1, 1):
-            q = p + step
-            while (
-                0 <= q < m
-                and key[order[q]] == key[i]
-                and abs(time[order[q]] - time[i]) <= tolerance
-            ):
-                j = order[q]
-                if side[j] == 1:
-                    if fill:
-                        cand[count] = i
-                        cand[total + count] = j
-                        cand[2 * total + count] = abs(time[j] - time[i])
-                    count += 1
-                q += step
-    return count
+    cap = 16
+    ci = np.empty(cap, np.int64)
+    cj = np.empty(cap, np.int64)
+    cd = np.empty(cap, np.int64)
+    lo = 0
+    while lo < m:
+        k = key[order[lo]]
+        hi = lo + 1
+        while hi < m and key[order[hi]] == k:
+            hi += 1
+        count = 0
+        for p in range(lo, hi):
+            i = order[p]
+            if side[i] != 0:
+                continue
+            for step in (-1, 1):
+                q = p + step
+                while lo <= q < hi and abs(time[order[q]] - time[i]) <= tolerance:
+                    j = order[q]
+                    if side[j] == 1:
+                        if count == cap:
+                            cap *= 2
+                            ci2 = np.empty(cap, np.int64)
+                            cj2 = np.empty(cap, np.int64)
+                            cd2 = np.empty(cap, np.int64)
+                            ci2[:count] = ci[:count]
+                            cj2[:count] = cj[:count]
+                            cd2[:count] = cd[:count]
+                            ci, cj, cd = ci2, cj2, cd2
+                        ci[count] = i
+                        cj[count] = j
+                        cd[count] = abs(time[j] - time[i])
+                        count += 1
+                    q += step
+        if count == 1:
+            partner[ci[0]] = cj[0]
+            partner[cj[0]] = ci[0]
+        elif count > 1:
+            o = np.argsort(cj[:count], kind="mergesort")
+            o = o[np.argsort(ci[:count][o], kind="mergesort")]
+            o = o[np.argsort(cd[:count][o], kind="mergesort")]
+            for c in range(count):
+                i = ci[o[c]]
+                j = cj[o[c]]
+                if partner[i] < 0 and partner[j] < 0:
+                    partner[i] = j
+                    partner[j] = i
+        lo = hi
+    return partner
 
 
-@_jit
 def nearest_pairs(key, time, side, tolerance):
     """One-to-one matching of side-0 rows to side-1 rows of the same key, nearest first.
 
@@ -378,37 +468,10 @@ def nearest_pairs(key, time, side, tolerance):
     int64 array
         Position of each row's partner, or -1.
     """
-    n = key.shape[0]
-    partner = np.full(n, -1, np.int64)
-    valid = np.zeros(n, np.bool_)
-    for i in range(n):
-        valid[i] = key[i] >= 0 and time[i] != NULL_TIME and (side[i] == 0 or side[i] == 1)
-    idx = np.nonzero(valid)[0]
-    if idx.shape[0] == 0:
-        return partner
-    order = idx[lexsort_rows(key[idx], time[idx], np.zeros(idx.shape[0], np.int64))]
-    total = _candidates(order, key, time, side, tolerance, np.empty(0, np.int64), False)
-    cand = np.empty(3 * total, np.int64)
-    _candidates(order, key, time, side, tolerance, cand, True)
-    ci = cand[:total]
-    cj = cand[total : 2 * total]
-    cd = cand[2 * total :]
-    if total == 0:
-        return partner
-    o = np.argsort(cj, kind="mergesort")
-    o = o[np.argsort(ci[o], kind="mergesort")]
-    o = o[np.argsort(cd[o], kind="mergesort")]
-    for c in range(total):
-        i = ci[o[c]]
-        j = cj[o[c]]
-        if partner[i] < 0 and partner[j] < 0:
-            partner[i] = j
-            partner[j] = i
-    return partner
+    return nearest_pairs_sorted(key_time_order(key, time), key, time, side, tolerance)
 
 
 # --- stitch -------------------------------------------------------------------------------------
-@_jit
 def stitch_groups(key, seq, start, end, chain, gap):
     """Group partial records of one call.
 
@@ -442,6 +505,15 @@ def stitch_groups(key, seq, start, end, chain, gap):
         :data:`FLAG_OUT_OF_ORDER` | :data:`FLAG_MISSING` | :data:`FLAG_DUPLICATE`, set on every
         row of a flagged call.
     """
+    # one stable NumPy sort of the keys (not jitted: faster than Numba's on unsorted keys); each
+    # call's few partials are then sorted on their own
+    order = np.argsort(key, kind="stable").astype(np.int64, copy=False)
+    return _stitch_sorted(order, key, seq, start, end, chain, gap)
+
+
+@_jit
+def _stitch_sorted(order, key, seq, start, end, chain, gap):
+    """:func:`stitch_groups` given the rows stably sorted by key."""
     n = key.shape[0]
     label = np.arange(n).astype(np.int64)
     rank = np.zeros(n, np.int64)
@@ -455,7 +527,7 @@ def stitch_groups(key, seq, start, end, chain, gap):
         seq_sort[i] = big if (chain[i] or seq[i] < 0) else seq[i]
         # null starts sort last (NaT is the smallest int64, so map it to the largest)
         start_sort[i] = big if start[i] == NULL_TIME else start[i]
-    order = lexsort_rows(key, seq_sort, start_sort)
+    _sort_runs2(order, key, seq_sort, start_sort)
     p = 0
     while p < n:
         i = order[p]
@@ -521,7 +593,6 @@ def stitch_groups(key, seq, start, end, chain, gap):
 
 
 # --- sessionize ---------------------------------------------------------------------------------
-@_jit
 def session_groups(key, start, end, answered, window, close_on_answer):
     """Group repeated attempts of one key (customer and destination) into intents.
 
@@ -550,26 +621,27 @@ def session_groups(key, start, end, answered, window, close_on_answer):
     rank : int64 array
         Attempt number minus one inside the intent.
     """
+    return session_groups_sorted(
+        key_time_order(key, start), key, start, end, answered, window, close_on_answer
+    )
+
+
+@_jit
+def session_groups_sorted(order, key, start, end, answered, window, close_on_answer):
+    """:func:`session_groups` on rows in (key, start, row) order (:func:`key_time_order`).
+
+    Rows not in ``order`` (no key, null start) are intents of their own.
+    """
     n = key.shape[0]
     label = np.arange(n).astype(np.int64)
     rank = np.zeros(n, np.int64)
-    if n == 0:
-        return label, rank
-    k2 = key.copy()
-    for i in range(n):
-        if start[i] == NULL_TIME:
-            k2[i] = -1
-    order = lexsort_rows(k2, start, np.zeros(n, np.int64))
     prev = -1
     head = -1
     cnt = 0
-    for p in range(n):
+    for p in range(order.shape[0]):
         i = order[p]
-        if k2[i] < 0:
-            prev = -1
-            continue
         joined = False
-        if prev >= 0 and k2[prev] == k2[i]:
+        if prev >= 0 and key[prev] == key[i]:
             ref = end[prev] if end[prev] != NULL_TIME else start[prev]
             joined = start[i] - ref <= window and not (close_on_answer and answered[prev])
         if joined:

@@ -35,7 +35,7 @@ def match_positions(records: pd.DataFrame, tolerance: Any = "5s") -> np.ndarray:
     _frames.require(records, [*KEY, "record_kind", "start"], "match")
     kind = _frames.time_kind(records["start"])
     tol = _frames.delta_ns(tolerance, kind, "tolerance")
-    (key,), _, _ = _frames.key_codes([[records[c] for c in KEY]])
+    key, _ = _frames.composite_key([records[c] for c in KEY])
     side = np.full(len(records), 2, np.int8)
     side[_frames.as_bool(records["record_kind"] == "xdr")] = 0
     side[_frames.as_bool(records["record_kind"] == "cdr")] = 1

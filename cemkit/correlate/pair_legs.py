@@ -31,7 +31,7 @@ def pair_positions(records: pd.DataFrame, tolerance: Any = "5s") -> np.ndarray:
     _frames.require(records, [*KEY, "leg", "record_kind", "start"], "pair_legs")
     kind = _frames.time_kind(records["start"])
     tol = _frames.delta_ns(tolerance, kind, "tolerance")
-    (key,), _, _ = _frames.key_codes([[records[c] for c in KEY]])
+    key, _ = _frames.composite_key([records[c] for c in KEY])
     is_cdr = _frames.as_bool(records["record_kind"] == "cdr")
     side = np.full(len(records), 2, np.int8)
     side[is_cdr & _frames.as_bool(records["leg"] == "orig")] = 0

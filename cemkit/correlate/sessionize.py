@@ -40,7 +40,7 @@ def session_labels(
     _frames.require(records, [*KEY, "start", "end", "outcome"], "sessionize")
     kind = _frames.time_kind(records["start"])
     win = _frames.delta_ns(window, kind, "window")
-    (key,), _, _ = _frames.key_codes([[records[c] for c in KEY]])
+    key, _ = _frames.composite_key([records[c] for c in KEY])
     answered = _frames.as_bool(records["outcome"] == "answered")
     return _kernels.session_groups(
         key, _frames.time_ns(records["start"]), _frames.time_ns(records["end"]), answered, win,

@@ -54,17 +54,18 @@ def stitch_labels(
     n = len(records)
     key = np.full(n, -1, np.int64)
     if n:
-        ref = records[has_ref]
-        (kref,), _, nref = _frames.key_codes(
-            [[ref[c] for c in [*by, "call_id"]]], null_is_value=[True] * len(by) + [False]
+        # a null call_id makes kref -1 there; the parties are encoded only for those rows (rare)
+        kref, nref = _frames.composite_key(
+            [records[c] for c in [*by, "call_id"]], null_is_value=[True] * len(by) + [False]
         )
-        noref = records[~has_ref]
-        (kpar,), _, _ = _frames.key_codes(
-            [[noref[c] for c in [*by, "a_number", "b_number"]]],
-            null_is_value=[True] * len(by) + [False, False],
-        )
-        key[has_ref] = kref
-        key[~has_ref] = np.where(kpar >= 0, kpar + nref, -1)
+        key[has_ref] = kref[has_ref]
+        noref = np.flatnonzero(~has_ref)
+        if noref.size:
+            kpar, _ = _frames.composite_key(
+                [records[c].iloc[noref] for c in [*by, "a_number", "b_number"]],
+                null_is_value=[True] * len(by) + [False, False],
+            )
+            key[noref] = np.where(kpar >= 0, kpar + nref, -1)
         if "record_kind" in records.columns:
             # a REGISTER refresh reuses its Call-ID (RFC 3261 section 10.2.4): each registration
             # attempt is a record of its own, never a partial of another
@@ -83,7 +84,7 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     group_of_rep = np.full(n, -1, np.int64)
     group_of_rep[reps] = np.arange(reps.size)
     group = group_of_rep[label]
-    out = records.iloc[reps].copy()
+    out = _frames.select(records, label == np.arange(n))
     ngroups = reps.size
     sizes = np.bincount(group, minlength=ngroups)
     # the last partial of each group: largest rank

@@ -105,18 +105,6 @@ def _stitch(df: pd.DataFrame, gap: str) -> pd.DataFrame:
     return stitch(df, gap=gap)
 
 
-def _pair(df: pd.DataFrame, tolerance: str) -> pd.DataFrame:
-    from cemkit.correlate import pair_legs
-
-    return pair_legs(df, tolerance=tolerance)
-
-
-def _match(df: pd.DataFrame, tolerance: str) -> pd.DataFrame:
-    from cemkit.correlate import match
-
-    return match(df, tolerance=tolerance)
-
-
 def with_signaling(calls: pd.DataFrame) -> pd.DataFrame:
     """Fill a matched CDR's missing measurements (PDD, SIP status, media) from its xDR."""
     filled = {}
@@ -127,16 +115,28 @@ def with_signaling(calls: pd.DataFrame) -> pd.DataFrame:
     return calls.assign(**filled)
 
 
-def _intents(df: pd.DataFrame, window: str) -> pd.DataFrame:
-    from cemkit.correlate import sessionize
+def _calls(df: pd.DataFrame, pair_tolerance: str, match_tolerance: str,
+           window: str) -> pd.DataFrame:  # fmt: skip
+    """Pair legs, match xDRs, fill signaling fields and label intents, in one pass.
 
-    return sessionize(df, window=window, output="records")
+    Equals ``sessionize(with_signaling(match(pair_legs(df))), output="records")``: filling the
+    signaling fields changes no column the intents read, so it runs last, on the one frame.
+    """
+    from cemkit.correlate.calls import correlate_calls
+
+    return with_signaling(correlate_calls(df, pair_tolerance, match_tolerance, window))
+
+
+#: The steps the fused parties stage runs (as the manifest lists them).
+PARTIES_STEPS = ("pair_legs", "match", "signaling", "intents")
 
 
 def correlate_stages(**settings: str) -> list[Stage]:
     """Stitch partials, pair legs, match xDRs to CDRs, fill signaling fields, label intents.
 
-    Two shuffles on Dask: by call (stitch), then by parties (the other four share it).
+    Two shuffles on Dask: by call (stitch), then by parties. The four steps keyed by parties run
+    as one stage (:func:`cemkit.correlate.calls.correlate_calls`: one key, one sort, the records
+    gathered once); the manifest lists them as steps.
     """
     opts = {**CORRELATE_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
     unknown = sorted(set(opts) - set(CORRELATE_DEFAULTS))
@@ -145,15 +145,12 @@ def correlate_stages(**settings: str) -> list[Stage]:
             f"unknown correlation setting(s) {unknown}; known: {sorted(CORRELATE_DEFAULTS)}"
         )
     sec = {"settings": dict(opts)}
+    calls = functools.partial(_calls, pair_tolerance=opts["pair_tolerance"],
+                              match_tolerance=opts["match_tolerance"],
+                              window=opts["window"])  # fmt: skip
     return [
         Stage("stitch", functools.partial(_stitch, gap=opts["gap"]), BY_CALL, "correlate", sec),
-        Stage("pair_legs", functools.partial(_pair, tolerance=opts["pair_tolerance"]),
-              BY_PARTIES, "correlate"),
-        Stage("match", functools.partial(_match, tolerance=opts["match_tolerance"]),
-              BY_PARTIES, "correlate"),
-        Stage("signaling", with_signaling, None, "correlate"),
-        Stage("intents", functools.partial(_intents, window=opts["window"]), BY_PARTIES,
-              "correlate"),
+        Stage("calls", calls, BY_PARTIES, "correlate", steps=PARTIES_STEPS),
     ]  # fmt: skip
 
 

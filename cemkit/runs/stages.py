@@ -56,6 +56,8 @@ class Stage:
         What the manifest records of the stage (JSON-serializable).
     quarantine : callable, optional
         What the stage does to quarantine rows (protect pseudonymizes them too).
+    steps : tuple of str, optional
+        The steps one fused stage runs, as the manifest lists them (default: its name).
     """
 
     name: str
@@ -64,6 +66,7 @@ class Stage:
     section: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     quarantine: PartitionFn | None = None
+    steps: tuple[str, ...] = ()
 
     @property
     def section_name(self) -> str:
@@ -145,7 +148,7 @@ def sections(stages: Sequence[Stage]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for st in stages:
         sec = out.setdefault(st.section_name, {"steps": []})
-        sec["steps"].append(st.name)
+        sec["steps"].extend(st.steps or [st.name])
         sec.update(st.settings)
     return out
 

@@ -1,0 +1,139 @@
+"""Pair legs, match xDRs and label intents in one pass: one key, one sort, one gather.
+
+:func:`pair_legs`, :func:`match` and :func:`sessionize` all key rows by ``service``, ``a_number``
+and ``b_number`` and order a key's rows by ``start`` (ties: row position). Each of them drops some
+rows and keeps the others in input order, so the rows left after one step are still in that order
+when restricted to themselves. :func:`correlate_calls` therefore encodes the key once, sorts once
+and runs the three kernels on index arrays, composing the row selections; the wide record columns
+are gathered once at the end. The result is exactly
+``sessionize(match(pair_legs(records, pt), mt), window, output="records")``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cemkit.correlate import _frames, _kernels
+from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
+from cemkit.correlate.pair_legs import TERM_FIELDS
+
+KEY = ("service", "a_number", "b_number")
+
+
+def correlate_calls(
+    records: pd.DataFrame,
+    pair_tolerance: Any = "5s",
+    match_tolerance: Any = "5s",
+    window: Any = "120s",
+    close_on_answer: bool = True,
+) -> pd.DataFrame:
+    """``pair_legs``, then ``match``, then ``sessionize(output="records")`` on pandas records.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        One partition of (stitched) canonical records, every row of a pair of parties in it.
+    pair_tolerance, match_tolerance, window, close_on_answer
+        As for :func:`~cemkit.correlate.pair_legs`, :func:`~cemkit.correlate.match` and
+        :func:`~cemkit.correlate.sessionize`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The frame the three correlators give one after the other (same rows, order, index,
+        columns, dtypes and values).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cemkit import schema
+    >>> from cemkit.correlate.calls import correlate_calls
+    >>> t = pd.Timestamp("2026-01-01", tz="UTC")
+    >>> recs = schema.conform(pd.DataFrame({
+    ...     "record_id": ["o", "t", "x"], "source": "x", "service": "voice",
+    ...     "record_kind": ["cdr", "cdr", "xdr"], "a_number": "p1", "b_number": "p2",
+    ...     "leg": ["orig", "term", None], "outcome": "answered",
+    ...     "start": [t, t + pd.Timedelta("1s"), t + pd.Timedelta("2s")]}))
+    >>> out = correlate_calls(recs)
+    >>> cols = ["record_id", "src_term_record_id", "src_xdr_record_id", "src_intent_id"]
+    >>> print(out[cols].to_string(index=False))
+    record_id src_term_record_id src_xdr_record_id src_intent_id
+            o                  t                 x             o
+    """
+    _frames.require(records, [*KEY, "leg", "record_kind", "start", "end", "outcome",
+                              "record_id"], "correlate")  # fmt: skip
+    if not records.columns.is_unique:  # one column per name is what the one gather needs
+        from cemkit.correlate import match, pair_legs, sessionize
+
+        paired = pair_legs(records, pair_tolerance)
+        return sessionize(match(paired, match_tolerance), window, close_on_answer,
+                          output="records")  # fmt: skip
+    kind = _frames.time_kind(records["start"])
+    pair_tol = _frames.delta_ns(pair_tolerance, kind, "tolerance")
+    match_tol = _frames.delta_ns(match_tolerance, kind, "tolerance")
+    win = _frames.delta_ns(window, kind, "window")
+    key, _ = _frames.composite_key([records[c] for c in KEY])
+    start = _frames.time_ns(records["start"])
+    order = _kernels.key_time_order(key, start)  # the one sort, shared by the three steps
+
+    # pair_legs: an originating leg absorbs its terminating leg
+    is_cdr = _frames.as_bool(records["record_kind"] == "cdr")
+    is_xdr = _frames.as_bool(records["record_kind"] == "xdr")
+    orig = _frames.as_bool(records["leg"] == "orig")
+    side = np.full(len(records), 2, np.int8)
+    side[is_cdr & orig] = 0
+    side[is_cdr & _frames.as_bool(records["leg"] == "term")] = 1
+    partner = _kernels.nearest_pairs_sorted(order, key, start, side, pair_tol)
+    keep1 = ~((partner >= 0) & ~orig)
+    rows1 = np.flatnonzero(keep1)  # rows of the paired frame, as positions in ``records``
+    term = np.where((partner >= 0) & orig, partner, -1)[rows1]
+
+    # match, on the rows pair_legs kept (positions 0..len(rows1)-1 of that frame)
+    order = _kernels.restrict_order(order, keep1)
+    key1, start1 = key[rows1], start[rows1]
+    cdr1, xdr1 = is_cdr[rows1], is_xdr[rows1]
+    side = np.full(rows1.size, 2, np.int8)
+    side[xdr1] = 0
+    side[cdr1] = 1
+    partner = _kernels.nearest_pairs_sorted(order, key1, start1, side, match_tol)
+    keep2 = ~((partner >= 0) & xdr1)
+    sel2 = np.flatnonzero(keep2)
+    rows2 = rows1[sel2]  # rows of the matched frame, as positions in ``records``
+    xdr = np.where((partner >= 0) & cdr1, rows1[np.maximum(partner, 0)], -1)[sel2]
+    status = np.full(rows1.size, None, dtype=object)
+    status[cdr1] = CDR_ONLY
+    status[cdr1 & (partner >= 0)] = MATCHED
+    status[xdr1] = XDR_ONLY
+
+    # sessionize, on the rows match kept
+    order = _kernels.restrict_order(order, keep2)
+    answered = _frames.as_bool(records["outcome"] == "answered")[rows2]
+    end = _frames.time_ns(records["end"])[rows2]
+    label, rank = _kernels.session_groups_sorted(
+        order, key1[sel2], start1[sel2], end, answered, win, bool(close_on_answer)
+    )
+
+    # one gather of the wide columns, then the added ones, in the order the steps add them
+    index = records.index[rows2]
+    keep = np.zeros(len(records), bool)
+    keep[rows2] = True
+    columns = _frames.select_columns(records, keep)
+    term_idx = term[sel2]
+    term_cols = [c for c in TERM_FIELDS if c in records.columns]
+    xdr_cols = [c for c in XDR_FIELDS if c in records.columns]
+    wanted = [(c, term_idx) for c in term_cols] + [(c, xdr) for c in xdr_cols]
+    # as_if_missing: the dtypes of the one-by-one correlators (also when every row has a partner)
+    taken = _frames.map_threads(
+        lambda cw: _frames.take(records[cw[0]], cw[1], index, as_if_missing=True).array,
+        wanted, len(index),
+    )  # fmt: skip
+    columns.update(zip([f"src_term_{c}" for c in term_cols], taken[: len(term_cols)], strict=True))
+    columns["src_paired"] = pd.array(term_idx >= 0, dtype="boolean")
+    columns.update(zip([f"src_xdr_{c}" for c in xdr_cols], taken[len(term_cols) :], strict=True))
+    columns["src_match"] = pd.array(status[sel2], dtype="string[pyarrow]")
+    columns["src_intent_id"] = records["record_id"].array.take(rows2[label])
+    columns["src_attempt"] = pd.array(rank + 1, dtype="Int32")
+    return pd.DataFrame(columns, index=index, copy=False)
