@@ -104,10 +104,9 @@ def _rows(
 
 def build_warehouse(path: Path, groups: int, days: int, days_15: int, end: pd.Timestamp) -> dict:
     """Write the benchmark warehouse; returns its row counts."""
-    from deltalake import write_deltalake
-
     from cemkit.warehouse import Warehouse
-    from cemkit.warehouse.table import KQI_SCHEMA
+    from cemkit.warehouse.compact import merged
+    from cemkit.warehouse.table import KQI_SCHEMA, write_rows
 
     rng = np.random.default_rng(7)
     pool = _pool(rng)
@@ -119,20 +118,28 @@ def build_warehouse(path: Path, groups: int, days: int, days_15: int, end: pd.Ti
     first = end - pd.Timedelta(days=days)
     counts = {"day_rows": 0, "rows_15min": 0}
 
-    def batches():
-        for d in range(days):
-            day = first + pd.Timedelta(days=d)
-            b = _rows(day, "day", objects, kinds, rng, pool)
-            counts["day_rows"] += b.num_rows
-            yield b
-            if d >= days - days_15:
-                b = _rows(day, "15min", objects, kinds, rng, None)
-                counts["rows_15min"] += b.num_rows
-                yield b
+    def write(batches: list[pa.RecordBatch]) -> None:
+        # each partition as `cemkit warehouse compact` leaves it: merged rows sorted by object,
+        # split into files of contiguous objects (the real compaction's merge and writer)
+        rows = merged(pa.Table.from_batches(batches, schema=KQI_SCHEMA))
+        write_rows(wh.store.table(), rows, mode="append")
 
-    reader = pa.RecordBatchReader.from_batches(KQI_SCHEMA, batches())
-    write_deltalake(wh.store.table(), reader, mode="append")
-    wh.compact()  # checkpoint (one file per partition already)
+    month: list[pa.RecordBatch] = []
+    for d in range(days):
+        day = first + pd.Timedelta(days=d)
+        if month and day.day == 1:
+            write(month)
+            month = []
+        b = _rows(day, "day", objects, kinds, rng, pool)
+        counts["day_rows"] += b.num_rows
+        month.append(b)
+        if d >= days - days_15:
+            b = _rows(day, "15min", objects, kinds, rng, None)
+            counts["rows_15min"] += b.num_rows
+            write([b])
+    if month:
+        write(month)
+    wh.compact()  # checkpoint (one write per partition: nothing to merge)
     return counts
 
 

@@ -283,3 +283,50 @@ def test_one_policy_key_and_model_per_warehouse(world, tmp_path):
     assert len(wh.files()) == 1
     ingest_files(wh.store, [str(files[1])], _settings(out))  # the same settings still work
     assert len(wh.files()) == 2
+
+
+def test_small_frame_indicators_equal_the_shared_formulas(world, tmp_path):
+    from cemkit.warehouse import indicators as small
+
+    out, files, _ = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(f) for f in files], _settings(out))
+    sums = wh.counters(*PERIOD, freq="hour")
+    assert len(sums) > 50
+    want = formulas.indicators(sums)
+    names = [n for n in formulas.INDICATORS if small.counters_needed([n]) is not None]
+    assert {"asr", "ner", "acd_s", "pdd_mean_ms", "mos", "data_volume_mb", "ser"} <= set(names)
+    got = small.indicators({c: sums[c].to_numpy() for c in COUNTERS}, names)
+    for n in names:  # bit for bit, NaN where the formulas give NaN
+        np.testing.assert_array_equal(got[n], want[n].to_numpy(), err_msg=n)
+    assert small.counters_needed(["asr", "experience_score"]) is None
+    # kqi() through the small path and through the pandas fallback give the same frame
+    fast = wh.kqi(*PERIOD, freq="day", k=2, indicators=["asr", "acd_s", "pdd_p95_ms"])
+    slow = wh.kqi(*PERIOD, freq="day", k=2,
+                  indicators=["asr", "acd_s", "pdd_p95_ms", "experience_score"])  # fmt: skip
+    pd.testing.assert_frame_equal(fast, slow.drop(columns="experience_score"))
+
+
+def test_a_query_on_few_objects_opens_only_their_files(tmp_path, monkeypatch):
+    from cemkit.warehouse import table
+
+    files = rotated_files(tmp_path, 1, records=6000, fmt="parquet")
+    monkeypatch.setattr(table, "TARGET_FILE_SIZE", 1)  # files of ~1K rows (writer's minimum)
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(files[0])], _settings(tmp_path, "parquet"))
+    every = wh.kqi(*PERIOD, freq="hour", k=2)
+    t0, t1 = pd.Timestamp(PERIOD[0], tz="UTC"), pd.Timestamp(PERIOD[1], tz="UTC")
+    all_files = wh._files("15min", t0, t1)
+    names = sorted(every["object"].unique())
+    few = names[:2]
+    some = wh._files("15min", t0, t1, "group", few)
+    assert len(all_files) >= 2 and 0 < len(some) < len(all_files), (len(some), len(all_files))
+    got = wh.kqi(*PERIOD, freq="hour", k=2, groups=few)
+    want = every[every["object"].isin(few)].reset_index(drop=True)
+    assert len(want) > 0
+    pd.testing.assert_frame_equal(got, want)
+    assert wh._files("15min", t0, t1, "customer", ["no-such-object"]) == []
+    # statistics may be truncated prefixes: a longer name that starts with max still matches
+    adds = {"min.object": ["a"], "max.object": ["lon"]}
+    assert table._may_hold(adds, 0, "object", ["london-sw1"])
+    assert not table._may_hold(adds, 0, "object", ["paris"])
