@@ -330,3 +330,18 @@ def test_a_query_on_few_objects_opens_only_their_files(tmp_path, monkeypatch):
     adds = {"min.object": ["a"], "max.object": ["lon"]}
     assert table._may_hold(adds, 0, "object", ["london-sw1"])
     assert not table._may_hold(adds, 0, "object", ["paris"])
+
+
+def test_period_totals_are_the_sum_of_the_days(world, tmp_path):
+    out, files, ref = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(f) for f in files], _settings(out))
+    total = wh.kqi(*PERIOD, freq="period", k=2, indicators=["attempts", "asr"], counters=True)
+    day = _ref(ref, "day").groupby(["object_kind", "object"], as_index=False)[COUNTERS].sum()
+    got = total.set_index("object")
+    assert (total["bucket"] == pd.Timestamp(PERIOD[0], tz="UTC")).all()
+    assert (total["bucket_end"] == pd.Timestamp(PERIOD[1], tz="UTC")).all()
+    for row in day[day["object_kind"] == "group"].itertuples():
+        if not got.loc[row.object, "suppressed"]:
+            assert got.loc[row.object, "attempts"] == row.attempts
+            assert got.loc[row.object, "asr"] == pytest.approx(row.answered / row.attempts)

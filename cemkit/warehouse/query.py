@@ -38,6 +38,8 @@ FREQS: dict[str, tuple[str, str | None, Any]] = {
     "hour": ("15min", "hour", pd.Timedelta("1h")),
     "day": ("day", "day", pd.Timedelta("1D")),
     "month": ("day", "month", pd.offsets.MonthBegin(1)),
+    # the whole period [start, end) as one bucket (per-group totals of a report)
+    "period": ("day", "period", None),
 }
 #: Quantiles read from the stored KLL sketches: column → (sketch column, quantile).
 QUANTILES: dict[str, tuple[str, float]] = {
@@ -127,7 +129,8 @@ class Warehouse:
         files = self._files(stored, t0, t1, kind, groups)
         if not files:
             return schema.empty_table()
-        bucket = "bucket" if unit is None else f"date_trunc('{unit}', bucket)"
+        bucket = ("bucket" if unit is None else "$t0::TIMESTAMPTZ" if unit == "period"
+                  else f"date_trunc('{unit}', bucket)")  # fmt: skip
         sums = "".join(f", sum({c})::BIGINT AS {c}" for c in counter_columns)
         lists = "".join(f", list({c}) FILTER (WHERE {c} IS NOT NULL) AS {c}"
                         for c in sketch_columns)  # fmt: skip
@@ -207,8 +210,9 @@ class Warehouse:
         indicators : sequence of str, optional
             Names of :data:`cemkit.kqi.formulas.INDICATORS` and of :data:`QUANTILES`
             (default: every indicator).
-        freq : {"15min", "hour", "day", "month"}
-            Result buckets (merges of the stored 15-minute or day rows).
+        freq : {"15min", "hour", "day", "month", "period"}
+            Result buckets (merges of the stored 15-minute or day rows); ``"period"``: one
+            bucket, the whole period (from day rows: give whole UTC days).
         kind : {"group", "customer"}
             Node groups or modeled customers.
         k, policy, how
@@ -260,7 +264,7 @@ class Warehouse:
         customers = np.array([sketches.hll_count(b) for b in blobs["customers_hll"]],
                              dtype=np.int64)  # fmt: skip
         bucket = pd.Series(table["bucket"].to_pandas(), dtype="datetime64[us, UTC]")
-        step = FREQS[freq][2]
+        step = FREQS[freq][2] if freq != "period" else _ts(end) - _ts(start)
         frame = pd.DataFrame({
             "object_kind": np.asarray(table["object_kind"].to_pylist(), dtype=object),
             "object": np.asarray(table["object"].to_pylist(), dtype=object),
