@@ -246,6 +246,10 @@ def test_watch_once_cli_quarantine_and_no_raw_numbers(world, tmp_path, capsys):
     assert "0 file(s) counted" in capsys.readouterr().out
     assert main(["warehouse", "show", str(wh_dir)]) == 0
     assert "files: 3" in capsys.readouterr().out
+    assert main(["warehouse", "compact", str(wh_dir)]) == 0
+    assert "compacted" in capsys.readouterr().out
+    assert main(["warehouse", "retain", str(wh_dir), "--days", "100000"]) == 0
+    assert "removed 0 file(s) of buckets before" in capsys.readouterr().out
     ledger = warehouse.open(wh_dir).files()
     assert (ledger["rows_read"] == ledger["rows_loaded"] + ledger["rows_quarantined"]).all()
     assert ledger["rows_quarantined"].sum() == 1
