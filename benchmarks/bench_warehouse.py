@@ -17,9 +17,10 @@ records in Parquet, joined to the switch→region map), computing the same figur
 quantiles and ``count(DISTINCT customer)``. Both warm (best of 5, after one unmeasured run).
 
 Ingest part. ``cemkit watch --once`` equivalent (the real :class:`cemkit.warehouse.watch.Watcher`)
-over rotated Asterisk files of a synthetic world (``--ingest-records`` records in 4 files), warm
-(one small file counted first so that compiled kernels are loaded), records/s against 10x the
-brief's 13.3K records/s.
+over rotated Asterisk files of a synthetic world (``--ingest-records`` records in
+``--ingest-files`` files, micro-batches of ``--batch`` files, ``--workers`` processes), warm
+(small files counted first so that this process and every worker have compiled their kernels),
+records/s against 10x the brief's 13.3K records/s.
 """
 
 from __future__ import annotations
@@ -104,10 +105,9 @@ def _rows(
 
 def build_warehouse(path: Path, groups: int, days: int, days_15: int, end: pd.Timestamp) -> dict:
     """Write the benchmark warehouse; returns its row counts."""
-    from deltalake import write_deltalake
-
     from cemkit.warehouse import Warehouse
-    from cemkit.warehouse.table import KQI_SCHEMA
+    from cemkit.warehouse.compact import merged
+    from cemkit.warehouse.table import KQI_SCHEMA, write_rows
 
     rng = np.random.default_rng(7)
     pool = _pool(rng)
@@ -119,20 +119,28 @@ def build_warehouse(path: Path, groups: int, days: int, days_15: int, end: pd.Ti
     first = end - pd.Timedelta(days=days)
     counts = {"day_rows": 0, "rows_15min": 0}
 
-    def batches():
-        for d in range(days):
-            day = first + pd.Timedelta(days=d)
-            b = _rows(day, "day", objects, kinds, rng, pool)
-            counts["day_rows"] += b.num_rows
-            yield b
-            if d >= days - days_15:
-                b = _rows(day, "15min", objects, kinds, rng, None)
-                counts["rows_15min"] += b.num_rows
-                yield b
+    def write(batches: list[pa.RecordBatch]) -> None:
+        # each partition as `cemkit warehouse compact` leaves it: merged rows sorted by object,
+        # split into files of contiguous objects (the real compaction's merge and writer)
+        rows = merged(pa.Table.from_batches(batches, schema=KQI_SCHEMA))
+        write_rows(wh.store.table(), rows, mode="append")
 
-    reader = pa.RecordBatchReader.from_batches(KQI_SCHEMA, batches())
-    write_deltalake(wh.store.table(), reader, mode="append")
-    wh.compact()  # checkpoint (one file per partition already)
+    month: list[pa.RecordBatch] = []
+    for d in range(days):
+        day = first + pd.Timedelta(days=d)
+        if month and day.day == 1:
+            write(month)
+            month = []
+        b = _rows(day, "day", objects, kinds, rng, pool)
+        counts["day_rows"] += b.num_rows
+        month.append(b)
+        if d >= days - days_15:
+            b = _rows(day, "15min", objects, kinds, rng, None)
+            counts["rows_15min"] += b.num_rows
+            write([b])
+    if month:
+        write(month)
+    wh.compact()  # checkpoint (one write per partition: nothing to merge)
     return counts
 
 
@@ -207,8 +215,8 @@ def cpu_of(fn, repeat: int = 5) -> float:
     return best
 
 
-def ingest_bench(tmp: Path, records: int) -> dict[str, float]:
-    """Records/s of the watcher over rotated synthetic Asterisk files (warm process)."""
+def ingest_bench(tmp: Path, records: int, n_files: int, batch: int, workers: int) -> dict:
+    """Records/s of the watcher over rotated synthetic Asterisk files (warm process and pool)."""
     from cemkit import synth
     from cemkit.warehouse import Warehouse
     from cemkit.warehouse.batch import Settings
@@ -221,8 +229,8 @@ def ingest_bench(tmp: Path, records: int) -> dict[str, float]:
     warm, landing = tmp / "warm", tmp / "landing"
     warm.mkdir()
     landing.mkdir()
-    (warm / "w.csv").write_bytes(b"".join(lines[:500]))
-    n_files = 4
+    for i in range(max(2, workers)):  # warms this process and every worker (compiled kernels)
+        (warm / f"w{i}.csv").write_bytes(b"".join(lines[i * 500 : (i + 1) * 500]))
     size = len(lines) // n_files
     for i in range(n_files):  # rotation: consecutive time slices of one switch's file
         (landing / f"Master-{i}.csv").write_bytes(b"".join(lines[i * size : (i + 1) * size]))
@@ -230,15 +238,18 @@ def ingest_bench(tmp: Path, records: int) -> dict[str, float]:
                         synth.DEFAULT_REGION)  # fmt: skip
     wh = Warehouse.create(tmp / "wh")
     quiet = io.StringIO()
-    Watcher(warm, wh.store, settings, settle=0, out=quiet).run(once=True)
-    watcher = Watcher(landing, wh.store, settings, settle=0, batch=1, out=quiet)
-    t = time.perf_counter()
+    Watcher(warm, wh.store, settings, settle=0, out=quiet, batch=batch, workers=workers).run(
+        once=True
+    )
+    watcher = Watcher(landing, wh.store, settings, settle=0, batch=batch, out=quiet,
+                      workers=workers)  # fmt: skip
+    t, c = time.perf_counter(), time.process_time()
     progress = watcher.run(once=True)
-    elapsed = time.perf_counter() - t
-    per_file = elapsed / n_files
-    return {"records": progress.records, "files": n_files, "seconds": elapsed,
-            "rate": progress.records / elapsed, "per_file_s": per_file,
-            "records_per_file": progress.records / n_files}  # fmt: skip
+    elapsed, cpu = time.perf_counter() - t, time.process_time() - c
+    n = progress.records
+    return {"records": n, "files": n_files, "seconds": elapsed, "cpu_main": cpu,
+            "rate": n / elapsed, "per_file_s": elapsed / n_files,
+            "records_per_file": n / n_files, "batches": progress.batches}  # fmt: skip
 
 
 def main() -> None:
@@ -247,7 +258,10 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--days-15min", type=int, default=30)
     ap.add_argument("--raw-records", type=int, default=20_000_000)
-    ap.add_argument("--ingest-records", type=int, default=200_000)
+    ap.add_argument("--ingest-records", type=int, default=280_000)
+    ap.add_argument("--ingest-files", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=8, help="files per micro-batch (commit)")
+    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
@@ -296,12 +310,19 @@ def main() -> None:
                 f"  ratio DuckDB raw / warehouse: {t_db / t_wh:.1f}x wall, {c_db / c_wh:.1f}x CPU"
             )
         if not args.skip_ingest:
-            ing = ingest_bench(tmp / "ingest", args.ingest_records)
+            ing = ingest_bench(tmp / "ingest", args.ingest_records, args.ingest_files,
+                               args.batch, args.workers)  # fmt: skip
             print(f"ingest: {ing['records']:,} records in {ing['files']} files, "
-                  f"{ing['seconds']:.1f} s: {ing['rate']:,.0f} records/s "
+                  f"{ing['batches']} micro-batch(es) of <= {args.batch} files, {args.workers} "
+                  f"worker(s): {ing['seconds']:.1f} s: {ing['rate']:,.0f} records/s "
                   f"({ing['rate'] / (10 * BRIEF_RATE):.2f}x of 10x the brief's rate, "
                   f"{10 * BRIEF_RATE:,.0f}/s); {ing['per_file_s']:.2f} s per file of "
                   f"{ing['records_per_file']:,.0f} records")  # fmt: skip
+            for interval in (60, 300):
+                print(f"  lag at this rate: a {ing['records_per_file']:,.0f}-record file is "
+                      f"counted {ing['per_file_s']:.2f} s after it lands (files every "
+                      f"{interval} s: lag < one interval while a file holds <= "
+                      f"{ing['rate'] * interval:,.0f} records)")  # fmt: skip
         print(f"load average at end: {os.getloadavg()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -246,6 +246,10 @@ def test_watch_once_cli_quarantine_and_no_raw_numbers(world, tmp_path, capsys):
     assert "0 file(s) counted" in capsys.readouterr().out
     assert main(["warehouse", "show", str(wh_dir)]) == 0
     assert "files: 3" in capsys.readouterr().out
+    assert main(["warehouse", "compact", str(wh_dir)]) == 0
+    assert "compacted" in capsys.readouterr().out
+    assert main(["warehouse", "retain", str(wh_dir), "--days", "100000"]) == 0
+    assert "removed 0 file(s) of buckets before" in capsys.readouterr().out
     ledger = warehouse.open(wh_dir).files()
     assert (ledger["rows_read"] == ledger["rows_loaded"] + ledger["rows_quarantined"]).all()
     assert ledger["rows_quarantined"].sum() == 1
@@ -263,7 +267,8 @@ def test_watch_once_cli_quarantine_and_no_raw_numbers(world, tmp_path, capsys):
                 frame = pq.read_table(path).to_pandas()
                 for col in frame.columns:
                     if frame[col].dtype == object or str(frame[col].dtype).startswith("str"):
-                        texts.extend(str(v) for v in frame[col].dropna().unique())
+                        # log checkpoints hold structs (dicts): scanned as their text
+                        texts.extend({str(v) for v in frame[col].dropna()})
             elif name.endswith((".json", ".crc")):
                 texts.append(path.read_text(errors="replace"))
     blob = "\n".join(texts)
@@ -283,3 +288,65 @@ def test_one_policy_key_and_model_per_warehouse(world, tmp_path):
     assert len(wh.files()) == 1
     ingest_files(wh.store, [str(files[1])], _settings(out))  # the same settings still work
     assert len(wh.files()) == 2
+
+
+def test_small_frame_indicators_equal_the_shared_formulas(world, tmp_path):
+    from cemkit.warehouse import indicators as small
+
+    out, files, _ = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(f) for f in files], _settings(out))
+    sums = wh.counters(*PERIOD, freq="hour")
+    assert len(sums) > 50
+    want = formulas.indicators(sums)
+    names = [n for n in formulas.INDICATORS if small.counters_needed([n]) is not None]
+    assert {"asr", "ner", "acd_s", "pdd_mean_ms", "mos", "data_volume_mb", "ser"} <= set(names)
+    got = small.indicators({c: sums[c].to_numpy() for c in COUNTERS}, names)
+    for n in names:  # bit for bit, NaN where the formulas give NaN
+        np.testing.assert_array_equal(got[n], want[n].to_numpy(), err_msg=n)
+    assert small.counters_needed(["asr", "experience_score"]) is None
+    # kqi() through the small path and through the pandas fallback give the same frame
+    fast = wh.kqi(*PERIOD, freq="day", k=2, indicators=["asr", "acd_s", "pdd_p95_ms"])
+    slow = wh.kqi(*PERIOD, freq="day", k=2,
+                  indicators=["asr", "acd_s", "pdd_p95_ms", "experience_score"])  # fmt: skip
+    pd.testing.assert_frame_equal(fast, slow.drop(columns="experience_score"))
+
+
+def test_a_query_on_few_objects_opens_only_their_files(tmp_path, monkeypatch):
+    from cemkit.warehouse import table
+
+    files = rotated_files(tmp_path, 1, records=6000, fmt="parquet")
+    monkeypatch.setattr(table, "TARGET_FILE_SIZE", 1)  # files of ~1K rows (writer's minimum)
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(files[0])], _settings(tmp_path, "parquet"))
+    every = wh.kqi(*PERIOD, freq="hour", k=2)
+    t0, t1 = pd.Timestamp(PERIOD[0], tz="UTC"), pd.Timestamp(PERIOD[1], tz="UTC")
+    all_files = wh._files("15min", t0, t1)
+    names = sorted(every["object"].unique())
+    few = names[:2]
+    some = wh._files("15min", t0, t1, "group", few)
+    assert len(all_files) >= 2 and 0 < len(some) < len(all_files), (len(some), len(all_files))
+    got = wh.kqi(*PERIOD, freq="hour", k=2, groups=few)
+    want = every[every["object"].isin(few)].reset_index(drop=True)
+    assert len(want) > 0
+    pd.testing.assert_frame_equal(got, want)
+    assert wh._files("15min", t0, t1, "customer", ["no-such-object"]) == []
+    # statistics may be truncated prefixes: a longer name that starts with max still matches
+    adds = {"min.object": ["a"], "max.object": ["lon"]}
+    assert table._may_hold(adds, 0, "object", ["london-sw1"])
+    assert not table._may_hold(adds, 0, "object", ["paris"])
+
+
+def test_period_totals_are_the_sum_of_the_days(world, tmp_path):
+    out, files, ref = world
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    ingest_files(wh.store, [str(f) for f in files], _settings(out))
+    total = wh.kqi(*PERIOD, freq="period", k=2, indicators=["attempts", "asr"], counters=True)
+    day = _ref(ref, "day").groupby(["object_kind", "object"], as_index=False)[COUNTERS].sum()
+    got = total.set_index("object")
+    assert (total["bucket"] == pd.Timestamp(PERIOD[0], tz="UTC")).all()
+    assert (total["bucket_end"] == pd.Timestamp(PERIOD[1], tz="UTC")).all()
+    for row in day[day["object_kind"] == "group"].itertuples():
+        if not got.loc[row.object, "suppressed"]:
+            assert got.loc[row.object, "attempts"] == row.attempts
+            assert got.loc[row.object, "asr"] == pytest.approx(row.answered / row.attempts)

@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -134,7 +136,6 @@ def process_file(path: str | os.PathLike[str], settings: Settings, sha256: str) 
     """
     from cemkit.io.api import plan
     from cemkit.io.base import Loader
-    from cemkit.pipeline import process_batch
     from cemkit.privacy.engine import protect
 
     pol, key = _policy_and_key(settings.policy)
@@ -158,55 +159,132 @@ def process_file(path: str | os.PathLike[str], settings: Settings, sha256: str) 
                    if quarantine is not None and len(quarantine) else pd.DataFrame())  # fmt: skip
     if len(protected_q) and "file" in protected_q.columns:
         protected_q = protected_q.assign(file=Path(path).name)
-    batch = process_batch(records, policy=settings.policy, model=settings.model,
-                          freqs=("15min",))  # fmt: skip
+    calls, kqi = _counted(records, settings)
     return FileResult(Path(path).name, sha256, read, read - n_quarantined, n_quarantined,
-                      batch.records, batch.kqi, protected_q)  # fmt: skip
+                      calls, kqi, protected_q)  # fmt: skip
+
+
+@lru_cache(maxsize=8)
+def _stages(policy: str) -> list[Any]:
+    """Protect and correlate stages: the stage list of :class:`cemkit.pipeline.BatchProcessor`."""
+    from cemkit.io.base import empty_quarantine
+    from cemkit.runs.library import correlate_stages, protect_stages
+    from cemkit.schema import empty_frame
+
+    pol, key = _policy_and_key(policy)
+    return [*protect_stages(pol, key, empty_frame(), empty_quarantine()), *correlate_stages()]
+
+
+def _counted(records: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Protected, correlated records and their 15-minute KQI counters.
+
+    What :func:`cemkit.pipeline.process_batch` does, through the same runner library stages and
+    :func:`cemkit.kqi.rollup.rollup`, without what the warehouse does not store (alerts, which
+    are for the live view and would be most of a batch's KQI time).
+    """
+    from cemkit.kqi.rollup import rollup
+    from cemkit.runs.stages import run_pandas
+
+    stages = _stages(settings.policy)
+    protected = run_pandas(records, stages[:1])
+    calls = run_pandas(protected, stages[1:])
+    result = rollup(calls, assigner_for(settings.model), freqs=("15min",), rank_customers=False)
+    return calls, result.table
 
 
 # --- rows ----------------------------------------------------------------------------------------
-def _objects(calls: pd.DataFrame, assigner: Assigner) -> pd.DataFrame:
+_NS_15MIN = 15 * 60 * 10**9
+_NS_DAY = 86_400 * 10**9
+
+
+@dataclass
+class _Objects:
+    """Each record once per object it counts for (integer codes; names in ``names``)."""
+
+    obj: np.ndarray  #: int64 index into names/kinds
+    row: np.ndarray  #: int64 record position
+    names: np.ndarray  #: object names
+    kinds: np.ndarray  #: object kinds ("group", "customer")
+    start_ns: np.ndarray  #: int64 UTC nanoseconds of each record's start
+
+
+def _objects(calls: pd.DataFrame, assigner: Assigner) -> _Objects:
     """Each record once per object it counts for: its group and every ancestor; its customer.
 
     Same assignment as :func:`cemkit.kqi.rollup.rollup`: groups count every record, modeled
     customers their originating legs only.
     """
+    n_groups = len(assigner.group_names)
+    names = np.array([*assigner.group_names, UNASSIGNED, *assigner.customer_names], dtype=object)
+    kinds = np.array(["group"] * (n_groups + 1) + ["customer"] * len(assigner.customer_names),
+                     dtype=object)  # fmt: skip
     if calls.empty:
-        return pd.DataFrame(columns=["object_kind", "object", "bucket", "row"])
-    assigned = assigner.assign(calls)
-    start = pd.to_datetime(assigned["start"], utc=True)
-    bucket = start.dt.floor("15min").to_numpy()
-    names = np.array([*assigner.group_names, UNASSIGNED], dtype=object)
+        empty = np.zeros(0, dtype=np.int64)
+        return _Objects(empty, empty, names, kinds, empty)
+    col = assigner.model.numbers.column
+    wanted = [c for c in ("start", "node", "leg", col) if c in calls.columns]
+    assigned = assigner.assign(calls[wanted])  # only what the rules read: a narrow copy
+    start = pd.to_datetime(assigned["start"], utc=True).dt.tz_localize(None)
+    start_ns = start.to_numpy().astype("datetime64[ns]").view(np.int64)
     codes = np.asarray(assigned[GROUP_COLUMN].cat.codes, dtype=np.int64)
-    chains = [[i, *assigner._chain_index[i]] for i in range(len(assigner.group_names))]
-    frames = []
-    rows = np.arange(len(assigned))
+    chains = [[i, *assigner._chain_index[i]] for i in range(n_groups)]
     depth = max((len(c) for c in chains), default=1)
-    lookup = np.full((len(chains) + 1, depth), -2, dtype=np.int64)
+    lookup = np.full((n_groups + 1, depth), -1, dtype=np.int64)
     for i, chain in enumerate(chains):
         lookup[i, : len(chain)] = chain
-    lookup[-1, 0] = len(names) - 1  # unassigned
-    for d in range(depth):
-        obj = lookup[np.where(codes < 0, len(chains), codes), d]
-        keep = obj > -2
-        frames.append(pd.DataFrame({"object_kind": "group", "object": names[obj[keep]],
-                                    "bucket": bucket[keep], "row": rows[keep]}))  # fmt: skip
+    lookup[n_groups, 0] = n_groups  # unassigned
+    rows = np.arange(len(assigned), dtype=np.int64)
+    per_row = lookup[np.where(codes < 0, n_groups, codes)]  # [records, depth]
+    keep = per_row >= 0
+    objs, recs = [per_row[keep]], [np.broadcast_to(rows[:, None], per_row.shape)[keep]]
     if assigner.customer_names:
         cust = np.asarray(assigned[CUSTOMER_OBJECT_COLUMN].cat.codes, dtype=np.int64)
         orig = (assigned["leg"] != "term").fillna(True).to_numpy(dtype=bool) if (
             "leg" in assigned.columns) else np.ones(len(assigned), dtype=bool)  # fmt: skip
-        keep = orig & (cust >= 0)
-        cnames = np.array(assigner.customer_names, dtype=object)
-        frames.append(pd.DataFrame({"object_kind": "customer", "object": cnames[cust[keep]],
-                                    "bucket": bucket[keep], "row": rows[keep]}))  # fmt: skip
-    return pd.concat(frames, ignore_index=True)
+        mine = orig & (cust >= 0)
+        objs.append(cust[mine] + n_groups + 1)
+        recs.append(rows[mine])
+    return _Objects(np.concatenate(objs), np.concatenate(recs), names, kinds, start_ns)
+
+
+def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Order that sorts ``key``, and the start and end (in that order) of each run of equal keys."""
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if len(k) else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], len(k)].astype(np.int64)
+    return order, starts, ends
+
+
+def _kll_column(gid: np.ndarray, values: np.ndarray, n: int) -> list[bytes | None]:
+    """One KLL sketch per group ``0..n-1`` of the non-NaN ``values`` (``gid``: their groups)."""
+    has = ~np.isnan(values)
+    g, v = gid[has], values[has]
+    order = np.argsort(g, kind="stable")
+    g, v = g[order], v[order]
+    bounds = np.searchsorted(g, np.arange(n + 1))
+    return [sketches.kll_of(v[bounds[i] : bounds[i + 1]]) for i in range(n)]
+
+
+def _hll_column(gid: np.ndarray, codes: np.ndarray, items: np.ndarray, n: int) -> list[Any]:
+    """One HLL sketch per group ``0..n-1`` of the distinct ``items[codes]`` (codes >= 0)."""
+    has = codes >= 0
+    pairs = np.unique(gid[has] * (len(items) + 1) + codes[has])  # distinct (group, item)
+    g, c = pairs // (len(items) + 1), pairs % (len(items) + 1)
+    bounds = np.searchsorted(g, np.arange(n + 1))
+    return [sketches.hll_of(items[c[bounds[i] : bounds[i + 1]]]) for i in range(n)]
 
 
 def _sketch_rows(calls: pd.DataFrame, assigner: Assigner) -> dict[str, pd.DataFrame]:
-    """Sketches per (object_kind, object, bucket), for each stored freq (``15min``, ``day``)."""
+    """Sketches per (object_kind, object, bucket), for each stored freq (``15min``, ``day``).
+
+    Vectorized: records are grouped once per freq with NumPy (integer object codes and
+    bucket nanoseconds), and each sketch is fed its group's values as one array (KLL's batch
+    update) or its group's *distinct* customers (HLL; duplicates change nothing in the sketch).
+    """
     keys = ["object_kind", "object", "bucket"]
     objs = _objects(calls, assigner)
-    if objs.empty:
+    if not len(objs.obj):
         empty = pd.DataFrame(columns=[*keys, *SKETCH_COLUMNS])
         return {"15min": empty, "day": empty}
     contrib = formulas.contributions(calls)
@@ -216,28 +294,31 @@ def _sketch_rows(calls: pd.DataFrame, assigner: Assigner) -> dict[str, pd.DataFr
     answered = contrib["answered"].to_numpy() > 0
     duration = np.where(answered, contrib["conversation_ms"].to_numpy() / 1000.0, np.nan)
     col = assigner.model.numbers.column
-    numbers = calls[col].astype("string[pyarrow]").to_numpy(dtype=object, na_value=None) \
-        if col in calls.columns else np.full(len(calls), None, dtype=object)  # fmt: skip
-    r = objs["row"].to_numpy()
+    if col in calls.columns:
+        number_codes, items = pd.factorize(calls[col].astype("string[pyarrow]"))
+        items = np.asarray(items, dtype=object)
+    else:
+        number_codes, items = np.full(len(calls), -1, dtype=np.int64), np.zeros(0, dtype=object)
+    r = objs.row
     out = {}
-    for freq in ("15min", "day"):
-        bucket = pd.to_datetime(objs["bucket"], utc=True)
-        frame = objs.assign(bucket=bucket.dt.floor("1D") if freq == "day" else bucket)
-        gid = frame.groupby(keys, sort=True).ngroup().to_numpy()
-        order = np.argsort(gid, kind="stable")
-        starts = np.flatnonzero(np.r_[True, np.diff(gid[order]) != 0])
-        ends = np.r_[starts[1:], len(order)]
-        first = frame.iloc[order[starts]][keys].reset_index(drop=True)
-        rows_sorted = r[order]
-        p_sorted, d_sorted, n_sorted = pdd[rows_sorted], duration[rows_sorted], numbers[rows_sorted]
-        pdd_sk, dur_sk, cust_sk = [], [], []
-        for lo, hi in zip(starts, ends, strict=True):
-            p, d, n = p_sorted[lo:hi], d_sorted[lo:hi], n_sorted[lo:hi]
-            pdd_sk.append(sketches.kll_of(p[~np.isnan(p)]))
-            dur_sk.append(sketches.kll_of(d[~np.isnan(d)]))
-            cust_sk.append(sketches.hll_of({x for x in n if x is not None}))
-        first["pdd_kll"], first["duration_kll"], first["customers_hll"] = pdd_sk, dur_sk, cust_sk
-        out[freq] = first
+    for freq, step in (("15min", _NS_15MIN), ("day", _NS_DAY)):
+        bucket_ns = objs.start_ns[r] - objs.start_ns[r] % step
+        buckets, b_idx = np.unique(bucket_ns, return_inverse=True)
+        key = objs.obj * len(buckets) + b_idx
+        order, starts, _ = _groups(key)
+        gid = np.empty(len(key), dtype=np.int64)
+        gid[order] = np.cumsum(np.r_[True, np.diff(key[order]) != 0]) - 1
+        first = order[starts]
+        frame = pd.DataFrame({
+            "object_kind": objs.kinds[objs.obj[first]],
+            "object": objs.names[objs.obj[first]],
+            "bucket": pd.to_datetime(bucket_ns[first], unit="ns", utc=True),
+        })  # fmt: skip
+        n = len(starts)
+        frame["pdd_kll"] = _kll_column(gid, pdd[r], n)
+        frame["duration_kll"] = _kll_column(gid, duration[r], n)
+        frame["customers_hll"] = _hll_column(gid, np.asarray(number_codes)[r], items, n)
+        out[freq] = frame
     return out
 
 
@@ -297,8 +378,44 @@ class BatchReport:
     quarantined: int = 0
 
 
-def ingest_files(store: Store, paths: list[str], settings: Settings) -> BatchReport:
-    """Count each of ``paths`` into the warehouse once, in one commit (a micro-batch)."""
+#: Worker processes kept per count (one pool per process; the watcher reuses it batch after batch).
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes started from a fresh server process, not forked from this one.
+
+    ``forkserver``: this process may run threads (the file-system watcher, Arrow's pools) that a
+    plain fork would copy in an unknown state; the server pre-imports the pipeline once, so a
+    worker starts warm.
+    """
+    pool = _POOLS.get(workers)
+    if pool is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["cemkit.warehouse.batch"])
+        pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return pool
+
+
+def _file_work(path: str, settings: Settings, sha: str) -> tuple[pa.Table, dict[str, Any], Any]:
+    """One file's warehouse rows, ledger entry and protected quarantine (runs in a worker)."""
+    result = process_file(path, settings, sha)
+    return file_rows(result, assigner_for(settings.model)), result.ledger_entry(), result.quarantine
+
+
+def default_workers() -> int:
+    """Worker processes for a micro-batch: one per core, at most 2 (KQI building is per file)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def ingest_files(
+    store: Store, paths: list[str], settings: Settings, *, workers: int = 1
+) -> BatchReport:
+    """Count each of ``paths`` into the warehouse once, in one commit (a micro-batch).
+
+    With ``workers`` > 1 and several files to count, the files are processed side by side in
+    worker processes (a file's rows depend only on its content); the commit is one either way.
+    """
     report = BatchReport(offered=len(paths))
     by_sha: dict[str, str] = {}
     for p in paths:
@@ -308,14 +425,18 @@ def ingest_files(store: Store, paths: list[str], settings: Settings) -> BatchRep
     report.skipped = len(paths) - len(todo)
     if not todo:
         return report
-    assigner = assigner_for(settings.model)
     store.check_settings(fingerprint(settings))
+    if workers > 1 and len(todo) > 1:
+        pool = _pool(min(workers, len(todo)))
+        futures = [pool.submit(_file_work, p, settings, sha) for sha, p in todo.items()]
+        results = [f.result() for f in futures]
+    else:
+        results = [_file_work(p, settings, sha) for sha, p in todo.items()]
     tables, entries = [], []
-    for sha, p in todo.items():
-        result = process_file(p, settings, sha)
-        store.commit_quarantine(result.quarantine, sha)
-        tables.append(file_rows(result, assigner))
-        entries.append(result.ledger_entry())
+    for (rows, entry, quarantine), sha in zip(results, todo, strict=True):
+        store.commit_quarantine(quarantine, sha)
+        tables.append(rows)
+        entries.append(entry)
     counted = store.commit(pa.concat_tables(tables), entries)
     report.counted = counted
     report.skipped += len(entries) - len(counted)

@@ -34,6 +34,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--poll", type=float, default=2.0,
                    help="seconds between listings when no file-system event comes")  # fmt: skip
     p.add_argument("--pattern", default="*", help="file names to take (glob)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes counting the files of a micro-batch side by side "
+                   "(default: one per core, at most 2)")  # fmt: skip
     p.set_defaults(func=_cmd_watch)
 
     w = subparsers.add_parser(
@@ -59,7 +62,7 @@ def register(subparsers: Any) -> None:
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     from cemkit.cli import parse_options
-    from cemkit.warehouse.batch import Settings
+    from cemkit.warehouse.batch import Settings, default_workers
     from cemkit.warehouse.query import Warehouse
     from cemkit.warehouse.watch import Watcher
 
@@ -67,7 +70,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
                         parse_options(args.option))  # fmt: skip
     wh = Warehouse.create(args.into)
     watcher = Watcher(args.directory, wh.store, settings, batch=args.batch, settle=args.settle,
-                      poll=args.poll, pattern=args.pattern)  # fmt: skip
+                      poll=args.poll, pattern=args.pattern,
+                      workers=args.workers or default_workers())  # fmt: skip
     previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     try:
         progress = watcher.run(once=args.once)

@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ FREQS: dict[str, tuple[str, str | None, Any]] = {
     "hour": ("15min", "hour", pd.Timedelta("1h")),
     "day": ("day", "day", pd.Timedelta("1D")),
     "month": ("day", "month", pd.offsets.MonthBegin(1)),
+    # the whole period [start, end) as one bucket (per-group totals of a report)
+    "period": ("day", "period", None),
 }
 #: Quantiles read from the stored KLL sketches: column → (sketch column, quantile).
 QUANTILES: dict[str, tuple[str, float]] = {
@@ -59,6 +62,8 @@ class Warehouse:
     def __init__(self, path: str | Path, *, create: bool = False) -> None:
         self.store = Store(path, create=create)
         self.path = self.store.path
+        self._lock = threading.Lock()
+        self._duckdb: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
     def create(cls, path: str | Path) -> Warehouse:
@@ -66,8 +71,15 @@ class Warehouse:
         return cls(path, create=True)
 
     # --- reads -----------------------------------------------------------------------------------
-    def _files(self, stored: str, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
-        """Data files of the period's partitions, from the table log (no data file is opened).
+    def _files(
+        self,
+        stored: str,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        kind: str = "group",
+        groups: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Data files that may hold the rows asked for, from the table log (none is opened).
 
         DuckDB reads these Parquet files directly: the writers never use deletion vectors (every
         delete and compaction removes whole files), so the live files are the table's content.
@@ -75,12 +87,74 @@ class Warehouse:
         wanted = periods(stored, start, end)
         if not wanted:
             return []
-        table = self.store.table()
-        return list(
-            table.file_uris(
-                file_pruning_predicate=[("freq", "=", stored), ("period", "in", wanted)]
-            )
+        return self.store.files_for(stored, wanted, kind, groups)
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of this warehouse's in-memory DuckDB connection (one per call: thread-safe)."""
+        with self._lock:
+            if self._duckdb is None:
+                con = duckdb.connect()
+                con.execute("SET TimeZone = 'UTC'")
+                # a report reads a few row groups of a few files: threads only contend
+                con.execute("SET threads = 1")
+                self._duckdb = con
+            return self._duckdb.cursor()
+
+    def _sums(
+        self,
+        start: Any,
+        end: Any,
+        *,
+        freq: str,
+        kind: str,
+        groups: Sequence[str] | None,
+        counter_columns: Sequence[str],
+        sketch_columns: Sequence[str],
+    ) -> pa.Table:
+        """Summed ``counter_columns`` and lists of ``sketch_columns`` per object and bucket."""
+        if freq not in FREQS:
+            raise ValueError(f"unknown freq {freq!r}; known: {', '.join(FREQS)}")
+        stored, unit, _ = FREQS[freq]
+        assert stored in STORED_FREQS
+        t0, t1 = _ts(start), _ts(end)
+        schema = pa.schema(
+            [
+                pa.field("object_kind", pa.string()),
+                pa.field("object", pa.string()),
+                pa.field("bucket", pa.timestamp("us", tz="UTC")),
+                *(pa.field(c, pa.int64()) for c in counter_columns),
+                *(pa.field(c, pa.list_(pa.binary())) for c in sketch_columns),
+            ]
         )
+        files = self._files(stored, t0, t1, kind, groups)
+        if not files:
+            return schema.empty_table()
+        bucket = ("bucket" if unit is None else "$t0::TIMESTAMPTZ" if unit == "period"
+                  else f"date_trunc('{unit}', bucket)")  # fmt: skip
+        sums = "".join(f", sum({c})::BIGINT AS {c}" for c in counter_columns)
+        lists = "".join(f", list({c}) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+                        for c in sketch_columns)  # fmt: skip
+        where = "object_kind = $kind AND bucket >= $t0 AND bucket < $t1"
+        params: dict[str, Any] = {"kind": kind, "t0": t0.to_pydatetime(),
+                                  "t1": t1.to_pydatetime(), "files": files}  # fmt: skip
+        if groups is not None:
+            # rows are sorted by object in every data file (see table.SORT_KEYS): the range
+            # predicate lets row-group min/max statistics skip every row group that holds
+            # none of these objects, the IN list keeps only them
+            names = sorted(dict.fromkeys(groups)) or [""]
+            where += " AND object BETWEEN $lo AND $hi"
+            where += " AND object IN (" + ", ".join(f"$g{i}" for i in range(len(names))) + ")"
+            params.update({f"g{i}": g for i, g in enumerate(names)})
+            params.update(lo=names[0], hi=names[-1])
+        sql = (f"SELECT object_kind, object, {bucket} AS bucket{sums}{lists} "
+               f"FROM read_parquet($files) "
+               f"WHERE {where} GROUP BY ALL ORDER BY object_kind, object, bucket")  # fmt: skip
+        con = self._connection()
+        try:
+            out = con.sql(sql, params=params).to_arrow_table()
+        finally:
+            con.close()
+        return out.cast(schema)
 
     def counters(
         self,
@@ -98,52 +172,17 @@ class Warehouse:
         (reports go through :meth:`kqi`, which applies k). ``sketch_columns`` adds, per row, the
         list of stored sketches to merge.
         """
-        if freq not in FREQS:
-            raise ValueError(f"unknown freq {freq!r}; known: {', '.join(FREQS)}")
-        stored, unit, _ = FREQS[freq]
-        assert stored in STORED_FREQS
-        t0, t1 = _ts(start), _ts(end)
-        counters = list(formulas.COUNTERS)
-        empty = pd.DataFrame(
-            {
-                "object_kind": pd.Series([], dtype=object),
-                "object": pd.Series([], dtype=object),
-                "bucket": pd.Series([], dtype="datetime64[us, UTC]"),
-                **{c: pd.Series([], dtype=np.int64) for c in counters},
-                **{c: pd.Series([], dtype=object) for c in sketch_columns},
-            }
-        )
-        files = self._files(stored, t0, t1)
-        if not files:
-            return empty
-        bucket = "bucket" if unit is None else f"date_trunc('{unit}', bucket)"
-        sums = ", ".join(f"sum({c})::BIGINT AS {c}" for c in counters)
-        lists = "".join(f", list({c}) FILTER (WHERE {c} IS NOT NULL) AS {c}"
-                        for c in sketch_columns)  # fmt: skip
-        where = "object_kind = $kind AND bucket >= $t0 AND bucket < $t1"
-        params: dict[str, Any] = {"kind": kind, "t0": t0.to_pydatetime(),
-                                  "t1": t1.to_pydatetime(), "files": files}  # fmt: skip
-        if groups is not None:  # constants, so that row-group statistics prune the scan
-            names = list(dict.fromkeys(groups)) or [""]
-            where += " AND object IN (" + ", ".join(f"$g{i}" for i in range(len(names))) + ")"
-            params.update({f"g{i}": g for i, g in enumerate(names)})
-        sql = (f"SELECT object_kind, object, {bucket} AS bucket, {sums}{lists} "
-               f"FROM read_parquet($files) "
-               f"WHERE {where} GROUP BY ALL ORDER BY object_kind, object, bucket")  # fmt: skip
-        con = duckdb.connect()
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            if stored == "day":  # a few small files: threads only contend (2-core machines)
-                con.execute("SET threads = 1")
-            out = con.execute(sql, params).df()
-        finally:
-            con.close()
-        if out.empty:
-            return empty
-        out["bucket"] = pd.to_datetime(out["bucket"], utc=True)
-        for c in sketch_columns:  # an all-null group gives NULL, not an empty list
-            out[c] = [[bytes(b) for b in v] if isinstance(v, list | np.ndarray) else []
-                      for v in out[c]]  # fmt: skip
+        table = self._sums(start, end, freq=freq, kind=kind, groups=groups,
+                           counter_columns=list(formulas.COUNTERS),
+                           sketch_columns=list(sketch_columns))  # fmt: skip
+        out = pd.DataFrame({
+            "object_kind": np.asarray(table["object_kind"].to_pylist(), dtype=object),
+            "object": np.asarray(table["object"].to_pylist(), dtype=object),
+            "bucket": pd.Series(table["bucket"].to_pandas(), dtype="datetime64[us, UTC]"),
+            **{c: table[c].to_numpy().astype(np.int64) for c in formulas.COUNTERS},
+        })  # fmt: skip
+        for c in sketch_columns:
+            out[c] = pd.Series([v or [] for v in table[c].to_pylist()], dtype=object)
         return out
 
     def kqi(
@@ -171,8 +210,9 @@ class Warehouse:
         indicators : sequence of str, optional
             Names of :data:`cemkit.kqi.formulas.INDICATORS` and of :data:`QUANTILES`
             (default: every indicator).
-        freq : {"15min", "hour", "day", "month"}
-            Result buckets (merges of the stored 15-minute or day rows).
+        freq : {"15min", "hour", "day", "month", "period"}
+            Result buckets (merges of the stored 15-minute or day rows); ``"period"``: one
+            bucket, the whole period (from day rows: give whole UTC days).
         kind : {"group", "customer"}
             Node groups or modeled customers.
         k, policy, how
@@ -188,45 +228,56 @@ class Warehouse:
             counters), ``suppressed``; the suppression note in ``attrs``.
         """
         from cemkit.privacy.suppress import suppress_small_groups
+        from cemkit.warehouse import indicators as small
 
         names = list(indicators) if indicators is not None else list(formulas.INDICATORS)
         unknown = [n for n in names if n not in formulas.INDICATORS and n not in QUANTILES]
         if unknown:
             known = [*formulas.INDICATORS, *QUANTILES]
             raise ValueError(f"unknown indicator(s) {unknown}; known: {', '.join(known)}")
-        sketch_cols = ["customers_hll"]
         quant = {n: QUANTILES[n] for n in names if n in QUANTILES}
-        sketch_cols += sorted({c for c, _ in quant.values()})
-        sums = self.counters(start, end, freq=freq, kind=kind, groups=groups,
-                             sketch_columns=sketch_cols)  # fmt: skip
+        sketch_cols = ["customers_hll", *sorted({c for c, _ in quant.values()})]
+        formula_names = [n for n in names if n not in quant]
+        needed = small.counters_needed(formula_names)
+        all_counters = counters or needed is None
+        counter_cols = list(formulas.COUNTERS) if all_counters else needed
+        assert counter_cols is not None
+        table = self._sums(start, end, freq=freq, kind=kind, groups=groups,
+                           counter_columns=counter_cols, sketch_columns=sketch_cols)  # fmt: skip
+        sums = {c: table[c].to_numpy().astype(np.int64) for c in counter_cols}
+        blobs = {c: [v or [] for v in table[c].to_pylist()] for c in sketch_cols}
+        quantiles = {col: sketches.kll_quantile_rows(blobs[col],
+                                                     [q for c, q in quant.values() if c == col])
+                     for col in sketch_cols if col != "customers_hll"}  # fmt: skip
+        values: dict[str, np.ndarray] = {}
         for name, (col, q) in quant.items():
-            sums[name] = [sketches.kll_quantiles(b, [q])[0] for b in sums[col]]
-        customers = np.array([sketches.hll_count(b) for b in sums["customers_hll"]],
+            qs = [q2 for c, q2 in quant.values() if c == col]
+            values[name] = quantiles[col][:, qs.index(q)]
+        if needed is not None:
+            values.update(small.indicators(sums, formula_names))
+        else:  # an indicator without a small-frame formula: the shared pandas formulas
+            frame_sums = pd.DataFrame(sums)
+            for name in formulas.PDD_QUANTILES:
+                frame_sums[name] = values.get(name, np.full(len(frame_sums), np.nan))
+            ind = formulas.indicators(frame_sums)
+            values.update({n: ind[n].to_numpy() for n in formula_names})
+        customers = np.array([sketches.hll_count(b) for b in blobs["customers_hll"]],
                              dtype=np.int64)  # fmt: skip
-        ind = (
-            formulas.indicators(sums)
-            if len(sums)
-            else formulas.indicators(
-                sums.assign(**{n: pd.Series([], dtype=float) for n in formulas.PDD_QUANTILES})
-            )
-        )
-        step = FREQS[freq][2]
+        bucket = pd.Series(table["bucket"].to_pandas(), dtype="datetime64[us, UTC]")
+        step = FREQS[freq][2] if freq != "period" else _ts(end) - _ts(start)
         frame = pd.DataFrame({
-            "object_kind": sums["object_kind"].astype(object),
-            "object": sums["object"].astype(object),
+            "object_kind": np.asarray(table["object_kind"].to_pylist(), dtype=object),
+            "object": np.asarray(table["object"].to_pylist(), dtype=object),
             "freq": freq,
-            "bucket": sums["bucket"],
-            "bucket_end": sums["bucket"] + step,
+            "bucket": bucket,
+            "bucket_end": bucket + step,
             CUSTOMERS: customers,
+            **{n: values[n] if n == "attempts" else values[n].astype(float) for n in names},
+            **({c: sums[c] for c in formulas.COUNTERS} if counters else {}),
         })  # fmt: skip
-        for n in names:
-            frame[n] = ind[n] if n in ind.columns else sums[n].astype(float)
-        if counters:
-            for c in formulas.COUNTERS:
-                frame[c] = sums[c].astype(np.int64)
         labels = ["object_kind", "object", "freq", "bucket", "bucket_end"]
-        result = suppress_small_groups(frame.reset_index(drop=True), CUSTOMERS, k=k,
-                                       policy=policy, how=how,  # type: ignore[arg-type]
+        result = suppress_small_groups(frame, CUSTOMERS, k=k, policy=policy,
+                                       how=how,  # type: ignore[arg-type]
                                        group_columns=labels)  # fmt: skip
         return result.frame
 

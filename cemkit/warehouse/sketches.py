@@ -17,7 +17,7 @@ that any roll-up (hour, day, month, a set of node groups) is a merge of stored s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import datasketches as ds
 import numpy as np
@@ -100,6 +100,10 @@ def kll_quantiles(blobs: Iterable[bytes | None], qs: Iterable[float]) -> list[fl
 
 def hll_count(blobs: Iterable[bytes | None]) -> int:
     """Distinct items of the union of serialized HLL sketches: a lower bound (see module)."""
+    blobs = [b for b in blobs if b is not None]
+    if len(blobs) == 1:  # nothing to merge (a union of one sketch gives the same estimate)
+        one = ds.hll_sketch.deserialize(blobs[0])
+        return int(np.floor(one.get_lower_bound(HLL_BOUND_STDDEVS) + 1e-9))
     union = ds.hll_union(HLL_LG_K)
     empty = True
     for blob in blobs:
@@ -110,3 +114,26 @@ def hll_count(blobs: Iterable[bytes | None]) -> int:
         return 0
     result = union.get_result()
     return int(np.floor(result.get_lower_bound(HLL_BOUND_STDDEVS) + 1e-9))
+
+
+def kll_quantile_rows(rows: Sequence[Sequence[bytes]], qs: Sequence[float]) -> np.ndarray:
+    """Quantiles ``qs`` of each row's merged KLL sketches: float64 ``[len(rows), len(qs)]``.
+
+    Each row's sketches are deserialized and merged once for all ``qs`` (NaN without data).
+    """
+    out = np.full((len(rows), len(qs)), np.nan)
+    if not qs:
+        return out
+    for i, blobs in enumerate(rows):
+        merged = None
+        for blob in blobs:
+            if blob is None:
+                continue
+            sk = ds.kll_floats_sketch.deserialize(blob)
+            if merged is None:
+                merged = sk
+            else:
+                merged.merge(sk)
+        if merged is not None and not merged.is_empty():
+            out[i] = [merged.get_quantile(q) for q in qs]
+    return out

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +38,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from cemkit.errors import InputError
@@ -53,6 +61,17 @@ PARTITION_BY: list[str] = ["freq", "period"]
 APP_ID_PREFIX = "cemkit-file:"
 #: How often a commit is retried after a conflict with another writer.
 MAX_RETRIES = 20
+#: Order of the rows in every data file (ingest and compaction): the rows of one object are
+#: contiguous, so the row-group min/max statistics of ``object`` let a report on a few objects
+#: (the regions, one customer) read only the row groups that hold them.
+SORT_KEYS: list[str] = ["freq", "period", "object_kind", "object", "bucket"]
+#: Rows per Parquet row group: small enough that a report on 20 objects reads a few thousand
+#: rows of a month's 300K, large enough to keep the footer small.
+ROW_GROUP_ROWS = 2048
+#: Target size of a data file (bytes): a month of day rows of 10,000 objects is split into files
+#: that each hold a contiguous range of objects, and the per-file min/max of ``object`` in the
+#: table log (:meth:`Store.files_for`) lets a report open only the files of its objects.
+TARGET_FILE_SIZE = 4 << 20
 
 KQI_SCHEMA = pa.schema(
     [
@@ -66,6 +85,31 @@ KQI_SCHEMA = pa.schema(
         pa.field("source", pa.string()),
     ]
 )
+
+
+def writer_properties() -> WriterProperties:
+    """How data files are written: small row groups, compressed, no statistics on sketches.
+
+    Min/max statistics of serialized sketches prune nothing and would make every footer (read
+    by each query) hundreds of kilobytes.
+    """
+    no_stats = ColumnProperties(statistics_enabled="NONE")
+    return WriterProperties(max_row_group_size=ROW_GROUP_ROWS, write_batch_size=ROW_GROUP_ROWS,
+                            compression="ZSTD",
+                            column_properties=dict.fromkeys(SKETCH_COLUMNS, no_stats))  # fmt: skip
+
+
+def write_rows(table: DeltaTable, rows: pa.Table, **options: Any) -> None:
+    """Write ``rows`` (sorted by :data:`SORT_KEYS`) in one Delta commit.
+
+    The one way data files are written: :func:`writer_properties`, files of about
+    :data:`TARGET_FILE_SIZE` (the writer closes a file between batches, so rows are handed
+    over in row-group-sized batches).
+    """
+    batches = rows.cast(KQI_SCHEMA).to_batches(max_chunksize=ROW_GROUP_ROWS)
+    write_deltalake(table, pa.Table.from_batches(batches, schema=KQI_SCHEMA),
+                    target_file_size=TARGET_FILE_SIZE, writer_properties=writer_properties(),
+                    **options)  # fmt: skip
 
 
 def app_id(sha256: str) -> str:
@@ -84,6 +128,8 @@ class Store:
         self.path = Path(path)
         self.kqi_path = self.path / "kqi"
         self.quarantine_path = self.path / "quarantine"
+        self._reader: DeltaTable | None = None
+        self._reader_lock = threading.Lock()
         if create:
             self._create()
         elif not DeltaTable.is_deltatable(str(self.kqi_path)):
@@ -136,6 +182,19 @@ class Store:
         """The ``kqi`` table at its latest version."""
         return DeltaTable(str(self.kqi_path))
 
+    def reader(self) -> DeltaTable:
+        """The ``kqi`` table at its latest version, for reads.
+
+        One table kept and brought up to date from the log's new entries (re-reading the whole
+        log on every query would cost more than the query).
+        """
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = self.table()
+            else:
+                self._reader.update_incremental()
+            return self._reader
+
     def ingested(self, sha256s: Sequence[str], table: DeltaTable | None = None) -> set[str]:
         """Which of these content checksums the warehouse has already counted."""
         t = table or self.table()
@@ -157,14 +216,14 @@ class Store:
             import pyarrow.compute as pc
 
             part = rows.filter(pc.is_in(rows["source"], value_set=keep))
+            part = part.sort_by([(k, "ascending") for k in SORT_KEYS])
             props = CommitProperties(
                 app_transactions=[Transaction(app_id(f["sha256"]), 0) for f in todo],
                 custom_metadata={"cemkit.files": json.dumps(todo, sort_keys=True)},
                 max_commit_retries=MAX_RETRIES,
             )
             try:
-                write_deltalake(table, part.cast(KQI_SCHEMA), mode="append",
-                                commit_properties=props)  # fmt: skip
+                write_rows(table, part, mode="append", commit_properties=props)
                 return todo
             except Exception as err:
                 if not _is_conflict(err):
@@ -197,6 +256,35 @@ class Store:
                 time.sleep(0.02 * (attempt + 1))
         raise RuntimeError(f"{path}: commit kept conflicting after {MAX_RETRIES} tries")
 
+    def files_for(
+        self,
+        stored: str,
+        periods: Sequence[str],
+        kind: str,
+        objects: Sequence[str] | None = None,
+        table: DeltaTable | None = None,
+    ) -> list[str]:
+        """Data files of ``periods`` that may hold rows of ``kind`` (and of ``objects``).
+
+        Uses only the table log: the partition values and the per-file min/max statistics of
+        ``object_kind`` and ``object`` (strings there may be truncated prefixes; compared so that
+        no file that may hold an object is left out).
+        """
+        t = table or self.reader()
+        adds = pa.table(t.get_add_actions(flatten=True)).to_pydict()
+        wanted = set(periods)
+        names = sorted(set(objects)) if objects is not None else None
+        out = []
+        for i, path in enumerate(adds.get("path", [])):
+            if adds["partition.freq"][i] != stored or adds["partition.period"][i] not in wanted:
+                continue
+            if not _may_hold(adds, i, "object_kind", [kind]):
+                continue
+            if names is not None and not _may_hold(adds, i, "object", names):
+                continue
+            out.append(str(self.kqi_path / path))
+        return out
+
     def files(self) -> list[dict[str, Any]]:
         """Every file the warehouse counted, from the commit log (oldest first)."""
         out: list[dict[str, Any]] = []
@@ -225,6 +313,15 @@ class Store:
             removed += int(metrics.get("num_removed_files", 0))
             table = self.table()
         return f"removed {removed} file(s) of buckets before {cutoff}"
+
+
+def _may_hold(adds: dict[str, list[Any]], i: int, column: str, values: list[str]) -> bool:
+    """Whether file ``i``'s min/max statistics of ``column`` allow one of sorted ``values``."""
+    lo = adds.get(f"min.{column}", [None] * (i + 1))[i]
+    hi = adds.get(f"max.{column}", [None] * (i + 1))[i]
+    if lo is None or hi is None:
+        return True
+    return any(v >= lo and v[: len(hi)] <= hi for v in values)
 
 
 def period_of(bucket: pd.Series, freq: str) -> np.ndarray:

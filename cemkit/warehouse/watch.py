@@ -8,7 +8,8 @@ network file systems events may never come). A file is taken once it has not cha
 never taken. Point the watcher at rotated files, not at a file a writer keeps appending to: a
 file whose content changes after it was counted is new content and is counted again (the
 watcher says so on stderr). Files are counted in micro-batches of at most ``batch`` files, one
-Delta commit each (:func:`cemkit.warehouse.batch.ingest_files`).
+Delta commit each (:func:`cemkit.warehouse.batch.ingest_files`), the files of a micro-batch
+processed side by side by ``workers`` processes.
 
 There is no checkpoint file of its own: the warehouse's commit log *is* the checkpoint (each
 file's content checksum is recorded in the same commit as its rows), so a restarted watcher
@@ -72,6 +73,7 @@ class Watcher:
         pattern: str = "*",
         out: TextIO | None = None,
         clock: Callable[[], float] = time.time,
+        workers: int = 1,
     ) -> None:
         self.directory = Path(directory)
         if not self.directory.is_dir():
@@ -84,6 +86,7 @@ class Watcher:
         self.pattern = pattern
         self.out = out or sys.stdout
         self.clock = clock
+        self.workers = max(1, workers)
         self.progress = Progress()
         #: (size, mtime_ns) of each path already counted or skipped in this process
         self._done: dict[str, tuple[int, int]] = {}
@@ -135,7 +138,7 @@ class Watcher:
                 print(f"cemkit watch: {Path(p).name}: changed after it was counted; its new "
                       "content is counted as a new file", file=sys.stderr)  # fmt: skip
         try:
-            report = ingest_files(self.store, paths, self.settings)
+            report = ingest_files(self.store, paths, self.settings, workers=self.workers)
         except CemkitError:
             # one bad file must not stop the others: retry them one by one, naming the bad one
             report = None
