@@ -6,8 +6,9 @@ Every command and API entry point takes a ``scheduler``:
 * an address such as ``tcp://10.0.0.5:8786`` or ``tls://...`` (Dask's TLS settings from the Dask
   configuration or a :class:`distributed.security.Security` passed as ``security=`` apply);
 * ``"local"``: an embedded :class:`distributed.LocalCluster`, one single-threaded worker process
-  per core (the default of the command line);
-* ``"threads"`` / ``"sync"``: Dask's threaded or synchronous scheduler, without a cluster.
+  per core (worker memory limits, spilling to disk: the way to run over more data than memory);
+* ``"threads"`` / ``"sync"``: Dask's threaded or synchronous scheduler, without a cluster;
+  ``"sync"`` is the default (:data:`DEFAULT_SCHEDULER`).
 
 When ``scheduler`` is None the environment variable ``CEMKIT_SCHEDULER`` is read, then the
 default given by the caller applies.
@@ -38,6 +39,12 @@ from typing import Any
 from cemkit.errors import CemkitError
 
 ENV_VAR = "CEMKIT_SCHEDULER"
+#: The scheduler when neither the caller nor ``$CEMKIT_SCHEDULER`` names one. Chosen by
+#: measurement (benchmarks/RESULTS.md, "Loader, scheduler, out of core"): ``cemkit run`` over
+#: 1M synthetic records on 2 cores took 155 s with ``sync``, 304 s with ``threads`` and 467 s
+#: with the embedded LocalCluster (the pandas/Arrow glue holds the GIL; worker processes pay
+#: for serialization and start-up). A cluster stays one ``--scheduler`` away, same results.
+DEFAULT_SCHEDULER = "sync"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
 #: Loggers of Dask and the libraries under it that cemkit keeps quiet.
 _DASK_LOGGERS = ("distributed", "tornado", "bokeh")
@@ -93,19 +100,19 @@ def add_scheduler_option(parser: Any) -> None:
     parser.add_argument(
         "--scheduler",
         default=None,
-        help="Dask scheduler: tcp://HOST:PORT, tls://..., 'local' (embedded cluster, default), "
-        f"'threads' or 'sync'; default ${ENV_VAR} or 'local'",
+        help="Dask scheduler: tcp://HOST:PORT, tls://..., 'local' (embedded cluster of worker "
+        f"processes), 'threads' or 'sync'; default ${ENV_VAR} or '{DEFAULT_SCHEDULER}'",
     )
 
 
-def resolve(scheduler: Any = None, default: str = "local") -> Any:
+def resolve(scheduler: Any = None, default: str = DEFAULT_SCHEDULER) -> Any:
     """The scheduler cemkit will use: the argument, else ``$CEMKIT_SCHEDULER``, else ``default``."""
     if scheduler is None:
         scheduler = os.environ.get(ENV_VAR) or default
     return scheduler
 
 
-def check(scheduler: Any = None, default: str = "local") -> Any:
+def check(scheduler: Any = None, default: str = DEFAULT_SCHEDULER) -> Any:
     """The scheduler :func:`connect` would use, refused early (without connecting) if unknown."""
     chosen = resolve(scheduler, default)
     from distributed import Client
@@ -127,7 +134,11 @@ def check(scheduler: Any = None, default: str = "local") -> Any:
 
 @contextlib.contextmanager
 def connect(
-    scheduler: Any = None, *, default: str = "local", security: Any = None, **cluster_kwargs: Any
+    scheduler: Any = None,
+    *,
+    default: str = DEFAULT_SCHEDULER,
+    security: Any = None,
+    **cluster_kwargs: Any,
 ) -> Iterator[Any]:
     """Use a scheduler for the duration of a block; yields the Client (or None without a cluster).
 
