@@ -62,8 +62,7 @@ def test_embedded_local_cluster():
         assert dd.from_pandas(frame(), npartitions=2)["v"].sum().compute() == sum(range(1000))
 
 
-def test_default_is_the_measured_fastest_on_one_machine_and_starts_no_cluster(monkeypatch,
-                                                                              tmp_path):  # fmt: skip
+def test_default_is_the_measured_fastest_and_starts_no_cluster(monkeypatch, tmp_path):
     # benchmarks/RESULTS.md: sync measured fastest (LocalCluster 3x, threads 2x slower)
     import distributed
 
