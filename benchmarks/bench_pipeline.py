@@ -145,7 +145,12 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
         }
         if memory_limit:
             ckw["memory_limit"] = memory_limit
-        with LocalCluster(**ckw) as lc, Client(lc) as client:
+        import dask
+
+        from cemkit.cluster import spill_config
+
+        spill = spill_config(memory_limit) if memory_limit else {}
+        with dask.config.set(spill), LocalCluster(**ckw) as lc, Client(lc) as client:
             before = set(client.scheduler_info()["workers"])
             res = run_with(client)
             seconds = time.perf_counter() - t0

@@ -86,6 +86,28 @@ def _shutting_down() -> Iterator[None]:
             lg.setLevel(lvl)
 
 
+def spill_config(memory_limit: Any) -> dict[str, Any]:
+    """Dask settings that keep a worker of ``memory_limit`` bytes alive through a p2p shuffle.
+
+    The peer-to-peer shuffle buffers up to ``distributed.p2p.comm.buffer`` (1 GiB by default)
+    of outgoing shards per worker and ``distributed.p2p.storage.buffer`` (100 MiB) before
+    writing to disk: on a worker limited to less than that, the buffers alone exceed the limit
+    and the nanny restarts the worker again and again. Scaled to an eighth (a sixteenth) of the
+    limit, the shuffle spills to disk instead. Apply them before the workers start (a
+    LocalCluster's nannies hand their configuration to the worker processes).
+
+    Examples
+    --------
+    >>> spill_config("800MB")["distributed.p2p.comm.buffer"]
+    100000000
+    """
+    from dask.utils import parse_bytes
+
+    limit = parse_bytes(memory_limit) if isinstance(memory_limit, str) else int(memory_limit)
+    return {"distributed.p2p.comm.buffer": max(limit // 8, 2**20),
+            "distributed.p2p.storage.buffer": max(limit // 16, 2**20)}  # fmt: skip
+
+
 def has_dashboard() -> bool:
     """True when bokeh is installed (Dask's dashboard needs it)."""
     return importlib.util.find_spec("bokeh") is not None
@@ -170,7 +192,10 @@ def connect(
         kwargs = {"n_workers": os.cpu_count() or 1, "threads_per_worker": 1,
                   "processes": True, "dashboard_address": ":0",
                   "silence_logs": level, **cluster_kwargs}  # fmt: skip
-        lc = LocalCluster(**kwargs)
+        limit = kwargs.get("memory_limit")
+        spill = spill_config(limit) if isinstance(limit, str | int) and limit else {}
+        with dask.config.set(spill):  # handed to the worker processes as they start
+            lc = LocalCluster(**kwargs)
         try:
             client = Client(lc)
         except BaseException:
