@@ -1,7 +1,7 @@
 """The whole pipeline end to end: cemkit vs the same pipeline in plain pandas and in DuckDB SQL.
 
     python -m benchmarks.bench_pipeline [--size 2000000] [--batches 1000] [--ooc-size 4000000]
-                                        [--ooc-memory 700MB] [--only NAME,...]
+                                        [--ooc-memory 700MB] [--ooc-factor F] [--only NAME,...]
 
 One synthetic world (``cemkit.synth``, ``--size`` records, seed 1) is generated once (not timed)
 into ``--work``; it holds canonical Parquet (``records/``: CDRs with legs and partials, SIP xDRs)
@@ -9,10 +9,11 @@ and the voice CDRs as an Asterisk ``Master.csv`` (Europe/London local time, GB n
 
 Contenders, each in its own child process (imports not timed, everything else is):
 
-* ``cemkit-{csv,parquet}-{threads,local}``: ``cemkit.run`` (load → protect with the default
-  policy → correlate → KQIs → outputs) with Dask's threaded scheduler (2 threads) or an embedded
-  LocalCluster (2 single-threaded worker processes, started inside the timed part: a user's
-  ``cemkit run`` pays for it);
+* ``cemkit-{csv,parquet}-{threads,local,sync,default}``: ``cemkit.run`` (load → protect with
+  the default policy → correlate → KQIs → outputs) with Dask's threaded scheduler (2 threads),
+  an embedded LocalCluster (2 single-threaded worker processes, started inside the timed part:
+  a user's ``cemkit run`` pays for it), the synchronous scheduler, or no ``scheduler`` at all
+  (what ``cemkit run`` picks by default);
 * ``pandas-{csv,parquet}``: what a user writes: ``read_csv`` of all 18 columns (or
   ``read_parquet``), numbers normalized with vectorized string rules (``00`` → ``+``, leading
   ``0`` → ``+44``), ``hmac.new(key, number, sha256)`` per value over both number columns, caller-id
@@ -30,7 +31,10 @@ Contenders, each in its own child process (imports not timed, everything else is
 * ``ooc``: ``cemkit.run`` from Parquet on a LocalCluster of 2 workers whose ``memory_limit`` is
   ``--ooc-memory`` each, over a world of ``--ooc-size`` records re-written with 100K-row row groups
   (one partition each); it must complete with no worker restarted, and each worker's peak resident
-  memory (``VmHWM``) is reported against its limit.
+  memory (``VmHWM``) is reported against its limit. ``--ooc-factor F`` sizes that world so that
+  its canonical frames hold F x one worker's limit instead; ``ooc-reference`` runs the same world
+  in one process (sync, no limit), and the records and KQI tables of both must be identical
+  (order-independent digests of their rows).
 
 Cross-checks (the benchmark fails when they do not hold): rows loaded are equal for every
 contender on the same input; attempts and answered per UTC day are equal for pandas and DuckDB,
@@ -70,6 +74,8 @@ CEMKIT = (
 BASELINES = ("pandas-csv", "duckdb-csv", "pandas-parquet", "duckdb-parquet")
 #: The same work as cemkit's as far as SQL / DataFrame code can (stitch, pair, match, intents).
 FULL = ("duckdb-full-parquet", "polars-full-parquet")
+#: Canonical pandas bytes per record of the synthetic world (1,089 MiB for 4M records).
+OOC_BYTES_PER_RECORD = 285.5
 #: Counts that cemkit and the FULL contenders must agree on.
 CORRELATION_COUNTS = ("rows_loaded", "records_out", "legs_paired", "xdrs_matched", "intents")
 
@@ -112,12 +118,14 @@ def per_day(start: pd.Series, answered: pd.Series) -> dict[str, list[int]]:
 
 
 # -- contenders (run in the child) ------------------------------------------------------------
-def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | None = None) -> dict:
+def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | None = None,
+               digests: bool = False) -> dict:  # fmt: skip
     import cemkit
 
     inputs = csv_path(w) if fmt == "csv" else w / "records"
     kwargs: dict[str, Any] = {"tz": TZ, "default_region": REGION} if fmt == "csv" else {}
     workers_peak = None
+    workers_peaks: list[float] = []
     restarted = None
 
     def run_with(scheduler: Any) -> Any:
@@ -137,15 +145,21 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
         }
         if memory_limit:
             ckw["memory_limit"] = memory_limit
-        with LocalCluster(**ckw) as lc, Client(lc) as client:
+        import dask
+
+        from cemkit.cluster import spill_config
+
+        spill = spill_config(memory_limit) if memory_limit else {}
+        with dask.config.set(spill), LocalCluster(**ckw) as lc, Client(lc) as client:
             before = set(client.scheduler_info()["workers"])
             res = run_with(client)
             seconds = time.perf_counter() - t0
             peaks = client.run(vmhwm_mib)
             workers_peak = max(peaks.values())
+            workers_peaks = sorted(peaks.values())
             restarted = set(client.scheduler_info()["workers"]) != before
-    else:
-        res = run_with(sched)
+    else:  # "default": what `cemkit run` picks without --scheduler
+        res = run_with(None if sched == "default" else sched)
         seconds = time.perf_counter() - t0
     recs = pd.read_parquet(
         out / "records",
@@ -173,8 +187,21 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
         "kqi_rows": len(res.kqi),
         "alerts": len(res.alerts),
         "workers_peak_mib": workers_peak,
+        "workers_peaks_mib": workers_peaks,
         "worker_restarted": restarted,
+        "records_digest": table_digest(out / "records") if digests else None,
+        "kqi_digest": table_digest(out / "kqi" / "kqi.parquet") if digests else None,
     }
+
+
+def table_digest(path: Path) -> str:
+    """SHA-256 of a Parquet table's rows as a multiset (row order and partitioning ignored)."""
+    import hashlib
+
+    frame = pd.read_parquet(path)
+    rows = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+    cols = ",".join(f"{c}:{t}" for c, t in frame.dtypes.astype(str).items())
+    return hashlib.sha256(cols.encode() + rows.tobytes()).hexdigest()
 
 
 def _hmac_column(s: pd.Series, key: bytes) -> pd.Series:
@@ -557,7 +584,10 @@ def child(args: argparse.Namespace) -> None:
     elif name == "microbatch":
         result = run_microbatch(w, args.batches, args.batch_size)
     elif name == "ooc":
-        result = run_cemkit(w, "parquet", "local", out, memory_limit=args.ooc_memory)
+        result = run_cemkit(w, "parquet", "local", out, memory_limit=args.ooc_memory,
+                            digests=True)  # fmt: skip
+    elif name == "ooc-reference":  # the same world in one process, no memory limit
+        result = run_cemkit(w, "parquet", "sync", out, digests=True)
     else:
         raise SystemExit(f"unknown contender {name}")
     result["peak_mib"] = vmhwm_mib()
@@ -606,6 +636,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=4000)
     p.add_argument("--ooc-size", type=int, default=4_000_000)
     p.add_argument("--ooc-memory", default="700MB")
+    p.add_argument("--ooc-factor", type=float, default=None,
+                   help="size the ooc world to FACTOR x one worker's memory (not --ooc-size)")
     p.add_argument("--ooc-rows-per-group", type=int, default=100_000)
     p.add_argument("--only", default=None, help="comma-separated contenders")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per contender")
@@ -624,6 +656,12 @@ def main() -> None:
     names = args.only.split(",") if args.only else [*CEMKIT, *BASELINES, *FULL, "microbatch", "ooc"]
     w = world(work, args.size)
     truth = json.loads((w / "truth.json").read_text())
+    ooc_size = args.ooc_size
+    if args.ooc_factor:  # records whose canonical frames hold FACTOR x one worker's limit
+        from dask.utils import parse_bytes
+
+        ooc_size = int(args.ooc_factor * parse_bytes(args.ooc_memory) / OOC_BYTES_PER_RECORD)
+        print(f"# out of core: {ooc_size:,} records for {args.ooc_factor} x {args.ooc_memory}")
     print(f"# machine: {machine()}; nproc {os.cpu_count()}; load {os.getloadavg()}")
     print(
         f"# {versions(('cemkit', 'pandas', 'pyarrow', 'dask', 'distributed', 'numba', 'duckdb'))}"
@@ -635,8 +673,8 @@ def main() -> None:
     )
     results: dict[str, dict] = {}
     for name in names:
-        if name == "ooc":
-            ow = ooc_world(work, args.ooc_size, args.ooc_rows_per_group)
+        if name in ("ooc", "ooc-reference"):
+            ow = ooc_world(work, ooc_size, args.ooc_rows_per_group)
             results[name] = spawn(name, ow, work / "out" / name, args)
             results[name]["input_in_memory_mib"] = in_memory_mib(ow / "records")
             results[name]["memory_limit"] = args.ooc_memory
@@ -727,8 +765,15 @@ def report(results: dict[str, dict]) -> None:
             f"\nout-of-core: {o['rows_loaded']:,} rows ({o['input_in_memory_mib']:,.0f} MiB in "
             f"memory, workers limited to 2 x {o['memory_limit']}) in {o['seconds']:.1f} s "
             f"({o['rows_loaded'] / o['seconds']:,.0f}/s), worker peak {o['workers_peak_mib']:,.0f} "
-            f"MiB, restarted {o['worker_restarted']}"
+            f"MiB (each: {o.get('workers_peaks_mib')}), restarted {o['worker_restarted']}"
         )
+        ref = results.get("ooc-reference")
+        if ref and "error" not in ref:
+            same = (o["records_digest"], o["kqi_digest"]) == (ref["records_digest"],
+                                                             ref["kqi_digest"])  # fmt: skip
+            print(f"out-of-core vs in-memory (sync, {ref['seconds']:.1f} s): records and KQIs "
+                  f"{'identical' if same else 'DIFFER'}")  # fmt: skip
+            ok = ok and same
     print("\ncross-checks:", "OK" if ok else "FAILED")
     if not ok:
         raise SystemExit(1)

@@ -6,8 +6,9 @@ Every command and API entry point takes a ``scheduler``:
 * an address such as ``tcp://10.0.0.5:8786`` or ``tls://...`` (Dask's TLS settings from the Dask
   configuration or a :class:`distributed.security.Security` passed as ``security=`` apply);
 * ``"local"``: an embedded :class:`distributed.LocalCluster`, one single-threaded worker process
-  per core (the default of the command line);
-* ``"threads"`` / ``"sync"``: Dask's threaded or synchronous scheduler, without a cluster.
+  per core (worker memory limits, spilling to disk: the way to run over more data than memory);
+* ``"threads"`` / ``"sync"``: Dask's threaded or synchronous scheduler, without a cluster;
+  ``"sync"`` is the default (:data:`DEFAULT_SCHEDULER`).
 
 When ``scheduler`` is None the environment variable ``CEMKIT_SCHEDULER`` is read, then the
 default given by the caller applies.
@@ -38,6 +39,12 @@ from typing import Any
 from cemkit.errors import CemkitError
 
 ENV_VAR = "CEMKIT_SCHEDULER"
+#: The scheduler when neither the caller nor ``$CEMKIT_SCHEDULER`` names one. Chosen by
+#: measurement (benchmarks/RESULTS.md, "Loader, scheduler, out of core"): ``cemkit run`` over
+#: 1M synthetic records on 2 cores took 155 s with ``sync``, 304 s with ``threads`` and 467 s
+#: with the embedded LocalCluster (the pandas/Arrow glue holds the GIL; worker processes pay
+#: for serialization and start-up). A cluster stays one ``--scheduler`` away, same results.
+DEFAULT_SCHEDULER = "sync"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
 #: Loggers of Dask and the libraries under it that cemkit keeps quiet.
 _DASK_LOGGERS = ("distributed", "tornado", "bokeh")
@@ -79,6 +86,28 @@ def _shutting_down() -> Iterator[None]:
             lg.setLevel(lvl)
 
 
+def spill_config(memory_limit: Any) -> dict[str, Any]:
+    """Dask settings that keep a worker of ``memory_limit`` bytes alive through a p2p shuffle.
+
+    The peer-to-peer shuffle buffers up to ``distributed.p2p.comm.buffer`` (1 GiB by default)
+    of outgoing shards per worker and ``distributed.p2p.storage.buffer`` (100 MiB) before
+    writing to disk: on a worker limited to less than that, the buffers alone exceed the limit
+    and the nanny restarts the worker again and again. Scaled to an eighth (a sixteenth) of the
+    limit, the shuffle spills to disk instead. Apply them before the workers start (a
+    LocalCluster's nannies hand their configuration to the worker processes).
+
+    Examples
+    --------
+    >>> spill_config("800MB")["distributed.p2p.comm.buffer"]
+    100000000
+    """
+    from dask.utils import parse_bytes
+
+    limit = parse_bytes(memory_limit) if isinstance(memory_limit, str) else int(memory_limit)
+    return {"distributed.p2p.comm.buffer": max(limit // 8, 2**20),
+            "distributed.p2p.storage.buffer": max(limit // 16, 2**20)}  # fmt: skip
+
+
 def has_dashboard() -> bool:
     """True when bokeh is installed (Dask's dashboard needs it)."""
     return importlib.util.find_spec("bokeh") is not None
@@ -93,19 +122,19 @@ def add_scheduler_option(parser: Any) -> None:
     parser.add_argument(
         "--scheduler",
         default=None,
-        help="Dask scheduler: tcp://HOST:PORT, tls://..., 'local' (embedded cluster, default), "
-        f"'threads' or 'sync'; default ${ENV_VAR} or 'local'",
+        help="Dask scheduler: tcp://HOST:PORT, tls://..., 'local' (embedded cluster of worker "
+        f"processes), 'threads' or 'sync'; default ${ENV_VAR} or '{DEFAULT_SCHEDULER}'",
     )
 
 
-def resolve(scheduler: Any = None, default: str = "local") -> Any:
+def resolve(scheduler: Any = None, default: str = DEFAULT_SCHEDULER) -> Any:
     """The scheduler cemkit will use: the argument, else ``$CEMKIT_SCHEDULER``, else ``default``."""
     if scheduler is None:
         scheduler = os.environ.get(ENV_VAR) or default
     return scheduler
 
 
-def check(scheduler: Any = None, default: str = "local") -> Any:
+def check(scheduler: Any = None, default: str = DEFAULT_SCHEDULER) -> Any:
     """The scheduler :func:`connect` would use, refused early (without connecting) if unknown."""
     chosen = resolve(scheduler, default)
     from distributed import Client
@@ -127,7 +156,11 @@ def check(scheduler: Any = None, default: str = "local") -> Any:
 
 @contextlib.contextmanager
 def connect(
-    scheduler: Any = None, *, default: str = "local", security: Any = None, **cluster_kwargs: Any
+    scheduler: Any = None,
+    *,
+    default: str = DEFAULT_SCHEDULER,
+    security: Any = None,
+    **cluster_kwargs: Any,
 ) -> Iterator[Any]:
     """Use a scheduler for the duration of a block; yields the Client (or None without a cluster).
 
@@ -159,7 +192,10 @@ def connect(
         kwargs = {"n_workers": os.cpu_count() or 1, "threads_per_worker": 1,
                   "processes": True, "dashboard_address": ":0",
                   "silence_logs": level, **cluster_kwargs}  # fmt: skip
-        lc = LocalCluster(**kwargs)
+        limit = kwargs.get("memory_limit")
+        spill = spill_config(limit) if isinstance(limit, str | int) and limit else {}
+        with dask.config.set(spill):  # handed to the worker processes as they start
+            lc = LocalCluster(**kwargs)
         try:
             client = Client(lc)
         except BaseException:

@@ -60,3 +60,26 @@ def test_embedded_local_cluster():
     with cl.connect("local", n_workers=1) as client:
         assert len(client.scheduler_info()["workers"]) == 1
         assert dd.from_pandas(frame(), npartitions=2)["v"].sum().compute() == sum(range(1000))
+
+
+def test_default_is_the_measured_fastest_and_starts_no_cluster(monkeypatch, tmp_path):
+    # benchmarks/RESULTS.md: sync measured fastest (LocalCluster 3x, threads 2x slower)
+    import distributed
+
+    from cemkit import synth
+    from cemkit.runs.runner import Source, execute
+
+    monkeypatch.delenv(cl.ENV_VAR, raising=False)
+    assert cl.resolve() == cl.DEFAULT_SCHEDULER == "sync"
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("the default started a LocalCluster")
+
+    monkeypatch.setattr(distributed, "LocalCluster", no_cluster)
+    synth.generate(tmp_path / "w", records=300, seed=1, incidents=0, days=1, workers=1)
+    csv = tmp_path / "w" / "formats" / "asterisk" / "Master.csv"
+    src = Source("asterisk", [str(csv)], tz="Europe/London", default_region="GB")
+    done = execute([], tmp_path / "run", sources=[src])
+    assert done.manifest["load"]["totals"]["rows_loaded"] > 0
+    monkeypatch.setenv(cl.ENV_VAR, "threads")  # the environment still wins over the default
+    assert cl.resolve() == "threads"

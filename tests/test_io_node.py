@@ -1,10 +1,14 @@
 """``node`` comes from the channel / trunk of Asterisk and FreeSWITCH records (``node=`` wins)."""
 
 import pandas as pd
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cemkit import io as cio
 from cemkit import synth
+from cemkit.io.asterisk import _channel_peer_regex, channel_peer
 
 
 def _load(path, fmt, **opts):
@@ -64,3 +68,18 @@ def test_freeswitch_example_template_has_no_node_unless_given(samples_dir):
     assert recs["node"].isna().all()
     assert (_load(samples_dir / "freeswitch" / "Master.csv", "freeswitch",
                   node="fs-prod")["node"] == "fs-prod").all()  # fmt: skip
+
+
+_CHANNEL_CHARS = "SIP/-;12abcdefABCDEF0123456789xyz@:._"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=_CHANNEL_CHARS, max_size=14),
+                          st.from_regex(r"\A(SIP|PJSIP|Local)/[a-z0-9@:.-]{0,8}-[0-9a-fA-F]{1,8}"
+                                        r"(;[12])?\Z")),
+                max_size=30))  # fmt: skip
+def test_channel_peer_equals_the_regex_on_every_row(names):
+    # the fast path (suffix cut at the last "-", regex on distinct names) must equal the
+    # regular expressions applied to each row
+    arr = pa.array(names, pa.string())
+    assert channel_peer(arr).to_pylist() == _channel_peer_regex(arr).to_pylist()

@@ -177,7 +177,10 @@ def test_any_cut_gives_the_same_answer(tmp_path, seed, blocksize):
                                lines[i].replace("from-internal", "from-\udcffx")])  # fmt: skip
     path = tmp_path / f"m{seed}.csv"
     data = "\n".join(lines).encode("utf-8", errors="surrogateescape")
-    path.write_bytes(data if rng.random() < 0.5 else data + b"\n")
+    data = data if rng.random() < 0.5 else data + b"\n"
+    path.write_bytes(data)
+    # a last line left empty by the damage is no line when nothing follows its line end
+    n_lines = data.count(b"\n") + (not data.endswith(b"\n"))
     whole = plan(str(path), "asterisk", blocksize=10**9)
     cut = plan(str(path), "asterisk", blocksize=blocksize)
     a = whole.records().compute().sort_values("record_id").reset_index(drop=True)
@@ -186,4 +189,4 @@ def test_any_cut_gives_the_same_answer(tmp_path, seed, blocksize):
     qb = cut.quarantine().compute().sort_values("line").reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(qa, qb)
-    assert len(a) + len(qa) == 300
+    assert len(a) + len(qa) == n_lines

@@ -96,6 +96,19 @@ class Loader(abc.ABC):
         self.tz = validate_zone(tz)
         self.default_region = validate_region(default_region)
         self.opts: dict[str, Any] = {**self.options, **options}
+        #: SHA-256 (hex) of input files hashed while :meth:`parts` scanned them anyway
+        self.digests: dict[str, str] = {}
+
+    def known_digest(self, path: str) -> dict[str, Any] | None:
+        """Path, size and SHA-256 of an input hashed while planning (``None``: not hashed).
+
+        The run's manifest takes it instead of reading the file once more to checksum it.
+        """
+        import os
+
+        if path not in self.digests:
+            return None
+        return {"path": path, "size": os.path.getsize(path), "sha256": self.digests[path]}
 
     def extension_columns(self) -> tuple[Column, ...]:
         """Source-specific columns this loader instance writes (may depend on its options)."""

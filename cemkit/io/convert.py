@@ -352,6 +352,43 @@ class Converter:
 
 
 def localize(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
+    """(earliest, latest) UTC instants of naive local times in ``tz`` (see :func:`localize_rows`).
+
+    A zone's offsets change at a few instants a year, so the zone rules are applied to the
+    first and last second of each distinct hour of the input only: an hour whose two ends
+    have the same readings holds no change, and its rows are shifted by those offsets with
+    NumPy (a zone changes its offset at most once within an hour). Rows of the hours that hold a
+    change take :func:`localize_rows`. Same results, a few hundred zone look-ups per block.
+    """
+    if wall.type != pa.timestamp("s") or len(wall) == 0:  # finer units: row by row
+        return localize_rows(wall, tz)
+    n = len(wall)
+    valid = ~np.asarray(pc.is_null(wall).to_numpy(zero_copy_only=False), dtype=bool)
+    w = np.asarray(pc.fill_null(wall.cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
+    hours, inverse = np.unique(w // 3600, return_inverse=True)
+    ends = pa.array(np.concatenate([hours * 3600, hours * 3600 + 3599]), pa.timestamp("s"))
+    e_end, l_end = localize_rows(ends, tz)
+    secs = np.concatenate([hours * 3600, hours * 3600 + 3599])
+    k = len(hours)
+    off_e = secs - np.asarray(e_end.cast(pa.int64()).to_numpy()) // 10**9
+    off_l = secs - np.asarray(l_end.cast(pa.int64()).to_numpy()) // 10**9
+    steady = (off_e[:k] == off_e[k:]) & (off_l[:k] == off_l[k:])
+    early = (w - off_e[:k][inverse]) * 10**9
+    late = (w - off_l[:k][inverse]) * 10**9
+    mask = ~valid if not valid.all() else None
+    out_e = pa.array(early, TS, mask=mask)
+    out_l = pa.array(late, TS, mask=mask)
+    changing = np.flatnonzero(~steady[inverse] & valid)
+    if len(changing):
+        slow_e, slow_l = localize_rows(wall.take(pa.array(changing)), tz)
+        where = np.zeros(n, dtype=bool)
+        where[changing] = True
+        out_e = pc.replace_with_mask(out_e, pa.array(where), slow_e)
+        out_l = pc.replace_with_mask(out_l, pa.array(where), slow_l)
+    return out_e, out_l
+
+
+def localize_rows(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
     """(earliest, latest) UTC instants of naive local times in ``tz``, as :data:`TS` arrays.
 
     Ambiguous times give two instants; a nonexistent time gives the instant its wall time
@@ -363,7 +400,7 @@ def localize(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
     >>> import datetime as dt
     >>> t = pa.array([dt.datetime(2026, 3, 29, 1, 30), dt.datetime(2026, 10, 25, 1, 30)],
     ...              pa.timestamp("s"))
-    >>> [[str(v) for v in c.to_pylist()] for c in localize(t, "Europe/London")]
+    >>> [[str(v) for v in c.to_pylist()] for c in localize_rows(t, "Europe/London")]
     [['2026-03-29 01:30:00+00:00', '2026-10-25 00:30:00+00:00'], \
 ['2026-03-29 01:30:00+00:00', '2026-10-25 01:30:00+00:00']]
     """

@@ -95,7 +95,10 @@ class DelimitedLoader(Loader):
             if size == 0 or found < layout.header_lines:
                 out.append(Part(path, len(out), 0, size, 1))
                 continue
-            out.extend(split_lines(info, blocksize, first_index=len(out)))
+            parts, digest = split_lines(info, blocksize, first_index=len(out))
+            out.extend(parts)
+            if digest is not None:
+                self.digests[path] = digest
         return out
 
     def read_part(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:

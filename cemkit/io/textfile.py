@@ -3,8 +3,9 @@
 A part of a text file starts right after a newline and ends right after one (or at the end of
 the file), so every line belongs to exactly one part. Its first line number is known when the
 graph is built, by counting the newlines before it: one sequential pass over the bytes
-(``bytes.count`` runs at memory speed), done only for files larger than one block. Nothing is
-parsed here.
+(``bytes.count`` runs at memory speed), which also computes the file's SHA-256 for the run's
+manifest: the file is read once to split and checksum it, once to parse it. Nothing is parsed
+here.
 
 Compressed inputs (gzip, bzip2, xz, zstd) are recognized by their first bytes, whatever their
 name, and read through a decompressor (:func:`open_input`); such a file is one part (a
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import itertools
 import lzma
@@ -170,12 +172,17 @@ def header_end(path: str, header_lines: int) -> tuple[int, int]:
 
 def split_lines(
     info: TextFile, blocksize: int, first_index: int = 0
-) -> list[Part]:
-    """Parts of about ``blocksize`` bytes covering ``info``'s data lines, cut after newlines."""
+) -> tuple[list[Part], str | None]:
+    """Parts of about ``blocksize`` bytes covering ``info``'s data lines, cut after newlines.
+
+    Also the file's SHA-256 (hex), computed in the same sequential pass that counts the
+    newlines before each part, so the run does not read the file again to checksum it (``None``
+    for a compressed input: its checksum is of the bytes on disk, read apart).
+    """
     start = info.data_start
     size = info.size
-    if size - start <= blocksize or compression(info.path) is not None:
-        return [Part(info.path, first_index, start, size, info.data_first_line)]
+    if compression(info.path) is not None:
+        return [Part(info.path, first_index, start, size, info.data_first_line)], None
     bounds = [start]
     target = start + blocksize
     with open(info.path, "rb") as fh:
@@ -198,27 +205,39 @@ def split_lines(
             bounds.append(cut)
             target = cut + blocksize
         bounds.append(size)
-        first_lines = [info.data_first_line]
-        for a, b in itertools.pairwise(bounds[:-1]):
-            first_lines.append(first_lines[-1] + count_newlines(fh, a, b))
-    return [
+        counts, digest = scan(fh, bounds)
+    first_lines = [info.data_first_line]
+    for n in counts[:-1]:
+        first_lines.append(first_lines[-1] + n)
+    parts = [
         Part(info.path, first_index + i, a, b, first_lines[i])
         for i, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
+    return parts, digest
 
 
-def count_newlines(fh: BinaryIO, start: int, stop: int) -> int:
-    """Number of line-end bytes in ``[start, stop)`` of an open binary file."""
-    fh.seek(start)
-    left = stop - start
-    n = 0
-    while left > 0:
-        buf = fh.read(min(_SCAN, left))
-        if not buf:
-            break
-        n += buf.count(b"\n")
-        left -= len(buf)
-    return n
+def scan(fh: BinaryIO, bounds: Sequence[int], buffer: int = _SCAN) -> tuple[list[int], str]:
+    """Newlines in each range ``bounds[i]:bounds[i+1]``, and the SHA-256 of the whole file.
+
+    One sequential pass from offset 0 (the bytes before ``bounds[0]``, header lines, are hashed
+    and not counted); ``hashlib`` releases the GIL on large buffers.
+    """
+    digest = hashlib.sha256()
+    counts = [0] * (len(bounds) - 1)
+    fh.seek(0)
+    seg, base = 0, 0  # the range being counted; file offset of the buffer's first byte
+    while buf := fh.read(buffer):
+        digest.update(buf)
+        end = base + len(buf)
+        while seg < len(counts) and bounds[seg] < end:
+            lo, hi = max(bounds[seg], base) - base, min(bounds[seg + 1], end) - base
+            if hi > lo:
+                counts[seg] += buf.count(b"\n", lo, hi)
+            if bounds[seg + 1] > end:
+                break
+            seg += 1
+        base = end
+    return counts, digest.hexdigest()
 
 
 def read_range(path: str, start: int, stop: int) -> bytes:

@@ -351,7 +351,10 @@ def load_sources(
                 frame = frame.map_partitions(align, meta=union, enforce_metadata=False)
         frames.append(frame)
         counts += [t[1] for t in tasks]
-        digests += [dask.delayed(store.sha256_file, pure=False)(f) for f in p.paths]
+        for f in p.paths:  # text inputs were hashed in the pass that split them
+            known = p.loader.known_digest(f)
+            digests.append(known if known is not None
+                           else dask.delayed(store.sha256_file, pure=False)(f))  # fmt: skip
     records = frames[0] if len(frames) == 1 else dd.concat(frames, interleave_partitions=False)
     schema = None
     if raw_schema and len(plans) == 1:
