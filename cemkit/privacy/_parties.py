@@ -117,8 +117,8 @@ def _string_array(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
 def _nearly_distinct(values: pa.Array) -> bool:
     if len(values) < _SAMPLE_MIN_ROWS:
         return False
-    step = len(values) // _SAMPLE
-    sample = values.take(pa.array(np.arange(0, step * _SAMPLE, step)))
+    step = max(1, len(values) // _SAMPLE)
+    sample = values.take(pa.array(np.arange(0, len(values), step)[:_SAMPLE]))
     return len(pc.unique(sample)) >= _NEARLY_DISTINCT * len(sample)
 
 
