@@ -19,7 +19,6 @@ Numba kernels take NumPy arrays only; the raw values never leave this process's 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
@@ -96,6 +95,52 @@ def _format_number_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return offsets, out
 
 
+@_jit
+def _slot(k: np.int64, mask: int) -> int:
+    return np.int64(((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(24))
+                    & np.uint64(mask))  # fmt: skip
+
+
+@_jit
+def factorize_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and distinct values of ``keys`` in order of first appearance (``pd.factorize``).
+
+    Open addressing, the table doubled when a quarter full: ~2x pandas' hash table here.
+    """
+    n = keys.size
+    size = 1 << 12
+    mask = size - 1
+    slots = np.full(size, -1, dtype=np.int64)
+    codes = np.empty(n, dtype=np.int64)
+    uniques = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        k = keys[i]
+        j = _slot(k, mask)
+        while True:
+            s = slots[j]
+            if s < 0:
+                slots[j] = m
+                uniques[m] = k
+                codes[i] = m
+                m += 1
+                break
+            if uniques[s] == k:
+                codes[i] = s
+                break
+            j = (j + 1) & mask
+        if 4 * m > size:  # grow: re-insert the distinct values into a table twice the size
+            size *= 2
+            mask = size - 1
+            slots = np.full(size, -1, dtype=np.int64)
+            for u in range(m):
+                j = _slot(uniques[u], mask)
+                while slots[j] >= 0:
+                    j = (j + 1) & mask
+                slots[j] = u
+    return codes, uniques[:m].copy()
+
+
 def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offsets, bytes and validity (bool per row) of an Arrow string array."""
     n = len(arr)
@@ -133,7 +178,7 @@ def build(columns: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
     all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
     is_number = all_keys >= 0
     codes = np.full(all_keys.size, -1, dtype=np.int64)
-    num_codes, num_uniques = pd.factorize(all_keys[is_number])
+    num_codes, num_uniques = factorize_int64(all_keys[is_number])
     codes[is_number] = num_codes
     parts = [_string_array(*_format_number_keys(np.asarray(num_uniques, dtype=np.int64)))]
     size = len(num_uniques)
