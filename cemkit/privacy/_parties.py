@@ -96,7 +96,7 @@ def _format_number_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @_jit
-def _slot(k: np.int64, mask: int) -> int:
+def _slot(k: np.int64, mask: int) -> np.int64:
     return np.int64(((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(24))
                     & np.uint64(mask))  # fmt: skip
 
