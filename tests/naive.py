@@ -1028,3 +1028,36 @@ def ref_correlate(records, gap="1s", pair_tolerance="5s", match_tolerance="5s", 
     """main's correlate stages on one partition: stitch, pair, match, signaling, intents."""
     calls = ref_match(ref_pair_legs(ref_stitch(records, gap), pair_tolerance), match_tolerance)
     return ref_sessionize_records(ref_with_signaling(calls), window)
+
+# --- protect: tokens and the record-id prefilter as main computed them (issue 15) -----------
+
+
+def token(value, purpose_key, keep_digits, length, min_hidden=4):
+    """One value's token, one ``hmac.digest`` and one regex: ``<kept prefix>#<hex>``."""
+    import hashlib
+    import hmac
+    import re
+
+    if value is None:
+        return None
+    if value == "":
+        return ""
+    prefix = ""
+    if keep_digits:
+        m = re.fullmatch(rf"(\+?[0-9]{{{keep_digits}}})[0-9]{{{min_hidden},}}", value)
+        prefix = m.group(1) if m else ""
+    digest = hmac.digest(purpose_key, value.encode("utf-8"), hashlib.sha256).hex()
+    return f"{prefix}#{digest[:length]}"
+
+
+def record_id_may_hold_numbers(value):
+    """KeepSourceName's prefilter as three regexes (RE2 through pyarrow, as on main)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digits = r"\d(?:[ .()/-]{0,2}\d){6}"
+    arr = pa.array([value], pa.string())
+    in_tag = pc.match_substring_regex(arr, digits + ".*:")[0].as_py()
+    two_colons = pc.match_substring_regex(arr, ":.*:")[0].as_py()
+    anywhere = pc.match_substring_regex(arr, digits)[0].as_py()
+    return bool(in_tag or (not two_colons and anywhere))

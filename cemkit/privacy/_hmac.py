@@ -3,9 +3,10 @@
 Per value, ``hmac.digest`` costs a Python call, an ``encode`` and a ``hex`` (~4 µs a value here,
 most of a pseudonymization pass over numbers that are nearly all distinct). This kernel keeps
 the key's inner and outer SHA-256 states (RFC 2104: the compressions of ``key XOR ipad`` and
-``key XOR opad``), so each value costs its own message blocks plus one outer block, and writes
-the hex digits straight into the output buffer. It is checked against :func:`hmac.digest`
-(RFC 4231 vectors and random values) in the tests.
+``key XOR opad``), so each value costs its own message blocks plus one outer block, in 32-bit
+words. Digests are computed once per *distinct* value (:func:`hmac_words`) and the tokens of
+every row written from them straight into one output buffer (:func:`tokens_by_code`). Checked
+against :func:`hmac.digest` (RFC 4231 vectors and random values) in the tests.
 """
 
 from __future__ import annotations
@@ -39,105 +40,158 @@ _IV = np.array(
     dtype=np.uint64,
 )  # fmt: skip
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8).copy()
-_M = np.uint64(0xFFFFFFFF)
+_K32 = _K.astype(np.uint32)
+_SEPARATOR = np.uint8(ord("#"))
+_PLUS, _ZERO, _NINE = 0x2B, 0x30, 0x39
 
 
-@_jit
-def _rotr(x: np.uint64, n: int) -> np.uint64:
-    return ((x >> np.uint64(n)) | (x << np.uint64(32 - n))) & _M
+@njit(inline="always")
+def _rotr(x: np.uint32, n: int) -> np.uint32:
+    return np.uint32((x >> np.uint32(n)) | (x << np.uint32(32 - n)))
 
 
-@_jit
-def _compress(state: np.ndarray, block: np.ndarray, k: np.ndarray, w: np.ndarray) -> None:
-    """One SHA-256 compression of a 64-byte ``block`` into ``state`` (8 words in uint64)."""
-    for i in range(16):
-        w[i] = (
-            (np.uint64(block[4 * i]) << np.uint64(24))
-            | (np.uint64(block[4 * i + 1]) << np.uint64(16))
-            | (np.uint64(block[4 * i + 2]) << np.uint64(8))
-            | np.uint64(block[4 * i + 3])
-        )
+@njit(inline="always")
+def _compress(state: np.ndarray, w: np.ndarray, k: np.ndarray) -> None:
+    """One SHA-256 compression into ``state`` (8 uint32 words) of the block in ``w[:16]``."""
     for i in range(16, 64):
         x, y = w[i - 15], w[i - 2]
-        s0 = _rotr(x, 7) ^ _rotr(x, 18) ^ (x >> np.uint64(3))
-        s1 = _rotr(y, 17) ^ _rotr(y, 19) ^ (y >> np.uint64(10))
-        w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & _M
+        s0 = _rotr(x, 7) ^ _rotr(x, 18) ^ (x >> np.uint32(3))
+        s1 = _rotr(y, 17) ^ _rotr(y, 19) ^ (y >> np.uint32(10))
+        w[i] = np.uint32(w[i - 16] + s0 + w[i - 7] + s1)
     a, b, c, d = state[0], state[1], state[2], state[3]
     e, f, g, h = state[4], state[5], state[6], state[7]
     for i in range(64):
         s1 = _rotr(e, 6) ^ _rotr(e, 11) ^ _rotr(e, 25)
-        ch = (e & f) ^ ((~e & _M) & g)
-        t1 = (h + s1 + ch + k[i] + w[i]) & _M
+        ch = np.uint32((e & f) ^ (~e & g))
+        t1 = np.uint32(h + s1 + ch + k[i] + w[i])
         s0 = _rotr(a, 2) ^ _rotr(a, 13) ^ _rotr(a, 22)
-        maj = (a & b) ^ (a & c) ^ (b & c)
-        t2 = (s0 + maj) & _M
-        h, g, f, e = g, f, e, (d + t1) & _M
-        d, c, b, a = c, b, a, (t1 + t2) & _M
-    state[0] = (state[0] + a) & _M
-    state[1] = (state[1] + b) & _M
-    state[2] = (state[2] + c) & _M
-    state[3] = (state[3] + d) & _M
-    state[4] = (state[4] + e) & _M
-    state[5] = (state[5] + f) & _M
-    state[6] = (state[6] + g) & _M
-    state[7] = (state[7] + h) & _M
+        t2 = np.uint32(s0 + ((a & b) ^ (a & c) ^ (b & c)))
+        h, g, f, e = g, f, e, np.uint32(d + t1)
+        d, c, b, a = c, b, a, np.uint32(t1 + t2)
+    state[0] = np.uint32(state[0] + a)
+    state[1] = np.uint32(state[1] + b)
+    state[2] = np.uint32(state[2] + c)
+    state[3] = np.uint32(state[3] + d)
+    state[4] = np.uint32(state[4] + e)
+    state[5] = np.uint32(state[5] + f)
+    state[6] = np.uint32(state[6] + g)
+    state[7] = np.uint32(state[7] + h)
 
 
 @_jit
-def _hmac_hex(
-    offsets: np.ndarray,
-    data: np.ndarray,
-    inner0: np.ndarray,
-    outer0: np.ndarray,
-    nhex: int,
-    k: np.ndarray,
-    hexdigits: np.ndarray,
+def _digests(
+    offsets: np.ndarray, data: np.ndarray, inner0: np.ndarray, outer0: np.ndarray, k: np.ndarray
 ) -> np.ndarray:
+    """HMAC-SHA256 of each value ``data[offsets[i]:offsets[i+1]]``: an (n, 8) uint32 array."""
     n = offsets.size - 1
-    out = np.empty(n * nhex, dtype=np.uint8)
-    state = np.empty(8, dtype=np.uint64)
-    block = np.empty(64, dtype=np.uint8)
-    w = np.empty(64, dtype=np.uint64)
+    out = np.empty((n, 8), dtype=np.uint32)
+    state = np.empty(8, dtype=np.uint32)
+    w = np.empty(64, dtype=np.uint32)
     for r in range(n):
-        lo, hi = offsets[r], offsets[r + 1]
-        length = hi - lo
+        lo = offsets[r]
+        length = offsets[r + 1] - lo
         state[:] = inner0
         # message blocks: the value, 0x80, zeros, the bit length of (ipad block + value)
         nblocks = (length + 9 + 63) // 64
         bits = (64 + length) * 8
         for blk in range(nblocks):
-            for j in range(64):
-                pos = blk * 64 + j
-                if pos < length:
-                    block[j] = data[lo + pos]
-                elif pos == length:
-                    block[j] = 0x80
-                else:
-                    block[j] = 0
+            base = blk * 64
+            for i in range(16):
+                v = np.uint32(0)
+                for j in range(4):
+                    pos = base + 4 * i + j
+                    byte = np.uint32(0)
+                    if pos < length:
+                        byte = np.uint32(data[lo + pos])
+                    elif pos == length:
+                        byte = np.uint32(0x80)
+                    v = np.uint32((v << np.uint32(8)) | byte)
+                w[i] = v
             if blk == nblocks - 1:
-                for j in range(8):
-                    block[63 - j] = (bits >> (8 * j)) & 0xFF
-            _compress(state, block, k, w)
+                w[14] = np.uint32(bits >> 32)
+                w[15] = np.uint32(bits & 0xFFFFFFFF)
+            _compress(state, w, k)
         # outer block: the inner digest, 0x80, zeros, 768 bits (opad block + 32 bytes)
-        for j in range(8):
-            v = state[j]
-            block[4 * j] = (v >> np.uint64(24)) & np.uint64(0xFF)
-            block[4 * j + 1] = (v >> np.uint64(16)) & np.uint64(0xFF)
-            block[4 * j + 2] = (v >> np.uint64(8)) & np.uint64(0xFF)
-            block[4 * j + 3] = v & np.uint64(0xFF)
-        block[32] = 0x80
-        for j in range(33, 62):
-            block[j] = 0
-        block[62] = 0x03  # 768 = 0x0300
-        block[63] = 0x00
+        for i in range(8):
+            w[i] = state[i]
+        w[8] = np.uint32(0x80000000)
+        for i in range(9, 15):
+            w[i] = np.uint32(0)
+        w[15] = np.uint32(768)
         state[:] = outer0
-        _compress(state, block, k, w)
-        base = r * nhex
-        for j in range(nhex):
-            word = state[j // 8]
-            nib = (word >> np.uint64(28 - 4 * (j % 8))) & np.uint64(0xF)
-            out[base + j] = hexdigits[nib]
+        _compress(state, w, k)
+        out[r, :] = state
     return out
+
+
+@_jit
+def _prefix_lengths(offsets: np.ndarray, data: np.ndarray, keep: int, min_hidden: int
+                    ) -> np.ndarray:  # fmt: skip
+    """Bytes of each value kept before its token (-1: the value is empty, it stays empty).
+
+    A value keeps ``keep`` digits (and its leading ``+``) only when it is ``+`` and digits, with
+    at least ``keep + min_hidden`` digits: the rule of
+    :func:`cemkit.privacy.operators.tokenize.kept_prefix`.
+    """
+    n = offsets.size - 1
+    out = np.zeros(n, dtype=np.int16)
+    for i in range(n):
+        lo, hi = offsets[i], offsets[i + 1]
+        if hi == lo:
+            out[i] = -1
+            continue
+        if keep == 0:
+            continue
+        start = lo + 1 if data[lo] == _PLUS else lo
+        ok = hi - start >= keep + min_hidden
+        j = start
+        while ok and j < hi:
+            ok = _ZERO <= data[j] <= _NINE
+            j += 1
+        if ok:
+            out[i] = start - lo + keep
+    return out
+
+
+@_jit
+def _gather_tokens(
+    codes: np.ndarray,
+    prefix: np.ndarray,
+    offsets: np.ndarray,
+    data: np.ndarray,
+    words: np.ndarray,
+    nhex: int,
+    hexdigits: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's token ``<kept prefix>#<nhex hex digits>`` of the distinct value ``codes[r]``.
+
+    A negative code (a null) or an empty value gives an empty slot. Returns offsets and bytes.
+    """
+    n = codes.size
+    out_offsets = np.empty(n + 1, dtype=np.int64)
+    out_offsets[0] = 0
+    for r in range(n):
+        c = codes[r]
+        size = 0
+        if c >= 0 and prefix[c] >= 0:
+            size = prefix[c] + 1 + nhex
+        out_offsets[r + 1] = out_offsets[r] + size
+    out = np.empty(out_offsets[n], dtype=np.uint8)
+    for r in range(n):
+        p = out_offsets[r]
+        if out_offsets[r + 1] == p:
+            continue
+        c = codes[r]
+        lo = offsets[c]
+        for j in range(prefix[c]):
+            out[p + j] = data[lo + j]
+        p += prefix[c]
+        out[p] = _SEPARATOR
+        p += 1
+        for j in range(nhex):
+            nib = (words[c, j // 8] >> np.uint32(28 - 4 * (j % 8))) & np.uint32(0xF)
+            out[p + j] = hexdigits[nib]
+    return out_offsets, out
 
 
 def _pad_state(key: bytes, pad: int) -> np.ndarray:
@@ -146,9 +200,93 @@ def _pad_state(key: bytes, pad: int) -> np.ndarray:
 
         key = hashlib.sha256(key).digest()
     block = np.frombuffer(bytes(b ^ pad for b in key.ljust(64, b"\0")), dtype=np.uint8)
-    state = _IV.copy()
-    _compress(state, block.copy(), _K, np.empty(64, dtype=np.uint64))
+    w = np.zeros(64, dtype=np.uint32)
+    w[:16] = block.view(">u4")
+    state = _IV.astype(np.uint32)
+    _compress_py(state, w)
     return state
+
+
+@_jit
+def _compress_one(state: np.ndarray, w: np.ndarray, k: np.ndarray) -> None:
+    _compress(state, w, k)
+
+
+def _compress_py(state: np.ndarray, w: np.ndarray) -> None:
+    _compress_one(state, w, _K32)
+
+
+def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and bytes of an Arrow string/large_string array without nulls (no copy)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        values = values.cast(pa.string())
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    n = len(values)
+    bufs = values.buffers()
+    itemsize = np.dtype(width).itemsize
+    offsets = np.frombuffer(bufs[1], dtype=width, count=n + 1, offset=values.offset * itemsize)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(1, np.uint8)
+    return offsets, data
+
+
+def hmac_words(values: pa.Array, key: bytes) -> np.ndarray:
+    """HMAC-SHA256(``key``, value) of each UTF-8 value, as an (n, 8) array of uint32 words.
+
+    ``values`` is an Arrow string array without nulls. Computed once per value: callers pass
+    distinct values (a dictionary) and expand by codes (:func:`tokens_by_code`).
+    """
+    offsets, data = _buffers(values)
+    return _digests(offsets, data, _pad_state(key, 0x36), _pad_state(key, 0x5C), _K32)
+
+
+def _string_array(offsets: np.ndarray, data: np.ndarray, validity: pa.Buffer | None,
+                  null_count: int) -> pa.Array:  # fmt: skip
+    n = offsets.size - 1
+    if offsets[-1] < 2**31:
+        typ, offsets = pa.string(), offsets.astype(np.int32)
+    else:
+        typ = pa.large_string()
+    return pa.Array.from_buffers(
+        typ, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=null_count
+    )
+
+
+def tokens_by_code(
+    codes: np.ndarray,
+    dictionary: pa.Array,
+    words: np.ndarray,
+    keep_digits: int,
+    min_hidden: int,
+    nhex: int,
+) -> pa.Array:
+    """Tokens ``<kept prefix>#<hex>`` of ``dictionary[codes]``, from the dictionary's HMACs.
+
+    ``codes`` are int32/int64 indices into ``dictionary`` (-1 for a null row, which stays null);
+    ``words`` are :func:`hmac_words` of the dictionary. An empty value stays empty. One pass over
+    the rows writes the tokens straight into the output buffer.
+    """
+    if not 0 < nhex <= 64:
+        raise ValueError("nhex must be between 1 and 64")
+    offsets, data = _buffers(dictionary)
+    prefix = _prefix_lengths(offsets, data, keep_digits, min_hidden)
+    out_offsets, out = _gather_tokens(codes, prefix, offsets, data, words, nhex, _HEX)
+    nulls = codes < 0
+    null_count = int(nulls.sum())
+    validity = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if null_count else None
+    return _string_array(out_offsets, out, validity, null_count)
+
+
+@_jit
+def _hex(words: np.ndarray, nhex: int, hexdigits: np.ndarray) -> np.ndarray:
+    n = words.shape[0]
+    out = np.empty(n * nhex, dtype=np.uint8)
+    for r in range(n):
+        for j in range(nhex):
+            nib = (words[r, j // 8] >> np.uint32(28 - 4 * (j % 8))) & np.uint32(0xF)
+            out[r * nhex + j] = hexdigits[nib]
+    return out
 
 
 def hmac_hex(values: pa.Array, key: bytes, nhex: int = 64) -> pa.Array:
@@ -158,16 +296,6 @@ def hmac_hex(values: pa.Array, key: bytes, nhex: int = 64) -> pa.Array:
     """
     if not 0 < nhex <= 64:
         raise ValueError("nhex must be between 1 and 64")
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if not pa.types.is_large_string(values.type):
-        values = values.cast(pa.large_string())
-    n = len(values)
-    bufs = values.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64, count=n + 1, offset=values.offset * 8)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(1, np.uint8)
-    out = _hmac_hex(offsets, data, _pad_state(key, 0x36), _pad_state(key, 0x5C), nhex, _K, _HEX)
-    out_offsets = np.arange(n + 1, dtype=np.int32) * np.int32(nhex)
-    return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(out_offsets), pa.py_buffer(out)]
-    )
+    out = _hex(hmac_words(values, key), nhex, _HEX)
+    out_offsets = np.arange(len(values) + 1, dtype=np.int64) * nhex
+    return _string_array(out_offsets, out, None, 0)

@@ -25,6 +25,7 @@ from cemkit.privacy.keys import Key
 from cemkit.privacy.operators import Operator, create
 from cemkit.privacy.operators.fpe import Fpe
 from cemkit.privacy.operators.keep import KeepSourceName
+from cemkit.privacy.operators.tokenize import Tokenize, tokenize_columns
 from cemkit.privacy.policy import Policy, load_policy
 
 #: Columns holding source names (file tags, paths): kept in clear, their numbers tokenized.
@@ -78,17 +79,28 @@ def plan(
 def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     by_name = dict(steps)
-    for name in df.columns:
-        op = by_name.get(str(name))
-        if op is None:
-            # A column the plan has not seen (a partition differing from meta): never pass it.
-            continue
-        if method == "apply":
+    present = [str(n) for n in df.columns if str(n) in by_name]
+    # A column the plan has not seen (a partition differing from meta) is never passed.
+    tokens: dict[str, pd.Series] = {}
+    if method == "apply":
+        # Every tokenized column at once: one dictionary, one HMAC per distinct value.
+        tokenized = {n: by_name[n] for n in present if type(by_name[n]) is Tokenize}
+        if tokenized:
+            key = next(iter(tokenized.values())).key
+            assert key is not None  # checked by validate()
+            tokens = tokenize_columns({n: df[n] for n in tokenized},
+                                      {n: op.rule for n, op in tokenized.items()},  # type: ignore[misc]
+                                      key)  # fmt: skip
+    for name in present:
+        op = by_name[name]
+        if name in tokens:
+            result: pd.Series | None = tokens[name]
+        elif method == "apply":
             result = op.apply_frame(df)
         else:
             result = getattr(op, method)(df[name]) if hasattr(op, method) else df[name]
         if result is not None:
-            out[str(name)] = result
+            out[name] = result
     result_frame = pd.DataFrame(out, index=df.index)
     if method == "apply":
         # What was done per column, for the notebook guard (cemkit.guard.PROTECTED_ATTR).

@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cemkit.privacy._parties import may_hold_numbers
 from cemkit.privacy.enforce import source_name
 from cemkit.privacy.operators.base import Operator, column_kind, from_arrow, on_distinct, to_arrow
 
@@ -43,11 +44,8 @@ class KeepSourceName(Keep):
         # the distinct tags, join again.
         values = to_arrow(series)
         # cheap prefilter: a 7-digit run before the last ':' (not the line number), or in an
-        # id without the source:tag:position shape
-        in_tag = pc.match_substring_regex(values, _DIGITS + ".*:")
-        odd = pc.and_(pc.invert(pc.match_substring_regex(values, ":.*:")),
-                      pc.match_substring_regex(values, _DIGITS))  # fmt: skip
-        if not pc.any(pc.fill_null(pc.or_(in_tag, odd), False)).as_py():
+        # id without the source:tag:position shape (one jitted pass, ~10x the regexes' speed)
+        if not may_hold_numbers(values):
             return series
         parts = pc.extract_regex(values, _RECORD_ID)
         tags = pc.struct_field(parts, [1]).dictionary_encode()
