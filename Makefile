@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# test files run in parallel, one file per worker process (module fixtures stay in one process)
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck lab bench screenshots clean
 
@@ -20,7 +22,7 @@ demo: $(STAMP)  ## generate a default data set, run the whole pipeline, write a 
 test: $(STAMP)  ## lint, type-check and run every test
 	$(BIN)/ruff check cemkit tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cemkit tests benchmarks
