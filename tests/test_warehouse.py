@@ -290,22 +290,22 @@ def test_one_policy_key_and_model_per_warehouse(world, tmp_path):
     assert len(wh.files()) == 2
 
 
-def test_small_frame_indicators_equal_the_shared_formulas(world, tmp_path):
-    from cemkit.warehouse import indicators as small
-
+def test_query_indicators_equal_the_rollup_table(world, tmp_path):
+    # the query computes indicators from summed counters with NumPy (formulas.indicator_arrays,
+    # the one definition the rollup's formulas.indicators uses too): the same values
     out, files, _ = world
     wh = warehouse.Warehouse.create(tmp_path / "wh")
     ingest_files(wh.store, [str(f) for f in files], _settings(out))
     sums = wh.counters(*PERIOD, freq="hour")
     assert len(sums) > 50
     want = formulas.indicators(sums)
-    names = [n for n in formulas.INDICATORS if small.counters_needed([n]) is not None]
+    names = [n for n in formulas.INDICATORS if formulas.counters_needed([n]) is not None]
     assert {"asr", "ner", "acd_s", "pdd_mean_ms", "mos", "data_volume_mb", "ser"} <= set(names)
-    got = small.indicators({c: sums[c].to_numpy() for c in COUNTERS}, names)
+    got = formulas.indicator_arrays({c: sums[c].to_numpy() for c in COUNTERS}, names)
     for n in names:  # bit for bit, NaN where the formulas give NaN
         np.testing.assert_array_equal(got[n], want[n].to_numpy(), err_msg=n)
-    assert small.counters_needed(["asr", "experience_score"]) is None
-    # kqi() through the small path and through the pandas fallback give the same frame
+    assert formulas.counters_needed(["asr", "experience_score"]) is None
+    # kqi() through the counters-only path and through the whole formulas give the same frame
     fast = wh.kqi(*PERIOD, freq="day", k=2, indicators=["asr", "acd_s", "pdd_p95_ms"])
     slow = wh.kqi(*PERIOD, freq="day", k=2,
                   indicators=["asr", "acd_s", "pdd_p95_ms", "experience_score"])  # fmt: skip

@@ -49,7 +49,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -597,6 +597,118 @@ def grouped_weighted_quantile(
     return group_id[starts], out
 
 
+#: Means: indicator → (sum counter, count counter, divisor of the unit).
+MEANS: dict[str, tuple[str, str, float]] = {
+    "acd_s": ("conversation_ms", "answered", 1000.0),
+    "pdd_mean_ms": ("pdd_us", "pdd_count", 1000.0),
+    "rrd_mean_ms": ("rrd_us", "rrd_count", 1000.0),
+    "mos": ("mos_micro", "mos_count", 1e6),
+    "data_mean_session_s": ("data_duration_ms", "data_sessions", 1000.0),
+}
+#: Sums: indicator → (counters added up, divisor of the unit).
+SUMS: dict[str, tuple[tuple[str, ...], float]] = {
+    "data_volume_mb": (("data_up_bytes", "data_down_bytes"), 1e6),
+}
+#: A denominator that is not a stored counter: ``invites - invites_3xx``.
+DERIVED: dict[str, tuple[str, str]] = {"invites_not_3xx": ("invites", "invites_3xx")}
+
+
+def _operands(name: str) -> tuple[str, ...] | None:
+    """The counters indicator ``name`` reads (None: not a function of counters alone)."""
+    ind = INDICATORS[name]
+    if name == "attempts":
+        return ("attempts",)
+    if ind.is_share:
+        assert ind.numerator is not None and ind.denominator is not None
+        return (ind.numerator, *DERIVED.get(ind.denominator, (ind.denominator,)))
+    if name in MEANS:
+        return MEANS[name][:2]
+    if name in SUMS:
+        return SUMS[name][0]
+    return None
+
+
+def counters_needed(names: Sequence[str]) -> list[str] | None:
+    """The counters the indicators ``names`` read (None: one is not a function of counters).
+
+    The PDD percentiles and the experience score are not.
+    """
+    out: dict[str, None] = {}
+    for name in names:
+        ops = _operands(name)
+        if ops is None:
+            return None
+        out.update(dict.fromkeys(ops))
+    return list(out)
+
+
+def _ratio_np(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` as float64, NaN where ``den`` is not positive (or missing)."""
+    num, den = num.astype(np.float64), den.astype(np.float64)
+    out = np.full(len(num), np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def _counter(sums: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    if name in DERIVED:
+        a, b = DERIVED[name]
+        return sums[a] - sums[b]
+    return sums[name]
+
+
+def indicator_arrays(sums: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The indicators ``names`` from summed counters (NumPy arrays of equal length).
+
+    The one definition of every indicator that is a function of counters (shares, means,
+    sums): :func:`indicators` and the warehouse's queries both use it. Every name must read
+    counters only (:func:`counters_needed` is not None).
+
+    Examples
+    --------
+    >>> out = indicator_arrays({"answered": np.array([3, 0]), "attempts": np.array([4, 0])},
+    ...                        ["asr"])
+    >>> out["asr"].tolist()
+    [0.75, nan]
+    """
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        ind = INDICATORS[name]
+        if name == "attempts":
+            out[name] = sums["attempts"].astype(np.int64)
+        elif ind.is_share:
+            assert ind.numerator is not None and ind.denominator is not None
+            out[name] = _ratio_np(_counter(sums, ind.numerator), _counter(sums, ind.denominator))
+        elif name in MEANS:
+            total, count, unit = MEANS[name]
+            out[name] = _ratio_np(sums[total], sums[count]) / unit
+        elif name in SUMS:
+            cols, unit = SUMS[name]
+            added = sums[cols[0]]
+            for c in cols[1:]:
+                added = added + sums[c]
+            out[name] = added.astype(np.float64) / unit
+        else:
+            raise ValueError(f"{name} is not a function of counters alone")
+    return out
+
+
+def _counter_array(col: pd.Series) -> np.ndarray:
+    """A counter column as int64, or as float64 with NaN where it holds missing values."""
+    if pd.api.types.is_integer_dtype(col.dtype) and not col.hasnans:
+        return col.to_numpy(dtype=np.int64)
+    return col.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+#: Column order of :func:`indicators` (as the KQI tables have always had them).
+_COLUMN_ORDER: tuple[str, ...] = (
+    "attempts", "asr", "ner", "ser", "seer", "isa", "scr", "drop_ratio", "short_call_ratio",
+    "acd_s", "pdd_mean_ms", *PDD_QUANTILES, "repeat_attempt_rate", "registration_success_ratio",
+    "rrd_mean_ms", "mos", "data_abnormal_release_ratio", "data_volume_mb", "data_mean_session_s",
+    *(f"data_share_{rat}" for rat in DATA_RATS), "sms_failure_ratio",
+)  # fmt: skip
+
+
 def indicators(sums: pd.DataFrame) -> pd.DataFrame:
     """Indicators from summed counters (one row per object and bucket).
 
@@ -605,32 +717,19 @@ def indicators(sums: pd.DataFrame) -> pd.DataFrame:
     Returns the :data:`INDICATORS` columns (float64; ``attempts`` int64).
     """
     s = sums
-    not_3xx = s["invites"] - s["invites_3xx"]
-    aug = s.assign(invites_not_3xx=not_3xx)
+    names = [n for n in INDICATORS if _operands(n) is not None]
+    if "registrations" not in s.columns:  # counters of records written before registrations
+        names = [n for n in names if n not in ("registration_success_ratio", "rrd_mean_ms")]
+    arrays = {c: _counter_array(s[c]) for c in counters_needed(names) or []}
+    values = indicator_arrays(arrays, names)
     out = pd.DataFrame(index=s.index)
-    out["attempts"] = s["attempts"].astype("int64")
-    for name in ("asr", "ner", "ser", "seer", "isa", "scr", "drop_ratio", "short_call_ratio"):
-        ind = INDICATORS[name]
-        assert ind.numerator is not None and ind.denominator is not None
-        out[name] = _ratio(aug[ind.numerator], aug[ind.denominator])
-    out["acd_s"] = _ratio(s["conversation_ms"], s["answered"]) / 1000.0
-    out["pdd_mean_ms"] = _ratio(s["pdd_us"], s["pdd_count"]) / 1000.0
-    for name in PDD_QUANTILES:
-        out[name] = s[name].astype(float) if name in s.columns else np.nan
-    out["repeat_attempt_rate"] = _ratio(s["repeat_attempts"], s["attempts"])
-    if "registrations" in s.columns:
-        out["registration_success_ratio"] = _ratio(s["registrations_ok"], s["registrations"])
-        out["rrd_mean_ms"] = _ratio(s["rrd_us"], s["rrd_count"]) / 1000.0
-    else:
-        out["registration_success_ratio"] = np.nan
-        out["rrd_mean_ms"] = np.nan
-    out["mos"] = _ratio(s["mos_micro"], s["mos_count"]) / 1e6
-    out["data_abnormal_release_ratio"] = _ratio(s["data_abnormal"], s["data_sessions"])
-    out["data_volume_mb"] = (s["data_up_bytes"] + s["data_down_bytes"]).astype("float64") / 1e6
-    out["data_mean_session_s"] = _ratio(s["data_duration_ms"], s["data_sessions"]) / 1000.0
-    for rat in DATA_RATS:
-        out[f"data_share_{rat}"] = _ratio(s[f"data_sessions_{rat}"], s["data_sessions"])
-    out["sms_failure_ratio"] = _ratio(s["sms_failures"], s["sms_attempts"])
+    for name in _COLUMN_ORDER:
+        if name in values:
+            out[name] = values[name]
+        elif name in PDD_QUANTILES:
+            out[name] = s[name].astype(float) if name in s.columns else np.nan
+        elif name != "experience_score":
+            out[name] = np.nan
     score, _ = experience_score(out)
     out["experience_score"] = score
     return out

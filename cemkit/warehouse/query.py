@@ -228,7 +228,6 @@ class Warehouse:
             counters), ``suppressed``; the suppression note in ``attrs``.
         """
         from cemkit.privacy.suppress import suppress_small_groups
-        from cemkit.warehouse import indicators as small
 
         names = list(indicators) if indicators is not None else list(formulas.INDICATORS)
         unknown = [n for n in names if n not in formulas.INDICATORS and n not in QUANTILES]
@@ -238,7 +237,7 @@ class Warehouse:
         quant = {n: QUANTILES[n] for n in names if n in QUANTILES}
         sketch_cols = ["customers_hll", *sorted({c for c, _ in quant.values()})]
         formula_names = [n for n in names if n not in quant]
-        needed = small.counters_needed(formula_names)
+        needed = formulas.counters_needed(formula_names)
         all_counters = counters or needed is None
         counter_cols = list(formulas.COUNTERS) if all_counters else needed
         assert counter_cols is not None
@@ -254,8 +253,8 @@ class Warehouse:
             qs = [q2 for c, q2 in quant.values() if c == col]
             values[name] = quantiles[col][:, qs.index(q)]
         if needed is not None:
-            values.update(small.indicators(sums, formula_names))
-        else:  # an indicator without a small-frame formula: the shared pandas formulas
+            values.update(formulas.indicator_arrays(sums, formula_names))
+        else:  # an indicator that is not a function of counters alone: the whole formulas
             frame_sums = pd.DataFrame(sums)
             for name in formulas.PDD_QUANTILES:
                 frame_sums[name] = values.get(name, np.full(len(frame_sums), np.nan))
