@@ -234,8 +234,12 @@ def _with_data(policy: Policy, data: Path) -> list[Finding]:
     mine, theirs = ((MEASUREMENT_BY_NAME, BY_NAME) if is_measurements(present)
                     else (BY_NAME, MEASUREMENT_BY_NAME))  # fmt: skip
     other_kind = set(theirs) - set(mine)
+    # a source-specific column a shipped loader declares comes from that source only
+    from cemkit.privacy.explain import declared_extensions
+
+    declared = set(declared_extensions())
     for name in policy.columns:
-        if name not in present and name not in other_kind:
+        if name not in present and name not in other_kind and name not in declared:
             found.append(Finding("warning", f"columns.{name}", f"named by the policy but not in "
                                  f"the data ({data}); a typo, or a source not loaded here?"))
     left = [c for c in schema.names if c not in policy.columns]

@@ -85,12 +85,12 @@ def pii_class(column: str, *, quarantine: bool = False) -> str:
 
     if quarantine:
         return QUARANTINE_PII.get(column, "free_text")
-    col = BY_NAME.get(column) or _declared_extensions().get(column)
+    col = BY_NAME.get(column) or declared_extensions().get(column)
     return col.pii.value if col is not None else "source"
 
 
 @functools.cache
-def _declared_extensions() -> dict[str, Any]:
+def declared_extensions() -> dict[str, Any]:
     """Source-specific columns the shipped loaders declare, by name.
 
     A name two loaders declare with different PII classes is left out (unknown, "source").
