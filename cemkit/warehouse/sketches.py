@@ -18,6 +18,7 @@ that any roll-up (hour, day, month, a set of node groups) is a merge of stored s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import datasketches as ds
 import numpy as np
@@ -54,8 +55,8 @@ def hll_of(items: Iterable[str]) -> bytes | None:
     return None if empty else bytes(sk.serialize_compact())
 
 
-def merge_kll(blobs: Iterable[bytes | None]) -> bytes | None:
-    """Merge serialized KLL sketches into one (None when all are None)."""
+def _merged_kll(blobs: Iterable[bytes | None]) -> Any:
+    """Serialized KLL sketches deserialized and merged into one (None when all are None)."""
     out = None
     for blob in blobs:
         if blob is None:
@@ -65,6 +66,12 @@ def merge_kll(blobs: Iterable[bytes | None]) -> bytes | None:
             out = sk
         else:
             out.merge(sk)
+    return out
+
+
+def merge_kll(blobs: Iterable[bytes | None]) -> bytes | None:
+    """Merge serialized KLL sketches into one (None when all are None)."""
+    out = _merged_kll(blobs)
     return None if out is None else bytes(out.serialize())
 
 
@@ -125,15 +132,7 @@ def kll_quantile_rows(rows: Sequence[Sequence[bytes]], qs: Sequence[float]) -> n
     if not qs:
         return out
     for i, blobs in enumerate(rows):
-        merged = None
-        for blob in blobs:
-            if blob is None:
-                continue
-            sk = ds.kll_floats_sketch.deserialize(blob)
-            if merged is None:
-                merged = sk
-            else:
-                merged.merge(sk)
+        merged = _merged_kll(blobs)
         if merged is not None and not merged.is_empty():
             out[i] = [merged.get_quantile(q) for q in qs]
     return out
