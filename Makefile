@@ -21,6 +21,7 @@ demo: $(STAMP)  ## generate a default data set, run the whole pipeline, write a 
 
 test: $(STAMP)  ## lint, type-check and run every test
 	$(BIN)/ruff check cemkit tests benchmarks
+	$(BIN)/ruff format --check cemkit tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 

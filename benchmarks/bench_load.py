@@ -251,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     pyarrow_s = results[1]["seconds"]
     pandas_s = results[0]["seconds"]
     lines = [
-        (f"rows: {ref['rows']:,}; file: {path.stat().st_size / 2**20:.0f} MiB; "
-         f"workers: {args.workers}; machine: {os.cpu_count()} CPUs, {platform.processor()}"),
+        (
+            f"rows: {ref['rows']:,}; file: {path.stat().st_size / 2**20:.0f} MiB; "
+            f"workers: {args.workers}; machine: {os.cpu_count()} CPUs, {platform.processor()}"
+        ),
         "",
         "| contender | seconds | rows/s | vs pandas | vs pyarrow 1-thread | peak RSS MiB |",
         "|---|---:|---:|---:|---:|---:|",

@@ -104,13 +104,17 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"versions: {versions(('cemkit', 'pandas', 'pyarrow', 'phonenumbers'))}")
     g = bench_guard(args.rows, args.distinct, args.naive_rows)
-    print(f"guard  {args.rows:>9} rows: cemkit {g['guard_s'] * 1e3:8.1f} ms, "
-          f"mask column (distinct values) {g['naive_s']:6.2f} s "
-          f"(timed on {args.naive_rows} rows, scaled) -> {g['ratio']:,.0f}x; same rendered text")
+    print(
+        f"guard  {args.rows:>9} rows: cemkit {g['guard_s'] * 1e3:8.1f} ms, "
+        f"mask column (distinct values) {g['naive_s']:6.2f} s "
+        f"(timed on {args.naive_rows} rows, scaled) -> {g['ratio']:,.0f}x; same rendered text"
+    )
     c = bench_check(args.rows, args.distinct)
-    print(f"check  {args.rows:>9} rows: cemkit {c['cemkit_s']:.3f} s "
-          f"({args.rows / c['cemkit_s']:,.0f} rows/s), pandas {c['pandas_s']:.3f} s "
-          f"({args.rows / c['pandas_s']:,.0f} rows/s) -> {c['ratio']:.1f}x; same group counts")
+    print(
+        f"check  {args.rows:>9} rows: cemkit {c['cemkit_s']:.3f} s "
+        f"({args.rows / c['cemkit_s']:,.0f} rows/s), pandas {c['pandas_s']:.3f} s "
+        f"({args.rows / c['pandas_s']:,.0f} rows/s) -> {c['ratio']:.1f}x; same group counts"
+    )
 
 
 if __name__ == "__main__":

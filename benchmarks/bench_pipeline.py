@@ -636,8 +636,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=4000)
     p.add_argument("--ooc-size", type=int, default=4_000_000)
     p.add_argument("--ooc-memory", default="700MB")
-    p.add_argument("--ooc-factor", type=float, default=None,
-                   help="size the ooc world to FACTOR x one worker's memory (not --ooc-size)")
+    p.add_argument(
+        "--ooc-factor",
+        type=float,
+        default=None,
+        help="size the ooc world to FACTOR x one worker's memory (not --ooc-size)",
+    )
     p.add_argument("--ooc-rows-per-group", type=int, default=100_000)
     p.add_argument("--only", default=None, help="comma-separated contenders")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per contender")

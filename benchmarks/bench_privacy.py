@@ -97,8 +97,17 @@ def bench_tokenize(tns: pd.Series, baseline_rows: int) -> dict:
 
     base, t_base, c_base = timed(per_value, sample)
     same = bool((base.astype(STR).to_numpy() == ours.iloc[:baseline_rows].to_numpy()).all())
-    return result("tokenize (HMAC-SHA256)", "Series.map(hmac.new(...).hexdigest()) per value",
-                  len(tns), t_ours, c_ours, len(sample), t_base, c_base, same)
+    return result(
+        "tokenize (HMAC-SHA256)",
+        "Series.map(hmac.new(...).hexdigest()) per value",
+        len(tns),
+        t_ours,
+        c_ours,
+        len(sample),
+        t_base,
+        c_base,
+        same,
+    )
 
 
 def bench_fpe(tns: pd.Series, ff3_rows: int) -> dict:
@@ -115,8 +124,17 @@ def bench_fpe(tns: pd.Series, ff3_rows: int) -> dict:
 
     base, t_base, c_base = timed(per_value, sample)
     same = bool((base.astype(STR).to_numpy() == ours.iloc[:ff3_rows].to_numpy()).all())
-    return result("fpe (FF3-1, 8 of 12 digits)", "ff3 package FF3Cipher.encrypt per value",
-                  len(tns), t_ours, c_ours, len(sample), t_base, c_base, same)
+    return result(
+        "fpe (FF3-1, 8 of 12 digits)",
+        "ff3 package FF3Cipher.encrypt per value",
+        len(tns),
+        t_ours,
+        c_ours,
+        len(sample),
+        t_base,
+        c_base,
+        same,
+    )
 
 
 def bench_fpe_distinct(tns: pd.Series, ff3_rows: int) -> dict:
@@ -133,8 +151,17 @@ def bench_fpe_distinct(tns: pd.Series, ff3_rows: int) -> dict:
     sample = digits.slice(0, ff3_rows).to_pylist()
     base, t_base, c_base = timed(lambda xs: [cipher.encrypt(x) for x in xs], sample)
     same = base == ours.slice(0, ff3_rows).to_pylist()
-    return result("FF3-1 cipher only, distinct values", "ff3 package FF3Cipher.encrypt per value",
-                  len(digits), t_ours, c_ours, len(sample), t_base, c_base, same)
+    return result(
+        "FF3-1 cipher only, distinct values",
+        "ff3 package FF3Cipher.encrypt per value",
+        len(digits),
+        t_ours,
+        c_ours,
+        len(sample),
+        t_base,
+        c_base,
+        same,
+    )
 
 
 def bench_scan(texts: pd.Series, presidio_rows: int) -> dict:
@@ -154,11 +181,23 @@ def bench_scan(texts: pd.Series, presidio_rows: int) -> dict:
     base, t_base, c_base = timed(per_row, sample)
     same = bool((base.astype(STR).to_numpy() == ours.iloc[:presidio_rows].to_numpy()).all())
     changed = int((ours.iloc[:presidio_rows] != sample).sum())
-    note = (f"{texts.nunique()} distinct texts in {len(texts):,} rows; {changed} of "
-            f"{len(sample)} baseline rows had findings")
+    note = (
+        f"{texts.nunique()} distinct texts in {len(texts):,} rows; {changed} of "
+        f"{len(sample)} baseline rows had findings"
+    )
     baseline = "AnalyzerEngine.analyze per row, same recognizers"
-    return result("scan_text (presidio, no model)", baseline,
-                  len(texts), t_ours, c_ours, len(sample), t_base, c_base, same, note)
+    return result(
+        "scan_text (presidio, no model)",
+        baseline,
+        len(texts),
+        t_ours,
+        c_ours,
+        len(sample),
+        t_base,
+        c_base,
+        same,
+        note,
+    )
 
 
 def report(results: list[dict], args: argparse.Namespace) -> str:
@@ -174,8 +213,10 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         f"machine: {machine()}",
         f"versions: {versions(packages)}",
         "",
-        ("| what | cemkit rows | cemkit wall s | cemkit rows/s | baseline | baseline rows | "
-         "baseline rows/s | speed-up (wall) | speed-up (CPU) | same output |"),
+        (
+            "| what | cemkit rows | cemkit wall s | cemkit rows/s | baseline | baseline rows | "
+            "baseline rows/s | speed-up (wall) | speed-up (CPU) | same output |"
+        ),
         "|---|---:|---:|---:|---|---:|---:|---:|---:|:-:|",
     ]
     for r in results:

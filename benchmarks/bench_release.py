@@ -102,8 +102,8 @@ def baseline(frame: pd.DataFrame, spec, model, seed: int) -> tuple[dict, float]:
         cells = lv[["unit", "cell"]].drop_duplicates()
         cells = cells.sample(frac=1.0, random_state=seed).groupby("unit").head(b.max_cells)
         lv = lv.merge(cells, on=["unit", "cell"])
-        lv = lv.sample(frac=1.0, random_state=seed + 1).groupby(["unit", "cell"]).head(
-            b.max_records
+        lv = (
+            lv.sample(frac=1.0, random_state=seed + 1).groupby(["unit", "cell"]).head(b.max_records)
         )
         sums = lv.groupby("cell")[wanted].sum()
         level_groups = [c for c in range(len(names)) if _ancestor_at(model, names, depth)[c] == c]
@@ -178,8 +178,10 @@ def main() -> None:
     print("| contender | seconds | records/s | of which noise (s) | ratio |")
     print("|---|---:|---:|---:|---:|")
     print(f"| cemkit.release | {t_cemkit:.2f} | {args.size / t_cemkit:,.0f} | - | 1.00 |")
-    print(f"| pandas bounding + OpenDP per cell ({base['calls']:,} calls) | {t_base:.2f} | "
-          f"{args.size / t_base:,.0f} | {t_base_noise:.2f} | {t_base / t_cemkit:.2f}x slower |")
+    print(
+        f"| pandas bounding + OpenDP per cell ({base['calls']:,} calls) | {t_base:.2f} | "
+        f"{args.size / t_base:,.0f} | {t_base_noise:.2f} | {t_base / t_cemkit:.2f}x slower |"
+    )
     print(f"peak RSS {peak_rss_mib():,.0f} MiB")
 
 

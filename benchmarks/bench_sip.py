@@ -88,7 +88,8 @@ def replay_samples(out: str, replicas: int) -> int:
             if isinstance(ip.data, dpkt.tcp.TCP) and ip.data.data:
                 tcp = ip.data
                 found.setdefault((ip.src, tcp.sport, ip.dst, tcp.dport), []).append(
-                    (tcp.seq, bytes(tcp.data)))
+                    (tcp.seq, bytes(tcp.data))
+                )
             elif isinstance(ip.data, dpkt.udp.UDP):
                 call_ids.update(m.group(1) for m in _CALL_ID.finditer(bytes(ip.data.data)))
         built = {}
@@ -188,8 +189,12 @@ def run_tshark(path: str) -> tuple[dict[str, int | None], float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--source", choices=("replay", "synthetic"), default="replay",
-                    help="replay the real samples (default) or generate call flows")
+    ap.add_argument(
+        "--source",
+        choices=("replay", "synthetic"),
+        default="replay",
+        help="replay the real samples (default) or generate call flows",
+    )
     ap.add_argument("--size", type=int, default=60,
                     help="replicas of the samples (replay: ~1,700 packets each) or call "
                          "attempts (synthetic: ~95 packets each)")  # fmt: skip

@@ -82,8 +82,9 @@ class _Masker:
             big = s.abs() >= MIN_INTEGER_TN
             if not big.fillna(False).any():
                 return s, 0
-            masked = as_text.where(~big.fillna(False), as_text.map(
-                lambda v: v if pd.isna(v) else self.text(str(v))))
+            masked = as_text.where(
+                ~big.fillna(False), as_text.map(lambda v: v if pd.isna(v) else self.text(str(v)))
+            )
             hits = int((masked != as_text).fillna(False).sum())
             return (masked if hits else s), hits
         if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
@@ -268,7 +269,8 @@ class _Guard:
             if not columns:
                 return str(styler._repr_html_())
             text = str(masked._repr_html_()) + (
-                "<p><em>Styling removed: cemkit guard masked telephone numbers.</em></p>")
+                "<p><em>Styling removed: cemkit guard masked telephone numbers.</em></p>"
+            )
         except Exception as exc:  # noqa: BLE001 - never fall back to the unmasked frame
             return f"[frame hidden: cemkit guard could not check it ({type(exc).__name__})]"
         _warn(columns)

@@ -649,8 +649,9 @@ def _build_records(
         "partial_seq": pa.array(partial, pa.int32(), mask=partial == 0),
         "node": pa.array(list(SWITCHES)).take(pa.array(merged["switch"])),
         # missing is null, one way: an xDR-only attempt that measured no PDD has NaN here
-        "pdd_ms": pa.array(np.round(merged["pdd"], 1),
-                           mask=~merged["is_xdr"] | np.isnan(merged["pdd"])),
+        "pdd_ms": pa.array(
+            np.round(merged["pdd"], 1), mask=~merged["is_xdr"] | np.isnan(merged["pdd"])
+        ),
         "mos": pa.nulls(n, pa.float64()),
         "loss_ratio": pa.nulls(n, pa.float64()),
         "jitter_ms": pa.nulls(n, pa.float64()),

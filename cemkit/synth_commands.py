@@ -21,9 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--incidents", type=int, default=2, help="incidents to inject (0: clean)")
     p.add_argument("--days", type=int, default=7, help="length of the observed period")
     p.add_argument("--no-formats", action="store_true", help="skip the source-format files")
-    p.add_argument("--agents", type=int, default=0, metavar="DEVICES",
-                   help="also write G-NetTrack logs of DEVICES devices (formats/gnettrack/), "
-                   "with a coverage incident unless --incidents 0")
+    p.add_argument(
+        "--agents",
+        type=int,
+        default=0,
+        metavar="DEVICES",
+        help="also write G-NetTrack logs of DEVICES devices (formats/gnettrack/), "
+        "with a coverage incident unless --incidents 0",
+    )
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=run)
 

@@ -759,6 +759,7 @@ def first_start(code, time, use, n_codes):
         out.append(min(ts) if ts else NULL)
     return np.array(out, dtype=np.int64)
 
+
 # --- frame-level references: the correlators as main had them (0c535fe), on naive kernels ------
 # The fast correlators (one factorization, one shared sort, one gather) must give exactly these
 # frames. Keys are pandas.factorize codes of the key columns; the kernels are the references above
@@ -981,6 +982,7 @@ def ref_correlate(records, gap="1s", pair_tolerance="5s", match_tolerance="5s", 
     """main's correlate stages on one partition: stitch, pair, match, signaling, intents."""
     calls = ref_match(ref_pair_legs(ref_stitch(records, gap), pair_tolerance), match_tolerance)
     return ref_sessionize_records(ref_with_signaling(calls), window)
+
 
 # --- protect: tokens and the record-id prefilter as main computed them (issue 15) -----------
 

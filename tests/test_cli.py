@@ -65,8 +65,12 @@ def test_demo_writes_the_usage_mining_report(tmp_path, monkeypatch):
     # The page's own text and chart data (the inlined Vega library is code, not data).
     import re
 
-    page = re.sub(r"<script[^>]*>.*?</script>",
-                  lambda m: "" if len(m.group()) > 100_000 else m.group(), html, flags=re.DOTALL)
+    page = re.sub(
+        r"<script[^>]*>.*?</script>",
+        lambda m: "" if len(m.group()) > 100_000 else m.group(),
+        html,
+        flags=re.DOTALL,
+    )
     assert scan_text(re.sub(r"<[^>]+>", " ", page)) == (0, 0)  # text and chart data, not tags
     import pandas as pd
 

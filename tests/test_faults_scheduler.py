@@ -14,8 +14,16 @@ from cemkit.cli import build_parser, main
 
 COMPUTING = ("load", "protect", "reveal", "correlate", "kqi", "run", "demo", "report")
 #: Commands that write files without Dask (generators, policy tools).
-NO_DASK = ("synth", "sip-capture", "policy", "audit", "scan-notebook",
-           "ledger", "warehouse", "watch")  # the warehouse counts file by file, in pandas
+NO_DASK = (
+    "synth",
+    "sip-capture",
+    "policy",
+    "audit",
+    "scan-notebook",
+    "ledger",
+    "warehouse",
+    "watch",
+)  # the warehouse counts file by file, in pandas
 
 
 @pytest.fixture(scope="module")

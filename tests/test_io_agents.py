@@ -159,8 +159,9 @@ def test_agent_mapping_speedtest_jsonl(tmp_path):
     assert df.time.iloc[0] == pd.Timestamp("2026-03-01 12:00", tz="UTC")
     assert q.line.tolist() == [2, 3, 4]
     assert q.field.tolist() == ["", "timestamp", "interface.macAddr"]
-    section = load_to_dir(plan(str(path), "agent", mapping="speedtest-jsonl", max_quarantine=1.0),
-                          tmp_path / "r")  # three bad rows on purpose
+    section = load_to_dir(
+        plan(str(path), "agent", mapping="speedtest-jsonl", max_quarantine=1.0), tmp_path / "r"
+    )  # three bad rows on purpose
     rows = {k: v for k, v in section["totals"].items() if k.startswith("rows_")}
     assert rows == {"rows_read": 4, "rows_loaded": 1, "rows_quarantined": 3, "rows_attached": 0}
     assert section["totals"]["read_units"]["lines"] == 4

@@ -98,10 +98,14 @@ def test_freeswitch_user_template(tmp_path):
               "answer_epoch", "end_epoch", "billsec", "hangup_cause", "sip_term_status",
               "progressmsec", "network_addr"]  # fmt: skip
     lines = [
-        ('"u1","abc@host","+441632960001","+441632960002","1700000000","1700000003",'
-         '"1700000063","60","NORMAL_CLEARING","200","1500","192.0.2.1"'),
-        ('"u2","def@host","+441632960001","+441632960003","1700000100","0","1700000110",'
-         '"0","NO_ANSWER","480","0","192.0.2.1"'),
+        (
+            '"u1","abc@host","+441632960001","+441632960002","1700000000","1700000003",'
+            '"1700000063","60","NORMAL_CLEARING","200","1500","192.0.2.1"'
+        ),
+        (
+            '"u2","def@host","+441632960001","+441632960003","1700000100","0","1700000110",'
+            '"0","NO_ANSWER","480","0","192.0.2.1"'
+        ),
     ]
     (tmp_path / "Master.csv").write_text("\n".join(lines) + "\n")
     df, q = load(str(tmp_path / "Master.csv"), "freeswitch", template=fields)

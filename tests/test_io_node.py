@@ -51,10 +51,14 @@ def test_freeswitch_node_from_gateway_else_sofia_profile(tmp_path):
     template = ["caller_id_number", "destination_number", "start_stamp", "end_stamp",
                 "billsec", "hangup_cause", "uuid", "sip_gateway_name", "channel_name"]  # fmt: skip
     rows = [
-        ('"1000","442079460000","2026-03-02 10:00:00","2026-03-02 10:01:00","60",'
-        '"NORMAL_CLEARING","u1","lon-gw1","sofia/external/1000@10.0.0.1"'),
-        ('"1001","442079460001","2026-03-02 10:02:00","2026-03-02 10:03:00","60",'
-        '"NORMAL_CLEARING","u2","","sofia/internal/1001@10.0.0.2"'),
+        (
+            '"1000","442079460000","2026-03-02 10:00:00","2026-03-02 10:01:00","60",'
+            '"NORMAL_CLEARING","u1","lon-gw1","sofia/external/1000@10.0.0.1"'
+        ),
+        (
+            '"1001","442079460001","2026-03-02 10:02:00","2026-03-02 10:03:00","60",'
+            '"NORMAL_CLEARING","u2","","sofia/internal/1001@10.0.0.2"'
+        ),
     ]
     path = tmp_path / "Master.csv"
     path.write_text("\n".join(rows) + "\n")

@@ -15,9 +15,11 @@ from cemkit.errors import InputError, OutputError
 from cemkit.io import read_records, write_run
 from cemkit.io.output import RunDir, read_manifest
 
-LINE = ('"","2001","+15550100","ctx","clid","SIP/a","SIP/b","Dial","x",'
-        '"2024-07-01 12:00:00","2024-07-01 12:00:05","2024-07-01 12:01:05",65,60,'
-        '"ANSWERED","BILLING","1.{i}",""')
+LINE = (
+    '"","2001","+15550100","ctx","clid","SIP/a","SIP/b","Dial","x",'
+    '"2024-07-01 12:00:00","2024-07-01 12:00:05","2024-07-01 12:01:05",65,60,'
+    '"ANSWERED","BILLING","1.{i}",""'
+)
 
 
 def _frame(n=5):

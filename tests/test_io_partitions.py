@@ -126,7 +126,7 @@ def test_typed_and_text_parsing_agree(messy_file, monkeypatch, tmp_path):
     extra = tmp_path / "odd.csv"
     rng = random.Random(3)
     lines = [_line(i, rng) for i in range(200)]
-    lines[10] = lines[10].replace(",\"ANSWERED\"", ",\"ANSWERED\"").replace(",0,", ", 0 ,")
+    lines[10] = lines[10].replace(',"ANSWERED"', ',"ANSWERED"').replace(",0,", ", 0 ,")
     lines[20] = lines[20].replace('","DOCUMENTATION"', '","DOCUMENTATION"')
     for i, (old, new) in enumerate([("-10-27 0", "-10-27 "), ("-10-27", "-10-28"),
                                     ("\"Dial\"", "\"Dial \"")]):  # fmt: skip
@@ -152,8 +152,11 @@ def test_typed_and_text_parsing_agree(messy_file, monkeypatch, tmp_path):
         typed = _result(path, 8)
         assert any(used), "the typed parse was never tried"
         original = AsteriskLoader.layout
-        monkeypatch.setattr(AsteriskLoader, "layout",
-                            lambda self, p, o=original: dataclasses.replace(o(self, p), types=()))
+        monkeypatch.setattr(
+            AsteriskLoader,
+            "layout",
+            lambda self, p, o=original: dataclasses.replace(o(self, p), types=()),
+        )
         used.clear()
         text = _result(path, 8)
         assert not any(used)
@@ -165,8 +168,9 @@ def test_typed_and_text_parsing_agree(messy_file, monkeypatch, tmp_path):
     assert 41 not in q.index  # " 42 " is a number
 
 
-@settings(max_examples=6, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 10_000), blocksize=st.integers(150, 30_000))
 def test_any_cut_gives_the_same_answer(tmp_path, seed, blocksize):
     rng = random.Random(seed)

@@ -22,25 +22,39 @@ customers:
   - {name: leased, attributes: {segment: [leased-line]}}
 """
 
-TABLE = pd.DataFrame({
-    "customer": ["+4420tokGOLD", "+441612000000", "+4420tokLEASE"],
-    "plan": ["gold", "gold", "basic"],
-    "segment": ["consumer", "consumer", "leased-line"],
-})
+TABLE = pd.DataFrame(
+    {
+        "customer": ["+4420tokGOLD", "+441612000000", "+4420tokLEASE"],
+        "plan": ["gold", "gold", "basic"],
+        "segment": ["consumer", "consumer", "leased-line"],
+    }
+)
 
 
 def _assign(numbers, nodes):
     a = Assigner(ServiceModel.from_yaml_text(MODEL), TABLE)
-    recs = pd.DataFrame({"a_number": pd.array(numbers, dtype="string[pyarrow]"),
-                         "node": pd.array(nodes, dtype="string[pyarrow]")})
+    recs = pd.DataFrame(
+        {
+            "a_number": pd.array(numbers, dtype="string[pyarrow]"),
+            "node": pd.array(nodes, dtype="string[pyarrow]"),
+        }
+    )
     out = a.assign(recs)
     return list(out["group"].astype(object)), list(out["customer_object"].astype(object))
 
 
 def test_most_specific_group_wins():
     groups, _ = _assign(
-        ["+442071234567", "+442071234567", "+442071234567", "+441612345678", "+441512345678",
-         "+33123456789", "+15551234567", None],
+        [
+            "+442071234567",
+            "+442071234567",
+            "+442071234567",
+            "+441612345678",
+            "+441512345678",
+            "+33123456789",
+            "+15551234567",
+            None,
+        ],
         ["lon-sw1", "lon-tk3", "man-sw1", "lon-sw1", "x", "par", "x", "lon-sw1"],
     )
     assert groups == ["lon-sw1", "lon-trunks", "london", "manchester", "uk", "fr", np.nan, np.nan]
@@ -58,8 +72,9 @@ def test_attribute_groups_and_modeled_customers():
 
 
 def test_attribute_group_wins_when_more_specific():
-    m = ServiceModel.from_yaml_text(MODEL.replace(
-        "{name: uk-gold, parent: uk,", "{name: uk-gold, parent: manchester,"))
+    m = ServiceModel.from_yaml_text(
+        MODEL.replace("{name: uk-gold, parent: uk,", "{name: uk-gold, parent: manchester,")
+    )
     a = Assigner(m, TABLE)
     g = a.group_codes(pd.Series(["+441612000000", "+441613000000"], dtype="string[pyarrow]"))
     assert [a.group_names[i] for i in g] == ["uk-gold", "manchester"]
@@ -77,8 +92,9 @@ groups:
 """)
     a = Assigner(m)
     # tokens after the kept prefix may start with digits: they must never extend the match
-    values = pd.Series(["+4420" + "7f3a9c", "+4421" + "0000", "+4499abc", "+4420"],
-                       dtype="string[pyarrow]")
+    values = pd.Series(
+        ["+4420" + "7f3a9c", "+4421" + "0000", "+4499abc", "+4420"], dtype="string[pyarrow]"
+    )
     assert [a.group_names[i] for i in a.group_codes(values)] == ["london", "inner", "uk", "london"]
 
 
@@ -116,8 +132,13 @@ def _naive_lpm(values, prefixes, max_digits):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_longest_prefix_equals_naive_reference(seed):
     rng = np.random.default_rng(seed)
-    prefixes = sorted({("+" if rng.random() < 0.8 else "") + "".join(
-        rng.choice(list("0123456789"), rng.integers(1, 6))) for _ in range(60)})
+    prefixes = sorted(
+        {
+            ("+" if rng.random() < 0.8 else "")
+            + "".join(rng.choice(list("0123456789"), rng.integers(1, 6)))
+            for _ in range(60)
+        }
+    )
     values = []
     for _ in range(3000):
         r = rng.random()
@@ -127,10 +148,13 @@ def test_longest_prefix_equals_naive_reference(seed):
             p = prefixes[rng.integers(len(prefixes))]
             values.append(p + "".join(rng.choice(list("0123456789ab~"), rng.integers(0, 10))))
         else:
-            values.append(("+" if rng.random() < 0.7 else "")
-                          + "".join(rng.choice(list("0123456789"), rng.integers(0, 14))))
-    yaml_groups = "\n".join(f"  - {{name: g{i}, match: {{prefixes: ['{p}']}}}}"
-                            for i, p in enumerate(prefixes))
+            values.append(
+                ("+" if rng.random() < 0.7 else "")
+                + "".join(rng.choice(list("0123456789"), rng.integers(0, 14)))
+            )
+    yaml_groups = "\n".join(
+        f"  - {{name: g{i}, match: {{prefixes: ['{p}']}}}}" for i, p in enumerate(prefixes)
+    )
     m = ServiceModel.from_yaml_text(f"name: r\ngroups:\n{yaml_groups}\n")
     a = Assigner(m)
     got = a.group_codes(pd.Series(values, dtype="string[pyarrow]"))
@@ -156,9 +180,12 @@ def test_dask_assign_matches_pandas():
     import dask.dataframe as dd
 
     a = Assigner(ServiceModel.from_yaml_text(MODEL), TABLE)
-    recs = pd.DataFrame({"a_number": pd.array(["+442071234567", "+441612345678"] * 50,
-                                              dtype="string[pyarrow]"),
-                         "node": pd.array(["lon-sw1", "x"] * 50, dtype="string[pyarrow]")})
+    recs = pd.DataFrame(
+        {
+            "a_number": pd.array(["+442071234567", "+441612345678"] * 50, dtype="string[pyarrow]"),
+            "node": pd.array(["lon-sw1", "x"] * 50, dtype="string[pyarrow]"),
+        }
+    )
     got = a.assign_dask(dd.from_pandas(recs, npartitions=4)).compute()
     pd.testing.assert_frame_equal(got, a.assign(recs))
 
@@ -170,12 +197,20 @@ def test_shipped_example_model_assigns():
 
     m = load_model(Path(__file__).parents[1] / "models" / "example.yaml")
     a = Assigner(m)  # reads models/customers-example.csv next to the model
-    recs = pd.DataFrame({
-        "a_number": pd.array(["+4420#1a7f3c9e2b4d6f80", "+4416#2c55e0a41d7b3f92", "+4420#zz",
-                              "+3531#q"], dtype="string[pyarrow]"),
-        "node": pd.array(["lon-sw1", "man-sw1", "lon-tk12", "dub-x"], dtype="string[pyarrow]"),
-    })
+    recs = pd.DataFrame(
+        {
+            "a_number": pd.array(
+                ["+4420#1a7f3c9e2b4d6f80", "+4416#2c55e0a41d7b3f92", "+4420#zz", "+3531#q"],
+                dtype="string[pyarrow]",
+            ),
+            "node": pd.array(["lon-sw1", "man-sw1", "lon-tk12", "dub-x"], dtype="string[pyarrow]"),
+        }
+    )
     out = a.assign(recs)
     assert list(out["group"].astype(object)) == ["lon-sw1", "man-sw1", "lon-trunks", "dublin"]
-    assert list(out["customer_object"].astype(object)) == ["acme-hq", "leased-lines", np.nan,
-                                                           np.nan]
+    assert list(out["customer_object"].astype(object)) == [
+        "acme-hq",
+        "leased-lines",
+        np.nan,
+        np.nan,
+    ]

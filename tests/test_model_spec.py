@@ -109,13 +109,16 @@ def test_error_pickles():
 
 
 def test_thresholds_fallback():
-    text = BASE + """
+    text = (
+        BASE
+        + """
 thresholds: [{indicator: asr, absolute: 0.5}]
 customers:
   - name: acme
     pseudonyms: ["tok_1"]
     thresholds: [{indicator: ner, absolute: 0.9, severity: critical}]
 """
+    )
     m = ServiceModel.from_yaml_text(text)
     assert [t.indicator for t in m.thresholds_for_group("london")] == ["asr"]
     assert [t.severity for t in m.thresholds_for_customer("acme")] == ["critical"]

@@ -66,7 +66,11 @@ def test_small_groups_counts_distinct_numbers_per_prefix():
     values = pa.array(["+442079460001"] * 5 + [f"+44207946{i:04d}" for i in range(12)]
                       + ["+33123456789", "+33123456780", None, "100"])  # fmt: skip
     assert small_groups(values, 3, 10) == {
-        "groups": 2, "small_groups": 1, "numbers": 14, "numbers_in_small": 2}
+        "groups": 2,
+        "small_groups": 1,
+        "numbers": 14,
+        "numbers_in_small": 2,
+    }
     assert small_groups(values, 2, 2)["small_groups"] == 0
     assert small_groups(values, 2, 3)["small_groups"] == 1
     assert small_groups(values, 12, 2)["numbers"] == 0  # nothing long enough to keep 12
@@ -89,8 +93,10 @@ def data_dir(tmp_path):
 def test_prefix_groups_under_k_in_data_are_warnings_without_values(data_dir, capsys):
     assert main(["policy", "check", "default", "--data", str(data_dir)]) == 0
     out = capsys.readouterr().out
-    assert "WARNING columns.a_number: keeping 4 digits leaves 1 of 2 prefix group(s) with fewer " \
-           "than k = 10 distinct numbers in the data (3 of 43 numbers, 7.0%)" in out
+    assert (
+        "WARNING columns.a_number: keeping 4 digits leaves 1 of 2 prefix group(s) with fewer "
+        "than k = 10 distinct numbers in the data (3 of 43 numbers, 7.0%)" in out
+    )
     assert "keep_digits 2 or less would leave every group with 10 or more" not in out
     assert "no kept prefix passes; keep none" in out  # +33 alone holds 3 numbers
     assert "+3314" not in out and "+33142000001" not in out  # counts only, never values

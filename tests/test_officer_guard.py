@@ -171,8 +171,9 @@ def test_guard_in_a_real_kernel_saved_notebook_holds_no_raw_number(tmp_path):
     records = pd.DataFrame({"a_number": ["+442079460958"]}, dtype="string[pyarrow]")
     pseudonym = cemkit.protect(records, "research", key=key)["a_number"][0]
     assert MASK not in outputs[6] and pseudonym in outputs[6]
-    assert scan_notebook(tmp_path / "guarded.ipynb") == [f for f in scan_notebook(
-        tmp_path / "guarded.ipynb") if f.cell == 7]  # only the FPE pseudonym looks like a TN
+    assert scan_notebook(tmp_path / "guarded.ipynb") == [
+        f for f in scan_notebook(tmp_path / "guarded.ipynb") if f.cell == 7
+    ]  # only the FPE pseudonym looks like a TN
 
 
 @pytest.mark.slow

@@ -106,13 +106,16 @@ def test_sha256_is_of_the_text_and_changes_with_it():
 
 
 def test_rules_are_introspectable():
-    policy = parse_policy(HEAD + """columns:
+    policy = parse_policy(
+        HEAD
+        + """columns:
   a_number: {action: fpe, keep_digits: 4}
   b_number: {action: tokenize, keep_digits: 2}
   call_id: {action: drop}
   start: {action: generalize, every: 1h}
   src_clid: {action: scan_text, replace_with: token}
-""")
+"""
+    )
     props = {n: r.properties() for n, r in policy.rules()}
     fpe = props["columns.a_number"]
     assert fpe["action"] == "fpe" and fpe["params"]["keep_digits"] == 4

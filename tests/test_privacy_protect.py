@@ -169,8 +169,11 @@ columns:
 
 
 def test_generalize_and_scan_text_labels():
-    df = frame(["+441632960961"] * 2, [None, None],
-               clid=['"Bob" <01632 960961> bob@example.org', "no personal data here"])
+    df = frame(
+        ["+441632960961"] * 2,
+        [None, None],
+        clid=['"Bob" <01632 960961> bob@example.org', "no personal data here"],
+    )
     out = protect(df, POLICY.model_copy(update={"columns": {
         **POLICY.columns,
         "src_clid": POLICY.quarantine["raw"]}}), key=KEY)  # fmt: skip
@@ -178,7 +181,9 @@ def test_generalize_and_scan_text_labels():
         ["2024-05-01 10:00:00", "2024-05-01 10:00:00"], utc=True))  # fmt: skip
     assert out["node"].isna().all()  # 'lon-sw1' is not a number: generalized away
     assert out["src_clid"].tolist() == [
-        '"<PERSON>" <<PHONE_NUMBER>> <EMAIL_ADDRESS>', "no personal data here"]
+        '"<PERSON>" <<PHONE_NUMBER>> <EMAIL_ADDRESS>',
+        "no personal data here",
+    ]
 
 
 def test_dask_equals_pandas_on_any_partitioning():

@@ -42,8 +42,12 @@ def test_pinned_tokens_under_test_key():
 
 # Pinned once from the implementation; any change to derivation or formatting breaks them,
 # which would break linkage with earlier outputs and must be a deliberate, versioned change.
-PINNED = ["+4416#1e81f1476a1c025a", "+4416#fa6aa64a12dc93f2", "#3e324b14c90676c0",
-          "#07a65768a967e889"]
+PINNED = [
+    "+4416#1e81f1476a1c025a",
+    "+4416#fa6aa64a12dc93f2",
+    "#3e324b14c90676c0",
+    "#07a65768a967e889",
+]
 
 
 def test_token_follows_the_documented_derivation():

@@ -296,9 +296,10 @@ def test_parts_split_large_files_into_call_id_shards(tmp_path):
     assert [(p.index, p.shard, p.shards) for p in parts] == [
         (0, 0, 3), (1, 1, 3), (2, 2, 3), (3, 0, 3), (4, 1, 3), (5, 2, 3)
     ]  # fmt: skip
-    assert SipPcapLoader().meta().columns.tolist() == schema.empty_frame(
-        SipPcapLoader.extensions
-    ).columns.tolist()
+    assert (
+        SipPcapLoader().meta().columns.tolist()
+        == schema.empty_frame(SipPcapLoader.extensions).columns.tolist()
+    )
 
 
 def test_a_capture_clock_reset_is_repaired_and_flagged_not_quarantined(tmp_path):
@@ -415,8 +416,11 @@ def test_sip_capture_command_writes_a_loadable_capture(tmp_path, capsys):
     assert quarantine.empty
     assert (records["record_kind"] == "xdr").sum() == 30
     assert (records["record_kind"] == "registration").sum() == 3
-    assert records.loc[records["a_number_kind"] == "e164", "a_number"].str.startswith(
-        "+441632960").all()
+    assert (
+        records.loc[records["a_number_kind"] == "e164", "a_number"]
+        .str.startswith("+441632960")
+        .all()
+    )
 
 
 def test_reinvite_from_the_callee_moves_the_media(tmp_path):

@@ -16,8 +16,8 @@ def _packets(path):
     data = path.read_bytes()
     off, out = 24, []
     while off + 16 <= len(data):
-        incl = struct.unpack("<I", data[off + 8:off + 12])[0]
-        out.append(data[off:off + 16 + incl])
+        incl = struct.unpack("<I", data[off + 8 : off + 12])[0]
+        out.append(data[off : off + 16 + incl])
         off += 16 + incl
     return data[:24], out
 
@@ -56,8 +56,11 @@ def test_invite_cut_off_by_the_capture_end_is_not_failed(capture, tmp_path):
 def test_invite_unanswered_long_before_the_end_is_still_failed(capture, tmp_path):
     head, packets = capture
     call_id = re.search(rb"Call-ID: *([^\r\n]+)", packets[18], re.IGNORECASE).group(1)
-    later = next(p for p in packets[22:] if _ts(p) - _ts(packets[18]) > 2 * TIMER_B_S
-                 and b"INVITE sip" not in p and call_id not in p)  # another call's message
+    later = next(
+        p
+        for p in packets[22:]
+        if _ts(p) - _ts(packets[18]) > 2 * TIMER_B_S and b"INVITE sip" not in p and call_id not in p
+    )  # another call's message
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(head + b"".join(packets[:21]) + later)  # the capture goes on without a reply
     recs, quarantine = _load(cut)

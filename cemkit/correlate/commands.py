@@ -31,8 +31,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--window", default=D["window"], help="intents: largest pause between retries")
     p.add_argument("--partitions", type=int, default=None,
                    help="Dask partitions after the shuffle (default: the input's)")  # fmt: skip
-    p.add_argument("--allow-raw", action="store_true",
-                   help="correlate records never protected (a data owner's own raw data; loud)")
+    p.add_argument(
+        "--allow-raw",
+        action="store_true",
+        help="correlate records never protected (a data owner's own raw data; loud)",
+    )
     add_run_options(p)
     p.set_defaults(func=run)
     return p

@@ -205,7 +205,8 @@ def unit_equations(units: dict[str, int],
             continue
         values = [int(units.get(p, 0)) for p in parts]
         text = f"{int(units[total])} {total} = " + " + ".join(
-            f"{v} {p}" for v, p in zip(values, parts, strict=True))
+            f"{v} {p}" for v, p in zip(values, parts, strict=True)
+        )
         out.append((text, int(units[total]) == sum(values)))
     return out
 

@@ -21,8 +21,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "input checksums and per-file row counts. The directory appears only when complete."
         ),
     )
-    p.add_argument("format", help="asterisk, freeswitch, cucm, generic, parquet, sip-pcap, "
-                   "3gpp-cdr, gnettrack, agent; auto: detect it from the files' content")
+    p.add_argument(
+        "format",
+        help="asterisk, freeswitch, cucm, generic, parquet, sip-pcap, "
+        "3gpp-cdr, gnettrack, agent; auto: detect it from the files' content",
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, globs or directories")
     add_input_options(p)
     add_run_options(p)

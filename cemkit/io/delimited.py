@@ -61,8 +61,10 @@ class DelimitedLoader(Loader):
         try:
             codecs.lookup(str(self.opts["encoding"]))
         except LookupError:
-            raise FormatError(f"unknown text encoding {self.opts['encoding']!r}",
-                              hint="use a Python codec name such as latin-1 or cp1252") from None
+            raise FormatError(
+                f"unknown text encoding {self.opts['encoding']!r}",
+                hint="use a Python codec name such as latin-1 or cp1252",
+            ) from None
         if int(self.opts["blocksize"]) < 1:
             raise FormatError("blocksize must be a positive number of bytes")
         self._files: dict[str, tuple[TextFile, Layout]] = {}

@@ -194,7 +194,7 @@ class FreeswitchLoader(DelimitedLoader):
             ms = conv.number(pdd)
             cols["pdd_ms"] = pc.if_else(pc.greater(ms, 0), ms, pa.scalar(None, pa.float64()))
         for col in self._ext:
-            var = col.name[len("src_"):]
+            var = col.name[len("src_") :]
             if var != "hangup_cause":
                 cols[col.name] = conv.text(var)
         return {k: v for k, v in cols.items() if v is not None}

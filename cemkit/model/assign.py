@@ -72,9 +72,7 @@ def _string_buffers(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     bufs = arr.buffers()
     size = np.dtype(width).itemsize
     offsets = np.frombuffer(bufs[1], dtype=width, count=n + 1, offset=arr.offset * size)
-    data = (
-        np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    )
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
     valid = (
         np.ones(n, dtype=bool)
         if arr.null_count == 0

@@ -309,8 +309,10 @@ class ServiceModel(_Strict):
         """The modeled customer's own thresholds, else the model's customer defaults."""
         for c in self.customers:
             if c.name == name:
-                return list(c.thresholds) if c.thresholds is not None else list(
-                    self.customer_thresholds
+                return (
+                    list(c.thresholds)
+                    if c.thresholds is not None
+                    else list(self.customer_thresholds)
                 )
         raise ModelError(f"model {self.name!r} has no modeled customer {name!r}")
 

@@ -174,11 +174,14 @@ def read_audit(run: str | Path) -> AuditRecord:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{run}: no {MANIFEST}",
-                         hint="give a run directory written by cemkit") from None
+        raise InputError(
+            f"{run}: no {MANIFEST}", hint="give a run directory written by cemkit"
+        ) from None
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: manifest cannot be read ({type(exc).__name__})",
-                         hint="the run directory is damaged; re-run the stage") from None
+        raise InputError(
+            f"{path}: manifest cannot be read ({type(exc).__name__})",
+            hint="the run directory is damaged; re-run the stage",
+        ) from None
     return _record(path.parent, manifest)
 
 
@@ -226,19 +229,26 @@ def _record(run: Path, manifest: dict[str, Any]) -> AuditRecord:
     upstream = manifest.get("upstream") or manifest.get("input") or {}
     return AuditRecord(
         path=run,
-        kind=str(manifest.get("kind") or (stages[-1] if stages else None)
-                 or _first(sections, "kind") or "unknown"),
+        kind=str(
+            manifest.get("kind")
+            or (stages[-1] if stages else None)
+            or _first(sections, "kind")
+            or "unknown"
+        ),
         policy=dict(_first(sections, "policy", kind=dict) or {}),
         key=_first(sections, "key", kind=dict),
         columns=dict(_first(sections, "columns", kind=dict) or {}),
         quarantine_columns=dict(_first(sections, "quarantine_columns", kind=dict) or {}),
         counts=dict(counts),
-        time=str(_first(sections, "finished", "time_utc", "created", "created_utc")
-                 or "not recorded"),
+        time=str(
+            _first(sections, "finished", "time_utc", "created", "created_utc") or "not recorded"
+        ),
         host=str(_first(sections, "host") or "not recorded"),
-        cemkit_version=str(_first(sections, "cemkit_version")
-                           or (manifest.get("versions") or {}).get("cemkit")
-                           or "not recorded"),
+        cemkit_version=str(
+            _first(sections, "cemkit_version")
+            or (manifest.get("versions") or {}).get("cemkit")
+            or "not recorded"
+        ),
         input=dict(upstream) if isinstance(upstream, dict) else {},
         reveals=reveals,
         outputs=list(_first(per_stage or [last], "outputs") or []),
@@ -347,6 +357,8 @@ def find_runs(root: str | Path) -> list[Path]:
         return [root]
     runs = sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
     if not runs:
-        raise InputError(f"{root}: no {MANIFEST} here or one level below",
-                         hint="give a run directory written by cemkit (protect, reveal, ...)")
+        raise InputError(
+            f"{root}: no {MANIFEST} here or one level below",
+            hint="give a run directory written by cemkit (protect, reveal, ...)",
+        )
     return runs

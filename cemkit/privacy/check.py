@@ -80,9 +80,15 @@ def _static(policy: Policy) -> list[Finding]:
         column = where.split(".", 1)[1]
         pii = pii_class(column, quarantine=quarantine)
         if rule.action == "keep" and pii in PERSONAL:
-            found.append(Finding("error", where, f"kept in clear, but the column holds "
-                                 f"{'free text' if pii == 'free_text' else 'personal data'} "
-                                 f"(PII class {pii}); tokenize, fpe, scan_text or drop it"))
+            found.append(
+                Finding(
+                    "error",
+                    where,
+                    f"kept in clear, but the column holds "
+                    f"{'free text' if pii == 'free_text' else 'personal data'} "
+                    f"(PII class {pii}); tokenize, fpe, scan_text or drop it",
+                )
+            )
         elif rule.action == "keep" and pii == "source":
             found.append(Finding("warning", where, "source-specific column kept in clear; "
                                  "confirm it holds nothing personal"))  # fmt: skip
@@ -98,8 +104,14 @@ def _static(policy: Policy) -> list[Finding]:
     unnamed = [c for c in BY_NAME if c not in policy.columns]
     if unnamed:
         verb = "dropped" if policy.default == "drop" else "KEPT"
-        found.append(Finding("note", "columns", f"{len(unnamed)} canonical column(s) left to "
-                             f"the default and therefore {verb}: {', '.join(unnamed)}"))
+        found.append(
+            Finding(
+                "note",
+                "columns",
+                f"{len(unnamed)} canonical column(s) left to "
+                f"the default and therefore {verb}: {', '.join(unnamed)}",
+            )
+        )
     unnamed_q = [c for c in QUARANTINE_COLUMNS if c not in policy.quarantine]
     if unnamed_q:
         verb = "dropped" if policy.default == "drop" else "KEPT"
@@ -108,21 +120,30 @@ def _static(policy: Policy) -> list[Finding]:
                              f"{', '.join(unnamed_q)}"))  # fmt: skip
     k = policy.report.min_group_size
     if k < SMALL_K:
-        found.append(Finding("warning", "report.min_group_size", f"k = {k}: reports may show "
-                             f"groups of {k} customers; at least {SMALL_K} is usual"))
+        found.append(
+            Finding(
+                "warning",
+                "report.min_group_size",
+                f"k = {k}: reports may show groups of {k} customers; at least {SMALL_K} is usual",
+            )
+        )
     return found
 
 
 def _parquet_files(data: Path) -> list[Path]:
     if not data.exists():
-        raise InputError(f"data directory {str(data)!r} does not exist",
-                         hint="give a run directory written by `cemkit load` or `cemkit synth`")
+        raise InputError(
+            f"data directory {str(data)!r} does not exist",
+            hint="give a run directory written by `cemkit load` or `cemkit synth`",
+        )
     for folder in (data / "records", data):
         files = sorted(folder.glob("*.parquet"))
         if files:
             return files
-    raise InputError(f"{data}: no records/*.parquet or *.parquet files",
-                     hint="give a run directory written by `cemkit load` or `cemkit synth`")
+    raise InputError(
+        f"{data}: no records/*.parquet or *.parquet files",
+        hint="give a run directory written by `cemkit load` or `cemkit synth`",
+    )
 
 
 def small_groups(values: object, digits: int, k: int) -> dict[str, int]:
@@ -240,14 +261,26 @@ def _with_data(policy: Policy, data: Path) -> list[Finding]:
     declared = set(declared_extensions())
     for name in policy.columns:
         if name not in present and name not in other_kind and name not in declared:
-            found.append(Finding("warning", f"columns.{name}", f"named by the policy but not in "
-                                 f"the data ({data}); a typo, or a source not loaded here?"))
+            found.append(
+                Finding(
+                    "warning",
+                    f"columns.{name}",
+                    f"named by the policy but not in "
+                    f"the data ({data}); a typo, or a source not loaded here?",
+                )
+            )
     left = [c for c in schema.names if c not in policy.columns]
     if left:
         verb = "dropped" if policy.default == "drop" else "KEPT unprotected"
         sev: Severity = "error" if policy.default == "keep" else "note"
-        found.append(Finding(sev, "columns", f"{len(left)} column(s) of the data left to the "
-                             f"default and therefore {verb}: {', '.join(left)}"))
+        found.append(
+            Finding(
+                sev,
+                "columns",
+                f"{len(left)} column(s) of the data left to the "
+                f"default and therefore {verb}: {', '.join(left)}",
+            )
+        )
     found += _file_name_findings(data, files)
     k = policy.report.min_group_size
     for name, rule in policy.columns.items():

@@ -77,8 +77,10 @@ def _same_action(old: Rule, new: Rule) -> tuple[Verdict, list[str]]:
             why.append("another tweak: encrypted numbers differ from old ones")
         if old.too_short != new.too_short:
             score += 1 if new.too_short == "drop" else -1
-            why.append(f"numbers too short to encrypt are now "
-                       f"{'removed' if new.too_short == 'drop' else 'tokenized'}")
+            why.append(
+                f"numbers too short to encrypt are now "
+                f"{'removed' if new.too_short == 'drop' else 'tokenized'}"
+            )
     if isinstance(old, GeneralizeRule) and isinstance(new, GeneralizeRule):
         if old.digits is not None and new.digits is not None and old.digits != new.digits:
             d = new.digits - old.digits
@@ -87,8 +89,9 @@ def _same_action(old: Rule, new: Rule) -> tuple[Verdict, list[str]]:
         elif old.every is not None and new.every is not None and old.every != new.every:
             coarser = _seconds(new.every) > _seconds(old.every)
             score += 1 if coarser else -1
-            why.append(f"times {'coarser' if coarser else 'finer'}: {new.every} "
-                       f"instead of {old.every}")
+            why.append(
+                f"times {'coarser' if coarser else 'finer'}: {new.every} instead of {old.every}"
+            )
         elif old.params() != new.params():
             why.append("numbers and times swapped")
     if isinstance(old, GridRule) and isinstance(new, GridRule):
@@ -113,12 +116,19 @@ def _same_action(old: Rule, new: Rule) -> tuple[Verdict, list[str]]:
             why.append(f"now also looks for {', '.join(gained)}")
         if old.replace_with != new.replace_with:
             score += 1 if new.replace_with == "label" else -1
-            why.append("findings now replaced by " + ("labels (not linkable)"
-                       if new.replace_with == "label" else "keyed codes (linkable)"))
+            why.append(
+                "findings now replaced by "
+                + (
+                    "labels (not linkable)"
+                    if new.replace_with == "label"
+                    else "keyed codes (linkable)"
+                )
+            )
         if old.min_digits != new.min_digits:
             score += 1 if new.min_digits < old.min_digits else -1
-            why.append(f"digit runs of {new.min_digits}+ (was {old.min_digits}+) count as "
-                       "phone numbers")
+            why.append(
+                f"digit runs of {new.min_digits}+ (was {old.min_digits}+) count as phone numbers"
+            )
         if set(old.regions) != set(new.regions):
             why.append(f"regions {', '.join(new.regions)} (were {', '.join(old.regions)})")
     if old.note != new.note and not why:
@@ -191,12 +201,25 @@ def diff_policies(old: Policy | str | Path, new: Policy | str | Path) -> list[Ch
         changes.append(Change("name", old.name, new.name, "note", ""))
     ok, nk = old.key, new.key
     if (ok.id if ok else None) != (nk.id if nk else None):
-        changes.append(Change(
-            "key", f"key id {ok.id}" if ok else "no key", f"key id {nk.id}" if nk else "no key",
-            "different", "pseudonyms made under the new policy do not link with old outputs"))
+        changes.append(
+            Change(
+                "key",
+                f"key id {ok.id}" if ok else "no key",
+                f"key id {nk.id}" if nk else "no key",
+                "different",
+                "pseudonyms made under the new policy do not link with old outputs",
+            )
+        )
     elif ok and nk and ok.source != nk.source:
-        changes.append(Change("key", f"read from {ok.source}", f"read from {nk.source}", "note",
-                              "same key id; make sure both sources hold the same key"))
+        changes.append(
+            Change(
+                "key",
+                f"read from {ok.source}",
+                f"read from {nk.source}",
+                "note",
+                "same key id; make sure both sources hold the same key",
+            )
+        )
     if old.default != new.default:
         weaker = new.default == "keep"
         changes.append(Change(
@@ -217,8 +240,16 @@ def diff_policies(old: Policy | str | Path, new: Policy | str | Path) -> list[Ch
         changes.append(Change("description", "old text", "new text", "note", ""))
     content = [c for c in changes if c.where not in ("name", "description")]
     if content and old.name == new.name and str(old.version) == str(new.version):
-        changes.insert(0, Change("version", str(old.version), str(new.version), "note",
-                                 "the content changed but the version was not raised"))
+        changes.insert(
+            0,
+            Change(
+                "version",
+                str(old.version),
+                str(new.version),
+                "note",
+                "the content changed but the version was not raised",
+            ),
+        )
     return changes
 
 
@@ -233,8 +264,10 @@ def format_diff(old: Policy | str | Path, new: Policy | str | Path) -> str:
         return "\n".join(lines) + "\n"
     counts = {v: sum(c.verdict == v for c in changes)
               for v in ("weaker", "stronger", "different", "note")}  # fmt: skip
-    lines.append(f"{len(changes)} change(s): {counts['weaker']} weaker, {counts['stronger']} "
-                 f"stronger, {counts['different']} different, {counts['note']} note(s).")
+    lines.append(
+        f"{len(changes)} change(s): {counts['weaker']} weaker, {counts['stronger']} "
+        f"stronger, {counts['different']} different, {counts['note']} note(s)."
+    )
     if counts["weaker"]:
         lines.append("")
         lines.append("**Protection gets weaker in places: review those first.**")

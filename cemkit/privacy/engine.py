@@ -104,9 +104,7 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame
     result_frame = pd.DataFrame(out, index=df.index)
     if method == "apply":
         # What was done per column, for the notebook guard (cemkit.guard.PROTECTED_ATTR).
-        result_frame.attrs["cemkit_protected"] = {
-            n: op.rule.action for n, op in steps if n in out
-        }
+        result_frame.attrs["cemkit_protected"] = {n: op.rule.action for n, op in steps if n in out}
     return result_frame
 
 

@@ -117,7 +117,7 @@ def describe_action(rule: Rule) -> str:
         kept = (f"; the first {rule.keep_digits} digit(s) stay readable" if rule.keep_digits
                 else "")  # fmt: skip
         tweak = "a fixed tweak" if rule.tweak else "a tweak derived from the key id"
-        short = ("removed" if rule.too_short == "drop" else "replaced by a keyed code")
+        short = "removed" if rule.too_short == "drop" else "replaced by a keyed code"
         return (f"encrypted into another number of the same length (FF3-1, {tweak}){kept}; "
                 f"values too short to encrypt are {short}")  # fmt: skip
     if isinstance(rule, GeneralizeRule):
@@ -199,7 +199,8 @@ def explanation(policy: Policy) -> dict[str, Any]:
         for n, r in named.items():
             if r.action == "keep":
                 kept_by_class.setdefault(pii_class(n, quarantine=q), []).append(
-                    f"quarantine.{n}" if q else n)
+                    f"quarantine.{n}" if q else n
+                )
     order = ["tn", "direct", "free_text", "quasi", "source", "none"]
     kept_clear = [f"{c} ({PII_WORDS.get(c, c)}): {', '.join(kept_by_class[c])}"
                   for c in sorted(kept_by_class, key=lambda c: order.index(c)
@@ -209,11 +210,19 @@ def explanation(policy: Policy) -> dict[str, Any]:
     facts = [
         ("Policy", f"{policy.name}, version {policy.version}"),
         ("Policy sha256", policy.sha256),
-        ("Key", (f"id {key.id}, read from {key.source}; the key itself is never in the policy"
-                 if key else "none: no column needs a key")),
+        (
+            "Key",
+            (
+                f"id {key.id}, read from {key.source}; the key itself is never in the policy"
+                if key
+                else "none: no column needs a key"
+            ),
+        ),
         ("Columns not named", f"{default_rule.summary} (default: {policy.default})"),
-        ("Smallest group in reports",
-         f"{policy.report.min_group_size} customers; smaller groups are suppressed or merged"),
+        (
+            "Smallest group in reports",
+            f"{policy.report.min_group_size} customers; smaller groups are suppressed or merged",
+        ),
     ]
     summary = [
         "Reversible by key holders: " + (", ".join(by_key) if by_key else "no column"),
@@ -223,8 +232,11 @@ def explanation(policy: Policy) -> dict[str, Any]:
         "Personal data kept in clear: " + (", ".join(kept_personal) if kept_personal else "none"),
         "Every column kept in clear, by PII class: "
         + ("; ".join(kept_clear) if kept_clear else "none")
-        + (f" (number-like file names in {' and '.join(source_names)} are tokenized)"
-           if source_names else ""),
+        + (
+            f" (number-like file names in {' and '.join(source_names)} are tokenized)"
+            if source_names
+            else ""
+        ),
     ]
     return {
         "title": f"Privacy policy `{policy.name}`, version {policy.version}",
@@ -236,9 +248,12 @@ def explanation(policy: Policy) -> dict[str, Any]:
         "unnamed": unnamed,
         "unnamed_quarantine": unnamed_q,
         "default_summary": str(default_rule.summary),
-        "release": policy.release.explain() if policy.release is not None else [
+        "release": policy.release.explain()
+        if policy.release is not None
+        else [
             "No differentially private release: the policy has no `release:` section, so "
-            + "`cemkit release` refuses to publish anything under it."],
+            + "`cemkit release` refuses to publish anything under it."
+        ],
     }
 
 
@@ -277,12 +292,22 @@ def explain_markdown(policy: Policy) -> str:
     out += _md_table(doc["columns"])
     if doc["unnamed"]:
         names = ", ".join(f"`{c}`" for c in doc["unnamed"])
-        out += ["", (f"Canonical columns the policy does not name, and therefore "
-                     f"{doc['default_summary']}: {names}."),
-                "Source-specific columns (`src_*`) not named are treated the same way."]
+        out += [
+            "",
+            (
+                f"Canonical columns the policy does not name, and therefore "
+                f"{doc['default_summary']}: {names}."
+            ),
+            "Source-specific columns (`src_*`) not named are treated the same way.",
+        ]
     else:
-        out += ["", (f"Every canonical column is named. Source-specific columns (`src_*`) not "
-                     f"named are {doc['default_summary']}.")]
+        out += [
+            "",
+            (
+                f"Every canonical column is named. Source-specific columns (`src_*`) not "
+                f"named are {doc['default_summary']}."
+            ),
+        ]
     out += ["", "## Quarantine (rows a loader could not read)", ""]
     out += _md_table(doc["quarantine"])
     if doc["unnamed_quarantine"]:
@@ -347,8 +372,10 @@ def explain_html(policy: Policy, *, standalone: bool = True) -> str:
                     + ". Source-specific columns (<code>src_*</code>) not named are treated "
                     "the same way.</p>")  # fmt: skip
     else:
-        body.append("<p>Every canonical column is named. Source-specific columns "
-                    f"(<code>src_*</code>) not named are {e(doc['default_summary'])}.</p>")
+        body.append(
+            "<p>Every canonical column is named. Source-specific columns "
+            f"(<code>src_*</code>) not named are {e(doc['default_summary'])}.</p>"
+        )
     body.append("<h2>Quarantine (rows a loader could not read)</h2>")
     body += _html_table(doc["quarantine"])
     if doc["unnamed_quarantine"]:

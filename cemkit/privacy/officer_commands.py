@@ -109,8 +109,12 @@ def register(subparsers: Any) -> None:
     e.set_defaults(func=_cmd_explain)
 
     c = sub.add_parser("check", help="lint a policy; non-zero exit on errors (for CI)")
-    c.add_argument("policies", nargs="+", metavar="policy",
-                   help="policy YAML file(s) or shipped policy name(s)")
+    c.add_argument(
+        "policies",
+        nargs="+",
+        metavar="policy",
+        help="policy YAML file(s) or shipped policy name(s)",
+    )
     c.add_argument("--data", help="run directory (records/*.parquet) to check the policy against")
     c.add_argument("--model", help="service model YAML to check against what the policy keeps")
     c.add_argument("--strict", action="store_true", help="warnings fail too")
@@ -128,8 +132,11 @@ def register(subparsers: Any) -> None:
         "key id, columns and actions, counts, time, host, cemkit version, re-identifications.",
     )  # fmt: skip
     a.add_argument("dir", help="a run directory, or a directory of run directories")
-    a.add_argument("--verify", action="store_true",
-                   help="recompute the sha256 of every output; non-zero exit on a mismatch")
+    a.add_argument(
+        "--verify",
+        action="store_true",
+        help="recompute the sha256 of every output; non-zero exit on a mismatch",
+    )
     a.set_defaults(func=_cmd_audit)
 
     s = subparsers.add_parser(
@@ -138,7 +145,10 @@ def register(subparsers: Any) -> None:
         "number or e-mail address; names the notebook and cell, never the value.",
     )  # fmt: skip
     s.add_argument("notebooks", nargs="+", metavar="NB.ipynb")
-    s.add_argument("--regions", default="GB,US,DE,FR",
-                   help="regions whose national number formats count (default: GB,US,DE,FR)")
+    s.add_argument(
+        "--regions",
+        default="GB,US,DE,FR",
+        help="regions whose national number formats count (default: GB,US,DE,FR)",
+    )
     s.add_argument("--sources", action="store_true", help="scan cell sources too")
     s.set_defaults(func=_cmd_scan_notebook)

@@ -318,7 +318,13 @@ class ScanTextRule(Rule):
 
 
 RuleSpec = Annotated[
-    KeepRule | DropRule | TokenizeRule | FpeRule | GeneralizeRule | ScanTextRule | GridRule
+    KeepRule
+    | DropRule
+    | TokenizeRule
+    | FpeRule
+    | GeneralizeRule
+    | ScanTextRule
+    | GridRule
     | BinRule,
     Field(discriminator="action"),
 ]
@@ -450,7 +456,6 @@ class Policy(_Model):
         """Name, version, sha256 and key id (what a manifest records; never the key)."""
         return {"name": self.name, "version": self.version, "sha256": self.sha256,
                 "key_id": self.key.id if self.key else None}  # fmt: skip
-
 
     def _repr_markdown_(self) -> str:
         """Notebook rich display: the policy explained (see :mod:`cemkit.privacy.explain`)."""

@@ -61,6 +61,7 @@ def min_phone_digits(regions: Sequence[str], min_digits: int) -> int:
     national = [shortest(md) for r in regions if (md := PhoneMetadata.metadata_for_region(r))]
     return max(1, min([international, min_digits, *national]))
 
+
 _PERSON_QUOTED = r"(?<=\")[^\W\d_][^\"<>@\d]{0,60}?(?=\"+\s*<)"
 _PERSON_BARE = r"(?:(?<=^)|(?<=[,;|]))[^\W\d_][^\"<>@,;\d]{0,60}?(?=\s*<)"
 

@@ -233,8 +233,12 @@ def _merge(
         other[c] = rest[c].sum(min_count=1) if (c in summed and show) else None
     other[FLAG] = True
     row = pd.DataFrame([other], index=[OTHER_LABEL] if not labels else [len(frame)])
-    out = pd.concat([big.astype({c: _nullable(big[c]).dtype for c in values}),
-                     row.astype({c: _nullable(big[c]).dtype for c in values}, errors="ignore")])
+    out = pd.concat(
+        [
+            big.astype({c: _nullable(big[c]).dtype for c in values}),
+            row.astype({c: _nullable(big[c]).dtype for c in values}, errors="ignore"),
+        ]
+    )
     if labels:
         out = out.reset_index(drop=True)
     return out

@@ -71,8 +71,10 @@ def dp_chart(frame: pd.DataFrame, indicator: str, *, label: str = "object",
     low = max(0.0, float(data[lo].min()) - 0.02)
     high = min(1.0, float(data[hi].max()) + 0.02)
     scale = alt.Scale(domain=[low, high] if math.isfinite(low + high) else [0, 1], zero=False)
-    bars = alt.Chart(data).mark_rule(color="#888").encode(
-        x=alt.X(f"{lo}:Q", axis=axis, scale=scale), x2=f"{hi}:Q", y=y
+    bars = (
+        alt.Chart(data)
+        .mark_rule(color="#888")
+        .encode(x=alt.X(f"{lo}:Q", axis=axis, scale=scale), x2=f"{hi}:Q", y=y)
     )
     dots = alt.Chart(data).mark_circle(size=80, opacity=1, color="#1f5fa8").encode(
         x=alt.X(f"{indicator}:Q", axis=axis, scale=scale), y=y,

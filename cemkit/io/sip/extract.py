@@ -76,8 +76,12 @@ def _unresolved_at_end(rows: list[dict[str, Any]], capture_end: float | None
         return rows, []
     kept, unknown = [], []
     for row in rows:
-        if (row["src_sip_state"] == "no_final_response" and row["sip_status"] is None
-                and row["outcome"] == "failed" and capture_end - row["end"] <= TIMER_B_S):
+        if (
+            row["src_sip_state"] == "no_final_response"
+            and row["sip_status"] is None
+            and row["outcome"] == "failed"
+            and capture_end - row["end"] <= TIMER_B_S
+        ):
             unknown.append(QuarantineRow(
                 int(row["first_packet"]), "sip_status",
                 f"INVITE without a final response within Timer B ({TIMER_B_S:g} s) of the end of "

@@ -23,7 +23,7 @@ STRING = pd.StringDtype("pyarrow")
 
 
 def column_kind(dtype: object) -> str:
-    """"string", "time", "number" or "other" for a pandas dtype."""
+    """The kind of a pandas dtype: "string", "time", "number" or "other"."""
     if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(dtype):
         return "time"
     if pd.api.types.is_string_dtype(dtype) or dtype is np.dtype(object):
