@@ -8,9 +8,20 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "samples"
-if not SAMPLES.is_dir():  # a git worktree of the checkout: the samples sit beside the main one
-    SAMPLES = Path(os.environ.get("CEMKIT_SAMPLES", "/work/shared/data/samples"))
+
+def _samples() -> Path:
+    """The third-party samples: $CEMKIT_SAMPLES, else ../shared/data/samples beside the checkout
+    (or beside its parent, for worktrees), else /work/shared/data/samples."""
+    if os.environ.get("CEMKIT_SAMPLES"):
+        return Path(os.environ["CEMKIT_SAMPLES"])
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [p / "shared" / "data" / "samples" for p in (repo.parent, repo.parent.parent)]
+    candidates.append(Path("/work/shared/data/samples"))
+    return next((p for p in candidates if p.is_dir()), candidates[0])
+
+
+#: Where the samples are; test modules import it (``from conftest import SAMPLES``).
+SAMPLES = _samples()
 
 
 @pytest.fixture(scope="session")

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SAMPLES
 
 from cemkit.errors import FormatError, InputError
 from cemkit.io import plan
 from cemkit.io.run import load_to_dir
 from cemkit.schema_measurements import validate_measurements
 
-SAMPLES = Path(os.environ.get("CEMKIT_SAMPLES", "/work/shared/data/samples"))
 GNET = SAMPLES / "agent-gnettrack"
 
 HEADER = ("Timestamp,Longitude,Latitude,Speed,Operatorname,CellID,NetworkMode,RSRP,RSRQ,SNR,"

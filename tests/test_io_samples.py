@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SAMPLES
 
 import cemkit
 from cemkit import schema
 from cemkit.io import load_quarantine, plan
-
-SAMPLES = Path(os.environ.get("CEMKIT_SAMPLES", Path(__file__).parents[3] / "shared/data/samples"))
-if not SAMPLES.is_dir():
-    SAMPLES = Path("/work/shared/data/samples")
 
 pytestmark = [
     pytest.mark.samples,

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SAMPLES
 
 from cemkit.io import plan
 from cemkit.kqi.coverage import CoverageSpec, coverage_holes, coverage_kqis, wilson
 from cemkit.privacy.engine import protect
 from cemkit.privacy.keys import Key
 
-SAMPLES = Path(os.environ.get("CEMKIT_SAMPLES", "/work/shared/data/samples"))
 FILE = SAMPLES / "agent-gnettrack" / "download-driving-B_2019.12.14_10.16.30.csv"
 KEY = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
 

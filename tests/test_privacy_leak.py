@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import SAMPLES
 from privacy_leaks import leaks, secrets_of
 
 from cemkit.io import plan
@@ -27,10 +28,7 @@ from cemkit.io.run import load_to_dir
 from cemkit.privacy.commands import run_protect
 from cemkit.privacy.keys import Key
 
-# ../shared/data/samples next to the repository (or next to the worktrees' parent).
 _REPO = Path(__file__).resolve().parents[1]
-_CANDIDATES = [p / "shared" / "data" / "samples" for p in (_REPO.parent, _REPO.parent.parent)]
-SAMPLES = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 KEY = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
 # The real samples' numbers are partly national/short ones no region fits: the load warns that
 # they stay unparsed (tests/test_io_region.py tests that); here only leaks matter.

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +23,6 @@ from cemkit.privacy.keys import Key
 from cemkit.privacy.operators.grid import METRES_PER_DEGREE, grid_latitude, grid_longitude
 from cemkit.privacy.policy import Policy, parse_policy
 
-SAMPLES = Path(os.environ.get("CEMKIT_SAMPLES", "/work/shared/data/samples"))
 GNET = SAMPLES / "agent-gnettrack"
 KEY = Key.from_material(bytes(range(32)), key_id="cemkit-default-2026")
 
