@@ -40,3 +40,24 @@ def test_national_numbers_without_region_warn_with_count_and_option(asterisk_csv
 def test_with_the_region_nothing_is_left_unparsed(asterisk_csv, tmp_path, recwarn):
     assert _load(asterisk_csv, tmp_path / "r", "--tz", "Europe/London", "--region", "GB") == 0
     assert not [w for w in recwarn if issubclass(w.category, ResultWarning)]
+
+
+def test_every_source_of_a_run_is_checked_for_unparsed_numbers(asterisk_csv, tmp_path,
+                                                               monkeypatch):  # fmt: skip
+    # the source without a region comes first: its unparsed numbers are reported even when the
+    # last source of the run (given its region) leaves none unparsed
+    from pathlib import Path
+
+    import cemkit
+    from cemkit.runs.runner import Source
+
+    monkeypatch.setenv("CEMKIT_KEY", "ab" * 32)
+    fs = sorted((asterisk_csv.parents[1] / "freeswitch").glob("*.csv"))
+    model = Path(cemkit.__file__).parent / "data" / "models" / "example.yaml"
+    sources = [Source("asterisk", [str(asterisk_csv)], tz="Europe/London"),
+               Source("freeswitch", [str(f) for f in fs], tz="Europe/London",
+                      default_region="GB")]  # fmt: skip
+    with pytest.warns(ResultWarning) as said:
+        cemkit.run(sources=sources, model=model, out=tmp_path / "run", scheduler="sync",
+                   freqs=("day",))  # fmt: skip
+    assert any("stay unparsed" in str(w.message) for w in said)

@@ -461,10 +461,10 @@ def execute(
                 if line:
                     unit_lines.append(f"{planned.loader.name}: {line}" if len(sources) > 1
                                       else line)  # fmt: skip
-            if unit_lines:
-                reconciled["totals"]["read_units_reconciled"] = " | ".join(unit_lines)
                 warn_unparsed([c for c in part_counts if c["path"] in mine],
                               planned.loader.default_region)  # fmt: skip
+            if unit_lines:
+                reconciled["totals"]["read_units_reconciled"] = " | ".join(unit_lines)
             writer.add_outputs(store.QUARANTINE,
                                [c["quarantine_part"] for c in part_counts])  # fmt: skip
             manifest.data["inputs"] = [{k: f[k] for k in ("path", "size", "sha256")}
