@@ -79,12 +79,13 @@ def stitch_labels(
 def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.DataFrame:
     label, rank, flags = stitch_labels(records, gap, by)
     n = len(records)
-    reps = np.flatnonzero(label == np.arange(n))  # representatives, in input order
+    is_rep = label == np.arange(n)
+    reps = np.flatnonzero(is_rep)  # representatives, in input order
     # group number of each row, in the order of the representatives
     group_of_rep = np.full(n, -1, np.int64)
     group_of_rep[reps] = np.arange(reps.size)
     group = group_of_rep[label]
-    out = _frames.select(records, label == np.arange(n))
+    out = _frames.select(records, is_rep)
     ngroups = reps.size
     sizes = np.bincount(group, minlength=ngroups)
     # the last partial of each group: largest rank

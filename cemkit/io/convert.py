@@ -366,9 +366,8 @@ def localize(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
     valid = ~np.asarray(pc.is_null(wall).to_numpy(zero_copy_only=False), dtype=bool)
     w = np.asarray(pc.fill_null(wall.cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
     hours, inverse = np.unique(w // 3600, return_inverse=True)
-    ends = pa.array(np.concatenate([hours * 3600, hours * 3600 + 3599]), pa.timestamp("s"))
-    e_end, l_end = localize_rows(ends, tz)
-    secs = np.concatenate([hours * 3600, hours * 3600 + 3599])
+    secs = np.concatenate([hours * 3600, hours * 3600 + 3599])  # each hour's two ends
+    e_end, l_end = localize_rows(pa.array(secs, pa.timestamp("s")), tz)
     k = len(hours)
     off_e = secs - np.asarray(e_end.cast(pa.int64()).to_numpy()) // 10**9
     off_l = secs - np.asarray(l_end.cast(pa.int64()).to_numpy()) // 10**9

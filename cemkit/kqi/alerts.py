@@ -91,12 +91,6 @@ def empty_alerts() -> pd.DataFrame:
     )
 
 
-def _trials(rows: pd.DataFrame, ind: formulas.Indicator) -> np.ndarray:
-    if ind.is_share:
-        return np.asarray(formulas.bad_share(rows, ind.name)[1], dtype=np.int64)
-    return rows[_TRIALS[ind.name]].to_numpy(dtype=np.int64)
-
-
 def _worse(value: np.ndarray, limit: float | np.ndarray, direction: int) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         return np.asarray(value < limit if direction > 0 else value > limit, dtype=bool)
@@ -259,10 +253,13 @@ def find_alerts(
         ind = formulas.INDICATORS[name]
         value = sub[name].to_numpy(dtype=float, na_value=np.nan)
         share = None
-        if ind.is_share:
+        if ind.is_share:  # the trials of a share are its denominator
             bad, den = formulas.bad_share(sub, name)
             share = (np.asarray(bad, dtype=float), np.asarray(den, dtype=float))
-        cache[name] = (value, _trials(sub, ind), share)
+            trials = np.asarray(den, dtype=np.int64)
+        else:
+            trials = sub[_TRIALS[name]].to_numpy(dtype=np.int64)
+        cache[name] = (value, trials, share)
     # objects sharing one list of rules are judged together
     by_rules: dict[tuple[int, ...], list[int]] = {}
     for i, (_, _, rules) in enumerate(objects):

@@ -203,17 +203,13 @@ def _pad_state(key: bytes, pad: int) -> np.ndarray:
     w = np.zeros(64, dtype=np.uint32)
     w[:16] = block.view(">u4")
     state = _IV.astype(np.uint32)
-    _compress_py(state, w)
+    _compress_one(state, w, _K32)
     return state
 
 
 @_jit
 def _compress_one(state: np.ndarray, w: np.ndarray, k: np.ndarray) -> None:
     _compress(state, w, k)
-
-
-def _compress_py(state: np.ndarray, w: np.ndarray) -> None:
-    _compress_one(state, w, _K32)
 
 
 def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
