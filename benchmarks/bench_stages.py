@@ -9,7 +9,7 @@ process, no Dask (a pandas frame is one partition of the same stages ``cemkit ru
 |---|---|---|
 | load CSV | Asterisk loader ``read_part`` over every part | ``pyarrow.csv.read_csv`` of the file |
 | load Parquet | Parquet loader ``read_part`` over every part | ``pyarrow.parquet.read_table`` |
-| protect | ``cemkit.privacy.protect`` (default policy) | HMAC kernel over the distinct numbers |
+| protect | ``cemkit.privacy.protect`` (default) | HMAC on distinct values of tokenized columns |
 | stitch, pair, match, sessionize | each correlator (pandas) | one ``argsort`` of an int64 key |
 | KQIs | ``cemkit.kqi.rollup`` | one ``bincount`` of group x bucket codes |
 | write | Parquet write of the correlated records | ``pyarrow.parquet.write_table`` of them |
@@ -82,11 +82,17 @@ def stages(w: Path) -> list[dict[str, Any]]:
     policy = load_policy("default")
     key = load_key(policy)
     secs, protected = _t(lambda: protect(records, policy, key=key))
-    numbers = pa.chunked_array([pa.array(records["a_number"].astype(str)),
-                                pa.array(records["b_number"].astype(str))])  # fmt: skip
-    distinct = numbers.unique()
+    # every column the policy tokenizes (numbers, call ids, ...): the distinct values of all of
+    # them hashed once is the least any implementation of the policy must do
+    from cemkit.privacy.policy import TokenizeRule
+
+    tokenized = [n for n, r in policy.rules() if isinstance(r, TokenizeRule) and n in records]
+    values = pa.chunked_array(
+        [pa.array(records[c].dropna().astype(str), type=pa.string()) for c in tokenized]
+    )
+    distinct = values.unique()
     floor, _ = _t(lambda: hmac_hex(distinct, key.derive("tokenize"), 16))
-    add("protect", len(records), secs, "HMAC kernel on distinct numbers", floor)
+    add("protect", len(records), secs, "HMAC kernel on the distinct tokenized values", floor)
 
     def one_sort(df: pd.DataFrame) -> float:
         codes = pd.factorize(df["a_number"])[0].astype(np.int64) * (1 << 20)
