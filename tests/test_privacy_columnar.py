@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cemkit import arrowstr
 from cemkit.io.api import plan as load_plan
 from cemkit.privacy import _parties, load_policy, protect
 from cemkit.privacy.keys import Key
@@ -78,7 +79,7 @@ def test_a_number_in_two_columns_is_hashed_once_and_gets_one_token():
 @given(st.lists(st.one_of(number, other), max_size=30))
 def test_number_keys_pack_and_format_back_exactly(values):
     arr = pa.array(values, pa.string())
-    keys = _parties._number_keys(*_parties._buffers(arr))
+    keys = _parties._number_keys(*arrowstr.buffers(arr))
     for v, k in zip(values, keys, strict=True):
         body = v.removeprefix("+")
         packable = 1 <= len(body) <= 17 and body.isascii() and body.isdigit()
@@ -96,7 +97,7 @@ record_id_text = st.text("0123456789 .()/-:ab\n+é", max_size=30)
 @given(st.lists(record_id_text, min_size=1, max_size=20))
 def test_record_id_prefilter_flags_every_id_the_regexes_flag(values):
     arr = pa.array(values, pa.string())
-    flags = _parties._digit_run_flags(*_parties._buffers(arr), 7, 2)
+    flags = _parties._digit_run_flags(*arrowstr.buffers(arr), 7, 2)
     for v, flag in zip(values, flags, strict=True):
         ref = naive.record_id_may_hold_numbers(v)
         assert flag or not ref  # never misses one

@@ -42,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cemkit import arrowstr
 from cemkit.errors import InputError, ModelError
 from cemkit.model import _kernels
 from cemkit.model.spec import ServiceModel, prefix_digits
@@ -51,34 +52,6 @@ CUSTOMER_OBJECT_COLUMN = "customer_object"
 
 _W = _kernels.MAX_DIGITS + 1
 _POW10 = np.array([10**k for k in range(_W)], dtype=np.int64)
-
-
-def _string_buffers(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Offsets (int32 or int64), data bytes and validity of a string column (no per-row copies)."""
-    if isinstance(values, pd.Series | pd.Index):
-        arr = pa.array(values.astype(pd.StringDtype("pyarrow")), from_pandas=True)
-    else:
-        arr = pa.array(values, type=pa.string(), from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
-    if pa.types.is_string(arr.type):
-        # the kernel compiles for either offset width: no cast, no copy
-        width: type[np.signedinteger[Any]] = np.int32
-    else:
-        if not pa.types.is_large_string(arr.type):
-            arr = arr.cast(pa.large_string())
-        width = np.int64
-    n = len(arr)
-    bufs = arr.buffers()
-    size = np.dtype(width).itemsize
-    offsets = np.frombuffer(bufs[1], dtype=width, count=n + 1, offset=arr.offset * size)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    valid = (
-        np.ones(n, dtype=bool)
-        if arr.null_count == 0
-        else np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
-    )
-    return offsets, data, valid
 
 
 class _PrefixTable:
@@ -96,7 +69,7 @@ class _PrefixTable:
         self.position = {p: i for i, p in enumerate(uniq)}
 
     def longest(self, values: Any, max_digits: int) -> np.ndarray:
-        offsets, data, valid = _string_buffers(values)
+        offsets, data, valid = arrowstr.buffers(values)
         value, ndigits, plus = _kernels.leading_digits(offsets, data, valid, max_digits)
         return _kernels.longest_prefix(value, ndigits, plus, self.table, self.starts, _POW10)
 

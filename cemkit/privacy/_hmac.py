@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from cemkit import config
+from cemkit import arrowstr, config
 
 _jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
 
@@ -212,41 +212,14 @@ def _compress_one(state: np.ndarray, w: np.ndarray, k: np.ndarray) -> None:
     _compress(state, w, k)
 
 
-def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets and bytes of an Arrow string/large_string array without nulls (no copy)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-        values = values.cast(pa.string())
-    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    n = len(values)
-    bufs = values.buffers()
-    itemsize = np.dtype(width).itemsize
-    offsets = np.frombuffer(bufs[1], dtype=width, count=n + 1, offset=values.offset * itemsize)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(1, np.uint8)
-    return offsets, data
-
-
 def hmac_words(values: pa.Array, key: bytes) -> np.ndarray:
     """HMAC-SHA256(``key``, value) of each UTF-8 value, as an (n, 8) array of uint32 words.
 
     ``values`` is an Arrow string array without nulls. Computed once per value: callers pass
     distinct values (a dictionary) and expand by codes (:func:`tokens_by_code`).
     """
-    offsets, data = _buffers(values)
+    offsets, data, _ = arrowstr.buffers(values)
     return _digests(offsets, data, _pad_state(key, 0x36), _pad_state(key, 0x5C), _K32)
-
-
-def _string_array(offsets: np.ndarray, data: np.ndarray, validity: pa.Buffer | None,
-                  null_count: int) -> pa.Array:  # fmt: skip
-    n = offsets.size - 1
-    if offsets[-1] < 2**31:
-        typ, offsets = pa.string(), offsets.astype(np.int32)
-    else:
-        typ = pa.large_string()
-    return pa.Array.from_buffers(
-        typ, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=null_count
-    )
 
 
 def tokens_by_code(
@@ -265,13 +238,10 @@ def tokens_by_code(
     """
     if not 0 < nhex <= 64:
         raise ValueError("nhex must be between 1 and 64")
-    offsets, data = _buffers(dictionary)
+    offsets, data, _ = arrowstr.buffers(dictionary)
     prefix = _prefix_lengths(offsets, data, keep_digits, min_hidden)
     out_offsets, out = _gather_tokens(codes, prefix, offsets, data, words, nhex, _HEX)
-    nulls = codes < 0
-    null_count = int(nulls.sum())
-    validity = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if null_count else None
-    return _string_array(out_offsets, out, validity, null_count)
+    return arrowstr.from_buffers(out_offsets, out, codes >= 0)
 
 
 @_jit
@@ -294,4 +264,4 @@ def hmac_hex(values: pa.Array, key: bytes, nhex: int = 64) -> pa.Array:
         raise ValueError("nhex must be between 1 and 64")
     out = _hex(hmac_words(values, key), nhex, _HEX)
     out_offsets = np.arange(len(values) + 1, dtype=np.int64) * nhex
-    return _string_array(out_offsets, out, None, 0)
+    return arrowstr.from_buffers(out_offsets, out)

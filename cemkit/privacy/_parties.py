@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba import njit
 
-from cemkit import config
+from cemkit import arrowstr, config
 
 _jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
 
@@ -141,24 +141,6 @@ def factorize_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, uniques[:m].copy()
 
 
-def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Offsets, bytes and validity (bool per row) of an Arrow string array."""
-    n = len(arr)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(1, np.uint8)
-    if arr.null_count:
-        valid = arr.is_valid().to_numpy(zero_copy_only=False)
-    else:
-        valid = np.ones(n, dtype=bool)
-    return offsets, data, valid
-
-
-def _string_array(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
-    return pa.Array.from_buffers(pa.large_string(), offsets.size - 1,
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(data)])  # fmt: skip
-
-
 def _nearly_distinct(values: pa.Array) -> bool:
     if len(values) < _SAMPLE_MIN_ROWS:
         return False
@@ -174,13 +156,14 @@ def build(columns: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
     for nulls. Each distinct number and each distinct other value of the ordinary columns
     appears once; the rows of a near-distinct column are appended as they are.
     """
-    keys = [_number_keys(*_buffers(arr)) for arr in columns]
+    keys = [_number_keys(*arrowstr.buffers(arr)) for arr in columns]
     all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
     is_number = all_keys >= 0
     codes = np.full(all_keys.size, -1, dtype=np.int64)
     num_codes, num_uniques = factorize_int64(all_keys[is_number])
     codes[is_number] = num_codes
-    parts = [_string_array(*_format_number_keys(np.asarray(num_uniques, dtype=np.int64)))]
+    parts = [arrowstr.from_buffers(*_format_number_keys(np.asarray(num_uniques, dtype=np.int64)),
+                                   large=True)]  # fmt: skip
     size = len(num_uniques)
 
     # the other values: one Arrow dictionary over the ordinary columns, rows of the others
@@ -268,4 +251,4 @@ def may_hold_numbers(values: pa.Array) -> bool:
     """Whether any record id may hold a number in its source or file tag (a cheap prefilter)."""
     if len(values) == 0:
         return False
-    return bool(_digit_run_flags(*_buffers(values), 7, 2).any())
+    return bool(_digit_run_flags(*arrowstr.buffers(values), 7, 2).any())

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from cemkit import arrowstr
 from cemkit.errors import KeyMaterialError, PolicyError
 
 RADIX = 10
@@ -232,11 +233,7 @@ def crypt_arrow(values: pa.Array, key: bytes, tweak: bytes, *, decrypt: bool = F
         result = _crypt_matrix(chars.reshape(-1, n), key, tweak, decrypt)
         positions = offsets[idx][:, None] + np.arange(n)
         data[positions] = result
-    if offsets[-1] < 2**31:
-        return pa.StringArray.from_buffers(
-            len(values), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
-        )
-    return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data))
+    return arrowstr.from_buffers(offsets, data)
 
 
 def _crypt(

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cemkit import arrowstr
 from cemkit.io.threegpp import _kernels as K
 from cemkit.io.threegpp import values as V
 from cemkit.io.threegpp.spec import (
@@ -169,14 +170,6 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
 _SLOT_TABLE, _KNOWN_TABLE = _tables()
 
 
-def _strings_from(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> pa.Array:
-    n = offsets.shape[0] - 1
-    mask = pa.array(valid, pa.bool_()).buffers()[1]
-    return pa.StringArray.from_buffers(
-        n, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data), mask
-    )
-
-
 def _tbcd(buf: np.ndarray, off: np.ndarray, ln: np.ndarray, skip: int) -> pa.Array:
     n = off.shape[0]
     total = int(np.maximum(ln, 0).sum())
@@ -184,7 +177,7 @@ def _tbcd(buf: np.ndarray, off: np.ndarray, ln: np.ndarray, skip: int) -> pa.Arr
     offsets = np.zeros(n + 1, np.int64)
     valid = np.zeros(n, np.bool_)
     w = K.tbcd_strings(buf, off, ln, skip, data, offsets, valid)
-    return _strings_from(data[:w], offsets, valid)
+    return arrowstr.from_buffers(offsets, data[:w], valid)
 
 
 def _ip_strings(buf: np.ndarray, off: np.ndarray, ln: np.ndarray) -> pa.Array:
@@ -267,7 +260,7 @@ def fast_fields(buf: np.ndarray, frames: Frames) -> FieldTable:
     data = np.zeros(2 * int(np.maximum(l_, 0).sum()) + 1, np.uint8)
     offsets = np.zeros(n + 1, np.int64)
     w = K.hex_strings(buf, o, l_, data, offsets)
-    strings["call_ref"] = _strings_from(data[:w], offsets, l_ >= 0)
+    strings["call_ref"] = arrowstr.from_buffers(offsets, data[:w], l_ >= 0)
     strings["node_addr"] = _ip_strings(buf, *col("nodeAddress"))
     strings["pdp_addr"] = _ip_strings(buf, *col("pdpAddress"))
     K.diagnostics(buf, *col("diagnostics"), ints["diag_kind"], ints["diag_value"])
