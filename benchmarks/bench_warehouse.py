@@ -289,7 +289,8 @@ def live_bench(tmp: Path, w: dict, rate: float, batch: int, workers: int) -> dic
 
     A producer thread moves the rotated files into the landing directory one by one (written as
     ``*.part`` and renamed, as writers rotate), one every ``records_per_file / rate`` seconds;
-    the watcher (the real loop: list, settle 0, micro-batch, commit) counts them. A file's lag is
+    the watcher (:meth:`Watcher.run`, the real loop: file-system events, settle 0, overlapping
+    micro-batches, commits) counts them. A file's lag is
     the time from its landing to the end of the commit that counted it.
     """
     import threading
@@ -320,15 +321,18 @@ def live_bench(tmp: Path, w: dict, rate: float, batch: int, workers: int) -> dic
             time.sleep(max(0.0, t0 + (i + 1) * interval - time.perf_counter()))
 
     producer = threading.Thread(target=produce)
+    follower = threading.Thread(target=watcher.run)  # the real loop (overlapping micro-batches)
     counted: dict[str, float] = {}
+    follower.start()
     producer.start()
     while len(counted) < len(files):
-        if not watcher.step():
-            time.sleep(0.005)
+        time.sleep(0.005)
         now = time.perf_counter()
-        for path in watcher._done:
+        for path in list(watcher._done):
             counted.setdefault(path, now)
+    watcher.stop()
     producer.join()
+    follower.join()
     lags = np.array([counted[p] - landed[p] for p in landed])
     span = max(counted.values()) - min(landed.values())
     return {"interval_s": interval, "records_per_file": per_file,

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -505,6 +505,68 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+class Batch:
+    """A micro-batch under way: its new files handed to the worker processes, not yet committed.
+
+    Created, it checksums the files, drops those the warehouse already counted and submits the
+    rest (``background``: always to the workers, so that the caller can go on listing and
+    committing other batches; otherwise a single file is processed here). :meth:`commit` waits
+    for the rows and counts them in one commit (:func:`ingest_files` is both steps at once).
+    """
+
+    def __init__(self, store: Store, paths: list[str], settings: Settings, *, workers: int = 1,
+                 background: bool = False) -> None:  # fmt: skip
+        self.store = store
+        self.report = BatchReport(offered=len(paths))
+        by_sha: dict[str, str] = {}
+        for p in paths:
+            by_sha.setdefault(content_sha256(p), p)
+        done = store.ingested(list(by_sha))
+        self.todo = [(p, s) for s, p in by_sha.items() if s not in done]
+        self.report.skipped = len(paths) - len(self.todo)
+        self._futures: list[Future[list[FileRows]]] = []
+        self._results: list[FileRows] | None = None
+        if not self.todo:
+            self._results = []
+        elif workers > 1 and (background or len(self.todo) > 1):
+            pool = _pool(workers)
+            self._futures = [pool.submit(_task, chunk, settings)
+                             for chunk in _tasks(self.todo, workers)]  # fmt: skip
+        else:
+            self._results = _task(self.todo, settings)
+
+    def futures(self) -> list[Future[list[FileRows]]]:
+        """The worker tasks still to wait for."""
+        return self._futures
+
+    def done(self) -> bool:
+        """Whether every file's rows are ready (:meth:`commit` will not wait for workers)."""
+        return all(f.done() for f in self._futures)
+
+    def commit(self) -> BatchReport:
+        """Check each file's settings against the warehouse and count all new files at once."""
+        results = self._results
+        if results is None:
+            found = {r[1]["sha256"]: r for f in self._futures for r in f.result()}
+            results = [found[s] for _, s in self.todo]
+        report = self.report
+        if not results:
+            return report
+        for wanted in dict.fromkeys(tuple(r[3].items()) for r in results):
+            self.store.check_settings(dict(wanted))
+        tables, entries = [], []
+        for rows, entry, quarantine, _ in results:
+            self.store.commit_quarantine(quarantine, entry["sha256"])
+            tables.append(rows)
+            entries.append(entry)
+        counted = self.store.commit(pa.concat_tables(tables), entries)
+        report.counted = counted
+        report.skipped += len(entries) - len(counted)
+        report.records = sum(e["rows_loaded"] for e in counted)
+        report.quarantined = sum(e["rows_quarantined"] for e in counted)
+        return report
+
+
 def ingest_files(
     store: Store, paths: list[str], settings: Settings, *, workers: int = 1
 ) -> BatchReport:
@@ -515,32 +577,4 @@ def ingest_files(
     Every file's rows are checked against the warehouse's policy, key and model (as the worker
     applied them: a key or policy changed during a long ``watch`` is noticed) before the commit.
     """
-    report = BatchReport(offered=len(paths))
-    by_sha: dict[str, str] = {}
-    for p in paths:
-        by_sha.setdefault(content_sha256(p), p)
-    done = store.ingested(list(by_sha))
-    todo = [(p, s) for s, p in by_sha.items() if s not in done]
-    report.skipped = len(paths) - len(todo)
-    if not todo:
-        return report
-    if workers > 1 and len(todo) > 1:
-        pool = _pool(min(workers, len(todo)))
-        futures = [pool.submit(_task, chunk, settings) for chunk in _tasks(todo, workers)]
-        found = {r[1]["sha256"]: r for f in futures for r in f.result()}
-        results = [found[s] for _, s in todo]
-    else:
-        results = _task(todo, settings)
-    for wanted in dict.fromkeys(tuple(r[3].items()) for r in results):
-        store.check_settings(dict(wanted))
-    tables, entries = [], []
-    for rows, entry, quarantine, _ in results:
-        store.commit_quarantine(quarantine, entry["sha256"])
-        tables.append(rows)
-        entries.append(entry)
-    counted = store.commit(pa.concat_tables(tables), entries)
-    report.counted = counted
-    report.skipped += len(entries) - len(counted)
-    report.records = sum(e["rows_loaded"] for e in counted)
-    report.quarantined = sum(e["rows_quarantined"] for e in counted)
-    return report
+    return Batch(store, paths, settings, workers=workers).commit()
