@@ -337,45 +337,73 @@ def _leaf_hlls(counted: _Counted, numbers: np.ndarray, items: np.ndarray) -> _Le
     num = numbers[counted.leaf_row]
     has = num >= 0
     code, num = counted.leaf_code[has], num[has]
-    b = counted.start_ns[counted.leaf_row[has]] // step
-    lo = int(b.min()) if len(b) else 0
-    n_buckets = int(b.max()) - lo + 1 if len(b) else 1
+    buckets, b = np.unique(counted.start_ns[counted.leaf_row[has]] // step, return_inverse=True)
+    n_buckets = max(len(buckets), 1)
     width = len(items) + 1
-    pairs = np.unique((code * n_buckets + (b - lo)) * width + num)  # distinct, sorted
+    pairs = np.unique((code * n_buckets + b) * width + num)  # distinct, sorted
     cell, item = pairs // width, pairs % width
     starts = _runs(cell)[0]
     bounds = np.r_[starts, len(cell)] if len(cell) else np.zeros(1, np.int64)
     found = sketches.hll_sketches_of(items[item], bounds)
     cells = cell[starts]
-    return _LeafSketches(cells // n_buckets, (cells % n_buckets + lo) * step, found)
+    return _LeafSketches(cells // n_buckets, buckets[cells % n_buckets] * step, found)
 
 
-def _hll_column(row_keys: np.ndarray, leaves: _LeafSketches, layout: _Layout, lo: int,
-                n_buckets: int, step: int) -> list[Any]:  # fmt: skip
+def _hll_column(row_keys: np.ndarray, leaves: _LeafSketches, layout: _Layout,
+                bucket_index: Any) -> list[Any]:  # fmt: skip
     """One serialized HLL per row: the union of the leaf sketches of its objects and buckets."""
     out: list[Any] = [None] * len(row_keys)
-    src, anc = _ancestors(leaves.code, layout)
-    b = leaves.bucket[src]
-    order, starts, ends = _segments(anc * n_buckets + (b - b % step - lo) // step)
-    keys = (anc * n_buckets + (b - b % step - lo) // step)[order]
-    src = src[order]
+    n_codes = len(layout.names)
+    src, anc = _ancestors(leaves.code % n_codes, layout)
+    anc = anc + (leaves.code // n_codes)[src] * n_codes  # the same file
+    keys = bucket_index(anc, leaves.bucket[src])
+    order, starts, ends = _segments(keys)
+    keys, src = keys[order], src[order]
     for r, s, e in zip(_row_of(row_keys, keys[starts]), starts, ends, strict=True):
         out[r] = sketches.hll_union_of([leaves.sketches[i] for i in src[s:e]])
     return out
 
 
-def file_rows(result: FileResult) -> pa.Table:
-    """Warehouse rows (:data:`~cemkit.warehouse.table.KQI_SCHEMA`) of one processed file.
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
-    The counters are the rollup's rows unchanged (15-minute and day buckets, every object);
-    each row's sketches are built from the values of the records that row counted (the same
-    assignment, the same buckets): KLL of the post-dial delay and of the answered duration,
-    HLL of the distinct customers. Everything in NumPy and Arrow over integer object codes.
+
+def _same_shape(frames: list[pd.DataFrame]) -> bool:
+    first = frames[0].dtypes
+    return all(len(f.columns) == len(first) and (f.dtypes.index == first.index).all()
+               and (f.dtypes == first).all() for f in frames[1:])  # fmt: skip
+
+
+def file_rows(result: FileResult) -> pa.Table:
+    """Warehouse rows (:data:`~cemkit.warehouse.table.KQI_SCHEMA`) of one processed file."""
+    return task_rows([result])
+
+
+def task_rows(results: list[FileResult]) -> pa.Table:
+    """Warehouse rows of processed files, each row of exactly one file (its ``source``).
+
+    The counters are each file's rollup rows unchanged (15-minute and day buckets, every
+    object); each row's sketches are built from the values of the records that row counted
+    (the same assignment, the same buckets): KLL of the post-dial delay and of the answered
+    duration, HLL of the distinct customers. Everything in NumPy and Arrow over integer codes
+    of (file, object, bucket): the files of a worker task share one pass (the per-call costs of
+    the formulas and the model are paid once per task, not once per file), and a file's rows
+    are the same as when it is alone.
     """
-    kqi, calls = result.kqi, result.calls
-    if kqi.empty:
+    results = [r for r in results if not r.kqi.empty]
+    if not results:
         return KQI_SCHEMA.empty_table()
-    layout = _layout(result.assigner)
+    if len(results) > 1 and (
+        any(r.assigner is not results[0].assigner for r in results)
+        or not _same_shape([r.calls for r in results])
+    ):  # another model mid-task, or other columns: one file at a time
+        return pa.concat_tables([task_rows([r]) for r in results])
+    assigner = results[0].assigner
+    layout = _layout(assigner)
+    n_codes = len(layout.names)
+    kqi, calls = _concat([r.kqi for r in results]), _concat([r.calls for r in results])
+    row_file = np.repeat(np.arange(len(results)), [len(r.kqi) for r in results])
+    rec_file = np.repeat(np.arange(len(results)), [len(r.calls) for r in results])
     kind = pa.array(kqi["object_kind"], pa.string())
     label = pa.array(kqi["object"], pa.string())
     is_group = np.asarray(pc.equal(kind, "group").to_numpy(zero_copy_only=False), dtype=bool)
@@ -384,25 +412,30 @@ def file_rows(result: FileResult) -> pa.Table:
     row_code = np.where(is_group, gi, np.where(ci >= 0, ci + layout.n_groups + 1, -1))
     if (row_code < 0).any():
         raise RuntimeError("the KQI rollup has a row for an object the model does not have")
+    row_obj = row_file * n_codes + row_code  # (file, object)
     row_bucket = np.asarray(pd.to_datetime(kqi["bucket"], utc=True).dt.as_unit("ns").array.asi8,
                             dtype=np.int64)  # fmt: skip
     row_freq = kqi["freq"].to_numpy(dtype=object)
 
-    counted = _counted(calls, result.assigner, layout)
+    counted = _counted(calls, assigner, layout)
+    counted.code = counted.code + rec_file[counted.row] * n_codes
+    counted.leaf_code = counted.leaf_code + rec_file[counted.leaf_row] * n_codes
     contrib = formulas.contributions(calls)
     pdd = pd.to_numeric(calls["pdd_ms"], errors="coerce").to_numpy(dtype=float, na_value=np.nan) \
         if "pdd_ms" in calls.columns else np.full(len(calls), np.nan)  # fmt: skip
     pdd = np.where(contrib["pdd_count"].to_numpy() > 0, np.rint(pdd), np.nan)
     answered = contrib["answered"].to_numpy() > 0
     duration = np.where(answered, contrib["conversation_ms"].to_numpy() / 1000.0, np.nan)
-    col = result.assigner.model.numbers.column
+    col = assigner.model.numbers.column
     if col in calls.columns:
-        number_codes, uniq = pd.factorize(calls[col].astype("string[pyarrow]"))
+        # codes in the order of the values: a sketch is fed its customers in an order that
+        # depends on them only, not on the other files of the task (HLL estimates do)
+        number_codes, uniq = pd.factorize(calls[col].astype("string[pyarrow]"), sort=True)
         items = np.asarray(uniq, dtype=object)
     else:
         number_codes, items = np.full(len(calls), -1, dtype=np.int64), np.zeros(0, dtype=object)
     leaves = _leaf_hlls(counted, np.asarray(number_codes, dtype=np.int64), items)
-    code, t = counted.code, counted.start_ns[counted.row]
+    obj, t = counted.code, counted.start_ns[counted.row]
     pdd, duration = pdd[counted.row], duration[counted.row]
 
     columns: dict[str, list[Any]] = {c: [None] * len(kqi) for c in SKETCH_COLUMNS}
@@ -412,19 +445,28 @@ def file_rows(result: FileResult) -> pa.Table:
         at = np.flatnonzero(row_freq == freq)
         if not len(at):
             continue
-        lo = int(row_bucket[at].min())
-        n_buckets = (int(row_bucket[at].max()) - lo) // step + 1
-        row_keys = row_code[at] * n_buckets + (row_bucket[at] - lo) // step
-        keys = code * n_buckets + (t - t % step - lo) // step
+        buckets, inverse = np.unique(row_bucket[at], return_inverse=True)
+
+        def index(objects: np.ndarray, ns: np.ndarray, buckets: np.ndarray = buckets,
+                  step: int = step) -> np.ndarray:  # fmt: skip
+            """Key of (file and object, bucket of ``ns``): the rows' own buckets, ranked."""
+            floor = ns - ns % step
+            pos = np.minimum(np.searchsorted(buckets, floor), len(buckets) - 1)
+            if len(floor) and not np.array_equal(buckets[pos], floor):
+                raise RuntimeError("records counted in a bucket the KQI rollup has no row for")
+            return objects * len(buckets) + pos
+
+        row_keys = row_obj[at] * len(buckets) + inverse
+        keys = index(obj, t)
         found = {name: _kll_column(row_keys, keys, values)
                  for name, values in (("pdd_kll", pdd), ("duration_kll", duration))}  # fmt: skip
-        found["customers_hll"] = _hll_column(row_keys, leaves, layout, lo, n_buckets, step)
+        found["customers_hll"] = _hll_column(row_keys, leaves, layout, index)
         for name, blobs in found.items():
             for r, blob in zip(at, blobs, strict=True):
                 columns[name][r] = blob
-        buckets, inverse = np.unique(row_bucket[at], return_inverse=True)
         labels = period_of(pd.Series(pd.to_datetime(buckets, unit="ns", utc=True)), freq)
         periods[at] = labels[inverse]
+    shas = np.array([r.sha256 for r in results], dtype=object)
     arrays: dict[str, Any] = {
         "freq": pa.array(row_freq, pa.string()),
         "period": pa.array(periods, pa.string()),
@@ -436,7 +478,7 @@ def file_rows(result: FileResult) -> pa.Table:
         arrays[c] = pa.array(kqi[c].to_numpy(dtype=np.int64))
     for c in SKETCH_COLUMNS:
         arrays[c] = pa.array(columns[c], pa.binary())
-    arrays["source"] = pa.array(np.full(len(kqi), result.sha256, dtype=object), pa.string())
+    arrays["source"] = pa.array(shas[row_file], pa.string())
     return pa.table(arrays, schema=KQI_SCHEMA)
 
 
@@ -477,15 +519,33 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 FileRows = tuple[pa.Table, dict[str, Any], pd.DataFrame, dict[str, str]]
 
 
-def _file_work(path: str, settings: Settings, sha: str) -> FileRows:
-    """One file's warehouse rows, ledger entry, protected quarantine and settings fingerprint."""
-    result = process_file(path, settings, sha)
-    return file_rows(result), result.ledger_entry(), result.quarantine, result.settings
+#: Records whose sketches a worker builds in one pass (several small files; bounds the memory).
+TASK_RECORDS = 100_000
 
 
 def _task(files: list[tuple[str, str]], settings: Settings) -> list[FileRows]:
-    """Several files, one after the other (one worker task: one round trip for all)."""
-    return [_file_work(path, settings, sha) for path, sha in files]
+    """Several files in one worker task (one round trip for all).
+
+    Each file goes through the pipeline on its own (:func:`process_file`); their warehouse rows
+    are built together (:func:`task_rows`, up to :data:`TASK_RECORDS` records at once).
+    """
+    out: list[FileRows] = []
+    group: list[FileResult] = []
+
+    def flush() -> None:
+        rows = task_rows(group)
+        for r in group:
+            mine = rows.filter(pc.equal(rows["source"], r.sha256))
+            out.append((mine, r.ledger_entry(), r.quarantine, r.settings))
+        group.clear()
+
+    for path, sha in files:
+        group.append(process_file(path, settings, sha))
+        if sum(len(r.calls) for r in group) >= TASK_RECORDS:
+            flush()
+    if group:
+        flush()
+    return out
 
 
 def _tasks(files: list[tuple[str, str]], n: int) -> list[list[tuple[str, str]]]:
