@@ -519,8 +519,9 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 FileRows = tuple[pa.Table, dict[str, Any], pd.DataFrame, dict[str, str]]
 
 
-#: Records whose sketches a worker builds in one pass (several small files; bounds the memory).
-TASK_RECORDS = 100_000
+#: Records whose sketches a worker builds in one pass: small files share one, a large file has
+#: its own (concatenating large frames costs more than the per-call costs it saves).
+TASK_RECORDS = 20_000
 
 
 def _task(files: list[tuple[str, str]], settings: Settings) -> list[FileRows]:
@@ -540,9 +541,10 @@ def _task(files: list[tuple[str, str]], settings: Settings) -> list[FileRows]:
         group.clear()
 
     for path, sha in files:
-        group.append(process_file(path, settings, sha))
-        if sum(len(r.calls) for r in group) >= TASK_RECORDS:
+        result = process_file(path, settings, sha)
+        if group and sum(len(r.calls) for r in group) + len(result.calls) > TASK_RECORDS:
             flush()
+        group.append(result)
     if group:
         flush()
     return out
