@@ -8,15 +8,16 @@ other files shared its micro-batch or worker task, so restarts, batch sizes and 
 instances cannot change the table. (Calls are correlated within their file: a rotated file is
 a time slice of one writer.)
 
-:func:`file_rows` turns one file's result into warehouse rows: the counters are the rollup's
-rows unchanged (15-minute and day buckets), the sketches are built from the records each row
-counted, assigned to objects as the rollup assigns them (the model's
-:class:`~cemkit.model.assign.Assigner` and the hierarchy of :mod:`cemkit.kqi.sizes`).
+:func:`task_rows` turns processed files into warehouse rows (:func:`file_rows` for one): the
+counters are the rollup's rows unchanged (15-minute and day buckets), the sketches are built from
+the records each row counted, assigned to objects as the rollup assigns them (the model's
+:class:`~cemkit.model.assign.Assigner` and the hierarchy of :mod:`cemkit.kqi.sizes`); the small
+files of a worker task share one pass.
 
-:func:`ingest_files` counts a micro-batch: files already in the warehouse are skipped by
-content checksum, the rest are split into one task per worker process (several files per task,
-so that many small files do not pay a round trip each), and all their rows are committed at
-once, each file's policy/key/model fingerprint checked against the warehouse's.
+:func:`ingest_files` counts a micro-batch (a :class:`Batch`): files already in the warehouse are
+skipped by content checksum, the rest are split into one task per worker process (several files
+per task, so that many small files do not pay a round trip each), and all their rows are
+committed at once, each file's policy/key/model fingerprint checked against the warehouse's.
 """
 
 from __future__ import annotations
