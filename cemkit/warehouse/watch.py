@@ -200,13 +200,21 @@ class Watcher:
         """
         observer = None if once else self._observe()
         flight: list[tuple[Batch | None, list[tuple[str, tuple[int, int]]]]] = []
+        # the directory is listed when something may have changed (an event, a batch submitted
+        # or committed, the poll interval), not on every pass while workers are busy
+        look, listed = True, time.monotonic()
         try:
             while not self._stop.is_set():
                 started = self.progress.batches + len(flight)
                 if max_batches is not None and started >= max_batches and not flight:
                     break
-                if len(flight) < self.workers and (max_batches is None or started < max_batches):
+                room = len(flight) < self.workers and (max_batches is None or started < max_batches)
+                due = look or self._wake.is_set() or time.monotonic() - listed >= self.poll
+                if room and due:
+                    self._wake.clear()
+                    listed = time.monotonic()
                     new = self._submit({p for _, chunk in flight for p, _ in chunk})
+                    look = new is not None  # more may be ready: list again at once
                     if new is not None:
                         flight.append(new)
                         continue
@@ -215,11 +223,13 @@ class Watcher:
                     flight.remove(item)
                     self._finish(*item)
                 if ready:
+                    look = True
                     continue
                 if flight:  # wait for a worker, or for new files to submit
                     futures = [f for b, _ in flight if b is not None for f in b.futures()]
                     wait(futures, timeout=min(self.poll, 0.05), return_when=FIRST_COMPLETED)
                     continue
+                look = True
                 if once:
                     # files not yet settled are waited for: --once means "what is there"
                     if self._candidates():
@@ -227,7 +237,6 @@ class Watcher:
                         continue
                     break
                 self._wake.wait(self.poll)
-                self._wake.clear()
             for item in flight:  # stopped: what the workers are doing is still counted
                 self._finish(*item)
         finally:
