@@ -20,7 +20,10 @@ Ingest part. ``cemkit watch --once`` equivalent (the real :class:`cemkit.warehou
 over rotated Asterisk files of a synthetic world (``--ingest-records`` records in
 ``--ingest-files`` files, micro-batches of ``--batch`` files, ``--workers`` processes), warm
 (small files counted first so that this process and every worker have compiled their kernels),
-records/s against 10x the brief's 13.3K records/s.
+records/s against 10x the brief's 13.3K records/s. Then the CPU of one file in one process
+(large and 500-record files: the fixed cost of a file), and a live run: the same files land one
+by one at ``--live-rate`` records/s while the watcher runs; the lag of each file (landing to
+commit) against the file interval.
 """
 
 from __future__ import annotations
@@ -215,41 +218,128 @@ def cpu_of(fn, repeat: int = 5) -> float:
     return best
 
 
-def ingest_bench(tmp: Path, records: int, n_files: int, batch: int, workers: int) -> dict:
-    """Records/s of the watcher over rotated synthetic Asterisk files (warm process and pool)."""
+def _ingest_world(tmp: Path, records: int, n_files: int, workers: int) -> dict:
+    """Rotated Asterisk files of one synthetic world: ``n_files`` slices, and small warm files."""
     from cemkit import synth
-    from cemkit.warehouse import Warehouse
     from cemkit.warehouse.batch import Settings
-    from cemkit.warehouse.watch import Watcher
 
     os.environ.setdefault("CEMKIT_KEY", "5e" * 32)
     world = tmp / "world"
     synth.generate(world, records=records, seed=5, days=1, incidents=0)
     lines = (world / "formats" / "asterisk" / "Master.csv").read_bytes().splitlines(keepends=True)
-    warm, landing = tmp / "warm", tmp / "landing"
-    warm.mkdir()
-    landing.mkdir()
+    warm, landing, small = tmp / "warm", tmp / "landing", tmp / "small"
+    for d in (warm, landing, small):
+        d.mkdir()
     for i in range(max(2, workers)):  # warms this process and every worker (compiled kernels)
         (warm / f"w{i}.csv").write_bytes(b"".join(lines[i * 500 : (i + 1) * 500]))
     size = len(lines) // n_files
     for i in range(n_files):  # rotation: consecutive time slices of one switch's file
         (landing / f"Master-{i}.csv").write_bytes(b"".join(lines[i * size : (i + 1) * size]))
+    for i in range(32):  # small files (500 records): the fixed cost of a file
+        (small / f"Small-{i}.csv").write_bytes(b"".join(lines[i * 500 : (i + 1) * 500]))
     settings = Settings("asterisk", "default", str(world / "model.yaml"), synth.DEFAULT_TIMEZONE,
                         synth.DEFAULT_REGION)  # fmt: skip
-    wh = Warehouse.create(tmp / "wh")
+    return {"settings": settings, "warm": warm, "landing": landing, "small": small}
+
+
+def file_cpu(tmp: Path, w: dict) -> dict:
+    """CPU per file in this process, large and small files, each set as one micro-batch.
+
+    What one worker does for a file plus this process's share of the commit (one per set);
+    ``cpu = fixed + per_record * records``: the two sizes give the fixed cost of a file.
+    """
+    from cemkit.warehouse import Warehouse
+    from cemkit.warehouse.batch import ingest_files
+
+    wh = Warehouse.create(tmp / "wh-cpu")
+    ingest_files(wh.store, [str(p) for p in sorted(w["warm"].iterdir())], w["settings"])
+    out = {}
+    for name in ("landing", "small"):
+        files = sorted(w[name].iterdir())
+        c = time.process_time()
+        n = ingest_files(wh.store, [str(f) for f in files], w["settings"]).records
+        out[name] = ((time.process_time() - c) / len(files), n / len(files))
+    (big_s, big_n), (small_s, small_n) = out["landing"], out["small"]
+    per_record = (big_s - small_s) / (big_n - small_n)
+    return {"large": out["landing"], "small": out["small"], "per_record_s": per_record,
+            "fixed_s": small_s - per_record * small_n}  # fmt: skip
+
+
+def ingest_bench(tmp: Path, w: dict, batch: int, workers: int, name: str = "landing") -> dict:
+    """Records/s of the watcher over rotated synthetic Asterisk files (warm process and pool)."""
+    from cemkit.warehouse import Warehouse
+    from cemkit.warehouse.watch import Watcher
+
+    wh = Warehouse.create(tmp / f"wh-{name}")
     quiet = io.StringIO()
-    Watcher(warm, wh.store, settings, settle=0, out=quiet, batch=batch, workers=workers).run(
-        once=True
-    )
-    watcher = Watcher(landing, wh.store, settings, settle=0, batch=batch, out=quiet,
+    Watcher(w["warm"], wh.store, w["settings"], settle=0, out=quiet, batch=batch,
+            workers=workers).run(once=True)  # fmt: skip
+    watcher = Watcher(w[name], wh.store, w["settings"], settle=0, batch=batch, out=quiet,
                       workers=workers)  # fmt: skip
     t, c = time.perf_counter(), time.process_time()
     progress = watcher.run(once=True)
     elapsed, cpu = time.perf_counter() - t, time.process_time() - c
-    n = progress.records
+    n, n_files = progress.records, progress.files_counted
     return {"records": n, "files": n_files, "seconds": elapsed, "cpu_main": cpu,
             "rate": n / elapsed, "per_file_s": elapsed / n_files,
             "records_per_file": n / n_files, "batches": progress.batches}  # fmt: skip
+
+
+def live_bench(tmp: Path, w: dict, rate: float, batch: int, workers: int) -> dict:
+    """Files land at ``rate`` records/s while the watcher runs: lag of each file, kept up or not.
+
+    A producer thread moves the rotated files into the landing directory one by one (written as
+    ``*.part`` and renamed, as writers rotate), one every ``records_per_file / rate`` seconds;
+    the watcher (:meth:`Watcher.run`, the real loop: file-system events, settle 0, overlapping
+    micro-batches, commits) counts them. A file's lag is
+    the time from its landing to the end of the commit that counted it.
+    """
+    import threading
+
+    from cemkit.warehouse import Warehouse
+    from cemkit.warehouse.watch import Watcher
+
+    files = sorted(w["landing"].iterdir(), key=lambda f: int(f.stem.split("-")[1]))
+    per_file = sum(1 for _ in files[0].open("rb"))
+    interval = per_file / rate
+    landing = tmp / "live"
+    landing.mkdir()
+    wh = Warehouse.create(tmp / "wh-live")
+    quiet = io.StringIO()
+    Watcher(w["warm"], wh.store, w["settings"], settle=0, out=quiet, batch=batch,
+            workers=workers).run(once=True)  # fmt: skip
+    watcher = Watcher(landing, wh.store, w["settings"], settle=0, poll=0.01, batch=batch,
+                      out=quiet, workers=workers)  # fmt: skip
+    landed: dict[str, float] = {}
+
+    def produce() -> None:
+        t0 = time.perf_counter()
+        for i, f in enumerate(files):
+            target = landing / f.name
+            shutil.copy(f, landing / (f.name + ".part"))
+            os.rename(landing / (f.name + ".part"), target)
+            landed[str(target)] = time.perf_counter()
+            time.sleep(max(0.0, t0 + (i + 1) * interval - time.perf_counter()))
+
+    producer = threading.Thread(target=produce)
+    follower = threading.Thread(target=watcher.run)  # the real loop (overlapping micro-batches)
+    counted: dict[str, float] = {}
+    follower.start()
+    producer.start()
+    while len(counted) < len(files):
+        time.sleep(0.005)
+        now = time.perf_counter()
+        for path in list(watcher._done):
+            counted.setdefault(path, now)
+    watcher.stop()
+    producer.join()
+    follower.join()
+    lags = np.array([counted[p] - landed[p] for p in landed])
+    span = max(counted.values()) - min(landed.values())
+    return {"interval_s": interval, "records_per_file": per_file,
+            "lag_p50_s": float(np.median(lags)), "lag_max_s": float(lags.max()),
+            "rate": per_file * len(files) / span, "files": len(files),
+            "batches": watcher.progress.batches}  # fmt: skip
 
 
 def main() -> None:
@@ -262,6 +352,8 @@ def main() -> None:
     ap.add_argument("--ingest-files", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8, help="files per micro-batch (commit)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--live-rate", type=float, default=10 * BRIEF_RATE,
+                    help="records/s at which files land in the live lag run")  # fmt: skip
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
@@ -310,19 +402,29 @@ def main() -> None:
                 f"  ratio DuckDB raw / warehouse: {t_db / t_wh:.1f}x wall, {c_db / c_wh:.1f}x CPU"
             )
         if not args.skip_ingest:
-            ing = ingest_bench(tmp / "ingest", args.ingest_records, args.ingest_files,
-                               args.batch, args.workers)  # fmt: skip
-            print(f"ingest: {ing['records']:,} records in {ing['files']} files, "
-                  f"{ing['batches']} micro-batch(es) of <= {args.batch} files, {args.workers} "
-                  f"worker(s): {ing['seconds']:.1f} s: {ing['rate']:,.0f} records/s "
-                  f"({ing['rate'] / (10 * BRIEF_RATE):.2f}x of 10x the brief's rate, "
-                  f"{10 * BRIEF_RATE:,.0f}/s); {ing['per_file_s']:.2f} s per file of "
-                  f"{ing['records_per_file']:,.0f} records")  # fmt: skip
-            for interval in (60, 300):
-                print(f"  lag at this rate: a {ing['records_per_file']:,.0f}-record file is "
-                      f"counted {ing['per_file_s']:.2f} s after it lands (files every "
-                      f"{interval} s: lag < one interval while a file holds <= "
-                      f"{ing['rate'] * interval:,.0f} records)")  # fmt: skip
+            w = _ingest_world(tmp / "ingest", args.ingest_records, args.ingest_files, args.workers)
+            for name, size in (("landing", args.batch), ("small", 16)):
+                ing = ingest_bench(tmp / "ingest", w, size, args.workers, name)
+                print(f"ingest: {ing['records']:,} records in {ing['files']} files, "
+                      f"{ing['batches']} micro-batch(es) of <= {size} files, {args.workers} "
+                      f"worker(s): {ing['seconds']:.2f} s: {ing['rate']:,.0f} records/s "
+                      f"({ing['rate'] / (10 * BRIEF_RATE):.2f}x of 10x the brief's rate, "
+                      f"{10 * BRIEF_RATE:,.0f}/s), {ing['per_file_s'] * 1e3:.0f} ms per file; "
+                      f"parent CPU {ing['cpu_main']:.2f} s")  # fmt: skip
+            cpu = file_cpu(tmp / "ingest", w)
+            (big_s, big_n), (small_s, small_n) = cpu["large"], cpu["small"]
+            print(f"  CPU per file, one process (process + commit): {big_s * 1e3:.0f} ms per "
+                  f"{big_n:,.0f}-record file ({big_n / big_s:,.0f} records per CPU-second), "
+                  f"{small_s * 1e3:.0f} ms per {small_n:,.0f}-record file; fixed cost "
+                  f"{cpu['fixed_s'] * 1e3:.0f} ms per file + "
+                  f"{cpu['per_record_s'] * 1e6:.1f} us per record")  # fmt: skip
+            live = live_bench(tmp / "ingest", w, args.live_rate, args.batch, args.workers)
+            kept = "kept up" if live["lag_max_s"] < live["interval_s"] else "did NOT keep up"
+            print(f"  live: {live['files']} files of {live['records_per_file']:,} records landing "
+                  f"every {live['interval_s']:.3f} s ({args.live_rate:,.0f} records/s offered): "
+                  f"counted at {live['rate']:,.0f} records/s in {live['batches']} batches, lag "
+                  f"p50 {live['lag_p50_s']:.2f} s, max {live['lag_max_s']:.2f} s: {kept} "
+                  f"(lag < one file interval)")  # fmt: skip
         print(f"load average at end: {os.getloadavg()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

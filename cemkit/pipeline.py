@@ -247,6 +247,9 @@ class BatchProcessor:
         KQI buckets.
     key : Key, optional
         A fixed key (default: read from the policy's key source, re-read on every call).
+    alerts : bool
+        Also evaluate the model's thresholds (:attr:`BatchResult.alerts`); without, ``alerts``
+        is an empty alerts table (for callers that keep only counters, e.g. the warehouse).
 
     Examples
     --------
@@ -257,11 +260,12 @@ class BatchProcessor:
 
     def __init__(self, policy: str | Path | Policy = "default", *,
                  model: str | Path | ServiceModel, freqs: tuple[str, ...] = ("15min",),
-                 key: Key | None = None) -> None:  # fmt: skip
+                 key: Key | None = None, alerts: bool = True) -> None:  # fmt: skip
         self.policy = policy
         self.model = model
         self.freqs = tuple(freqs)
         self.key = key
+        self.alerts = alerts
         self._lock = threading.Lock()
         self._policy_state: Any = object()
         self._model_state: Any = object()
@@ -309,7 +313,7 @@ class BatchProcessor:
     def __call__(self, records: pd.DataFrame, *, canonical: bool = True) -> BatchResult:
         """Protect, correlate and compute KQIs for one pandas batch (one partition)."""
         from cemkit import schema
-        from cemkit.kqi.alerts import find_alerts
+        from cemkit.kqi.alerts import empty_alerts, find_alerts
         from cemkit.kqi.rollup import rollup
         from cemkit.runs.stages import run_pandas
 
@@ -325,7 +329,7 @@ class BatchProcessor:
         # the assigner (compiled model, its ancestor index) stays warm between calls
         result = rollup(calls, assigner, freqs=self.freqs, rank_customers=False)
         t3 = time.perf_counter()
-        alerts = find_alerts(result.table, assigner.model)
+        alerts = find_alerts(result.table, assigner.model) if self.alerts else empty_alerts()
         t4 = time.perf_counter()
         timings = {"protect": (t1 - t0) * 1e3, "correlate": (t2 - t1) * 1e3,
                    "kqi": (t3 - t2) * 1e3, "alerts": (t4 - t3) * 1e3}  # fmt: skip

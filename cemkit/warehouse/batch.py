@@ -1,15 +1,23 @@
 """Input files → warehouse rows, exactly once.
 
 Each file is processed on its own by :func:`process_file`, the **one** place the warehouse
-calls cemkit's pipeline (load → protect → correlate → KQI rollup); point it at the stage runner
-when there is one. A file's rows depend only on its content, never on which other files shared
-its micro-batch, so restarts, batch sizes and the number of instances cannot change the table.
-(Calls are correlated within their file: a rotated file is a time slice of one writer.)
+calls cemkit's pipeline: the file's loader, then the real-time path
+(:class:`cemkit.pipeline.BatchProcessor`, one per worker process, kept warm, reloading a changed
+policy, key or model; no alerts). A file's rows depend only on its content, never on which
+other files shared its micro-batch or worker task, so restarts, batch sizes and the number of
+instances cannot change the table. (Calls are correlated within their file: a rotated file is
+a time slice of one writer.)
 
-:func:`file_rows` turns one file's result into warehouse rows: the counters come unchanged from
-:func:`cemkit.kqi.rollup` (15-minute buckets; day rows are their sums), the sketches from the
-correlated records the rollup read, assigned to the same objects by the same
-:class:`~cemkit.model.assign.Assigner`.
+:func:`task_rows` turns processed files into warehouse rows (:func:`file_rows` for one): the
+counters are the rollup's rows unchanged (15-minute and day buckets), the sketches are built from
+the records each row counted, assigned to objects as the rollup assigns them (the model's
+:class:`~cemkit.model.assign.Assigner` and the hierarchy of :mod:`cemkit.kqi.sizes`); the small
+files of a worker task share one pass.
+
+:func:`ingest_files` counts a micro-batch (a :class:`Batch`): files already in the warehouse are
+skipped by content checksum, the rest are split into one task per worker process (several files
+per task, so that many small files do not pay a round trip each), and all their rows are
+committed at once, each file's policy/key/model fingerprint checked against the warehouse's.
 """
 
 from __future__ import annotations
@@ -21,25 +29,26 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cemkit.kqi import formulas
+from cemkit.kqi.rollup import UNASSIGNED
+from cemkit.kqi.sizes import ancestor_index, expand, hierarchy_of
 from cemkit.model.assign import CUSTOMER_OBJECT_COLUMN, GROUP_COLUMN, Assigner
-from cemkit.model.spec import load_model
+from cemkit.pipeline import BatchProcessor
 from cemkit.warehouse import sketches
 from cemkit.warehouse.table import KQI_SCHEMA, SKETCH_COLUMNS, Store, period_of
 
-#: Label of records no group rule matched (as in :mod:`cemkit.kqi.rollup`).
-UNASSIGNED = "(unassigned)"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -65,8 +74,10 @@ class FileResult:
     rows_loaded: int
     rows_quarantined: int
     calls: pd.DataFrame  #: protected, correlated records
-    kqi: pd.DataFrame  #: rollup table, 15-minute buckets
+    kqi: pd.DataFrame  #: rollup table, 15-minute and day buckets
     quarantine: pd.DataFrame  #: protected quarantine rows
+    assigner: Assigner  #: the compiled model the rollup used
+    settings: dict[str, str]  #: :func:`fingerprint` of the policy, key and model applied
 
     def ledger_entry(self) -> dict[str, Any]:
         """What the commit log records about this file (no path: file names may hold data)."""
@@ -112,33 +123,52 @@ def readable(path: str | os.PathLike[str]) -> Iterator[str]:
 
 
 # --- the pipeline (one function) ---------------------------------------------------------------
-@lru_cache(maxsize=8)
-def _policy_and_key(policy: str) -> tuple[Any, Any]:
-    from cemkit.privacy.engine import load_key
-    from cemkit.privacy.policy import load_policy
-
-    pol = load_policy(policy)
-    key = load_key(pol) if any(r.needs_key for _, r in pol.rules()) else None
-    return pol, key
+#: One real-time processor per (policy, model) in each process (a worker keeps it warm; it
+#: notices a changed policy file, key or model file, see :class:`cemkit.pipeline.BatchProcessor`).
+_PROCESSORS: dict[tuple[str, str], BatchProcessor] = {}
+#: Buckets the warehouse stores, as the rollup computes them.
+_FREQS: tuple[str, ...] = ("15min", "day")
 
 
-@lru_cache(maxsize=8)
-def assigner_for(model: str) -> Assigner:
-    """The compiled service model (cached by path)."""
-    return Assigner(load_model(model))
+def processor(settings: Settings) -> BatchProcessor:
+    """The :class:`~cemkit.pipeline.BatchProcessor` of this process for ``settings`` (no alerts)."""
+    ident = (settings.policy, settings.model)
+    proc = _PROCESSORS.get(ident)
+    if proc is None:
+        proc = _PROCESSORS[ident] = BatchProcessor(settings.policy, model=settings.model,
+                                                   freqs=_FREQS, alerts=False)  # fmt: skip
+    return proc
+
+
+def _state(proc: BatchProcessor) -> tuple[Any, Any, Assigner]:
+    """Policy, key and compiled model the processor's last call applied.
+
+    Read after the call, in the same (single-threaded) worker: what the records were protected
+    and assigned with, so the quarantine and the warehouse check use exactly that.
+    """
+    return proc._policy, proc._key, proc._assigner
+
+
+def fingerprint(policy: Any, key: Any, assigner: Assigner) -> dict[str, str]:
+    """What must be the same for every file of one warehouse: policy, key, model."""
+    summary = policy.summary()
+    return {
+        "cemkit.policy": f"{summary['name']} v{summary['version']} {summary['sha256'][:16]}",
+        "cemkit.key": "none" if key is None else f"{key.id} {key.fingerprint}",
+        "cemkit.model": assigner.model.name,
+    }
 
 
 def process_file(path: str | os.PathLike[str], settings: Settings, sha256: str) -> FileResult:
-    """Load, protect, correlate and roll up one file with cemkit's own pipeline functions.
+    """Load one file, then protect, correlate and roll it up with :func:`processor`.
 
-    Rows the loader sets aside are protected and returned as the quarantine; counts reconcile
-    (``rows_read == rows_loaded + rows_quarantined``).
+    Rows the loader sets aside are protected (same policy and key) and returned as the
+    quarantine; counts reconcile (``rows_read == rows_loaded + rows_quarantined``).
     """
     from cemkit.io.api import plan
     from cemkit.io.base import Loader
     from cemkit.privacy.engine import protect
 
-    pol, key = _policy_and_key(settings.policy)
     with readable(path) as local:
         the_plan = plan(local, settings.format, tz=settings.tz,
                         default_region=settings.default_region, **settings.options)  # fmt: skip
@@ -152,141 +182,245 @@ def process_file(path: str | os.PathLike[str], settings: Settings, sha256: str) 
         if type(loader).finish is not Loader.finish:  # formats that combine parts (CUCM)
             records = the_plan.records().compute(scheduler="sync")
         else:
-            records = pd.concat(parts, ignore_index=True) if parts else loader.meta()
+            records = (parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+                       ) if parts else loader.meta()  # fmt: skip
+    proc = processor(settings)
+    batch = proc(records)
+    pol, key, assigner = _state(proc)
     quarantine = pd.concat(quarantines, ignore_index=True) if quarantines else None
     n_quarantined = 0 if quarantine is None else len(quarantine)
     protected_q = (protect(quarantine, pol, key=key, quarantine=True)
                    if quarantine is not None and len(quarantine) else pd.DataFrame())  # fmt: skip
     if len(protected_q) and "file" in protected_q.columns:
         protected_q = protected_q.assign(file=Path(path).name)
-    calls, kqi = _counted(records, settings)
     return FileResult(Path(path).name, sha256, read, read - n_quarantined, n_quarantined,
-                      calls, kqi, protected_q)  # fmt: skip
-
-
-@lru_cache(maxsize=8)
-def _stages(policy: str) -> list[Any]:
-    """Protect and correlate stages: the stage list of :class:`cemkit.pipeline.BatchProcessor`."""
-    from cemkit.io.base import empty_quarantine
-    from cemkit.runs.library import correlate_stages, protect_stages
-    from cemkit.schema import empty_frame
-
-    pol, key = _policy_and_key(policy)
-    return [*protect_stages(pol, key, empty_frame(), empty_quarantine()), *correlate_stages()]
-
-
-def _counted(records: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Protected, correlated records and their 15-minute KQI counters.
-
-    What :func:`cemkit.pipeline.process_batch` does, through the same runner library stages and
-    :func:`cemkit.kqi.rollup.rollup`, without what the warehouse does not store (alerts, which
-    are for the live view and would be most of a batch's KQI time).
-    """
-    from cemkit.kqi.rollup import rollup
-    from cemkit.runs.stages import run_pandas
-
-    stages = _stages(settings.policy)
-    protected = run_pandas(records, stages[:1])
-    calls = run_pandas(protected, stages[1:])
-    result = rollup(calls, assigner_for(settings.model), freqs=("15min",), rank_customers=False)
-    return calls, result.table
+                      batch.records, batch.kqi, protected_q, assigner,
+                      fingerprint(pol, key, assigner))  # fmt: skip
 
 
 # --- rows ----------------------------------------------------------------------------------------
-_NS_15MIN = 15 * 60 * 10**9
-_NS_DAY = 86_400 * 10**9
+_NS_STEP: dict[str, int] = {"15min": 15 * 60 * 10**9, "day": 86_400 * 10**9}
+_NAT = np.iinfo(np.int64).min
+
+#: Object layout of a compiled model, kept while it lives (a worker reuses its model).
+_LAYOUTS: weakref.WeakKeyDictionary[Assigner, _Layout] = weakref.WeakKeyDictionary()
 
 
 @dataclass
-class _Objects:
-    """Each record once per object it counts for (integer codes; names in ``names``)."""
+class _Layout:
+    """Object codes of one model: groups ``0..G-1``, unassigned ``G``, customers from ``G+1``."""
 
-    obj: np.ndarray  #: int64 index into names/kinds
-    row: np.ndarray  #: int64 record position
-    names: np.ndarray  #: object names
-    kinds: np.ndarray  #: object kinds ("group", "customer")
+    names: np.ndarray  #: object name of each code
+    kinds: np.ndarray  #: object kind of each code ("group", "customer")
+    n_groups: int
+    ancestors: tuple[np.ndarray, np.ndarray]  #: :func:`cemkit.kqi.sizes.ancestor_index`
+    group_labels: pa.Array  #: group names, then the unassigned label (the rollup's labels)
+    customer_labels: pa.Array
+
+
+def _layout(assigner: Assigner) -> _Layout:
+    found = _LAYOUTS.get(assigner)
+    if found is None:
+        g, c = list(assigner.group_names), list(assigner.customer_names)
+        found = _LAYOUTS[assigner] = _Layout(
+            np.array([*g, UNASSIGNED, *c], dtype=object),
+            np.array(["group"] * (len(g) + 1) + ["customer"] * len(c), dtype=object),
+            len(g),
+            ancestor_index(len(g), hierarchy_of(assigner)),
+            pa.array([*g, UNASSIGNED], pa.string()),
+            pa.array(c, pa.string()),
+        )
+    return found
+
+
+@dataclass
+class _Counted:
+    """Which records each object counts: leaf pairs, and those pairs with every ancestor."""
+
+    leaf_row: np.ndarray  #: record of each leaf pair (its own group; its modeled customer)
+    leaf_code: np.ndarray  #: object code of each leaf pair
+    row: np.ndarray  #: record of each pair, ancestors included
+    code: np.ndarray  #: object code of each pair, ancestors included
     start_ns: np.ndarray  #: int64 UTC nanoseconds of each record's start
 
 
-def _objects(calls: pd.DataFrame, assigner: Assigner) -> _Objects:
-    """Each record once per object it counts for: its group and every ancestor; its customer.
+def _ancestors(codes: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Every object code once for itself and once per ancestor group: (source index, code)."""
+    g = layout.n_groups
+    is_group = codes <= g
+    at = np.flatnonzero(is_group)
+    src, anc = expand(np.where(codes[at] == g, -1, codes[at]), g, layout.ancestors)
+    rest = np.flatnonzero(~is_group)  # modeled customers: no hierarchy
+    return (np.concatenate([at[src], rest]),
+            np.concatenate([np.where(anc < 0, g, anc), codes[rest]]))  # fmt: skip
 
-    Same assignment as :func:`cemkit.kqi.rollup.rollup`: groups count every record, modeled
-    customers their originating legs only.
+
+def _counted(calls: pd.DataFrame, assigner: Assigner, layout: _Layout) -> _Counted:
+    """Each record once per object it counts for, as the rollup counts it.
+
+    Its group and every ancestor (the hierarchy as :func:`cemkit.kqi.sizes.expand` applies it);
+    its modeled customer for originating legs. Records without a start (the rollup counts them
+    nowhere) are left out.
     """
-    n_groups = len(assigner.group_names)
-    names = np.array([*assigner.group_names, UNASSIGNED, *assigner.customer_names], dtype=object)
-    kinds = np.array(["group"] * (n_groups + 1) + ["customer"] * len(assigner.customer_names),
-                     dtype=object)  # fmt: skip
-    if calls.empty:
-        empty = np.zeros(0, dtype=np.int64)
-        return _Objects(empty, empty, names, kinds, empty)
     col = assigner.model.numbers.column
     wanted = [c for c in ("start", "node", "leg", col) if c in calls.columns]
     assigned = assigner.assign(calls[wanted])  # only what the rules read: a narrow copy
-    start = pd.to_datetime(assigned["start"], utc=True).dt.tz_localize(None)
-    start_ns = start.to_numpy().astype("datetime64[ns]").view(np.int64)
-    codes = np.asarray(assigned[GROUP_COLUMN].cat.codes, dtype=np.int64)
-    chains = [[i, *assigner._chain_index[i]] for i in range(n_groups)]
-    depth = max((len(c) for c in chains), default=1)
-    lookup = np.full((n_groups + 1, depth), -1, dtype=np.int64)
-    for i, chain in enumerate(chains):
-        lookup[i, : len(chain)] = chain
-    lookup[n_groups, 0] = n_groups  # unassigned
-    rows = np.arange(len(assigned), dtype=np.int64)
-    per_row = lookup[np.where(codes < 0, n_groups, codes)]  # [records, depth]
-    keep = per_row >= 0
-    objs, recs = [per_row[keep]], [np.broadcast_to(rows[:, None], per_row.shape)[keep]]
-    if assigner.customer_names:
+    start = pd.to_datetime(assigned["start"], utc=True)
+    t = np.asarray(start.dt.as_unit("ns").array.asi8, dtype=np.int64)
+    g = np.asarray(assigned[GROUP_COLUMN].cat.codes, dtype=np.int64)
+    rows = np.arange(len(g), dtype=np.int64)
+    codes = np.where(g < 0, layout.n_groups, g)
+    if len(layout.customer_labels):
         cust = np.asarray(assigned[CUSTOMER_OBJECT_COLUMN].cat.codes, dtype=np.int64)
         orig = (assigned["leg"] != "term").fillna(True).to_numpy(dtype=bool) if (
             "leg" in assigned.columns) else np.ones(len(assigned), dtype=bool)  # fmt: skip
-        mine = orig & (cust >= 0)
-        objs.append(cust[mine] + n_groups + 1)
-        recs.append(rows[mine])
-    return _Objects(np.concatenate(objs), np.concatenate(recs), names, kinds, start_ns)
+        mine = np.flatnonzero(orig & (cust >= 0))
+        rows = np.concatenate([rows, mine])
+        codes = np.concatenate([codes, cust[mine] + layout.n_groups + 1])
+    keep = t[rows] != _NAT
+    rows, codes = rows[keep], codes[keep]
+    src, anc = _ancestors(codes, layout)
+    return _Counted(rows, codes, rows[src], anc, t)
 
 
-def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order that sorts ``key``, and the start and end (in that order) of each run of equal keys."""
+def _segments(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Order sorting ``key``, and start and end (in that order) of each run of equal keys."""
     order = np.argsort(key, kind="stable")
-    k = key[order]
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if len(k) else np.zeros(0, np.int64)
-    ends = np.r_[starts[1:], len(k)].astype(np.int64)
+    starts, ends = _runs(key[order])
     return order, starts, ends
 
 
-def _kll_column(gid: np.ndarray, values: np.ndarray, n: int) -> list[bytes | None]:
-    """One KLL sketch per group ``0..n-1`` of the non-NaN ``values`` (``gid``: their groups)."""
+def _runs(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of each run of equal values of sorted ``k``."""
+    if not len(k):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    return starts, np.r_[starts[1:], len(k)].astype(np.int64)
+
+
+def _row_of(row_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Row (index into ``row_keys``) of each of ``keys``; every key must be a row's."""
+    order = np.argsort(row_keys)
+    pos = np.minimum(np.searchsorted(row_keys[order], keys), max(len(row_keys) - 1, 0))
+    if len(keys) and not np.array_equal(row_keys[order][pos], keys):
+        raise RuntimeError("records counted in a bucket the KQI rollup has no row for")
+    return order[pos]
+
+
+def _kll_column(row_keys: np.ndarray, keys: np.ndarray, values: np.ndarray) -> list[Any]:
+    """One KLL sketch per row of the non-NaN ``values`` whose ``keys`` are the row's."""
+    out: list[Any] = [None] * len(row_keys)
     has = ~np.isnan(values)
-    g, v = gid[has], values[has]
-    order = np.argsort(g, kind="stable")
-    g, v = g[order], v[order]
-    bounds = np.searchsorted(g, np.arange(n + 1))
-    return [sketches.kll_of(v[bounds[i] : bounds[i + 1]]) for i in range(n)]
+    keys, values = keys[has], values[has].astype(np.float32)
+    order, starts, ends = _segments(keys)
+    values = values[order]
+    for r, s, e in zip(_row_of(row_keys, keys[order][starts]), starts, ends, strict=True):
+        out[r] = sketches.kll_of(values[s:e])
+    return out
 
 
-def _hll_column(gid: np.ndarray, codes: np.ndarray, items: np.ndarray, n: int) -> list[Any]:
-    """One HLL sketch per group ``0..n-1`` of the distinct ``items[codes]`` (codes >= 0)."""
-    has = codes >= 0
-    pairs = np.unique(gid[has] * (len(items) + 1) + codes[has])  # distinct (group, item)
-    g, c = pairs // (len(items) + 1), pairs % (len(items) + 1)
-    bounds = np.searchsorted(g, np.arange(n + 1))
-    return [sketches.hll_of(items[c[bounds[i] : bounds[i + 1]]]) for i in range(n)]
+@dataclass
+class _LeafSketches:
+    """HLL sketches of the distinct customers of each leaf object and 15-minute bucket."""
+
+    code: np.ndarray  #: object code of each sketch
+    bucket: np.ndarray  #: 15-minute bucket (ns) of each sketch
+    sketches: list[Any]
 
 
-def _sketch_rows(calls: pd.DataFrame, assigner: Assigner) -> dict[str, pd.DataFrame]:
-    """Sketches per (object_kind, object, bucket), for each stored freq (``15min``, ``day``).
+def _leaf_hlls(counted: _Counted, numbers: np.ndarray, items: np.ndarray) -> _LeafSketches:
+    """One sketch per (leaf object, 15-minute bucket), of its distinct ``items[numbers]``.
 
-    Vectorized: records are grouped once per freq with NumPy (integer object codes and
-    bucket nanoseconds), and each sketch is fed its group's values as one array (KLL's batch
-    update) or its group's *distinct* customers (HLL; duplicates change nothing in the sketch).
+    Each customer is fed once per leaf cell; ancestors and days are unions of these (cheaper
+    than feeding every customer again to every ancestor's and every day's sketch).
     """
-    keys = ["object_kind", "object", "bucket"]
-    objs = _objects(calls, assigner)
-    if not len(objs.obj):
-        empty = pd.DataFrame(columns=[*keys, *SKETCH_COLUMNS])
-        return {"15min": empty, "day": empty}
+    step = _NS_STEP["15min"]
+    num = numbers[counted.leaf_row]
+    has = num >= 0
+    code, num = counted.leaf_code[has], num[has]
+    buckets, b = np.unique(counted.start_ns[counted.leaf_row[has]] // step, return_inverse=True)
+    n_buckets = max(len(buckets), 1)
+    width = len(items) + 1
+    pairs = np.unique((code * n_buckets + b) * width + num)  # distinct, sorted
+    cell, item = pairs // width, pairs % width
+    starts = _runs(cell)[0]
+    bounds = np.r_[starts, len(cell)] if len(cell) else np.zeros(1, np.int64)
+    found = sketches.hll_sketches_of(items[item], bounds)
+    cells = cell[starts]
+    return _LeafSketches(cells // n_buckets, buckets[cells % n_buckets] * step, found)
+
+
+def _hll_column(row_keys: np.ndarray, leaves: _LeafSketches, layout: _Layout,
+                bucket_index: Any) -> list[Any]:  # fmt: skip
+    """One serialized HLL per row: the union of the leaf sketches of its objects and buckets."""
+    out: list[Any] = [None] * len(row_keys)
+    n_codes = len(layout.names)
+    src, anc = _ancestors(leaves.code % n_codes, layout)
+    anc = anc + (leaves.code // n_codes)[src] * n_codes  # the same file
+    keys = bucket_index(anc, leaves.bucket[src])
+    order, starts, ends = _segments(keys)
+    keys, src = keys[order], src[order]
+    for r, s, e in zip(_row_of(row_keys, keys[starts]), starts, ends, strict=True):
+        out[r] = sketches.hll_union_of([leaves.sketches[i] for i in src[s:e]])
+    return out
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _same_shape(frames: list[pd.DataFrame]) -> bool:
+    first = frames[0].dtypes
+    return all(len(f.columns) == len(first) and (f.dtypes.index == first.index).all()
+               and (f.dtypes == first).all() for f in frames[1:])  # fmt: skip
+
+
+def file_rows(result: FileResult) -> pa.Table:
+    """Warehouse rows (:data:`~cemkit.warehouse.table.KQI_SCHEMA`) of one processed file."""
+    return task_rows([result])
+
+
+def task_rows(results: list[FileResult]) -> pa.Table:
+    """Warehouse rows of processed files, each row of exactly one file (its ``source``).
+
+    The counters are each file's rollup rows unchanged (15-minute and day buckets, every
+    object); each row's sketches are built from the values of the records that row counted
+    (the same assignment, the same buckets): KLL of the post-dial delay and of the answered
+    duration, HLL of the distinct customers. Everything in NumPy and Arrow over integer codes
+    of (file, object, bucket): the files of a worker task share one pass (the per-call costs of
+    the formulas and the model are paid once per task, not once per file), and a file's rows
+    are the same as when it is alone.
+    """
+    results = [r for r in results if not r.kqi.empty]
+    if not results:
+        return KQI_SCHEMA.empty_table()
+    if len(results) > 1 and (
+        any(r.assigner is not results[0].assigner for r in results)
+        or not _same_shape([r.calls for r in results])
+    ):  # another model mid-task, or other columns: one file at a time
+        return pa.concat_tables([task_rows([r]) for r in results])
+    assigner = results[0].assigner
+    layout = _layout(assigner)
+    n_codes = len(layout.names)
+    kqi, calls = _concat([r.kqi for r in results]), _concat([r.calls for r in results])
+    row_file = np.repeat(np.arange(len(results)), [len(r.kqi) for r in results])
+    rec_file = np.repeat(np.arange(len(results)), [len(r.calls) for r in results])
+    kind = pa.array(kqi["object_kind"], pa.string())
+    label = pa.array(kqi["object"], pa.string())
+    is_group = np.asarray(pc.equal(kind, "group").to_numpy(zero_copy_only=False), dtype=bool)
+    gi = pc.index_in(label, value_set=layout.group_labels).fill_null(-1).to_numpy()
+    ci = pc.index_in(label, value_set=layout.customer_labels).fill_null(-1).to_numpy()
+    row_code = np.where(is_group, gi, np.where(ci >= 0, ci + layout.n_groups + 1, -1))
+    if (row_code < 0).any():
+        raise RuntimeError("the KQI rollup has a row for an object the model does not have")
+    row_obj = row_file * n_codes + row_code  # (file, object)
+    row_bucket = np.asarray(pd.to_datetime(kqi["bucket"], utc=True).dt.as_unit("ns").array.asi8,
+                            dtype=np.int64)  # fmt: skip
+    row_freq = kqi["freq"].to_numpy(dtype=object)
+
+    counted = _counted(calls, assigner, layout)
+    counted.code = counted.code + rec_file[counted.row] * n_codes
+    counted.leaf_code = counted.leaf_code + rec_file[counted.leaf_row] * n_codes
     contrib = formulas.contributions(calls)
     pdd = pd.to_numeric(calls["pdd_ms"], errors="coerce").to_numpy(dtype=float, na_value=np.nan) \
         if "pdd_ms" in calls.columns else np.full(len(calls), np.nan)  # fmt: skip
@@ -295,75 +429,58 @@ def _sketch_rows(calls: pd.DataFrame, assigner: Assigner) -> dict[str, pd.DataFr
     duration = np.where(answered, contrib["conversation_ms"].to_numpy() / 1000.0, np.nan)
     col = assigner.model.numbers.column
     if col in calls.columns:
-        number_codes, items = pd.factorize(calls[col].astype("string[pyarrow]"))
-        items = np.asarray(items, dtype=object)
+        # codes in the order of the values: a sketch is fed its customers in an order that
+        # depends on them only, not on the other files of the task (HLL estimates do)
+        number_codes, uniq = pd.factorize(calls[col].astype("string[pyarrow]"), sort=True)
+        items = np.asarray(uniq, dtype=object)
     else:
         number_codes, items = np.full(len(calls), -1, dtype=np.int64), np.zeros(0, dtype=object)
-    r = objs.row
-    out = {}
-    for freq, step in (("15min", _NS_15MIN), ("day", _NS_DAY)):
-        bucket_ns = objs.start_ns[r] - objs.start_ns[r] % step
-        buckets, b_idx = np.unique(bucket_ns, return_inverse=True)
-        key = objs.obj * len(buckets) + b_idx
-        order, starts, _ = _groups(key)
-        gid = np.empty(len(key), dtype=np.int64)
-        gid[order] = np.cumsum(np.r_[True, np.diff(key[order]) != 0]) - 1
-        first = order[starts]
-        frame = pd.DataFrame({
-            "object_kind": objs.kinds[objs.obj[first]],
-            "object": objs.names[objs.obj[first]],
-            "bucket": pd.to_datetime(bucket_ns[first], unit="ns", utc=True),
-        })  # fmt: skip
-        n = len(starts)
-        frame["pdd_kll"] = _kll_column(gid, pdd[r], n)
-        frame["duration_kll"] = _kll_column(gid, duration[r], n)
-        frame["customers_hll"] = _hll_column(gid, np.asarray(number_codes)[r], items, n)
-        out[freq] = frame
-    return out
+    leaves = _leaf_hlls(counted, np.asarray(number_codes, dtype=np.int64), items)
+    obj, t = counted.code, counted.start_ns[counted.row]
+    pdd, duration = pdd[counted.row], duration[counted.row]
 
+    columns: dict[str, list[Any]] = {c: [None] * len(kqi) for c in SKETCH_COLUMNS}
+    periods = np.empty(len(kqi), dtype=object)
+    for freq in _FREQS:
+        step = _NS_STEP[freq]
+        at = np.flatnonzero(row_freq == freq)
+        if not len(at):
+            continue
+        buckets, inverse = np.unique(row_bucket[at], return_inverse=True)
 
-def file_rows(result: FileResult, assigner: Assigner) -> pa.Table:
-    """Warehouse rows (:data:`~cemkit.warehouse.table.KQI_SCHEMA`) of one processed file."""
-    keys = ["object_kind", "object", "bucket"]
-    counters = list(formulas.COUNTERS)
-    kqi = result.kqi
-    base = kqi.loc[kqi["freq"] == "15min", keys + counters].copy()
-    base["object_kind"] = base["object_kind"].astype(object)
-    base["object"] = base["object"].astype(object)
-    base["bucket"] = pd.to_datetime(base["bucket"], utc=True)
-    day = base.assign(bucket=base["bucket"].dt.floor("1D"))
-    day = day.groupby(keys, sort=True, as_index=False)[counters].sum()
-    frames = []
-    all_sketches = _sketch_rows(result.calls, assigner)
-    for freq, sums in (("15min", base), ("day", day)):
-        sk = all_sketches[freq]
-        if len(sk):
-            sk["bucket"] = pd.to_datetime(sk["bucket"], utc=True)
-            sk["object_kind"] = sk["object_kind"].astype(object)
-            sk["object"] = sk["object"].astype(object)
-        merged = sums.merge(sk, on=keys, how="left") if len(sums) else sums
-        for c in SKETCH_COLUMNS:
-            if c not in merged.columns:
-                merged[c] = None
-        merged.insert(0, "freq", freq)
-        merged.insert(1, "period", period_of(merged["bucket"], freq) if len(merged) else [])
-        frames.append(merged)
-    rows = pd.concat(frames, ignore_index=True)
-    rows["source"] = result.sha256
-    for c in SKETCH_COLUMNS:
-        rows[c] = rows[c].astype(object).where(rows[c].notna(), None)
-    return pa.Table.from_pandas(rows[KQI_SCHEMA.names], schema=KQI_SCHEMA, preserve_index=False)
+        def index(objects: np.ndarray, ns: np.ndarray, buckets: np.ndarray = buckets,
+                  step: int = step) -> np.ndarray:  # fmt: skip
+            """Key of (file and object, bucket of ``ns``): the rows' own buckets, ranked."""
+            floor = ns - ns % step
+            pos = np.minimum(np.searchsorted(buckets, floor), len(buckets) - 1)
+            if len(floor) and not np.array_equal(buckets[pos], floor):
+                raise RuntimeError("records counted in a bucket the KQI rollup has no row for")
+            return objects * len(buckets) + pos
 
-
-def fingerprint(settings: Settings) -> dict[str, str]:
-    """What must be the same for every file of one warehouse: policy, key, model."""
-    pol, key = _policy_and_key(settings.policy)
-    summary = pol.summary()
-    return {
-        "cemkit.policy": f"{summary['name']} v{summary['version']} {summary['sha256'][:16]}",
-        "cemkit.key": "none" if key is None else f"{key.id} {key.fingerprint}",
-        "cemkit.model": assigner_for(settings.model).model.name,
+        row_keys = row_obj[at] * len(buckets) + inverse
+        keys = index(obj, t)
+        found = {name: _kll_column(row_keys, keys, values)
+                 for name, values in (("pdd_kll", pdd), ("duration_kll", duration))}  # fmt: skip
+        found["customers_hll"] = _hll_column(row_keys, leaves, layout, index)
+        for name, blobs in found.items():
+            for r, blob in zip(at, blobs, strict=True):
+                columns[name][r] = blob
+        labels = period_of(pd.Series(pd.to_datetime(buckets, unit="ns", utc=True)), freq)
+        periods[at] = labels[inverse]
+    shas = np.array([r.sha256 for r in results], dtype=object)
+    arrays: dict[str, Any] = {
+        "freq": pa.array(row_freq, pa.string()),
+        "period": pa.array(periods, pa.string()),
+        "bucket": pa.array(row_bucket // 1000, pa.timestamp("us", tz="UTC")),
+        "object_kind": pa.array(layout.kinds[row_code], pa.string()),
+        "object": pa.array(layout.names[row_code], pa.string()),
     }
+    for c in formulas.COUNTERS:
+        arrays[c] = pa.array(kqi[c].to_numpy(dtype=np.int64))
+    for c in SKETCH_COLUMNS:
+        arrays[c] = pa.array(columns[c], pa.binary())
+    arrays["source"] = pa.array(shas[row_file], pa.string())
+    return pa.table(arrays, schema=KQI_SCHEMA)
 
 
 # --- a micro-batch -------------------------------------------------------------------------------
@@ -380,6 +497,8 @@ class BatchReport:
 
 #: Worker processes kept per count (one pool per process; the watcher reuses it batch after batch).
 _POOLS: dict[int, ProcessPoolExecutor] = {}
+#: Modules a worker imports before its first task (the forkserver imports them once).
+_PRELOAD = ["cemkit.warehouse.batch", "cemkit.io.api", "cemkit.privacy.engine", "cemkit.kqi.rollup"]
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -392,15 +511,56 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     pool = _POOLS.get(workers)
     if pool is None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["cemkit.warehouse.batch"])
+        ctx.set_forkserver_preload(_PRELOAD)
         pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     return pool
 
 
-def _file_work(path: str, settings: Settings, sha: str) -> tuple[pa.Table, dict[str, Any], Any]:
-    """One file's warehouse rows, ledger entry and protected quarantine (runs in a worker)."""
-    result = process_file(path, settings, sha)
-    return file_rows(result, assigner_for(settings.model)), result.ledger_entry(), result.quarantine
+#: What a task gives back per file: rows, ledger entry, protected quarantine, fingerprint.
+FileRows = tuple[pa.Table, dict[str, Any], pd.DataFrame, dict[str, str]]
+
+
+#: Records whose sketches a worker builds in one pass: small files share one, a large file has
+#: its own (concatenating large frames costs more than the per-call costs it saves).
+TASK_RECORDS = 20_000
+
+
+def _task(files: list[tuple[str, str]], settings: Settings) -> list[FileRows]:
+    """Several files in one worker task (one round trip for all).
+
+    Each file goes through the pipeline on its own (:func:`process_file`); their warehouse rows
+    are built together (:func:`task_rows`, up to :data:`TASK_RECORDS` records at once).
+    """
+    out: list[FileRows] = []
+    group: list[FileResult] = []
+
+    def flush() -> None:
+        rows = task_rows(group)
+        for r in group:
+            mine = rows.filter(pc.equal(rows["source"], r.sha256))
+            out.append((mine, r.ledger_entry(), r.quarantine, r.settings))
+        group.clear()
+
+    for path, sha in files:
+        result = process_file(path, settings, sha)
+        if group and sum(len(r.calls) for r in group) + len(result.calls) > TASK_RECORDS:
+            flush()
+        group.append(result)
+    if group:
+        flush()
+    return out
+
+
+def _tasks(files: list[tuple[str, str]], n: int) -> list[list[tuple[str, str]]]:
+    """``files`` split into at most ``n`` tasks of about equal bytes (largest file first)."""
+    sizes = {path: os.path.getsize(path) for path, _ in files}
+    bins: list[list[tuple[str, str]]] = [[] for _ in range(min(n, len(files)))]
+    load = [0] * len(bins)
+    for item in sorted(files, key=lambda f: -sizes[f[0]]):
+        i = load.index(min(load))
+        bins[i].append(item)
+        load[i] += sizes[item[0]]
+    return bins
 
 
 def default_workers() -> int:
@@ -408,38 +568,76 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+class Batch:
+    """A micro-batch under way: its new files handed to the worker processes, not yet committed.
+
+    Created, it checksums the files, drops those the warehouse already counted and submits the
+    rest (``background``: always to the workers, so that the caller can go on listing and
+    committing other batches; otherwise a single file is processed here). :meth:`commit` waits
+    for the rows and counts them in one commit (:func:`ingest_files` is both steps at once).
+    """
+
+    def __init__(self, store: Store, paths: list[str], settings: Settings, *, workers: int = 1,
+                 background: bool = False) -> None:  # fmt: skip
+        self.store = store
+        self.report = BatchReport(offered=len(paths))
+        by_sha: dict[str, str] = {}
+        for p in paths:
+            by_sha.setdefault(content_sha256(p), p)
+        done = store.ingested(list(by_sha))
+        self.todo = [(p, s) for s, p in by_sha.items() if s not in done]
+        self.report.skipped = len(paths) - len(self.todo)
+        self._futures: list[Future[list[FileRows]]] = []
+        self._results: list[FileRows] | None = None
+        if not self.todo:
+            self._results = []
+        elif workers > 1 and (background or len(self.todo) > 1):
+            pool = _pool(workers)
+            self._futures = [pool.submit(_task, chunk, settings)
+                             for chunk in _tasks(self.todo, workers)]  # fmt: skip
+        else:
+            self._results = _task(self.todo, settings)
+
+    def futures(self) -> list[Future[list[FileRows]]]:
+        """The worker tasks still to wait for."""
+        return self._futures
+
+    def done(self) -> bool:
+        """Whether every file's rows are ready (:meth:`commit` will not wait for workers)."""
+        return all(f.done() for f in self._futures)
+
+    def commit(self) -> BatchReport:
+        """Check each file's settings against the warehouse and count all new files at once."""
+        results = self._results
+        if results is None:
+            found = {r[1]["sha256"]: r for f in self._futures for r in f.result()}
+            results = [found[s] for _, s in self.todo]
+        report = self.report
+        if not results:
+            return report
+        for wanted in dict.fromkeys(tuple(r[3].items()) for r in results):
+            self.store.check_settings(dict(wanted))
+        tables, entries = [], []
+        for rows, entry, quarantine, _ in results:
+            self.store.commit_quarantine(quarantine, entry["sha256"])
+            tables.append(rows)
+            entries.append(entry)
+        counted = self.store.commit(pa.concat_tables(tables), entries)
+        report.counted = counted
+        report.skipped += len(entries) - len(counted)
+        report.records = sum(e["rows_loaded"] for e in counted)
+        report.quarantined = sum(e["rows_quarantined"] for e in counted)
+        return report
+
+
 def ingest_files(
     store: Store, paths: list[str], settings: Settings, *, workers: int = 1
 ) -> BatchReport:
     """Count each of ``paths`` into the warehouse once, in one commit (a micro-batch).
 
-    With ``workers`` > 1 and several files to count, the files are processed side by side in
-    worker processes (a file's rows depend only on its content); the commit is one either way.
+    With ``workers`` > 1 and several files to count, the files are split into one task per
+    worker process (a file's rows depend only on its content); the commit is one either way.
+    Every file's rows are checked against the warehouse's policy, key and model (as the worker
+    applied them: a key or policy changed during a long ``watch`` is noticed) before the commit.
     """
-    report = BatchReport(offered=len(paths))
-    by_sha: dict[str, str] = {}
-    for p in paths:
-        by_sha.setdefault(content_sha256(p), p)
-    done = store.ingested(list(by_sha))
-    todo = {s: p for s, p in by_sha.items() if s not in done}
-    report.skipped = len(paths) - len(todo)
-    if not todo:
-        return report
-    store.check_settings(fingerprint(settings))
-    if workers > 1 and len(todo) > 1:
-        pool = _pool(min(workers, len(todo)))
-        futures = [pool.submit(_file_work, p, settings, sha) for sha, p in todo.items()]
-        results = [f.result() for f in futures]
-    else:
-        results = [_file_work(p, settings, sha) for sha, p in todo.items()]
-    tables, entries = [], []
-    for (rows, entry, quarantine), sha in zip(results, todo, strict=True):
-        store.commit_quarantine(quarantine, sha)
-        tables.append(rows)
-        entries.append(entry)
-    counted = store.commit(pa.concat_tables(tables), entries)
-    report.counted = counted
-    report.skipped += len(entries) - len(counted)
-    report.records = sum(e["rows_loaded"] for e in counted)
-    report.quarantined = sum(e["rows_quarantined"] for e in counted)
-    return report
+    return Batch(store, paths, settings, workers=workers).commit()

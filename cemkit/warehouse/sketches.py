@@ -17,6 +17,7 @@ that any roll-up (hour, day, month, a set of node groups) is a merge of stored s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -53,6 +54,35 @@ def hll_of(items: Iterable[str]) -> bytes | None:
         sk.update(item)
         empty = False
     return None if empty else bytes(sk.serialize_compact())
+
+
+def hll_sketches_of(items: Sequence[str], bounds: np.ndarray) -> list[Any]:
+    """HLL sketches (unserialized) of ``items[bounds[i]:bounds[i + 1]]``, each non-empty.
+
+    For building many sketches that are then serialized (:func:`hll_union_of`) alone or
+    merged: a sketch is built once however many rows it goes into.
+    """
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        sk = ds.hll_sketch(HLL_LG_K)
+        for item in items[lo:hi]:
+            sk.update(item)
+        out.append(sk)
+    return out
+
+
+def hll_union_of(parts: Sequence[Any]) -> bytes:
+    """Serialized union of unserialized HLL sketches (of :func:`hll_sketches_of`).
+
+    A union of sketches is the sketch of the union of their items (registers merged by max);
+    small sets stay exact.
+    """
+    if len(parts) == 1:
+        return bytes(parts[0].serialize_compact())
+    union = ds.hll_union(HLL_LG_K)
+    for sk in parts:
+        union.update(sk)
+    return bytes(union.get_result().serialize_compact())
 
 
 def _merged_kll(blobs: Iterable[bytes | None]) -> Any:

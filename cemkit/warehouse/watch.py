@@ -8,8 +8,9 @@ network file systems events may never come). A file is taken once it has not cha
 never taken. Point the watcher at rotated files, not at a file a writer keeps appending to: a
 file whose content changes after it was counted is new content and is counted again (the
 watcher says so on stderr). Files are counted in micro-batches of at most ``batch`` files, one
-Delta commit each (:func:`cemkit.warehouse.batch.ingest_files`), the files of a micro-batch
-processed side by side by ``workers`` processes.
+Delta commit each (:class:`cemkit.warehouse.batch.Batch`), the files of a micro-batch
+processed side by side by ``workers`` processes; up to ``workers`` micro-batches are in flight
+at once (the next is submitted while one is processed or committed).
 
 There is no checkpoint file of its own: the warehouse's commit log *is* the checkpoint (each
 file's content checksum is recorded in the same commit as its rows), so a restarted watcher
@@ -24,12 +25,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from cemkit.errors import CemkitError
-from cemkit.warehouse.batch import Settings, ingest_files
+from cemkit.warehouse.batch import Batch, Settings, ingest_files
 from cemkit.warehouse.table import Store
 
 #: Names never taken: hidden files and files still being written by convention.
@@ -125,23 +127,37 @@ class Watcher:
         return ready, max(lag, 0.0)
 
     # --- running -------------------------------------------------------------------------------
-    def step(self) -> bool:
-        """Count one micro-batch; False when nothing was ready."""
+    def _submit(
+        self, busy: set[str]
+    ) -> tuple[Batch | None, list[tuple[str, tuple[int, int]]]] | None:
+        """Start the next micro-batch of ready files not in ``busy``; None when none is ready."""
         ready, lag = self.pending()
+        ready = [(p, sig) for p, sig in ready if p not in busy]
         self.progress.pending, self.progress.lag_s = len(ready), lag
         if not ready:
-            return False
+            return None
         chunk = ready[: self.batch]
-        paths = [p for p, _ in chunk]
-        for p in paths:
+        for p, _ in chunk:
             if p in self._done:
                 print(f"cemkit watch: {Path(p).name}: changed after it was counted; its new "
                       "content is counted as a new file", file=sys.stderr)  # fmt: skip
         try:
-            report = ingest_files(self.store, paths, self.settings, workers=self.workers)
+            batch = Batch(self.store, [p for p, _ in chunk], self.settings,
+                          workers=self.workers, background=True)  # fmt: skip
         except CemkitError:
+            batch = None  # counted one by one in _finish, naming the bad file
+        return batch, chunk
+
+    def _finish(self, batch: Batch | None, chunk: list[tuple[str, tuple[int, int]]]) -> None:
+        """Commit a micro-batch (one by one when one of its files is bad) and print progress."""
+        report = None
+        if batch is not None:
+            try:
+                report = batch.commit()
+            except CemkitError:
+                report = None
+        if report is None:
             # one bad file must not stop the others: retry them one by one, naming the bad one
-            report = None
             for p, sig in chunk:
                 try:
                     r = ingest_files(self.store, [p], self.settings)
@@ -152,7 +168,7 @@ class Watcher:
                     continue
                 self._account(r)
                 self._done[p] = sig
-        if report is not None:
+        else:
             self._account(report)
             for p, sig in chunk:
                 self._done[p] = sig
@@ -160,6 +176,13 @@ class Watcher:
         ready_after, lag_after = self.pending()
         self.progress.pending, self.progress.lag_s = len(ready_after), lag_after
         print(self.progress.line(), file=self.out, flush=True)
+
+    def step(self) -> bool:
+        """Count one micro-batch, waiting for it; False when nothing was ready."""
+        started = self._submit(set())
+        if started is None:
+            return False
+        self._finish(*started)
         return True
 
     def _account(self, report: Any) -> None:
@@ -168,14 +191,45 @@ class Watcher:
         self.progress.records += report.records
 
     def run(self, *, once: bool = False, max_batches: int | None = None) -> Progress:
-        """Count files until stopped (``once``: until nothing is ready, then return)."""
+        """Count files until stopped (``once``: until nothing is ready, then return).
+
+        Micro-batches overlap: while one is processed by the workers, the next ready files are
+        submitted as another (up to one batch per worker in flight), and a batch is committed as
+        soon as its rows are ready, so the workers are not idle during a commit or while a
+        batch's last file finishes.
+        """
         observer = None if once else self._observe()
+        flight: list[tuple[Batch | None, list[tuple[str, tuple[int, int]]]]] = []
+        # the directory is listed when something may have changed (an event, a batch submitted
+        # or committed, the poll interval), not on every pass while workers are busy
+        look, listed = True, time.monotonic()
         try:
             while not self._stop.is_set():
-                if max_batches is not None and self.progress.batches >= max_batches:
+                started = self.progress.batches + len(flight)
+                if max_batches is not None and started >= max_batches and not flight:
                     break
-                if self.step():
+                room = len(flight) < self.workers and (max_batches is None or started < max_batches)
+                due = look or self._wake.is_set() or time.monotonic() - listed >= self.poll
+                if room and due:
+                    self._wake.clear()
+                    listed = time.monotonic()
+                    new = self._submit({p for _, chunk in flight for p, _ in chunk})
+                    look = new is not None  # more may be ready: list again at once
+                    if new is not None:
+                        flight.append(new)
+                        continue
+                ready = [f for f in flight if f[0] is None or f[0].done()]
+                for item in ready:
+                    flight.remove(item)
+                    self._finish(*item)
+                if ready:
+                    look = True
                     continue
+                if flight:  # wait for a worker, or for new files to submit
+                    futures = [f for b, _ in flight if b is not None for f in b.futures()]
+                    wait(futures, timeout=min(self.poll, 0.05), return_when=FIRST_COMPLETED)
+                    continue
+                look = True
                 if once:
                     # files not yet settled are waited for: --once means "what is there"
                     if self._candidates():
@@ -183,7 +237,8 @@ class Watcher:
                         continue
                     break
                 self._wake.wait(self.poll)
-                self._wake.clear()
+            for item in flight:  # stopped: what the workers are doing is still counted
+                self._finish(*item)
         finally:
             if observer is not None:
                 observer.stop()
