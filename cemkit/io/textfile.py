@@ -245,3 +245,34 @@ def read_range(path: str, start: int, stop: int) -> bytes:
     with open_input(path) as fh:
         fh.seek(start)
         return fh.read() if stop < 0 else fh.read(stop - start)
+
+
+def count_lines(data: bytes) -> int:
+    r"""Lines in a byte range cut after line ends (a last line without its newline counts).
+
+    Examples
+    --------
+    >>> count_lines(b"a\nb\n"), count_lines(b"a\nb"), count_lines(b"")
+    (2, 2, 0)
+    """
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+@dataclass(frozen=True)
+class RawRange:
+    """A part's bytes as read from its input, with the physical lines counted in them."""
+
+    data: bytes
+    lines: int
+
+
+def read_lines(path: str, start: int, stop: int) -> RawRange:
+    """The one read of a text part: its bytes and their line count, for parse and read units.
+
+    A loader reads each part's bytes once, here: the parser takes the bytes (and the count,
+    so it does not count again) and the run's read units (``lines``) take the same count, so
+    the lines reconciled in the manifest are counted in the bytes apart from the parser, but
+    not read again.
+    """
+    data = read_range(path, start, stop)
+    return RawRange(data, count_lines(data))
