@@ -330,7 +330,7 @@ class Converter:
                 )
                 continue
             if f.name == "source" and "source" not in columns:
-                arrays[f.name] = pa.array([self.source] * n_keep, pa.string())
+                arrays[f.name] = pa.repeat(pa.scalar(self.source, pa.string()), n_keep)
                 continue
             if f.name not in columns:
                 arrays[f.name] = pa.nulls(n_keep, f.type)
@@ -339,7 +339,7 @@ class Converter:
             if isinstance(val, pa.Scalar):
                 val = val.as_py()
             if val is None or isinstance(val, str | int | float | bool):
-                arrays[f.name] = pa.array([val] * n_keep, f.type)
+                arrays[f.name] = pa.repeat(pa.scalar(val, f.type), n_keep)
                 continue
             val = _flat(val)
             if n_keep != self.n:
