@@ -320,7 +320,9 @@ def _drop_empty_rows(block: Block) -> None:
     candidates = np.arange(t.num_rows)
     for col in t.columns:
         sub = col.take(pa.array(candidates)) if len(candidates) < t.num_rows else col
-        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        if pa.types.is_dictionary(col.type):  # text read as a dictionary: "" may read as null
+            e = pc.or_(pc.is_null(sub), pc.equal(pc.binary_length(sub.cast(pa.string())), 0))
+        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             e = pc.equal(pc.binary_length(sub), 0)
         else:
             e = pc.is_null(sub)
