@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -84,7 +85,7 @@ def test_each_asterisk_part_is_read_once(master_csv, bytes_read):
     bytes_read.clear()  # planning sniffed the first lines
     results = _read_like_the_runner(the_plan)
     assert bytes_read[master_csv] == os.path.getsize(master_csv)  # not twice the file
-    data = open(master_csv, "rb").read()
+    data = Path(master_csv).read_bytes()
     assert sum(u["lines"] for *_, u in results) == data.count(b"\n")
     for part, records, quarantine, read, _, units in results:
         lines = data[part.start : part.stop].count(b"\n")
@@ -114,7 +115,7 @@ def test_each_cucm_cdr_and_cmr_part_is_read_once(samples_dir, bytes_read):
     results = _read_like_the_runner(the_plan)
     for path in (cdr, cmr):
         assert bytes_read[path] == _data_bytes(the_plan, path), path  # once, header skipped
-        data = open(path, "rb").read()
+        data = Path(path).read_bytes()
         lines = sum(u["lines"] for p, *_, u in results if p.path == path)
         assert lines == data.count(b"\n") + (not data.endswith(b"\n"))
     for part, records, quarantine, read, attached, units in results:
@@ -143,4 +144,4 @@ def test_run_reads_each_part_once_and_reconciles(master_csv, tmp_path, bytes_rea
     assert bytes_read[master_csv] == os.path.getsize(master_csv)
     totals = read_manifest(tmp_path / "run")["load"]["totals"]
     assert totals["rows_read"] == totals["rows_loaded"] + totals["rows_quarantined"]
-    assert totals["read_units"]["lines"] == open(master_csv, "rb").read().count(b"\n")
+    assert totals["read_units"]["lines"] == Path(master_csv).read_bytes().count(b"\n")
