@@ -4,8 +4,9 @@ A part of a text file starts right after a newline and ends right after one (or 
 the file), so every line belongs to exactly one part. Its first line number is known when the
 graph is built, by counting the newlines before it: one sequential pass over the bytes
 (``bytes.count`` runs at memory speed), which also computes the file's SHA-256 for the run's
-manifest: the file is read once to split and checksum it, once to parse it. Nothing is parsed
-here.
+manifest: the file is read once to split and checksum it, once to parse it (each part by
+:func:`read_lines`, whose bytes also give the part's line count for the run's read units).
+Nothing is parsed here.
 
 Compressed inputs (gzip, bzip2, xz, zstd) are recognized by their first bytes, whatever their
 name, and read through a decompressor (:func:`open_input`); such a file is one part (a
