@@ -221,23 +221,32 @@ def scan(fh: BinaryIO, bounds: Sequence[int], buffer: int = _SCAN) -> tuple[list
     """Newlines in each range ``bounds[i]:bounds[i+1]``, and the SHA-256 of the whole file.
 
     One sequential pass from offset 0 (the bytes before ``bounds[0]``, header lines, are hashed
-    and not counted); ``hashlib`` releases the GIL on large buffers.
+    and not counted). Each buffer is hashed on a second thread while its newlines are counted
+    (``hashlib`` releases the GIL on large buffers); buffers are hashed in order.
     """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     digest = hashlib.sha256()
     counts = [0] * (len(bounds) - 1)
     fh.seek(0)
     seg, base = 0, 0  # the range being counted; file offset of the buffer's first byte
-    while buf := fh.read(buffer):
-        digest.update(buf)
-        end = base + len(buf)
-        while seg < len(counts) and bounds[seg] < end:
-            lo, hi = max(bounds[seg], base) - base, min(bounds[seg + 1], end) - base
-            if hi > lo:
-                counts[seg] += buf.count(b"\n", lo, hi)
-            if bounds[seg + 1] > end:
-                break
-            seg += 1
-        base = end
+    hashing: Future[None] | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="cemkit-sha256") as pool:
+        while buf := fh.read(buffer):
+            if hashing is not None:
+                hashing.result()  # at most two buffers in memory
+            hashing = pool.submit(digest.update, buf)
+            end = base + len(buf)
+            while seg < len(counts) and bounds[seg] < end:
+                lo, hi = max(bounds[seg], base) - base, min(bounds[seg + 1], end) - base
+                if hi > lo:
+                    counts[seg] += buf.count(b"\n", lo, hi)
+                if bounds[seg + 1] > end:
+                    break
+                seg += 1
+            base = end
+        if hashing is not None:
+            hashing.result()
     return counts, digest.hexdigest()
 
 
