@@ -1,6 +1,11 @@
-"""Loading Asterisk cdr_csv: cemkit (Dask, 2 workers) vs pandas.read_csv vs single-threaded pyarrow.
+"""Loading Asterisk cdr_csv: cemkit (Dask) vs pandas.read_csv vs pyarrow.csv (1 thread, all cores).
 
-    python -m benchmarks.bench_load [--size 5000000] [--workers 2] [--file PATH]
+    python -m benchmarks.bench_load [--size 5000000] [--workers 2] [--file PATH] [--repeat N]
+        [--contenders NAME,NAME]
+
+``pyarrow.csv (threads)`` is the floor of the stage table (``bench_stages``): every ratio to it
+is "× floor". The script may be run as a file (``python benchmarks/bench_load.py``) with
+``PYTHONPATH`` naming another checkout, for an A/B of two versions of cemkit in the same minute.
 
 Every contender reads the same synthetic Master.csv (18 columns, local London time, GB national
 numbers as a GB PBX writes them) into the same types: text as ``string[pyarrow]``, the three
@@ -31,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+import cemkit
 from cemkit.io.asterisk import LAYOUTS, TIME_FORMAT
 
 COLUMNS = list(LAYOUTS[18])
@@ -111,13 +117,13 @@ def run_pandas(path: str, workers: int) -> dict:
     return _figures(len(df), df.duration.sum(), df.start.min(), df.start.max())
 
 
-def run_pyarrow(path: str, workers: int) -> dict:
+def run_pyarrow(path: str, workers: int, threads: bool = False) -> dict:
     types = {c: pa.string() for c in COLUMNS}
     types.update({c: pa.timestamp("s") for c in TIMES})
     types.update({c: pa.float64() for c in NUMBERS})
     table = pacsv.read_csv(
         path,
-        read_options=pacsv.ReadOptions(column_names=COLUMNS, use_threads=False),
+        read_options=pacsv.ReadOptions(column_names=COLUMNS, use_threads=threads),
         convert_options=pacsv.ConvertOptions(
             column_types=types, timestamp_parsers=[TIME_FORMAT], strings_can_be_null=False
         ),
@@ -146,6 +152,17 @@ def _cemkit(path: str) -> dict:
                        parts["last"].max()), "partitions": ddf.npartitions}  # fmt: skip
 
 
+def run_pyarrow_threads(path: str, workers: int) -> dict:
+    return run_pyarrow(path, workers, threads=True)
+
+
+def run_cemkit_sync(path: str, workers: int) -> dict:
+    import dask
+
+    with dask.config.set(scheduler="sync"):  # the one-machine default of cemkit's commands
+        return _cemkit(path)
+
+
 def run_cemkit(path: str, workers: int) -> dict:
     import dask
 
@@ -167,6 +184,8 @@ def run_cemkit_cluster(path: str, workers: int) -> dict:
 CONTENDERS = {
     "pandas.read_csv": run_pandas,
     "pyarrow.csv (1 thread)": run_pyarrow,
+    "pyarrow.csv (threads)": run_pyarrow_threads,
+    "cemkit.load (sync)": run_cemkit_sync,
     "cemkit.load (threads)": run_cemkit,
     "cemkit.load (LocalCluster)": run_cemkit_cluster,
 }
@@ -199,6 +218,9 @@ def measure(name: str, path: str, workers: int) -> dict:
     import distributed  # noqa: F401
 
     import cemkit.io  # noqa: F401
+    from cemkit.io.base import registry
+
+    registry.names()  # the format modules (and what they import)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -216,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--file", default=None, help="cached input (generated when absent)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per contender (best is kept)")
+    ap.add_argument("--contenders", default=None,
+                    help="comma-separated contenders (default: all; pandas and both pyarrow "
+                    "runs are always measured: the ratios need them)")  # fmt: skip
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     path = Path(args.file or f"/tmp/cemkit-bench/asterisk-{args.size}.csv")
@@ -227,12 +252,18 @@ def main(argv: list[str] | None = None) -> int:
         generate(path, args.size)
         print(f"generated {path} ({path.stat().st_size / 2**20:.0f} MiB) in "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)  # fmt: skip
+    baselines = ["pandas.read_csv", "pyarrow.csv (1 thread)", "pyarrow.csv (threads)"]
+    chosen = args.contenders.split(",") if args.contenders else list(CONTENDERS)
+    unknown = sorted(set(chosen) - set(CONTENDERS))
+    if unknown:
+        raise SystemExit(f"unknown contender(s) {unknown}; known: {list(CONTENDERS)}")
+    names = baselines + [n for n in CONTENDERS if n in chosen and n not in baselines]
     results = []
-    for name in CONTENDERS:
+    for name in names:
         best = None
         for _ in range(args.repeat):
             out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.bench_load", "--only", name, "--file",
+                [sys.executable, os.path.abspath(__file__), "--only", name, "--file",
                  str(path), "--workers", str(args.workers), "--size", str(args.size)],
                 check=True, capture_output=True, text=True,
             )  # fmt: skip
@@ -249,21 +280,23 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"cross-check failed: {r['name']} {key}={r[key]!r}, "
                                  f"pandas {ref[key]!r}")  # fmt: skip
     pyarrow_s = results[1]["seconds"]
+    floor_s = results[2]["seconds"]
     pandas_s = results[0]["seconds"]
     lines = [
         (
             f"rows: {ref['rows']:,}; file: {path.stat().st_size / 2**20:.0f} MiB; "
-            f"workers: {args.workers}; machine: {os.cpu_count()} CPUs, {platform.processor()}"
+            f"workers: {args.workers}; machine: {os.cpu_count()} CPUs, {platform.processor()}, "
+            f"load average {os.getloadavg()[0]:.1f}; cemkit from {os.path.dirname(cemkit.__file__)}"
         ),
         "",
-        "| contender | seconds | rows/s | vs pandas | vs pyarrow 1-thread | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| contender | seconds | rows/s | vs pandas | vs pyarrow 1-thread | × floor | peak MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r['name']} | {r['seconds']:.2f} | {r['rows'] / r['seconds']:,.0f} | "
             f"{pandas_s / r['seconds']:.2f}x | {pyarrow_s / r['seconds']:.2f}x | "
-            f"{r['peak_rss_mb']:.0f} |"
+            f"{r['seconds'] / floor_s:.2f} | {r['peak_rss_mb']:.0f} |"
         )
     cluster = results[-1]
     if "seconds_inside" in cluster:

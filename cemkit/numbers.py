@@ -98,8 +98,22 @@ def _national_fast_path(cleaned: pa.Array, candidates: pa.Array,
 
 def normalize_arrow(values: pa.Array | pa.ChunkedArray,
                     default_region: str | None = None) -> tuple[pa.Array, pa.Array]:  # fmt: skip
-    """:func:`normalize` on an Arrow string array: (numbers, kinds) as Arrow string arrays."""
+    """:func:`normalize` on an Arrow string array: (numbers, kinds) as Arrow string arrays.
+
+    A dictionary array (e.g. as the CSV parser read it) is normalized on its values.
+    """
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_dictionary(arr.type):  # the distinct values are at hand: no encoding
+        distinct = arr.dictionary
+        if not pa.types.is_string(distinct.type):
+            distinct = distinct.cast(pa.string())
+        if distinct.null_count:
+            distinct = pc.fill_null(distinct, "")
+        numbers, kinds = _normalize_distinct(distinct, default_region)
+        numbers, kinds = numbers.take(arr.indices), kinds.take(arr.indices)
+        if arr.indices.null_count:  # a null row, like an empty one
+            kinds = pc.fill_null(kinds, "empty")
+        return numbers, kinds
     if not pa.types.is_string(arr.type):
         arr = arr.cast(pa.string())
     # Each value's result depends on that value alone: the dozen Arrow passes run on the

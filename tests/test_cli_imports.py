@@ -8,6 +8,10 @@ import sys
 
 HEAVY = ("numpy", "pandas", "pyarrow", "dask", "distributed", "numba", "presidio_analyzer",
          "papermill", "cryptography", "phonenumbers")  # fmt: skip
+#: Libraries a command needs only when it runs (nbformat pulls jsonschema and its format
+#: checkers: seconds of imports; pydantic builds the model schema): not for ``--help``.
+SLOW = ("nbformat", "nbconvert", "jsonschema", "pydantic", "yaml", "cemkit.model.spec",
+        "cemkit.privacy.policy")  # fmt: skip
 
 
 def _run(code: str) -> str:
@@ -31,9 +35,29 @@ def test_help_imports_no_heavy_library():
     )
     got = json.loads(out)
     assert got["loaded"] == []
+    slow = _run(
+        "import contextlib, io, json, sys\n"
+        "from cemkit import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        cli.main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        f"print(json.dumps([m for m in {SLOW!r} if m in sys.modules]))\n"
+    )
+    assert json.loads(slow) == []
     for command in ("synth", "load", "protect", "reveal", "correlate", "kqi", "run", "report",
                     "policy", "demo"):  # fmt: skip
         assert f"    {command}" in got["help"], command
+
+
+def test_importing_the_cli_imports_no_heavy_library():
+    out = _run(
+        "import json, sys\n"
+        "import cemkit.cli\n"
+        f"print(json.dumps([m for m in {HEAVY + SLOW!r} if m in sys.modules]))\n"
+    )
+    assert json.loads(out) == []
 
 
 def test_sub_command_help_imports_no_heavy_library():

@@ -31,12 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cemkit.errors import FormatError, InputError
 from cemkit.io.agent_base import MeasurementLoader
-from cemkit.io.base import Part, registry
+from cemkit.io.base import Part, registry, with_read_units
 from cemkit.io.convert import Converter, quarantine_frame
 from cemkit.io.csvblock import Block, Quarantined
 from cemkit.io.delimited import Layout
 from cemkit.io.mapping import CsvSpec, KeepSpec
-from cemkit.io.textfile import check_readable, file_tags, read_range
+from cemkit.io.textfile import check_readable, file_tags
 from cemkit.schema import Column, extension_field
 from cemkit.schema_measurements import (
     MEASUREMENT_BY_NAME,
@@ -223,7 +223,11 @@ class AgentLoader(MeasurementLoader):
         if self.mapping.input == "csv":
             return super().read_part(part)
         tags = getattr(self, "_tags", None) or file_tags([part.path])
-        data = read_range(part.path, part.start, part.stop)
+        read = self.read_raw(part)  # the part's one read: its lines are its read units
+        data = read.data
+        units = {"lines": read.lines, "header_lines": 0, "data_lines": read.lines,
+                 "file_problems": 0}  # fmt: skip
+        newlines = read.lines - (1 if data and not data.endswith(b"\n") else 0)
         q = Quarantined()
         rows: list[dict[str, str]] = []
         lines: list[int] = []
@@ -231,7 +235,7 @@ class AgentLoader(MeasurementLoader):
             ln = part.first_line + i
             text = raw.rstrip(b"\r").decode("utf-8", "replace")
             if not text.strip():
-                if i < data.count(b"\n"):  # a blank line (not the end of the file)
+                if i < newlines:  # a blank line (not the end of the file)
                     q.add(ln, "", "empty line", "")
                 continue
             try:
@@ -250,9 +254,10 @@ class AgentLoader(MeasurementLoader):
         block = _JsonBlock(table, np.asarray(lines, np.int64), q, data, part.first_line)
         block.rows = rows
         if not rows:
-            return self.meta(), quarantine_frame(part.path, q)
+            return self.meta(), with_read_units(quarantine_frame(part.path, q), units)
         conv = Converter(block, part.path, tags.get(part.path, part.path), self.record_source())
-        return self.finish_block(conv, self.convert(conv, Layout(tuple(needed))))
+        records, quarantine = self.finish_block(conv, self.convert(conv, Layout(tuple(needed))))
+        return records, with_read_units(quarantine, units)
 
     # -- conversion -------------------------------------------------------------------------
     def convert(self, conv: Converter, layout: Layout) -> Mapping[str, object]:

@@ -21,6 +21,8 @@ from cemkit.numbers import normalize_arrow
 from cemkit.schema import TS, Column, arrow_schema
 
 _STRING = pd.StringDtype("pyarrow")
+#: Parse type of columns of telephone numbers (see :meth:`Converter.number_text`).
+NUMBER_TEXT = pa.dictionary(pa.int32(), pa.string())
 _NUMBER_RE = r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$"
 
 
@@ -117,6 +119,17 @@ class Converter:
     def text(self, name: str) -> pa.Array:
         """A source column as text, empty values as nulls."""
         return null_if_empty(self.raw(name))
+
+    def number_text(self, name: str) -> pa.Array:
+        """A column of telephone numbers for :meth:`finish` to normalize.
+
+        Read as :data:`NUMBER_TEXT` (a layout's ``types``), the parser's dictionary is kept:
+        the numbers are normalized on its values, the distinct numbers, without encoding the
+        rows again (empty values stay ``""``, which the normalizer reads as empty, like null).
+        Otherwise the column as :meth:`text`.
+        """
+        col = self.raw(name)
+        return col if pa.types.is_dictionary(col.type) else null_if_empty(col)
 
     # -- failures ---------------------------------------------------------------------------
     def flag(self, mask: np.ndarray, field: str, reason: str) -> None:
@@ -303,6 +316,7 @@ class Converter:
         measurement loaders pass :func:`cemkit.schema_measurements.measurement_schema`).
         """
         ext = list(extensions)
+        numbers = tuple(numbers)
         schema = arrow_schema(ext) if schema is None else schema
         start, end = columns.get("start"), columns.get("end")
         if isinstance(start, pa.Array) and isinstance(end, pa.Array):
@@ -330,7 +344,7 @@ class Converter:
                 )
                 continue
             if f.name == "source" and "source" not in columns:
-                arrays[f.name] = pa.array([self.source] * n_keep, pa.string())
+                arrays[f.name] = pa.repeat(pa.scalar(self.source, pa.string()), n_keep)
                 continue
             if f.name not in columns:
                 arrays[f.name] = pa.nulls(n_keep, f.type)
@@ -339,11 +353,16 @@ class Converter:
             if isinstance(val, pa.Scalar):
                 val = val.as_py()
             if val is None or isinstance(val, str | int | float | bool):
-                arrays[f.name] = pa.array([val] * n_keep, f.type)
+                arrays[f.name] = pa.repeat(pa.scalar(val, f.type), n_keep)
                 continue
             val = _flat(val)
             if n_keep != self.n:
                 val = val.filter(mask)
+            elif f.name in numbers and pa.types.is_dictionary(val.type):
+                # normalized on the dictionary's values (when rows were set aside it may hold
+                # numbers of quarantined rows only: those never reach the normalizer)
+                arrays[f.name] = val
+                continue
             arrays[f.name] = val.cast(f.type) if val.type != f.type else val
         for col in numbers:
             arrays[col], arrays[f"{col}_kind"] = normalize_arrow(arrays[col], default_region)

@@ -15,7 +15,7 @@ line numbers stay exact because one line is one row.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +25,11 @@ import pyarrow.csv as pacsv
 
 #: Below this many lines a troubled range is examined line by line instead of halved again.
 _SINGLE_LINES = 16
+#: pyarrow's parse block: a part's clean range is parsed in blocks of this size on all cores.
+_PARSE_BLOCK = 1 << 22
+#: Whether clean ranges are parsed on pyarrow's thread pool (the sync scheduler, the
+#: one-machine default, reads one part at a time; the results are the same either way).
+_THREADS = True
 
 
 @dataclass
@@ -103,6 +108,7 @@ def parse_block(
     at_eof: bool = True,
     types: Mapping[str, pa.DataType] | None = None,
     timestamp_format: str | None = None,
+    lines: int | None = None,
 ) -> Block:
     """Parse CSV lines into text columns (or typed ones, when every value converts).
 
@@ -126,6 +132,9 @@ def parse_block(
         caller's converters find the offending values. Typed and text parsing accept exactly
         the same values (pyarrow's strptime and number parsing on whitespace-trimmed text), so
         results do not depend on which path a block took.
+    lines : int, optional
+        The lines of ``data`` when the caller counted them already (the one raw read of a
+        part, :func:`cemkit.io.textfile.read_lines`): not counted again.
 
     Returns
     -------
@@ -139,7 +148,7 @@ def parse_block(
         empty = pa.table({n: pa.array([], pa.string()) for n in names})
         return Block(empty, np.empty(0, np.int64), quarantine, data, first_line)
     open_end = data[-1:] != b"\n"
-    nlines = data.count(b"\n") + (1 if open_end else 0)
+    nlines = lines if lines is not None else data.count(b"\n") + (1 if open_end else 0)
     tables: list[pa.Table] = []
     line_parts: list[np.ndarray] = []
     starts: np.ndarray | None = None
@@ -252,32 +261,43 @@ def _fast(
         payload = chunk
     else:
         payload = chunk + tail if chunk.endswith(b"\n") else chunk + b"\n" + tail
-    if not payload.isascii():
-        # pyarrow decodes a rejected row's text for the invalid-row handler; bad UTF-8 there
-        # raises inside pyarrow's callback, which Python reports on stderr *with the raw row*.
-        # Such a block takes the careful per-line path instead.
-        try:
-            payload.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Trouble from None
-    try:
-        table = pacsv.read_csv(
+    convert = pacsv.ConvertOptions(
+        column_types={n: types.get(n, pa.string()) for n in names},
+        strings_can_be_null=False, null_values=[""],
+        timestamp_parsers=[timestamp_format] if timestamp_format else None,
+    )  # fmt: skip
+
+    def read(handler: Callable[[pacsv.InvalidRow], str] | None, threads: bool) -> pa.Table:
+        return pacsv.read_csv(
             pa.py_buffer(payload),
             read_options=pacsv.ReadOptions(
-                column_names=names, use_threads=False, block_size=1 << 22
+                column_names=names, use_threads=threads, block_size=_PARSE_BLOCK
             ),
             parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False,
+                delimiter=delimiter, invalid_row_handler=handler, ignore_empty_lines=False,
                 newlines_in_values=False,
             ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: types.get(n, pa.string()) for n in names},
-                strings_can_be_null=False, null_values=[""],
-                timestamp_parsers=[timestamp_format] if timestamp_format else None,
-            ),
+            convert_options=convert,
         )  # fmt: skip
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise _Trouble from exc
+
+    try:
+        # A clean range (every row of the expected width: nearly every block) is parsed on all
+        # cores, without a handler; pyarrow checks the UTF-8 of its text columns itself.
+        table = read(None, threads=_THREADS)
+    except pa.ArrowInvalid:
+        # Rows of the wrong width, or bytes that are not UTF-8. pyarrow decodes a rejected row's
+        # text for the invalid-row handler; bad UTF-8 there raises inside pyarrow's callback,
+        # which Python reports on stderr *with the raw row*: such a range takes the careful
+        # per-line path instead. The handler gets line numbers from a one-thread parse only.
+        if not payload.isascii():
+            try:
+                payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Trouble from None
+        try:
+            table = read(on_invalid, threads=False)
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            raise _Trouble from None
     if any(n < 1 or n > nlines or "\n" in t for n, t, _ in bad):
         raise _Trouble
     if table.num_rows + len(bad) != nlines + sentinel:
@@ -300,7 +320,9 @@ def _drop_empty_rows(block: Block) -> None:
     candidates = np.arange(t.num_rows)
     for col in t.columns:
         sub = col.take(pa.array(candidates)) if len(candidates) < t.num_rows else col
-        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        if pa.types.is_dictionary(col.type):  # text read as a dictionary: "" may read as null
+            e = pc.or_(pc.is_null(sub), pc.equal(pc.binary_length(sub.cast(pa.string())), 0))
+        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
             e = pc.equal(pc.binary_length(sub), 0)
         else:
             e = pc.is_null(sub)

@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cemkit.errors import InputError
-from cemkit.io.base import Part, empty_quarantine, registry
+from cemkit.io.base import Part, empty_quarantine, registry, with_read_units
 from cemkit.io.convert import Converter, quarantine_frame, to_pandas
 from cemkit.io.csvblock import parse_block
 from cemkit.io.delimited import DelimitedLoader, Layout
-from cemkit.io.textfile import open_input, read_range
+from cemkit.io.textfile import open_input
 from cemkit.outcomes import outcomes_from_q850_array
 from cemkit.schema import PII, extension_field
 
@@ -189,8 +189,7 @@ class CucmLoader(DelimitedLoader):
         info, _ = self._file(part.path)
         if part.start < info.data_start or info.size == 0:
             return len(quarantine)
-        data = read_range(part.path, part.start, part.stop)
-        return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+        return self.read_units(part, records, quarantine)["data_lines"]  # lines read once
 
     def rows_attached(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame) -> int:
         """CMR rows not quarantined are attached to CDRs (no record of their own)."""
@@ -202,11 +201,15 @@ class CucmLoader(DelimitedLoader):
         info, layout = self._file(part.path)
         if info.size == 0 or part.start < info.data_start:
             return _METRICS_META.copy(), super().read_part(part)[1]
-        data = self.read_bytes(part)
-        block = parse_block(data, list(layout.columns), part.first_line,
-                            at_eof=part.stop < 0 or part.stop >= info.size)  # fmt: skip
+        read = self.read_raw(part)
+        data, nlines = self.transcode(read)
+        at_eof = part.stop < 0 or part.stop >= info.size
+        block = parse_block(data, list(layout.columns), part.first_line, at_eof=at_eof,
+                            lines=nlines)  # fmt: skip
+        units = self.line_units(part, info, read.lines)
         if block.table.num_rows == 0:
-            return _METRICS_META.copy(), quarantine_frame(part.path, block.quarantine)
+            empty = quarantine_frame(part.path, block.quarantine)
+            return _METRICS_META.copy(), with_read_units(empty, units)
         conv = Converter(block, part.path, info.tag, self.name)
         vq = conv.text("varVQMetrics")
         mos = _metric(vq, "MLQK")
@@ -230,7 +233,7 @@ class CucmLoader(DelimitedLoader):
             for ln, f, r, raw in zip(lines, conv.bad_field[conv.bad], conv.bad_reason[conv.bad],
                                      block.raw_lines(lines), strict=True):  # fmt: skip
                 q.add(int(ln), str(f), str(r), raw)
-        return to_pandas(table), quarantine_frame(part.path, q)
+        return to_pandas(table), with_read_units(quarantine_frame(part.path, q), units)
 
     def _metrics(self, part: Part) -> pd.DataFrame:
         return self._read_cmr(part)[0]

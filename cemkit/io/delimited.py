@@ -18,15 +18,16 @@ import pyarrow as pa
 
 from cemkit import config
 from cemkit.errors import FormatError, InputError
-from cemkit.io.base import Loader, Part, empty_quarantine
+from cemkit.io.base import Loader, Part, empty_quarantine, with_read_units
 from cemkit.io.convert import Converter, quarantine_frame
 from cemkit.io.csvblock import Quarantined, parse_block
 from cemkit.io.textfile import (
+    RawRange,
     TextFile,
     file_tags,
     header_end,
     input_size,
-    read_range,
+    read_lines,
     split_lines,
 )
 
@@ -104,26 +105,48 @@ class DelimitedLoader(Loader):
         return out
 
     def read_part(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Parse one byte range into canonical records and quarantined rows."""
+        """Parse one byte range into canonical records and quarantined rows.
+
+        The part's bytes are read once (:meth:`read_raw`); their line count goes to the parser
+        and, as the part's read units, to the quarantine frame (:func:`with_read_units`).
+        """
         info, layout = self._file(part.path)
-        if info.size == 0:
-            q = Quarantined()
-            q.add(0, "", "empty file: no lines at all", "")
-            return self.meta(), quarantine_frame(part.path, q)
-        if part.start < info.data_start:  # the header itself was cut short
-            q = Quarantined()
-            head = read_range(part.path, 0, info.size).decode("utf-8", "replace")[:1000]
-            q.add(1, "", f"truncated header: expected {layout.header_lines} header line(s)", head)
-            return self.meta(), quarantine_frame(part.path, q)
-        data = self.read_bytes(part)
+        if info.size == 0 or part.start < info.data_start:
+            return self.meta(), self._unparsable(part, info, layout)
+        raw = self.read_raw(part)
+        data, lines = self.transcode(raw)
         at_eof = part.stop < 0 or part.stop >= info.size
         block = parse_block(data, list(layout.columns), part.first_line,
                             delimiter=layout.delimiter, at_eof=at_eof, types=dict(layout.types),
-                            timestamp_format=layout.timestamp_format)  # fmt: skip
+                            timestamp_format=layout.timestamp_format, lines=lines)  # fmt: skip
+        units = self.line_units(part, info, raw.lines)
         if block.table.num_rows == 0:
-            return self.meta(), quarantine_frame(part.path, block.quarantine)
+            empty = quarantine_frame(part.path, block.quarantine)
+            return self.meta(), with_read_units(empty, units)
         conv = Converter(block, part.path, info.tag, self.record_source())
-        return self.finish_block(conv, self.convert(conv, layout))
+        records, quarantine = self.finish_block(conv, self.convert(conv, layout))
+        return records, with_read_units(quarantine, units)
+
+    def _unparsable(self, part: Part, info: TextFile, layout: Layout) -> pd.DataFrame:
+        """The quarantine of a file that cannot be parsed at all: empty, or its header cut short."""
+        q = Quarantined()
+        if info.size == 0:
+            q.add(0, "", "empty file: no lines at all", "")
+            whole = 0
+        else:  # the header itself was cut short: the file is that short header
+            raw = self.read_raw(Part(part.path, part.index, 0, info.size, 1))
+            head = raw.data.decode("utf-8", "replace")[:1000]
+            q.add(1, "", f"truncated header: expected {layout.header_lines} header line(s)", head)
+            whole = raw.lines
+        units = {"lines": whole, "header_lines": whole, "data_lines": 0, "file_problems": 1}
+        return with_read_units(quarantine_frame(part.path, q), units)
+
+    @staticmethod
+    def line_units(part: Part, info: TextFile, lines: int) -> dict[str, int]:
+        """Read units of a part of ``lines`` physical lines (the first part holds the header)."""
+        header = info.data_first_line - 1 if part.start == info.data_start else 0
+        return {"lines": header + lines, "header_lines": header, "data_lines": lines,
+                "file_problems": 0}  # fmt: skip
 
     #: Lines of a file are its header lines and its data lines; every data line is one row read
     #: (a record, a quarantined row or a row attached to records: no value spans lines), and a
@@ -135,43 +158,50 @@ class DelimitedLoader(Loader):
 
     def read_units(self, part: Part, records: pd.DataFrame, quarantine: pd.DataFrame
                    ) -> dict[str, int]:  # fmt: skip
-        """Physical lines of the part (counted in its bytes, apart from the parser)."""
+        """Physical lines of the part, counted in its bytes apart from the parser.
+
+        :meth:`read_part` counted them in the bytes it read (:meth:`read_raw`) and attached
+        them to its quarantine frame. Only a frame that lost them (not one :meth:`read_part`
+        returned) has the part's bytes read again, by the same step.
+        """
+        units = super().read_units(part, records, quarantine)
         mapping = getattr(self, "mapping", None)
-        text_input = getattr(mapping, "input", "csv")
-        if text_input not in ("csv", "jsonl"):
-            return {}  # Parquet row groups: no lines
-        if text_input == "jsonl":
-            lines = count_lines(read_range(part.path, part.start, part.stop))
+        if units or getattr(mapping, "input", "csv") not in ("csv", "jsonl"):
+            return units  # Parquet row groups: no lines
+        if getattr(mapping, "input", "csv") == "jsonl":
+            lines = self.read_raw(part).lines
             return {"lines": lines, "header_lines": 0, "data_lines": lines, "file_problems": 0}
-        info, _ = self._file(part.path)
-        if info.size == 0 or part.start < info.data_start:  # empty, or the header cut short
-            whole = count_lines(read_range(part.path, 0, info.size)) if info.size else 0
-            return {"lines": whole, "header_lines": whole, "data_lines": 0, "file_problems": 1}
-        data = count_lines(read_range(part.path, part.start, part.stop))
-        header = info.data_first_line - 1 if part.start == info.data_start else 0
-        return {"lines": header + data, "header_lines": header, "data_lines": data,
-                "file_problems": 0}  # fmt: skip
+        info, layout = self._file(part.path)
+        if info.size == 0 or part.start < info.data_start:
+            return super().read_units(part, records, self._unparsable(part, info, layout))
+        return self.line_units(part, info, self.read_raw(part).lines)
 
     def finish_block(self, conv: Converter, cols: Mapping[str, object]
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
         """Records and quarantine of a converted block (measurement loaders change the schema)."""
         return conv.finish(cols, self.extension_columns(), default_region=self.default_region)
 
-    def read_bytes(self, part: Part) -> bytes:
-        """The part's bytes as UTF-8 (transcoded line by line from ``encoding`` when declared).
-
-        A line that does not decode in the declared encoding is passed on unchanged, so the
-        parser quarantines it as undecodable instead of losing its line number.
-        """
+    def read_raw(self, part: Part) -> RawRange:
+        """The part's bytes as read and their lines: the one read of a part (:func:`read_lines`)."""
         try:
-            data = read_range(part.path, part.start, part.stop)
+            return read_lines(part.path, part.start, part.stop)
         except OSError as exc:
             raise InputError(f"input file {part.path!r} cannot be read: {exc.strerror}") from None
+
+    def transcode(self, raw: RawRange) -> tuple[bytes, int | None]:
+        """The bytes as UTF-8, and their line count when it is still ``raw``'s (else ``None``).
+
+        Transcoded line by line from ``encoding`` when one is declared (the parser then counts
+        the lines of the transcoded bytes). A line that does not decode in the declared
+        encoding is passed on unchanged, so the parser quarantines it as undecodable instead of
+        losing its line number.
+        """
+        data = raw.data
         enc = str(self.opts["encoding"]).lower().replace("_", "-")
         if enc in ("utf-8", "utf8"):
-            return data
+            return data, raw.lines
         try:
-            return data.decode(enc).encode("utf-8")
+            return data.decode(enc).encode("utf-8"), None
         except UnicodeDecodeError:
             out = []
             for line in data.split(b"\n"):
@@ -179,17 +209,12 @@ class DelimitedLoader(Loader):
                     out.append(line.decode(enc).encode("utf-8"))
                 except UnicodeDecodeError:
                     out.append(line)
-            return b"\n".join(out)
+            return b"\n".join(out), None
 
     def _file(self, path: str) -> tuple[TextFile, Layout]:
         if path not in self._files:  # a part read without parts() in this process
             self.parts([path])
         return self._files[path]
-
-
-def count_lines(data: bytes) -> int:
-    """Lines in a byte range cut after line ends (a last line without its newline counts)."""
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
 def empty_result(loader: Loader) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -4,8 +4,9 @@ A part of a text file starts right after a newline and ends right after one (or 
 the file), so every line belongs to exactly one part. Its first line number is known when the
 graph is built, by counting the newlines before it: one sequential pass over the bytes
 (``bytes.count`` runs at memory speed), which also computes the file's SHA-256 for the run's
-manifest: the file is read once to split and checksum it, once to parse it. Nothing is parsed
-here.
+manifest: the file is read once to split and checksum it, once to parse it (each part by
+:func:`read_lines`, whose bytes also give the part's line count for the run's read units).
+Nothing is parsed here.
 
 Compressed inputs (gzip, bzip2, xz, zstd) are recognized by their first bytes, whatever their
 name, and read through a decompressor (:func:`open_input`); such a file is one part (a
@@ -220,23 +221,32 @@ def scan(fh: BinaryIO, bounds: Sequence[int], buffer: int = _SCAN) -> tuple[list
     """Newlines in each range ``bounds[i]:bounds[i+1]``, and the SHA-256 of the whole file.
 
     One sequential pass from offset 0 (the bytes before ``bounds[0]``, header lines, are hashed
-    and not counted); ``hashlib`` releases the GIL on large buffers.
+    and not counted). Each buffer is hashed on a second thread while its newlines are counted
+    (``hashlib`` releases the GIL on large buffers); buffers are hashed in order.
     """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     digest = hashlib.sha256()
     counts = [0] * (len(bounds) - 1)
     fh.seek(0)
     seg, base = 0, 0  # the range being counted; file offset of the buffer's first byte
-    while buf := fh.read(buffer):
-        digest.update(buf)
-        end = base + len(buf)
-        while seg < len(counts) and bounds[seg] < end:
-            lo, hi = max(bounds[seg], base) - base, min(bounds[seg + 1], end) - base
-            if hi > lo:
-                counts[seg] += buf.count(b"\n", lo, hi)
-            if bounds[seg + 1] > end:
-                break
-            seg += 1
-        base = end
+    hashing: Future[None] | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="cemkit-sha256") as pool:
+        while buf := fh.read(buffer):
+            if hashing is not None:
+                hashing.result()  # at most two buffers in memory
+            hashing = pool.submit(digest.update, buf)
+            end = base + len(buf)
+            while seg < len(counts) and bounds[seg] < end:
+                lo, hi = max(bounds[seg], base) - base, min(bounds[seg + 1], end) - base
+                if hi > lo:
+                    counts[seg] += buf.count(b"\n", lo, hi)
+                if bounds[seg + 1] > end:
+                    break
+                seg += 1
+            base = end
+        if hashing is not None:
+            hashing.result()
     return counts, digest.hexdigest()
 
 
@@ -245,3 +255,34 @@ def read_range(path: str, start: int, stop: int) -> bytes:
     with open_input(path) as fh:
         fh.seek(start)
         return fh.read() if stop < 0 else fh.read(stop - start)
+
+
+def count_lines(data: bytes) -> int:
+    r"""Lines in a byte range cut after line ends (a last line without its newline counts).
+
+    Examples
+    --------
+    >>> count_lines(b"a\nb\n"), count_lines(b"a\nb"), count_lines(b"")
+    (2, 2, 0)
+    """
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+@dataclass(frozen=True)
+class RawRange:
+    """A part's bytes as read from its input, with the physical lines counted in them."""
+
+    data: bytes
+    lines: int
+
+
+def read_lines(path: str, start: int, stop: int) -> RawRange:
+    """The one read of a text part: its bytes and their line count, for parse and read units.
+
+    A loader reads each part's bytes once, here: the parser takes the bytes (and the count,
+    so it does not count again) and the run's read units (``lines``) take the same count, so
+    the lines reconciled in the manifest are counted in the bytes apart from the parser, but
+    not read again.
+    """
+    data = read_range(path, start, stop)
+    return RawRange(data, count_lines(data))

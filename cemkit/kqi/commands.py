@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cemkit.model.spec import BUCKETS
+from cemkit.model.buckets import BUCKETS  # not .spec: --help must not import pydantic
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:

@@ -28,9 +28,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cemkit.errors import ModelError
+from cemkit.model.buckets import BUCKETS  # noqa: F401  (cemkit.model.spec.BUCKETS, as before)
 
 SEVERITIES: tuple[str, ...] = ("minor", "major", "critical")
-BUCKETS: tuple[str, ...] = ("15min", "hour", "day")
 
 _PREFIX_RE = re.compile(r"^\+?\d{1,15}$")
 _RANGE_RE = re.compile(r"^(\+?\d{1,15})\s*(?:\.\.|-)\s*(\+?\d{1,15})$")

@@ -12,8 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cemkit.cluster import ENV_VAR, add_scheduler_option
 from cemkit.errors import InputError
 
@@ -53,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _yaml_mapping(text: str, where: str) -> dict[str, Any]:
+    import yaml  # here, not at import: ``cemkit --help`` registers this command
+
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -22,12 +22,13 @@ import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from cemkit.errors import CemkitError, InputError
 from cemkit.report.html import embed_call, vega_bundle
+
+if TYPE_CHECKING:  # imported where used: ``cemkit --help`` reads DEFAULT_TIMEOUT_S
+    import nbformat
 
 #: Where the notebooks shipped with cemkit live (repository checkout / editable install).
 NOTEBOOK_DIR = Path(str(resources.files("cemkit.data") / "notebooks"))
@@ -190,6 +191,7 @@ def _embed_charts(nb: nbformat.NotebookNode) -> int:
 
 def export_html(executed: str | os.PathLike[str], output: str | os.PathLike[str]) -> Path:
     """Export an executed notebook as an offline HTML report with code cells hidden."""
+    import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
