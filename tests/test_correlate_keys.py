@@ -138,3 +138,12 @@ def test_key_classes_are_tuple_classes(data, split_at, flags, dense, broken):
     single, size = _frames.composite_key([c for c in frames[0]], flags)
     assert naive.same_classes(single.tolist(), tuples[: len(single)])
     assert (single < size).all()
+
+
+def test_frames_of_string_and_large_string_share_codes():
+    large = pd.ArrowDtype(pa.large_string())
+    for values in (["x", "y", None], ["+44#0123456789abcdef", None, "#0123456789abcdef"]):
+        a = pd.Series(values, dtype=large)
+        b = pd.Series(values[::-1], dtype=STRING)
+        (ka, kb), _, _ = _frames.key_codes([[a], [b]])
+        assert naive.same_classes(np.concatenate([ka, kb]).tolist(), values + values[::-1])

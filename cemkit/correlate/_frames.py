@@ -163,7 +163,10 @@ def _codes(cols: Sequence[pd.Series], null_is_value: bool) -> tuple[list[np.ndar
         if found is not None:
             codes, n = found
         else:
-            joined = pa.chunked_array([c for a in arrays for c in _chunks(a)])
+            chunks = [c for a in arrays for c in _chunks(a)]
+            if len({c.type for c in chunks}) > 1:  # string and large_string in two frames
+                chunks = [c.cast(pa.large_string()) for c in chunks]
+            joined = pa.chunked_array(chunks)
             enc = pc.dictionary_encode(joined)
             if isinstance(enc, pa.ChunkedArray):
                 enc = enc.combine_chunks()
