@@ -1,5 +1,6 @@
 """The token codec against the slow reference in tests/naive.py (hypothesis), and its layout."""
 
+import naive
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -7,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cemkit.privacy import tokens
-from tests import naive
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
@@ -124,3 +124,10 @@ def test_not_tokens():
     assert tokens.split(pa.array([None, None], pa.string())) is None
     assert tokens.split(pa.array([1, 2])) is None
     assert tokens.split(pa.array(["+4420#0123456789abcdef", "+4420#0123456789abcdeg"])) is None
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(tokens, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

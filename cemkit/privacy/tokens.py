@@ -10,9 +10,10 @@ dictionary code instead of a 24-byte string, and give the string back bit for bi
   prefix that is not ``+`` and digits, any other string) gives ``None``: the caller keeps the
   strings. Nulls and empty strings (tokenize keeps an empty value empty) are rows of their own.
 - :func:`join`: the strings again, written straight into one Arrow buffer.
-- :func:`factorize`: dense codes of (bits, prefix) pairs, one jitted pass with a hash table:
-  equal codes are equal strings, and only those (the same number tokenized under two kept
-  prefixes gives equal bits, unequal strings and so unequal codes).
+- :func:`factorize`: dense codes of (bits, prefix) pairs, jitted: rows scattered by hash into
+  partitions, each coded with a hash table that stays in cache. Equal codes are equal strings,
+  and only those (the same number tokenized under two kept prefixes gives equal bits, unequal
+  strings and so unequal codes).
 - :func:`to_struct` / :func:`from_struct`: the Arrow layout part files store a token column in,
   ``struct<prefix: dictionary<int32, string>, bits: int64>``.
 
@@ -93,7 +94,7 @@ def _part(h, part_bits):
 
 
 @_jit
-def _split_kernel(offsets, data, validity, bit_offset, has_validity, max_digits, ndig, digit):
+def _split_kernel(offsets, data, valid, max_digits, ndig, digit):
     """Bits and a prefix code per row, the distinct prefix keys; ``ok`` False at a non-token.
 
     ``digit[byte]`` is the value of a lowercase hex digit, else -1 (a lookup, no branches). A
@@ -110,11 +111,9 @@ def _split_kernel(offsets, data, validity, bit_offset, has_validity, max_digits,
     m = 0
     last_key, last_code = -1, -1
     for i in range(n):
-        if has_validity:
-            b = bit_offset + i
-            if not (validity[b >> 3] >> (b & 7)) & 1:
-                prefix[i] = NULL
-                continue
+        if not valid[i]:
+            prefix[i] = NULL
+            continue
         lo, hi = np.int64(offsets[i]), np.int64(offsets[i + 1])
         if hi == lo:
             prefix[i] = EMPTY
@@ -281,17 +280,20 @@ def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values
 
 
-def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]:
-    """Offsets, bytes, validity bytes, validity bit offset and whether there is a validity map."""
+def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offsets, bytes and validity (one bool per row) of a string array, without copies.
+
+    The contract of ``cemkit.arrowstr.buffers`` on main (which this becomes when merged).
+    """
     width = np.int64 if pa.types.is_large_string(values.type) else np.int32
     n = len(values)
-    validity, off_buf, data_buf = values.buffers()
+    _, off_buf, data_buf = values.buffers()
     offsets = np.frombuffer(off_buf, dtype=width, count=n + 1,
                             offset=values.offset * np.dtype(width).itemsize)  # fmt: skip
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
-    if validity is None or values.null_count == 0:
-        return offsets, data, np.zeros(1, np.uint8), 0, False
-    return offsets, data, np.frombuffer(validity, np.uint8), values.offset, True
+    if values.null_count == 0:
+        return offsets, data, np.ones(n, dtype=bool)
+    return offsets, data, np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _prefix_string(key: int) -> str:
@@ -326,9 +328,8 @@ def split(values: pa.Array | pa.ChunkedArray) -> TokenCodes | None:
         return None
     if values.null_count == len(values):
         return None  # nothing to gain, and the column's kind is not known
-    offsets, data, validity, bit_offset, has_validity = _buffers(values)
-    bits, prefix, keys, ok = _split_kernel(offsets, data, validity, bit_offset, has_validity,
-                                           MAX_PREFIX_DIGITS, _NDIG, _DIGIT)  # fmt: skip
+    offsets, data, valid = _buffers(values)
+    bits, prefix, keys, ok = _split_kernel(offsets, data, valid, MAX_PREFIX_DIGITS, _NDIG, _DIGIT)
     if not ok:
         return None
     prefixes = pa.array([_prefix_string(int(k)) for k in keys], pa.string())
@@ -338,7 +339,7 @@ def split(values: pa.Array | pa.ChunkedArray) -> TokenCodes | None:
 def join(codes: TokenCodes) -> pa.Array:
     """The string column of :class:`TokenCodes` again, byte for byte (an Arrow string array)."""
     prefixes = _flat(codes.prefixes).cast(pa.string())
-    poffsets, pdata, _, _, _ = _buffers(prefixes)
+    poffsets, pdata, _ = _buffers(prefixes)
     out_offsets, out = _join_kernel(codes.bits.view(np.uint64), codes.prefix.astype(np.int64),
                                     poffsets.astype(np.int64), pdata, _HEX)  # fmt: skip
     nulls = codes.prefix == NULL
