@@ -49,12 +49,17 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="cemkit-bench-store-"))
     target = out / "t.parquet"
 
-    def cemkit_part() -> None:
-        store.write_part(df, out, 0)
+    def cemkit_part(token_bits: bool = False) -> None:
+        store.TOKEN_BITS = token_bits
+        try:
+            store.write_part(df, out, 0)
+        finally:
+            store.TOKEN_BITS = False
         os.replace(out / store.part_name(0), target)
 
     contenders: dict[str, Any] = {
         "cemkit write_part (narrow)": cemkit_part,
+        "cemkit write_part (narrow, token bits)": lambda: cemkit_part(True),
         "main: from_pandas + write_table defaults": lambda: pq.write_table(
             pa.Table.from_pandas(df, preserve_index=False), target
         ),
@@ -82,6 +87,22 @@ def main() -> None:
     for name in contenders:
         print(f"| {name} | {best[name]:.2f} | {size[name] / 2**20:.1f} | "
               f"{best[name] / floor:.2f} |")  # fmt: skip
+    # reading back through cemkit's reader (tokens as strings either way), best of --repeat
+    files = {bits: out / f"read-{bits}.parquet" for bits in (False, True)}
+    for bits, path in files.items():
+        cemkit_part(bits)
+        os.replace(target, path)
+    read: dict[bool, float] = {}
+    for _ in range(args.repeat):
+        for bits, path in files.items():
+            t0 = time.perf_counter()
+            store.read_part(str(path))
+            read[bits] = min(read.get(bits, float("inf")), time.perf_counter() - t0)
+    print("\n| read_part of the file | seconds | MiB |\n|---|---:|---:|")
+    for bits, path in files.items():
+        name = "token bits" if bits else "strings"
+        print(f"| {name} | {read[bits]:.2f} | {path.stat().st_size / 2**20:.1f} |")
+        path.unlink()
     target.unlink(missing_ok=True)
     out.rmdir()
 

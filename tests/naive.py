@@ -1016,3 +1016,55 @@ def record_id_may_hold_numbers(value):
     two_colons = pc.match_substring_regex(arr, ":.*:")[0].as_py()
     anywhere = pc.match_substring_regex(arr, digits)[0].as_py()
     return bool(in_tag or (not two_colons and anywhere))
+
+
+# --- the token codec (cemkit.privacy.tokens): a regex per value, Python ints -----------------
+
+
+def token_split(values):
+    """``(bits, prefix codes, prefixes)`` of a list of tokens, or None if one is not a token.
+
+    A token is an optional ``+``, at most 17 ASCII digits, ``#`` and 16 lowercase hex digits;
+    None is code -1, ``""`` code -2; prefixes are numbered in first-seen order; bits are the hex
+    as a signed 64-bit integer. A list of nothing but None gives None (nothing to encode).
+    """
+    import re
+
+    if all(v is None for v in values):
+        return None
+    bits, codes, prefixes = [], [], []
+    for v in values:
+        if v is None or v == "":
+            bits.append(0)
+            codes.append(-1 if v is None else -2)
+            continue
+        m = re.fullmatch(r"(\+?[0-9]{0,17})#([0-9a-f]{16})", v)
+        if m is None:
+            return None
+        if m.group(1) not in prefixes:
+            prefixes.append(m.group(1))
+        codes.append(prefixes.index(m.group(1)))
+        b = int(m.group(2), 16)
+        bits.append(b - 2**64 if b >= 2**63 else b)
+    return bits, codes, prefixes
+
+
+def token_join(bits, codes, prefixes):
+    """The strings of :func:`token_split`'s output."""
+    out = []
+    for b, c in zip(bits, codes, strict=True):
+        out.append(None if c == -1 else "" if c == -2 else f"{prefixes[c]}#{b % 2**64:016x}")
+    return out
+
+
+def same_classes(codes, values):
+    """Whether ``codes[i] == codes[j]`` exactly when ``values[i] == values[j]`` (None: code -1)."""
+    seen = {}
+    for c, v in zip(codes, values, strict=True):
+        if v is None:
+            if c != -1:
+                return False
+            continue
+        if c < 0 or seen.setdefault(v, c) != c:
+            return False
+    return len(set(seen.values())) == len(seen)

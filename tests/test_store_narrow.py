@@ -65,3 +65,49 @@ def test_empty_and_all_null_frames_round_trip(tmp_path):
     nulls = pd.DataFrame({"a": pd.Series([None] * 3, dtype="string[pyarrow]")})
     back = store.read_part(str(tmp_path / store.write_part(nulls, tmp_path, 1)["file"]))
     assert back["a"].isna().all() and back["a"].dtype == nulls["a"].dtype
+
+
+def test_token_columns_stored_as_bits_read_back_as_the_strings(small_world, tmp_path, monkeypatch):
+    from cemkit.privacy import tokens
+
+    monkeypatch.setattr(store, "TOKEN_BITS", True)
+    df = _protected(small_world[0])
+    marker = {b"cemkit_protected": b'{"policy": "default"}'}
+    schema = pa.Schema.from_pandas(df, preserve_index=False).with_metadata(marker)
+    # a second part whose call_id is partly not a token: stored as strings there
+    other = df.iloc[:50].copy()
+    other.loc[other.index[0], "call_id"] = "not-a-token"
+    paths = [tmp_path / store.write_part(df, tmp_path, 0, schema)["file"],
+             tmp_path / store.write_part(other, tmp_path, 1, schema)["file"]]  # fmt: skip
+
+    stored = pq.read_schema(paths[0])
+    names = {"a_number", "b_number", "call_id"}
+    assert names <= set(store._stored_tokens(stored))
+    assert "record_id" not in store._stored_tokens(stored)
+    for n in names:
+        assert tokens.is_token_struct(stored.field(n).type)
+        assert pa.types.is_int64(stored.field(n).type.field("bits").type)
+    assert stored.metadata[b"cemkit_protected"] == marker[b"cemkit_protected"]
+    assert "call_id" not in store._stored_tokens(pq.read_schema(paths[1]))
+
+    back = store.read_part(str(paths[0]))
+    pd.testing.assert_frame_equal(back, df, check_exact=True)
+    assert back["a_number"].str.contains("#").all()
+    some = store.read_part(str(paths[0]), columns=["record_id", "b_number"])
+    pd.testing.assert_frame_equal(some, df[["record_id", "b_number"]], check_exact=True)
+    lazy = store.read_parts([str(p) for p in paths])
+    assert dict(lazy._meta.dtypes) == dict(df.dtypes)
+    both = pd.concat([df, other], ignore_index=True)
+    pd.testing.assert_frame_equal(lazy.compute().reset_index(drop=True), both, check_exact=True)
+    assert lazy["a_number"].compute().reset_index(drop=True).equals(both["a_number"])
+
+
+def test_token_bits_layout_is_smaller_than_the_strings(small_world, tmp_path):
+    df = _protected(small_world[0])[["a_number", "b_number", "call_id"]]
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    sizes = {}
+    for bits in (False, True):
+        narrowed, options = store.narrow_table(table, token_bits=bits)
+        pq.write_table(narrowed, tmp_path / f"{bits}.parquet", **options)
+        sizes[bits] = (tmp_path / f"{bits}.parquet").stat().st_size
+    assert sizes[True] < sizes[False]

@@ -100,25 +100,102 @@ def delta_ns(value: Any, kind: str, name: str) -> int:
     return ns
 
 
-def _codes_one(cols: Sequence[pd.Series], null_is_value: bool) -> tuple[list[np.ndarray], int]:
-    """Jointly factorize one key column split over several frames."""
+def _arrow_strings(s: pd.Series) -> pa.Array | pa.ChunkedArray | None:
+    """The Arrow array of an Arrow-backed string column (pseudonyms, call ids), else ``None``."""
+    dtype = s.dtype
+    arrow_backed = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
+        isinstance(dtype, pd.ArrowDtype)
+        and (
+            pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype)
+        )
+    )
+    return pa.array(s.array) if arrow_backed else None
+
+
+def _token_codes(arrays: list[Any], null_is_value: bool) -> tuple[np.ndarray, int] | None:
+    """Joint codes of token columns from their int64 bits and kept prefix (``None``: not tokens).
+
+    The prefixes of the frames are renumbered into one dictionary, so a pair (bits, prefix) is
+    equal exactly when the strings are: the same number tokenized under two kept prefixes gives
+    equal bits but two codes, as its two strings would.
+    """
+    from cemkit.privacy import tokens
+
+    split = [tokens.split(a) for a in arrays]
+    if any(t is None for t in split):
+        return None
+    parts = [t for t in split if t is not None]
+    if len(parts) == 1:
+        bits, tag = parts[0].bits, parts[0].prefix
+    else:
+        joint: dict[str, int] = {}
+        tags = []
+        for t in parts:
+            remap = np.array([joint.setdefault(p, len(joint)) for p in t.prefixes.to_pylist()]
+                             + [0], dtype=np.int32)  # fmt: skip
+            tags.append(np.where(t.prefix >= 0, remap[np.maximum(t.prefix, 0)], t.prefix))
+        bits = np.concatenate([t.bits for t in parts])
+        tag = np.concatenate(tags)
+    codes, n = tokens.factorize(bits, tag)
+    if null_is_value:
+        nulls = codes < 0
+        if nulls.any():
+            codes[nulls] = n
+            n += 1
+    return codes, n
+
+
+def _codes(cols: Sequence[pd.Series], null_is_value: bool) -> tuple[list[np.ndarray], int]:
+    """Int64 codes of one key column split over several frames, and how many there are.
+
+    Equal values get equal codes (in every frame), nulls -1 or a code of their own. Token
+    columns are coded from their int64 bits and prefix (:mod:`cemkit.privacy.tokens`, no string
+    hashed); other Arrow-backed strings are dictionary-encoded by pyarrow (no Python object per
+    string); anything else by :func:`pandas.factorize`.
+    """
     lengths = [len(c) for c in cols]
-    if not lengths or sum(lengths) == 0:
+    if sum(lengths) == 0:
         return [np.empty(0, np.int64) for _ in cols], 0
-    joined = pd.concat([c.reset_index(drop=True) for c in cols], ignore_index=True)
-    codes, uniques = pd.factorize(joined, use_na_sentinel=not null_is_value)
-    codes = np.asarray(codes, dtype=np.int64)
+    arrays = [_arrow_strings(c) for c in cols]
+    codes: np.ndarray | None = None
+    if all(a is not None for a in arrays):
+        found = _token_codes(arrays, null_is_value)
+        if found is not None:
+            codes, n = found
+        else:
+            chunks = [c for a in arrays for c in _chunks(a)]
+            if len({c.type for c in chunks}) > 1:  # string and large_string in two frames
+                chunks = [c.cast(pa.large_string()) for c in chunks]
+            joined = pa.chunked_array(chunks)
+            enc = pc.dictionary_encode(joined)
+            if isinstance(enc, pa.ChunkedArray):
+                enc = enc.combine_chunks()
+            nvalues = len(enc.dictionary)
+            filled = pc.fill_null(enc.indices, nvalues if null_is_value else -1)
+            codes = filled.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+            n = nvalues + (1 if null_is_value and enc.null_count else 0)
+    if codes is None:
+        joined_s = cols[0] if len(cols) == 1 else pd.concat(
+            [c.reset_index(drop=True) for c in cols], ignore_index=True)  # fmt: skip
+        found_codes, uniques = pd.factorize(joined_s, use_na_sentinel=not null_is_value)
+        codes, n = np.asarray(found_codes, dtype=np.int64), len(uniques)
     out, pos = [], 0
-    for n in lengths:
-        out.append(codes[pos : pos + n])
-        pos += n
-    return out, len(uniques)
+    for size in lengths:
+        out.append(codes[pos : pos + size])
+        pos += size
+    return out, n
+
+
+def _chunks(a: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return list(a.chunks) if isinstance(a, pa.ChunkedArray) else [a]
 
 
 def key_codes(
-    columns: Sequence[Sequence[pd.Series]], null_is_value: Sequence[bool] | None = None
+    columns: Sequence[Sequence[pd.Series]],
+    null_is_value: Sequence[bool] | None = None,
+    dense: bool = True,
 ) -> tuple[list[np.ndarray], int, int]:
-    """Dense int64 key codes shared by several frames.
+    """Int64 key codes of several key columns, shared by several frames: the one key encoder.
 
     Parameters
     ----------
@@ -127,17 +204,21 @@ def key_codes(
     null_is_value : sequence of bool, optional
         Per key column, whether a null is a value of its own (else a null makes the key null:
         code -1).
+    dense : bool
+        Renumber the combined key densely (what a counting sort by key needs); else the
+        columns' codes are combined as mixed-radix digits, renumbered only if their product
+        would not fit an int64.
 
     Returns
     -------
     codes : list of int64 arrays
-        One per frame.
+        One per frame. Equal keys are equal tuples of values; negative codes are null keys.
     key_base, nkeys : int
-        Codes lie in ``[key_base, key_base + nkeys)``; negative codes are null keys.
+        Codes lie in ``[key_base, key_base + nkeys)``.
     """
     nframes = len(columns)
     ncols = len(columns[0]) if nframes else 0
-    null_is_value = list(null_is_value or [False] * ncols)
+    flags = list(null_is_value or [False] * ncols)
     if ncols == 0:
         raise ValueError("key_codes needs at least one key column")
     # one integer column (no nulls) whose range is no wider than the rows: the values are codes
@@ -153,48 +234,35 @@ def key_codes(
             total = sum(a.size for a in arrays)
             if lo >= 0 and hi - lo < total + 1024:  # offsets cost at most 8 bytes a row
                 return arrays, lo, hi - lo + 1
+    rows = sum(len(frame[0]) for frame in columns)
+    encoded = map_threads(lambda j: _codes([frame[j] for frame in columns], flags[j]),
+                          list(range(ncols)), rows)  # fmt: skip
     combined: list[np.ndarray] | None = None
     size = 1
-    for j in range(ncols):
-        codes, n = _codes_one([c[j] for c in columns], null_is_value[j])
+    for codes, n in encoded:
+        n = max(n, 1)
         if combined is None:
             combined, size = codes, n
             continue
+        if size * n >= 2**62:
+            combined, size = _densify(combined)
+            size = max(size, 1)
         merged = []
         for a, b in zip(combined, codes, strict=True):
-            m = a * max(n, 1) + b
+            m = a * n + b
             m[(a < 0) | (b < 0)] = -1
             merged.append(m)
-        combined, size = _densify(merged)
+        combined, size = merged, size * n
     assert combined is not None
+    if dense and ncols > 1:
+        combined, size = _densify(combined)
     return combined, 0, size
 
 
 def column_codes(s: pd.Series, null_is_value: bool = False) -> tuple[np.ndarray, int]:
-    """Int64 codes of one column's values and how many there are (nulls: -1, or a code).
-
-    Arrow-backed strings (pseudonyms, call ids) are dictionary-encoded by pyarrow, without
-    converting a string to a Python object; other columns by :func:`pandas.factorize`. Equal values
-    get equal codes, which is all a key needs (codes are in first-seen order).
-    """
-    dtype = s.dtype
-    arrow_backed = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
-        isinstance(dtype, pd.ArrowDtype)
-        and (
-            pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype)
-        )
-    )
-    arrow = s.array if arrow_backed else None
-    if arrow is not None and len(s):
-        enc = pc.dictionary_encode(pa.array(arrow))
-        if isinstance(enc, pa.ChunkedArray):
-            enc = enc.combine_chunks()
-        nvalues = len(enc.dictionary)
-        codes = pc.fill_null(enc.indices, nvalues if null_is_value else -1)
-        out = codes.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        return out, nvalues + (1 if null_is_value and enc.null_count else 0)
-    codes, uniques = pd.factorize(s, use_na_sentinel=not null_is_value)
-    return np.asarray(codes, dtype=np.int64), len(uniques)
+    """Int64 codes of one column's values and how many there are (nulls: -1, or a code)."""
+    (codes,), n = _codes([s], null_is_value)
+    return codes, n
 
 
 def composite_key(
@@ -202,30 +270,13 @@ def composite_key(
 ) -> tuple[np.ndarray, int]:
     """One int64 key of several columns of one frame (not dense), and its upper bound.
 
-    Equal keys are equal tuples of values; -1 where a column without ``null_is_value`` is null.
-    The codes of the columns are combined as mixed-radix digits; only if their product would not
-    fit an int64 is the key renumbered densely on the way.
+    :func:`key_codes` of one frame without the final renumbering: equal keys are equal tuples of
+    values; -1 where a column without ``null_is_value`` is null.
     """
-    flags = list(null_is_value or [False] * len(columns))
-    rows = len(columns[0]) if columns else 0
-    encoded = map_threads(lambda cf: column_codes(*cf), list(zip(columns, flags, strict=True)),
-                          rows)  # fmt: skip
-    key: np.ndarray | None = None
-    size = 1
-    for codes, n in encoded:
-        n = max(n, 1)
-        if key is None:
-            key, size = codes, n
-            continue
-        if size * n >= 2**62:
-            (key,), size = _densify([key])
-            size = max(size, 1)
-        merged = key * n + codes
-        merged[(key < 0) | (codes < 0)] = -1
-        key, size = merged, size * n
-    if key is None:
+    if not columns:
         raise ValueError("composite_key needs at least one key column")
-    return key, size
+    (key,), base, n = key_codes([list(columns)], null_is_value, dense=False)
+    return key, base + n
 
 
 def _densify(parts: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
