@@ -86,7 +86,8 @@ def stages(w: Path) -> list[dict[str, Any]]:
     # them hashed once is the least any implementation of the policy must do
     from cemkit.privacy.policy import TokenizeRule
 
-    tokenized = [n for n, r in policy.rules() if isinstance(r, TokenizeRule) and n in records]
+    rules = policy.columns.items()
+    tokenized = [n for n, r in rules if isinstance(r, TokenizeRule) and n in records]
     values = pa.chunked_array(
         [pa.array(records[c].dropna().astype(str), type=pa.string()) for c in tokenized]
     )
