@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-from cemkit import config
+from cemkit import arrowstr, config
 
 _jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
 
@@ -280,22 +280,6 @@ def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values
 
 
-def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Offsets, bytes and validity (one bool per row) of a string array, without copies.
-
-    The contract of ``cemkit.arrowstr.buffers`` on main (which this becomes when merged).
-    """
-    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    n = len(values)
-    _, off_buf, data_buf = values.buffers()
-    offsets = np.frombuffer(off_buf, dtype=width, count=n + 1,
-                            offset=values.offset * np.dtype(width).itemsize)  # fmt: skip
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(1, np.uint8)
-    if values.null_count == 0:
-        return offsets, data, np.ones(n, dtype=bool)
-    return offsets, data, np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-
-
 def _prefix_string(key: int) -> str:
     plus, key = key & 1, key >> 1
     value, ndigits = divmod(key, _NDIG)
@@ -328,7 +312,7 @@ def split(values: pa.Array | pa.ChunkedArray) -> TokenCodes | None:
         return None
     if values.null_count == len(values):
         return None  # nothing to gain, and the column's kind is not known
-    offsets, data, valid = _buffers(values)
+    offsets, data, valid = arrowstr.buffers(values)
     bits, prefix, keys, ok = _split_kernel(offsets, data, valid, MAX_PREFIX_DIGITS, _NDIG, _DIGIT)
     if not ok:
         return None
@@ -339,19 +323,10 @@ def split(values: pa.Array | pa.ChunkedArray) -> TokenCodes | None:
 def join(codes: TokenCodes) -> pa.Array:
     """The string column of :class:`TokenCodes` again, byte for byte (an Arrow string array)."""
     prefixes = _flat(codes.prefixes).cast(pa.string())
-    poffsets, pdata, _ = _buffers(prefixes)
+    poffsets, pdata, _ = arrowstr.buffers(prefixes)
     out_offsets, out = _join_kernel(codes.bits.view(np.uint64), codes.prefix.astype(np.int64),
                                     poffsets.astype(np.int64), pdata, _HEX)  # fmt: skip
-    nulls = codes.prefix == NULL
-    null_count = int(nulls.sum())
-    validity = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if null_count else None
-    n = len(codes)
-    if out_offsets[-1] < 2**31:
-        typ, out_offsets = pa.string(), out_offsets.astype(np.int32)
-    else:
-        typ = pa.large_string()
-    return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(out_offsets), pa.py_buffer(out)],
-                                 null_count=null_count)  # fmt: skip
+    return arrowstr.from_buffers(out_offsets, out, codes.prefix != NULL)
 
 
 def factorize(bits: np.ndarray, tag: np.ndarray) -> tuple[np.ndarray, int]:
