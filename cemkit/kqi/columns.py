@@ -1,0 +1,129 @@
+"""The record columns the KQI formulas read, taken once from a frame as NumPy arrays.
+
+:func:`cemkit.kqi.formulas.contribution_block` computes every counter column-wise from these
+arrays: a string column is dictionary-encoded once and each test against it is a lookup in its
+few distinct values, a numeric column is one conversion to float64 (or int64 where a float
+could lose digits). No pandas operation runs per counter.
+
+Examples
+--------
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"service": ["voice", None, "sms"], "pdd_ms": [1.5, None, 2]})
+>>> cols = RecordColumns(frame)
+>>> cols.is_in("service", {"voice"}).tolist(), cols.floats("pdd_ms").tolist()
+([True, False, False], [1.5, nan, 2.0])
+>>> cols.is_in("leg", {"term"}).tolist()  # a missing column is all null
+[False, False, False]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def _arrow_strings(dtype: object) -> bool:
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.storage == "pyarrow"
+    if isinstance(dtype, pd.ArrowDtype):
+        t = dtype.pyarrow_dtype
+        return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+    return False
+
+
+def _numeric(dtype: object) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(dtype)) and not isinstance(dtype, pd.CategoricalDtype)
+
+
+class RecordColumns:
+    """Columns of one frame as NumPy arrays, each converted once (missing columns: all null).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Records.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.n = len(frame)
+        self._labels: dict[str, tuple[np.ndarray, list[object]]] = {}
+        self._floats: dict[str, np.ndarray] = {}
+
+    def has(self, name: str) -> bool:
+        """The frame has column ``name``."""
+        return name in self.frame.columns
+
+    def floats(self, name: str) -> np.ndarray:
+        """``name`` as float64, NaN for null or non-numeric values (``pd.to_numeric`` coerced)."""
+        got = self._floats.get(name)
+        if got is not None:
+            return got
+        if not self.has(name):
+            out = np.full(self.n, np.nan)
+        else:
+            s = self.frame[name]
+            if isinstance(s.dtype, np.dtype) and s.dtype == np.float64:
+                out = s.to_numpy()
+            elif _numeric(s.dtype):
+                out = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                num = pd.to_numeric(s, errors="coerce")
+                out = num.to_numpy(dtype=np.float64, na_value=np.nan)
+        out = np.asarray(out, dtype=np.float64)
+        self._floats[name] = out
+        return out
+
+    def ints(self, name: str) -> np.ndarray:
+        """``name`` as int64 with 0 for null (exact for integer columns beyond 2**53)."""
+        if not self.has(name):
+            return np.zeros(self.n, dtype=np.int64)
+        s = self.frame[name]
+        if pd.api.types.is_integer_dtype(s.dtype):
+            return np.asarray(s.to_numpy(dtype=np.int64, na_value=0), dtype=np.int64)
+        num = pd.to_numeric(s, errors="coerce").astype("Int64")
+        return np.asarray(num.fillna(0).to_numpy(dtype=np.int64), dtype=np.int64)
+
+    def labels(self, name: str) -> tuple[np.ndarray, list[object]]:
+        """Codes (int64, -1 for null) and distinct values of a label column (dictionary-encoded)."""
+        got = self._labels.get(name)
+        if got is not None:
+            return got
+        if not self.has(name):
+            got = (np.full(self.n, -1, dtype=np.int64), [])
+        else:
+            got = _encode(self.frame[name])
+        self._labels[name] = got
+        return got
+
+    def is_in(self, name: str, values: Collection[object]) -> np.ndarray:
+        """Rows whose ``name`` is one of ``values`` (null: False)."""
+        codes, distinct = self.labels(name)
+        lookup = np.array([v in values for v in distinct] + [False], dtype=bool)
+        return lookup[codes]
+
+    def bools(self, name: str) -> np.ndarray:
+        """A boolean column (null: False)."""
+        if not self.has(name):
+            return np.zeros(self.n, dtype=bool)
+        s = self.frame[name]
+        return np.asarray(s.fillna(False).to_numpy(dtype=bool, na_value=False), dtype=bool)
+
+
+def _encode(s: pd.Series) -> tuple[np.ndarray, list[object]]:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = np.asarray(s.cat.codes.to_numpy(), dtype=np.int64)
+        return codes, list(s.cat.categories)
+    if _arrow_strings(s.dtype) and len(s):
+        arr = pa.array(s.array)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+        enc = pc.dictionary_encode(arr)
+        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return np.asarray(codes, dtype=np.int64), enc.dictionary.to_pylist()
+    codes, uniques = pd.factorize(s)
+    return np.asarray(codes, dtype=np.int64), list(uniques)
