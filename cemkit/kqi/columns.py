@@ -18,12 +18,15 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from cemkit.kqi import _kernels
+from cemkit.model.assign import _string_buffers
 
 
 def _arrow_strings(dtype: object) -> bool:
@@ -46,11 +49,18 @@ class RecordColumns:
     ----------
     frame : pandas.DataFrame
         Records.
+    vocabulary : mapping of str to sequence of str, optional
+        Per label column, every value :meth:`is_in` will be asked about: an Arrow string column
+        is then matched against those few strings in one jitted pass over its bytes
+        (:func:`cemkit.kqi._kernels.match_labels`) instead of being dictionary-encoded.
     """
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame,
+                 vocabulary: Mapping[str, Sequence[str]] | None = None) -> None:  # fmt: skip
         self.frame = frame
         self.n = len(frame)
+        self.vocabulary = vocabulary or {}
+        self._closed: set[str] = set()  # label columns encoded over their vocabulary only
         self._labels: dict[str, tuple[np.ndarray, list[object]]] = {}
         self._floats: dict[str, np.ndarray] = {}
 
@@ -74,7 +84,7 @@ class RecordColumns:
             else:
                 num = pd.to_numeric(s, errors="coerce")
                 out = num.to_numpy(dtype=np.float64, na_value=np.nan)
-        out = np.asarray(out, dtype=np.float64)
+        out = _writable(np.asarray(out, dtype=np.float64))
         self._floats[name] = out
         return out
 
@@ -84,9 +94,9 @@ class RecordColumns:
             return np.zeros(self.n, dtype=np.int64)
         s = self.frame[name]
         if pd.api.types.is_integer_dtype(s.dtype):
-            return np.asarray(s.to_numpy(dtype=np.int64, na_value=0), dtype=np.int64)
+            return _writable(np.asarray(s.to_numpy(dtype=np.int64, na_value=0), dtype=np.int64))
         num = pd.to_numeric(s, errors="coerce").astype("Int64")
-        return np.asarray(num.fillna(0).to_numpy(dtype=np.int64), dtype=np.int64)
+        return _writable(np.asarray(num.fillna(0).to_numpy(dtype=np.int64), dtype=np.int64))
 
     def labels(self, name: str) -> tuple[np.ndarray, list[object]]:
         """Codes (int64, -1 for null) and distinct values of a label column (dictionary-encoded)."""
@@ -95,6 +105,9 @@ class RecordColumns:
             return got
         if not self.has(name):
             got = (np.full(self.n, -1, dtype=np.int64), [])
+        elif name in self.vocabulary and _arrow_strings(self.frame[name].dtype):
+            got = _match(self.frame[name], list(self.vocabulary[name]))
+            self._closed.add(name)
         else:
             got = _encode(self.frame[name])
         self._labels[name] = got
@@ -103,6 +116,10 @@ class RecordColumns:
     def is_in(self, name: str, values: Collection[object]) -> np.ndarray:
         """Rows whose ``name`` is one of ``values`` (null: False)."""
         codes, distinct = self.labels(name)
+        if name in self._closed and not set(values) <= set(distinct):
+            raise ValueError(
+                f"{sorted(set(values) - set(distinct))} not in the vocabulary of {name!r}"
+            )
         lookup = np.array([v in values for v in distinct] + [False], dtype=bool)
         return lookup[codes]
 
@@ -111,7 +128,22 @@ class RecordColumns:
         if not self.has(name):
             return np.zeros(self.n, dtype=bool)
         s = self.frame[name]
-        return np.asarray(s.fillna(False).to_numpy(dtype=bool, na_value=False), dtype=bool)
+        return _writable(
+            np.asarray(s.fillna(False).to_numpy(dtype=bool, na_value=False), dtype=bool)
+        )
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    # one array type for the kernels: Numba compiles read-only arrays as another type
+    return a if a.flags.writeable else a.copy()
+
+
+def _match(s: pd.Series, vocabulary: list[object]) -> tuple[np.ndarray, list[object]]:
+    offsets, data, valid = _string_buffers(s)
+    cand = [str(v).encode("utf-8") for v in vocabulary]
+    cand_offsets = np.cumsum([0, *(len(c) for c in cand)]).astype(np.int64)
+    cand_data = np.frombuffer(b"".join(cand), dtype=np.uint8) if cand else np.zeros(0, np.uint8)
+    return _kernels.match_labels(offsets, data, valid, cand_offsets, cand_data), vocabulary
 
 
 def _encode(s: pd.Series) -> tuple[np.ndarray, list[object]]:

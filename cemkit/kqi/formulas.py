@@ -49,13 +49,15 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cemkit import config
+from cemkit.kqi import _kernels
 from cemkit.kqi.columns import RecordColumns
 from cemkit.outcomes import (
     ANSWERED,
@@ -121,6 +123,17 @@ INPUT_COLUMNS: tuple[str, ...] = (
     "closing_cause", "rat", "volume_up_bytes", "volume_down_bytes",
 )  # fmt: skip
 
+#: Constant arguments of the counter kernels, after :func:`counter_inputs`'s arrays.
+COUNTER_CONSTANTS: tuple[Any, ...] = (
+    np.array(sorted(config.NORMAL_RELEASE_CAUSES), dtype=np.float64),
+    np.array(sorted(SEER_RESPONSES), dtype=np.float64),
+    np.array(sorted(ISA_RESPONSES), dtype=np.float64),
+    np.array(sorted(ABNORMAL_CLOSING_CAUSES), dtype=np.float64),
+    float(config.SHORT_CALL_S),
+)
+if COUNTERS != _kernels.COUNTER_ORDER:  # pragma: no cover - a programming error
+    raise ImportError("cemkit.kqi._kernels.COUNTER_ORDER must equal formulas.COUNTERS")
+
 #: Column holding the intent id from :func:`cemkit.correlate.sessionize`, when present.
 INTENT_COLUMN = "src_intent_id"  # added by cemkit.correlate.sessionize(output="records")
 #: Seconds after an intent's first attempt within which records still belong to that attempt
@@ -183,6 +196,28 @@ def mos_from_r(r: np.ndarray) -> np.ndarray:
 
 
 # --- per-record contributions -------------------------------------------------------------------
+#: Every value of a label column the formulas test for (matched in one pass over its bytes).
+LABELS: dict[str, tuple[str, ...]] = {
+    "service": ("voice", "data", "sms"),
+    "record_kind": ("cdr", "xdr", "registration"),
+    "outcome": tuple(
+        sorted(
+            {
+                ANSWERED,
+                *USER_DETERMINED,
+                *REGISTRATION_RESOLVED,
+                *REGISTRATION_SUCCESS,
+                REGISTERED_AFTER_CHALLENGE,
+                REGISTRATION_UNKNOWN,
+            }
+        )
+    ),
+    "src_match": ("matched", "xdr_only"),
+    "rat": DATA_RATS[:-1],
+    "leg": ("term",),
+}
+
+
 def contributions(records: pd.DataFrame) -> pd.DataFrame:
     """Integer counters (:data:`COUNTERS`) of each record, int64, same index.
 
@@ -192,102 +227,61 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
         Canonical records (missing optional columns count as null). If it has the boolean column
         :data:`FIRST_OF_INTENT_COLUMN`, repeat attempts are counted from it.
     """
-    block = contribution_block(RecordColumns(records))
+    block = contribution_block(RecordColumns(records, LABELS))
     return pd.DataFrame(block.T, columns=list(COUNTERS), index=records.index, copy=False)
 
 
 def contribution_block(cols: RecordColumns) -> np.ndarray:
-    """:func:`contributions` as one C-ordered int64 (counter, record) block, column-wise in NumPy.
+    """:func:`contributions` as one int64 (counter, record) block (a view of record-major rows).
 
-    Each column is read once (:class:`cemkit.kqi.columns.RecordColumns`); every counter is a
-    NumPy expression over those arrays.
+    Each column is read once (:class:`cemkit.kqi.columns.RecordColumns`, best built with
+    :data:`LABELS`); one jitted pass computes every counter of every record
+    (:func:`cemkit.kqi._kernels.contribution_rows`, the rules of this module's docstring).
     """
-    n = cols.n
-    voice = cols.is_in("service", {"voice"})
-    is_cdr = cols.is_in("record_kind", {"cdr"})
-    cdr = voice & is_cdr
-    xdr = voice & cols.is_in("record_kind", {"xdr"})
-    xdr_only = xdr & cols.is_in("src_match", {"xdr_only"})
-    partial = cols.floats("partial_seq")
-    with np.errstate(invalid="ignore"):
-        first_part = np.isnan(partial) | (partial <= 1)
-    attempt = (cdr | xdr_only) & first_part
-    answered_rec = (cdr | xdr_only) & cols.is_in("outcome", {ANSWERED})
-    answered = attempt & answered_rec
-    billsec0 = np.nan_to_num(cols.floats("billsec_s"), nan=0.0)
-    cause = cols.floats("cause_q850")
-    abnormal = ~np.isnan(cause) & ~np.isin(cause, sorted(config.NORMAL_RELEASE_CAUSES))
-    normal_or_unknown = ~abnormal
+    return _kernels.contribution_rows(*counter_inputs(cols), *COUNTER_CONSTANTS).T
 
-    block = np.zeros((len(COUNTERS), n), dtype=np.int64)
-    out = {name: block[i] for i, name in enumerate(COUNTERS)}
-    out["attempts"][:] = attempt
-    out["xdr_only_attempts"][:] = attempt & xdr_only
-    out["answered"][:] = answered
-    out["user_determined"][:] = attempt & cols.is_in("outcome", USER_DETERMINED)
-    out["short_calls"][:] = answered & (billsec0 < config.SHORT_CALL_S)
-    out["drops"][:] = answered_rec & abnormal
-    out["conversation_ms"][:] = np.where(answered_rec, np.rint(billsec0 * 1000.0), 0)
 
-    pdd = cols.floats("pdd_ms")
-    has_pdd = (attempt | xdr) & ~np.isnan(pdd)
-    out["pdd_count"][:] = has_pdd
-    out["pdd_us"][:] = np.where(has_pdd, np.rint(np.nan_to_num(pdd) * 1000.0), 0)
+def _bits(cols: RecordColumns, name: str, sets: Sequence[Collection[str]]) -> np.ndarray:
+    """One uint8 per record: bit k set when its ``name`` is in ``sets[k]`` (null: none)."""
+    codes, distinct = cols.labels(name)
+    lookup = np.zeros(len(distinct) + 1, dtype=np.uint8)  # the last slot: null (code -1)
+    for k, values in enumerate(sets):
+        lookup[:-1] |= np.array([v in values for v in distinct], dtype=np.uint8) << k
+    return lookup[codes]
 
-    status = cols.floats("sip_status")
-    with np.errstate(invalid="ignore"):
-        final = status >= 200
-    matched = cols.is_in("src_match", {"matched"})
-    invite = (xdr | (cdr & first_part & matched)) & final
-    st = np.nan_to_num(status, nan=0.0)
-    out["invites"][:] = invite
-    ok = invite & (st >= 200) & (st < 300)
-    out["invites_2xx"][:] = ok
-    out["invites_3xx"][:] = invite & (st >= 300) & (st < 400)
-    out["invites_effective"][:] = invite & np.isin(st, sorted(SEER_RESPONSES))
-    out["invites_ineffective"][:] = invite & np.isin(st, sorted(ISA_RESPONSES))
-    out["sessions_completed"][:] = ok & normal_or_unknown
 
-    mos = _record_mos(cols)
-    has_mos = voice & ~np.isnan(mos)
-    out["mos_count"][:] = has_mos
-    out["mos_micro"][:] = np.where(has_mos, np.rint(np.nan_to_num(mos) * 1e6), 0)
+def counter_inputs(cols: RecordColumns) -> tuple[Any, ...]:
+    """The arrays the counter kernels read (:mod:`cemkit.kqi._kernels`), each taken once.
 
-    if cols.has(FIRST_OF_INTENT_COLUMN):
-        out["repeat_attempts"][:] = attempt & ~cols.bools(FIRST_OF_INTENT_COLUMN)
+    Label columns become bit fields (which of the values this module tests for a record has),
+    numbers float64 (int64 for byte volumes, exact beyond 2**53).
+    """
+    service = _bits(cols, "service", ({"voice"}, {"data"}, {"sms"}))
+    kind = _bits(cols, "record_kind", ({"cdr"}, {"xdr"}, {"registration"}))
+    outcome = _bits(cols, "outcome", ({ANSWERED}, USER_DETERMINED, REGISTRATION_RESOLVED,
+                                      REGISTRATION_SUCCESS, {REGISTERED_AFTER_CHALLENGE},
+                                      {REGISTRATION_UNKNOWN}))  # fmt: skip
+    match = _bits(cols, "src_match", ({"xdr_only"}, {"matched"}))
+    rat = _bits(cols, "rat", [{r} for r in DATA_RATS[:-1]])
+    leg = _bits(cols, "leg", ({"term"},))
+    use_first = cols.has(FIRST_OF_INTENT_COLUMN)
+    first = cols.bools(FIRST_OF_INTENT_COLUMN) if use_first else np.ones(cols.n, dtype=bool)
+    return (service, kind, outcome, match, rat, leg, cols.floats("partial_seq"),
+            cols.floats("billsec_s"), cols.floats("cause_q850"), cols.floats("pdd_ms"),
+            cols.floats("sip_status"), _record_mos(cols), cols.floats("closing_cause"),
+            cols.floats("duration_s"), cols.ints("volume_up_bytes"),
+            cols.ints("volume_down_bytes"), first, use_first, len(DATA_RATS) - 1)  # fmt: skip
 
-    data = cols.is_in("service", {"data"}) & is_cdr
-    session = data & first_part
-    out["data_sessions"][:] = session
-    out["data_abnormal"][:] = data & np.isin(cols.floats("closing_cause"),
-                                             sorted(ABNORMAL_CLOSING_CAUSES))  # fmt: skip
-    out["data_up_bytes"][:] = np.where(data, cols.ints("volume_up_bytes"), 0)
-    out["data_down_bytes"][:] = np.where(data, cols.ints("volume_down_bytes"), 0)
-    duration = cols.floats("duration_s")
-    out["data_duration_ms"][:] = np.where(data, np.rint(np.nan_to_num(duration) * 1000.0), 0)
-    known = np.zeros(n, dtype=bool)
-    for name in DATA_RATS[:-1]:
-        is_rat = cols.is_in("rat", {name})
-        known |= is_rat
-        out[f"data_sessions_{name}"][:] = session & is_rat
-    out["data_sessions_other"][:] = session & ~known
-    sms = cols.is_in("service", {"sms"}) & is_cdr & ~cols.is_in("leg", {"term"})
-    out["sms_attempts"][:] = sms
-    out["sms_failures"][:] = sms & ~cols.is_in("outcome", {ANSWERED})
-    # registrations (RFC 6076 section 4.1 RRD): their own outcomes and counters, never call
-    # attempts (their kind is neither cdr nor xdr)
-    registration = cols.is_in("record_kind", {"registration"})
-    reg = registration & cols.is_in("outcome", REGISTRATION_RESOLVED)
-    reg_ok = registration & cols.is_in("outcome", REGISTRATION_SUCCESS)
-    has_rrd = reg_ok & ~np.isnan(duration)
-    out["registrations"][:] = reg
-    out["registrations_ok"][:] = reg_ok
-    out["rrd_count"][:] = has_rrd
-    out["rrd_us"][:] = np.where(has_rrd, np.rint(np.nan_to_num(duration) * 1e6), 0)
-    out["registrations_challenged"][:] = registration & cols.is_in(
-        "outcome", {REGISTERED_AFTER_CHALLENGE})  # fmt: skip
-    out["registrations_unknown"][:] = registration & cols.is_in("outcome", {REGISTRATION_UNKNOWN})
-    return block
+
+def record_flags(inputs: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Records that count as call attempts, and that count a PDD, from :func:`counter_inputs`."""
+    flags = _kernels.record_flags(inputs[0], inputs[1], inputs[3], inputs[6], inputs[9])
+    return (flags & 1) != 0, (flags & 2) != 0
+
+
+def with_first_of_intent(inputs: tuple[Any, ...], first: np.ndarray) -> tuple[Any, ...]:
+    """:func:`counter_inputs` as if the records had :data:`FIRST_OF_INTENT_COLUMN` ``first``."""
+    return (*inputs[:16], np.asarray(first, dtype=bool), True, *inputs[18:])
 
 
 def record_mos(records: pd.DataFrame) -> np.ndarray:

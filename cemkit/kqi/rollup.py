@@ -191,14 +191,10 @@ def _value_order(value: np.ndarray) -> np.ndarray:
     return np.argsort(value, kind="stable")
 
 
-def _leaf(code: np.ndarray, bucket: np.ndarray, n_codes: int, block: np.ndarray,
-          replace: tuple[int, np.ndarray], use: np.ndarray | None,
-          pdd: np.ndarray) -> _Leaf:  # fmt: skip
-    """One pass: every counter per (code, bucket) cell, then the PDD values of each cell."""
-    if use is not None:
-        bucket = np.where(use, bucket, NULL_TIME)
-    cell, n_cells, decode = _cells(code, bucket, n_codes)
-    sums, count = _kernels.sum_by_cell(cell, block, replace[0], replace[1], n_cells)
+def _leaf_of(cells: tuple[np.ndarray, int, Any], sums: np.ndarray, count: np.ndarray,
+             pdd: np.ndarray) -> _Leaf:  # fmt: skip
+    """A leaf from its cells (:func:`_cells`), their sums (int64[n_cells, C]) and record counts."""
+    cell, n_cells, decode = cells
     present = np.flatnonzero(count)
     if len(decode) == 2:  # dense: decode the cell numbers that hold records
         bmin, n_buckets = decode
@@ -216,8 +212,8 @@ def _leaf(code: np.ndarray, bucket: np.ndarray, n_codes: int, block: np.ndarray,
     value = pdd[has]
     order = _value_order(value)
     prow = row_of_cell[cell[has[order]]]
-    return _Leaf(leaf_code, leaf_bucket, sums[:, present], prow, value[order],
-                 np.ones(len(prow), dtype=np.int64))  # fmt: skip
+    return _Leaf(leaf_code, leaf_bucket, np.ascontiguousarray(sums[present].T), prow,
+                 value[order], np.ones(len(prow), dtype=np.int64))  # fmt: skip
 
 
 def _merge_leaves(leaves: list[_Leaf]) -> _Leaf:
@@ -339,40 +335,53 @@ _SCORE_ROWS = [_COUNTER_AT[c] for c in _SCORE_COUNTERS]
 
 
 def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
-    """Every counter per (group, bucket) and (customer, bucket) cell of one partition."""
-    cols = RecordColumns(part)
-    block = formulas.contribution_block(cols)  # (counter, record), C order
-    replace: tuple[int, np.ndarray] = (-1, _NO_REPLACEMENT)
+    """Every counter per (group, bucket) and (customer, bucket) cell of one partition.
+
+    The record columns are taken once as NumPy arrays; one jitted pass computes each record's
+    counters and adds them to its cell of every celling at once (group x bucket, modeled
+    customer x bucket, customer): no per-record counter block is materialized.
+    """
+    cols = RecordColumns(part, formulas.LABELS)
+    inputs = formulas.counter_inputs(cols)
     t, bucket = _times(part["start"])
+    attempts, has_pdd = formulas.record_flags(inputs)
     if formulas.INTENT_COLUMN in part.columns and formulas.FIRST_OF_INTENT_COLUMN not in part:
-        attempts = block[_COUNTER_AT["attempts"]] > 0
-        first = _first_of_intent(part, attempts, t)
         # the formulas' repeat-attempt rule, without re-running them on a copy of the frame
-        replace = (_COUNTER_AT["repeat_attempts"], (attempts & ~first).astype(np.int64))
+        inputs = formulas.with_first_of_intent(inputs, _first_of_intent(part, attempts, t))
     groups, customers = _assigned_codes(part, assigner, wants.number_column)
-    pdd = np.where(block[_COUNTER_AT["pdd_count"]] > 0, np.rint(cols.floats("pdd_ms")), np.nan)
-    group = _leaf(groups, bucket, len(assigner.group_names), block, replace, None, pdd)
+    pdd = np.where(has_pdd, np.rint(cols.floats("pdd_ms")), np.nan)
+    cellings = [_cells(groups, bucket, len(assigner.group_names))]
     orig = _is_orig(part) if wants.customers or wants.rank else None
-    customer = _Leaf.empty()
     if wants.customers:
         assert orig is not None
-        customer = _leaf(customers, bucket, len(assigner.customer_names), block, replace,
-                         orig & (customers >= 0), pdd)  # fmt: skip
+        use = orig & (customers >= 0)
+        cellings.append(_cells(customers, np.where(use, bucket, NULL_TIME),
+                               len(assigner.customer_names)))  # fmt: skip
+    numbers = strings(part[wants.number_column]) if wants.rank or wants.sizes else None
+    values = None
+    if wants.rank:
+        assert orig is not None and numbers is not None
+        idx, values = encode(numbers)
+        cellings.append((np.where(orig, idx, -1), len(values), None))
+    n_cells = np.array([c[1] for c in cellings], dtype=np.int64)
+    cells = np.stack([np.asarray(c[0], dtype=np.int64) for c in cellings])
+    sums, count = _kernels.sum_contributions(cells, n_cells, *inputs, *formulas.COUNTER_CONSTANTS)
+    bounds = np.r_[0, np.cumsum(n_cells)]
+
+    def part_of(k: int) -> tuple[np.ndarray, np.ndarray]:
+        return sums[bounds[k] : bounds[k + 1]], count[bounds[k] : bounds[k + 1]]
+
+    group = _leaf_of(cellings[0], *part_of(0), pdd)
+    customer = _leaf_of(cellings[1], *part_of(1), pdd) if wants.customers else _Leaf.empty()
     distinct: pa.Array | None = None
     cust_sums = np.zeros((len(_SCORE_COUNTERS), 0), dtype=np.int64)
-    pairs = None
-    if wants.rank or wants.sizes:
-        numbers = strings(part[wants.number_column])
-        if wants.rank:
-            assert orig is not None
-            idx, values = encode(numbers)
-            rows = np.ascontiguousarray(block[_SCORE_ROWS])
-            sums, count = _kernels.sum_by_cell(np.where(orig, idx, -1), rows, -1,
-                                               _NO_REPLACEMENT, len(values))  # fmt: skip
-            present = np.flatnonzero(count)
-            distinct, cust_sums = values.take(pa.array(present)), sums[:, present]
-        if wants.sizes:
-            pairs = size_pairs(groups, numbers)
+    if wants.rank:
+        assert values is not None
+        rank_sums, rank_count = part_of(len(cellings) - 1)
+        present = np.flatnonzero(rank_count)
+        distinct = values.take(pa.array(present))
+        cust_sums = np.ascontiguousarray(rank_sums[present][:, _SCORE_ROWS].T)
+    pairs = size_pairs(groups, numbers) if wants.sizes and numbers is not None else None
     return _Partial(group, customer, distinct, cust_sums, pairs)
 
 
@@ -388,12 +397,12 @@ def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
     col = formulas.INTENT_COLUMN
 
     def attempts_only(part: pd.DataFrame) -> pd.DataFrame:
-        is_attempt = formulas.contributions(part)["attempts"].to_numpy() > 0
+        is_attempt = _attempts(part)
         return part.loc[is_attempt, [col, "start"]]
 
     if isinstance(ddf, pd.DataFrame):
         part = ddf.copy()
-        attempts = formulas.contributions(part)["attempts"].to_numpy() > 0
+        attempts = _attempts(part)
         part[formulas.FIRST_OF_INTENT_COLUMN] = _first_of_intent(part, attempts)
         return part
     starts = _map_parts(ddf, attempts_only)
@@ -405,6 +414,10 @@ def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
         return _flag_first(part, part.pop("_intent_first_start"))
 
     return _map_parts(merged, flag)
+
+
+def _attempts(part: pd.DataFrame) -> np.ndarray:
+    return formulas.record_flags(formulas.counter_inputs(RecordColumns(part, formulas.LABELS)))[0]
 
 
 def _flag_first(part: pd.DataFrame, first_start: pd.Series) -> pd.DataFrame:
