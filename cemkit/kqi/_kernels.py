@@ -266,7 +266,7 @@ def _attempt(i, service, kind, match, partial):  # pragma: no cover - compiled
     return (cdr or xdr_only) and (np.isnan(p) or p <= 1)
 
 
-@njit
+@njit(inline="always")  # a call per record would pass (and refcount) every array each time
 def _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd, status,
               mos, closing, duration, vol_up, vol_down, first, use_first, n_rats, normal, seer,
               isa, abnormal_closing, short_s, out):  # pragma: no cover - compiled  # fmt: skip
@@ -434,3 +434,90 @@ def sum_contributions(cells, n_cells, service, kind, outcome, match, rat, leg, p
                 for m in range(N_COUNTERS):
                     out[row, m] += buf[m]
     return out, count
+
+
+@njit(inline="always")
+def _string_hash(data, s, ln):  # pragma: no cover - compiled
+    h = np.uint64(14695981039346656037)  # FNV-1a
+    for j in range(ln):
+        h = (h ^ np.uint64(data[s + j])) * np.uint64(1099511628211)
+    return h
+
+
+@njit(inline="always")
+def _find_slot(offsets, data, slot_row, i, insert):  # pragma: no cover - compiled
+    """The slot of row ``i``'s key (inserted when ``insert``; -1: absent)."""
+    cap = slot_row.shape[0]
+    s = offsets[i]
+    ln = offsets[i + 1] - s
+    slot = np.int64(_string_hash(data, s, ln) & np.uint64(cap - 1))
+    while True:
+        r = slot_row[slot]
+        if r < 0:
+            if insert:
+                slot_row[slot] = i
+                return slot
+            return -1
+        rs = offsets[r]
+        if offsets[r + 1] - rs == ln:
+            same = True
+            for j in range(ln):
+                if data[rs + j] != data[s + j]:
+                    same = False
+                    break
+            if same:
+                return slot
+        slot = (slot + 1) & (cap - 1)
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def first_start_by_string(offsets, data, valid, time, use, all_rows):  # pragma: no cover
+    """Per record: the earliest ``time`` of the ``use`` records with the same string key.
+
+    :func:`first_start` keyed by the strings of an Arrow string array themselves (an intent
+    id), through one open-addressing hash table of the ``use`` rows' keys: no dictionary of
+    every row's key is built.
+
+    Parameters
+    ----------
+    offsets, data, valid : arrays
+        The keys as an Arrow string array (offsets int32 or int64, bytes, validity per row).
+    time : int64[n]
+        Times; NULL_TIME for missing ones (never the minimum).
+    use : bool[n]
+        Records that take part.
+    all_rows : bool
+        Also look up the rows without ``use`` (else they get NULL_TIME).
+
+    Returns
+    -------
+    int64[n]
+        The earliest time of the row's key; NULL_TIME for a null key or one no ``use`` row
+        with a time has.
+    """
+    n = offsets.shape[0] - 1
+    m = 0
+    for i in range(n):
+        if use[i] and valid[i]:
+            m += 1
+    cap = 16
+    while cap < 2 * m:
+        cap *= 2
+    slot_row = np.full(cap, -1, dtype=np.int64)  # a row holding the slot's key
+    slot_min = np.full(cap, NULL_TIME, dtype=np.int64)
+    out = np.full(n, NULL_TIME, dtype=np.int64)
+    slot_of = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        if use[i] and valid[i]:
+            slot = _find_slot(offsets, data, slot_row, i, True)
+            slot_of[i] = slot
+            t = time[i]
+            if t != NULL_TIME and (slot_min[slot] == NULL_TIME or t < slot_min[slot]):
+                slot_min[slot] = t
+    for i in range(n):
+        if not valid[i] or not (use[i] or all_rows):
+            continue
+        slot = slot_of[i] if use[i] else _find_slot(offsets, data, slot_row, i, False)
+        if slot >= 0:
+            out[i] = slot_min[slot]
+    return out

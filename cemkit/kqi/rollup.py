@@ -53,7 +53,7 @@ from cemkit.correlate._frames import column_codes
 from cemkit.errors import ModelError, SchemaError
 from cemkit.kqi import _kernels, formulas
 from cemkit.kqi._kernels import NULL_TIME
-from cemkit.kqi.columns import RecordColumns
+from cemkit.kqi.columns import RecordColumns, _arrow_strings
 from cemkit.kqi.sizes import (
     ancestor_index,
     count_sizes,
@@ -63,7 +63,7 @@ from cemkit.kqi.sizes import (
     size_pairs,
     strings,
 )
-from cemkit.model.assign import Assigner
+from cemkit.model.assign import Assigner, _string_buffers
 from cemkit.model.spec import BUCKETS, ServiceModel
 
 #: Name of the pseudo-group of records no group of the model matches.
@@ -315,17 +315,25 @@ def _assigned_codes(part: pd.DataFrame, assigner: Assigner,
     return np.asarray(groups, dtype=np.int64), np.asarray(customers, dtype=np.int64)
 
 
-def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray,
-                     t: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray, t: np.ndarray | None = None,
+                     *, attempts_only: bool = False) -> np.ndarray:  # fmt: skip
     """Per record: it belongs to its intent's first attempt (as :func:`_mark_first_of_intent`).
 
-    ``t``: the start times as int64 UTC ns, when the caller has them already.
+    ``t``: the start times as int64 UTC ns, when the caller has them already. String intent
+    ids are hashed over their bytes (:func:`_kernels.first_start_by_string`); other ids are
+    factorized. ``attempts_only``: only the attempts' flags are wanted (the others are True).
     """
-    codes, n_codes = column_codes(part[formulas.INTENT_COLUMN])
+    intents = part[formulas.INTENT_COLUMN]
     if t is None:
         t = _time_ns_utc(part["start"])
-    first = _kernels.first_start(codes, t, attempts, n_codes)
-    f = np.where(codes >= 0, first[np.maximum(codes, 0)] if n_codes else NULL_TIME, NULL_TIME)
+    attempts = np.asarray(attempts, dtype=bool)
+    if _arrow_strings(intents.dtype):
+        offsets, data, valid = _string_buffers(intents)
+        f = _kernels.first_start_by_string(offsets, data, valid, t, attempts, not attempts_only)
+    else:
+        codes, n_codes = column_codes(intents)
+        first = _kernels.first_start(codes, t, attempts, n_codes)
+        f = np.where(codes >= 0, first[np.maximum(codes, 0)] if n_codes else NULL_TIME, NULL_TIME)
     window = int(pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S).value)
     return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= window))
 
@@ -347,7 +355,8 @@ def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
     attempts, has_pdd = formulas.record_flags(inputs)
     if formulas.INTENT_COLUMN in part.columns and formulas.FIRST_OF_INTENT_COLUMN not in part:
         # the formulas' repeat-attempt rule, without re-running them on a copy of the frame
-        inputs = formulas.with_first_of_intent(inputs, _first_of_intent(part, attempts, t))
+        first = _first_of_intent(part, attempts, t, attempts_only=True)
+        inputs = formulas.with_first_of_intent(inputs, first)
     groups, customers = _assigned_codes(part, assigner, wants.number_column)
     pdd = np.where(has_pdd, np.rint(cols.floats("pdd_ms")), np.nan)
     cellings = [_cells(groups, bucket, len(assigner.group_names))]
@@ -496,7 +505,9 @@ def rollup(
         wanted.append("leg")
     if per_customer_work or assigner.needs_numbers:
         wanted.append(spec.numbers.column)
-    ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
+    if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in ddf.columns:
+        ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
+    # a pandas frame is read column by column as it is (a copy of it costs more than the KQIs)
     if per_customer_work and spec.numbers.column not in ddf.columns:
         raise SchemaError(
             f"records have no {spec.numbers.column!r} column to tell customers apart",
@@ -523,9 +534,9 @@ def rollup(
         per_customer = _customer_sums(partials)
         worst = _worst_of_partition(per_customer, top_n, worst_min_attempts)
         n_customers = len(per_customer)
+        worst = _rank(worst, top_n)
     else:
-        worst, n_customers = _worst_meta(), 0
-    worst = _rank(worst, top_n)
+        worst, n_customers = _no_worst(), 0
     group_sizes = None
     if sizes:
         found = [p.size_pairs for p in partials if p.size_pairs is not None]
@@ -573,19 +584,21 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
         freq_ix.append(np.full(n, freqs_seen.index(freq), dtype=np.int32))
         bucket_parts.append(leaf.bucket)
         end_parts.append(leaf.bucket + int(pd.Timedelta(FREQ_OFFSETS[freq]).value))
-    out: dict[str, Any] = {
-        "object_kind": _strings_of(np.concatenate(kind_ix), kinds_seen),
-        "object": _strings_of(np.concatenate(codes), labels),
-        "freq": _strings_of(np.concatenate(freq_ix), freqs_seen),
-        "bucket": _utc(np.concatenate(bucket_parts)),
-        "bucket_end": _utc(np.concatenate(end_parts)),
-    }
-    for c in formulas.COUNTERS:
-        out[c] = columns[c]
-    for c, values in ind.items():
-        if c != "attempts":
-            out[c] = values
-    return pd.DataFrame(out, copy=False)
+    keys = pd.DataFrame(
+        {
+            "object_kind": _strings_of(np.concatenate(kind_ix), kinds_seen),
+            "object": _strings_of(np.concatenate(codes), labels),
+            "freq": _strings_of(np.concatenate(freq_ix), freqs_seen),
+            "bucket": _utc(np.concatenate(bucket_parts)),
+            "bucket_end": _utc(np.concatenate(end_parts)),
+        },
+        copy=False,
+    )
+    # counters and indicators as two 2-D blocks: one DataFrame each, not one array per column
+    counters = pd.DataFrame(sums.T, columns=list(formulas.COUNTERS), copy=False)
+    names = [c for c in ind if c != "attempts"]
+    values = pd.DataFrame(np.column_stack([ind[c] for c in names]), columns=names, copy=False)
+    return pd.concat([keys, counters, values], axis=1, copy=False)
 
 
 def _strings_of(index: np.ndarray, values: list[str]) -> pd.api.extensions.ExtensionArray:
@@ -669,6 +682,15 @@ def _worst_meta_cached() -> pd.DataFrame:
     empty = pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in _SCORE_COUNTERS})
     empty.index = pd.Index([], dtype=pd.StringDtype("pyarrow"), name="customer")
     return _score_frame(empty)
+
+
+def _no_worst() -> pd.DataFrame:
+    return _no_worst_cached().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _no_worst_cached() -> pd.DataFrame:
+    return _rank(_worst_meta_cached(), 1)
 
 
 def _worst_of_partition(sums: pd.DataFrame, top_n: int, min_attempts: int) -> pd.DataFrame:
