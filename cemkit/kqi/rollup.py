@@ -598,7 +598,7 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
     counters = pd.DataFrame(sums.T, columns=list(formulas.COUNTERS), copy=False)
     names = [c for c in ind if c != "attempts"]
     values = pd.DataFrame(np.column_stack([ind[c] for c in names]), columns=names, copy=False)
-    return pd.concat([keys, counters, values], axis=1, copy=False)
+    return pd.concat([keys, counters, values], axis=1)
 
 
 def _strings_of(index: np.ndarray, values: list[str]) -> pd.api.extensions.ExtensionArray:
