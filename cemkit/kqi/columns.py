@@ -115,12 +115,23 @@ class RecordColumns:
 
     def is_in(self, name: str, values: Collection[object]) -> np.ndarray:
         """Rows whose ``name`` is one of ``values`` (null: False)."""
+        return self.bits(name, [values]) != 0
+
+    def bits(self, name: str, sets: Sequence[Collection[object]]) -> np.ndarray:
+        """One uint8 per row: bit k set when its ``name`` is in ``sets[k]`` (null: none).
+
+        Up to 8 sets; every value must be in the column's vocabulary, when it has one.
+        """
+        if len(sets) > 8:
+            raise ValueError(f"at most 8 sets of values per column, got {len(sets)}")
         codes, distinct = self.labels(name)
-        if name in self._closed and not set(values) <= set(distinct):
-            raise ValueError(
-                f"{sorted(set(values) - set(distinct))} not in the vocabulary of {name!r}"
-            )
-        lookup = np.array([v in values for v in distinct] + [False], dtype=bool)
+        if name in self._closed:
+            unknown = {str(v) for vs in sets for v in vs} - {str(v) for v in distinct}
+            if unknown:
+                raise ValueError(f"{sorted(unknown)} not in the vocabulary of {name!r}")
+        lookup = np.zeros(len(distinct) + 1, dtype=np.uint8)  # the last slot: null (code -1)
+        for k, values in enumerate(sets):
+            lookup[:-1] |= np.array([v in values for v in distinct], dtype=np.uint8) << k
         return lookup[codes]
 
     def bools(self, name: str) -> np.ndarray:

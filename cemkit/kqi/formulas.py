@@ -49,7 +49,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,29 +241,20 @@ def contribution_block(cols: RecordColumns) -> np.ndarray:
     return _kernels.contribution_rows(*counter_inputs(cols), *COUNTER_CONSTANTS).T
 
 
-def _bits(cols: RecordColumns, name: str, sets: Sequence[Collection[str]]) -> np.ndarray:
-    """One uint8 per record: bit k set when its ``name`` is in ``sets[k]`` (null: none)."""
-    codes, distinct = cols.labels(name)
-    lookup = np.zeros(len(distinct) + 1, dtype=np.uint8)  # the last slot: null (code -1)
-    for k, values in enumerate(sets):
-        lookup[:-1] |= np.array([v in values for v in distinct], dtype=np.uint8) << k
-    return lookup[codes]
-
-
 def counter_inputs(cols: RecordColumns) -> tuple[Any, ...]:
     """The arrays the counter kernels read (:mod:`cemkit.kqi._kernels`), each taken once.
 
     Label columns become bit fields (which of the values this module tests for a record has),
     numbers float64 (int64 for byte volumes, exact beyond 2**53).
     """
-    service = _bits(cols, "service", ({"voice"}, {"data"}, {"sms"}))
-    kind = _bits(cols, "record_kind", ({"cdr"}, {"xdr"}, {"registration"}))
-    outcome = _bits(cols, "outcome", ({ANSWERED}, USER_DETERMINED, REGISTRATION_RESOLVED,
+    service = cols.bits("service", ({"voice"}, {"data"}, {"sms"}))
+    kind = cols.bits("record_kind", ({"cdr"}, {"xdr"}, {"registration"}))
+    outcome = cols.bits("outcome", ({ANSWERED}, USER_DETERMINED, REGISTRATION_RESOLVED,
                                       REGISTRATION_SUCCESS, {REGISTERED_AFTER_CHALLENGE},
                                       {REGISTRATION_UNKNOWN}))  # fmt: skip
-    match = _bits(cols, "src_match", ({"xdr_only"}, {"matched"}))
-    rat = _bits(cols, "rat", [{r} for r in DATA_RATS[:-1]])
-    leg = _bits(cols, "leg", ({"term"},))
+    match = cols.bits("src_match", ({"xdr_only"}, {"matched"}))
+    rat = cols.bits("rat", [{r} for r in DATA_RATS[:-1]])
+    leg = cols.bits("leg", ({"term"},))
     use_first = cols.has(FIRST_OF_INTENT_COLUMN)
     first = cols.bools(FIRST_OF_INTENT_COLUMN) if use_first else np.ones(cols.n, dtype=bool)
     return (service, kind, outcome, match, rat, leg, cols.floats("partial_seq"),
