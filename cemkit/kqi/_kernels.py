@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from cemkit import config
+from cemkit.kqi.formulas import COUNTERS
 
 #: Marks a missing time (NaT) in int64 nanoseconds.
 NULL_TIME = np.iinfo(np.int64).min
@@ -222,6 +223,8 @@ COUNTER_ORDER = (
     "registrations_unknown",
 )  # fmt: skip
 N_COUNTERS = len(COUNTER_ORDER)
+if COUNTER_ORDER != COUNTERS:  # pragma: no cover - a programming error
+    raise ImportError("cemkit.kqi._kernels.COUNTER_ORDER must equal formulas.COUNTERS")
 
 # bits of the label columns (cemkit.kqi.formulas.counter_inputs sets them)
 SERVICE_VOICE, SERVICE_DATA, SERVICE_SMS = 1, 2, 4

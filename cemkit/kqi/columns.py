@@ -25,9 +25,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cemkit.kqi import _kernels
-from cemkit.model.assign import _string_buffers
-
 
 def _arrow_strings(dtype: object) -> bool:
     if isinstance(dtype, pd.StringDtype):
@@ -150,6 +147,9 @@ def _writable(a: np.ndarray) -> np.ndarray:
 
 
 def _match(s: pd.Series, vocabulary: list[object]) -> tuple[np.ndarray, list[object]]:
+    from cemkit.kqi import _kernels  # Numba: imported when records are read, not with a model
+    from cemkit.model.assign import _string_buffers
+
     offsets, data, valid = _string_buffers(s)
     cand = [str(v).encode("utf-8") for v in vocabulary]
     cand_offsets = np.cumsum([0, *(len(c) for c in cand)]).astype(np.int64)

@@ -57,7 +57,6 @@ import numpy as np
 import pandas as pd
 
 from cemkit import config
-from cemkit.kqi import _kernels
 from cemkit.kqi.columns import RecordColumns
 from cemkit.outcomes import (
     ANSWERED,
@@ -131,8 +130,6 @@ COUNTER_CONSTANTS: tuple[Any, ...] = (
     np.array(sorted(ABNORMAL_CLOSING_CAUSES), dtype=np.float64),
     float(config.SHORT_CALL_S),
 )
-if COUNTERS != _kernels.COUNTER_ORDER:  # pragma: no cover - a programming error
-    raise ImportError("cemkit.kqi._kernels.COUNTER_ORDER must equal formulas.COUNTERS")
 
 #: Column holding the intent id from :func:`cemkit.correlate.sessionize`, when present.
 INTENT_COLUMN = "src_intent_id"  # added by cemkit.correlate.sessionize(output="records")
@@ -238,6 +235,8 @@ def contribution_block(cols: RecordColumns) -> np.ndarray:
     :data:`LABELS`); one jitted pass computes every counter of every record
     (:func:`cemkit.kqi._kernels.contribution_rows`, the rules of this module's docstring).
     """
+    from cemkit.kqi import _kernels  # Numba: imported when records are read, not with a model
+
     return _kernels.contribution_rows(*counter_inputs(cols), *COUNTER_CONSTANTS).T
 
 
@@ -266,6 +265,8 @@ def counter_inputs(cols: RecordColumns) -> tuple[Any, ...]:
 
 def record_flags(inputs: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Records that count as call attempts, and that count a PDD, from :func:`counter_inputs`."""
+    from cemkit.kqi import _kernels
+
     flags = _kernels.record_flags(inputs[0], inputs[1], inputs[3], inputs[6], inputs[9])
     return (flags & 1) != 0, (flags & 2) != 0
 
