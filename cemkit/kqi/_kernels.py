@@ -448,28 +448,35 @@ def _string_hash(data, s, ln):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _find_slot(offsets, data, slot_row, i, insert):  # pragma: no cover - compiled
-    """The slot of row ``i``'s key (inserted when ``insert``; -1: absent)."""
-    cap = slot_row.shape[0]
+def _find_slot(offsets, data, table, i, insert):  # pragma: no cover - compiled
+    """The slot of row ``i``'s key in ``table`` (inserted when ``insert``; -1: absent).
+
+    ``table[slot]`` holds (a row with the slot's key or -1, the key's hash, a value): one cache
+    line per probe; bytes are compared only when the hashes are equal.
+    """
+    cap = table.shape[0]
     s = offsets[i]
     ln = offsets[i + 1] - s
-    slot = np.int64(_string_hash(data, s, ln) & np.uint64(cap - 1))
+    h = np.int64(_string_hash(data, s, ln) >> np.uint64(1))
+    slot = h & (cap - 1)
     while True:
-        r = slot_row[slot]
+        r = table[slot, 0]
         if r < 0:
             if insert:
-                slot_row[slot] = i
+                table[slot, 0] = i
+                table[slot, 1] = h
                 return slot
             return -1
-        rs = offsets[r]
-        if offsets[r + 1] - rs == ln:
-            same = True
-            for j in range(ln):
-                if data[rs + j] != data[s + j]:
-                    same = False
-                    break
-            if same:
-                return slot
+        if table[slot, 1] == h:
+            rs = offsets[r]
+            if offsets[r + 1] - rs == ln:
+                same = True
+                for j in range(ln):
+                    if data[rs + j] != data[s + j]:
+                        same = False
+                        break
+                if same:
+                    return slot
         slot = (slot + 1) & (cap - 1)
 
 
@@ -506,21 +513,22 @@ def first_start_by_string(offsets, data, valid, time, use, all_rows):  # pragma:
     cap = 16
     while cap < 2 * m:
         cap *= 2
-    slot_row = np.full(cap, -1, dtype=np.int64)  # a row holding the slot's key
-    slot_min = np.full(cap, NULL_TIME, dtype=np.int64)
+    table = np.empty((cap, 3), dtype=np.int64)  # (row, hash, earliest time) per slot
+    table[:, 0] = -1
+    table[:, 2] = NULL_TIME
     out = np.full(n, NULL_TIME, dtype=np.int64)
     slot_of = np.full(n, -1, dtype=np.int64)
     for i in range(n):
         if use[i] and valid[i]:
-            slot = _find_slot(offsets, data, slot_row, i, True)
+            slot = _find_slot(offsets, data, table, i, True)
             slot_of[i] = slot
             t = time[i]
-            if t != NULL_TIME and (slot_min[slot] == NULL_TIME or t < slot_min[slot]):
-                slot_min[slot] = t
+            if t != NULL_TIME and (table[slot, 2] == NULL_TIME or t < table[slot, 2]):
+                table[slot, 2] = t
     for i in range(n):
         if not valid[i] or not (use[i] or all_rows):
             continue
-        slot = slot_of[i] if use[i] else _find_slot(offsets, data, slot_row, i, False)
+        slot = slot_of[i] if use[i] else _find_slot(offsets, data, table, i, False)
         if slot >= 0:
-            out[i] = slot_min[slot]
+            out[i] = table[slot, 2]
     return out

@@ -150,11 +150,16 @@ def _match(s: pd.Series, vocabulary: list[object]) -> tuple[np.ndarray, list[obj
     from cemkit.kqi import _kernels  # Numba: imported when records are read, not with a model
     from cemkit.model.assign import _string_buffers
 
-    offsets, data, valid = _string_buffers(s)
     cand = [str(v).encode("utf-8") for v in vocabulary]
     cand_offsets = np.cumsum([0, *(len(c) for c in cand)]).astype(np.int64)
     cand_data = np.frombuffer(b"".join(cand), dtype=np.uint8) if cand else np.zeros(0, np.uint8)
-    return _kernels.match_labels(offsets, data, valid, cand_offsets, cand_data), vocabulary
+    arr = pa.array(s.array)
+    # chunk by chunk: no copy of the column's bytes into one buffer
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    codes = [_kernels.match_labels(*_string_buffers(c), cand_offsets, cand_data) for c in chunks]
+    if not codes:
+        return np.zeros(0, dtype=np.int8), vocabulary
+    return (codes[0] if len(codes) == 1 else np.concatenate(codes)), vocabulary
 
 
 def _encode(s: pd.Series) -> tuple[np.ndarray, list[object]]:
