@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cemkit.arrowstr import buffers
 from cemkit.kqi import _kernels, formulas
 from cemkit.kqi.columns import RecordColumns
-from cemkit.model.assign import _string_buffers
 from tests import naive
 from tests.test_kqi_fastpath import pipeline_records  # noqa: F401 - a fixture
 
@@ -171,7 +171,7 @@ TEXT = st.sampled_from(["", "a", "ab", "abc", "voice", "voicemail", "vo", "é", 
                                              max_size=5), st.integers(0, 3))  # fmt: skip
 def test_match_labels_equals_string_equality(values, candidates, skip):
     arr = pa.array(values, pa.string()).slice(min(skip, len(values)))
-    offsets, data, valid = _string_buffers(arr)
+    offsets, data, valid = buffers(arr)
     packed = [c.encode() for c in candidates]
     cand_offsets = np.cumsum([0, *(len(c) for c in packed)]).astype(np.int64)
     cand_data = np.frombuffer(b"".join(packed), dtype=np.uint8) if packed else np.zeros(0, np.uint8)
@@ -194,5 +194,5 @@ def test_first_start_by_string_equals_naive(rows, all_rows):
                     naive.NULL)  # fmt: skip
     if not all_rows:
         want = np.where(use, want, naive.NULL)
-    got = _kernels.first_start_by_string(*_string_buffers(keys), time, use, all_rows)
+    got = _kernels.first_start_by_string(*buffers(keys), time, use, all_rows)
     np.testing.assert_array_equal(got, want)

@@ -147,8 +147,8 @@ def _writable(a: np.ndarray) -> np.ndarray:
 
 
 def _match(s: pd.Series, vocabulary: list[object]) -> tuple[np.ndarray, list[object]]:
+    from cemkit import arrowstr
     from cemkit.kqi import _kernels  # Numba: imported when records are read, not with a model
-    from cemkit.model.assign import _string_buffers
 
     cand = [str(v).encode("utf-8") for v in vocabulary]
     cand_offsets = np.cumsum([0, *(len(c) for c in cand)]).astype(np.int64)
@@ -156,7 +156,7 @@ def _match(s: pd.Series, vocabulary: list[object]) -> tuple[np.ndarray, list[obj
     arr = pa.array(s.array)
     # chunk by chunk: no copy of the column's bytes into one buffer
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    codes = [_kernels.match_labels(*_string_buffers(c), cand_offsets, cand_data) for c in chunks]
+    codes = [_kernels.match_labels(*arrowstr.buffers(c), cand_offsets, cand_data) for c in chunks]
     if not codes:
         return np.zeros(0, dtype=np.int8), vocabulary
     return (codes[0] if len(codes) == 1 else np.concatenate(codes)), vocabulary

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cemkit import config
+from cemkit import arrowstr, config
 from cemkit.correlate._frames import column_codes
 from cemkit.errors import ModelError, SchemaError
 from cemkit.kqi import _kernels, formulas
@@ -63,7 +63,7 @@ from cemkit.kqi.sizes import (
     size_pairs,
     strings,
 )
-from cemkit.model.assign import Assigner, _string_buffers
+from cemkit.model.assign import Assigner
 from cemkit.model.spec import BUCKETS, ServiceModel
 
 #: Name of the pseudo-group of records no group of the model matches.
@@ -328,7 +328,7 @@ def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray, t: np.ndarray | N
         t = _time_ns_utc(part["start"])
     attempts = np.asarray(attempts, dtype=bool)
     if _arrow_strings(intents.dtype):
-        offsets, data, valid = _string_buffers(intents)
+        offsets, data, valid = arrowstr.buffers(intents)
         f = _kernels.first_start_by_string(offsets, data, valid, t, attempts, not attempts_only)
     else:
         codes, n_codes = column_codes(intents)

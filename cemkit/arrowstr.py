@@ -1,0 +1,79 @@
+"""Arrow string arrays as NumPy buffers for Numba kernels, and back again.
+
+Numba kernels take NumPy arrays only: a string column reaches them as its Arrow offsets (int32
+for ``string``, int64 for ``large_string``; a kernel compiles for either), its UTF-8 bytes and a
+bool validity per row, without a per-row copy. Kernels that write strings return offsets and
+bytes, which :func:`from_buffers` wraps as an Arrow array without copying them again. This
+module is the one place that does either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def as_string_array(values: Any) -> pa.Array:
+    """One Arrow ``string`` or ``large_string`` array of ``values``.
+
+    ``values``: an Arrow array or chunked array, a pandas Series/Index or a sequence; other
+    types are cast to ``string``.
+    """
+    if isinstance(values, pd.Series | pd.Index):
+        arr: Any = pa.array(values.astype(pd.StringDtype("pyarrow")), from_pandas=True)
+    elif isinstance(values, pa.Array | pa.ChunkedArray):
+        arr = values
+    else:
+        arr = pa.array(values, type=pa.string(), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.string())
+    return arr
+
+
+def buffers(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offsets, bytes and validity (one bool per row) of a string column, without copies.
+
+    The offsets are the array's own (int32 or int64, already shifted by its slice offset: value
+    ``i`` is ``data[offsets[i]:offsets[i + 1]]``); a null row's bytes are empty or meaningless
+    and its validity is False.
+    """
+    arr = as_string_array(values)
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    n = len(arr)
+    bufs = arr.buffers()
+    size = np.dtype(width).itemsize
+    offsets = np.frombuffer(bufs[1], dtype=width, count=n + 1, offset=arr.offset * size)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(1, np.uint8)
+    if arr.null_count == 0:
+        valid = np.ones(n, dtype=bool)
+    else:
+        valid = np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
+    return offsets, data, valid
+
+
+def from_buffers(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray | None = None, *,
+                 large: bool = False) -> pa.Array:  # fmt: skip
+    """An Arrow string array over ``offsets`` (n + 1, from 0) and ``data`` (no copy of the bytes).
+
+    ``string`` when the bytes fit int32 offsets and ``large`` is not asked for, else
+    ``large_string``; ``valid`` (bool per row, optional) marks nulls.
+    """
+    n = offsets.size - 1
+    if not large and offsets[-1] < 2**31:
+        typ, offsets = pa.string(), offsets.astype(np.int32, copy=False)
+    else:
+        typ, offsets = pa.large_string(), offsets.astype(np.int64, copy=False)
+    validity, null_count = None, 0
+    if valid is not None:
+        null_count = int(n - np.count_nonzero(valid))
+        if null_count:
+            validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        typ, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=null_count
+    )
