@@ -1,15 +1,18 @@
 r"""KQI rollups: per node group and per modeled customer, per time bucket, in one jitted pass.
 
-Each record gets an integer cell (object code x 15-minute bucket); one Numba pass
-(:func:`cemkit.kqi._kernels.sum_by_cell`) sums every integer counter of
-:data:`cemkit.kqi.formulas.COUNTERS` per cell, into a dense table when it is small and over the
-sorted distinct cells when it is not. A partition (a pandas frame, or each partition of a Dask
-frame) thus yields small results:
+The columns the formulas read are taken once from the records as NumPy arrays
+(:class:`cemkit.kqi.columns.RecordColumns`). Each record gets an integer cell (object code x
+15-minute bucket); one Numba pass (:func:`cemkit.kqi._kernels.sum_contributions`) computes every
+integer counter of :data:`cemkit.kqi.formulas.COUNTERS` of each record and adds it to its cell of
+every celling at once (groups, modeled customers, customers), into a dense table when it is
+small and over the sorted distinct cells when it is not. A partition (a pandas frame, or each
+partition of a Dask frame) thus yields small results:
 
 * integer counter sums (:data:`cemkit.kqi.formulas.COUNTERS`) per leaf group and 15-minute bucket,
   and per modeled customer and bucket;
-* counts of each PDD value (whole milliseconds) per leaf group / customer and bucket, from which
-  percentiles are exact (:func:`cemkit.kqi.formulas.weighted_quantile`);
+* the PDD values (whole milliseconds, sorted) of each leaf group / customer and bucket, from
+  which the percentiles of every rolled-up row are exact, in one pass
+  (:func:`cemkit.kqi._kernels.grouped_quantiles`);
 * counter sums per customer over the whole period, for the experience score and the worst
   customers.
 
@@ -19,7 +22,8 @@ frame) thus yields small results:
 Partitions' results are merged by summing equal cells. Parents in the group hierarchy (an index
 from each group to its ancestors, applied to the aggregated rows, never to records) and coarser
 buckets (hour, day: sums of 15-minute buckets) are sums of those results, so every level is
-exact too: results are identical for any partitioning, scheduler or cluster.
+exact too: results are identical for any partitioning, scheduler or cluster. The table is built
+once, at the end, from NumPy arrays.
 
 Examples
 --------
@@ -120,11 +124,6 @@ def _time_ns_utc(start: pd.Series, floor: str | None = None) -> np.ndarray:
     if start.dt.unit != "ns":
         start = start.dt.as_unit("ns")
     return np.asarray(start.array.asi8, dtype=np.int64)
-
-
-def _bucket_ns(start: pd.Series) -> np.ndarray:
-    """15-minute bucket of each record, int64 ns (NULL_TIME for NaT); UTC in integer maths."""
-    return _times(start)[1]
 
 
 def _times(start: pd.Series) -> tuple[np.ndarray, np.ndarray]:
