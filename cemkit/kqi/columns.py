@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
@@ -122,13 +123,10 @@ class RecordColumns:
         if len(sets) > 8:
             raise ValueError(f"at most 8 sets of values per column, got {len(sets)}")
         codes, distinct = self.labels(name)
-        if name in self._closed:
-            unknown = {str(v) for vs in sets for v in vs} - {str(v) for v in distinct}
-            if unknown:
-                raise ValueError(f"{sorted(unknown)} not in the vocabulary of {name!r}")
-        lookup = np.zeros(len(distinct) + 1, dtype=np.uint8)  # the last slot: null (code -1)
-        for k, values in enumerate(sets):
-            lookup[:-1] |= np.array([v in values for v in distinct], dtype=np.uint8) << k
+        if name in self._closed:  # a fixed vocabulary: its lookup table is built once
+            lookup = _closed_lookup(name, tuple(distinct), tuple(frozenset(v) for v in sets))
+        else:
+            lookup = _lookup(distinct, sets)
         return lookup[codes]
 
     def bools(self, name: str) -> np.ndarray:
@@ -141,6 +139,32 @@ class RecordColumns:
         )
 
 
+def _lookup(distinct: Sequence[object], sets: Sequence[Collection[object]]) -> np.ndarray:
+    lookup = np.zeros(len(distinct) + 1, dtype=np.uint8)  # the last slot: null (code -1)
+    for k, values in enumerate(sets):
+        lookup[:-1] |= np.array([v in values for v in distinct], dtype=np.uint8) << k
+    return lookup
+
+
+@functools.lru_cache(maxsize=64)
+def _closed_lookup(name: str, vocabulary: tuple[object, ...],
+                   sets: tuple[frozenset[object], ...]) -> np.ndarray:  # fmt: skip
+    unknown = {str(v) for vs in sets for v in vs} - {str(v) for v in vocabulary}
+    if unknown:
+        raise ValueError(f"{sorted(unknown)} not in the vocabulary of {name!r}")
+    lookup = _lookup(vocabulary, sets)
+    lookup.flags.writeable = False  # shared by every call
+    return lookup
+
+
+@functools.lru_cache(maxsize=64)
+def _packed(vocabulary: tuple[object, ...]) -> tuple[np.ndarray, np.ndarray]:
+    cand = [str(v).encode("utf-8") for v in vocabulary]
+    offsets = np.cumsum([0, *(len(c) for c in cand)]).astype(np.int64)
+    data = np.frombuffer(b"".join(cand), dtype=np.uint8) if cand else np.zeros(0, np.uint8)
+    return offsets, data
+
+
 def _writable(a: np.ndarray) -> np.ndarray:
     # one array type for the kernels: Numba compiles read-only arrays as another type
     return a if a.flags.writeable else a.copy()
@@ -150,9 +174,7 @@ def _match(s: pd.Series, vocabulary: list[object]) -> tuple[np.ndarray, list[obj
     from cemkit import arrowstr
     from cemkit.kqi import _kernels  # Numba: imported when records are read, not with a model
 
-    cand = [str(v).encode("utf-8") for v in vocabulary]
-    cand_offsets = np.cumsum([0, *(len(c) for c in cand)]).astype(np.int64)
-    cand_data = np.frombuffer(b"".join(cand), dtype=np.uint8) if cand else np.zeros(0, np.uint8)
+    cand_offsets, cand_data = _packed(tuple(vocabulary))
     arr = pa.array(s.array)
     # chunk by chunk: no copy of the column's bytes into one buffer
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
