@@ -1068,3 +1068,229 @@ def same_classes(codes, values):
         if c < 0 or seen.setdefault(v, c) != c:
             return False
     return len(set(seen.values())) == len(seen)
+
+
+# --- KQI contributions: the pandas implementation the NumPy block replaced ---------------------
+import pyarrow as pa  # noqa: E402
+
+from cemkit import config as _ct_config  # noqa: E402
+
+
+def _ct_col(df: pd.DataFrame, name: str, dtype: str = "object") -> pd.Series:
+    if name in df.columns:
+        return df[name]
+    if dtype == "string":  # all-null column without a Python object per row
+        nulls = pd.arrays.ArrowStringArray(pa.nulls(len(df), pa.string()))
+        return pd.Series(nulls, index=df.index)
+    return pd.Series(np.full(len(df), np.nan), index=df.index)
+
+
+def _ct_mask(series: pd.Series) -> np.ndarray:
+    return np.asarray(series.fillna(False).to_numpy(dtype=bool, na_value=False), dtype=bool)
+
+
+def contributions_pandas(records: pd.DataFrame) -> pd.DataFrame:
+    """Integer counters (:data:`COUNTERS`) of each record, int64, same index.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Canonical records (missing optional columns count as null). If it has the boolean column
+        :data:`FIRST_OF_INTENT_COLUMN`, repeat attempts are counted from it.
+    """
+    n = len(records)
+    service = _ct_col(records, "service", "string")
+    kind = _ct_col(records, "record_kind", "string")
+    outcome = _ct_col(records, "outcome", "string")
+    voice = _ct_mask(service == "voice")
+    cdr = voice & _ct_mask(kind == "cdr")
+    xdr = voice & _ct_mask(kind == "xdr")
+    matched = _ct_col(records, "src_match", "string")
+    xdr_only = xdr & _ct_mask(matched == "xdr_only")
+    partial = pd.to_numeric(_ct_col(records, "partial_seq", "Int32"), errors="coerce")
+    first_part = _ct_mask(partial.isna() | (partial <= 1))
+    attempt = (cdr | xdr_only) & first_part
+    answered_rec = (cdr | xdr_only) & _ct_mask(outcome == formulas.ANSWERED)
+    answered = attempt & answered_rec
+    billsec = pd.to_numeric(_ct_col(records, "billsec_s", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    billsec0 = np.nan_to_num(billsec, nan=0.0)
+    cause = pd.to_numeric(_ct_col(records, "cause_q850", "Int16"), errors="coerce").astype("Int64")
+    abnormal = _ct_mask(cause.notna() & ~cause.isin(sorted(_ct_config.NORMAL_RELEASE_CAUSES)))
+    normal_or_unknown = ~abnormal
+
+    # one C-ordered (counter, record) block: the frame below is a view of it, no copy
+    block = np.zeros((len(formulas.COUNTERS), n), dtype=np.int64)
+    out = {name: block[i] for i, name in enumerate(formulas.COUNTERS)}
+    out["attempts"][:] = attempt
+    out["xdr_only_attempts"][:] = attempt & xdr_only
+    out["answered"][:] = answered
+    out["user_determined"][:] = attempt & _ct_mask(outcome.isin(sorted(formulas.USER_DETERMINED)))
+    out["short_calls"][:] = answered & (billsec0 < _ct_config.SHORT_CALL_S)
+    out["drops"][:] = answered_rec & abnormal
+    out["conversation_ms"][:] = np.where(answered_rec, np.rint(billsec0 * 1000.0), 0)
+
+    pdd = pd.to_numeric(_ct_col(records, "pdd_ms", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    has_pdd = (attempt | xdr) & ~np.isnan(pdd)
+    out["pdd_count"][:] = has_pdd
+    out["pdd_us"][:] = np.where(has_pdd, np.rint(np.nan_to_num(pdd) * 1000.0), 0)
+
+    status = pd.to_numeric(_ct_col(records, "sip_status", "Int16"), errors="coerce").astype("Int64")
+    invite = (xdr | (cdr & first_part & _ct_mask(matched == "matched"))) & _ct_mask(status >= 200)
+    st = status.fillna(0).to_numpy(dtype=np.int64)
+    out["invites"][:] = invite
+    ok = invite & (st >= 200) & (st < 300)
+    out["invites_2xx"][:] = ok
+    out["invites_3xx"][:] = invite & (st >= 300) & (st < 400)
+    out["invites_effective"][:] = invite & np.isin(st, sorted(formulas.SEER_RESPONSES))
+    out["invites_ineffective"][:] = invite & np.isin(st, sorted(formulas.ISA_RESPONSES))
+    out["sessions_completed"][:] = ok & normal_or_unknown
+
+    mos = record_mos_pandas(records)
+    has_mos = voice & ~np.isnan(mos)
+    out["mos_count"][:] = has_mos
+    out["mos_micro"][:] = np.where(has_mos, np.rint(np.nan_to_num(mos) * 1e6), 0)
+
+    if formulas.FIRST_OF_INTENT_COLUMN in records.columns:
+        first = _ct_mask(records[formulas.FIRST_OF_INTENT_COLUMN])
+        out["repeat_attempts"][:] = attempt & ~first
+
+    data = _ct_mask(service == "data") & _ct_mask(kind == "cdr")
+    session = data & first_part
+    out["data_sessions"][:] = session
+    closing = pd.to_numeric(_ct_col(records, "closing_cause", "Int16"), errors="coerce")
+    out["data_abnormal"][:] = data & _ct_mask(
+        closing.isin(sorted(formulas.ABNORMAL_CLOSING_CAUSES))
+    )
+    for name, counter in (("volume_up_bytes", "data_up_bytes"),
+                          ("volume_down_bytes", "data_down_bytes")):  # fmt: skip
+        vol = pd.to_numeric(_ct_col(records, name, "Int64"), errors="coerce").astype("Int64")
+        out[counter][:] = np.where(data, vol.fillna(0).to_numpy(dtype=np.int64), 0)
+    duration = pd.to_numeric(_ct_col(records, "duration_s", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    out["data_duration_ms"][:] = np.where(data, np.rint(np.nan_to_num(duration) * 1000.0), 0)
+    rat = _ct_col(records, "rat", "string")
+    known = np.zeros(n, dtype=bool)
+    for name in formulas.DATA_RATS[:-1]:
+        is_rat = _ct_mask(rat == name)
+        known |= is_rat
+        out[f"data_sessions_{name}"][:] = session & is_rat
+    out["data_sessions_other"][:] = session & ~known
+    leg = _ct_col(records, "leg", "string")
+    sms = _ct_mask(service == "sms") & _ct_mask(kind == "cdr") & ~_ct_mask(leg == "term")
+    out["sms_attempts"][:] = sms
+    out["sms_failures"][:] = sms & ~_ct_mask(outcome == formulas.ANSWERED)
+    # registrations (RFC 6076 section 4.1 RRD): their own outcomes and counters, never call
+    # attempts (their kind is neither cdr nor xdr)
+    registration = _ct_mask(kind == "registration")
+    reg = registration & _ct_mask(outcome.isin(sorted(formulas.REGISTRATION_RESOLVED)))
+    reg_ok = registration & _ct_mask(outcome.isin(sorted(formulas.REGISTRATION_SUCCESS)))
+    delay = pd.to_numeric(_ct_col(records, "duration_s", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    has_rrd = reg_ok & ~np.isnan(delay)
+    out["registrations"][:] = reg
+    out["registrations_ok"][:] = reg_ok
+    out["rrd_count"][:] = has_rrd
+    out["rrd_us"][:] = np.where(has_rrd, np.rint(np.nan_to_num(delay) * 1e6), 0)
+    out["registrations_challenged"][:] = registration & _ct_mask(
+        outcome == formulas.REGISTERED_AFTER_CHALLENGE
+    )
+    out["registrations_unknown"][:] = registration & _ct_mask(
+        outcome == formulas.REGISTRATION_UNKNOWN
+    )
+    return pd.DataFrame(block.T, columns=list(formulas.COUNTERS), index=records.index, copy=False)
+
+
+def record_mos_pandas(records: pd.DataFrame) -> np.ndarray:
+    """MOS of each record: measured, else the G.107 E-model estimate, else NaN.
+
+    The estimate uses ``loss_ratio``/``jitter_ms`` (and ``delay_ms`` if the frame has it).
+    """
+    mos = pd.to_numeric(_ct_col(records, "mos", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    loss = pd.to_numeric(_ct_col(records, "loss_ratio", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    jitter = pd.to_numeric(_ct_col(records, "jitter_ms", "float64"), errors="coerce").to_numpy(
+        dtype=float, na_value=np.nan
+    )
+    if "delay_ms" in records.columns:
+        delay = pd.to_numeric(records["delay_ms"], errors="coerce").to_numpy(
+            dtype=float, na_value=np.nan
+        )
+        delay = np.where(np.isnan(delay), formulas.EMODEL_DEFAULT_DELAY_MS, delay)
+    else:
+        delay = np.full(len(records), formulas.EMODEL_DEFAULT_DELAY_MS)
+    out = mos.copy()
+    estimate = np.isnan(mos) & (~np.isnan(loss) | ~np.isnan(jitter))
+    if estimate.any():
+        out[estimate] = formulas.mos_from_r(
+            formulas.emodel_r(loss[estimate], jitter[estimate], delay[estimate])
+        )
+    return out
+
+
+# --- KQI indicators and experience score: the pandas implementation of before --------------
+def score_components_pandas(ind: pd.DataFrame) -> pd.DataFrame:
+    """Component scores in [0, 1] (NaN when there is no data), one column per component."""
+    pdd = ind["pdd_mean_ms"].astype(float)
+    return pd.DataFrame(
+        {
+            "effectiveness": ind["ner"].astype(float),
+            "retainability": 1.0 - ind["drop_ratio"].astype(float),
+            "quality": ((ind["mos"].astype(float) - 1.0) / 3.5).clip(0.0, 1.0),
+            "responsiveness": (
+                (formulas.SCORE_PDD_BAD_MS - pdd)
+                / (formulas.SCORE_PDD_BAD_MS - formulas.SCORE_PDD_GOOD_MS)
+            ).clip(0.0, 1.0),
+            "completion": 1.0 - ind["short_call_ratio"].astype(float),
+        },
+        index=ind.index,
+    )
+
+
+def experience_score_pandas(ind: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Experience score 0-100 and the main reason it is below 100 (largest weighted loss)."""
+    comp = score_components_pandas(ind)
+    weights = pd.Series(formulas.SCORE_WEIGHTS)
+    present = comp.notna()
+    w = present.astype(float) * weights
+    total_w = w.sum(axis=1)
+    score = 100.0 * (comp.fillna(0.0) * weights).sum(axis=1) / total_w.where(total_w > 0)
+    loss = (1.0 - comp).clip(lower=0.0).fillna(0.0) * weights
+    worst = loss.idxmax(axis=1)
+    reason = worst.map(formulas.SCORE_REASONS).where(loss.max(axis=1) > 0, "")
+    reason = reason.where(score.notna(), "no voice data")
+    return score.astype(float), reason.astype(pd.StringDtype("pyarrow"))
+
+
+def indicators_pandas(sums: pd.DataFrame) -> pd.DataFrame:
+    """Indicators from summed counters (one row per object and bucket).
+
+    ``sums`` has the :data:`COUNTERS` columns; PDD percentile columns (``pdd_p50_ms``,
+    ``pdd_p95_ms``) are passed through when present (see :mod:`cemkit.kqi.rollup`).
+    Returns the :data:`INDICATORS` columns (float64; ``attempts`` int64).
+    """
+    s = sums
+    names = [n for n in formulas.INDICATORS if formulas._operands(n) is not None]
+    if "registrations" not in s.columns:  # counters of records written before registrations
+        names = [n for n in names if n not in ("registration_success_ratio", "rrd_mean_ms")]
+    arrays = {c: formulas._counter_array(s[c]) for c in formulas.counters_needed(names) or []}
+    values = formulas.indicator_arrays(arrays, names)
+    out = pd.DataFrame(index=s.index)
+    for name in formulas._COLUMN_ORDER:
+        if name in values:
+            out[name] = values[name]
+        elif name in formulas.PDD_QUANTILES:
+            out[name] = s[name].astype(float) if name in s.columns else np.nan
+        elif name != "experience_score":
+            out[name] = np.nan
+    score, _ = experience_score_pandas(out)
+    out["experience_score"] = score
+    return out

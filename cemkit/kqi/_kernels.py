@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from cemkit import config
+from cemkit.kqi.formulas import COUNTERS
 
 #: Marks a missing time (NaT) in int64 nanoseconds.
 NULL_TIME = np.iinfo(np.int64).min
@@ -87,4 +88,447 @@ def first_start(code, time, use, n_codes):  # pragma: no cover - compiled
             continue
         if out[c] == NULL_TIME or t < out[c]:
             out[c] = t
+    return out
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def grouped_quantiles(row, value, count, start, reps, target, n_targets, qs):  # pragma: no cover
+    """Exact quantiles (numpy's "linear" method) of values sent to one or more targets each.
+
+    Entry ``i`` (value ``value[i]`` occurring ``count[i]`` times, from source row ``row[i]``)
+    belongs to every target ``target[start[r] : start[r] + reps[r]]`` of its row ``r``: a leaf
+    row of a rollup and each of its ancestors, say. One pass over the entries in value order,
+    no sort per target.
+
+    Parameters
+    ----------
+    row : int64[n]
+        Source row of each entry.
+    value : float64[n]
+        Values, non-decreasing (the caller sorts them once).
+    count : int64[n]
+        How often each value occurs (>= 1).
+    start, reps : int64[rows]
+        Where each source row's targets start in ``target``, and how many it has.
+    target : int64[m]
+        Target of each (source row, k).
+    n_targets : int
+        Number of targets.
+    qs : float64[nq]
+        Quantiles in [0, 1].
+
+    Returns
+    -------
+    float64[nq, n_targets]
+        ``numpy.quantile(numpy.repeat(values of the target, counts), q)``; NaN without values.
+    """
+    nq = qs.shape[0]
+    n = row.shape[0]
+    total = np.zeros(n_targets, dtype=np.int64)
+    for i in range(n):
+        r = row[i]
+        for k in range(reps[r]):
+            total[target[start[r] + k]] += count[i]
+    lo = np.full((nq, n_targets), -1, dtype=np.int64)
+    hi = np.full((nq, n_targets), -1, dtype=np.int64)
+    frac = np.zeros((nq, n_targets))
+    for q in range(nq):
+        for t in range(n_targets):
+            if total[t] > 0:
+                h = (total[t] - 1) * qs[q]
+                low = np.int64(np.floor(h))
+                lo[q, t] = low
+                hi[q, t] = min(low + 1, total[t] - 1)
+                frac[q, t] = h - low
+    v_lo = np.full((nq, n_targets), np.nan)
+    v_hi = np.full((nq, n_targets), np.nan)
+    seen = np.zeros(n_targets, dtype=np.int64)
+    for i in range(n):
+        r = row[i]
+        v = value[i]
+        c = count[i]
+        for k in range(reps[r]):
+            t = target[start[r] + k]
+            s0 = seen[t]
+            s1 = s0 + c
+            for q in range(nq):
+                if s0 <= lo[q, t] < s1:
+                    v_lo[q, t] = v
+                if s0 <= hi[q, t] < s1:
+                    v_hi[q, t] = v
+            seen[t] = s1
+    out = np.full((nq, n_targets), np.nan)
+    for q in range(nq):
+        for t in range(n_targets):
+            if total[t] > 0:
+                f = frac[q, t]
+                diff = v_hi[q, t] - v_lo[q, t]
+                # numpy's _lerp: from the nearer end for f >= 0.5
+                if f >= 0.5:
+                    out[q, t] = v_hi[q, t] - diff * (1 - f)
+                else:
+                    out[q, t] = v_lo[q, t] + diff * f
+    return out
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def match_labels(offsets, data, valid, cand_offsets, cand_data):  # pragma: no cover - compiled
+    """Which of a few candidate strings each string of an Arrow string array equals.
+
+    Parameters
+    ----------
+    offsets, data, valid : arrays
+        The Arrow string array (offsets int32 or int64, UTF-8 bytes, validity per row).
+    cand_offsets, cand_data : int64[k + 1], uint8[...]
+        The candidates, packed the same way (distinct).
+
+    Returns
+    -------
+    int8[n]
+        Index of the candidate each row equals; -1: none of them, or null.
+    """
+    n = offsets.shape[0] - 1
+    k = cand_offsets.shape[0] - 1
+    out = np.full(n, -1, dtype=np.int8)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        s = offsets[i]
+        ln = offsets[i + 1] - s
+        for c in range(k):
+            cs = cand_offsets[c]
+            if cand_offsets[c + 1] - cs != ln:
+                continue
+            same = True
+            for j in range(ln):
+                if data[s + j] != cand_data[cs + j]:
+                    same = False
+                    break
+            if same:
+                out[i] = c
+                break
+    return out
+
+
+# --- per-record counters (cemkit.kqi.formulas.contribution_block) ------------------------------
+#: Rows the counter kernels write, in order: cemkit.kqi.formulas.COUNTERS (checked there).
+COUNTER_ORDER = (
+    "attempts", "xdr_only_attempts", "answered", "user_determined", "short_calls", "drops",
+    "conversation_ms", "pdd_count", "pdd_us", "invites", "invites_2xx", "invites_3xx",
+    "invites_effective", "invites_ineffective", "sessions_completed", "mos_count", "mos_micro",
+    "repeat_attempts", "data_sessions", "data_abnormal", "data_up_bytes", "data_down_bytes",
+    "data_duration_ms", "data_sessions_geran", "data_sessions_utran", "data_sessions_eutran",
+    "data_sessions_nr", "data_sessions_other", "sms_attempts", "sms_failures", "registrations",
+    "registrations_ok", "rrd_count", "rrd_us", "registrations_challenged",
+    "registrations_unknown",
+)  # fmt: skip
+N_COUNTERS = len(COUNTER_ORDER)
+if COUNTER_ORDER != COUNTERS:  # pragma: no cover - a programming error
+    raise ImportError("cemkit.kqi._kernels.COUNTER_ORDER must equal formulas.COUNTERS")
+
+# bits of the label columns (cemkit.kqi.formulas.counter_inputs sets them)
+SERVICE_VOICE, SERVICE_DATA, SERVICE_SMS = 1, 2, 4
+KIND_CDR, KIND_XDR, KIND_REGISTRATION = 1, 2, 4
+OUTCOME_ANSWERED, OUTCOME_USER_DETERMINED, OUTCOME_REG_RESOLVED = 1, 2, 4
+OUTCOME_REG_SUCCESS, OUTCOME_REG_CHALLENGED, OUTCOME_REG_UNKNOWN = 8, 16, 32
+MATCH_XDR_ONLY, MATCH_MATCHED = 1, 2
+LEG_TERM = 1
+#: rat bits: 1 << k for the k-th of DATA_RATS (the last, "other", has none)
+
+
+@njit(inline="always")
+def _one_of(x, values):  # pragma: no cover - compiled
+    for v in values:  # noqa: SIM110 - compiled: a loop, no generator
+        if x == v:
+            return True
+    return False
+
+
+@njit(inline="always")
+def _as_int(x):  # pragma: no cover - compiled
+    # numpy's rint then a cast to int64, as np.where(..., np.rint(x), 0) assigned to int64
+    return np.int64(np.rint(x))
+
+
+@njit(inline="always")
+def _finite(x):  # pragma: no cover - compiled
+    # numpy.nan_to_num: NaN -> 0, +-inf -> the largest finite float
+    if np.isnan(x):
+        return 0.0
+    if np.isinf(x):
+        return 1.7976931348623157e308 if x > 0 else -1.7976931348623157e308
+    return x
+
+
+@njit(inline="always")
+def _attempt(i, service, kind, match, partial):  # pragma: no cover - compiled
+    voice = (service[i] & SERVICE_VOICE) != 0
+    cdr = voice and (kind[i] & KIND_CDR) != 0
+    xdr_only = voice and (kind[i] & KIND_XDR) != 0 and (match[i] & MATCH_XDR_ONLY) != 0
+    p = partial[i]
+    return (cdr or xdr_only) and (np.isnan(p) or p <= 1)
+
+
+@njit(inline="always")  # a call per record would pass (and refcount) every array each time
+def _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd, status,
+              mos, closing, duration, vol_up, vol_down, first, use_first, n_rats, normal, seer,
+              isa, abnormal_closing, short_s, out):  # pragma: no cover - compiled  # fmt: skip
+    """The counters of record ``i`` into ``out`` (int64[N_COUNTERS], overwritten)."""
+    for j in range(out.shape[0]):
+        out[j] = 0
+    sv = service[i]
+    kd = kind[i]
+    oc = outcome[i]
+    voice = (sv & SERVICE_VOICE) != 0
+    is_cdr = (kd & KIND_CDR) != 0
+    cdr = voice and is_cdr
+    xdr = voice and (kd & KIND_XDR) != 0
+    xdr_only = xdr and (match[i] & MATCH_XDR_ONLY) != 0
+    p = partial[i]
+    first_part = np.isnan(p) or p <= 1
+    attempt = (cdr or xdr_only) and first_part
+    answered_rec = (cdr or xdr_only) and (oc & OUTCOME_ANSWERED) != 0
+    answered = attempt and answered_rec
+    b = _finite(billsec[i])
+    c = cause[i]
+    abnormal = not np.isnan(c) and not _one_of(c, normal)
+    if attempt:
+        out[0] = 1
+        if xdr_only:
+            out[1] = 1
+        if answered:
+            out[2] = 1
+            if b < short_s:
+                out[4] = 1
+        if (oc & OUTCOME_USER_DETERMINED) != 0:
+            out[3] = 1
+        if use_first and not first[i]:
+            out[17] = 1
+    if answered_rec:
+        if abnormal:
+            out[5] = 1
+        out[6] = _as_int(b * 1000.0)
+    d = pdd[i]
+    if (attempt or xdr) and not np.isnan(d):
+        out[7] = 1
+        out[8] = _as_int(_finite(d) * 1000.0)
+    s = status[i]
+    if (xdr or (cdr and first_part and (match[i] & MATCH_MATCHED) != 0)) and s >= 200:
+        out[9] = 1
+        if s < 300:
+            out[10] = 1
+            if not abnormal:
+                out[14] = 1
+        elif s < 400:
+            out[11] = 1
+        if _one_of(s, seer):
+            out[12] = 1
+        if _one_of(s, isa):
+            out[13] = 1
+    m = mos[i]
+    if voice and not np.isnan(m):
+        out[15] = 1
+        out[16] = _as_int(_finite(m) * 1e6)
+    du = duration[i]
+    if (sv & SERVICE_DATA) != 0 and is_cdr:
+        if first_part:
+            out[18] = 1
+            r = rat[i]
+            known = False
+            for k in range(n_rats):
+                if (r >> k) & 1:
+                    out[23 + k] = 1
+                    known = True
+            if not known:
+                out[23 + n_rats] = 1
+        if _one_of(closing[i], abnormal_closing):
+            out[19] = 1
+        out[20] = vol_up[i]
+        out[21] = vol_down[i]
+        out[22] = _as_int(_finite(du) * 1000.0)
+    if (sv & SERVICE_SMS) != 0 and is_cdr and (leg[i] & LEG_TERM) == 0:
+        out[28] = 1
+        if (oc & OUTCOME_ANSWERED) == 0:
+            out[29] = 1
+    if (kd & KIND_REGISTRATION) != 0:
+        if (oc & OUTCOME_REG_RESOLVED) != 0:
+            out[30] = 1
+        if (oc & OUTCOME_REG_SUCCESS) != 0:
+            out[31] = 1
+            if not np.isnan(du):
+                out[32] = 1
+                out[33] = _as_int(_finite(du) * 1e6)
+        if (oc & OUTCOME_REG_CHALLENGED) != 0:
+            out[34] = 1
+        if (oc & OUTCOME_REG_UNKNOWN) != 0:
+            out[35] = 1
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def contribution_rows(service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd,
+                      status, mos, closing, duration, vol_up, vol_down, first, use_first, n_rats,
+                      normal, seer, isa, abnormal_closing,
+                      short_s):  # pragma: no cover - compiled  # fmt: skip
+    """Every counter of every record: int64[n, N_COUNTERS] (see ``formulas.counter_inputs``)."""
+    n = service.shape[0]
+    block = np.empty((n, N_COUNTERS), dtype=np.int64)
+    for i in range(n):
+        _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd,
+                  status, mos, closing, duration, vol_up, vol_down, first, use_first, n_rats,
+                  normal, seer, isa, abnormal_closing, short_s, block[i])  # fmt: skip
+    return block
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def record_flags(service, kind, match, partial, pdd):  # pragma: no cover - compiled
+    """Per record: bit 0 its ``attempts`` counter, bit 1 its ``pdd_count`` (before any summing)."""
+    n = service.shape[0]
+    out = np.zeros(n, dtype=np.uint8)
+    for i in range(n):
+        attempt = _attempt(i, service, kind, match, partial)
+        xdr = (service[i] & SERVICE_VOICE) != 0 and (kind[i] & KIND_XDR) != 0
+        out[i] = attempt | (((attempt or xdr) and not np.isnan(pdd[i])) << 1)
+    return out
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def sum_contributions(cells, n_cells, service, kind, outcome, match, rat, leg, partial, billsec,
+                      cause, pdd, status, mos, closing, duration, vol_up, vol_down, first,
+                      use_first, n_rats, normal, seer, isa, abnormal_closing,
+                      short_s):  # pragma: no cover - compiled  # fmt: skip
+    """Every counter of every record summed per cell of each of several cellings, one pass.
+
+    Parameters
+    ----------
+    cells : int64[k, n]
+        Cell of each record in each of ``k`` cellings (negative: left out of that one).
+    n_cells : int64[k]
+        Cells of each celling.
+
+    Returns
+    -------
+    (int64[sum(n_cells), N_COUNTERS], int64[sum(n_cells)])
+        Sums per cell (the cellings one after another) and records per cell.
+    """
+    k = cells.shape[0]
+    n = cells.shape[1]
+    base = np.zeros(k, dtype=np.int64)
+    for j in range(1, k):
+        base[j] = base[j - 1] + n_cells[j - 1]
+    total = base[k - 1] + n_cells[k - 1] if k else 0
+    out = np.zeros((total, N_COUNTERS), dtype=np.int64)
+    count = np.zeros(total, dtype=np.int64)
+    buf = np.zeros(N_COUNTERS, dtype=np.int64)
+    for i in range(n):
+        used = False
+        for j in range(k):
+            if cells[j, i] >= 0:
+                used = True
+        if not used:
+            continue
+        _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd,
+                  status, mos, closing, duration, vol_up, vol_down, first, use_first, n_rats,
+                  normal, seer, isa, abnormal_closing, short_s, buf)  # fmt: skip
+        for j in range(k):
+            c = cells[j, i]
+            if c >= 0:
+                row = base[j] + c
+                count[row] += 1
+                for m in range(N_COUNTERS):
+                    out[row, m] += buf[m]
+    return out, count
+
+
+@njit(inline="always")
+def _string_hash(data, s, ln):  # pragma: no cover - compiled
+    h = np.uint64(14695981039346656037)  # FNV-1a
+    for j in range(ln):
+        h = (h ^ np.uint64(data[s + j])) * np.uint64(1099511628211)
+    return h
+
+
+@njit(inline="always")
+def _find_slot(offsets, data, table, i, insert):  # pragma: no cover - compiled
+    """The slot of row ``i``'s key in ``table`` (inserted when ``insert``; -1: absent).
+
+    ``table[slot]`` holds (a row with the slot's key or -1, the key's hash, a value): one cache
+    line per probe; bytes are compared only when the hashes are equal.
+    """
+    cap = table.shape[0]
+    s = offsets[i]
+    ln = offsets[i + 1] - s
+    h = np.int64(_string_hash(data, s, ln) >> np.uint64(1))
+    slot = h & (cap - 1)
+    while True:
+        r = table[slot, 0]
+        if r < 0:
+            if insert:
+                table[slot, 0] = i
+                table[slot, 1] = h
+                return slot
+            return -1
+        if table[slot, 1] == h:
+            rs = offsets[r]
+            if offsets[r + 1] - rs == ln:
+                same = True
+                for j in range(ln):
+                    if data[rs + j] != data[s + j]:
+                        same = False
+                        break
+                if same:
+                    return slot
+        slot = (slot + 1) & (cap - 1)
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def first_start_by_string(offsets, data, valid, time, use, all_rows):  # pragma: no cover
+    """Per record: the earliest ``time`` of the ``use`` records with the same string key.
+
+    :func:`first_start` keyed by the strings of an Arrow string array themselves (an intent
+    id), through one open-addressing hash table of the ``use`` rows' keys: no dictionary of
+    every row's key is built.
+
+    Parameters
+    ----------
+    offsets, data, valid : arrays
+        The keys as an Arrow string array (offsets int32 or int64, bytes, validity per row).
+    time : int64[n]
+        Times; NULL_TIME for missing ones (never the minimum).
+    use : bool[n]
+        Records that take part.
+    all_rows : bool
+        Also look up the rows without ``use`` (else they get NULL_TIME).
+
+    Returns
+    -------
+    int64[n]
+        The earliest time of the row's key; NULL_TIME for a null key or one no ``use`` row
+        with a time has.
+    """
+    n = offsets.shape[0] - 1
+    m = 0
+    for i in range(n):
+        if use[i] and valid[i]:
+            m += 1
+    cap = 16
+    while cap < 2 * m:
+        cap *= 2
+    table = np.empty((cap, 3), dtype=np.int64)  # (row, hash, earliest time) per slot
+    table[:, 0] = -1
+    table[:, 2] = NULL_TIME
+    out = np.full(n, NULL_TIME, dtype=np.int64)
+    slot_of = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        if use[i] and valid[i]:
+            slot = _find_slot(offsets, data, table, i, True)
+            slot_of[i] = slot
+            t = time[i]
+            if t != NULL_TIME and (table[slot, 2] == NULL_TIME or t < table[slot, 2]):
+                table[slot, 2] = t
+    for i in range(n):
+        if not valid[i] or not (use[i] or all_rows):
+            continue
+        slot = slot_of[i] if use[i] else _find_slot(offsets, data, table, i, False)
+        if slot >= 0:
+            out[i] = table[slot, 2]
     return out

@@ -51,12 +51,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from cemkit import config
+from cemkit.kqi.columns import RecordColumns
 from cemkit.outcomes import (
     ANSWERED,
     REGISTERED_AFTER_CHALLENGE,
@@ -121,6 +122,15 @@ INPUT_COLUMNS: tuple[str, ...] = (
     "closing_cause", "rat", "volume_up_bytes", "volume_down_bytes",
 )  # fmt: skip
 
+#: Constant arguments of the counter kernels, after :func:`counter_inputs`'s arrays.
+COUNTER_CONSTANTS: tuple[Any, ...] = (
+    np.array(sorted(config.NORMAL_RELEASE_CAUSES), dtype=np.float64),
+    np.array(sorted(SEER_RESPONSES), dtype=np.float64),
+    np.array(sorted(ISA_RESPONSES), dtype=np.float64),
+    np.array(sorted(ABNORMAL_CLOSING_CAUSES), dtype=np.float64),
+    float(config.SHORT_CALL_S),
+)
+
 #: Column holding the intent id from :func:`cemkit.correlate.sessionize`, when present.
 INTENT_COLUMN = "src_intent_id"  # added by cemkit.correlate.sessionize(output="records")
 #: Seconds after an intent's first attempt within which records still belong to that attempt
@@ -183,17 +193,26 @@ def mos_from_r(r: np.ndarray) -> np.ndarray:
 
 
 # --- per-record contributions -------------------------------------------------------------------
-def _col(df: pd.DataFrame, name: str, dtype: str = "object") -> pd.Series:
-    if name in df.columns:
-        return df[name]
-    if dtype == "string":  # all-null column without a Python object per row
-        nulls = pd.arrays.ArrowStringArray(pa.nulls(len(df), pa.string()))
-        return pd.Series(nulls, index=df.index)
-    return pd.Series(np.full(len(df), np.nan), index=df.index)
-
-
-def _mask(series: pd.Series) -> np.ndarray:
-    return np.asarray(series.fillna(False).to_numpy(dtype=bool, na_value=False), dtype=bool)
+#: Every value of a label column the formulas test for (matched in one pass over its bytes).
+LABELS: dict[str, tuple[str, ...]] = {
+    "service": ("voice", "data", "sms"),
+    "record_kind": ("cdr", "xdr", "registration"),
+    "outcome": tuple(
+        sorted(
+            {
+                ANSWERED,
+                *USER_DETERMINED,
+                *REGISTRATION_RESOLVED,
+                *REGISTRATION_SUCCESS,
+                REGISTERED_AFTER_CHALLENGE,
+                REGISTRATION_UNKNOWN,
+            }
+        )
+    ),
+    "src_match": ("matched", "xdr_only"),
+    "rat": DATA_RATS[:-1],
+    "leg": ("term",),
+}
 
 
 def contributions(records: pd.DataFrame) -> pd.DataFrame:
@@ -205,106 +224,56 @@ def contributions(records: pd.DataFrame) -> pd.DataFrame:
         Canonical records (missing optional columns count as null). If it has the boolean column
         :data:`FIRST_OF_INTENT_COLUMN`, repeat attempts are counted from it.
     """
-    n = len(records)
-    service = _col(records, "service", "string")
-    kind = _col(records, "record_kind", "string")
-    outcome = _col(records, "outcome", "string")
-    voice = _mask(service == "voice")
-    cdr = voice & _mask(kind == "cdr")
-    xdr = voice & _mask(kind == "xdr")
-    matched = _col(records, "src_match", "string")
-    xdr_only = xdr & _mask(matched == "xdr_only")
-    partial = pd.to_numeric(_col(records, "partial_seq", "Int32"), errors="coerce")
-    first_part = _mask(partial.isna() | (partial <= 1))
-    attempt = (cdr | xdr_only) & first_part
-    answered_rec = (cdr | xdr_only) & _mask(outcome == ANSWERED)
-    answered = attempt & answered_rec
-    billsec = pd.to_numeric(_col(records, "billsec_s", "float64"), errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
-    billsec0 = np.nan_to_num(billsec, nan=0.0)
-    cause = pd.to_numeric(_col(records, "cause_q850", "Int16"), errors="coerce").astype("Int64")
-    abnormal = _mask(cause.notna() & ~cause.isin(sorted(config.NORMAL_RELEASE_CAUSES)))
-    normal_or_unknown = ~abnormal
-
-    # one C-ordered (counter, record) block: the frame below is a view of it, no copy
-    block = np.zeros((len(COUNTERS), n), dtype=np.int64)
-    out = {name: block[i] for i, name in enumerate(COUNTERS)}
-    out["attempts"][:] = attempt
-    out["xdr_only_attempts"][:] = attempt & xdr_only
-    out["answered"][:] = answered
-    out["user_determined"][:] = attempt & _mask(outcome.isin(sorted(USER_DETERMINED)))
-    out["short_calls"][:] = answered & (billsec0 < config.SHORT_CALL_S)
-    out["drops"][:] = answered_rec & abnormal
-    out["conversation_ms"][:] = np.where(answered_rec, np.rint(billsec0 * 1000.0), 0)
-
-    pdd = pd.to_numeric(_col(records, "pdd_ms", "float64"), errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
-    has_pdd = (attempt | xdr) & ~np.isnan(pdd)
-    out["pdd_count"][:] = has_pdd
-    out["pdd_us"][:] = np.where(has_pdd, np.rint(np.nan_to_num(pdd) * 1000.0), 0)
-
-    status = pd.to_numeric(_col(records, "sip_status", "Int16"), errors="coerce").astype("Int64")
-    invite = (xdr | (cdr & first_part & _mask(matched == "matched"))) & _mask(status >= 200)
-    st = status.fillna(0).to_numpy(dtype=np.int64)
-    out["invites"][:] = invite
-    ok = invite & (st >= 200) & (st < 300)
-    out["invites_2xx"][:] = ok
-    out["invites_3xx"][:] = invite & (st >= 300) & (st < 400)
-    out["invites_effective"][:] = invite & np.isin(st, sorted(SEER_RESPONSES))
-    out["invites_ineffective"][:] = invite & np.isin(st, sorted(ISA_RESPONSES))
-    out["sessions_completed"][:] = ok & normal_or_unknown
-
-    mos = record_mos(records)
-    has_mos = voice & ~np.isnan(mos)
-    out["mos_count"][:] = has_mos
-    out["mos_micro"][:] = np.where(has_mos, np.rint(np.nan_to_num(mos) * 1e6), 0)
-
-    if FIRST_OF_INTENT_COLUMN in records.columns:
-        first = _mask(records[FIRST_OF_INTENT_COLUMN])
-        out["repeat_attempts"][:] = attempt & ~first
-
-    data = _mask(service == "data") & _mask(kind == "cdr")
-    session = data & first_part
-    out["data_sessions"][:] = session
-    closing = pd.to_numeric(_col(records, "closing_cause", "Int16"), errors="coerce")
-    out["data_abnormal"][:] = data & _mask(closing.isin(sorted(ABNORMAL_CLOSING_CAUSES)))
-    for name, counter in (("volume_up_bytes", "data_up_bytes"),
-                          ("volume_down_bytes", "data_down_bytes")):  # fmt: skip
-        vol = pd.to_numeric(_col(records, name, "Int64"), errors="coerce").astype("Int64")
-        out[counter][:] = np.where(data, vol.fillna(0).to_numpy(dtype=np.int64), 0)
-    duration = pd.to_numeric(_col(records, "duration_s", "float64"), errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
-    out["data_duration_ms"][:] = np.where(data, np.rint(np.nan_to_num(duration) * 1000.0), 0)
-    rat = _col(records, "rat", "string")
-    known = np.zeros(n, dtype=bool)
-    for name in DATA_RATS[:-1]:
-        is_rat = _mask(rat == name)
-        known |= is_rat
-        out[f"data_sessions_{name}"][:] = session & is_rat
-    out["data_sessions_other"][:] = session & ~known
-    leg = _col(records, "leg", "string")
-    sms = _mask(service == "sms") & _mask(kind == "cdr") & ~_mask(leg == "term")
-    out["sms_attempts"][:] = sms
-    out["sms_failures"][:] = sms & ~_mask(outcome == ANSWERED)
-    # registrations (RFC 6076 section 4.1 RRD): their own outcomes and counters, never call
-    # attempts (their kind is neither cdr nor xdr)
-    registration = _mask(kind == "registration")
-    reg = registration & _mask(outcome.isin(sorted(REGISTRATION_RESOLVED)))
-    reg_ok = registration & _mask(outcome.isin(sorted(REGISTRATION_SUCCESS)))
-    delay = pd.to_numeric(_col(records, "duration_s", "float64"), errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
-    has_rrd = reg_ok & ~np.isnan(delay)
-    out["registrations"][:] = reg
-    out["registrations_ok"][:] = reg_ok
-    out["rrd_count"][:] = has_rrd
-    out["rrd_us"][:] = np.where(has_rrd, np.rint(np.nan_to_num(delay) * 1e6), 0)
-    out["registrations_challenged"][:] = registration & _mask(outcome == REGISTERED_AFTER_CHALLENGE)
-    out["registrations_unknown"][:] = registration & _mask(outcome == REGISTRATION_UNKNOWN)
+    block = contribution_block(RecordColumns(records, LABELS))
     return pd.DataFrame(block.T, columns=list(COUNTERS), index=records.index, copy=False)
+
+
+def contribution_block(cols: RecordColumns) -> np.ndarray:
+    """:func:`contributions` as one int64 (counter, record) block (a view of record-major rows).
+
+    Each column is read once (:class:`cemkit.kqi.columns.RecordColumns`, best built with
+    :data:`LABELS`); one jitted pass computes every counter of every record
+    (:func:`cemkit.kqi._kernels.contribution_rows`, the rules of this module's docstring).
+    """
+    from cemkit.kqi import _kernels  # Numba: imported when records are read, not with a model
+
+    return _kernels.contribution_rows(*counter_inputs(cols), *COUNTER_CONSTANTS).T
+
+
+def counter_inputs(cols: RecordColumns) -> tuple[Any, ...]:
+    """The arrays the counter kernels read (:mod:`cemkit.kqi._kernels`), each taken once.
+
+    Label columns become bit fields (which of the values this module tests for a record has),
+    numbers float64 (int64 for byte volumes, exact beyond 2**53).
+    """
+    service = cols.bits("service", ({"voice"}, {"data"}, {"sms"}))
+    kind = cols.bits("record_kind", ({"cdr"}, {"xdr"}, {"registration"}))
+    outcome = cols.bits("outcome", ({ANSWERED}, USER_DETERMINED, REGISTRATION_RESOLVED,
+                                      REGISTRATION_SUCCESS, {REGISTERED_AFTER_CHALLENGE},
+                                      {REGISTRATION_UNKNOWN}))  # fmt: skip
+    match = cols.bits("src_match", ({"xdr_only"}, {"matched"}))
+    rat = cols.bits("rat", [{r} for r in DATA_RATS[:-1]])
+    leg = cols.bits("leg", ({"term"},))
+    use_first = cols.has(FIRST_OF_INTENT_COLUMN)
+    first = cols.bools(FIRST_OF_INTENT_COLUMN) if use_first else np.ones(cols.n, dtype=bool)
+    return (service, kind, outcome, match, rat, leg, cols.floats("partial_seq"),
+            cols.floats("billsec_s"), cols.floats("cause_q850"), cols.floats("pdd_ms"),
+            cols.floats("sip_status"), _record_mos(cols), cols.floats("closing_cause"),
+            cols.floats("duration_s"), cols.ints("volume_up_bytes"),
+            cols.ints("volume_down_bytes"), first, use_first, len(DATA_RATS) - 1)  # fmt: skip
+
+
+def record_flags(inputs: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Records that count as call attempts, and that count a PDD, from :func:`counter_inputs`."""
+    from cemkit.kqi import _kernels
+
+    flags = _kernels.record_flags(inputs[0], inputs[1], inputs[3], inputs[6], inputs[9])
+    return (flags & 1) != 0, (flags & 2) != 0
+
+
+def with_first_of_intent(inputs: tuple[Any, ...], first: np.ndarray) -> tuple[Any, ...]:
+    """:func:`counter_inputs` as if the records had :data:`FIRST_OF_INTENT_COLUMN` ``first``."""
+    return (*inputs[:16], np.asarray(first, dtype=bool), True, *inputs[18:])
 
 
 def record_mos(records: pd.DataFrame) -> np.ndarray:
@@ -312,22 +281,18 @@ def record_mos(records: pd.DataFrame) -> np.ndarray:
 
     The estimate uses ``loss_ratio``/``jitter_ms`` (and ``delay_ms`` if the frame has it).
     """
-    mos = pd.to_numeric(_col(records, "mos", "float64"), errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
-    loss = pd.to_numeric(_col(records, "loss_ratio", "float64"), errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
-    jitter = pd.to_numeric(_col(records, "jitter_ms", "float64"), errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
-    if "delay_ms" in records.columns:
-        delay = pd.to_numeric(records["delay_ms"], errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan
-        )
+    return _record_mos(RecordColumns(records))
+
+
+def _record_mos(cols: RecordColumns) -> np.ndarray:
+    mos = cols.floats("mos")
+    loss = cols.floats("loss_ratio")
+    jitter = cols.floats("jitter_ms")
+    if cols.has("delay_ms"):
+        delay = cols.floats("delay_ms")
         delay = np.where(np.isnan(delay), EMODEL_DEFAULT_DELAY_MS, delay)
     else:
-        delay = np.full(len(records), EMODEL_DEFAULT_DELAY_MS)
+        delay = np.full(cols.n, EMODEL_DEFAULT_DELAY_MS)
     out = mos.copy()
     estimate = np.isnan(mos) & (~np.isnan(loss) | ~np.isnan(jitter))
     if estimate.any():
@@ -483,21 +448,47 @@ SCORE_REASONS: dict[str, str] = {
 }
 
 
+def _component_arrays(ind: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    pdd = np.asarray(ind["pdd_mean_ms"], dtype=np.float64)
+    return {
+        "effectiveness": np.asarray(ind["ner"], dtype=np.float64),
+        "retainability": 1.0 - np.asarray(ind["drop_ratio"], dtype=np.float64),
+        "quality": np.clip((np.asarray(ind["mos"], dtype=np.float64) - 1.0) / 3.5, 0.0, 1.0),
+        "responsiveness": np.clip(
+            (SCORE_PDD_BAD_MS - pdd) / (SCORE_PDD_BAD_MS - SCORE_PDD_GOOD_MS), 0.0, 1.0
+        ),
+        "completion": 1.0 - np.asarray(ind["short_call_ratio"], dtype=np.float64),
+    }
+
+
 def score_components(ind: pd.DataFrame) -> pd.DataFrame:
     """Component scores in [0, 1] (NaN when there is no data), one column per component."""
-    pdd = ind["pdd_mean_ms"].astype(float)
-    return pd.DataFrame(
-        {
-            "effectiveness": ind["ner"].astype(float),
-            "retainability": 1.0 - ind["drop_ratio"].astype(float),
-            "quality": ((ind["mos"].astype(float) - 1.0) / 3.5).clip(0.0, 1.0),
-            "responsiveness": (
-                (SCORE_PDD_BAD_MS - pdd) / (SCORE_PDD_BAD_MS - SCORE_PDD_GOOD_MS)
-            ).clip(0.0, 1.0),
-            "completion": 1.0 - ind["short_call_ratio"].astype(float),
-        },
-        index=ind.index,
-    )
+    cols = {c: ind[c].to_numpy(dtype=np.float64, na_value=np.nan)
+            for c in ("ner", "drop_ratio", "mos", "pdd_mean_ms", "short_call_ratio")}  # fmt: skip
+    return pd.DataFrame(_component_arrays(cols), index=ind.index)
+
+
+def score_arrays(ind: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`experience_score` on NumPy arrays: the score and the reason's position.
+
+    The position indexes :data:`SCORE_REASONS`' components; -1: no reason (a score of 100),
+    -2: no voice data. The weighted sums add the components in :data:`SCORE_WEIGHTS` order.
+    """
+    comp = _component_arrays(ind)
+    n = len(next(iter(comp.values())))
+    total_w = np.zeros(n)
+    weighted = np.zeros(n)
+    loss = np.empty((len(SCORE_WEIGHTS), n))
+    for i, (name, weight) in enumerate(SCORE_WEIGHTS.items()):
+        c = comp[name]
+        present = ~np.isnan(c)
+        total_w = total_w + present * weight
+        weighted = weighted + np.where(present, c, 0.0) * weight
+        loss[i] = np.nan_to_num(np.maximum(1.0 - c, 0.0), nan=0.0) * weight
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = 100.0 * weighted / np.where(total_w > 0, total_w, np.nan)
+    reason = np.where(loss.max(axis=0, initial=0.0) > 0, loss.argmax(axis=0), -1)
+    return score, np.where(np.isnan(score), -2, reason)
 
 
 def experience_score(ind: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -511,17 +502,15 @@ def experience_score(ind: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     >>> [float(v) for v in s], list(r)
     ([100.0, 75.0], ['', 'calls failed in the network (low NER)'])
     """
-    comp = score_components(ind)
-    weights = pd.Series(SCORE_WEIGHTS)
-    present = comp.notna()
-    w = present.astype(float) * weights
-    total_w = w.sum(axis=1)
-    score = 100.0 * (comp.fillna(0.0) * weights).sum(axis=1) / total_w.where(total_w > 0)
-    loss = (1.0 - comp).clip(lower=0.0).fillna(0.0) * weights
-    worst = loss.idxmax(axis=1)
-    reason = worst.map(SCORE_REASONS).where(loss.max(axis=1) > 0, "")
-    reason = reason.where(score.notna(), "no voice data")
-    return score.astype(float), reason.astype(pd.StringDtype("pyarrow"))
+    cols = {c: ind[c].to_numpy(dtype=np.float64, na_value=np.nan)
+            for c in ("ner", "drop_ratio", "mos", "pdd_mean_ms", "short_call_ratio")}  # fmt: skip
+    score, reason = score_arrays(cols)
+    texts = np.array([*(SCORE_REASONS[c] for c in SCORE_WEIGHTS), "no voice data", ""],
+                     dtype=object)  # fmt: skip
+    return (
+        pd.Series(score, index=ind.index, dtype=np.float64),
+        pd.Series(texts[reason], index=ind.index, dtype=pd.StringDtype("pyarrow")),
+    )
 
 
 # --- percentiles -------------------------------------------------------------------------------
@@ -716,22 +705,38 @@ def indicators(sums: pd.DataFrame) -> pd.DataFrame:
     ``pdd_p95_ms``) are passed through when present (see :mod:`cemkit.kqi.rollup`).
     Returns the :data:`INDICATORS` columns (float64; ``attempts`` int64).
     """
-    s = sums
+    names = _counter_names("registrations" in sums.columns)
+    arrays: dict[str, np.ndarray] = {
+        c: _counter_array(sums[c]) for c in counters_needed(names) or []
+    }
+    for name in PDD_QUANTILES:
+        if name in sums.columns:
+            arrays[name] = sums[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.DataFrame(indicator_columns(arrays, len(sums)), index=sums.index)
+
+
+def _counter_names(registrations: bool) -> list[str]:
     names = [n for n in INDICATORS if _operands(n) is not None]
-    if "registrations" not in s.columns:  # counters of records written before registrations
+    if not registrations:  # counters of records written before registrations
         names = [n for n in names if n not in ("registration_success_ratio", "rrd_mean_ms")]
-    arrays = {c: _counter_array(s[c]) for c in counters_needed(names) or []}
-    values = indicator_arrays(arrays, names)
-    out = pd.DataFrame(index=s.index)
+    return names
+
+
+def indicator_columns(sums: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """Every column of :func:`indicators`, in its order, from NumPy arrays of length ``n``.
+
+    ``sums`` maps counters (and optionally the PDD percentiles) to arrays.
+    """
+    values = indicator_arrays(sums, _counter_names("registrations" in sums))
+    out: dict[str, np.ndarray] = {}
     for name in _COLUMN_ORDER:
         if name in values:
             out[name] = values[name]
-        elif name in PDD_QUANTILES:
-            out[name] = s[name].astype(float) if name in s.columns else np.nan
+        elif name in PDD_QUANTILES and name in sums:
+            out[name] = np.asarray(sums[name], dtype=np.float64)
         elif name != "experience_score":
-            out[name] = np.nan
-    score, _ = experience_score(out)
-    out["experience_score"] = score
+            out[name] = np.full(n, np.nan)
+    out["experience_score"] = score_arrays(out)[0]
     return out
 
 

@@ -1,15 +1,18 @@
 r"""KQI rollups: per node group and per modeled customer, per time bucket, in one jitted pass.
 
-Each record gets an integer cell (object code x 15-minute bucket); one Numba pass
-(:func:`cemkit.kqi._kernels.sum_by_cell`) sums every integer counter of
-:data:`cemkit.kqi.formulas.COUNTERS` per cell, into a dense table when it is small and over the
-sorted distinct cells when it is not. A partition (a pandas frame, or each partition of a Dask
-frame) thus yields small results:
+The columns the formulas read are taken once from the records as NumPy arrays
+(:class:`cemkit.kqi.columns.RecordColumns`). Each record gets an integer cell (object code x
+15-minute bucket); one Numba pass (:func:`cemkit.kqi._kernels.sum_contributions`) computes every
+integer counter of :data:`cemkit.kqi.formulas.COUNTERS` of each record and adds it to its cell of
+every celling at once (groups, modeled customers, customers), into a dense table when it is
+small and over the sorted distinct cells when it is not. A partition (a pandas frame, or each
+partition of a Dask frame) thus yields small results:
 
 * integer counter sums (:data:`cemkit.kqi.formulas.COUNTERS`) per leaf group and 15-minute bucket,
   and per modeled customer and bucket;
-* counts of each PDD value (whole milliseconds) per leaf group / customer and bucket, from which
-  percentiles are exact (:func:`cemkit.kqi.formulas.weighted_quantile`);
+* the PDD values (whole milliseconds, sorted) of each leaf group / customer and bucket, from
+  which the percentiles of every rolled-up row are exact, in one pass
+  (:func:`cemkit.kqi._kernels.grouped_quantiles`);
 * counter sums per customer over the whole period, for the experience score and the worst
   customers.
 
@@ -19,7 +22,8 @@ frame) thus yields small results:
 Partitions' results are merged by summing equal cells. Parents in the group hierarchy (an index
 from each group to its ancestors, applied to the aggregated rows, never to records) and coarser
 buckets (hour, day: sums of 15-minute buckets) are sums of those results, so every level is
-exact too: results are identical for any partitioning, scheduler or cluster.
+exact too: results are identical for any partitioning, scheduler or cluster. The table is built
+once, at the end, from NumPy arrays.
 
 Examples
 --------
@@ -48,10 +52,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cemkit import config
+from cemkit import arrowstr, config
+from cemkit.correlate._frames import column_codes
 from cemkit.errors import ModelError, SchemaError
 from cemkit.kqi import _kernels, formulas
 from cemkit.kqi._kernels import NULL_TIME
+from cemkit.kqi.columns import RecordColumns, _arrow_strings
 from cemkit.kqi.sizes import (
     ancestor_index,
     count_sizes,
@@ -120,14 +126,14 @@ def _time_ns_utc(start: pd.Series, floor: str | None = None) -> np.ndarray:
     return np.asarray(start.array.asi8, dtype=np.int64)
 
 
-def _bucket_ns(start: pd.Series) -> np.ndarray:
-    """15-minute bucket of each record, int64 ns (NULL_TIME for NaT); UTC in integer maths."""
+def _times(start: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Start times and 15-minute buckets as int64 UTC ns (NULL_TIME for NaT)."""
+    t = _time_ns_utc(start)
     tz = getattr(start.dtype, "tz", None)
     if isinstance(start.dtype, pd.DatetimeTZDtype) and str(tz) not in ("UTC", "utc"):
         # a wall-clock floor in another zone is not a floor of UTC nanoseconds
-        return _time_ns_utc(start, "15min")
-    t = _time_ns_utc(start)
-    return np.where(t == NULL_TIME, NULL_TIME, (t // _LEAF_NS) * _LEAF_NS)
+        return t, _time_ns_utc(start, "15min")
+    return t, np.where(t == NULL_TIME, NULL_TIME, (t // _LEAF_NS) * _LEAF_NS)
 
 
 def _cells(code: np.ndarray, bucket: np.ndarray, n_codes: int) -> tuple[np.ndarray, int, Any]:
@@ -159,13 +165,13 @@ def _cells(code: np.ndarray, bucket: np.ndarray, n_codes: int) -> tuple[np.ndarr
 
 @dataclass
 class _Leaf:
-    """Counter sums per (object code, 15-minute bucket) and PDD value counts per such row."""
+    """Counter sums per (object code, 15-minute bucket) and the PDD values of each such row."""
 
     code: np.ndarray  # int64[k], -1: unassigned
     bucket: np.ndarray  # int64[k], ns
     sums: np.ndarray  # int64[C, k]
     pdd_row: np.ndarray  # int64[m], row of each PDD value
-    pdd_value: np.ndarray  # float64[m]
+    pdd_value: np.ndarray  # float64[m], non-decreasing
     pdd_count: np.ndarray  # int64[m]
 
     @staticmethod
@@ -174,35 +180,20 @@ class _Leaf:
         return _Leaf(z, z, np.zeros((len(formulas.COUNTERS), 0), np.int64), z, np.zeros(0), z)
 
 
-def _value_counts(
-    row: np.ndarray, value: np.ndarray, count: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, value) pairs sorted by row then value, equal pairs merged (counts summed)."""
-    if len(row) == 0:
-        return row, value, count
-    order = None
-    if np.isfinite(value).all():
-        lo, hi = float(value.min()), float(value.max())
-        span = hi - lo + 1
-        # whole milliseconds: one int64 key sorts faster than a two-key lexsort
-        if span * (int(row.max()) + 1) < 2.0**62 and (value == np.rint(value)).all():
-            order = np.argsort(row * int(span) + (value - lo).astype(np.int64), kind="stable")
-    if order is None:
-        order = np.lexsort((value, row))
-    row, value, count = row[order], value[order], count[order]
-    new = np.r_[True, (row[1:] != row[:-1]) | (value[1:] != value[:-1])]
-    starts = np.flatnonzero(new)
-    return row[starts], value[starts], np.add.reduceat(count, starts)
+def _value_order(value: np.ndarray) -> np.ndarray:
+    """An order that sorts ``value`` ascending (one radix sort for whole milliseconds)."""
+    if len(value) == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = float(value.min()), float(value.max())
+    if hi - lo < 2**16 and (value == np.rint(value)).all():
+        return np.argsort((value - lo).astype(np.uint16), kind="stable")
+    return np.argsort(value, kind="stable")
 
 
-def _leaf(code: np.ndarray, bucket: np.ndarray, n_codes: int, block: np.ndarray,
-          replace: tuple[int, np.ndarray], use: np.ndarray | None,
-          pdd: np.ndarray) -> _Leaf:  # fmt: skip
-    """One pass: every counter per (code, bucket) cell, then the PDD value counts per cell."""
-    if use is not None:
-        bucket = np.where(use, bucket, NULL_TIME)
-    cell, n_cells, decode = _cells(code, bucket, n_codes)
-    sums, count = _kernels.sum_by_cell(cell, block, replace[0], replace[1], n_cells)
+def _leaf_of(cells: tuple[np.ndarray, int, Any], sums: np.ndarray, count: np.ndarray,
+             pdd: np.ndarray) -> _Leaf:  # fmt: skip
+    """A leaf from its cells (:func:`_cells`), their sums (int64[n_cells, C]) and record counts."""
+    cell, n_cells, decode = cells
     present = np.flatnonzero(count)
     if len(decode) == 2:  # dense: decode the cell numbers that hold records
         bmin, n_buckets = decode
@@ -216,10 +207,12 @@ def _leaf(code: np.ndarray, bucket: np.ndarray, n_codes: int, block: np.ndarray,
         keys = keys[present]
     leaf_code = keys // n_buckets - 1
     leaf_bucket = (keys % n_buckets + bmin) * _LEAF_NS
-    has = (cell >= 0) & ~np.isnan(pdd)
-    prow = row_of_cell[cell[has]]
-    pr, pv, pc = _value_counts(prow, pdd[has], np.ones(len(prow), dtype=np.int64))
-    return _Leaf(leaf_code, leaf_bucket, sums[:, present], pr, pv, pc)
+    has = np.flatnonzero((cell >= 0) & ~np.isnan(pdd))
+    value = pdd[has]
+    order = _value_order(value)
+    prow = row_of_cell[cell[has[order]]]
+    return _Leaf(leaf_code, leaf_bucket, np.ascontiguousarray(sums[present].T), prow,
+                 value[order], np.ones(len(prow), dtype=np.int64))  # fmt: skip
 
 
 def _merge_leaves(leaves: list[_Leaf]) -> _Leaf:
@@ -237,7 +230,8 @@ def _merge_leaves(leaves: list[_Leaf]) -> _Leaf:
     prow = np.concatenate([inverse[x.pdd_row + o] for x, o in zip(leaves, offsets, strict=False)])
     pv = np.concatenate([x.pdd_value for x in leaves])
     pc = np.concatenate([x.pdd_count for x in leaves])
-    out.pdd_row, out.pdd_value, out.pdd_count = _value_counts(prow, pv, pc)
+    order = _value_order(pv)
+    out.pdd_row, out.pdd_value, out.pdd_count = prow[order], pv[order], pc[order]
     return out
 
 
@@ -250,40 +244,30 @@ def _regroup(code: np.ndarray, bucket: np.ndarray, sums: np.ndarray,
     key = (code + 1) * n_buckets + (fb - bmin) // step
     uniq, inverse = np.unique(key, return_inverse=True)
     inverse = inverse.astype(np.int64)
-    out, _ = _kernels.sum_by_cell(inverse, sums, -1, _NO_REPLACEMENT, len(uniq))
+    out, _ = _kernels.sum_by_cell(inverse, np.ascontiguousarray(sums), -1, _NO_REPLACEMENT,
+                                  len(uniq))  # fmt: skip
     z = np.zeros(0, dtype=np.int64)
     leaf = _Leaf(uniq // n_buckets - 1, (uniq % n_buckets) * step + bmin, out, z, np.zeros(0), z)
     return leaf, inverse
 
 
-def _roll(leaf: _Leaf, n_codes: int, hierarchy: dict[int, list[int]], step: int) -> _Leaf:
-    """The leaf rows summed into every ancestor (the hierarchy as an index) and coarser buckets."""
+_QUANTILES = np.array(list(formulas.PDD_QUANTILES.values()), dtype=np.float64)
+
+
+def _roll(leaf: _Leaf, n_codes: int, hierarchy: dict[int, list[int]],
+          step: int) -> tuple[_Leaf, np.ndarray]:  # fmt: skip
+    """The leaf rows summed into every ancestor (the hierarchy as an index) and coarser buckets.
+
+    Returns the rolled rows and their exact PDD percentiles (float64[len(PDD_QUANTILES), rows]).
+    """
     row, code = expand(leaf.code, n_codes, ancestor_index(n_codes, hierarchy))
     reps = np.bincount(row, minlength=len(leaf.code))
     start = np.cumsum(reps) - reps  # first expanded row of each leaf row
     out, inverse = _regroup(code, leaf.bucket[row], leaf.sums[:, row], step)
-    # PDD value counts of a leaf row go to every out row its expanded rows went to
-    preps = reps[leaf.pdd_row]
-    prow = np.repeat(leaf.pdd_row, preps)
-    pwithin = np.arange(len(prow)) - np.repeat(np.cumsum(preps) - preps, preps)
-    target = inverse[start[prow] + pwithin]
-    out.pdd_row, out.pdd_value, out.pdd_count = _value_counts(
-        target, np.repeat(leaf.pdd_value, preps), np.repeat(leaf.pdd_count, preps)
-    )
-    return out
-
-
-def _quantile_columns(leaf: _Leaf) -> dict[str, np.ndarray]:
-    """Exact PDD percentiles of every row (NaN without a PDD)."""
-    out = {}
-    for name, q in formulas.PDD_QUANTILES.items():
-        col = np.full(len(leaf.code), np.nan)
-        ids, quant = formulas.grouped_weighted_quantile(
-            leaf.pdd_row, leaf.pdd_value.astype(float), leaf.pdd_count, q
-        )
-        col[ids] = quant
-        out[name] = col
-    return out
+    # the PDD values of a leaf row count in every out row its expanded rows went to
+    quantiles = _kernels.grouped_quantiles(leaf.pdd_row, leaf.pdd_value, leaf.pdd_count, start,
+                                           reps, inverse, len(out.code), _QUANTILES)  # fmt: skip
+    return out, quantiles
 
 
 # --- per partition ------------------------------------------------------------------------------
@@ -330,58 +314,82 @@ def _assigned_codes(part: pd.DataFrame, assigner: Assigner,
     return np.asarray(groups, dtype=np.int64), np.asarray(customers, dtype=np.int64)
 
 
-def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray) -> np.ndarray:
-    """Per record: it belongs to its intent's first attempt (as :func:`_mark_first_of_intent`)."""
-    codes = np.asarray(pd.factorize(part[formulas.INTENT_COLUMN])[0], dtype=np.int64)
-    t = _time_ns_utc(part["start"])
-    n_codes = int(codes.max()) + 1 if len(codes) else 0
-    first = _kernels.first_start(codes, t, attempts, n_codes)
-    f = np.where(codes >= 0, first[np.maximum(codes, 0)] if n_codes else NULL_TIME, NULL_TIME)
+def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray, t: np.ndarray | None = None,
+                     *, attempts_only: bool = False) -> np.ndarray:  # fmt: skip
+    """Per record: it belongs to its intent's first attempt (as :func:`_mark_first_of_intent`).
+
+    ``t``: the start times as int64 UTC ns, when the caller has them already. String intent
+    ids are hashed over their bytes (:func:`_kernels.first_start_by_string`); other ids are
+    factorized. ``attempts_only``: only the attempts' flags are wanted (the others are True).
+    """
+    intents = part[formulas.INTENT_COLUMN]
+    if t is None:
+        t = _time_ns_utc(part["start"])
+    attempts = np.asarray(attempts, dtype=bool)
+    if _arrow_strings(intents.dtype):
+        offsets, data, valid = arrowstr.buffers(intents)
+        f = _kernels.first_start_by_string(offsets, data, valid, t, attempts, not attempts_only)
+    else:
+        codes, n_codes = column_codes(intents)
+        first = _kernels.first_start(codes, t, attempts, n_codes)
+        f = np.where(codes >= 0, first[np.maximum(codes, 0)] if n_codes else NULL_TIME, NULL_TIME)
     window = int(pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S).value)
     return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= window))
 
 
+_COUNTER_AT = {c: i for i, c in enumerate(formulas.COUNTERS)}
+_SCORE_ROWS = [_COUNTER_AT[c] for c in _SCORE_COUNTERS]
+
+
 def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
-    """Every counter per (group, bucket) and (customer, bucket) cell of one partition."""
-    counters = formulas.contributions(part)
-    block = counters.to_numpy(dtype=np.int64).T  # (counter, record), a view of the one block
-    names = list(counters.columns)
-    replace: tuple[int, np.ndarray] = (-1, _NO_REPLACEMENT)
+    """Every counter per (group, bucket) and (customer, bucket) cell of one partition.
+
+    The record columns are taken once as NumPy arrays; one jitted pass computes each record's
+    counters and adds them to its cell of every celling at once (group x bucket, modeled
+    customer x bucket, customer): no per-record counter block is materialized.
+    """
+    cols = RecordColumns(part, formulas.LABELS)
+    inputs = formulas.counter_inputs(cols)
+    t, bucket = _times(part["start"])
+    attempts, has_pdd = formulas.record_flags(inputs)
     if formulas.INTENT_COLUMN in part.columns and formulas.FIRST_OF_INTENT_COLUMN not in part:
-        attempts = block[names.index("attempts")] > 0
-        first = _first_of_intent(part, attempts)
         # the formulas' repeat-attempt rule, without re-running them on a copy of the frame
-        replace = (names.index("repeat_attempts"), (attempts & ~first).astype(np.int64))
-    bucket = _bucket_ns(part["start"])
+        first = _first_of_intent(part, attempts, t, attempts_only=True)
+        inputs = formulas.with_first_of_intent(inputs, first)
     groups, customers = _assigned_codes(part, assigner, wants.number_column)
-    if "pdd_ms" in part.columns:
-        pdd = np.rint(pd.to_numeric(part["pdd_ms"], errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan))  # fmt: skip
-        pdd = np.where(block[names.index("pdd_count")] > 0, pdd, np.nan)
-    else:
-        pdd = np.full(len(part), np.nan)
-    group = _leaf(groups, bucket, len(assigner.group_names), block, replace, None, pdd)
+    pdd = np.where(has_pdd, np.rint(cols.floats("pdd_ms")), np.nan)
+    cellings = [_cells(groups, bucket, len(assigner.group_names))]
     orig = _is_orig(part) if wants.customers or wants.rank else None
-    customer = _Leaf.empty()
     if wants.customers:
         assert orig is not None
-        customer = _leaf(customers, bucket, len(assigner.customer_names), block, replace,
-                         orig & (customers >= 0), pdd)  # fmt: skip
+        use = orig & (customers >= 0)
+        cellings.append(_cells(customers, np.where(use, bucket, NULL_TIME),
+                               len(assigner.customer_names)))  # fmt: skip
+    numbers = strings(part[wants.number_column]) if wants.rank or wants.sizes else None
+    values = None
+    if wants.rank:
+        assert orig is not None and numbers is not None
+        idx, values = encode(numbers)
+        cellings.append((np.where(orig, idx, -1), len(values), None))
+    n_cells = np.array([c[1] for c in cellings], dtype=np.int64)
+    cells = np.stack([np.asarray(c[0], dtype=np.int64) for c in cellings])
+    sums, count = _kernels.sum_contributions(cells, n_cells, *inputs, *formulas.COUNTER_CONSTANTS)
+    bounds = np.r_[0, np.cumsum(n_cells)]
+
+    def part_of(k: int) -> tuple[np.ndarray, np.ndarray]:
+        return sums[bounds[k] : bounds[k + 1]], count[bounds[k] : bounds[k + 1]]
+
+    group = _leaf_of(cellings[0], *part_of(0), pdd)
+    customer = _leaf_of(cellings[1], *part_of(1), pdd) if wants.customers else _Leaf.empty()
     distinct: pa.Array | None = None
     cust_sums = np.zeros((len(_SCORE_COUNTERS), 0), dtype=np.int64)
-    pairs = None
-    if wants.rank or wants.sizes:
-        numbers = strings(part[wants.number_column])
-        if wants.rank:
-            assert orig is not None
-            idx, values = encode(numbers)
-            rows = block[[names.index(c) for c in _SCORE_COUNTERS]]
-            sums, count = _kernels.sum_by_cell(np.where(orig, idx, -1), rows, -1,
-                                               _NO_REPLACEMENT, len(values))  # fmt: skip
-            present = np.flatnonzero(count)
-            distinct, cust_sums = values.take(pa.array(present)), sums[:, present]
-        if wants.sizes:
-            pairs = size_pairs(groups, numbers)
+    if wants.rank:
+        assert values is not None
+        rank_sums, rank_count = part_of(len(cellings) - 1)
+        present = np.flatnonzero(rank_count)
+        distinct = values.take(pa.array(present))
+        cust_sums = np.ascontiguousarray(rank_sums[present][:, _SCORE_ROWS].T)
+    pairs = size_pairs(groups, numbers) if wants.sizes and numbers is not None else None
     return _Partial(group, customer, distinct, cust_sums, pairs)
 
 
@@ -397,12 +405,12 @@ def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
     col = formulas.INTENT_COLUMN
 
     def attempts_only(part: pd.DataFrame) -> pd.DataFrame:
-        is_attempt = formulas.contributions(part)["attempts"].to_numpy() > 0
+        is_attempt = _attempts(part)
         return part.loc[is_attempt, [col, "start"]]
 
     if isinstance(ddf, pd.DataFrame):
         part = ddf.copy()
-        attempts = formulas.contributions(part)["attempts"].to_numpy() > 0
+        attempts = _attempts(part)
         part[formulas.FIRST_OF_INTENT_COLUMN] = _first_of_intent(part, attempts)
         return part
     starts = _map_parts(ddf, attempts_only)
@@ -414,6 +422,10 @@ def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
         return _flag_first(part, part.pop("_intent_first_start"))
 
     return _map_parts(merged, flag)
+
+
+def _attempts(part: pd.DataFrame) -> np.ndarray:
+    return formulas.record_flags(formulas.counter_inputs(RecordColumns(part, formulas.LABELS)))[0]
 
 
 def _flag_first(part: pd.DataFrame, first_start: pd.Series) -> pd.DataFrame:
@@ -492,7 +504,9 @@ def rollup(
         wanted.append("leg")
     if per_customer_work or assigner.needs_numbers:
         wanted.append(spec.numbers.column)
-    ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
+    if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in ddf.columns:
+        ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
+    # a pandas frame is read column by column as it is (a copy of it costs more than the KQIs)
     if per_customer_work and spec.numbers.column not in ddf.columns:
         raise SchemaError(
             f"records have no {spec.numbers.column!r} column to tell customers apart",
@@ -519,9 +533,9 @@ def rollup(
         per_customer = _customer_sums(partials)
         worst = _worst_of_partition(per_customer, top_n, worst_min_attempts)
         n_customers = len(per_customer)
+        worst = _rank(worst, top_n)
     else:
-        worst, n_customers = _worst_meta(), 0
-    worst = _rank(worst, top_n)
+        worst, n_customers = _no_worst(), 0
     group_sizes = None
     if sizes:
         found = [p.size_pairs for p in partials if p.size_pairs is not None]
@@ -531,43 +545,64 @@ def rollup(
 
 def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
            freqs: Sequence[str]) -> pd.DataFrame:  # fmt: skip
-    """The KQI table: every kind's leaf rows rolled up, per bucket size, indicators computed."""
-    parts: list[tuple[str, str, list[str], _Leaf]] = []
+    """The KQI table: every kind's leaf rows rolled up, per bucket size, indicators computed.
+
+    NumPy throughout; the one DataFrame is built at the end.
+    """
+    parts: list[tuple[str, str, list[str], _Leaf, np.ndarray]] = []
     for kind, leaf, names, hierarchy in kinds:
         if len(leaf.code):
-            parts.extend((kind, f, names, _roll(leaf, len(names), hierarchy, _STEP_NS[f]))
-                         for f in freqs)  # fmt: skip
+            for f in freqs:
+                rolled, quantiles = _roll(leaf, len(names), hierarchy, _STEP_NS[f])
+                parts.append((kind, f, names, rolled, quantiles))
     if not parts:
         return _empty_table()
     sums = np.concatenate([p[3].sums for p in parts], axis=1)
     columns: dict[str, Any] = {c: sums[i] for i, c in enumerate(formulas.COUNTERS)}
-    quantiles = [_quantile_columns(p[3]) for p in parts]
-    for name in formulas.PDD_QUANTILES:
-        columns[name] = np.concatenate([q[name] for q in quantiles])
-    ind = formulas.indicators(pd.DataFrame(columns, copy=False))
-    label_parts, kind_parts, freq_parts, bucket_parts, end_parts = [], [], [], [], []
-    for kind, freq, names, leaf in parts:
-        labels = pa.array([*names, UNASSIGNED], type=pa.string())
-        slot = np.where(leaf.code < 0, len(names), leaf.code)
-        label_parts.append(labels.take(pa.array(slot)))
+    quantiles = np.concatenate([p[4] for p in parts], axis=1)
+    for i, name in enumerate(formulas.PDD_QUANTILES):
+        columns[name] = quantiles[i]
+    ind = formulas.indicator_columns(columns, sums.shape[1])
+    codes, kind_ix, freq_ix, bucket_parts, end_parts = [], [], [], [], []
+    labels: list[str] = []
+    label_base: dict[str, int] = {}
+    kinds_seen: list[str] = []
+    freqs_seen: list[str] = []
+    for kind, freq, names, leaf, _ in parts:
+        if kind not in kinds_seen:
+            kinds_seen.append(kind)
+        if freq not in freqs_seen:
+            freqs_seen.append(freq)
         n = len(leaf.code)
-        kind_parts.append(pa.array([kind], pa.string()).take(pa.array(np.zeros(n, np.int64))))
-        freq_parts.append(pa.array([freq], pa.string()).take(pa.array(np.zeros(n, np.int64))))
+        if kind not in label_base:  # every kind's names and its unassigned label, one dictionary
+            label_base[kind] = len(labels)
+            labels.extend([*names, UNASSIGNED])
+        offset = label_base[kind]
+        codes.append(np.where(leaf.code < 0, len(names), leaf.code) + offset)
+        kind_ix.append(np.full(n, kinds_seen.index(kind), dtype=np.int32))
+        freq_ix.append(np.full(n, freqs_seen.index(freq), dtype=np.int32))
         bucket_parts.append(leaf.bucket)
         end_parts.append(leaf.bucket + int(pd.Timedelta(FREQ_OFFSETS[freq]).value))
-    out: dict[str, Any] = {
-        "object_kind": _string_array(kind_parts),
-        "object": _string_array(label_parts),
-        "freq": _string_array(freq_parts),
-        "bucket": _utc(np.concatenate(bucket_parts)),
-        "bucket_end": _utc(np.concatenate(end_parts)),
-    }
-    for c in formulas.COUNTERS:
-        out[c] = columns[c]
-    for c in ind.columns:
-        if c != "attempts":
-            out[c] = ind[c].to_numpy()
-    return pd.DataFrame(out, copy=False)
+    keys = pd.DataFrame(
+        {
+            "object_kind": _strings_of(np.concatenate(kind_ix), kinds_seen),
+            "object": _strings_of(np.concatenate(codes), labels),
+            "freq": _strings_of(np.concatenate(freq_ix), freqs_seen),
+            "bucket": _utc(np.concatenate(bucket_parts)),
+            "bucket_end": _utc(np.concatenate(end_parts)),
+        },
+        copy=False,
+    )
+    # counters and indicators as two 2-D blocks: one DataFrame each, not one array per column
+    counters = pd.DataFrame(sums.T, columns=list(formulas.COUNTERS), copy=False)
+    names = [c for c in ind if c != "attempts"]
+    values = pd.DataFrame(np.column_stack([ind[c] for c in names]), columns=names, copy=False)
+    return pd.concat([keys, counters, values], axis=1)
+
+
+def _strings_of(index: np.ndarray, values: list[str]) -> pd.api.extensions.ExtensionArray:
+    """``values[index]`` as an Arrow-backed string array (one take, no Python object per row)."""
+    return _string_array([pa.array(values, pa.string()).take(pa.array(index))])
 
 
 def _string_array(chunks: list[pa.Array]) -> pd.api.extensions.ExtensionArray:
@@ -646,6 +681,15 @@ def _worst_meta_cached() -> pd.DataFrame:
     empty = pd.DataFrame({c: pd.Series([], dtype=np.int64) for c in _SCORE_COUNTERS})
     empty.index = pd.Index([], dtype=pd.StringDtype("pyarrow"), name="customer")
     return _score_frame(empty)
+
+
+def _no_worst() -> pd.DataFrame:
+    return _no_worst_cached().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _no_worst_cached() -> pd.DataFrame:
+    return _rank(_worst_meta_cached(), 1)
 
 
 def _worst_of_partition(sums: pd.DataFrame, top_n: int, min_attempts: int) -> pd.DataFrame:
