@@ -1,20 +1,30 @@
 """KQI warehouse benchmark: report queries against DuckDB over raw records, and ingest rate.
 
-    python -m benchmarks.bench_warehouse [--groups 10000] [--days 365] [--days-15min 30]
+    python -m benchmarks.bench_warehouse [--groups 8000] [--customers 2000] [--days 365]
+                                         [--cache /tmp/cemkit-bench/warehouse-year]
                                          [--raw-records 20000000] [--ingest-records 200000]
 
 Query part. A warehouse (the real Delta table of :mod:`cemkit.warehouse`) holds ``--days`` days
-of day rows and ``--days-15min`` days of 15-minute rows for ``--groups`` switch groups under 20
-regions (regions are stored objects too, as :func:`cemkit.kqi.rollup` writes ancestors). Counters
-are random; day rows carry real KLL (PDD, duration) and HLL (customers) sketches drawn from a
-pool of 512 serialized sketches of each kind (building 3.65M distinct sketches would take longer
-than the whole benchmark; merging costs the same). 15-minute rows carry counters only. The query
-is the nightly report: the last 30 days, per day, per region, ASR, ACD, PDD p50/p95, distinct
-customers and k-suppression, through :meth:`cemkit.warehouse.Warehouse.kqi` (the whole call:
-table log, pruning, DuckDB sums, sketch merges, formulas, suppression). The baseline is what a
-user would otherwise run: DuckDB over the raw records of the same 30 days (``--raw-records``
-records in Parquet, joined to the switch→region map), computing the same figures with exact
-quantiles and ``count(DISTINCT customer)``. Both warm (best of 5, after one unmeasured run).
+(the year before 2027-01-01) of 15-minute and day rows of ``--groups`` node groups (20 regions
+and their switches; a region's counters are its switches' sums, as :func:`cemkit.kqi.rollup`
+writes ancestors) and ``--customers`` modeled customers: 10,000 objects x 96 x 365 = 350.4M
+15-minute rows and 3.65M day rows. Counters are random (Poisson attempts); rows carry real KLL
+(PDD, duration) and HLL (customers) sketches drawn from pools of serialized sketches (256 of 1-7
+values for 15-minute rows, 512 of 5-400 values for day rows; building 1G distinct sketches would
+take days; merging them costs the same). Each day is one commit: its 15-minute partition as
+``cemkit warehouse compact`` leaves it (:func:`cemkit.warehouse.compact.merged` and
+:func:`cemkit.warehouse.table.write_rows`), its day rows as an ingest writes them; the real
+``Warehouse.compact`` then merges each month's day rows. The build runs newest day first in
+``--processes`` processes for at most ``--build-minutes`` and is cached in ``--cache`` (a rerun
+reuses it, an unfinished one resumes); what was built is printed.
+
+Queries (warm, best of 5 after one unmeasured run), each the whole
+:meth:`cemkit.warehouse.Warehouse.kqi` call (table log, pruning, DuckDB sums, sketch merges,
+formulas, suppression): the nightly report, the last 30 days, per day, per region, ASR, ACD, PDD
+p50/p95, distinct customers and k = 10; the same per month over the year; per hour over the last
+day. The baseline is what a user would otherwise run: DuckDB over the raw records of the same
+30 days (``--raw-records`` records in Parquet, joined to the switch->region map), computing the
+same figures with exact quantiles and ``count(DISTINCT customer)``.
 
 Ingest part. ``cemkit watch --once`` equivalent (the real :class:`cemkit.warehouse.watch.Watcher`)
 over rotated Asterisk files of a synthetic world (``--ingest-records`` records in
@@ -33,10 +43,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmarks.common import machine, versions
@@ -159,15 +171,27 @@ class World:
         return pa.table(cols, schema=KQI_SCHEMA)
 
 
-def _build_days(
-    path: str, groups: int, customers: int, days: list[str], until: float, nice: int
-) -> dict[str, int]:
-    """Write ``days`` (ISO dates) into the warehouse at ``path``, one commit per day, until
-    the clock reads ``until`` (epoch seconds).
+def _day_stream(world: World, iso: str) -> tuple[pd.Timestamp, np.random.Generator, dict]:
+    """A day's own random stream and its counters (the same whichever grain is written)."""
+    day = pd.Timestamp(iso, tz="UTC")
+    rng = np.random.default_rng([11, day.value // 86_400_000_000_000])
+    return day, rng, world.counters(rng)
 
-    A day's commit holds its 15-minute partition as ``cemkit warehouse compact`` leaves it
-    (the real :func:`~cemkit.warehouse.compact.merged` and writer) and its day rows as an
-    ingest writes them (a source, merged later by the real compaction of the month).
+
+def _build_days(
+    path: str,
+    groups: int,
+    customers: int,
+    daily: list[str],
+    quarter: list[str],
+    until: float,
+    nice: int,
+) -> None:
+    """Write the day rows of ``daily`` and the 15-minute rows of ``quarter`` (ISO dates).
+
+    Day rows first, a month per commit, then each day of ``quarter`` in its own commit, until
+    the clock reads ``until``; each partition as ``cemkit warehouse compact`` leaves it (the
+    real :func:`~cemkit.warehouse.compact.merged` and writer).
     """
     from cemkit.warehouse import Warehouse
     from cemkit.warehouse.compact import merged
@@ -176,21 +200,35 @@ def _build_days(
     os.nice(max(0, nice - os.nice(0)))  # the machine is shared
     world = World(groups, customers)
     wh = Warehouse(path)
-    counts = {"rows_15min": 0, "day_rows": 0}
-    for iso in days:
+    months: dict[str, list[str]] = {}
+    for iso in daily:
+        months.setdefault(iso[:7], []).append(iso)
+    for month in months.values():
+        rows = []
+        for iso in sorted(month):
+            day, rng, counters = _day_stream(world, iso)
+            rows.append(world.rows(day, "day", counters, rng, f"bench-day:{iso}"))
+        write_rows(wh.store.table(), merged(pa.concat_tables(rows)), mode="append")
+    for iso in quarter:
         if time.time() > until:
             break
-        day = pd.Timestamp(iso, tz="UTC")
-        rng = np.random.default_rng([11, day.value // 86_400_000_000_000])  # a day's own stream
-        counters = world.counters(rng)
-        quarter = merged(world.rows(day, "15min", counters, rng, None))
-        daily = world.rows(day, "day", counters, rng, f"bench-day:{iso}")
-        write_rows(wh.store.table(), pa.concat_tables([quarter, daily]), mode="append")
-        counts["rows_15min"] += quarter.num_rows
-        counts["day_rows"] += daily.num_rows
-        if len(days) > 20 and iso.endswith("-15"):
+        day, rng, counters = _day_stream(world, iso)
+        rows = merged(world.rows(day, "15min", counters, rng, None))
+        write_rows(wh.store.table(), rows, mode="append")
+        if len(quarter) > 20 and iso.endswith("-15"):
             print(f"  {iso} written", flush=True)
-    return counts
+
+
+def _days_with_day_rows(wh: Any) -> set[str]:
+    """The days whose day rows are in the warehouse."""
+    import pyarrow.dataset as pads
+
+    files = wh.store.files_for("day", sorted({p["period"] for p in wh.store.table().partitions()
+                                              if p["freq"] == "day"}), "group")  # fmt: skip
+    if not files:
+        return set()
+    buckets = pads.dataset(files, format="parquet").to_table(columns=["bucket"])["bucket"]
+    return {str(b)[:10] for b in pc.unique(buckets).to_pylist()}
 
 
 def build_warehouse(
@@ -222,27 +260,35 @@ def build_warehouse(
     if marker.exists():
         done = json.loads(marker.read_text())
         spent = done["built_s"]
-        if done["params"] == params and done["counts"]["days"] == days:
+        complete = done["counts"]["days"] == done["counts"]["days_daily"] == days
+        if done["params"] == params and complete:
             return {**done["counts"], "built_s": done["built_s"], "reused": True}
-        raise SystemExit(f"{path} holds another benchmark warehouse ({done['params']}); "
-                         "remove it or give another --cache")  # fmt: skip
+        if done["params"] != params:
+            raise SystemExit(f"{path} holds another benchmark warehouse ({done['params']}); "
+                             "remove it or give another --cache")  # fmt: skip
     else:
         spent = 0.0
     t = time.perf_counter()
     wh = Warehouse.create(path)
     have = {p["period"] for p in wh.store.table().partitions() if p["freq"] == "15min"}
+    have_daily = _days_with_day_rows(wh)
     first = end - pd.Timedelta(days=days)
-    todo = [d.strftime("%Y-%m-%d") for d in pd.date_range(first, end, freq="1D", inclusive="left")]
-    todo = [d for d in reversed(todo) if d not in have]  # newest first
-    print(f"building {len(todo)} of {days} days into {path} ({processes} process(es), "
-          f"at most {minutes} min)", flush=True)  # fmt: skip
-    shares = [todo[i::processes] for i in range(processes)]
+    every = [d.strftime("%Y-%m-%d") for d in pd.date_range(first, end, freq="1D", inclusive="left")]
+    quarter = [d for d in reversed(every) if d not in have]  # newest first
+    daily = [d for d in every if d not in have_daily]
+    print(f"building day rows of {len(daily)} days, 15-minute rows of {len(quarter)} of "
+          f"{days} days into {path} ({processes} process(es), at most {minutes} min)",
+          flush=True)  # fmt: skip
+    month_of = sorted({d[:7] for d in daily})
     spawn = multiprocessing.get_context("spawn")  # deltalake's runtime does not survive a fork
     until = time.time() + minutes * 60
     with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
-        list(pool.map(_build_days, [str(path)] * processes, [groups] * processes,
-                      [customers] * processes, shares, [until] * processes,
-                      [nice] * processes))  # fmt: skip
+        jobs = [pool.submit(_build_days, str(path), groups, customers,
+                            [d for d in daily if month_of.index(d[:7]) % processes == i],
+                            quarter[i::processes], until, nice)
+                for i in range(processes)]  # fmt: skip
+        for job in jobs:
+            job.result()
     print(f"  {wh.compact(vacuum=True)}", flush=True)  # months of day rows; a checkpoint
     adds = pa.table(wh.store.table().get_add_actions(flatten=True)).to_pydict()
     counts = {"rows_15min": 0, "day_rows": 0}
@@ -250,6 +296,7 @@ def build_warehouse(
         counts["rows_15min" if freq == "15min" else "day_rows"] += int(rows)
     counts["days"] = len({p for f, p in zip(adds["partition.freq"], adds["partition.period"],
                                             strict=True) if f == "15min"})  # fmt: skip
+    counts["days_daily"] = len(_days_with_day_rows(wh))
     counts["data_files"] = len(adds["path"])
     counts["bytes"] = int(sum(adds["size_bytes"]))
     built = spent + time.perf_counter() - t
@@ -365,11 +412,68 @@ def ingest_bench(tmp: Path, records: int, n_files: int, batch: int, workers: int
             "records_per_file": n / n_files, "batches": progress.batches}  # fmt: skip
 
 
+def query_bench(args: argparse.Namespace) -> None:
+    """Build (or reuse) the year warehouse and time the report queries against DuckDB raw."""
+    from cemkit.warehouse import open as open_warehouse
+
+    end = pd.Timestamp("2027-01-01", tz="UTC")
+    counts = build_warehouse(args.cache, args.groups, args.customers, args.days, end,
+                             args.processes, args.build_minutes)  # fmt: skip
+    rows = counts["rows_15min"] + counts["day_rows"]
+    print(f"warehouse {args.cache}: {counts['rows_15min']:,} 15-min rows ({counts['days']} of "
+          f"{args.days} days) + {counts['day_rows']:,} day rows ({counts['days_daily']} days) of "
+          f"{args.groups + args.customers:,} objects ({args.groups:,} node groups, "
+          f"{args.customers:,} customers); {counts['data_files']:,} data files, "
+          f"{counts['bytes'] / 2**30:.2f} GiB ({counts['bytes'] / 2**20 / (rows / 1e6):.1f} MiB "
+          f"per million rows); {'reused, ' if counts['reused'] else ''}built in "
+          f"{counts['built_s'] / 60:.1f} min")  # fmt: skip
+    t0, t1 = end - pd.Timedelta(days=30), end
+    switches = args.groups - REGIONS
+    raw = args.cache.parent / f"warehouse-year-raw-{args.raw_records}-{switches}.parquet"
+    if not raw.exists():
+        t = time.perf_counter()
+        raw_records(raw.with_suffix(".tmp"), args.raw_records, switches, t0, 30)
+        raw.with_suffix(".tmp").rename(raw)
+        print(f"raw records written in {time.perf_counter() - t:.1f} s")
+    print(f"raw records: {args.raw_records:,} over the 30 days in {raw} "
+          f"({raw.stat().st_size / 2**20:.0f} MiB)")  # fmt: skip
+    wh = open_warehouse(args.cache)
+    regions = [f"region-{i:02d}" for i in range(REGIONS)]
+    names = ["attempts", "asr", "acd_s", "pdd_p50_ms", "pdd_p95_ms"]
+
+    def query(freq: str, start: pd.Timestamp, stop: pd.Timestamp):
+        return lambda: wh.kqi(start, stop, groups=regions, indicators=names, freq=freq, k=10)
+
+    report = query("day", t0, t1)
+    t_wh, res = best_of(report)
+    c_wh = cpu_of(report)
+    t_db, res_db = best_of(lambda: duckdb_raw_query(raw, switches, t0, t1), repeat=3)
+    c_db = cpu_of(lambda: duckdb_raw_query(raw, switches, t0, t1), repeat=2)
+    assert len(res) == len(res_db) == REGIONS * 30, (len(res), len(res_db))  # type: ignore[arg-type]
+    print(f"30 days x per day x per region ({len(res)} rows):")  # type: ignore[arg-type]
+    print(f"  warehouse.kqi (day rows, sketches, k):      {t_wh * 1e3:8.1f} ms "
+          f"(CPU {c_wh * 1e3:.1f} ms)")  # fmt: skip
+    print(f"  DuckDB over {args.raw_records:,} raw records: {t_db * 1e3:8.1f} ms "
+          f"(CPU {c_db * 1e3:.1f} ms)")  # fmt: skip
+    print(f"  ratio DuckDB raw / warehouse: {t_db / t_wh:.1f}x wall, {c_db / c_wh:.1f}x CPU")
+    for label, freq, start in (("the year x per month", "month", end - pd.DateOffset(years=1)),
+                               ("the last day x per hour", "hour", end - pd.Timedelta(days=1)),
+                               ("30 days x per hour", "hour", t0)):  # fmt: skip
+        fn = query(freq, start, end)
+        t_q, out = best_of(fn)
+        c_q = cpu_of(fn)
+        print(f"  {label} x per region ({len(out)} rows): {t_q * 1e3:8.1f} ms "  # type: ignore[arg-type]
+              f"(CPU {c_q * 1e3:.1f} ms)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--groups", type=int, default=10_000)
+    ap.add_argument("--groups", type=int, default=8_000, help="node groups, 20 regions included")
+    ap.add_argument("--customers", type=int, default=2_000)
     ap.add_argument("--days", type=int, default=365)
-    ap.add_argument("--days-15min", type=int, default=30)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/cemkit-bench/warehouse-year"))
+    ap.add_argument("--build-minutes", type=float, default=float("inf"))
+    ap.add_argument("--processes", type=int, default=2, help="processes building the warehouse")
     ap.add_argument("--raw-records", type=int, default=20_000_000)
     ap.add_argument("--ingest-records", type=int, default=280_000)
     ap.add_argument("--ingest-files", type=int, default=8)
@@ -378,7 +482,6 @@ def main() -> None:
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
-    from cemkit.warehouse import open as open_warehouse
 
     print(machine())
     print(versions(("cemkit", "pandas", "pyarrow", "deltalake", "datasketches", "duckdb")))
@@ -386,42 +489,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-warehouse-"))
     try:
         if not args.skip_query:
-            end = pd.Timestamp("2027-01-01", tz="UTC")
-            t = time.perf_counter()
-            counts = build_warehouse(tmp / "wh", args.groups, args.days, args.days_15min, end)
-            built = time.perf_counter() - t
-            print(f"warehouse: {counts['day_rows']:,} day rows ({args.days} days), "
-                  f"{counts['rows_15min']:,} 15-min rows ({args.days_15min} days), "
-                  f"{args.groups + REGIONS:,} objects; built in {built:.1f} s")  # fmt: skip
-            t0, t1 = end - pd.Timedelta(days=30), end
-            raw = tmp / "raw.parquet"
-            t = time.perf_counter()
-            raw_records(raw, args.raw_records, args.groups, t0, 30)
-            mib = raw.stat().st_size / 2**20
-            print(f"raw records: {args.raw_records:,} over 30 days, written in "
-                  f"{time.perf_counter() - t:.1f} s ({mib:.0f} MiB)")  # fmt: skip
-            wh = open_warehouse(tmp / "wh")
-            regions = [f"region-{i:02d}" for i in range(REGIONS)]
-            names = ["attempts", "asr", "acd_s", "pdd_p50_ms", "pdd_p95_ms"]
-
-            def report():
-                return wh.kqi(t0, t1, groups=regions, indicators=names, freq="day", k=10)
-
-            t_wh, res = best_of(report)
-            c_wh = cpu_of(report)
-            t_15, _ = best_of(lambda: wh.counters(t0, t1, groups=regions, freq="hour"), repeat=3)
-            t_db, res_db = best_of(lambda: duckdb_raw_query(raw, args.groups, t0, t1), repeat=3)
-            c_db = cpu_of(lambda: duckdb_raw_query(raw, args.groups, t0, t1), repeat=2)
-            assert len(res) == len(res_db) == REGIONS * 30, (len(res), len(res_db))  # type: ignore[arg-type]
-            print(f"30 days x per day x per region ({len(res)} rows):")  # type: ignore[arg-type]
-            print(f"  warehouse.kqi (day rows, sketches, k):      {t_wh * 1e3:8.1f} ms "
-                  f"(CPU {c_wh * 1e3:.1f} ms)")  # fmt: skip
-            print(f"  warehouse.counters, hour (15-min rows):      {t_15 * 1e3:8.1f} ms")
-            print(f"  DuckDB over {args.raw_records:,} raw records: {t_db * 1e3:8.1f} ms "
-                  f"(CPU {c_db * 1e3:.1f} ms)")  # fmt: skip
-            print(
-                f"  ratio DuckDB raw / warehouse: {t_db / t_wh:.1f}x wall, {c_db / c_wh:.1f}x CPU"
-            )
+            query_bench(args)
         if not args.skip_ingest:
             ing = ingest_bench(tmp / "ingest", args.ingest_records, args.ingest_files,
                                args.batch, args.workers)  # fmt: skip
