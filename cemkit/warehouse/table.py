@@ -16,6 +16,10 @@ optimistic concurrency):
 ``quarantine/``
     The protected rows the loaders set aside, with file, line, field and reason.
 
+The table log keeps per-file statistics of ``bucket``, ``object_kind``, ``object`` and ``source``
+only (:data:`STATS_COLUMNS`): reports choose their files from the object min/max, compaction
+tells its own files (no source) from ingested ones by the null count of ``source``.
+
 **Exactly once.** Every commit that adds a file's rows also records the Delta *application
 transaction* ``cemkit-file:<sha256>`` (version 0) in the same atomic commit: the table's own
 idempotency mechanism. A file whose transaction is in the table is skipped; two writers
