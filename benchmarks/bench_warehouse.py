@@ -1,20 +1,30 @@
 """KQI warehouse benchmark: report queries against DuckDB over raw records, and ingest rate.
 
-    python -m benchmarks.bench_warehouse [--groups 10000] [--days 365] [--days-15min 30]
+    python -m benchmarks.bench_warehouse [--groups 8000] [--customers 2000] [--days 365]
+                                         [--cache /tmp/cemkit-bench/warehouse-year]
                                          [--raw-records 20000000] [--ingest-records 200000]
 
 Query part. A warehouse (the real Delta table of :mod:`cemkit.warehouse`) holds ``--days`` days
-of day rows and ``--days-15min`` days of 15-minute rows for ``--groups`` switch groups under 20
-regions (regions are stored objects too, as :func:`cemkit.kqi.rollup` writes ancestors). Counters
-are random; day rows carry real KLL (PDD, duration) and HLL (customers) sketches drawn from a
-pool of 512 serialized sketches of each kind (building 3.65M distinct sketches would take longer
-than the whole benchmark; merging costs the same). 15-minute rows carry counters only. The query
-is the nightly report: the last 30 days, per day, per region, ASR, ACD, PDD p50/p95, distinct
-customers and k-suppression, through :meth:`cemkit.warehouse.Warehouse.kqi` (the whole call:
-table log, pruning, DuckDB sums, sketch merges, formulas, suppression). The baseline is what a
-user would otherwise run: DuckDB over the raw records of the same 30 days (``--raw-records``
-records in Parquet, joined to the switch→region map), computing the same figures with exact
-quantiles and ``count(DISTINCT customer)``. Both warm (best of 5, after one unmeasured run).
+(the year before 2027-01-01) of 15-minute and day rows of ``--groups`` node groups (20 regions
+and their switches; a region's counters are its switches' sums, as :func:`cemkit.kqi.rollup`
+writes ancestors) and ``--customers`` modeled customers: 10,000 objects x 96 x 365 = 350.4M
+15-minute rows and 3.65M day rows. Counters are random (Poisson attempts); rows carry real KLL
+(PDD, duration) and HLL (customers) sketches drawn from pools of serialized sketches (256 of 1-7
+values for 15-minute rows, 512 of 5-400 values for day rows; building 1G distinct sketches would
+take days; merging them costs the same). Each day is one commit: its 15-minute partition as
+``cemkit warehouse compact`` leaves it (:func:`cemkit.warehouse.compact.merged` and
+:func:`cemkit.warehouse.table.write_rows`), its day rows as an ingest writes them; the real
+``Warehouse.compact`` then merges each month's day rows. The build runs newest day first in
+``--processes`` processes for at most ``--build-minutes`` and is cached in ``--cache`` (a rerun
+reuses it, an unfinished one resumes); what was built is printed.
+
+Queries (warm, best of 5 after one unmeasured run), each the whole
+:meth:`cemkit.warehouse.Warehouse.kqi` call (table log, pruning, DuckDB sums, sketch merges,
+formulas, suppression): the nightly report, the last 30 days, per day, per region, ASR, ACD, PDD
+p50/p95, distinct customers and k = 10; the same per month over the year; per hour over the last
+day. The baseline is what a user would otherwise run: DuckDB over the raw records of the same
+30 days (``--raw-records`` records in Parquet, joined to the switch->region map), computing the
+same figures with exact quantiles and ``count(DISTINCT customer)``.
 
 Ingest part. ``cemkit watch --once`` equivalent (the real :class:`cemkit.warehouse.watch.Watcher`)
 over rotated Asterisk files of a synthetic world (``--ingest-records`` records in
@@ -30,15 +40,18 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmarks.common import machine, versions
@@ -47,104 +60,251 @@ REGIONS = 20
 BRIEF_RATE = 4000 / 0.3  # records/s of the brief's reference system
 
 
-def _pool(rng: np.random.Generator, n: int = 512) -> tuple[list[bytes], list[bytes], list[bytes]]:
+def _pool(
+    rng: np.random.Generator, n: int, lo: int, hi: int
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """``n`` serialized KLL (PDD, duration) and HLL (customers) sketches of ``lo..hi`` values."""
     from cemkit.warehouse import sketches
 
-    pdd = [sketches.kll_of(rng.lognormal(7.5, 0.5, rng.integers(5, 400))) for _ in range(n)]
-    dur = [sketches.kll_of(rng.lognormal(4.5, 1.0, rng.integers(5, 400))) for _ in range(n)]
-    cust = [sketches.hll_of(f"tok-{x}" for x in rng.integers(0, 2_000_000, rng.integers(20, 300)))
-            for _ in range(n)]  # fmt: skip
-    return pdd, dur, cust  # type: ignore[return-value]
+    def sizes() -> np.ndarray:
+        return rng.integers(lo, hi, n)
+
+    pdd = [sketches.kll_of(rng.lognormal(7.5, 0.5, m)) for m in sizes()]
+    dur = [sketches.kll_of(rng.lognormal(4.5, 1.0, m)) for m in sizes()]
+    cust = [sketches.hll_of(f"tok-{x}" for x in rng.integers(0, 2_000_000, m)) for m in sizes()]
+    return pa.array(pdd, pa.binary()), pa.array(dur, pa.binary()), pa.array(cust, pa.binary())
 
 
-def _rows(
-    day: pd.Timestamp,
-    freq: str,
-    objects: np.ndarray,
-    kinds: np.ndarray,
-    rng: np.random.Generator,
-    pool: tuple[list[bytes], ...] | None,
-) -> pa.RecordBatch:
-    from cemkit.kqi import formulas
-    from cemkit.warehouse.table import KQI_SCHEMA
-
-    if freq == "15min":
-        buckets = day + pd.to_timedelta(np.arange(96) * 15, unit="min")
-    else:
-        buckets = pd.DatetimeIndex([day])
-    nb, no = len(buckets), len(objects)
-    n = nb * no
-    scale = 1 if freq == "15min" else 96
-    attempts = rng.poisson(3 * scale, n)
-    answered = rng.binomial(attempts, 0.7)
-    cols: dict[str, object] = {
-        "freq": pa.array(np.full(n, freq, dtype=object), pa.string()),
-        "period": pa.array(
-            np.full(n, day.strftime("%Y-%m-01" if freq == "day" else "%Y-%m-%d"), dtype=object),
-            pa.string(),
-        ),
-        "bucket": pa.array(
-            np.repeat(buckets.as_unit("us").to_numpy(), no), pa.timestamp("us", tz="UTC")
-        ),
-        "object_kind": pa.array(np.tile(kinds, nb), pa.string()),
-        "object": pa.array(np.tile(objects, nb), pa.string()),
-    }
-    for c in formulas.COUNTERS:
-        cols[c] = pa.array(np.zeros(n, dtype=np.int64))
-    cols["attempts"] = pa.array(attempts)
-    cols["answered"] = pa.array(answered)
-    cols["user_determined"] = pa.array(answered + rng.binomial(attempts - answered, 0.5))
-    cols["conversation_ms"] = pa.array(answered * rng.integers(30_000, 200_000, n))
-    cols["pdd_count"] = pa.array(attempts)
-    cols["pdd_us"] = pa.array(attempts * rng.integers(1_000_000, 3_000_000, n))
-    for i, c in enumerate(("pdd_kll", "duration_kll", "customers_hll")):
-        if pool is None:
-            cols[c] = pa.nulls(n, pa.binary())
-        else:
-            cols[c] = pa.array([pool[i][j] for j in rng.integers(0, len(pool[i]), n)], pa.binary())
-    cols["source"] = pa.array(np.full(n, "bench", dtype=object), pa.string())
-    return pa.RecordBatch.from_pydict(cols, schema=KQI_SCHEMA)
+def _repeat_strings(names: list[str], times: int) -> pa.Array:
+    """``names``, each repeated ``times`` times in a row, as one Arrow string array."""
+    data = b"".join(name.encode() * times for name in names)
+    lengths = np.repeat([len(name.encode()) for name in names], times)
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int32)
+    return pa.StringArray.from_buffers(len(lengths), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-def build_warehouse(path: Path, groups: int, days: int, days_15: int, end: pd.Timestamp) -> dict:
-    """Write the benchmark warehouse; returns its row counts."""
+class World:
+    """The benchmark's objects, in the warehouse's sort order (kind, then name).
+
+    ``customers`` modeled customers, then the node groups: :data:`REGIONS` regions and
+    ``groups - REGIONS`` switches (switch ``i`` is in region ``i * REGIONS // switches``; a
+    region's counters are the sums of its switches', as :func:`cemkit.kqi.rollup` writes
+    ancestors).
+    """
+
+    def __init__(self, groups: int, customers: int) -> None:
+        self.switches = groups - REGIONS
+        self.customers = customers
+        names = [*(f"cust-{i:06d}" for i in range(customers)),
+                 *(f"region-{i:02d}" for i in range(REGIONS)),
+                 *(f"sw-{i:05d}" for i in range(self.switches))]  # fmt: skip
+        self.objects = pa.array(names, pa.string())
+        self.kind_index = np.r_[np.zeros(customers, np.int64), np.ones(groups, np.int64)]
+        self.kinds = pa.array(["customer", "group"], pa.string())
+        self.region_of = np.arange(self.switches) * REGIONS // self.switches
+        rng = np.random.default_rng(7)
+        self.small = _pool(rng, 256, 1, 8)  # a 15-minute bucket holds a few calls
+        self.large = _pool(rng, 512, 5, 400)  # a day holds ~96 times more
+        # the columns that are the same every day, built once: objects, kinds, and twice a
+        # day's draws of sketches (a day takes a window of them at its own offset)
+        self._fixed: dict[int, dict[str, pa.Array]] = {}
+        for nb, pool in ((96, self.small), (1, self.large)):
+            obj = np.repeat(np.arange(len(self)), nb)
+            fixed = {"object_kind": self.kinds.take(pa.array(self.kind_index[obj])),
+                     "object": _repeat_strings(names, nb)}  # fmt: skip
+            for c, sketches in zip(("pdd_kll", "duration_kll", "customers_hll"), pool,
+                                   strict=True):  # fmt: skip
+                fixed[c] = sketches.take(pa.array(rng.integers(0, len(sketches), 2 * len(obj))))
+            self._fixed[nb] = fixed
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def counters(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """The voice counters of one day: arrays of (objects, 96 buckets)."""
+        sw, cu = (self.switches, 96), (self.customers, 96)
+        attempts = np.concatenate([rng.poisson(0.4, cu), rng.poisson(3, sw)])
+        answered = rng.binomial(attempts, 0.7)
+        out = {"attempts": attempts, "answered": answered,
+               "user_determined": answered + rng.binomial(attempts - answered, 0.5),
+               "conversation_ms": answered * rng.integers(30_000, 200_000, attempts.shape),
+               "pdd_count": attempts,
+               "pdd_us": attempts * rng.integers(1_000_000, 3_000_000, attempts.shape)}  # fmt: skip
+        c = self.customers
+        firsts = np.searchsorted(self.region_of, np.arange(REGIONS))  # switches are by region
+        for name, value in out.items():  # regions between customers and switches
+            regions = np.add.reduceat(value[c:], firsts, axis=0)
+            out[name] = np.concatenate([value[:c], regions, value[c:]]).astype(np.int64)
+        return out
+
+    def rows(
+        self,
+        day: pd.Timestamp,
+        freq: str,
+        counters: dict[str, np.ndarray],
+        rng: np.random.Generator,
+        source: str | None,
+    ) -> pa.Table:
+        """Warehouse rows (:data:`KQI_SCHEMA`) of one day, sorted as the writer sorts them."""
+        from cemkit.kqi import formulas
+        from cemkit.warehouse.table import KQI_SCHEMA, SKETCH_COLUMNS
+
+        nb = 96 if freq == "15min" else 1
+        n = len(self) * nb
+        fixed = self._fixed[nb]
+        buckets = (day + pd.to_timedelta(np.arange(nb) * 15, unit="min")).as_unit("us")
+        zero = pa.array(np.zeros(n, np.int64))
+        cols: dict[str, pa.Array] = {
+            "freq": pa.repeat(freq, n),
+            "period": pa.repeat(day.strftime("%Y-%m-01" if freq == "day" else "%Y-%m-%d"), n),
+            "bucket": pa.array(np.tile(buckets.asi8, len(self)), pa.timestamp("us", tz="UTC")),
+            "object_kind": fixed["object_kind"],
+            "object": fixed["object"],
+        }
+        for c in formulas.COUNTERS:
+            value = counters.get(c)
+            if value is None:
+                cols[c] = zero
+            else:
+                cols[c] = pa.array(value.reshape(-1) if nb == 96 else value.sum(axis=1))
+        offset = int(rng.integers(0, n))
+        for c in SKETCH_COLUMNS:
+            cols[c] = fixed[c].slice(offset, n)
+        cols["source"] = pa.repeat(pa.scalar(source, pa.string()), n)
+        return pa.table(cols, schema=KQI_SCHEMA)
+
+
+def _day_stream(world: World, iso: str) -> tuple[pd.Timestamp, np.random.Generator, dict]:
+    """A day's own random stream and its counters (the same whichever grain is written)."""
+    day = pd.Timestamp(iso, tz="UTC")
+    rng = np.random.default_rng([11, day.value // 86_400_000_000_000])
+    return day, rng, world.counters(rng)
+
+
+def _build_days(
+    path: str,
+    groups: int,
+    customers: int,
+    daily: list[str],
+    quarter: list[str],
+    until: float,
+    nice: int,
+) -> None:
+    """Write the day rows of ``daily`` and the 15-minute rows of ``quarter`` (ISO dates).
+
+    Day rows first, a month per commit, then each day of ``quarter`` in its own commit, until
+    the clock reads ``until``; each partition as ``cemkit warehouse compact`` leaves it (the
+    real :func:`~cemkit.warehouse.compact.merged` and writer).
+    """
     from cemkit.warehouse import Warehouse
     from cemkit.warehouse.compact import merged
-    from cemkit.warehouse.table import KQI_SCHEMA, write_rows
+    from cemkit.warehouse.table import write_rows
 
-    rng = np.random.default_rng(7)
-    pool = _pool(rng)
-    switches = np.array([f"sw-{i:05d}" for i in range(groups)], dtype=object)
-    regions = np.array([f"region-{i:02d}" for i in range(REGIONS)], dtype=object)
-    objects = np.concatenate([switches, regions])
-    kinds = np.full(len(objects), "group", dtype=object)
-    wh = Warehouse.create(path)
-    first = end - pd.Timedelta(days=days)
-    counts = {"day_rows": 0, "rows_15min": 0}
-
-    def write(batches: list[pa.RecordBatch]) -> None:
-        # each partition as `cemkit warehouse compact` leaves it: merged rows sorted by object,
-        # split into files of contiguous objects (the real compaction's merge and writer)
-        rows = merged(pa.Table.from_batches(batches, schema=KQI_SCHEMA))
+    os.nice(max(0, nice - os.nice(0)))  # the machine is shared
+    world = World(groups, customers)
+    wh = Warehouse(path)
+    months: dict[str, list[str]] = {}
+    for iso in daily:
+        months.setdefault(iso[:7], []).append(iso)
+    for month in months.values():
+        rows = []
+        for iso in sorted(month):
+            day, rng, counters = _day_stream(world, iso)
+            rows.append(world.rows(day, "day", counters, rng, f"bench-day:{iso}"))
+        write_rows(wh.store.table(), merged(pa.concat_tables(rows)), mode="append")
+    for iso in quarter:
+        if time.time() > until:
+            break
+        day, rng, counters = _day_stream(world, iso)
+        rows = merged(world.rows(day, "15min", counters, rng, None))
         write_rows(wh.store.table(), rows, mode="append")
+        if len(quarter) > 20 and iso.endswith("-15"):
+            print(f"  {iso} written", flush=True)
 
-    month: list[pa.RecordBatch] = []
-    for d in range(days):
-        day = first + pd.Timedelta(days=d)
-        if month and day.day == 1:
-            write(month)
-            month = []
-        b = _rows(day, "day", objects, kinds, rng, pool)
-        counts["day_rows"] += b.num_rows
-        month.append(b)
-        if d >= days - days_15:
-            b = _rows(day, "15min", objects, kinds, rng, None)
-            counts["rows_15min"] += b.num_rows
-            write([b])
-    if month:
-        write(month)
-    wh.compact()  # checkpoint (one write per partition: nothing to merge)
-    return counts
+
+def _days_with_day_rows(wh: Any) -> set[str]:
+    """The days whose day rows are in the warehouse."""
+    import pyarrow.dataset as pads
+
+    files = wh.store.files_for("day", sorted({p["period"] for p in wh.store.table().partitions()
+                                              if p["freq"] == "day"}), "group")  # fmt: skip
+    if not files:
+        return set()
+    buckets = pads.dataset(files, format="parquet").to_table(columns=["bucket"])["bucket"]
+    return {str(b)[:10] for b in pc.unique(buckets).to_pylist()}
+
+
+def build_warehouse(
+    path: Path,
+    groups: int,
+    customers: int,
+    days: int,
+    end: pd.Timestamp,
+    processes: int = 2,
+    minutes: float = float("inf"),
+    nice: int = 10,
+) -> dict:
+    """The benchmark warehouse at ``path`` (reused when it was built with the same parameters).
+
+    Every day of ``days`` before ``end`` holds 15-minute and day rows of every object; the days
+    are written newest first by ``processes`` processes (disjoint partitions, concurrent Delta
+    appends) for at most ``minutes``, then the real ``Warehouse.compact`` merges each month's
+    day rows and checkpoints. A build that was interrupted or ran out of time holds the most
+    recent days; the next run resumes at the days it has not written.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cemkit.warehouse import Warehouse
+
+    params = {"groups": groups, "customers": customers, "days": days, "end": end.isoformat(),
+              "layout": 3}  # fmt: skip
+    marker = path / "bench-build.json"
+    if marker.exists():
+        done = json.loads(marker.read_text())
+        spent = done["built_s"]
+        complete = done["counts"]["days"] == done["counts"]["days_daily"] == days
+        if done["params"] == params and complete:
+            return {**done["counts"], "built_s": done["built_s"], "reused": True}
+        if done["params"] != params:
+            raise SystemExit(f"{path} holds another benchmark warehouse ({done['params']}); "
+                             "remove it or give another --cache")  # fmt: skip
+    else:
+        spent = 0.0
+    t = time.perf_counter()
+    wh = Warehouse.create(path)
+    have = {p["period"] for p in wh.store.table().partitions() if p["freq"] == "15min"}
+    have_daily = _days_with_day_rows(wh)
+    first = end - pd.Timedelta(days=days)
+    every = [d.strftime("%Y-%m-%d") for d in pd.date_range(first, end, freq="1D", inclusive="left")]
+    quarter = [d for d in reversed(every) if d not in have]  # newest first
+    daily = [d for d in every if d not in have_daily]
+    print(f"building day rows of {len(daily)} days, 15-minute rows of {len(quarter)} of "
+          f"{days} days into {path} ({processes} process(es), at most {minutes} min)",
+          flush=True)  # fmt: skip
+    month_of = sorted({d[:7] for d in daily})
+    spawn = multiprocessing.get_context("spawn")  # deltalake's runtime does not survive a fork
+    until = time.time() + minutes * 60
+    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+        jobs = [pool.submit(_build_days, str(path), groups, customers,
+                            [d for d in daily if month_of.index(d[:7]) % processes == i],
+                            quarter[i::processes], until, nice)
+                for i in range(processes)]  # fmt: skip
+        for job in jobs:
+            job.result()
+    print(f"  {wh.compact(vacuum=True)}", flush=True)  # months of day rows; a checkpoint
+    adds = pa.table(wh.store.table().get_add_actions(flatten=True)).to_pydict()
+    counts = {"rows_15min": 0, "day_rows": 0}
+    for freq, rows in zip(adds["partition.freq"], adds["num_records"], strict=True):
+        counts["rows_15min" if freq == "15min" else "day_rows"] += int(rows)
+    counts["days"] = len({p for f, p in zip(adds["partition.freq"], adds["partition.period"],
+                                            strict=True) if f == "15min"})  # fmt: skip
+    counts["days_daily"] = len(_days_with_day_rows(wh))
+    counts["data_files"] = len(adds["path"])
+    counts["bytes"] = int(sum(adds["size_bytes"]))
+    built = spent + time.perf_counter() - t
+    marker.write_text(json.dumps({"params": params, "counts": counts, "built_s": built}))
+    return {**counts, "built_s": built, "reused": False}
 
 
 def raw_records(path: Path, n: int, groups: int, start: pd.Timestamp, days: int) -> None:
@@ -342,11 +502,68 @@ def live_bench(tmp: Path, w: dict, rate: float, batch: int, workers: int) -> dic
             "batches": watcher.progress.batches}  # fmt: skip
 
 
+def query_bench(args: argparse.Namespace) -> None:
+    """Build (or reuse) the year warehouse and time the report queries against DuckDB raw."""
+    from cemkit.warehouse import open as open_warehouse
+
+    end = pd.Timestamp("2027-01-01", tz="UTC")
+    counts = build_warehouse(args.cache, args.groups, args.customers, args.days, end,
+                             args.processes, args.build_minutes)  # fmt: skip
+    rows = counts["rows_15min"] + counts["day_rows"]
+    print(f"warehouse {args.cache}: {counts['rows_15min']:,} 15-min rows ({counts['days']} of "
+          f"{args.days} days) + {counts['day_rows']:,} day rows ({counts['days_daily']} days) of "
+          f"{args.groups + args.customers:,} objects ({args.groups:,} node groups, "
+          f"{args.customers:,} customers); {counts['data_files']:,} data files, "
+          f"{counts['bytes'] / 2**30:.2f} GiB ({counts['bytes'] / 2**20 / (rows / 1e6):.1f} MiB "
+          f"per million rows); {'reused, ' if counts['reused'] else ''}built in "
+          f"{counts['built_s'] / 60:.1f} min")  # fmt: skip
+    t0, t1 = end - pd.Timedelta(days=30), end
+    switches = args.groups - REGIONS
+    raw = args.cache.parent / f"warehouse-year-raw-{args.raw_records}-{switches}.parquet"
+    if not raw.exists():
+        t = time.perf_counter()
+        raw_records(raw.with_suffix(".tmp"), args.raw_records, switches, t0, 30)
+        raw.with_suffix(".tmp").rename(raw)
+        print(f"raw records written in {time.perf_counter() - t:.1f} s")
+    print(f"raw records: {args.raw_records:,} over the 30 days in {raw} "
+          f"({raw.stat().st_size / 2**20:.0f} MiB)")  # fmt: skip
+    wh = open_warehouse(args.cache)
+    regions = [f"region-{i:02d}" for i in range(REGIONS)]
+    names = ["attempts", "asr", "acd_s", "pdd_p50_ms", "pdd_p95_ms"]
+
+    def query(freq: str, start: pd.Timestamp, stop: pd.Timestamp):
+        return lambda: wh.kqi(start, stop, groups=regions, indicators=names, freq=freq, k=10)
+
+    report = query("day", t0, t1)
+    t_wh, res = best_of(report)
+    c_wh = cpu_of(report)
+    t_db, res_db = best_of(lambda: duckdb_raw_query(raw, switches, t0, t1), repeat=3)
+    c_db = cpu_of(lambda: duckdb_raw_query(raw, switches, t0, t1), repeat=2)
+    assert len(res) == len(res_db) == REGIONS * 30, (len(res), len(res_db))  # type: ignore[arg-type]
+    print(f"30 days x per day x per region ({len(res)} rows):")  # type: ignore[arg-type]
+    print(f"  warehouse.kqi (day rows, sketches, k):      {t_wh * 1e3:8.1f} ms "
+          f"(CPU {c_wh * 1e3:.1f} ms)")  # fmt: skip
+    print(f"  DuckDB over {args.raw_records:,} raw records: {t_db * 1e3:8.1f} ms "
+          f"(CPU {c_db * 1e3:.1f} ms)")  # fmt: skip
+    print(f"  ratio DuckDB raw / warehouse: {t_db / t_wh:.1f}x wall, {c_db / c_wh:.1f}x CPU")
+    for label, freq, start in (("the year x per month", "month", end - pd.DateOffset(years=1)),
+                               ("the last day x per hour", "hour", end - pd.Timedelta(days=1)),
+                               ("30 days x per hour", "hour", t0)):  # fmt: skip
+        fn = query(freq, start, end)
+        t_q, out = best_of(fn)
+        c_q = cpu_of(fn)
+        print(f"  {label} x per region ({len(out)} rows): {t_q * 1e3:8.1f} ms "  # type: ignore[arg-type]
+              f"(CPU {c_q * 1e3:.1f} ms)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--groups", type=int, default=10_000)
+    ap.add_argument("--groups", type=int, default=8_000, help="node groups, 20 regions included")
+    ap.add_argument("--customers", type=int, default=2_000)
     ap.add_argument("--days", type=int, default=365)
-    ap.add_argument("--days-15min", type=int, default=30)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/cemkit-bench/warehouse-year"))
+    ap.add_argument("--build-minutes", type=float, default=float("inf"))
+    ap.add_argument("--processes", type=int, default=2, help="processes building the warehouse")
     ap.add_argument("--raw-records", type=int, default=20_000_000)
     ap.add_argument("--ingest-records", type=int, default=280_000)
     ap.add_argument("--ingest-files", type=int, default=8)
@@ -357,7 +574,6 @@ def main() -> None:
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
-    from cemkit.warehouse import open as open_warehouse
 
     print(machine())
     print(versions(("cemkit", "pandas", "pyarrow", "deltalake", "datasketches", "duckdb")))
@@ -365,42 +581,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-warehouse-"))
     try:
         if not args.skip_query:
-            end = pd.Timestamp("2027-01-01", tz="UTC")
-            t = time.perf_counter()
-            counts = build_warehouse(tmp / "wh", args.groups, args.days, args.days_15min, end)
-            built = time.perf_counter() - t
-            print(f"warehouse: {counts['day_rows']:,} day rows ({args.days} days), "
-                  f"{counts['rows_15min']:,} 15-min rows ({args.days_15min} days), "
-                  f"{args.groups + REGIONS:,} objects; built in {built:.1f} s")  # fmt: skip
-            t0, t1 = end - pd.Timedelta(days=30), end
-            raw = tmp / "raw.parquet"
-            t = time.perf_counter()
-            raw_records(raw, args.raw_records, args.groups, t0, 30)
-            mib = raw.stat().st_size / 2**20
-            print(f"raw records: {args.raw_records:,} over 30 days, written in "
-                  f"{time.perf_counter() - t:.1f} s ({mib:.0f} MiB)")  # fmt: skip
-            wh = open_warehouse(tmp / "wh")
-            regions = [f"region-{i:02d}" for i in range(REGIONS)]
-            names = ["attempts", "asr", "acd_s", "pdd_p50_ms", "pdd_p95_ms"]
-
-            def report():
-                return wh.kqi(t0, t1, groups=regions, indicators=names, freq="day", k=10)
-
-            t_wh, res = best_of(report)
-            c_wh = cpu_of(report)
-            t_15, _ = best_of(lambda: wh.counters(t0, t1, groups=regions, freq="hour"), repeat=3)
-            t_db, res_db = best_of(lambda: duckdb_raw_query(raw, args.groups, t0, t1), repeat=3)
-            c_db = cpu_of(lambda: duckdb_raw_query(raw, args.groups, t0, t1), repeat=2)
-            assert len(res) == len(res_db) == REGIONS * 30, (len(res), len(res_db))  # type: ignore[arg-type]
-            print(f"30 days x per day x per region ({len(res)} rows):")  # type: ignore[arg-type]
-            print(f"  warehouse.kqi (day rows, sketches, k):      {t_wh * 1e3:8.1f} ms "
-                  f"(CPU {c_wh * 1e3:.1f} ms)")  # fmt: skip
-            print(f"  warehouse.counters, hour (15-min rows):      {t_15 * 1e3:8.1f} ms")
-            print(f"  DuckDB over {args.raw_records:,} raw records: {t_db * 1e3:8.1f} ms "
-                  f"(CPU {c_db * 1e3:.1f} ms)")  # fmt: skip
-            print(
-                f"  ratio DuckDB raw / warehouse: {t_db / t_wh:.1f}x wall, {c_db / c_wh:.1f}x CPU"
-            )
+            query_bench(args)
         if not args.skip_ingest:
             w = _ingest_world(tmp / "ingest", args.ingest_records, args.ingest_files, args.workers)
             for name, size in (("landing", args.batch), ("small", 16)):

@@ -332,9 +332,8 @@ def test_a_query_on_few_objects_opens_only_their_files(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(got, want)
     assert wh._files("15min", t0, t1, "customer", ["no-such-object"]) == []
     # statistics may be truncated prefixes: a longer name that starts with max still matches
-    adds = {"min.object": ["a"], "max.object": ["lon"]}
-    assert table._may_hold(adds, 0, "object", ["london-sw1"])
-    assert not table._may_hold(adds, 0, "object", ["paris"])
+    assert table._may_hold("a", "lon", ["london-sw1"])
+    assert not table._may_hold("a", "lon", ["paris"])
 
 
 def test_period_totals_are_the_sum_of_the_days(world, tmp_path):

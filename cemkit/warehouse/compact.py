@@ -24,43 +24,80 @@ _MERGE = {"pdd_kll": sketches.merge_kll, "duration_kll": sketches.merge_kll,
           "customers_hll": sketches.merge_hll}  # fmt: skip
 
 
+def _key_ranks(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Integer codes of a key column that sort like its values (strings by UTF-8 bytes)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_timestamp(col.type) or pa.types.is_integer(col.type):
+        return np.asarray(col.cast(pa.int64()).to_numpy(zero_copy_only=False))
+    enc = pc.dictionary_encode(col)  # hashing: the few distinct values are sorted, not the rows
+    values = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return rank[np.asarray(enc.indices.to_numpy(zero_copy_only=False))]
+
+
+def _order_and_starts(rows: pa.Table) -> tuple[np.ndarray | None, np.ndarray]:
+    """Row order by :data:`SORT_KEYS` (None when already in order) and each key's first row.
+
+    ``starts`` index the sorted rows. Rows that come from a writer (ingest, compaction) are
+    already sorted, so the order is checked in one vectorized pass before anything is sorted.
+    """
+    n = rows.num_rows
+    ranks = [_key_ranks(rows[k]) for k in SORT_KEYS]
+
+    def scan(keys: list[np.ndarray]) -> tuple[bool, np.ndarray]:
+        equal = np.ones(n - 1, dtype=bool)  # adjacent rows equal on the keys seen so far
+        decreasing = np.zeros(n - 1, dtype=bool)
+        for key in keys:
+            step = np.diff(key)
+            decreasing |= equal & (step < 0)
+            equal &= step == 0
+        return not decreasing.any(), equal
+
+    in_order, equal = scan(ranks)
+    order = None
+    if not in_order:
+        order = np.lexsort(ranks[::-1])  # last key = primary
+        _, equal = scan([r[order] for r in ranks])
+    return order, np.flatnonzero(np.r_[True, ~equal])
+
+
 def merged(rows: pa.Table) -> pa.Table:
     """One row per (freq, period, object_kind, object, bucket): counters summed, sketches merged.
 
     The result is sorted by :data:`~cemkit.warehouse.table.SORT_KEYS` (row-group statistics
     then prune a report on a few objects). A key's only row keeps its sketches as they are.
     """
+    rows = rows.cast(KQI_SCHEMA)
     if rows.num_rows == 0:
-        return rows.cast(KQI_SCHEMA)
-    rows = rows.sort_by([(k, "ascending") for k in SORT_KEYS])
+        return rows
+    order, starts = _order_and_starts(rows)
+    if order is not None:
+        rows = rows.take(pa.array(order))
     n = rows.num_rows
-    change = np.zeros(n, dtype=bool)
-    change[0] = True
-    for key in SORT_KEYS:
-        col = rows[key]
-        change[1:] |= pc.not_equal(col.slice(1), col.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-    starts = np.flatnonzero(change)
+    no_source = pa.nulls(len(starts), pa.string())
+    if len(starts) == n:  # every key once: the rows as they are, sorted
+        return rows.set_column(rows.schema.get_field_index("source"), "source", no_source)
     sizes = np.diff(np.r_[starts, n])
-    out: dict[str, Any] = {k: rows[k].take(pa.array(starts)) for k in SORT_KEYS}
+    take = pa.array(starts)
+    out: dict[str, Any] = {k: rows[k].take(take) for k in SORT_KEYS}
     for c in formulas.COUNTERS:
         out[c] = pa.array(np.add.reduceat(rows[c].to_numpy().astype(np.int64), starts))
     many = np.flatnonzero(sizes > 1)
     for col, fn in _MERGE.items():
-        first = rows[col].take(pa.array(starts))
-        if not len(many):
-            out[col] = first
-            continue
-        values = first.to_pylist()
+        values = rows[col].take(take).to_pylist()
         for i in many:
             lo = int(starts[i])
             values[i] = fn(rows[col].slice(lo, int(sizes[i])).to_pylist())
         out[col] = pa.array(values, pa.binary())
-    out["source"] = pa.nulls(len(starts), pa.string())
+    out["source"] = no_source
     return pa.table({c: out[c] for c in KQI_SCHEMA.names}).cast(KQI_SCHEMA)
 
 
 def compact(store: Store, *, vacuum: bool = False, min_files: int = 2) -> str:
     """Rewrite each partition of ``min_files`` data files or more (see ``Warehouse.compact``)."""
+    store.ensure_stats_columns()
     table = store.table()
     adds = pa.table(table.get_add_actions(flatten=True)).to_pandas()
     if adds.empty:

@@ -16,6 +16,10 @@ optimistic concurrency):
 ``quarantine/``
     The protected rows the loaders set aside, with file, line, field and reason.
 
+The table log keeps per-file statistics of ``bucket``, ``object_kind``, ``object`` and ``source``
+only (:data:`STATS_COLUMNS`): reports choose their files from the object min/max, compaction
+tells its own files (no source) from ingested ones by the null count of ``source``.
+
 **Exactly once.** Every commit that adds a file's rows also records the Delta *application
 transaction* ``cemkit-file:<sha256>`` (version 0) in the same atomic commit: the table's own
 idempotency mechanism. A file whose transaction is in the table is skipped; two writers
@@ -33,7 +37,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -72,6 +76,14 @@ ROW_GROUP_ROWS = 2048
 #: that each hold a contiguous range of objects, and the per-file min/max of ``object`` in the
 #: table log (:meth:`Store.files_for`) lets a report open only the files of its objects.
 TARGET_FILE_SIZE = 4 << 20
+#: Columns with per-file statistics in the table log: ``object_kind``/``object`` min/max prune the
+#: files of a report (:meth:`Store.files_for`), the null count of ``source`` tells compacted
+#: files (no source) from ingested ones. Delta's default (the first 32 columns) would leave out
+#: ``source`` and fill the log with min/max of the counters, which nothing reads.
+STATS_COLUMNS: tuple[str, ...] = ("bucket", "object_kind", "object", "source")
+STATS_COLUMNS_KEY = "delta.dataSkippingStatsColumns"
+#: Table properties of a new ``kqi`` table.
+TABLE_CONFIGURATION: dict[str, str] = {STATS_COLUMNS_KEY: ",".join(STATS_COLUMNS)}
 
 KQI_SCHEMA = pa.schema(
     [
@@ -130,6 +142,7 @@ class Store:
         self.quarantine_path = self.path / "quarantine"
         self._reader: DeltaTable | None = None
         self._reader_lock = threading.Lock()
+        self._index: tuple[int, dict[tuple[str, str], list[_FileStats]]] | None = None
         if create:
             self._create()
         elif not DeltaTable.is_deltatable(str(self.kqi_path)):
@@ -145,7 +158,8 @@ class Store:
                 return
             try:
                 DeltaTable.create(str(self.kqi_path), KQI_SCHEMA, mode="ignore",
-                                  partition_by=PARTITION_BY, name="cemkit_kqi")  # fmt: skip
+                                  partition_by=PARTITION_BY, name="cemkit_kqi",
+                                  configuration=TABLE_CONFIGURATION)  # fmt: skip
                 return
             except (DeltaError, OSError):  # another instance created it at the same moment
                 time.sleep(0.05 * (attempt + 1))
@@ -177,6 +191,25 @@ class Store:
                 )
             return
         raise RuntimeError(f"{self.kqi_path}: could not record the warehouse settings")
+
+    def ensure_stats_columns(self) -> None:
+        """Record :data:`TABLE_CONFIGURATION` on a table created without it (older warehouses).
+
+        Files written from then on carry the statistics compaction needs; older files count as
+        ingested ones (compacted once more, which changes no answer).
+        """
+        for attempt in range(MAX_RETRIES):
+            conf = self.table().metadata().configuration
+            if all(conf.get(k) == v for k, v in TABLE_CONFIGURATION.items()):
+                return
+            try:
+                self.table().alter.set_table_properties(TABLE_CONFIGURATION,
+                                                        raise_if_not_exists=False)  # fmt: skip
+            except Exception as err:
+                if not _is_conflict(err):
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        raise RuntimeError(f"{self.kqi_path}: could not record the statistics columns")
 
     def table(self) -> DeltaTable:
         """The ``kqi`` table at its latest version."""
@@ -271,19 +304,41 @@ class Store:
         no file that may hold an object is left out).
         """
         t = table or self.reader()
-        adds = pa.table(t.get_add_actions(flatten=True)).to_pydict()
-        wanted = set(periods)
+        index = self._file_index(t)
         names = sorted(set(objects)) if objects is not None else None
         out = []
-        for i, path in enumerate(adds.get("path", [])):
-            if adds["partition.freq"][i] != stored or adds["partition.period"][i] not in wanted:
-                continue
-            if not _may_hold(adds, i, "object_kind", [kind]):
-                continue
-            if names is not None and not _may_hold(adds, i, "object", names):
-                continue
-            out.append(str(self.kqi_path / path))
+        for period in dict.fromkeys(periods):
+            for f in index.get((stored, period), ()):
+                if not _may_hold(f.kind_min, f.kind_max, [kind]):
+                    continue
+                if names is not None and not _may_hold(f.object_min, f.object_max, names):
+                    continue
+                out.append(str(self.kqi_path / f.path))
         return out
+
+    def _file_index(self, table: DeltaTable) -> dict[tuple[str, str], list[_FileStats]]:
+        """The live data files by (freq, period), with their statistics; one per table version.
+
+        Built from the table log once per version: a year of 15-minute partitions is thousands
+        of files, and converting all their add actions on every query would cost more than the
+        query.
+        """
+        version = table.version()
+        cached = self._index
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        adds = pa.table(table.get_add_actions(flatten=True))
+        cols = {c: adds[c].to_pylist() if c in adds.column_names else [None] * adds.num_rows
+                for c in ("path", "partition.freq", "partition.period", "min.object_kind",
+                          "max.object_kind", "min.object", "max.object")}  # fmt: skip
+        index: dict[tuple[str, str], list[_FileStats]] = {}
+        rows = zip(cols["path"], cols["min.object_kind"], cols["max.object_kind"],
+                   cols["min.object"], cols["max.object"], strict=True)  # fmt: skip
+        for freq, period, row in zip(cols["partition.freq"], cols["partition.period"], rows,
+                                     strict=True):  # fmt: skip
+            index.setdefault((freq, period), []).append(_FileStats(*row))
+        self._index = (version, index)
+        return index
 
     def files(self) -> list[dict[str, Any]]:
         """Every file the warehouse counted, from the commit log (oldest first)."""
@@ -315,10 +370,21 @@ class Store:
         return f"removed {removed} file(s) of buckets before {cutoff}"
 
 
-def _may_hold(adds: dict[str, list[Any]], i: int, column: str, values: list[str]) -> bool:
-    """Whether file ``i``'s min/max statistics of ``column`` allow one of sorted ``values``."""
-    lo = adds.get(f"min.{column}", [None] * (i + 1))[i]
-    hi = adds.get(f"max.{column}", [None] * (i + 1))[i]
+class _FileStats(NamedTuple):
+    """A data file of the table log and its min/max of ``object_kind`` and ``object``."""
+
+    path: str
+    kind_min: str | None
+    kind_max: str | None
+    object_min: str | None
+    object_max: str | None
+
+
+def _may_hold(lo: str | None, hi: str | None, values: list[str]) -> bool:
+    """Whether a file whose min/max statistics are ``lo``/``hi`` may hold one of ``values``.
+
+    Statistics of strings may be truncated prefixes (no file that may hold a value is left out).
+    """
     if lo is None or hi is None:
         return True
     return any(v >= lo and v[: len(hi)] <= hi for v in values)
