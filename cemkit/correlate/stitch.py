@@ -77,6 +77,7 @@ def stitch_labels(
 
 
 def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.DataFrame:
+    records = _frames.without_attrs(records)
     label, rank, flags = stitch_labels(records, gap, by)
     n = len(records)
     is_rep = label == np.arange(n)
@@ -85,7 +86,10 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     group_of_rep = np.full(n, -1, np.int64)
     group_of_rep[reps] = np.arange(reps.size)
     group = group_of_rep[label]
-    out = _frames.select(records, is_rep)
+    # the columns as arrays, one frame built at the end (a frame per step costs more than the
+    # work on a small batch); a frame with repeated column names is filtered as a frame
+    unique = records.columns.is_unique
+    out: Any = _frames.select_columns(records, is_rep) if unique else records[is_rep]
     ngroups = reps.size
     sizes = np.bincount(group, minlength=ngroups)
     # the last partial of each group: largest rank
@@ -98,20 +102,14 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     if multi.any():
         # only calls of several partials (rare) are reduced; a whole record is its own result
         many = _Partials(group, multi)
-        for c in ("start", "answer"):
-            if c in records.columns:
-                out[c] = many.reduce(records[c], "min", out[c])
-        if "end" in records.columns:
-            out["end"] = many.reduce(records["end"], "max", out["end"])
-        for c in _SUM:
-            if c in records.columns:
-                out[c] = many.reduce(records[c], "sum", out[c])
-        for c in _MEAN:
-            if c in records.columns:
-                out[c] = many.reduce(records[c], "mean", out[c])
+        reduce = [(c, "min") for c in ("start", "answer")] + [("end", "max")]
+        reduce += [(c, "sum") for c in _SUM] + [(c, "mean") for c in _MEAN]
+        reduce = [(c, how) for c, how in reduce if c in records.columns]
+        for c, value in many.reduce_columns(records, reduce, out).items():
+            out[c] = value
         for c in _FROM_LAST:
             if c in records.columns:
-                out[c] = records[c].iloc[last].set_axis(out.index)
+                out[c] = records[c].array.take(last)
         pseq = out["partial_seq"].copy()
         pseq[multi] = pd.NA
         out["partial_seq"] = pseq
@@ -126,6 +124,9 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     out["src_partials_duplicate"] = pd.array(
         (rep_flags & _kernels.FLAG_DUPLICATE) != 0, dtype="boolean"
     )
+    if unique:
+        index = records.index if reps.size == n else records.index[reps]
+        return pd.DataFrame(out, index=index, copy=False)
     return out
 
 
@@ -138,21 +139,32 @@ class _Partials:
         # the groups numbered 0..k-1 in output order
         self.sub = np.searchsorted(self.groups, group[self.rows])
 
-    def reduce(self, col: pd.Series, how: str, like: pd.Series) -> pd.Series:
-        """``like`` (one row per group) with the multi-partial groups' reduction of ``col``.
+    def reduce_columns(self, records: pd.DataFrame, how: Sequence[tuple[str, str]],
+                       like: Any) -> dict[str, Any]:  # fmt: skip
+        """Each column's values at the groups (``like[c]``) with the multi-partial reductions.
 
-        Nulls are skipped; an all-null group gives null. For a group of one record the
-        reduction of its one value is that value, so only the other groups are computed.
+        ``like`` holds the output columns (one row per group). Nulls are skipped; an all-null
+        group gives null. For a group of one record the reduction of its one value is that
+        value, so only the other groups are computed: one groupby over the partials' rows.
         """
-        s = col.iloc[self.rows].reset_index(drop=True).groupby(self.sub, sort=True)
-        r = getattr(s, how)()
-        if how == "sum":
-            # pandas sums an all-null group to 0: keep null there
-            r = r.where(s.count() > 0)
-        r = r.reindex(np.arange(self.groups.size))
-        values = like.array.copy()  # ``like`` is ``col`` at the groups' first rows: same dtype
-        values[self.groups] = pd.Series(r.array).astype(col.dtype).array
-        return pd.Series(values, index=like.index, name=like.name)
+        names = [c for c, _ in how]
+        small = pd.DataFrame({i: records[c].array.take(self.rows) for i, c in enumerate(names)},
+                             copy=False)  # fmt: skip
+        g = small.groupby(self.sub, sort=True)
+        out: dict[str, Any] = {}
+        for i, (c, agg) in enumerate(how):
+            s = g[i]
+            r = getattr(s, agg)()
+            if agg == "sum":
+                # pandas sums an all-null group to 0: keep null there
+                r = r.where(s.count() > 0)
+            r = r.reindex(np.arange(self.groups.size))
+            values = like[c].copy()  # ``like`` is the column at the groups' first rows
+            if isinstance(values, pd.Series):
+                values = values.array.copy()
+            values[self.groups] = pd.Series(r.array).astype(records[c].dtype).array
+            out[c] = values
+        return out
 
 
 def stitch(

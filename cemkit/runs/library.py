@@ -50,12 +50,6 @@ def policy_and_key(policy: Any, key: Any = None, inputs: Any = None) -> tuple[An
     return pol, key
 
 
-def _protect(df: pd.DataFrame, policy: Any, key: Any, quarantine: bool = False) -> pd.DataFrame:
-    from cemkit.privacy.engine import protect
-
-    return protect(df, policy, key=key, quarantine=quarantine)
-
-
 def protect_section(policy: Any, key: Any) -> dict[str, Any]:
     """What a manifest records of a protection (never the key)."""
     from cemkit.privacy.enforce import key_record
@@ -93,10 +87,11 @@ def protect_stages(policy: Any, key: Any, records_meta: pd.DataFrame,
         settings["quarantine_columns"] = {
             c: policy.rule_for(c, quarantine=True).action for c in quarantine_meta.columns
         }
-    return [Stage("protect", functools.partial(_protect, policy=policy, key=key),
-                  settings=settings,
-                  quarantine=functools.partial(_protect, policy=policy, key=key,
-                                               quarantine=True))]  # fmt: skip
+    from cemkit.privacy.engine import Protector
+
+    # warm protectors: the policy checked, the key resolved and each plan validated once
+    return [Stage("protect", Protector(policy, key), settings=settings,
+                  quarantine=Protector(policy, key, quarantine=True))]  # fmt: skip
 
 
 def _stitch(df: pd.DataFrame, gap: str) -> pd.DataFrame:
