@@ -272,6 +272,7 @@ class BatchProcessor:
         self.reloads = 0  #: how often policy, key or model were (re)loaded
 
     def _refresh(self) -> None:
+        from cemkit import config
         from cemkit.io.base import empty_quarantine
         from cemkit.model.assign import Assigner
         from cemkit.privacy.engine import load_key
@@ -301,7 +302,13 @@ class BatchProcessor:
             self.reloads += 1
         if changed:
             self._stages = [
-                *protect_stages(self._policy, self._key, empty_frame(), empty_quarantine()),
+                *protect_stages(
+                    self._policy,
+                    self._key,
+                    empty_frame(),
+                    empty_quarantine(),
+                    threads=config.CORRELATE_THREADS,
+                ),
                 *correlate_stages(),
             ]
             self.reloads += 1

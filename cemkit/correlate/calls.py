@@ -11,6 +11,7 @@ are gathered once at the end. The result is exactly
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ def correlate_calls(
     match_tolerance: Any = "5s",
     window: Any = "120s",
     close_on_answer: bool = True,
+    fill_from_xdr: Sequence[str] = (),
 ) -> pd.DataFrame:
     """``pair_legs``, then ``match``, then ``sessionize(output="records")`` on pandas records.
 
@@ -42,6 +44,9 @@ def correlate_calls(
     pair_tolerance, match_tolerance, window, close_on_answer
         As for :func:`~cemkit.correlate.pair_legs`, :func:`~cemkit.correlate.match` and
         :func:`~cemkit.correlate.sessionize`.
+    fill_from_xdr : sequence of str
+        Columns whose nulls a matched xDR's value fills (``src_xdr_<name>``), as
+        :func:`cemkit.runs.library.with_signaling` does to the result (here on its arrays).
 
     Returns
     -------
@@ -70,10 +75,12 @@ def correlate_calls(
                               "record_id"], "correlate")  # fmt: skip
     if not records.columns.is_unique:  # one column per name is what the one gather needs
         from cemkit.correlate import match, pair_legs, sessionize
+        from cemkit.runs.library import with_signaling
 
         paired = pair_legs(records, pair_tolerance)
-        return sessionize(match(paired, match_tolerance), window, close_on_answer,
-                          output="records")  # fmt: skip
+        out = sessionize(match(paired, match_tolerance), window, close_on_answer,
+                         output="records")  # fmt: skip
+        return with_signaling(out, fill_from_xdr) if fill_from_xdr else out
     records = _frames.without_attrs(records)
     kind = _frames.time_kind(records["start"])
     pair_tol = _frames.delta_ns(pair_tolerance, kind, "tolerance")
@@ -144,4 +151,7 @@ def correlate_calls(
     columns["src_match"] = pd.arrays.ArrowStringArray(_STATUS.take(codes))
     columns["src_intent_id"] = arrays["record_id"].take(rows2[label])
     columns["src_attempt"] = pd.array(rank + 1, dtype="Int32")
+    for name in fill_from_xdr:
+        if name in columns and f"src_xdr_{name}" in columns:
+            columns[name] = _frames.fill_nulls(columns[name], columns[f"src_xdr_{name}"])
     return pd.DataFrame(columns, index=index, copy=False)

@@ -76,7 +76,7 @@ def plan(
     return steps
 
 
-def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame:
+def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply", threads: int = 1) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     by_name = dict(steps)
     present = [str(n) for n in df.columns if str(n) in by_name]
@@ -90,7 +90,7 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame
             assert key is not None  # checked by validate()
             tokens = tokenize_columns({n: df[n] for n in tokenized},
                                       {n: op.rule for n, op in tokenized.items()},  # type: ignore[misc]
-                                      key)  # fmt: skip
+                                      key, threads)  # fmt: skip
     for name in present:
         op = by_name[name]
         if name in tokens:
@@ -132,6 +132,9 @@ class Protector:
         As for :func:`protect` (default: read from the policy's key source, here, once).
     quarantine : bool
         Apply the policy's ``quarantine:`` rules.
+    threads : int
+        Threads the HMACs of one partition may use (the real-time path gives its batch
+        :data:`cemkit.config.CORRELATE_THREADS`; Dask partitions run on one each).
 
     Examples
     --------
@@ -148,9 +151,10 @@ class Protector:
     """
 
     def __init__(self, policy: Policy | str | Path, key: Key | None = None, *,
-                 quarantine: bool = False) -> None:  # fmt: skip
+                 quarantine: bool = False, threads: int = 1) -> None:  # fmt: skip
         self.policy, self.key = _resolve(policy, key)
         self.quarantine = quarantine
+        self.threads = threads
         self._plans: dict[tuple[tuple[str, str], ...], Plan] = {}
 
     def plan(self, dtypes: pd.Series) -> Plan:
@@ -167,7 +171,7 @@ class Protector:
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
         """The protected partition (as :func:`protect` gives it)."""
         refuse_protected(df)
-        return _apply(df, self.plan(df.dtypes))
+        return _apply(df, self.plan(df.dtypes), threads=self.threads)
 
     def __repr__(self) -> str:
         return f"Protector(policy={self.policy.name!r}, quarantine={self.quarantine})"
