@@ -173,3 +173,56 @@ def test_column_arrays_select_take_equal_pandas(values, data):
             via = _frames.take(df[c], idx, pd.RangeIndex(idx.size), as_if_missing=missing)
             pd.testing.assert_series_equal(via, want)
     assert (_frames.equals(df["s"], "cdr") == _frames.as_bool(df["s"] == "cdr")).all()
+
+
+_values = st.one_of(
+    st.none(),
+    st.floats(allow_nan=False, width=64),
+    st.sampled_from([1e16, -1e16, 1.0, 0.1, 3.0, -0.0, 1e-300]),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            _values,
+            st.one_of(st.none(), st.integers(-5, 2**40)),
+            st.one_of(st.none(), st.integers(0, 10**6)),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_small_partial_reductions_equal_the_groupby(rows):
+    # a micro-batch's few partials are reduced by plain loops; pandas' groupby (what main ran,
+    # and what large partitions still run) must give the very same values, Kahan sums included
+    stitch_module = __import__("cemkit.correlate.stitch", fromlist=["_Partials"])
+    n = len(rows)
+    group = np.array([g for g, *_ in rows], np.int64)
+    sizes = np.bincount(group, minlength=4)
+    records = pd.DataFrame({
+        "mos": pd.array([v for _, v, _, _ in rows], dtype="float64"),
+        "duration_s": pd.array([v for _, v, _, _ in rows], dtype="float64"),
+        "volume_up_bytes": pd.array([i for _, _, i, _ in rows], dtype="Int64"),
+        "start": pd.to_datetime([t for *_, t in rows], unit="s", utc=True),
+    })  # fmt: skip
+    multi = sizes > 1
+    if not multi.any():
+        return
+    many = stitch_module._Partials(group, multi)
+    first = np.array([np.flatnonzero(group == g)[0] if sizes[g] else 0 for g in range(4)])
+    like = {c: records[c].array.take(first) for c in records.columns}
+    how = [("mos", "mean"), ("duration_s", "sum"), ("volume_up_bytes", "sum"), ("start", "min"),
+           ("start", "max")]  # fmt: skip
+    for c, agg in how:
+        got = many.reduce_columns(records, [(c, agg)], like)[c]
+        old = stitch_module.SMALL_REDUCE_ROWS
+        try:
+            stitch_module.SMALL_REDUCE_ROWS = -1  # the groupby for every size
+            want = many.reduce_columns(records, [(c, agg)], like)[c]
+        finally:
+            stitch_module.SMALL_REDUCE_ROWS = old
+        pd.testing.assert_extension_array_equal(pd.array(got), pd.array(want))
+    assert n == len(records)

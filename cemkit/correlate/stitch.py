@@ -6,6 +6,7 @@ Switches cut long calls into partial records (3GPP "partial record", ``partial_s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -147,24 +148,99 @@ class _Partials:
         group gives null. For a group of one record the reduction of its one value is that
         value, so only the other groups are computed: one groupby over the partials' rows.
         """
-        names = [c for c, _ in how]
-        small = pd.DataFrame({i: records[c].array.take(self.rows) for i, c in enumerate(names)},
-                             copy=False)  # fmt: skip
-        g = small.groupby(self.sub, sort=True)
         out: dict[str, Any] = {}
-        for i, (c, agg) in enumerate(how):
-            s = g[i]
-            r = getattr(s, agg)()
-            if agg == "sum":
-                # pandas sums an all-null group to 0: keep null there
-                r = r.where(s.count() > 0)
-            r = r.reindex(np.arange(self.groups.size))
+        rest = []
+        for c, agg in how:
+            reduced = None
+            if self.rows.size <= SMALL_REDUCE_ROWS:
+                reduced = _reduce_small(records[c].array, self.rows, self.sub,
+                                        self.groups.size, agg)  # fmt: skip
+            if reduced is None:
+                rest.append((c, agg))
+            else:
+                out[c] = reduced
+        if rest:
+            names = [c for c, _ in rest]
+            small = pd.DataFrame({i: records[c].array.take(self.rows)
+                                  for i, c in enumerate(names)}, copy=False)  # fmt: skip
+            g = small.groupby(self.sub, sort=True)
+            for i, (c, agg) in enumerate(rest):
+                s = g[i]
+                r = getattr(s, agg)()
+                if agg == "sum":
+                    # pandas sums an all-null group to 0: keep null there
+                    r = r.where(s.count() > 0)
+                r = r.reindex(np.arange(self.groups.size))
+                out[c] = pd.Series(r.array).astype(records[c].dtype).array
+        done = {}
+        for c, _ in how:
             values = like[c].copy()  # ``like`` is the column at the groups' first rows
             if isinstance(values, pd.Series):
                 values = values.array.copy()
-            values[self.groups] = pd.Series(r.array).astype(records[c].dtype).array
-            out[c] = values
-        return out
+            values[self.groups] = out[c]
+            done[c] = values
+        return done
+
+
+#: Partial rows up to which the reductions run as plain loops (a groupby's fixed cost is
+#: larger than a micro-batch's few partials); above, one pandas groupby.
+SMALL_REDUCE_ROWS = 512
+
+
+def _reduce_small(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str) -> Any:
+    """``how`` of ``arr[rows]`` per group ``sub`` (0..k-1), exactly as pandas' groupby does it.
+
+    min/max of datetimes pick the row holding the extreme (its value, its dtype); sums and means
+    of float64 use pandas' compensated (Kahan) summation in row order, sums of Int64 integers.
+    None for dtypes this does not cover (the caller's groupby does those).
+    """
+    dtype = arr.dtype
+    if (
+        how in ("min", "max")
+        and isinstance(dtype, pd.DatetimeTZDtype | np.dtype)
+        and (getattr(dtype, "kind", "") == "M")
+    ):
+        values = np.asarray(arr.asi8 if hasattr(arr, "asi8") else arr.view(np.int64))[rows]
+        null = np.asarray(pd.isna(arr))[rows]
+        best = np.full(k, -1, np.int64)
+        for i, (v, g, n) in enumerate(zip(values.tolist(), sub.tolist(), null.tolist(),
+                                          strict=True)):  # fmt: skip
+            if n:
+                continue
+            b = best[g]
+            if b < 0 or (v < values[b] if how == "min" else v > values[b]):
+                best[g] = i
+        picked = np.where(best >= 0, rows[np.maximum(best, 0)], -1)
+        return arr.take(picked, allow_fill=True)
+    if how not in ("sum", "mean"):
+        return None
+    if isinstance(arr, pd.arrays.NumpyExtensionArray):
+        arr = arr.to_numpy()
+    if isinstance(arr, np.ndarray) and arr.dtype == np.float64:
+        totals, counts = [0.0] * k, [0] * k
+        comps = [0.0] * k
+        for v, g in zip(arr[rows].tolist(), sub.tolist(), strict=True):
+            if math.isnan(v):  # null
+                continue
+            counts[g] += 1
+            y = v - comps[g]
+            t = totals[g] + y
+            comps[g] = t - totals[g] - y
+            if comps[g] != comps[g]:  # an infinity: pandas resets the compensation
+                comps[g] = 0.0
+            totals[g] = t
+        nan = float("nan")
+        if how == "sum":
+            return np.array([t if n else nan for t, n in zip(totals, counts, strict=True)])
+        return np.array([t / n if n else nan for t, n in zip(totals, counts, strict=True)])
+    if how == "sum" and isinstance(dtype, pd.Int64Dtype):
+        sums: list[int | None] = [None] * k
+        for v, g in zip(arr[rows].tolist(), sub.tolist(), strict=True):
+            if v is pd.NA:
+                continue
+            sums[g] = v if sums[g] is None else sums[g] + v  # type: ignore[operator]
+        return pd.array(sums, dtype=dtype)
+    return None
 
 
 def stitch(

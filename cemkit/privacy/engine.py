@@ -155,11 +155,11 @@ class Protector:
         self.policy, self.key = _resolve(policy, key)
         self.quarantine = quarantine
         self.threads = threads
-        self._plans: dict[tuple[tuple[str, str], ...], Plan] = {}
+        self._plans: dict[tuple[tuple[Any, ...], tuple[Any, ...]], Plan] = {}
 
     def plan(self, dtypes: pd.Series) -> Plan:
         """The validated plan for these columns (name → dtype), built on first use."""
-        signature = tuple((str(n), str(d)) for n, d in dtypes.items())
+        signature = (tuple(dtypes.index), tuple(dtypes.array))  # dtypes hash and compare
         steps = self._plans.get(signature)
         if steps is None:
             steps = plan(dtypes, self.policy, self.key, quarantine=self.quarantine)
