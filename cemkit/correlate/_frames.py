@@ -258,10 +258,12 @@ def take(
     return pd.Series(taken, index=index, name=s.name, copy=False)
 
 
-def take_array(arr: Any, idx: np.ndarray, threads: int = 1, as_if_missing: bool = False) -> Any:
+def take_array(arr: Any, idx: np.ndarray, threads: int = 1, as_if_missing: bool = False,
+               arrow_idx: pa.Array | None = None) -> Any:  # fmt: skip
     """:func:`take` of a column's array (``Series.array`` or an ndarray): an ndarray or array.
 
     The array-level form the one-pass correlators use on small batches (no Series per column).
+    ``arrow_idx``: ``idx`` as Arrow indices (nulls for -1), when many columns share one ``idx``.
     """
     missing_any = as_if_missing or (bool(idx.size) and int(idx.min()) < 0)
     if isinstance(arr, pd.arrays.NumpyExtensionArray):
@@ -288,7 +290,9 @@ def take_array(arr: Any, idx: np.ndarray, threads: int = 1, as_if_missing: bool 
         taken[ok] = source[idx[ok]]
         return taken
     if isinstance(arr, pd.arrays.ArrowStringArray):  # pyarrow's take, -1 as a null index
-        indices = pa.array(idx, mask=idx < 0) if missing_any else pa.array(idx)
+        indices = arrow_idx
+        if indices is None:
+            indices = pa.array(idx, mask=idx < 0) if missing_any else pa.array(idx)
         return pd.arrays.ArrowStringArray(pa.array(arr).take(indices), dtype=arr.dtype)
     if not missing_any:
         return arr.take(idx)

@@ -138,10 +138,12 @@ def correlate_calls(
     term_idx = term[sel2]
     term_cols = [c for c in TERM_FIELDS if c in records.columns]
     xdr_cols = [c for c in XDR_FIELDS if c in records.columns]
-    wanted = [(c, term_idx) for c in term_cols] + [(c, xdr) for c in xdr_cols]
+    arrow_term, arrow_xdr = (pa.array(i, mask=i < 0) for i in (term_idx, xdr))
+    wanted = [(c, term_idx, arrow_term) for c in term_cols]
+    wanted += [(c, xdr, arrow_xdr) for c in xdr_cols]
     # as_if_missing: the dtypes of the one-by-one correlators (also when every row has a partner)
     taken = _frames.map_threads(
-        lambda cw: _frames.take_array(arrays[cw[0]], cw[1], as_if_missing=True),
+        lambda cw: _frames.take_array(arrays[cw[0]], cw[1], as_if_missing=True, arrow_idx=cw[2]),
         wanted, len(index),
     )  # fmt: skip
     columns.update(zip([f"src_term_{c}" for c in term_cols], taken[: len(term_cols)], strict=True))
