@@ -238,7 +238,7 @@ def _reduce_small(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str)
         for v, g in zip(arr[rows].tolist(), sub.tolist(), strict=True):
             if v is pd.NA:
                 continue
-            sums[g] = v if sums[g] is None else sums[g] + v  # type: ignore[operator]
+            sums[g] = v if sums[g] is None else sums[g] + v
         return pd.array(sums, dtype=dtype)
     return None
 
