@@ -237,6 +237,13 @@ class BatchProcessor:
     size, then the policy's sha256) or the key source now gives another key (its fingerprint),
     and rebuilds what changed; nothing stale is ever applied.
 
+    What is built once and kept between calls: the protect stage's
+    :class:`~cemkit.privacy.engine.Protector` (policy checked, key resolved, one validated plan
+    per column signature, the scanner's remembered node texts; the batch's HMACs on
+    :data:`cemkit.config.CORRELATE_THREADS` threads) and the compiled model's assigner. The
+    correlators work on the batch's column arrays (NumPy / Arrow), one frame built per stage.
+    The records and KQIs are those of :func:`run` on the same records (tests/test_realtime.py).
+
     Parameters
     ----------
     policy : path, name or Policy
