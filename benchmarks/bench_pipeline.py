@@ -514,12 +514,15 @@ def run_microbatch(w: Path, batches: int, size: int) -> dict:
     model = w / "model.yaml"
     for c in chunks[:5]:
         cemkit.process_batch(c, model=model)
-    lat, stages, out_rows = [], [], 0
+    lat, cpu, stages, out_rows = [], [], [], 0
     for i in range(batches):
         c = chunks[i % n]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = cemkit.process_batch(c, model=model)
         lat.append(time.perf_counter() - t0)
+        # CPU seconds of the process (all its threads): on a shared machine, the work done
+        # apart from the time spent waiting for a core
+        cpu.append(time.process_time() - c0)
         stages.append(res.timings_ms)
         out_rows += len(res.records)
     ms = np.array(lat) * 1e3
@@ -534,6 +537,10 @@ def run_microbatch(w: Path, batches: int, size: int) -> dict:
         "mean_ms": float(ms.mean()),
         "records_per_s": batches * size / float(np.sum(lat)),
         "stage_p50_ms": {k: float(st[k].median()) for k in st.columns},
+        "stage_p99_ms": {k: float(st[k].quantile(0.99)) for k in st.columns},
+        "cpu_p50_ms": float(np.percentile(np.array(cpu) * 1e3, 50)),
+        "cpu_p99_ms": float(np.percentile(np.array(cpu) * 1e3, 99)),
+        "load_1min": os.getloadavg()[0],  # the machine is shared: how busy it was
         "records_out_per_batch": out_rows / batches,
     }
 
@@ -758,8 +765,12 @@ def report(results: dict[str, dict]) -> None:
         print(
             f"\nmicro-batch {m['batch_size']} records x {m['batches']}: p50 {m['p50_ms']:.1f} ms, "
             f"p99 {m['p99_ms']:.1f} ms, max {m['max_ms']:.1f} ms, {m['records_per_s']:,.0f} "
-            f"records/s, stages p50 {m['stage_p50_ms']}, peak {m['peak_mib']:,.0f} MiB"
+            f"records/s, peak {m['peak_mib']:,.0f} MiB, load {m.get('load_1min', 0):.1f}; "
+            f"CPU per batch p50 {m.get('cpu_p50_ms', 0):.1f}, p99 {m.get('cpu_p99_ms', 0):.1f} ms"
         )
+        for q in ("p50", "p99"):
+            stages = m.get(f"stage_{q}_ms") or {}
+            print(f"  stages {q}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in stages.items()))
     if "error" in results.get("ooc", {}):
         print(f"\nout-of-core: FAILED ({results['ooc']['error']})")
         ok = False

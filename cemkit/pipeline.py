@@ -237,6 +237,13 @@ class BatchProcessor:
     size, then the policy's sha256) or the key source now gives another key (its fingerprint),
     and rebuilds what changed; nothing stale is ever applied.
 
+    What is built once and kept between calls: the protect stage's
+    :class:`~cemkit.privacy.engine.Protector` (policy checked, key resolved, one validated plan
+    per column signature, the scanner's remembered node texts; the batch's HMACs on
+    :data:`cemkit.config.CORRELATE_THREADS` threads) and the compiled model's assigner. The
+    correlators work on the batch's column arrays (NumPy / Arrow), one frame built per stage.
+    The records and KQIs are those of :func:`run` on the same records (tests/test_realtime.py).
+
     Parameters
     ----------
     policy : path, name or Policy
@@ -276,6 +283,7 @@ class BatchProcessor:
         self.reloads = 0  #: how often policy, key or model were (re)loaded
 
     def _refresh(self) -> None:
+        from cemkit import config
         from cemkit.io.base import empty_quarantine
         from cemkit.model.assign import Assigner
         from cemkit.privacy.engine import load_key
@@ -305,7 +313,13 @@ class BatchProcessor:
             self.reloads += 1
         if changed:
             self._stages = [
-                *protect_stages(self._policy, self._key, empty_frame(), empty_quarantine()),
+                *protect_stages(
+                    self._policy,
+                    self._key,
+                    empty_frame(),
+                    empty_quarantine(),
+                    threads=config.CORRELATE_THREADS,
+                ),
                 *correlate_stages(),
             ]
             self.reloads += 1

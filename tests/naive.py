@@ -1294,3 +1294,38 @@ def indicators_pandas(sums: pd.DataFrame) -> pd.DataFrame:
     score, _ = experience_score_pandas(out)
     out["experience_score"] = score
     return out
+
+
+# --- the real-time path: main's frame-level take, the reference of the array-level one --------
+
+
+def ref_take(s, idx, index, as_if_missing=False):
+    """main's ``_frames.take``: ``s`` at positions ``idx`` (-1: missing), merge_asof's dtypes."""
+    missing_any = as_if_missing or (bool(idx.size) and int(idx.min()) < 0)
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iufcmM":
+        values = s.to_numpy()
+        if not len(s):
+            values = np.zeros(1, dtype)
+        out = np.empty(idx.size, np.float64 if dtype.kind in "iu" and missing_any else dtype)
+        for i, j in enumerate(idx.tolist()):
+            if j >= 0:
+                out[i] = values[j]
+            elif dtype.kind in "mM":
+                out[i] = np.datetime64("NaT") if dtype.kind == "M" else np.timedelta64("NaT")
+            else:
+                out[i] = np.nan if out.dtype.kind == "f" else 0
+        return pd.Series(out, index=index, name=s.name)
+    arr = s.array
+    if not missing_any:
+        taken = arr.take(idx)
+    elif isinstance(dtype, np.dtype):
+        source = np.asarray(s.to_numpy(), dtype=object)
+        taken = np.full(idx.size, np.nan, dtype=object)
+        ok = idx >= 0
+        taken[ok] = source[idx[ok]]
+    else:
+        taken = arr.take(idx, allow_fill=True)
+    if isinstance(dtype, np.dtype) and missing_any:
+        return pd.Series(taken, index=index, name=s.name, dtype=object)
+    return pd.Series(taken, index=index, name=s.name)

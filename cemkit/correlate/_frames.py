@@ -303,35 +303,51 @@ def take(
     datetimes are gathered by a jitted loop on ``threads`` threads. ``as_if_missing`` gives the
     dtypes of the missing case even when every row matched (the same dtypes in every partition).
     """
+    taken = take_array(s.array, idx, threads, as_if_missing)
+    if isinstance(taken, np.ndarray) and taken.dtype == object:
+        return pd.Series(taken, index=index, name=s.name, dtype=object)
+    return pd.Series(taken, index=index, name=s.name, copy=False)
+
+
+def take_array(arr: Any, idx: np.ndarray, threads: int = 1, as_if_missing: bool = False,
+               arrow_idx: pa.Array | None = None) -> Any:  # fmt: skip
+    """:func:`take` of a column's array (``Series.array`` or an ndarray): an ndarray or array.
+
+    The array-level form the one-pass correlators use on small batches (no Series per column).
+    ``arrow_idx``: ``idx`` as Arrow indices (nulls for -1), when many columns share one ``idx``.
+    """
     missing_any = as_if_missing or (bool(idx.size) and int(idx.min()) < 0)
-    dtype = s.dtype
+    if isinstance(arr, pd.arrays.NumpyExtensionArray):
+        arr = arr.to_numpy()
+    dtype = arr.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iufcmM":
-        values = s.to_numpy()
-        if not len(s):  # every row missing (or no rows at all)
+        values = np.asarray(arr)
+        if not len(values):  # every row missing (or no rows at all)
             values = np.zeros(1, dtype)
         if dtype.kind in "mM":
             out = _kernels.gather(values.view(np.int64), idx, np.int64, NULL_TIME, threads)
-            result = out.view(dtype)
-        elif dtype.kind in "iu" and missing_any:
-            result = _kernels.gather(values, idx, np.float64, np.nan, threads)
-        elif dtype.kind in "iu":
-            result = _kernels.gather(values, idx, dtype, 0, threads)
-        else:
-            result = _kernels.gather(values, idx, dtype, np.nan, threads)
-        return pd.Series(result, index=index, name=s.name, copy=False)
-    arr = s.array
-    if not missing_any:
-        taken = arr.take(idx)
-    elif isinstance(dtype, np.dtype):
-        source = np.asarray(s.to_numpy(), dtype=object)
+            return out.view(dtype)
+        if dtype.kind in "iu" and missing_any:
+            return _kernels.gather(values, idx, np.float64, np.nan, threads)
+        if dtype.kind in "iu":
+            return _kernels.gather(values, idx, dtype, 0, threads)
+        return _kernels.gather(values, idx, dtype, np.nan, threads)
+    if isinstance(dtype, np.dtype):  # bool, object: pandas' take_nd gives object with NaN
+        if not missing_any:
+            return np.asarray(arr).take(idx)
+        source = np.asarray(arr, dtype=object)
         taken = np.full(idx.size, np.nan, dtype=object)
         ok = idx >= 0
         taken[ok] = source[idx[ok]]
-    else:
-        taken = arr.take(idx, allow_fill=True)
-    if isinstance(dtype, np.dtype) and missing_any:
-        return pd.Series(taken, index=index, name=s.name, dtype=object)
-    return pd.Series(taken, index=index, name=s.name)
+        return taken
+    if isinstance(arr, pd.arrays.ArrowStringArray):  # pyarrow's take, -1 as a null index
+        indices = arrow_idx
+        if indices is None:
+            indices = pa.array(idx, mask=idx < 0) if missing_any else pa.array(idx)
+        return pd.arrays.ArrowStringArray(pa.array(arr).take(indices), dtype=arr.dtype)
+    if not missing_any:
+        return arr.take(idx)
+    return arr.take(idx, allow_fill=True)
 
 
 def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartitions: int) -> Any:
@@ -381,6 +397,20 @@ def parties_key(df: pd.DataFrame) -> pd.DataFrame:
     return df[["a_number", "b_number"]]
 
 
+def without_attrs(records: pd.DataFrame) -> pd.DataFrame:
+    """``records`` without ``attrs`` (a shallow copy; the same frame when it has none).
+
+    pandas deep-copies a frame's ``attrs`` into every Series taken from it; the protect mark
+    (one entry per column) made that the largest cost of a correlator on a small batch. The
+    correlators' results are new frames, which never carried the mark.
+    """
+    if not records.attrs:
+        return records
+    out = records.copy(deep=False)
+    out.attrs = {}
+    return out
+
+
 def select(records: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     """The rows where the bool mask ``keep`` is true, in order (``records[keep]``, faster).
 
@@ -395,9 +425,64 @@ def select(records: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
 
 def select_columns(records: pd.DataFrame, keep: np.ndarray) -> dict[str, Any]:
     """Each column's array at the rows where ``keep`` is true (see :func:`select`)."""
-    names = list(records.columns)
-    arrays = map_threads(lambda c: records[c].array[keep], names, len(records))
-    return dict(zip(names, arrays, strict=True))
+    return select_arrays(column_arrays(records), keep)
+
+
+def column_arrays(records: pd.DataFrame) -> dict[str, Any]:
+    """Each column's values by name (the names must be unique): ndarrays and extension arrays.
+
+    pandas builds a Series per ``records[c]`` (~10 µs each, more than the work on a small
+    batch's column); its ``_iter_column_arrays`` hands out the arrays it holds. Where a pandas
+    version lacks it, the Series' arrays (the same values) are used.
+    """
+    arrays = getattr(records, "_iter_column_arrays", None)
+    if arrays is None:  # pragma: no cover - pandas without it
+        return {c: records[c].array for c in records.columns}
+    return dict(zip(records.columns, arrays(), strict=True))
+
+
+def select_arrays(arrays: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    """Each array at the rows where the bool mask ``keep`` is true (see :func:`select`)."""
+    if keep.all():  # nothing dropped; copied all the same: a caller's frame never shares them
+        return {c: a.copy() for c, a in arrays.items()}
+    names = list(arrays)
+    mask = pa.array(keep)
+
+    def one(c: str) -> Any:
+        arr = arrays[c]
+        if isinstance(arr, pd.arrays.ArrowStringArray):  # pyarrow's filter, no pandas indexing
+            return pd.arrays.ArrowStringArray(pa.array(arr).filter(mask), dtype=arr.dtype)
+        return arr[keep]
+
+    taken = map_threads(one, names, keep.size)
+    return dict(zip(names, taken, strict=True))
+
+
+def fill_nulls(values: Any, fill: Any) -> Any:
+    """``values`` with its nulls taken from ``fill`` (same length), on arrays.
+
+    ``Series(values).fillna(Series(fill).astype(values.dtype))``: float64 ndarrays by one
+    ``np.where``, other arrays through pandas.
+    """
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        values = values.to_numpy()
+    if isinstance(fill, pd.arrays.NumpyExtensionArray):
+        fill = fill.to_numpy()
+    if (isinstance(values, np.ndarray) and values.dtype.kind == "f"
+            and isinstance(fill, np.ndarray) and fill.dtype.kind in "fiu"):  # fmt: skip
+        return np.where(np.isnan(values), fill.astype(values.dtype, copy=False), values)
+    series = pd.Series(values, copy=False)
+    return series.fillna(pd.Series(fill, copy=False).astype(series.dtype)).array
+
+
+def equals(values: pd.Series, value: str) -> np.ndarray:
+    """``as_bool(values == value)`` (nulls are False); one Arrow pass for Arrow-backed strings."""
+    arr = values.array
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        data = pa.array(arr)
+        return pc.fill_null(pc.equal(data, pa.scalar(value, data.type)),
+                            False).to_numpy(zero_copy_only=False)  # fmt: skip
+    return as_bool(values == value)
 
 
 #: Rows below which column-parallel work is not worth a thread hand-off.

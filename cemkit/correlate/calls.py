@@ -11,16 +11,20 @@ are gathered once at the end. The result is exactly
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
 from cemkit.correlate.pair_legs import TERM_FIELDS
 
 KEY = ("service", "a_number", "b_number")
+#: Values of ``src_match`` by code (the type ``string[pyarrow]`` arrays hold).
+_STATUS = pa.array([MATCHED, CDR_ONLY, XDR_ONLY], pa.large_string())
 
 
 def correlate_calls(
@@ -29,6 +33,7 @@ def correlate_calls(
     match_tolerance: Any = "5s",
     window: Any = "120s",
     close_on_answer: bool = True,
+    fill_from_xdr: Sequence[str] = (),
 ) -> pd.DataFrame:
     """``pair_legs``, then ``match``, then ``sessionize(output="records")`` on pandas records.
 
@@ -39,6 +44,9 @@ def correlate_calls(
     pair_tolerance, match_tolerance, window, close_on_answer
         As for :func:`~cemkit.correlate.pair_legs`, :func:`~cemkit.correlate.match` and
         :func:`~cemkit.correlate.sessionize`.
+    fill_from_xdr : sequence of str
+        Columns whose nulls a matched xDR's value fills (``src_xdr_<name>``), as
+        :func:`cemkit.runs.library.with_signaling` does to the result (here on its arrays).
 
     Returns
     -------
@@ -67,10 +75,13 @@ def correlate_calls(
                               "record_id"], "correlate")  # fmt: skip
     if not records.columns.is_unique:  # one column per name is what the one gather needs
         from cemkit.correlate import match, pair_legs, sessionize
+        from cemkit.runs.library import with_signaling
 
         paired = pair_legs(records, pair_tolerance)
-        return sessionize(match(paired, match_tolerance), window, close_on_answer,
-                          output="records")  # fmt: skip
+        out = sessionize(match(paired, match_tolerance), window, close_on_answer,
+                         output="records")  # fmt: skip
+        return with_signaling(out, fill_from_xdr) if fill_from_xdr else out
+    records = _frames.without_attrs(records)
     kind = _frames.time_kind(records["start"])
     pair_tol = _frames.delta_ns(pair_tolerance, kind, "tolerance")
     match_tol = _frames.delta_ns(match_tolerance, kind, "tolerance")
@@ -80,12 +91,13 @@ def correlate_calls(
     order = _kernels.key_time_order(key, start)  # the one sort, shared by the three steps
 
     # pair_legs: an originating leg absorbs its terminating leg
-    is_cdr = _frames.as_bool(records["record_kind"] == "cdr")
-    is_xdr = _frames.as_bool(records["record_kind"] == "xdr")
-    orig = _frames.as_bool(records["leg"] == "orig")
+    is_cdr = _frames.equals(records["record_kind"], "cdr")
+    is_xdr = _frames.equals(records["record_kind"], "xdr")
+    legs = records["leg"]
+    orig = _frames.equals(legs, "orig")
     side = np.full(len(records), 2, np.int8)
     side[is_cdr & orig] = 0
-    side[is_cdr & _frames.as_bool(records["leg"] == "term")] = 1
+    side[is_cdr & _frames.equals(legs, "term")] = 1
     partner = _kernels.nearest_pairs_sorted(order, key, start, side, pair_tol)
     keep1 = ~((partner >= 0) & ~orig)
     rows1 = np.flatnonzero(keep1)  # rows of the paired frame, as positions in ``records``
@@ -103,37 +115,45 @@ def correlate_calls(
     sel2 = np.flatnonzero(keep2)
     rows2 = rows1[sel2]  # rows of the matched frame, as positions in ``records``
     xdr = np.where((partner >= 0) & cdr1, rows1[np.maximum(partner, 0)], -1)[sel2]
-    status = np.full(rows1.size, None, dtype=object)
-    status[cdr1] = CDR_ONLY
-    status[cdr1 & (partner >= 0)] = MATCHED
-    status[xdr1] = XDR_ONLY
+    status = np.full(rows1.size, -1, np.int8)  # codes into _STATUS (-1: null)
+    status[cdr1] = 1
+    status[cdr1 & (partner >= 0)] = 0
+    status[xdr1] = 2
 
     # sessionize, on the rows match kept
     order = _kernels.restrict_order(order, keep2)
-    answered = _frames.as_bool(records["outcome"] == "answered")[rows2]
+    answered = _frames.equals(records["outcome"], "answered")[rows2]
     end = _frames.time_ns(records["end"])[rows2]
     label, rank = _kernels.session_groups_sorted(
         order, key1[sel2], start1[sel2], end, answered, win, bool(close_on_answer)
     )
 
-    # one gather of the wide columns, then the added ones, in the order the steps add them
+    # one gather of the wide columns, then the added ones, in the order the steps add them;
+    # on arrays, one frame built at the end (per-column Series cost more than a small batch)
     index = records.index[rows2]
     keep = np.zeros(len(records), bool)
     keep[rows2] = True
-    columns = _frames.select_columns(records, keep)
+    arrays = _frames.column_arrays(records)
+    columns = _frames.select_arrays(arrays, keep)
     term_idx = term[sel2]
     term_cols = [c for c in TERM_FIELDS if c in records.columns]
     xdr_cols = [c for c in XDR_FIELDS if c in records.columns]
-    wanted = [(c, term_idx) for c in term_cols] + [(c, xdr) for c in xdr_cols]
+    arrow_term, arrow_xdr = (pa.array(i, mask=i < 0) for i in (term_idx, xdr))
+    wanted = [(c, term_idx, arrow_term) for c in term_cols]
+    wanted += [(c, xdr, arrow_xdr) for c in xdr_cols]
     # as_if_missing: the dtypes of the one-by-one correlators (also when every row has a partner)
     taken = _frames.map_threads(
-        lambda cw: _frames.take(records[cw[0]], cw[1], index, as_if_missing=True).array,
+        lambda cw: _frames.take_array(arrays[cw[0]], cw[1], as_if_missing=True, arrow_idx=cw[2]),
         wanted, len(index),
     )  # fmt: skip
     columns.update(zip([f"src_term_{c}" for c in term_cols], taken[: len(term_cols)], strict=True))
     columns["src_paired"] = pd.array(term_idx >= 0, dtype="boolean")
     columns.update(zip([f"src_xdr_{c}" for c in xdr_cols], taken[len(term_cols) :], strict=True))
-    columns["src_match"] = pd.array(status[sel2], dtype="string[pyarrow]")
-    columns["src_intent_id"] = records["record_id"].array.take(rows2[label])
+    codes = pa.array(status[sel2], mask=status[sel2] < 0)
+    columns["src_match"] = pd.arrays.ArrowStringArray(_STATUS.take(codes))
+    columns["src_intent_id"] = arrays["record_id"].take(rows2[label])
     columns["src_attempt"] = pd.array(rank + 1, dtype="Int32")
+    for name in fill_from_xdr:
+        if name in columns and f"src_xdr_{name}" in columns:
+            columns[name] = _frames.fill_nulls(columns[name], columns[f"src_xdr_{name}"])
     return pd.DataFrame(columns, index=index, copy=False)

@@ -6,6 +6,7 @@ Switches cut long calls into partial records (3GPP "partial record", ``partial_s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,6 +78,7 @@ def stitch_labels(
 
 
 def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.DataFrame:
+    records = _frames.without_attrs(records)
     label, rank, flags = stitch_labels(records, gap, by)
     n = len(records)
     is_rep = label == np.arange(n)
@@ -85,7 +87,10 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     group_of_rep = np.full(n, -1, np.int64)
     group_of_rep[reps] = np.arange(reps.size)
     group = group_of_rep[label]
-    out = _frames.select(records, is_rep)
+    # the columns as arrays, one frame built at the end (a frame per step costs more than the
+    # work on a small batch); a frame with repeated column names is filtered as a frame
+    unique = records.columns.is_unique
+    out: Any = _frames.select_columns(records, is_rep) if unique else records[is_rep]
     ngroups = reps.size
     sizes = np.bincount(group, minlength=ngroups)
     # the last partial of each group: largest rank
@@ -98,20 +103,14 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     if multi.any():
         # only calls of several partials (rare) are reduced; a whole record is its own result
         many = _Partials(group, multi)
-        for c in ("start", "answer"):
-            if c in records.columns:
-                out[c] = many.reduce(records[c], "min", out[c])
-        if "end" in records.columns:
-            out["end"] = many.reduce(records["end"], "max", out["end"])
-        for c in _SUM:
-            if c in records.columns:
-                out[c] = many.reduce(records[c], "sum", out[c])
-        for c in _MEAN:
-            if c in records.columns:
-                out[c] = many.reduce(records[c], "mean", out[c])
+        reduce = [(c, "min") for c in ("start", "answer")] + [("end", "max")]
+        reduce += [(c, "sum") for c in _SUM] + [(c, "mean") for c in _MEAN]
+        reduce = [(c, how) for c, how in reduce if c in records.columns]
+        for c, value in many.reduce_columns(records, reduce, out).items():
+            out[c] = value
         for c in _FROM_LAST:
             if c in records.columns:
-                out[c] = records[c].iloc[last].set_axis(out.index)
+                out[c] = records[c].array.take(last)
         pseq = out["partial_seq"].copy()
         pseq[multi] = pd.NA
         out["partial_seq"] = pseq
@@ -126,6 +125,9 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     out["src_partials_duplicate"] = pd.array(
         (rep_flags & _kernels.FLAG_DUPLICATE) != 0, dtype="boolean"
     )
+    if unique:
+        index = records.index if reps.size == n else records.index[reps]
+        return pd.DataFrame(out, index=index, copy=False)
     return out
 
 
@@ -138,21 +140,107 @@ class _Partials:
         # the groups numbered 0..k-1 in output order
         self.sub = np.searchsorted(self.groups, group[self.rows])
 
-    def reduce(self, col: pd.Series, how: str, like: pd.Series) -> pd.Series:
-        """``like`` (one row per group) with the multi-partial groups' reduction of ``col``.
+    def reduce_columns(self, records: pd.DataFrame, how: Sequence[tuple[str, str]],
+                       like: Any) -> dict[str, Any]:  # fmt: skip
+        """Each column's values at the groups (``like[c]``) with the multi-partial reductions.
 
-        Nulls are skipped; an all-null group gives null. For a group of one record the
-        reduction of its one value is that value, so only the other groups are computed.
+        ``like`` holds the output columns (one row per group). Nulls are skipped; an all-null
+        group gives null. For a group of one record the reduction of its one value is that
+        value, so only the other groups are computed: one groupby over the partials' rows.
         """
-        s = col.iloc[self.rows].reset_index(drop=True).groupby(self.sub, sort=True)
-        r = getattr(s, how)()
+        out: dict[str, Any] = {}
+        rest = []
+        for c, agg in how:
+            reduced = None
+            if self.rows.size <= SMALL_REDUCE_ROWS:
+                reduced = _reduce_small(records[c].array, self.rows, self.sub,
+                                        self.groups.size, agg)  # fmt: skip
+            if reduced is None:
+                rest.append((c, agg))
+            else:
+                out[c] = reduced
+        if rest:
+            names = [c for c, _ in rest]
+            small = pd.DataFrame({i: records[c].array.take(self.rows)
+                                  for i, c in enumerate(names)}, copy=False)  # fmt: skip
+            g = small.groupby(self.sub, sort=True)
+            for i, (c, agg) in enumerate(rest):
+                s = g[i]
+                r = getattr(s, agg)()
+                if agg == "sum":
+                    # pandas sums an all-null group to 0: keep null there
+                    r = r.where(s.count() > 0)
+                r = r.reindex(np.arange(self.groups.size))
+                out[c] = pd.Series(r.array).astype(records[c].dtype).array
+        done = {}
+        for c, _ in how:
+            values = like[c].copy()  # ``like`` is the column at the groups' first rows
+            if isinstance(values, pd.Series):
+                values = values.array.copy()
+            values[self.groups] = out[c]
+            done[c] = values
+        return done
+
+
+#: Partial rows up to which the reductions run as plain loops (a groupby's fixed cost is
+#: larger than a micro-batch's few partials); above, one pandas groupby.
+SMALL_REDUCE_ROWS = 512
+
+
+def _reduce_small(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str) -> Any:
+    """``how`` of ``arr[rows]`` per group ``sub`` (0..k-1), exactly as pandas' groupby does it.
+
+    min/max of datetimes pick the row holding the extreme (its value, its dtype); sums and means
+    of float64 use pandas' compensated (Kahan) summation in row order, sums of Int64 integers.
+    None for dtypes this does not cover (the caller's groupby does those).
+    """
+    dtype = arr.dtype
+    if (
+        how in ("min", "max")
+        and isinstance(dtype, pd.DatetimeTZDtype | np.dtype)
+        and (getattr(dtype, "kind", "") == "M")
+    ):
+        values = np.asarray(arr.asi8 if hasattr(arr, "asi8") else arr.view(np.int64))[rows]
+        null = np.asarray(pd.isna(arr))[rows]
+        best = np.full(k, -1, np.int64)
+        for i, (v, g, n) in enumerate(zip(values.tolist(), sub.tolist(), null.tolist(),
+                                          strict=True)):  # fmt: skip
+            if n:
+                continue
+            b = best[g]
+            if b < 0 or (v < values[b] if how == "min" else v > values[b]):
+                best[g] = i
+        picked = np.where(best >= 0, rows[np.maximum(best, 0)], -1)
+        return arr.take(picked, allow_fill=True)
+    if how not in ("sum", "mean"):
+        return None
+    if isinstance(arr, pd.arrays.NumpyExtensionArray):
+        arr = arr.to_numpy()
+    if isinstance(arr, np.ndarray) and arr.dtype == np.float64:
+        totals, counts = [0.0] * k, [0] * k
+        comps = [0.0] * k
+        for v, g in zip(arr[rows].tolist(), sub.tolist(), strict=True):
+            if math.isnan(v):  # null
+                continue
+            counts[g] += 1
+            y = v - comps[g]
+            t = totals[g] + y
+            comps[g] = t - totals[g] - y
+            if comps[g] != comps[g]:  # an infinity: pandas resets the compensation
+                comps[g] = 0.0
+            totals[g] = t
+        nan = float("nan")
         if how == "sum":
-            # pandas sums an all-null group to 0: keep null there
-            r = r.where(s.count() > 0)
-        r = r.reindex(np.arange(self.groups.size))
-        values = like.array.copy()  # ``like`` is ``col`` at the groups' first rows: same dtype
-        values[self.groups] = pd.Series(r.array).astype(col.dtype).array
-        return pd.Series(values, index=like.index, name=like.name)
+            return np.array([t if n else nan for t, n in zip(totals, counts, strict=True)])
+        return np.array([t / n if n else nan for t, n in zip(totals, counts, strict=True)])
+    if how == "sum" and isinstance(dtype, pd.Int64Dtype):
+        sums: list[int | None] = [None] * k
+        for v, g in zip(arr[rows].tolist(), sub.tolist(), strict=True):
+            if v is pd.NA:
+                continue
+            sums[g] = v if sums[g] is None else sums[g] + v
+        return pd.array(sums, dtype=dtype)
+    return None
 
 
 def stitch(

@@ -212,14 +212,32 @@ def _compress_one(state: np.ndarray, w: np.ndarray, k: np.ndarray) -> None:
     _compress(state, w, k)
 
 
-def hmac_words(values: pa.Array, key: bytes) -> np.ndarray:
+#: Fewest values worth splitting over threads (below: one call, no hand-off).
+THREAD_MIN_VALUES = 2048
+
+
+def hmac_words(values: pa.Array, key: bytes, threads: int = 1) -> np.ndarray:
     """HMAC-SHA256(``key``, value) of each UTF-8 value, as an (n, 8) array of uint32 words.
 
     ``values`` is an Arrow string array without nulls. Computed once per value: callers pass
-    distinct values (a dictionary) and expand by codes (:func:`tokens_by_code`).
+    distinct values (a dictionary) and expand by codes (:func:`tokens_by_code`). With
+    ``threads`` > 1 and enough values, contiguous slices are hashed on that many threads (the
+    kernel releases the GIL); the words are the same.
     """
     offsets, data, _ = arrowstr.buffers(values)
-    return _digests(offsets, data, _pad_state(key, 0x36), _pad_state(key, 0x5C), _K32)
+    inner, outer = _pad_state(key, 0x36), _pad_state(key, 0x5C)
+    n = offsets.size - 1
+    if threads <= 1 or n < THREAD_MIN_VALUES:
+        return _digests(offsets, data, inner, outer, _K32)
+    from cemkit.correlate._kernels import _pool
+
+    cuts = np.linspace(0, n, threads + 1).astype(np.int64)
+    # each slice's offsets keep their absolute positions in ``data``
+    parts = _pool(threads).map(
+        lambda c: _digests(offsets[cuts[c] : cuts[c + 1] + 1], data, inner, outer, _K32),
+        range(threads),
+    )
+    return np.concatenate(list(parts))
 
 
 def tokens_by_code(

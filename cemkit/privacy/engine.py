@@ -76,7 +76,7 @@ def plan(
     return steps
 
 
-def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame:
+def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply", threads: int = 1) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     by_name = dict(steps)
     present = [str(n) for n in df.columns if str(n) in by_name]
@@ -90,7 +90,7 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame
             assert key is not None  # checked by validate()
             tokens = tokenize_columns({n: df[n] for n in tokenized},
                                       {n: op.rule for n, op in tokenized.items()},  # type: ignore[misc]
-                                      key)  # fmt: skip
+                                      key, threads)  # fmt: skip
     for name in present:
         op = by_name[name]
         if name in tokens:
@@ -101,7 +101,8 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply") -> pd.DataFrame
             result = getattr(op, method)(df[name]) if hasattr(op, method) else df[name]
         if result is not None:
             out[name] = result
-    result_frame = pd.DataFrame(out, index=df.index)
+    # copy=False: the kept columns are the input's arrays (copy-on-write keeps them apart)
+    result_frame = pd.DataFrame(out, index=df.index, copy=False)
     if method == "apply":
         # What was done per column, for the notebook guard (cemkit.guard.PROTECTED_ATTR).
         result_frame.attrs["cemkit_protected"] = {n: op.rule.action for n, op in steps if n in out}
@@ -113,6 +114,67 @@ def _resolve(policy: Policy | str | Path, key: Key | None) -> tuple[Policy, Key 
     if key is None and any(r.needs_key for _, r in policy.rules()):
         key = load_key(policy)
     return policy, key
+
+
+class Protector:
+    """Warm :func:`protect` of pandas partitions: the policy checked and the key resolved once.
+
+    The plan (one validated operator per column) is built once per column signature (names and
+    dtypes) and reused for every partition of that signature: what :func:`protect` does on each
+    call, without the per-call policy check, key lookup and operator validation. The real-time
+    path (:class:`cemkit.pipeline.BatchProcessor`) and the protect stage of every run hold one.
+
+    Parameters
+    ----------
+    policy : Policy, str or path
+        As for :func:`protect` (checked as ``cemkit policy check`` does, here, once).
+    key : Key, optional
+        As for :func:`protect` (default: read from the policy's key source, here, once).
+    quarantine : bool
+        Apply the policy's ``quarantine:`` rules.
+    threads : int
+        Threads the HMACs of one partition may use (the real-time path gives its batch
+        :data:`cemkit.config.CORRELATE_THREADS`; Dask partitions run on one each).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cemkit.privacy.keys import Key
+    >>> from cemkit.privacy.policy import Policy
+    >>> policy = Policy.model_validate({"name": "demo", "version": 1,
+    ...     "key": {"id": "demo-key", "env": "CEMKIT_KEY"},
+    ...     "columns": {"a_number": {"action": "tokenize", "keep_digits": 2}}})
+    >>> protector = Protector(policy, key=Key.from_material(bytes(32), key_id="demo-key"))
+    >>> df = pd.DataFrame({"a_number": ["+441632960961"]}, dtype="string[pyarrow]")
+    >>> protector(df)["a_number"].tolist()
+    ['+44#11a3517af72532ef']
+    """
+
+    def __init__(self, policy: Policy | str | Path, key: Key | None = None, *,
+                 quarantine: bool = False, threads: int = 1) -> None:  # fmt: skip
+        self.policy, self.key = _resolve(policy, key)
+        self.quarantine = quarantine
+        self.threads = threads
+        self._plans: dict[tuple[tuple[Any, ...], tuple[Any, ...]], Plan] = {}
+
+    def plan(self, dtypes: pd.Series) -> Plan:
+        """The validated plan for these columns (name → dtype), built on first use."""
+        signature = (tuple(dtypes.index), tuple(dtypes.array))  # dtypes hash and compare
+        steps = self._plans.get(signature)
+        if steps is None:
+            steps = plan(dtypes, self.policy, self.key, quarantine=self.quarantine)
+            if len(self._plans) > 64:  # partitions of ever new shapes: keep it bounded
+                self._plans.clear()
+            self._plans[signature] = steps
+        return steps
+
+    def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The protected partition (as :func:`protect` gives it)."""
+        refuse_protected(df)
+        return _apply(df, self.plan(df.dtypes), threads=self.threads)
+
+    def __repr__(self) -> str:
+        return f"Protector(policy={self.policy.name!r}, quarantine={self.quarantine})"
 
 
 def protect(
@@ -221,4 +283,4 @@ class _Passthrough:
         return series
 
 
-__all__ = ["Fpe", "load_key", "plan", "protect", "reveal"]
+__all__ = ["Fpe", "Protector", "load_key", "plan", "protect", "reveal"]

@@ -8,6 +8,7 @@ Each builder returns :class:`~cemkit.runs.stages.Stage` objects (or a
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -50,12 +51,6 @@ def policy_and_key(policy: Any, key: Any = None, inputs: Any = None) -> tuple[An
     return pol, key
 
 
-def _protect(df: pd.DataFrame, policy: Any, key: Any, quarantine: bool = False) -> pd.DataFrame:
-    from cemkit.privacy.engine import protect
-
-    return protect(df, policy, key=key, quarantine=quarantine)
-
-
 def protect_section(policy: Any, key: Any) -> dict[str, Any]:
     """What a manifest records of a protection (never the key)."""
     from cemkit.privacy.enforce import key_record
@@ -67,11 +62,13 @@ def protect_section(policy: Any, key: Any) -> dict[str, Any]:
 
 
 def protect_stages(policy: Any, key: Any, records_meta: pd.DataFrame,
-                   quarantine_meta: pd.DataFrame | None = None) -> list[Stage]:  # fmt: skip
+                   quarantine_meta: pd.DataFrame | None = None, *,
+                   threads: int = 1) -> list[Stage]:  # fmt: skip
     """Pseudonymize records (and quarantine rows) by a policy.
 
     Passes :func:`~cemkit.runs.runner.check_before_protect` first: a policy that cannot protect
-    these columns is refused before anything runs.
+    these columns is refused before anything runs. ``threads``: for the HMACs of one partition
+    (the real-time path's batch; a run's partitions are its parallelism).
     """
     check_before_protect(
         policy,
@@ -93,10 +90,11 @@ def protect_stages(policy: Any, key: Any, records_meta: pd.DataFrame,
         settings["quarantine_columns"] = {
             c: policy.rule_for(c, quarantine=True).action for c in quarantine_meta.columns
         }
-    return [Stage("protect", functools.partial(_protect, policy=policy, key=key),
-                  settings=settings,
-                  quarantine=functools.partial(_protect, policy=policy, key=key,
-                                               quarantine=True))]  # fmt: skip
+    from cemkit.privacy.engine import Protector
+
+    # warm protectors: the policy checked, the key resolved and each plan validated once
+    return [Stage("protect", Protector(policy, key, threads=threads), settings=settings,
+                  quarantine=Protector(policy, key, quarantine=True))]  # fmt: skip
 
 
 def _stitch(df: pd.DataFrame, gap: str) -> pd.DataFrame:
@@ -105,13 +103,15 @@ def _stitch(df: pd.DataFrame, gap: str) -> pd.DataFrame:
     return stitch(df, gap=gap)
 
 
-def with_signaling(calls: pd.DataFrame) -> pd.DataFrame:
+def with_signaling(calls: pd.DataFrame, fields: Sequence[str] = SIGNALING_FIELDS) -> pd.DataFrame:
     """Fill a matched CDR's missing measurements (PDD, SIP status, media) from its xDR."""
+    from cemkit.correlate._frames import fill_nulls
+
     filled = {}
-    for name in SIGNALING_FIELDS:
+    for name in fields:
         src = f"src_xdr_{name}"
         if name in calls.columns and src in calls.columns:
-            filled[name] = calls[name].fillna(calls[src].astype(calls[name].dtype))
+            filled[name] = fill_nulls(calls[name].array, calls[src].array)
     return calls.assign(**filled)
 
 
@@ -120,11 +120,13 @@ def _calls(df: pd.DataFrame, pair_tolerance: str, match_tolerance: str,
     """Pair legs, match xDRs, fill signaling fields and label intents, in one pass.
 
     Equals ``sessionize(with_signaling(match(pair_legs(df))), output="records")``: filling the
-    signaling fields changes no column the intents read, so it runs last, on the one frame.
+    signaling fields changes no column the intents read, so it runs last, on the one frame
+    (on its arrays, before the frame is built: :func:`with_signaling`'s fill).
     """
     from cemkit.correlate.calls import correlate_calls
 
-    return with_signaling(correlate_calls(df, pair_tolerance, match_tolerance, window))
+    return correlate_calls(df, pair_tolerance, match_tolerance, window,
+                           fill_from_xdr=SIGNALING_FIELDS)  # fmt: skip
 
 
 #: The steps the fused parties stage runs (as the manifest lists them).

@@ -16,9 +16,11 @@ import pyarrow as pa
 from cemkit.privacy.operators.base import Operator, on_distinct
 from cemkit.privacy.operators.tokenize import SEPARATOR, token_hex
 from cemkit.privacy.policy import ScanTextRule
-from cemkit.privacy.scanner import Finding, TextScanner, redact
+from cemkit.privacy.scanner import SCAN_CACHE_SIZE, Finding, TextScanner, redact
 
 _SEPARATORS = re.compile(r"[^\d+]")
+#: Columns of at most this many distinct values a partition remember their redactions.
+_MEMO_VALUES = 1024
 
 
 def phone_key(text: str, region: str | None) -> str:
@@ -48,6 +50,12 @@ class ScanText(Operator):
         super().__init__(*args, **kwargs)
         r = self.rule
         self.scanner = TextScanner(r.entities, r.regions, r.min_digits)
+        # Redacted text by text, for columns whose few values repeat in every partition (node
+        # names): a warm batch looks them up. In memory only: never pickled (see __getstate__).
+        self._redacted: dict[str, str] = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_redacted": {}}
 
     def _replacement(self, finding: Finding, found: str) -> str:
         if self.rule.replace_with == "label":
@@ -63,12 +71,19 @@ class ScanText(Operator):
 
     def redact_values(self, texts: pa.Array) -> pa.Array:
         """Redacted distinct texts (Arrow string array without nulls)."""
-        found = self.scanner.scan(texts)
         values = texts.to_pylist()
+        known = self._redacted
+        if len(values) <= _MEMO_VALUES and all(v in known for v in values):
+            return pa.array([known[v] for v in values], type=pa.string())
+        found = self.scanner.scan(texts)
         out = [
             redact(text, f, self._replacement) if f else text
             for text, f in zip(values, found, strict=True)
         ]
+        if len(values) <= _MEMO_VALUES:
+            if len(known) > SCAN_CACHE_SIZE:
+                known.clear()
+            known.update(zip(values, out, strict=True))
         return pa.array(out, type=pa.string())
 
     def apply(self, series: pd.Series) -> pd.Series:  # noqa: D102

@@ -71,15 +71,16 @@ def tokenize_values(values: pa.Array, key: Key, keep_digits: int = 0, length: in
     return tokens_by_code(codes, values, words, keep_digits, MIN_HIDDEN_DIGITS, length)
 
 
-def tokenize_columns(columns: dict[str, pd.Series], rules: dict[str, TokenizeRule], key: Key
-                     ) -> dict[str, pd.Series]:  # fmt: skip
+def tokenize_columns(columns: dict[str, pd.Series], rules: dict[str, TokenizeRule], key: Key,
+                     threads: int = 1) -> dict[str, pd.Series]:  # fmt: skip
     """Tokens of several columns at once: one dictionary, one HMAC per distinct value.
 
     Tokens depend on the value and the key only (the rule's kept prefix and length are how they
     are written), so every tokenized column of a partition shares one dictionary of distinct
     values: a number that is a caller in one record and a callee in another is hashed once.
     Each column's tokens are then written by codes in one pass (:func:`tokens_by_code`); the
-    result equals :func:`tokenize_values` column by column, value for value.
+    result equals :func:`tokenize_values` column by column, value for value. ``threads``: the
+    HMACs of a large dictionary on that many threads (:func:`~cemkit.privacy._hmac.hmac_words`).
     """
     arrays = {name: to_arrow(series) for name, series in columns.items()}
     out: dict[str, pd.Series] = {}
@@ -91,7 +92,7 @@ def tokenize_columns(columns: dict[str, pd.Series], rules: dict[str, TokenizeRul
             live[name] = arr
     if live:
         dictionary, codes = _parties.build(list(live.values()))
-        words = hmac_words(dictionary, key.derive("tokenize"))
+        words = hmac_words(dictionary, key.derive("tokenize"), threads=threads)
         for (name, _), column_codes in zip(live.items(), codes, strict=True):
             rule = rules[name]
             tokens = tokens_by_code(column_codes, dictionary, words, rule.keep_digits,

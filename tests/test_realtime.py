@@ -1,0 +1,228 @@
+"""The real-time path: a warm BatchProcessor gives, batch after batch, what the batch path gives.
+
+Records come from the real pipeline over a small synthetic world (synth → Parquet → `cemkit.run`
+with the sync scheduler, one partition) and the same canonical records given to a warm
+:class:`cemkit.BatchProcessor`: the records (byte for byte, as the runner writes a part) and
+every KQI of the bucket must be the same, on the first call and on the warm calls after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cemkit
+from cemkit import schema, synth
+from cemkit.correlate import _frames
+from cemkit.runs import read_records, write_part
+
+KEY = "7f3a9c2e5b8d1f4a6c0e3b7d9a2f5c8e1b4d7a0c3f6e9b2d5a8c1f4e7b0a3d6c"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rtworld")
+    synth.generate(out, records=4_000, seed=17, incidents=1, formats=False)
+    source = out / "one" / "records.parquet"
+    source.parent.mkdir()
+    pq.write_table(pq.read_table(out / "records"), source)  # one row group: one partition
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CEMKIT_KEY", KEY)
+    run = cemkit.run(source, format="parquet", model=out / "model.yaml",
+                     out=out / "run", scheduler="sync", freqs=("15min",))  # fmt: skip
+    records = schema.conform(pd.read_parquet(source))
+    yield out, run, records
+    mp.undo()
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _kqi(table: pd.DataFrame) -> pd.DataFrame:
+    keys = ["freq", "object_kind", "object", "bucket"]
+    return table.sort_values(keys).reset_index(drop=True)
+
+
+def test_warm_batches_equal_the_batch_path(world, tmp_path):
+    out, run, records = world
+    recs = run_records = read_records(run.out).compute()
+    # the world exercises every correlation step: stitched partials, paired legs, matched xDRs
+    assert (recs["src_partials"] > 1).any() and recs["src_paired"].any()
+    assert (recs["src_match"] == "matched").any() and (recs["src_attempt"] > 1).any()
+    proc = cemkit.BatchProcessor("default", model=out / "model.yaml")
+    proc(records.iloc[: len(records) // 3].reset_index(drop=True))  # warm on another batch
+    (run_part,) = sorted((run.out / "records").glob("*.parquet"))
+    for i in range(2):  # warm calls, same answer
+        batch = proc(records)
+        (tmp_path / str(i)).mkdir()
+        info = write_part(batch.records, tmp_path / str(i), 0)
+        assert info["sha256"] == _sha(run_part), f"call {i}: records differ from cemkit.run's"
+        back = pd.read_parquet(tmp_path / str(i) / "part-00000.parquet")
+        pd.testing.assert_frame_equal(back, pd.read_parquet(run_part))
+        pd.testing.assert_frame_equal(_kqi(batch.kqi), _kqi(run.kqi), check_dtype=False)
+        assert set(batch.timings_ms) == {"protect", "correlate", "kqi", "alerts"}
+    assert len(run_records) == len(batch.records)
+
+
+def test_batch_records_equal_the_one_by_one_correlators(world):
+    # the array-level stitch / correlate_calls / signaling fill against main's correlators run
+    # one after the other on frames (tests/naive.py), on the same protected records
+    import naive
+
+    out, _, records = world
+    proc = cemkit.BatchProcessor("default", model=out / "model.yaml")
+    got = proc(records).records
+    protected = cemkit.protect(records, "default")
+    want = naive.ref_correlate(protected)
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_warm_protector_equals_protect(world):
+    from cemkit.privacy.engine import Protector
+
+    _, _, records = world
+    want = cemkit.protect(records, "default")
+    for threads in (1, 2):  # 2: the HMACs of the batch's dictionary split over two threads
+        protector = Protector("default", threads=threads)
+        for _ in range(2):
+            got = protector(records)
+            pd.testing.assert_frame_equal(got, want)
+            assert got.attrs == want.attrs
+    # copy-on-write holds: changing the protected frame leaves the caller's records alone
+    before = records["duration_s"].copy()
+    got.loc[got.index[0], "duration_s"] = -1.0
+    pd.testing.assert_series_equal(records["duration_s"], before)
+
+
+def test_batch_records_share_no_memory_with_the_input(world):
+    out, _, records = world
+    proc = cemkit.BatchProcessor("default", model=out / "model.yaml")
+    mine = records.copy()
+    res = proc(mine)
+    res.records.loc[res.records.index[0], "duration_s"] = -5.0
+    res.records.loc[res.records.index[0], "mos"] = -5.0
+    pd.testing.assert_frame_equal(mine, records)
+
+
+def test_hmac_words_on_threads_equal_hmac_digest():
+    from cemkit.privacy._hmac import THREAD_MIN_VALUES, hmac_words
+
+    key = bytes(range(32))
+    values = [f"+4420{i:07d}" for i in range(THREAD_MIN_VALUES + 37)] + ["", "x" * 130]
+    arr = pa.array(values, pa.large_string()).slice(3)  # an offset into the buffers too
+    one, two = hmac_words(arr, key), hmac_words(arr, key, threads=2)
+    np.testing.assert_array_equal(one, two)
+    want = [hmac.digest(key, v.encode(), hashlib.sha256) for v in values[3:]]
+    assert [w.astype(">u4").tobytes() for w in two] == want
+
+
+_floats = st.one_of(st.none(), st.floats(allow_nan=False, width=64))
+_small = st.one_of(st.none(), st.integers(-(2**15), 2**15 - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_floats, _floats, _small, _small), max_size=30))
+def test_fill_nulls_equals_fillna(rows):
+    # what with_signaling did on main: Series.fillna of the other column cast to the dtype
+    a = pd.Series([r[0] for r in rows], dtype="float64")
+    b = pd.Series([r[1] for r in rows], dtype="float64")
+    got = _frames.fill_nulls(a.array, b.array)
+    pd.testing.assert_series_equal(pd.Series(got), a.fillna(b.astype(a.dtype)))
+    ia = pd.Series([r[2] for r in rows], dtype="Int16")
+    ib = pd.Series([r[3] for r in rows], dtype="Int16")
+    got = _frames.fill_nulls(ia.array, ib.array)
+    pd.testing.assert_series_equal(pd.Series(got), ia.fillna(ib.astype(ia.dtype)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["cdr", "xdr", "", "orig"])), max_size=40),
+       st.data())  # fmt: skip
+def test_column_arrays_select_take_equal_pandas(values, data):
+    import naive
+
+    n = len(values)
+    df = pd.DataFrame({
+        "s": pd.array(values, dtype="string[pyarrow]"),
+        "f": np.arange(n, dtype="float64"),
+        "i": pd.array(range(n), dtype="Int16"),
+        "t": pd.date_range("2026-01-01", periods=n, freq="s", tz="UTC"),
+        "b": np.arange(n) % 2 == 0,
+    })  # fmt: skip
+    arrays = _frames.column_arrays(df)
+    assert list(arrays) == list(df.columns)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    got = pd.DataFrame(_frames.select_arrays(arrays, keep), index=df.index[keep])
+    pd.testing.assert_frame_equal(got, df[keep])
+    idx = np.array(data.draw(st.lists(st.integers(-1, max(n - 1, -1)), max_size=20)), np.int64)
+    if n == 0:
+        idx = np.full(idx.size, -1, np.int64)
+    for c in df.columns:
+        for missing in (False, True):
+            got_c = _frames.take_array(arrays[c], idx, as_if_missing=missing)
+            want = naive.ref_take(df[c], idx, pd.RangeIndex(idx.size), as_if_missing=missing)
+            pd.testing.assert_series_equal(pd.Series(got_c, name=c, dtype=want.dtype), want)
+            via = _frames.take(df[c], idx, pd.RangeIndex(idx.size), as_if_missing=missing)
+            pd.testing.assert_series_equal(via, want)
+    assert (_frames.equals(df["s"], "cdr") == _frames.as_bool(df["s"] == "cdr")).all()
+
+
+_values = st.one_of(
+    st.none(),
+    st.floats(allow_nan=False, width=64),
+    st.sampled_from([1e16, -1e16, 1.0, 0.1, 3.0, -0.0, 1e-300]),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            _values,
+            st.one_of(st.none(), st.integers(-5, 2**40)),
+            st.one_of(st.none(), st.integers(0, 10**6)),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_small_partial_reductions_equal_the_groupby(rows):
+    # a micro-batch's few partials are reduced by plain loops; pandas' groupby (what main ran,
+    # and what large partitions still run) must give the very same values, Kahan sums included
+    stitch_module = __import__("cemkit.correlate.stitch", fromlist=["_Partials"])
+    n = len(rows)
+    group = np.array([g for g, *_ in rows], np.int64)
+    sizes = np.bincount(group, minlength=4)
+    records = pd.DataFrame({
+        "mos": pd.array([v for _, v, _, _ in rows], dtype="float64"),
+        "duration_s": pd.array([v for _, v, _, _ in rows], dtype="float64"),
+        "volume_up_bytes": pd.array([i for _, _, i, _ in rows], dtype="Int64"),
+        "start": pd.to_datetime([t for *_, t in rows], unit="s", utc=True),
+    })  # fmt: skip
+    multi = sizes > 1
+    if not multi.any():
+        return
+    many = stitch_module._Partials(group, multi)
+    first = np.array([np.flatnonzero(group == g)[0] if sizes[g] else 0 for g in range(4)])
+    like = {c: records[c].array.take(first) for c in records.columns}
+    how = [("mos", "mean"), ("duration_s", "sum"), ("volume_up_bytes", "sum"), ("start", "min"),
+           ("start", "max")]  # fmt: skip
+    for c, agg in how:
+        got = many.reduce_columns(records, [(c, agg)], like)[c]
+        old = stitch_module.SMALL_REDUCE_ROWS
+        try:
+            stitch_module.SMALL_REDUCE_ROWS = -1  # the groupby for every size
+            want = many.reduce_columns(records, [(c, agg)], like)[c]
+        finally:
+            stitch_module.SMALL_REDUCE_ROWS = old
+        pd.testing.assert_extension_array_equal(pd.array(got), pd.array(want))
+    assert n == len(records)
