@@ -201,12 +201,21 @@ def run(
 
 @dataclass
 class BatchResult:
-    """Records and KQIs of one micro-batch."""
+    """Records and KQIs of one micro-batch.
+
+    ``policy``, ``key`` and ``assigner`` are what this batch was protected and assigned with
+    (a :class:`BatchProcessor` reloads them when their files change, so a caller that must
+    record or re-apply them, like the warehouse, reads them here rather than from the
+    processor).
+    """
 
     records: pd.DataFrame
     kqi: pd.DataFrame
     alerts: pd.DataFrame
     timings_ms: dict[str, float] = field(default_factory=dict)
+    policy: Policy | None = field(default=None, repr=False)
+    key: Key | None = field(default=None, repr=False)
+    assigner: Any = field(default=None, repr=False)
 
 
 def _file_state(path: Path | None) -> tuple[int, int] | None:
@@ -334,8 +343,10 @@ class BatchProcessor:
         with self._lock:
             self._refresh()
             stages, assigner = self._stages, self._assigner
+            policy, key = self._policy, self._key
         t0 = time.perf_counter()
-        recs = records if canonical else schema.conform(records)
+        # a frame read some other way (pd.read_parquet: nullable ints as float) is conformed
+        recs = records if canonical and schema.conformed(records) else schema.conform(records)
         protected = run_pandas(recs, stages[:1])
         t1 = time.perf_counter()
         calls = run_pandas(protected, stages[1:])
@@ -347,7 +358,7 @@ class BatchProcessor:
         t4 = time.perf_counter()
         timings = {"protect": (t1 - t0) * 1e3, "correlate": (t2 - t1) * 1e3,
                    "kqi": (t3 - t2) * 1e3, "alerts": (t4 - t3) * 1e3}  # fmt: skip
-        return BatchResult(calls, result.table, alerts, timings)
+        return BatchResult(calls, result.table, alerts, timings, policy, key, assigner)
 
 
 def _fingerprint(key: Key | None) -> str | None:
@@ -379,7 +390,8 @@ def process_batch(
     freqs : tuple of str
         KQI buckets.
     canonical : bool
-        Records are already in the canonical dtypes (skip the conform step).
+        Records are already in the canonical dtypes (skip the conform step; checked by dtype,
+        a frame whose dtypes differ is conformed anyway).
 
     Returns
     -------

@@ -241,6 +241,9 @@ def pandas_dtypes(schema: pa.Schema = CANONICAL) -> dict[str, object]:
     return {f.name: pandas_dtype(f.type) for f in schema}
 
 
+_CANONICAL_DTYPES = pandas_dtypes()
+
+
 def empty_frame(extensions: Iterable[Column] = ()) -> pd.DataFrame:
     """An empty pandas frame with the canonical dtypes (the ``meta`` of Dask graphs)."""
     dtypes = pandas_dtypes(arrow_schema(extensions))
@@ -267,6 +270,15 @@ def conform(df: pd.DataFrame, extensions: Iterable[Column] = ()) -> pd.DataFrame
     for name in ext_names:
         out[name] = df[name]
     return pd.DataFrame(out, index=df.index)
+
+
+def conformed(df: pd.DataFrame) -> bool:
+    """Whether every canonical column of ``df`` already has its canonical dtype.
+
+    A cheap check (dtypes only, no values) that tells whether :func:`conform` may be skipped.
+    """
+    dtypes = _CANONICAL_DTYPES
+    return all(dtypes.get(name, dtype) == dtype for name, dtype in df.dtypes.items())
 
 
 def validate(

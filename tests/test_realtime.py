@@ -175,9 +175,11 @@ def test_column_arrays_select_take_equal_pandas(values, data):
     assert (_frames.equals(df["s"], "cdr") == _frames.as_bool(df["s"] == "cdr")).all()
 
 
+# measurements (durations, bytes, levels): finite and far from overflow (pandas' compensated
+# sum of two values near the float maximum gives NaN where a plain sum gives inf)
 _values = st.one_of(
     st.none(),
-    st.floats(allow_nan=False, width=64),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300),
     st.sampled_from([1e16, -1e16, 1.0, 0.1, 3.0, -0.0, 1e-300]),
 )
 

@@ -140,15 +140,6 @@ def processor(settings: Settings) -> BatchProcessor:
     return proc
 
 
-def _state(proc: BatchProcessor) -> tuple[Any, Any, Assigner]:
-    """Policy, key and compiled model the processor's last call applied.
-
-    Read after the call, in the same (single-threaded) worker: what the records were protected
-    and assigned with, so the quarantine and the warehouse check use exactly that.
-    """
-    return proc._policy, proc._key, proc._assigner
-
-
 def fingerprint(policy: Any, key: Any, assigner: Assigner) -> dict[str, str]:
     """What must be the same for every file of one warehouse: policy, key, model."""
     summary = policy.summary()
@@ -186,7 +177,8 @@ def process_file(path: str | os.PathLike[str], settings: Settings, sha256: str) 
                        ) if parts else loader.meta()  # fmt: skip
     proc = processor(settings)
     batch = proc(records)
-    pol, key, assigner = _state(proc)
+    pol, key, assigner = batch.policy, batch.key, batch.assigner
+    assert pol is not None  # a processor always applies a policy
     quarantine = pd.concat(quarantines, ignore_index=True) if quarantines else None
     n_quarantined = 0 if quarantine is None else len(quarantine)
     protected_q = (protect(quarantine, pol, key=key, quarantine=True)
