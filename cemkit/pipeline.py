@@ -186,7 +186,8 @@ def run(
 
     warn_fit(pol, spec)  # a model whose prefixes the policy hides gives empty groups
     stages = [*_protect_for_sources(srcs, pol, key), *correlate_stages()]
-    sink = kqi_sink(spec, freqs=freqs, top_n=top_n, sizes=True)
+    # the sink reads the parts this run's correlation writes: each holds whole intents
+    sink = kqi_sink(spec, freqs=freqs, top_n=top_n, sizes=True, intents_within_partitions=True)
     with step(f"loading, protecting, correlating and computing KQIs ({len(srcs)} source(s))"):
         done = execute(stages, out, sources=srcs, sinks=[sink], overwrite=overwrite,
                        scheduler=scheduler, command=command, key=key)  # fmt: skip

@@ -49,8 +49,12 @@ def compute(
     top_n: int = 20,
     sizes: bool = False,
     rank_customers: bool = True,
+    intents_within_partitions: bool = False,
 ) -> KqiRun:
-    """KQIs, alerts (and distinct customers per group) of pandas or Dask records."""
+    """KQIs, alerts (and distinct customers per group) of pandas or Dask records.
+
+    ``intents_within_partitions``: as for :func:`cemkit.kqi.rollup.rollup`.
+    """
     from cemkit.model.assign import Assigner
 
     spec = model if isinstance(model, ServiceModel) else load_model(model)
@@ -58,7 +62,7 @@ def compute(
     wanted = tuple(dict.fromkeys([*freqs, spec.alerting.bucket]))
     # group sizes come from the same pass over the records (no second read)
     result = rollup(records, assigner, freqs=wanted, top_n=top_n, rank_customers=rank_customers,
-                    sizes=sizes)  # fmt: skip
+                    sizes=sizes, intents_within_partitions=intents_within_partitions)  # fmt: skip
     alerts = find_alerts(result.table, spec)
     return KqiRun(result, alerts, result.group_sizes, spec.name)
 

@@ -459,6 +459,7 @@ def rollup(
     customer_table: pd.DataFrame | None = None,
     rank_customers: bool = True,
     sizes: bool = False,
+    intents_within_partitions: bool = False,
 ) -> KqiResult:
     """Compute KQIs per group and per modeled customer per time bucket, and the worst customers.
 
@@ -483,6 +484,12 @@ def rollup(
     sizes : bool
         Also count the distinct customers of every node group (:attr:`KqiResult.group_sizes`,
         the same table as :func:`cemkit.kqi.sizes.group_sizes`) in the same pass.
+    intents_within_partitions : bool
+        Every intent's records lie in one partition of a Dask frame, so each intent's first
+        attempt is found partition by partition instead of by a minimum over the whole frame
+        joined back (a shuffle of every record). True of the records ``cemkit run`` correlates
+        and writes: intents are labelled within each partition of the correlation. Results are
+        the same either way when it holds.
 
     Returns
     -------
@@ -516,7 +523,7 @@ def rollup(
     if is_pandas:
         partials = [_partial(ddf, assigner, wants)]
     else:
-        if formulas.INTENT_COLUMN in ddf.columns:
+        if formulas.INTENT_COLUMN in ddf.columns and not intents_within_partitions:
             ddf = _mark_first_of_intent(ddf)  # an intent's attempts may lie in any partition
         held = dask.delayed(assigner, name=f"kqi-assigner-{uuid.uuid4().hex}")
         task = dask.delayed(_partial, pure=True)

@@ -156,13 +156,19 @@ def correlate_stages(**settings: str) -> list[Stage]:
     ]  # fmt: skip
 
 
-def kqi_sink(model: Any, *, freqs: tuple[str, ...], top_n: int = 20,
-             sizes: bool = True) -> Sink:  # fmt: skip
-    """KQIs per node group and modeled customer, alerts, worst customers and group sizes."""
+def kqi_sink(model: Any, *, freqs: tuple[str, ...], top_n: int = 20, sizes: bool = True,
+             intents_within_partitions: bool = False) -> Sink:  # fmt: skip
+    """KQIs per node group and modeled customer, alerts, worst customers and group sizes.
+
+    ``intents_within_partitions``: the sink reads the records a run's own correlation wrote in
+    this run (one part per correlated partition, intents labelled within each), so each
+    intent's first attempt is found per partition (:func:`cemkit.kqi.rollup.rollup`).
+    """
     from cemkit.kqi.api import compute
 
     def fn(records: Any) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Any]:
-        done = compute(records, model, freqs=freqs, top_n=top_n, sizes=sizes)
+        done = compute(records, model, freqs=freqs, top_n=top_n, sizes=sizes,
+                       intents_within_partitions=intents_within_partitions)  # fmt: skip
         tables = {"kqi/kqi.parquet": done.result.table,
                   "kqi/worst_customers.parquet": done.result.worst_customers,
                   "alerts.parquet": done.alerts}  # fmt: skip
