@@ -366,7 +366,18 @@ def _fingerprint(key: Key | None) -> str | None:
     return None if key is None else f"{key.id}:{key.fingerprint}"
 
 
-_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], BatchProcessor] = {}
+_PROCESSORS: dict[tuple[str, str, tuple[str, ...], bool], BatchProcessor] = {}
+
+
+def processor(policy: str | Path, model: str | Path, freqs: tuple[str, ...] = ("15min",), *,
+              alerts: bool = True) -> BatchProcessor:  # fmt: skip
+    """The warm :class:`BatchProcessor` of this process for these settings (made once)."""
+    ident = (str(policy), str(model), tuple(freqs), alerts)
+    proc = _PROCESSORS.get(ident)
+    if proc is None:
+        proc = _PROCESSORS[ident] = BatchProcessor(policy, model=model, freqs=freqs,
+                                                   alerts=alerts)  # fmt: skip
+    return proc
 
 
 def process_batch(
@@ -398,8 +409,4 @@ def process_batch(
     -------
     BatchResult
     """
-    ident = (str(policy), str(model), tuple(freqs))
-    proc = _PROCESSORS.get(ident)
-    if proc is None:
-        proc = _PROCESSORS[ident] = BatchProcessor(policy, model=model, freqs=freqs)
-    return proc(records, canonical=canonical)
+    return processor(policy, model, freqs)(records, canonical=canonical)

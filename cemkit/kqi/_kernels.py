@@ -171,6 +171,15 @@ def grouped_quantiles(row, value, count, start, reps, target, n_targets, qs):  #
     return out
 
 
+@njit(inline="always")
+def _same_bytes(a, i, b, j, n):  # pragma: no cover - compiled
+    """Whether ``a[i:i + n]`` and ``b[j:j + n]`` hold the same bytes."""
+    for k in range(n):  # noqa: SIM110 - Numba compiles no generator expression in all()
+        if a[i + k] != b[j + k]:
+            return False
+    return True
+
+
 @njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
 def match_labels(offsets, data, valid, cand_offsets, cand_data):  # pragma: no cover - compiled
     """Which of a few candidate strings each string of an Arrow string array equals.
@@ -197,14 +206,7 @@ def match_labels(offsets, data, valid, cand_offsets, cand_data):  # pragma: no c
         ln = offsets[i + 1] - s
         for c in range(k):
             cs = cand_offsets[c]
-            if cand_offsets[c + 1] - cs != ln:
-                continue
-            same = True
-            for j in range(ln):
-                if data[s + j] != cand_data[cs + j]:
-                    same = False
-                    break
-            if same:
+            if cand_offsets[c + 1] - cs == ln and _same_bytes(data, s, cand_data, cs, ln):
                 out[i] = c
                 break
     return out
@@ -469,14 +471,8 @@ def _find_slot(offsets, data, table, i, insert):  # pragma: no cover - compiled
             return -1
         if table[slot, 1] == h:
             rs = offsets[r]
-            if offsets[r + 1] - rs == ln:
-                same = True
-                for j in range(ln):
-                    if data[rs + j] != data[s + j]:
-                        same = False
-                        break
-                if same:
-                    return slot
+            if offsets[r + 1] - rs == ln and _same_bytes(data, rs, data, s, ln):
+                return slot
         slot = (slot + 1) & (cap - 1)
 
 

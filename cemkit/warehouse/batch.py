@@ -46,6 +46,7 @@ from cemkit.kqi.rollup import UNASSIGNED
 from cemkit.kqi.sizes import ancestor_index, expand, hierarchy_of
 from cemkit.model.assign import CUSTOMER_OBJECT_COLUMN, GROUP_COLUMN, Assigner
 from cemkit.pipeline import BatchProcessor
+from cemkit.pipeline import processor as pipeline_processor
 from cemkit.warehouse import sketches
 from cemkit.warehouse.table import KQI_SCHEMA, SKETCH_COLUMNS, Store, period_of
 
@@ -123,21 +124,17 @@ def readable(path: str | os.PathLike[str]) -> Iterator[str]:
 
 
 # --- the pipeline (one function) ---------------------------------------------------------------
-#: One real-time processor per (policy, model) in each process (a worker keeps it warm; it
-#: notices a changed policy file, key or model file, see :class:`cemkit.pipeline.BatchProcessor`).
-_PROCESSORS: dict[tuple[str, str], BatchProcessor] = {}
 #: Buckets the warehouse stores, as the rollup computes them.
 _FREQS: tuple[str, ...] = ("15min", "day")
 
 
 def processor(settings: Settings) -> BatchProcessor:
-    """The :class:`~cemkit.pipeline.BatchProcessor` of this process for ``settings`` (no alerts)."""
-    ident = (settings.policy, settings.model)
-    proc = _PROCESSORS.get(ident)
-    if proc is None:
-        proc = _PROCESSORS[ident] = BatchProcessor(settings.policy, model=settings.model,
-                                                   freqs=_FREQS, alerts=False)  # fmt: skip
-    return proc
+    """The warm :class:`~cemkit.pipeline.BatchProcessor` of this process for ``settings``.
+
+    No alerts (the warehouse stores none); kept warm per process by
+    :func:`cemkit.pipeline.processor`, it notices a changed policy file, key or model file.
+    """
+    return pipeline_processor(settings.policy, settings.model, _FREQS, alerts=False)
 
 
 def fingerprint(policy: Any, key: Any, assigner: Assigner) -> dict[str, str]:
