@@ -135,12 +135,24 @@ def apply(records: Any, stages: Sequence[Stage], npartitions: int | None = None)
 
     ddf = records
     for seg in segments(stages):
-        fn = _Segmented(seg.stages, seg.grouping is not None)
-        if seg.grouping is not None:
+        shuffled = seg.grouping is not None and not _one_partition(ddf, npartitions)
+        fn = _Segmented(seg.stages, shuffled)
+        if shuffled:
+            assert seg.grouping is not None
             n = npartitions or ddf.npartitions
             ddf = _frames.tag_and_shuffle(ddf, seg.grouping.columns, n)
         ddf = ddf.map_partitions(fn, meta=fn(ddf._meta), enforce_metadata=False)
     return ddf
+
+
+def _one_partition(ddf: Any, npartitions: int | None) -> bool:
+    """One partition in and one out: every key already meets in it, rows in input order.
+
+    The shuffle would hash every key (and copy every column) only to hand the same rows back
+    in the same order (:func:`~cemkit.correlate._frames.restore_order`); a run over one input
+    part (the 1M-record Parquet world) skips it.
+    """
+    return ddf.npartitions == 1 and (npartitions or 1) == 1
 
 
 def sections(stages: Sequence[Stage]) -> dict[str, dict[str, Any]]:
