@@ -1,7 +1,10 @@
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cemkit.kqi.sizes import group_sizes
+from cemkit.kqi.sizes import distinct, group_sizes, run_lengths
 from cemkit.model.spec import load_model
 
 
@@ -30,3 +33,16 @@ def test_group_sizes_exact_and_partition_independent(small_world):
     assert many.set_index("group")["customers"].sort_index().to_dict() == want.to_dict()
     top = [g.name for g in model.groups if g.parent is None]
     assert got[top].sum() >= records["a_number"].nunique()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(2**40), 2**40), max_size=300), st.integers(1, 7))
+def test_distinct_and_run_lengths_equal_numpy_unique(values, spread):
+    # the one-sort replacements of np.unique used by the group sizes give its very arrays
+    arr = np.asarray(values, dtype=np.int64) // spread
+    assert np.array_equal(distinct(arr), np.unique(arr))
+    ordered = np.sort(arr)
+    found, counts = run_lengths(ordered)
+    want_found, want_counts = np.unique(ordered, return_counts=True)
+    assert np.array_equal(found, want_found) and np.array_equal(counts, want_counts)
+    assert counts.dtype == np.int64

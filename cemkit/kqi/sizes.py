@@ -46,6 +46,32 @@ def encode(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     return codes, enc.dictionary
 
 
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of an integer array: ``np.unique(values)``, by one sort.
+
+    NumPy 2.4's ``np.unique`` (no inverse asked) hashes, which on these near-unique int64 pair
+    codes costs 15-50x one sort (0.52 s against 12 ms for 520K pairs, 2026-12-01).
+    """
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]
+
+
+def run_lengths(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct value of a sorted array and how often it occurs.
+
+    ``np.unique(ordered, return_counts=True)`` without sorting again.
+    """
+    if len(ordered) == 0:
+        return ordered, np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return ordered[starts], np.diff(np.r_[starts, len(ordered)]).astype(np.int64)
+
+
 def ancestor_index(n_codes: int, hierarchy: dict[int, list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Each code's chain (itself, then its ancestors) as offsets into one flat array.
 
@@ -73,7 +99,7 @@ def size_pairs(groups: np.ndarray, numbers: pa.Array) -> tuple[np.ndarray, pa.Ar
     idx, values = encode(numbers)
     width = max(len(values), 1)
     valid = idx >= 0
-    pair = np.unique((np.asarray(groups, dtype=np.int64)[valid] + 1) * width + idx[valid])
+    pair = distinct((np.asarray(groups, dtype=np.int64)[valid] + 1) * width + idx[valid])
     return pair // width - 1, values.take(pa.array(pair % width))
 
 
@@ -85,8 +111,8 @@ def count_sizes(pairs: list[tuple[np.ndarray, pa.Array]], names: list[str],
         idx, values = encode(pa.concat_arrays([v for _, v in pairs]))
         width = max(len(values), 1)
         row, code = expand(codes, len(names), ancestor_index(len(names), hierarchy))
-        pair = np.unique((code + 1) * width + idx[row])
-        found, counts = np.unique(pair // width - 1, return_counts=True)
+        pair = distinct((code + 1) * width + idx[row])
+        found, counts = run_lengths(pair // width - 1)  # sorted: pair is, width > 0
     else:
         found, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
     label = np.array([*names, UNASSIGNED], dtype=object)
