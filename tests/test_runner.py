@@ -190,3 +190,26 @@ def test_an_interrupted_stage_leaves_no_run(world, tmp_path, key):
     assert not (tmp_path / "c").exists() and not list(tmp_path.glob(".c.*"))
     manifest = json.loads((tmp_path / "l" / "manifest.json").read_text())
     assert manifest["load"]["totals"]["rows_read"] == manifest["load"]["totals"]["rows_loaded"]
+
+
+def test_one_partition_is_not_shuffled(world, key):
+    # one part in and one out: every key already meets in it, so no shuffle (hashing every key,
+    # copying every column) is built, and the stages give what they give a pandas batch
+    import dask.dataframe as dd
+
+    from cemkit import schema
+    from cemkit.runs import apply
+    from cemkit.runs.library import policy_and_key, protect_stages
+
+    _, _, sources = world
+    raw = schema.conform(pd.read_parquet(sources[1]))
+    policy, k = policy_and_key("default", None, [str(sources[1])])
+    stages = [*protect_stages(policy, k, raw), *correlate_stages()]
+
+    def shuffled(lazy) -> bool:
+        return any("shuffle" in str(name) for name in dict(lazy.__dask_graph__()))
+
+    one = apply(dd.from_pandas(raw, npartitions=1), stages)
+    assert not shuffled(one)
+    assert shuffled(apply(dd.from_pandas(raw, npartitions=2), stages))
+    pd.testing.assert_frame_equal(one.compute(scheduler="sync"), apply(raw, stages))
