@@ -44,7 +44,8 @@ xDRs, so it reports fewer, correlated attempts, and the records each correlated 
 add up to the rows loaded.
 
 Peak memory: ``VmHWM`` of the child process; for LocalCluster runs also the largest ``VmHWM`` of
-the worker processes.
+the worker processes. CPU seconds (``cpu_s``): user + system time of the whole child (imports and
+every thread included; LocalCluster workers too), what compares on a shared machine.
 """
 
 from __future__ import annotations
