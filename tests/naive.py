@@ -1015,6 +1015,9 @@ def record_id_may_hold_numbers(value):
     in_tag = pc.match_substring_regex(arr, digits + ".*:")[0].as_py()
     two_colons = pc.match_substring_regex(arr, ":.*:")[0].as_py()
     anywhere = pc.match_substring_regex(arr, digits)[0].as_py()
+    position = r"^[^:]*:(0|[1-9][0-9]{0,8})$"  # ``source:position``: only the source counts
+    if pc.match_substring_regex(arr, position)[0].as_py():
+        return bool(in_tag)
     return bool(in_tag or (not two_colons and anywhere))
 
 
