@@ -550,15 +550,20 @@ def run_microbatch(w: Path, batches: int, size: int) -> dict:
     }
 
 
-def ooc_world(work: Path, size: int, rows_per_group: int = 100_000) -> Path:
-    """The out-of-core world: records re-written with small row groups (one partition each)."""
+def ooc_world(work: Path, size: int, rows_per_group: int = 100_000,
+              files: int | None = None) -> Path:  # fmt: skip
+    """The out-of-core world: records re-written with small row groups (one partition each).
+
+    ``files``: only the world's first ``files`` record files (a smaller input from a cached
+    world; the in-memory reference runs the same files).
+    """
     import pyarrow.parquet as pq
 
     w = world(work, size)
-    small = work / f"ooc-{size}-{rows_per_group}"
+    small = work / (f"ooc-{size}-{rows_per_group}" + (f"-{files}files" if files else ""))
     if not (small / "model.yaml").exists():
         (small / "records").mkdir(parents=True, exist_ok=True)
-        for f in sorted((w / "records").glob("*.parquet")):
+        for f in sorted((w / "records").glob("*.parquet"))[:files]:
             pq.write_table(
                 pq.read_table(f), small / "records" / f.name, row_group_size=rows_per_group
             )
@@ -655,6 +660,9 @@ def main() -> None:
         help="size the ooc world to FACTOR x one worker's memory (not --ooc-size)",
     )
     p.add_argument("--ooc-rows-per-group", type=int, default=100_000)
+    p.add_argument(
+        "--ooc-files", type=int, default=None, help="only the first N record files (ooc world)"
+    )
     p.add_argument("--only", default=None, help="comma-separated contenders")
     p.add_argument("--timeout", type=float, default=1200, help="seconds per contender")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -690,7 +698,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     for name in names:
         if name in ("ooc", "ooc-reference"):
-            ow = ooc_world(work, ooc_size, args.ooc_rows_per_group)
+            ow = ooc_world(work, ooc_size, args.ooc_rows_per_group, args.ooc_files)
             results[name] = spawn(name, ow, work / "out" / name, args)
             results[name]["input_in_memory_mib"] = in_memory_mib(ow / "records")
             results[name]["memory_limit"] = args.ooc_memory
