@@ -1015,6 +1015,9 @@ def record_id_may_hold_numbers(value):
     in_tag = pc.match_substring_regex(arr, digits + ".*:")[0].as_py()
     two_colons = pc.match_substring_regex(arr, ":.*:")[0].as_py()
     anywhere = pc.match_substring_regex(arr, digits)[0].as_py()
+    position = r"^[^:]*:(0|[1-9][0-9]{0,8})$"  # ``source:position``: only the source counts
+    if pc.match_substring_regex(arr, position)[0].as_py():
+        return bool(in_tag)
     return bool(in_tag or (not two_colons and anywhere))
 
 
@@ -1329,3 +1332,32 @@ def ref_take(s, idx, index, as_if_missing=False):
     if isinstance(dtype, np.dtype) and missing_any:
         return pd.Series(taken, index=index, name=s.name, dtype=object)
     return pd.Series(taken, index=index, name=s.name)
+
+
+# --- the shuffle's bucket hash (cemkit.correlate._hash): Python ints, byte by byte ---------
+
+
+def bucket_hash(columns):
+    """FNV-1a of each value's UTF-8 bytes, splitmix64-finished, mixed column by column.
+
+    ``columns``: lists of equal length, values ``str`` or ``None`` (null).
+    """
+    mask = 2**64 - 1
+
+    def mix(h):
+        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & mask
+        return h ^ (h >> 31)
+
+    out = [0] * (len(columns[0]) if columns else 0)
+    for column in columns:
+        for i, value in enumerate(column):
+            if value is None:
+                h = 0x9E3779B97F4A7C15
+            else:
+                h = 0xCBF29CE484222325
+                for byte in value.encode("utf-8"):
+                    h = ((h ^ byte) * 0x100000001B3) & mask
+                h = mix(h)
+            out[i] = mix((out[i] * 0x100000001B3 + h) & mask)
+    return out

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dask
 import dask.dataframe as dd
+import naive
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cemkit import schema
 from cemkit.correlate import _frames
@@ -66,3 +69,27 @@ def test_equal_keys_meet_in_one_partition(records):
     both = lp.index.intersection(rp.index)
     assert len(both) > 100
     assert (lp.loc[both].to_numpy() == rp.loc[both].to_numpy()).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 3).flatmap(lambda k: st.lists(
+    st.tuples(*[st.one_of(st.none(), st.text(max_size=12))] * k), max_size=30)))  # fmt: skip
+def test_bucket_hash_equals_the_reference(rows):
+    """The jitted hash of the shuffle's key columns equals FNV-1a/splitmix64 in Python ints."""
+    k = len(rows[0]) if rows else 1
+    columns = [[r[j] for r in rows] for j in range(k)]
+    frame = pd.DataFrame({f"k{j}": pd.array(c, dtype="string[pyarrow]")
+                          for j, c in enumerate(columns)})  # fmt: skip
+    got = _frames.bucket_hash(frame)
+    assert got.dtype == np.uint64
+    assert got.tolist() == naive.bucket_hash(columns)
+
+
+def test_bucket_hash_of_other_dtypes_hashes_their_text(records):
+    """Non-string keys hash as their text; slices and chunked columns as their values."""
+    ids = pd.Series([3, 14, None], dtype="Int64")
+    assert _frames.bucket_hash(ids).tolist() == naive.bucket_hash([["3", "14", None]])
+    parties = records[["a_number", "b_number"]]
+    whole = _frames.bucket_hash(parties)
+    tail = _frames.bucket_hash(parties.iloc[100:])
+    assert (tail == whole[100:]).all()

@@ -362,14 +362,8 @@ def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartiti
 
     def tag(df: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
         number = 0 if partition_info is None else int(partition_info["number"])
-        keys = bucket_of(df)
-        if isinstance(keys, pd.Series):
-            keys = keys.to_frame()
-        keys = pd.DataFrame(
-            {c: keys[c].astype("string[pyarrow]") for c in keys.columns}, index=df.index
-        )
-        h = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-        out = df.copy()
+        h = bucket_hash(bucket_of(df))
+        out = df.copy(deep=False)  # copy-on-write: the new columns never touch ``df``
         out[PART] = np.int64(number)
         out[ROW] = np.arange(len(df), dtype=np.int64)
         # the full 64-bit hash, not ``hash % n``: Dask hashes the bucket column again to pick the
@@ -384,6 +378,25 @@ def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartiti
     )  # fmt: skip
     tagged = ddf.map_partitions(tag, meta=meta)
     return tagged.shuffle(on=BUCKET, npartitions=npartitions)
+
+
+def bucket_hash(keys: pd.Series | pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash (uint64) of each row's key values, the same in every process.
+
+    Each column is hashed as text (``string[pyarrow]``: a number and its digits hash alike),
+    by one jitted pass over its Arrow buffers (:mod:`cemkit.correlate._hash`); nulls hash to
+    a value of their own.
+    """
+    from cemkit import arrowstr
+    from cemkit.correlate import _hash
+
+    frame = keys.to_frame() if isinstance(keys, pd.Series) else keys
+    into = np.zeros(len(frame), dtype=np.uint64)
+    for name in frame.columns:
+        column = frame[name]
+        values = _arrow_strings(column)  # Arrow strings as they are, anything else as text
+        _hash.hash_strings(*arrowstr.buffers(column if values is None else values), into)
+    return into
 
 
 def restore_order(df: pd.DataFrame) -> pd.DataFrame:

@@ -196,6 +196,17 @@ def build(columns: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
 
 
 @_jit
+def _is_row_position(data: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether ``data[lo:hi]`` is ``0|[1-9][0-9]{0,8}`` (a row position, not a number)."""
+    if hi <= lo or hi - lo > 9 or (data[lo] == 0x30 and hi - lo > 1):
+        return False
+    for j in range(lo, hi):  # noqa: SIM110 - a loop, not a generator, in jitted code
+        if not 0x30 <= data[j] <= 0x39:
+            return False
+    return True
+
+
+@_jit
 def _digit_run_flags(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, run: int,
                      max_gap: int) -> np.ndarray:  # fmt: skip
     r"""Whether each value may hold a number in its source or file tag (a superset of a regex).
@@ -203,8 +214,9 @@ def _digit_run_flags(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, r
     True when a run of ``run`` digits (up to ``max_gap`` separators ``[ .()/-]`` between two)
     ends before the value's last ``:``, or, in a value with fewer than two ``:``, anywhere: the
     regex ``\d(?:[ .()/-]{0,2}\d){6}`` followed by ``.*:``, or without ``:.*:``, of
-    :class:`cemkit.privacy.operators.keep.KeepSourceName`. True for every value the regexes
-    match (and for any value with a newline), checked against them.
+    :class:`cemkit.privacy.operators.keep.KeepSourceName`; in an id ``source:position`` (one
+    ``:``, a plain decimal position below 10^9), in the source only. True for every value the
+    regexes match (and for any value with a newline), checked against them.
     """
     n = offsets.size - 1
     out = np.zeros(n, dtype=np.bool_)
@@ -225,6 +237,8 @@ def _digit_run_flags(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, r
             out[i] = True
             continue
         end = hi if colons < 2 else last
+        if colons == 1 and _is_row_position(data, last + 1, hi):
+            end = last  # ``source:position``: the position is not a source name
         digits = 0
         gap = 0
         for j in range(lo, end):

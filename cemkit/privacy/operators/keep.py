@@ -15,6 +15,10 @@ from cemkit.privacy.operators.base import Operator, column_kind, from_arrow, on_
 _DIGITS = r"\d(?:[ .()/-]{0,2}\d){6}"
 #: ``source:tag:position``: the tag is everything between the first and the last ``:``.
 _RECORD_ID = r"^(?P<source>[^:]*):(?P<tag>.*):(?P<position>[^:]*)$"
+#: ``source:position`` (no tag; cemkit's synthetic records): a row position, a plain decimal
+#: below 10^9 (no leading 0, no ``+``: not a national or international number, not 10-digit
+#: North American ones); the source is a name like a tag.
+_SOURCE_POSITION = r"^(?P<source>[^:]*):(?P<position>0|[1-9][0-9]{0,8})$"
 
 
 class Keep(Operator):
@@ -31,7 +35,8 @@ class KeepSourceName(Keep):
 
     Source names are data: Asterisk writes one file per account code, and account codes are
     often telephone numbers. Number-like runs of the file tag (in a record id
-    ``source:tag:line``, the part between the first and the last ``:``; in a path, all of it)
+    ``source:tag:line``, the part between the first and the last ``:``; in an id
+    ``source:position`` with a plain row position below 10^9, the source; in a path, all of it)
     become keyed tokens (:func:`cemkit.privacy.enforce.source_name`); everything else is kept.
     """
 
@@ -57,6 +62,21 @@ class KeepSourceName(Keep):
             pc.struct_field(parts, [0]), new_tags, pc.struct_field(parts, [2]), ":"
         )
         out = pc.if_else(unmatched, values, joined)
+        if pc.any(unmatched).as_py():
+            # ``source:position``: the source treated as a tag, the position kept (every row
+            # of a synthetic world past the millionth would otherwise go through the number
+            # parser one by one, and come out with its row number tokenized)
+            short = pc.extract_regex(values, _SOURCE_POSITION)
+            use = pc.and_(unmatched, pc.is_valid(short))
+            if pc.any(use).as_py():
+                sources = pc.struct_field(short, [0]).dictionary_encode()
+                renamed = pa.array([source_name(t, self.key) for t in
+                                    sources.dictionary.to_pylist()], pa.string())  # fmt: skip
+                joined_short = pc.binary_join_element_wise(
+                    renamed.take(sources.indices), pc.struct_field(short, [1]), ":"
+                )
+                out = pc.if_else(use, joined_short, out)
+                unmatched = pc.and_(unmatched, pc.invert(use))
         result = from_arrow(out, series.index)
         if pc.any(unmatched).as_py():  # no "source:tag:position" shape: the whole value
             result = result.where(~unmatched.to_numpy(zero_copy_only=False),

@@ -1,0 +1,50 @@
+"""A 64-bit hash of Arrow strings for the Dask shuffle's buckets (NumPy arrays in, no pandas).
+
+FNV-1a over each value's UTF-8 bytes, finished by the splitmix64 mixer so that nearby values
+spread over all 64 bits; a null hashes to a constant of its own. The same bytes give the same
+hash in every process (no per-process seed, unlike Python's ``hash``): equal keys of two frames
+shuffled apart still meet in one partition. pandas' ``hash_pandas_object`` gives the same
+guarantee but builds a Python object per distinct string, which cost ~10 % of a 10M-record run
+for keys that are nearly all distinct (call references).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from cemkit import config
+
+_jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
+
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+#: What a null value hashes to (before the column is mixed in).
+NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
+
+
+@_jit
+def mix64(h: np.uint64) -> np.uint64:
+    """The splitmix64 finalizer (a bijection of 64-bit integers)."""
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+@_jit
+def hash_strings(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray,
+                 into: np.ndarray) -> None:  # fmt: skip
+    """Mix each value's hash into ``into`` (uint64, one per value), in place.
+
+    ``offsets``, ``data``, ``valid`` as :func:`cemkit.arrowstr.buffers` gives them. Mixing is
+    ``into = mix64(into * FNV_PRIME + h)``, so several key columns make one hash, in order.
+    """
+    for i in range(offsets.size - 1):
+        if valid[i]:
+            h = FNV_OFFSET
+            for j in range(offsets[i], offsets[i + 1]):
+                h = (h ^ np.uint64(data[j])) * FNV_PRIME
+            h = mix64(h)
+        else:
+            h = NULL_HASH
+        into[i] = mix64(into[i] * FNV_PRIME + h)
