@@ -8,7 +8,8 @@ Every command and API entry point takes a ``scheduler``:
 * ``"local"``: an embedded :class:`distributed.LocalCluster`, one single-threaded worker process
   per core (worker memory limits, spilling to disk: the way to run over more data than memory);
 * ``"threads"`` / ``"sync"``: Dask's threaded or synchronous scheduler, without a cluster;
-  ``"sync"`` is the default (:data:`DEFAULT_SCHEDULER`).
+  ``"sync"`` is the default (:data:`DEFAULT_SCHEDULER`); these never import distributed;
+* a Dask ``get`` function (e.g. the one :func:`connect` set for a block), used as is.
 
 When ``scheduler`` is None the environment variable ``CEMKIT_SCHEDULER`` is read, then the
 default given by the caller applies.
@@ -134,12 +135,31 @@ def resolve(scheduler: Any = None, default: str = DEFAULT_SCHEDULER) -> Any:
     return scheduler
 
 
+def _is_client(obj: Any) -> bool:
+    """True for a :class:`distributed.Client`, without importing distributed for a sync run."""
+    distributed = sys.modules.get("distributed")  # a Client exists only once it was imported
+    return distributed is not None and isinstance(obj, distributed.Client)
+
+
+def _local_get(name: str) -> Any:
+    """The ``get`` function of one of Dask's local schedulers (``threads``, ``sync``, ...)."""
+    if name in {"sync", "synchronous", "single-threaded"}:
+        from dask.local import get_sync
+
+        return get_sync
+    if name == "processes":
+        from dask.multiprocessing import get
+
+        return get
+    from dask.threaded import get as threaded_get
+
+    return threaded_get
+
+
 def check(scheduler: Any = None, default: str = DEFAULT_SCHEDULER) -> Any:
     """The scheduler :func:`connect` would use, refused early (without connecting) if unknown."""
     chosen = resolve(scheduler, default)
-    from distributed import Client
-
-    if isinstance(chosen, Client):
+    if _is_client(chosen) or callable(chosen):  # a Client, or a Dask get function in use
         return chosen
     if not isinstance(chosen, str):
         raise SchedulerError(
@@ -174,17 +194,24 @@ def connect(
     """
     chosen = check(scheduler, default)
     import dask  # here, not at module level: every command module imports this one
-    from distributed import Client
 
     level = quiet_logs()
-    if isinstance(chosen, Client):
+    if _is_client(chosen):
         with dask.config.set(scheduler=chosen):
             yield chosen
         return
-    if chosen in _LOCAL_NAMES:
+    if callable(chosen):  # a local scheduler's get function (the one a caller is in)
         with dask.config.set(scheduler=chosen):
             yield None
         return
+    if chosen in _LOCAL_NAMES:
+        # the scheduler's function, not its name: dask resolves a name by importing
+        # distributed first (to look for a Client), ~0.3 CPU-s of every sync command
+        with dask.config.set(scheduler=_local_get(chosen)):
+            yield None
+        return
+    from distributed import Client  # a cluster from here on (sync runs never import it)
+
     if chosen == "local":
         from distributed import LocalCluster
 

@@ -91,3 +91,21 @@ def test_registry_knows_every_format_without_importing_them_first():
     names = out.split()
     for fmt in ("asterisk", "freeswitch", "cucm", "generic", "parquet", "sip-pcap"):
         assert fmt in names
+
+
+def test_a_sync_run_imports_neither_distributed_nor_ipython(tmp_path):
+    # distributed costs ~0.3 CPU-s and IPython ~0.07 of every command's start; a sync run (the
+    # one-machine default) needs neither: a cluster or a notebook brings its own import
+    from cemkit import synth
+
+    synth.generate(tmp_path / "w", records=2_000, seed=3)
+    w = tmp_path / "w"
+    out = _run(
+        "import json, os, sys\n"
+        "os.environ['CEMKIT_KEY'] = '5c' * 32\n"
+        "import cemkit\n"
+        f"cemkit.run({str(w / 'records')!r}, format='parquet', model={str(w / 'model.yaml')!r},"
+        f" out={str(tmp_path / 'o')!r}, scheduler='sync')\n"
+        "print(json.dumps({m: m in sys.modules for m in ('distributed', 'IPython')}))\n"
+    )
+    assert json.loads(out.splitlines()[-1]) == {"distributed": False, "IPython": False}
