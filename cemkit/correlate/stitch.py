@@ -93,14 +93,13 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     out: Any = _frames.select_columns(records, is_rep) if unique else records[is_rep]
     ngroups = reps.size
     sizes = np.bincount(group, minlength=ngroups)
-    # the last partial of each group: largest rank
-    last = np.full(ngroups, -1, np.int64)
-    maxrank = np.full(ngroups, -1, np.int64)
-    np.maximum.at(maxrank, group, rank)
-    is_last = rank == maxrank[group]
-    last[group[is_last]] = np.flatnonzero(is_last)
     multi = sizes > 1
     if multi.any():
+        # the last partial of each group of several: its rank is the group's size - 1 (the
+        # kernel ranks a call's partials 0, 1, ..., size - 1)
+        is_last = rank == sizes[group] - 1
+        last = np.full(ngroups, -1, np.int64)
+        last[group[is_last]] = np.flatnonzero(is_last)
         # only calls of several partials (rare) are reduced; a whole record is its own result
         many = _Partials(group, multi)
         reduce = [(c, "min") for c in ("start", "answer")] + [("end", "max")]
@@ -108,9 +107,15 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
         reduce = [(c, how) for c, how in reduce if c in records.columns]
         for c, value in many.reduce_columns(records, reduce, out).items():
             out[c] = value
+        # a whole record is its own last partial: only the groups of several take another row
+        take_last = many.groups
         for c in _FROM_LAST:
             if c in records.columns:
-                out[c] = records[c].array.take(last)
+                values = out[c].copy()
+                if isinstance(values, pd.Series):  # a frame with repeated column names
+                    values = values.array.copy()
+                values[take_last] = records[c].array.take(last[take_last])
+                out[c] = values
         pseq = out["partial_seq"].copy()
         pseq[multi] = pd.NA
         out["partial_seq"] = pseq
