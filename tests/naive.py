@@ -1329,3 +1329,13 @@ def ref_take(s, idx, index, as_if_missing=False):
     if isinstance(dtype, np.dtype) and missing_any:
         return pd.Series(taken, index=index, name=s.name, dtype=object)
     return pd.Series(taken, index=index, name=s.name)
+
+
+# --- grouping rows by key (the correlators' one order) ------------------------------------------
+
+
+def key_time_rows(key, time):
+    """Rows with ``key >= 0`` and a non-null time in (key, time, row) order, written out."""
+    null = np.iinfo(np.int64).min
+    rows = [i for i in range(len(key)) if key[i] >= 0 and time[i] != null]
+    return np.array(sorted(rows, key=lambda i: (int(key[i]), int(time[i]), i)), np.int64)
