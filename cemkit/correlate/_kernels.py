@@ -274,12 +274,12 @@ def _grouped_order(key, time, high_bits, low_bits):
     times = np.empty(m, np.int64)
     for i in range(n):  # pass 1, stable: each region's rows in row order
         if key[i] >= 0 and time[i] != NULL_TIME:
-            b = np.int64(_mix64(np.uint64(key[i])) >> np.uint64(64 - high_bits))
-            q = fill[b]
+            region = np.int64(_mix64(np.uint64(key[i])) >> np.uint64(64 - high_bits))
+            q = fill[region]
             rows[q] = i
             keys[q] = key[i]
             times[q] = time[i]
-            fill[b] = q + 1
+            fill[region] = q + 1
     lmask = np.uint64(nlow - 1)
     lshift = np.uint64(64 - high_bits - low_bits)
     biggest = 0
@@ -300,12 +300,12 @@ def _grouped_order(key, time, high_bits, low_bits):
         for d in range(nlow):
             sub[d + 1] += sub[d]
         for p in range(lo, hi):
-            d = np.int64((_mix64(np.uint64(keys[p])) >> lshift) & lmask)
-            q = sub[d]
+            slot = np.int64((_mix64(np.uint64(keys[p])) >> lshift) & lmask)
+            q = sub[slot]
             r_scr[q] = rows[p]
             k_scr[q] = keys[p]
             t_scr[q] = times[p]
-            sub[d] = q + 1
+            sub[slot] = q + 1
         rows[lo:hi] = r_scr[: hi - lo]
         keys[lo:hi] = k_scr[: hi - lo]
         times[lo:hi] = t_scr[: hi - lo]
