@@ -214,3 +214,27 @@ def test_grouped_order_equals_naive(data, n, spread):
     time = np.where(rng.random(n) < 0.05, NULL, rng.integers(0, 40, n))
     assert_grouped(K.grouped_order(key, time), key, time)
     assert_grouped(K.key_time_order(key, time), key, time)
+
+
+_words = st.one_of(st.none(), st.sampled_from(["", "cdr", "cd", "cdrx", "xdr", "é", "éa"]),
+                   st.text(max_size=4))  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(chunks=st.lists(st.lists(_words, max_size=12), max_size=3),
+       value=st.sampled_from(["cdr", "", "é", "x"]), large=st.booleans(),
+       start=st.integers(0, 3))  # fmt: skip
+def test_equals_of_arrow_strings_equals_naive(chunks, value, large, start):
+    # chunked, sliced (an offset into the buffers), string and large_string, nulls and empties
+    import pandas as pd
+    import pyarrow as pa
+
+    from cemkit.correlate import _frames
+
+    typ = pa.large_string() if large else pa.string()
+    arrays = [pa.array(c, typ) for c in chunks]
+    joined = pa.chunked_array(arrays, typ)
+    joined = joined.slice(min(start, len(joined)))
+    series = pd.Series(pd.arrays.ArrowStringArray(joined))
+    got = _frames.equals(series, value)
+    np.testing.assert_array_equal(got, naive.equal_strings(joined.to_pylist(), value))
