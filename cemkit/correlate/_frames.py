@@ -488,9 +488,13 @@ def equals(values: pd.Series, value: str) -> np.ndarray:
     """``as_bool(values == value)`` (nulls are False); one Arrow pass for Arrow-backed strings."""
     arr = values.array
     if isinstance(arr, pd.arrays.ArrowStringArray):
-        # a jitted byte comparison per chunk (no copy of the strings, no Arrow boolean array)
+        # the KQI stage's jitted label matcher per chunk, with one candidate (no copy of the
+        # strings, no Arrow boolean array)
+        from cemkit.kqi._kernels import match_labels
+
         target = np.frombuffer(value.encode("utf-8"), dtype=np.uint8)
-        parts = [_kernels.equal_bytes(*arrowstr.buffers(chunk), target)
+        bounds = np.array([0, target.size], np.int64)
+        parts = [match_labels(*arrowstr.buffers(chunk), bounds, target) == 0
                  for chunk in _chunks(pa.array(arr))]  # fmt: skip
         if not parts:
             return np.zeros(0, bool)

@@ -798,30 +798,6 @@ def session_groups_sorted(order, key, start, end, answered, window, close_on_ans
     return label, rank
 
 
-# --- comparing strings --------------------------------------------------------------------------
-@_jit
-def equal_bytes(offsets, data, valid, value):
-    """Per row, whether the string ``data[offsets[i]:offsets[i + 1]]`` is the bytes ``value``.
-
-    Null rows (``valid`` false) are False. A length check first: most rows differ in length or
-    in their first byte, so each row costs about one comparison.
-    """
-    n = offsets.shape[0] - 1
-    out = np.zeros(n, np.bool_)
-    size = value.shape[0]
-    for i in range(n):
-        lo = offsets[i]
-        if offsets[i + 1] - lo != size or not valid[i]:
-            continue
-        same = True
-        for k in range(size):
-            if data[lo + k] != value[k]:
-                same = False
-                break
-        out[i] = same
-    return out
-
-
 # --- gathering columns --------------------------------------------------------------------------
 @_jit
 def gather_into(values, idx, out, fill, lo, hi):
