@@ -1361,3 +1361,18 @@ def bucket_hash(columns):
                 h = mix(h)
             out[i] = mix((out[i] * 0x100000001B3 + h) & mask)
     return out
+
+
+# --- grouping rows by key (the correlators' one order) ------------------------------------------
+
+
+def key_time_rows(key, time):
+    """Rows with ``key >= 0`` and a non-null time in (key, time, row) order, written out."""
+    null = np.iinfo(np.int64).min
+    rows = [i for i in range(len(key)) if key[i] >= 0 and time[i] != null]
+    return np.array(sorted(rows, key=lambda i: (int(key[i]), int(time[i]), i)), np.int64)
+
+
+def equal_strings(values, value):
+    """Per value, whether it is the string ``value`` (a null is not), written out."""
+    return np.array([v is not None and v == value for v in values], dtype=bool)

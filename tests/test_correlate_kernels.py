@@ -93,6 +93,13 @@ def test_stitch_groups_equals_naive(data, gap):
     want = naive.stitch(key, seq, start, end, chain, gap)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
+    # the rows alone in their key left out of the sort (what stitch does for call references
+    # no other record carries): the same result
+    counts = {k: key.tolist().count(k) for k in set(key.tolist())}
+    alone = np.array([k >= 0 and counts[k] == 1 for k in key.tolist()], bool)
+    got = K.stitch_groups(key, seq, start, end, chain, gap, alone=alone)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
 
 
 @SETTINGS
@@ -137,6 +144,18 @@ def _sorted_rows(key, time):
     return np.array(sorted(rows, key=lambda i: (int(key[i]), int(time[i]), i)), np.int64)
 
 
+def assert_grouped(order, key, time):
+    """``order`` holds the rows with a key and a time, each key's rows together in (time, row)
+    order (the keys themselves in any order)."""
+    order = np.asarray(order)
+    keys = key[order].tolist()
+    runs = [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+    assert len(runs) == len(set(runs)), "a key's rows are not contiguous"
+    # contiguous keys, and re-sorted by key alone (stably) the (key, time, row) order
+    np.testing.assert_array_equal(order[np.argsort(key[order], kind="stable")],
+                                  naive.key_time_rows(key, time))  # fmt: skip
+
+
 @SETTINGS
 @given(data=st.data(), tolerance=st.sampled_from([0, 1, 4]), window=st.sampled_from([0, 3]),
        close=st.booleans())  # fmt: skip
@@ -148,9 +167,9 @@ def test_one_order_restricted_to_kept_rows_equals_naive(data, tolerance, window,
     time = data.draw(arrays(n, times))
     keep = data.draw(arrays(n, st.booleans(), bool))
     order = K.key_time_order(key, time)
-    np.testing.assert_array_equal(order, _sorted_rows(key, time))
+    assert_grouped(order, key, time)
     sub = K.restrict_order(order, keep)
-    np.testing.assert_array_equal(sub, _sorted_rows(key[keep], time[keep]))
+    assert_grouped(sub, key[keep], time[keep])
     side = data.draw(arrays(int(keep.sum()), st.integers(0, 2), np.int8))
     got = K.nearest_pairs_sorted(sub, key[keep], time[keep], side, tolerance)
     np.testing.assert_array_equal(got, naive.nearest_pairs(key[keep], time[keep], side, tolerance))
@@ -181,3 +200,41 @@ def test_large_groups_equal_naive():
     for g, w in zip(K.session_groups(key, time, end, answered, 4, True),
                     naive.sessions(key, time, end, answered, 4, True), strict=True):  # fmt: skip
         np.testing.assert_array_equal(g, w)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n=st.sampled_from([0, 1, 5, 300, 5000]),
+       spread=st.sampled_from([2, 50, 2**40]))  # fmt: skip
+def test_grouped_order_equals_naive(data, n, spread):
+    # every size class: one bucket, buckets above the insertion-sort limit (few keys, many
+    # rows), and many regions of many buckets (n = 5000: 10 high bits and low bits)
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    key = rng.integers(-1, spread, n)
+    time = np.where(rng.random(n) < 0.05, NULL, rng.integers(0, 40, n))
+    assert_grouped(K.grouped_order(key, time), key, time)
+    assert_grouped(K.key_time_order(key, time), key, time)
+
+
+_words = st.one_of(st.none(), st.sampled_from(["", "cdr", "cd", "cdrx", "xdr", "é", "éa"]),
+                   st.text(max_size=4))  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(chunks=st.lists(st.lists(_words, max_size=12), max_size=3),
+       value=st.sampled_from(["cdr", "", "é", "x"]), large=st.booleans(),
+       start=st.integers(0, 3))  # fmt: skip
+def test_equals_of_arrow_strings_equals_naive(chunks, value, large, start):
+    # chunked, sliced (an offset into the buffers), string and large_string, nulls and empties
+    import pandas as pd
+    import pyarrow as pa
+
+    from cemkit.correlate import _frames
+
+    typ = pa.large_string() if large else pa.string()
+    arrays = [pa.array(c, typ) for c in chunks]
+    joined = pa.chunked_array(arrays, typ)
+    joined = joined.slice(min(start, len(joined)))
+    series = pd.Series(pd.arrays.ArrowStringArray(joined))
+    got = _frames.equals(series, value)
+    np.testing.assert_array_equal(got, naive.equal_strings(joined.to_pylist(), value))

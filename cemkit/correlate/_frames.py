@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cemkit import config
+from cemkit import arrowstr, config
 from cemkit.correlate import _kernels
 from cemkit.correlate._kernels import NULL_TIME
 from cemkit.errors import SchemaError
@@ -341,10 +341,13 @@ def take_array(arr: Any, idx: np.ndarray, threads: int = 1, as_if_missing: bool 
         taken[ok] = source[idx[ok]]
         return taken
     if isinstance(arr, pd.arrays.ArrowStringArray):  # pyarrow's take, -1 as a null index
+        data = pa.array(arr)
+        if len(data) and data.null_count == len(data):  # nothing to take but nulls
+            return pd.arrays.ArrowStringArray(pa.nulls(idx.size, data.type), dtype=arr.dtype)
         indices = arrow_idx
         if indices is None:
             indices = pa.array(idx, mask=idx < 0) if missing_any else pa.array(idx)
-        return pd.arrays.ArrowStringArray(pa.array(arr).take(indices), dtype=arr.dtype)
+        return pd.arrays.ArrowStringArray(data.take(indices), dtype=arr.dtype)
     if not missing_any:
         return arr.take(idx)
     return arr.take(idx, allow_fill=True)
@@ -460,12 +463,18 @@ def select_arrays(arrays: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
         return {c: a.copy() for c, a in arrays.items()}
     names = list(arrays)
     mask = pa.array(keep)
+    # NumPy and masked arrays by a take of the kept positions: the same values as ``arr[keep]``,
+    # 5-10x faster (a boolean index of a masked array indexes its data and mask one by one)
+    rows = np.flatnonzero(keep)
 
     def one(c: str) -> Any:
         arr = arrays[c]
         if isinstance(arr, pd.arrays.ArrowStringArray):  # pyarrow's filter, no pandas indexing
-            return pd.arrays.ArrowStringArray(pa.array(arr).filter(mask), dtype=arr.dtype)
-        return arr[keep]
+            data = pa.array(arr)
+            if data.null_count == len(data):  # a column the source never fills (IMSI on a PBX)
+                return pd.arrays.ArrowStringArray(pa.nulls(rows.size, data.type), dtype=arr.dtype)
+            return pd.arrays.ArrowStringArray(data.filter(mask), dtype=arr.dtype)
+        return arr.take(rows)
 
     taken = map_threads(one, names, keep.size)
     return dict(zip(names, taken, strict=True))
@@ -492,9 +501,17 @@ def equals(values: pd.Series, value: str) -> np.ndarray:
     """``as_bool(values == value)`` (nulls are False); one Arrow pass for Arrow-backed strings."""
     arr = values.array
     if isinstance(arr, pd.arrays.ArrowStringArray):
-        data = pa.array(arr)
-        return pc.fill_null(pc.equal(data, pa.scalar(value, data.type)),
-                            False).to_numpy(zero_copy_only=False)  # fmt: skip
+        # the KQI stage's jitted label matcher per chunk, with one candidate (no copy of the
+        # strings, no Arrow boolean array)
+        from cemkit.kqi._kernels import match_labels
+
+        target = np.frombuffer(value.encode("utf-8"), dtype=np.uint8)
+        bounds = np.array([0, target.size], np.int64)
+        parts = [match_labels(*arrowstr.buffers(chunk), bounds, target) == 0
+                 for chunk in _chunks(pa.array(arr))]  # fmt: skip
+        if not parts:
+            return np.zeros(0, bool)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
     return as_bool(values == value)
 
 

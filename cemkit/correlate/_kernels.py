@@ -207,15 +207,129 @@ def bucket_by_key(key, time, key_base, nkeys, threads=1):
 
 
 def key_time_order(key, time):
-    """Rows with a valid key and time, sorted by (key, time, row position).
+    """Rows with a valid key and time, grouped by key, each key's rows in (time, row) order.
 
-    One stable NumPy ``lexsort`` (a radix/merge sort, several times faster than Numba's
-    ``argsort`` on unsorted composite keys), not jitted. This order serves every correlator keyed
-    by the same key: a subset of its rows, kept in this order, is sorted the same way (see
+    The keys themselves come in the order of a hash of the key (not ascending): what every
+    correlator keyed by one key needs is each key's rows together and in time order, and a
+    counting sort by hash (:func:`grouped_order`) gives that in linear time, several times
+    faster than a stable ``lexsort`` of (key, time). This order serves every correlator keyed by
+    the same key: a subset of its rows, kept in this order, is ordered the same way (see
     :func:`restrict_order`).
     """
-    idx = np.flatnonzero((key >= 0) & (time != NULL_TIME))
-    return idx[np.lexsort((time[idx], key[idx]))].astype(np.int64, copy=False)
+    return grouped_order(key, time)
+
+
+@_jit
+def _mix64(h):
+    """The murmur3 64-bit finalizer (a bijection of uint64 that spreads every input bit)."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+@_jit
+def _sort_bucket(rows, keys, times, lo, hi):
+    """Sort ``rows[lo:hi]`` (and ``keys``, ``times`` along) by (key, time), stably."""
+    if hi - lo > _INSERTION_MAX:
+        o = np.argsort(times[lo:hi], kind="mergesort")
+        o = o[np.argsort(keys[lo:hi][o], kind="mergesort")]
+        rows[lo:hi] = rows[lo:hi][o]
+        keys[lo:hi] = keys[lo:hi][o]
+        times[lo:hi] = times[lo:hi][o]
+        return
+    for a in range(lo + 1, hi):
+        r = rows[a]
+        k = keys[a]
+        t = times[a]
+        c = a - 1
+        while c >= lo and (keys[c] > k or (keys[c] == k and times[c] > t)):
+            rows[c + 1] = rows[c]
+            keys[c + 1] = keys[c]
+            times[c + 1] = times[c]
+            c -= 1
+        rows[c + 1] = r
+        keys[c + 1] = k
+        times[c + 1] = t
+
+
+@_jit
+def _grouped_order(key, time, high_bits, low_bits):
+    """:func:`grouped_order`: ``2**high_bits`` regions of ``2**low_bits`` hash buckets each."""
+    n = key.shape[0]
+    nhigh = 1 << high_bits
+    nlow = 1 << low_bits
+    count = np.zeros(nhigh + 1, np.int64)
+    for i in range(n):
+        if key[i] >= 0 and time[i] != NULL_TIME:
+            count[np.int64(_mix64(np.uint64(key[i])) >> np.uint64(64 - high_bits)) + 1] += 1
+    for b in range(nhigh):
+        count[b + 1] += count[b]
+    m = count[nhigh]
+    fill = count[:nhigh].copy()
+    rows = np.empty(m, np.int64)
+    keys = np.empty(m, np.int64)
+    times = np.empty(m, np.int64)
+    for i in range(n):  # pass 1, stable: each region's rows in row order
+        if key[i] >= 0 and time[i] != NULL_TIME:
+            region = np.int64(_mix64(np.uint64(key[i])) >> np.uint64(64 - high_bits))
+            q = fill[region]
+            rows[q] = i
+            keys[q] = key[i]
+            times[q] = time[i]
+            fill[region] = q + 1
+    lmask = np.uint64(nlow - 1)
+    lshift = np.uint64(64 - high_bits - low_bits)
+    biggest = 0
+    for b in range(nhigh):
+        biggest = max(biggest, count[b + 1] - count[b])
+    r_scr = np.empty(biggest, np.int64)
+    k_scr = np.empty(biggest, np.int64)
+    t_scr = np.empty(biggest, np.int64)
+    sub = np.zeros(nlow + 1, np.int64)
+    for b in range(nhigh):  # pass 2, in cache: each region by its low bucket, then each bucket
+        lo = count[b]
+        hi = count[b + 1]
+        if hi - lo <= 1:
+            continue
+        sub[:] = 0
+        for p in range(lo, hi):
+            sub[np.int64((_mix64(np.uint64(keys[p])) >> lshift) & lmask) + 1] += 1
+        for d in range(nlow):
+            sub[d + 1] += sub[d]
+        for p in range(lo, hi):
+            slot = np.int64((_mix64(np.uint64(keys[p])) >> lshift) & lmask)
+            q = sub[slot]
+            r_scr[q] = rows[p]
+            k_scr[q] = keys[p]
+            t_scr[q] = times[p]
+            sub[slot] = q + 1
+        rows[lo:hi] = r_scr[: hi - lo]
+        keys[lo:hi] = k_scr[: hi - lo]
+        times[lo:hi] = t_scr[: hi - lo]
+        prev = lo
+        for d in range(nlow):  # sub[d] is now the end of bucket d
+            end = lo + sub[d]
+            if end - prev > 1:
+                _sort_bucket(rows, keys, times, prev, end)
+            prev = end
+    return rows
+
+
+def grouped_order(key, time):
+    """Rows with ``key >= 0`` and a non-null ``time``, grouped by key, each key by (time, row).
+
+    A two-level counting sort of the rows by a hash of their key into about ``n / 4`` buckets
+    (the rows scattered into ~1,000 regions in one sequential pass, then each region sorted by
+    its buckets while it is in cache), each bucket, a few rows, sorted by (key, time) stably.
+    Equal keys land in one bucket, so each key's rows are contiguous; the keys follow their hash.
+    """
+    n = key.shape[0]
+    nbits = max(1, (max(n, 1) // 4).bit_length())  # about 4 rows a bucket
+    high_bits = min(10, nbits)
+    return _grouped_order(key, time, high_bits, nbits - high_bits)
 
 
 @_jit
@@ -382,14 +496,29 @@ def asof_indices(
 # --- one-to-one nearest matching (pair_legs, match) ---------------------------------------------
 @_jit
 def nearest_pairs_sorted(order, key, time, side, tolerance):
-    """:func:`nearest_pairs` on rows already in (key, time, row) order (:func:`key_time_order`).
+    """:func:`nearest_pairs` on rows grouped by key in (time, row) order (:func:`key_time_order`).
 
     ``order`` may hold rows of any side (rows not of side 0 or 1 are skipped) but only rows with
     a valid key and time. Rows of two keys never pair, so the greedy acceptance in
     (distance, side-0 row, side-1 row) order is done key by key: one pass over the order, each
-    key's few candidate pairs sorted on their own.
+    key's few candidate pairs sorted on their own. The key, time and side are first gathered
+    into the order (independent loads), so the pass reads them sequentially.
     """
-    n = key.shape[0]
+    m = order.shape[0]
+    ks = np.empty(m, np.int64)
+    ts = np.empty(m, np.int64)
+    sd = np.empty(m, np.int8)
+    for p in range(m):
+        r = order[p]
+        ks[p] = key[r]
+        ts[p] = time[r]
+        sd[p] = side[r]
+    return _nearest_pairs_run(order, ks, ts, sd, key.shape[0], tolerance)
+
+
+@_jit
+def _nearest_pairs_run(order, ks, ts, sd, n, tolerance):
+    """:func:`nearest_pairs_sorted` on the key, time and side of the rows in ``order``'s order."""
     partner = np.full(n, -1, np.int64)
     m = order.shape[0]
     cap = 16
@@ -398,20 +527,21 @@ def nearest_pairs_sorted(order, key, time, side, tolerance):
     cd = np.empty(cap, np.int64)
     lo = 0
     while lo < m:
-        k = key[order[lo]]
+        k = ks[lo]
         hi = lo + 1
-        while hi < m and key[order[hi]] == k:
+        while hi < m and ks[hi] == k:
             hi += 1
         count = 0
         for p in range(lo, hi):
-            i = order[p]
-            if side[i] != 0:
+            if sd[p] != 0:
                 continue
+            i = order[p]
+            ti = ts[p]
             for step in (-1, 1):
                 q = p + step
-                while lo <= q < hi and abs(time[order[q]] - time[i]) <= tolerance:
-                    j = order[q]
-                    if side[j] == 1:
+                while lo <= q < hi and abs(ts[q] - ti) <= tolerance:
+                    if sd[q] == 1:
+                        j = order[q]
                         if count == cap:
                             cap *= 2
                             ci2 = np.empty(cap, np.int64)
@@ -423,7 +553,7 @@ def nearest_pairs_sorted(order, key, time, side, tolerance):
                             ci, cj, cd = ci2, cj2, cd2
                         ci[count] = i
                         cj[count] = j
-                        cd[count] = abs(time[j] - time[i])
+                        cd[count] = abs(ts[q] - ti)
                         count += 1
                     q += step
         if count == 1:
@@ -472,7 +602,7 @@ def nearest_pairs(key, time, side, tolerance):
 
 
 # --- stitch -------------------------------------------------------------------------------------
-def stitch_groups(key, seq, start, end, chain, gap):
+def stitch_groups(key, seq, start, end, chain, gap, alone=None):
     """Group partial records of one call.
 
     Rows with the same valid key form groups. When ``chain[i]`` is false for the rows of a key
@@ -494,6 +624,9 @@ def stitch_groups(key, seq, start, end, chain, gap):
         Whether the row is grouped by time chaining (see above). Must be constant within a key.
     gap : int
         Largest accepted distance between one partial's end and the next one's start.
+    alone : bool array, optional
+        Rows the caller knows to be the only row of their key (e.g. a call reference no other
+        row carries): they are not sorted. Same result as without it.
 
     Returns
     -------
@@ -505,15 +638,24 @@ def stitch_groups(key, seq, start, end, chain, gap):
         :data:`FLAG_OUT_OF_ORDER` | :data:`FLAG_MISSING` | :data:`FLAG_DUPLICATE`, set on every
         row of a flagged call.
     """
-    # one stable NumPy sort of the keys (not jitted: faster than Numba's on unsorted keys); each
+    # the rows grouped by key (a counting sort by hash, each key's rows in row order); each
     # call's few partials are then sorted on their own
-    order = np.argsort(key, kind="stable").astype(np.int64, copy=False)
+    if alone is None:
+        order = grouped_order(key, np.zeros(key.shape[0], np.int64))
+    else:
+        # a row alone in its key needs no sorting, and is a call of its own with nothing to flag
+        # unless it carries a sequence number other than 1
+        alone = np.asarray(alone, dtype=bool)
+        rows = np.flatnonzero(~alone & (key >= 0))
+        order = rows[grouped_order(key[rows], np.zeros(rows.size, np.int64))]
+        flagged = np.flatnonzero(alone & (key >= 0) & ~chain & (seq >= 0) & (seq != 1))
+        order = np.concatenate([order, flagged]).astype(np.int64, copy=False)
     return _stitch_sorted(order, key, seq, start, end, chain, gap)
 
 
 @_jit
 def _stitch_sorted(order, key, seq, start, end, chain, gap):
-    """:func:`stitch_groups` given the rows stably sorted by key."""
+    """:func:`stitch_groups` given the rows grouped by key (a key's rows in row order)."""
     n = key.shape[0]
     label = np.arange(n).astype(np.int64)
     rank = np.zeros(n, np.int64)
@@ -528,14 +670,15 @@ def _stitch_sorted(order, key, seq, start, end, chain, gap):
         # null starts sort last (NaT is the smallest int64, so map it to the largest)
         start_sort[i] = big if start[i] == NULL_TIME else start[i]
     _sort_runs2(order, key, seq_sort, start_sort)
+    m = order.shape[0]  # may leave out the rows without a key (they stay alone)
     p = 0
-    while p < n:
+    while p < m:
         i = order[p]
         if key[i] < 0:
             p += 1
             continue
         q = p + 1
-        while q < n and key[order[q]] == key[i]:
+        while q < m and key[order[q]] == key[i]:
             q += 1
         # rows order[p:q] share the key
         if not chain[i]:
@@ -628,7 +771,7 @@ def session_groups(key, start, end, answered, window, close_on_answer):
 
 @_jit
 def session_groups_sorted(order, key, start, end, answered, window, close_on_answer):
-    """:func:`session_groups` on rows in (key, start, row) order (:func:`key_time_order`).
+    """:func:`session_groups` on rows grouped by key in (start, row) order (:func:`key_time_order`).
 
     Rows not in ``order`` (no key, null start) are intents of their own.
     """

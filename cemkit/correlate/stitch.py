@@ -54,12 +54,25 @@ def stitch_labels(
     has_ref = records["call_id"].notna().to_numpy(dtype=bool)
     n = len(records)
     key = np.full(n, -1, np.int64)
+    alone = np.zeros(n, bool)
     if n:
-        # a null call_id makes kref -1 there; the parties are encoded only for those rows (rare)
-        kref, nref = _frames.composite_key(
-            [records[c] for c in [*by, "call_id"]], null_is_value=[True] * len(by) + [False]
-        )
-        key[has_ref] = kref[has_ref]
+        # nearly every call reference is on one record: those records are calls of their own
+        # whatever the ``by`` columns hold, so the full key is encoded only for the references
+        # several records share (the partials, a few thousand rows in a million)
+        ref, nref_codes = _frames.column_codes(records["call_id"])
+        counts = np.bincount(ref[has_ref], minlength=max(nref_codes, 1))
+        shared = has_ref & (counts[np.maximum(ref, 0)] > 1)
+        rows = np.flatnonzero(shared)
+        nref = 0
+        if rows.size:
+            kref, nref = _frames.composite_key(
+                [records[c].iloc[rows] for c in [*by, "call_id"]],
+                null_is_value=[True] * len(by) + [False],
+            )
+            key[rows] = kref
+        alone = has_ref & ~shared
+        key[alone] = nref + ref[alone]
+        nref += nref_codes
         noref = np.flatnonzero(~has_ref)
         if noref.size:
             kpar, _ = _frames.composite_key(
@@ -70,11 +83,11 @@ def stitch_labels(
         if "record_kind" in records.columns:
             # a REGISTER refresh reuses its Call-ID (RFC 3261 section 10.2.4): each registration
             # attempt is a record of its own, never a partial of another
-            key[_frames.as_bool(records["record_kind"] == "registration")] = -1
+            key[_frames.equals(records["record_kind"], "registration")] = -1
     seq = records["partial_seq"].to_numpy(dtype=np.int64, na_value=-1)
     start = _frames.time_ns(records["start"])
     end = _frames.time_ns(records["end"])
-    return _kernels.stitch_groups(key, seq, start, end, ~has_ref, gap_ns)
+    return _kernels.stitch_groups(key, seq, start, end, ~has_ref, gap_ns, alone=alone)
 
 
 def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.DataFrame:
@@ -93,14 +106,13 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     out: Any = _frames.select_columns(records, is_rep) if unique else records[is_rep]
     ngroups = reps.size
     sizes = np.bincount(group, minlength=ngroups)
-    # the last partial of each group: largest rank
-    last = np.full(ngroups, -1, np.int64)
-    maxrank = np.full(ngroups, -1, np.int64)
-    np.maximum.at(maxrank, group, rank)
-    is_last = rank == maxrank[group]
-    last[group[is_last]] = np.flatnonzero(is_last)
     multi = sizes > 1
     if multi.any():
+        # the last partial of each group of several: its rank is the group's size - 1 (the
+        # kernel ranks a call's partials 0, 1, ..., size - 1)
+        is_last = rank == sizes[group] - 1
+        last = np.full(ngroups, -1, np.int64)
+        last[group[is_last]] = np.flatnonzero(is_last)
         # only calls of several partials (rare) are reduced; a whole record is its own result
         many = _Partials(group, multi)
         reduce = [(c, "min") for c in ("start", "answer")] + [("end", "max")]
@@ -108,9 +120,15 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
         reduce = [(c, how) for c, how in reduce if c in records.columns]
         for c, value in many.reduce_columns(records, reduce, out).items():
             out[c] = value
+        # a whole record is its own last partial: only the groups of several take another row
+        take_last = many.groups
         for c in _FROM_LAST:
             if c in records.columns:
-                out[c] = records[c].array.take(last)
+                values = out[c].copy()
+                if isinstance(values, pd.Series):  # a frame with repeated column names
+                    values = values.array.copy()
+                values[take_last] = records[c].array.take(last[take_last])
+                out[c] = values
         pseq = out["partial_seq"].copy()
         pseq[multi] = pd.NA
         out["partial_seq"] = pseq
