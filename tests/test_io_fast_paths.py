@@ -1,4 +1,4 @@
-"""The loaders' fast readings of text columns equal the slow ones they replace.
+"""The loaders' fast paths equal the slow readings they replace.
 
 ``fixed_times`` (shape check + pyarrow's ISO-8601 cast) must give exactly what ``strptime``
 gives for every value it accepts, and hand anything else back to ``strptime``; ``null_if_empty``
@@ -142,3 +142,20 @@ def test_localize_gives_one_reading_when_no_hour_is_ambiguous():
     autumn = pc.strptime(pa.array(["2026-10-25 01:30:00"]), format=FIXED_TIME_FORMAT, unit="s")
     early, late = localize(autumn, "Europe/London")
     assert early is not late and not early.equals(late)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from([-1, 0, 16, 17, 19, 21, 31, 127,
+                                                               128, 487, 600, 1000])),
+                          st.booleans()), max_size=30))  # fmt: skip
+def test_freeswitch_outcomes_on_distinct_pairs_equal_every_row(rows):
+    import pandas as pd
+
+    from cemkit.io.freeswitch import _outcomes
+    from cemkit.outcomes import outcomes_from_q850_array
+
+    codes = pa.array([c for c, _ in rows], pa.int32())
+    answered = pa.array([a for _, a in rows], pa.bool_())
+    causes = pd.Series(codes.to_pandas(types_mapper={pa.int32(): pd.Int32Dtype()}.get))
+    expect = outcomes_from_q850_array(causes, pd.Series(answered.to_numpy(zero_copy_only=False)))
+    assert _outcomes(codes, answered).to_pylist() == expect.tolist()
