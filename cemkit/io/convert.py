@@ -23,6 +23,9 @@ from cemkit.schema import TS, Column, arrow_schema
 _STRING = pd.StringDtype("pyarrow")
 #: Parse type of columns of telephone numbers (see :meth:`Converter.number_text`).
 NUMBER_TEXT = pa.dictionary(pa.int32(), pa.string())
+#: Seconds since the epoch that :data:`TS` (nanoseconds, int64) holds, a day spare each side.
+_TS_MIN_S = -(2**63) // 10**9 + 86_400
+_TS_MAX_S = (2**63 - 1) // 10**9 - 86_400
 _NUMBER_RE = r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$"
 
 
@@ -179,11 +182,28 @@ class Converter:
             arr = null_if_empty(col)
             parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
             self._flag_failed(arr, parsed, field or name, f"time not in the format {fmt!r}")
-        parsed = _flat(parsed)
+        parsed = self._in_range(_flat(parsed), field or name)
         if tz.upper() == "UTC":
             out = parsed.cast(TS)
             return out, out
         return localize(parsed, tz)
+
+    def _in_range(self, wall: pa.Array, field: str) -> pa.Array:
+        """Local times outside what :data:`TS` holds flagged and nulled.
+
+        Years 1678-2261, a day spare for the zone's offset: ``9999-12-31 ...`` is a bad value of
+        its row, not an error that stops the load.
+        """
+        if wall.type != pa.timestamp("s") or len(wall) == 0:
+            return wall
+        secs = wall.cast(pa.int64())
+        lo, hi = pc.min_max(secs).values()
+        if lo.as_py() is None or (lo.as_py() >= _TS_MIN_S and hi.as_py() <= _TS_MAX_S):
+            return wall
+        out = pc.or_(pc.less(secs, _TS_MIN_S), pc.greater(secs, _TS_MAX_S))
+        out = pc.fill_null(out, False)
+        self.flag(out.to_numpy(zero_copy_only=False), field, "time out of range (years 1678-2261)")
+        return pc.if_else(out, pa.scalar(None, wall.type), wall)
 
     def call_times(self, names: tuple[str, str, str], fmt: str, tz: str,
                    duration: pa.Array | None, billsec: pa.Array | None
