@@ -30,7 +30,6 @@ import pyarrow.compute as pc
 from cemkit.errors import FormatError
 from cemkit.io.base import registry
 from cemkit.io.convert import NUMBER_TEXT, Converter
-from cemkit.io.csvblock import string_offsets
 from cemkit.io.delimited import DelimitedLoader, Layout
 from cemkit.io.textfile import open_input
 from cemkit.outcomes import ASTERISK_DISPOSITION
@@ -78,10 +77,9 @@ def channel_peer(channels: pa.Array | pa.ChunkedArray) -> pa.Array:
     """The peer or trunk a channel name names, or null when it names a phone or an address.
 
     Channel names are unique per call (their ``-00000000`` suffix), so the regular expression
-    is not run per row: each name's trailing ``-<hex>`` run is replaced by ``-0`` first (found
-    in the names' bytes with NumPy: the last ``-`` of each name, its tail checked for hex
-    digits), which leaves the peer unchanged, and the peer is extracted from the few distinct
-    names that remain.
+    is not run per row: each name's trailing ``-<hex>`` run is replaced by ``-0`` first (a
+    split at the last ``-``, no regex over the rows), which leaves the peer unchanged, and the
+    peer is extracted from the few distinct names that remain.
 
     Examples
     --------
@@ -92,82 +90,26 @@ def channel_peer(channels: pa.Array | pa.ChunkedArray) -> pa.Array:
     arr = channels.combine_chunks() if isinstance(channels, pa.ChunkedArray) else channels
     if len(arr) == 0:
         return pa.array([], pa.string())
-    if not pa.types.is_string(arr.type):
-        arr = arr.cast(pa.string())
-    enc = pc.dictionary_encode(_without_hex_suffix(arr))
+    parts = pc.split_pattern(arr, "-", max_splits=1, reverse=True)  # null: an empty list
+    offsets = parts.offsets.to_numpy()
+    flat = parts.values
+    if len(flat) == 0:
+        return pa.nulls(len(arr), pa.string())
+    two = pa.array(np.diff(offsets) == 2)  # a null name keeps its null (its key stays null)
+    last = len(flat) - 1
+    head = pc.take(flat, pa.array(np.minimum(offsets[:-1], last)))
+    tail = pc.take(flat, pa.array(np.clip(offsets[1:] - 1, 0, last)))
+    # ``X-<hex>[;1|;2]`` with X non-empty after the last "/": the regex's optional suffix is
+    # exactly that run, whatever its digits (a peer "X" either way); anything else is kept.
+    hexy = pc.and_(
+        pc.and_(two, pc.match_substring_regex(tail, r"^[0-9A-Fa-f]+(;[12])?$")),
+        pc.invert(pc.or_(pc.ends_with(head, "/"), pc.equal(head, ""))),
+    )
+    leg = pc.if_else(pc.ends_with(tail, ";1"), ";1", pc.if_else(pc.ends_with(tail, ";2"), ";2", ""))
+    short = pc.binary_join_element_wise(head, pa.scalar("-0"), leg, "")
+    key = pc.if_else(hexy, short, arr)
+    enc = pc.dictionary_encode(key)
     return pc.take(_channel_peer_regex(enc.dictionary), enc.indices)
-
-
-#: Bytes that are hexadecimal digits.
-_HEX = np.zeros(256, dtype=bool)
-_HEX[np.frombuffer(b"0123456789abcdefABCDEF", dtype=np.uint8)] = True
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Positions ``starts[i] .. starts[i] + lengths[i] - 1`` of every range, in order."""
-    total = int(lengths.sum())
-    first = np.cumsum(lengths) - lengths
-    return np.repeat(starts - first, lengths) + np.arange(total, dtype=np.int64)
-
-
-def _without_hex_suffix(arr: pa.Array) -> pa.Array:
-    """Names ``X-<hex>[;1|;2]`` as ``X-0[;1|;2]`` (X non-empty after its last ``/``); others kept.
-
-    The regular expression's optional ``-<hex>`` suffix is exactly that run whatever its digits,
-    so the peer it extracts is the same (tests compare every row with the expression alone).
-    """
-    n = len(arr)
-    offsets = string_offsets(arr).astype(np.int64)
-    start, end = offsets[:-1], offsets[1:]
-    data = (
-        np.frombuffer(arr.buffers()[2], dtype=np.uint8)
-        if arr.buffers()[2]
-        else np.zeros(0, np.uint8)
-    )
-    dashes = np.flatnonzero(data[: offsets[-1]] == ord("-"))
-    if not len(dashes):
-        return arr
-    at = np.searchsorted(dashes, end) - 1  # the last "-" before each name's end ...
-    dash = dashes[np.maximum(at, 0)]
-    hexy = (at >= 0) & (dash >= start)  # ... inside the name
-    if arr.null_count:
-        hexy &= np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
-    # leg: a trailing ";1" / ";2"
-    two = end - start >= 2
-    semi = np.zeros(n, dtype=bool)
-    semi[two] = (data[end[two] - 2] == ord(";")) & np.isin(data[end[two] - 1], (ord("1"), ord("2")))
-    leg = np.where(semi, 2, 0)
-    # the tail between the "-" and the leg: at least one byte, every byte a hex digit
-    tail_len = np.where(hexy, end - leg - dash - 1, 0)
-    hexy &= tail_len > 0
-    tail_len = np.where(hexy, tail_len, 0)
-    not_hex = np.concatenate([[0], np.cumsum(~_HEX[data[_ranges(dash + 1, tail_len)]])])
-    first = np.cumsum(tail_len) - tail_len
-    hexy &= not_hex[first + tail_len] == not_hex[first]
-    # X: non-empty, not ending in "/"
-    hexy &= (dash > start) & (data[np.maximum(dash - 1, 0)] != ord("/"))
-    if not hexy.any():
-        return arr
-    head = np.where(hexy, dash - start, end - start)
-    lengths = head + np.where(hexy, 2 + leg, 0)
-    out_off = np.concatenate([[0], np.cumsum(lengths)])
-    out = np.empty(int(out_off[-1]), dtype=np.uint8)
-    out[_ranges(out_off[:-1], head)] = data[_ranges(start, head)]
-    at = out_off[:-1][hexy] + head[hexy]
-    out[at] = ord("-")
-    out[at + 1] = ord("0")
-    legged = hexy & semi
-    at = out_off[:-1][legged] + head[legged]
-    out[at + 2] = ord(";")
-    out[at + 3] = data[end[legged] - 1]
-    validity = arr.buffers()[0] if arr.null_count else None
-    if validity is not None and arr.offset:
-        validity = pa.py_buffer(np.packbits(
-            np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool),
-            bitorder="little"))  # fmt: skip
-    return pa.Array.from_buffers(
-        pa.string(), n, [validity, pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(out)]
-    )
 
 
 def _channel_peer_regex(channels: pa.Array) -> pa.Array:

@@ -274,13 +274,13 @@ def fixed_times(col: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8) if n and full.any() else None
     if data is not None:
         starts = offsets[:-1][full].astype(np.int64)
-        if full.all() and offsets[-1] - offsets[0] == n * len(_FIXED_SHAPE):
-            rows = data[offsets[0] : offsets[-1]].reshape(n, len(_FIXED_SHAPE))
-        else:
-            rows = data[starts[:, None] + np.arange(len(_FIXED_SHAPE))]
-        digits = rows[:, _DIGIT_AT] - np.uint8(ord("0"))  # wraps below "0": > 9 as well
-        if (digits > 9).any() or (rows[:, ~_DIGIT_AT] != _FIXED_SHAPE[~_DIGIT_AT]).any():
-            return None
+        for k, want in enumerate(_FIXED_SHAPE):  # one byte of every value at a time
+            got = data[starts + k]
+            if _DIGIT_AT[k]:
+                if ((got - np.uint8(ord("0"))) > 9).any():  # wraps below "0": > 9 as well
+                    return None
+            elif (got != want).any():
+                return None
     if empty.any():
         valid = np.concatenate([np.zeros(arr.offset, dtype=bool), ~empty])
         bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
