@@ -7,7 +7,7 @@ process, no Dask (a pandas frame is one partition of the same stages ``cemkit ru
 
 | stage | cemkit call | floor (the least any implementation must do) |
 |---|---|---|
-| load CSV | Asterisk loader ``read_part`` over every part | ``pyarrow.csv.read_csv`` of the file |
+| load CSV | Asterisk, FreeSWITCH loaders: ``read_part`` of every part | ``pyarrow.csv.read_csv`` |
 | load Parquet | Parquet loader ``read_part`` over every part | ``pyarrow.parquet.read_table`` |
 | protect | ``cemkit.privacy.protect`` (default) | HMAC on distinct values of tokenized columns |
 | stitch, pair, match, sessionize | each correlator (pandas) | one ``argsort`` of an int64 key |
@@ -39,7 +39,15 @@ def _t(fn: Any) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def stages(w: Path) -> list[dict[str, Any]]:
+def _tc(fn: Any) -> tuple[float, float, Any]:
+    """Wall and CPU seconds (all threads of the process) of ``fn()``: on a shared machine the
+    CPU seconds are the steadier figure (wall time waits for a core)."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def stages(w: Path, only_load: bool = False) -> list[dict[str, Any]]:
     import pandas as pd
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -56,28 +64,42 @@ def stages(w: Path) -> list[dict[str, Any]]:
 
     rows: list[dict[str, Any]] = []
 
-    def add(stage: str, n: int, secs: float, floor_name: str, floor_s: float) -> None:
+    def add(stage: str, n: int, secs: float, floor_name: str, floor_s: float,
+            cpu: tuple[float, float] | None = None) -> None:  # fmt: skip
         ratio = secs / floor_s if floor_s else None
         rows.append({"stage": stage, "rows": n, "seconds": secs, "floor": floor_name,
                      "floor_seconds": floor_s, "x_floor": ratio})  # fmt: skip
-        print(f"# {stage}: {secs:.2f} s (floor {floor_name} {floor_s:.3f} s)", flush=True)
+        extra = ""
+        if cpu is not None:  # (stage, floor) CPU seconds
+            rows[-1].update(cpu_seconds=cpu[0], floor_cpu_seconds=cpu[1],
+                            x_floor_cpu=cpu[0] / cpu[1] if cpu[1] else None)  # fmt: skip
+            extra = f"; CPU {cpu[0]:.2f} s, floor {cpu[1]:.2f} s, x{cpu[0] / cpu[1]:.1f}"
+        print(f"# {stage}: {secs:.2f} s (floor {floor_name} {floor_s:.3f} s{extra})", flush=True)
 
     def load_all(paths: list[str], fmt: str, **kw: Any) -> pd.DataFrame:
         the_plan = plan(paths, format=fmt, **kw)
         return pd.concat([the_plan.loader.read_part(p)[0] for p in the_plan.parts],
                          ignore_index=True)  # fmt: skip
 
-    csv = str(csv_path(w))
-    secs, csv_records = _t(lambda: load_all([csv], "asterisk", tz=TZ, default_region=REGION))
     headerless = pacsv.ReadOptions(autogenerate_column_names=True)
-    floor, _ = _t(lambda: pacsv.read_csv(csv, read_options=headerless))
-    add("load CSV (asterisk)", len(csv_records), secs, "pyarrow.csv.read_csv", floor)
-    del csv_records
+    for fmt in ("asterisk", "freeswitch"):
+        csv = str(csv_path(w).parent.parent / fmt / "Master.csv")
+        if fmt != "asterisk" and not Path(csv).exists():
+            continue
+        secs, cpu, csv_records = _tc(
+            lambda f=fmt, c=csv: load_all([c], f, tz=TZ, default_region=REGION)
+        )
+        floor, floor_cpu, _ = _tc(lambda c=csv: pacsv.read_csv(c, read_options=headerless))
+        add(f"load CSV ({fmt})", len(csv_records), secs, "pyarrow.csv.read_csv", floor,
+            (cpu, floor_cpu))  # fmt: skip
+        del csv_records
+    if only_load:
+        return rows
 
     files = sorted(str(p) for p in (w / "records").glob("*.parquet"))
-    secs, records = _t(lambda: load_all(files, "parquet"))
-    floor, _ = _t(lambda: pa.concat_tables([pq.read_table(f) for f in files]))
-    add("load Parquet", len(records), secs, "pyarrow.parquet.read_table", floor)
+    secs, cpu, records = _tc(lambda: load_all(files, "parquet"))
+    floor, floor_cpu, _ = _tc(lambda: pa.concat_tables([pq.read_table(f) for f in files]))
+    add("load Parquet", len(records), secs, "pyarrow.parquet.read_table", floor, (cpu, floor_cpu))
 
     policy = load_policy("default")
     key = load_key(policy)
@@ -143,6 +165,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--size", type=int, default=1_000_000)
     p.add_argument("--work", default="/tmp/cemkit-bench/pipeline")
+    p.add_argument("--only-load", action="store_true",
+                   help="the CSV load rows alone (Asterisk, FreeSWITCH), e.g. for an A/B: "
+                        "python benchmarks/bench_stages.py, PYTHONPATH=<checkout>")  # fmt: skip
     args = p.parse_args()
     if "CEMKIT_KEY" not in os.environ:
         import secrets
@@ -151,13 +176,16 @@ def main() -> None:
     w = world(Path(args.work), args.size)
     print(f"# machine: {machine()}; load {os.getloadavg()}")
     print(f"# {versions(('cemkit', 'pandas', 'pyarrow', 'numba', 'numpy'))}")
-    rows = stages(w)
-    print("\n| stage | rows | seconds | floor | floor s | x floor |")
-    print("|---|---:|---:|---|---:|---:|")
+    rows = stages(w, only_load=args.only_load)
+    print("\n| stage | rows | seconds | floor | floor s | x floor | CPU s | floor CPU s | x CPU |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
+        cpu = (f"{r['cpu_seconds']:.2f} | {r['floor_cpu_seconds']:.2f} | {r['x_floor_cpu']:.1f}"
+               if "cpu_seconds" in r else " | | ")  # fmt: skip
         print(f"| {r['stage']} | {r['rows']:,} | {r['seconds']:.2f} | {r['floor']} | "
-              f"{r['floor_seconds']:.3f} | {r['x_floor']:.0f} |")  # fmt: skip
-    (Path(args.work) / "stages.json").write_text(json.dumps(rows, indent=1))
+              f"{r['floor_seconds']:.3f} | {r['x_floor']:.1f} | {cpu} |")  # fmt: skip
+    name = "stages-load.json" if args.only_load else "stages.json"
+    (Path(args.work) / name).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -185,3 +185,15 @@ def test_quote_left_open_on_the_last_line(tmp_path, end):
     df, q = load_both(write(tmp_path / "Master.csv", lines, end=end))
     assert len(df) == 4 and list(q.line) == [5]
     assert "quot" in q.reason[0]
+
+
+@pytest.mark.parametrize("tz", ["Europe/London", "UTC"])
+def test_time_outside_the_timestamp_range_is_a_bad_row(tmp_path, tz):
+    # years a nanosecond timestamp cannot hold stopped the whole load with an Arrow error
+    lines = [row(i) for i in range(6)]
+    lines[1] = row(1, start="9999-12-31 23:59:59")
+    lines[4] = row(4, start="1000-01-01 00:00:00")
+    df, q = load_both(write(tmp_path / "Master.csv", lines), tz=tz)
+    assert len(df) == 4 and q.line.tolist() == [2, 5]
+    assert set(q.field) == {"start"} and q.reason.str.contains("out of range").all()
+    assert q.raw.tolist() == [lines[1], lines[4]]

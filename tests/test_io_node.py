@@ -87,3 +87,17 @@ def test_channel_peer_equals_the_regex_on_every_row(names):
     # regular expressions applied to each row
     arr = pa.array(names, pa.string())
     assert channel_peer(arr).to_pylist() == _channel_peer_regex(arr).to_pylist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=_CHANNEL_CHARS, max_size=14)), max_size=20),
+       st.integers(0, 4), st.integers(0, 4))  # fmt: skip
+def test_channel_peer_of_a_slice_or_chunks_equals_the_regex(names, lo, cut):
+    # the names' bytes are read through their offsets: a slice (offset into the buffers, a
+    # validity bitmap not starting at bit 0) and chunked input must read the same names
+    arr = pa.array(["SIP/x-1", None, *names], pa.string())
+    arr = arr.slice(min(lo, len(arr)), max(0, len(arr) - lo - cut))
+    assert channel_peer(arr).to_pylist() == _channel_peer_regex(arr).to_pylist()
+    half = len(arr) // 2
+    chunked = pa.chunked_array([arr.slice(0, half), arr.slice(half)], pa.string())
+    assert channel_peer(chunked).to_pylist() == _channel_peer_regex(arr).to_pylist()

@@ -16,13 +16,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cemkit.io.base import QUARANTINE_SCHEMA, empty_quarantine
-from cemkit.io.csvblock import Block, Quarantined
+from cemkit.io.csvblock import Block, Quarantined, string_offsets
 from cemkit.numbers import normalize_arrow
 from cemkit.schema import TS, Column, arrow_schema
 
 _STRING = pd.StringDtype("pyarrow")
 #: Parse type of columns of telephone numbers (see :meth:`Converter.number_text`).
 NUMBER_TEXT = pa.dictionary(pa.int32(), pa.string())
+#: Seconds since the epoch that :data:`TS` (nanoseconds, int64) holds, a day spare each side.
+_TS_MIN_S = -(2**63) // 10**9 + 86_400
+_TS_MAX_S = (2**63 - 1) // 10**9 - 86_400
 _NUMBER_RE = r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$"
 
 
@@ -41,7 +44,8 @@ def pandas_types(t: pa.DataType) -> object:
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
     """An Arrow table as a pandas frame with cemkit's dtypes."""
-    df = table.to_pandas(types_mapper=pandas_types, ignore_metadata=True)
+    # one thread: the columns are already Arrow; pyarrow's pool costs more CPU than it saves
+    df = table.to_pandas(types_mapper=pandas_types, ignore_metadata=True, use_threads=False)
     for f in table.schema:
         if pa.types.is_timestamp(f.type) and f.type.unit != "ns":
             df[f.name] = df[f.name].astype(pd.DatetimeTZDtype("ns", "UTC"))
@@ -66,12 +70,29 @@ def quarantine_frame(file: str, q: Quarantined) -> pd.DataFrame:
 
 
 def null_if_empty(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Empty strings as nulls."""
+    """Empty strings as nulls.
+
+    For a string array only its validity bitmap is rebuilt (from the value offsets); the
+    values are not copied.
+    """
     arr = _flat(arr)
-    empty = pc.equal(pc.binary_length(arr), 0)
-    if not pc.any(empty).as_py():
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        empty = pc.equal(pc.binary_length(arr), 0)
+        if not pc.any(empty).as_py():
+            return arr
+        return pc.if_else(empty, pa.scalar(None, arr.type), arr)
+    n = len(arr)
+    valid = np.diff(string_offsets(arr)) != 0
+    if arr.null_count:
+        known = np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
+        if (valid == known).all():  # no empty value
+            return arr
+        valid &= known
+    elif valid.all():
         return arr
-    return pc.if_else(empty, pa.scalar(None, arr.type), arr)
+    bits = np.concatenate([np.zeros(arr.offset, dtype=bool), valid]) if arr.offset else valid
+    bitmap = pa.py_buffer(np.packbits(bits, bitorder="little"))
+    return pa.Array.from_buffers(arr.type, n, [bitmap, *arr.buffers()[1:]], offset=arr.offset)
 
 
 def _flat(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -161,11 +182,28 @@ class Converter:
             arr = null_if_empty(col)
             parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
             self._flag_failed(arr, parsed, field or name, f"time not in the format {fmt!r}")
-        parsed = _flat(parsed)
+        parsed = self._in_range(_flat(parsed), field or name)
         if tz.upper() == "UTC":
             out = parsed.cast(TS)
             return out, out
         return localize(parsed, tz)
+
+    def _in_range(self, wall: pa.Array, field: str) -> pa.Array:
+        """Local times outside what :data:`TS` holds flagged and nulled.
+
+        Years 1678-2261, a day spare for the zone's offset: ``9999-12-31 ...`` is a bad value of
+        its row, not an error that stops the load.
+        """
+        if wall.type != pa.timestamp("s") or len(wall) == 0:
+            return wall
+        secs = wall.cast(pa.int64())
+        lo, hi = pc.min_max(secs).values()
+        if lo.as_py() is None or (lo.as_py() >= _TS_MIN_S and hi.as_py() <= _TS_MAX_S):
+            return wall
+        out = pc.or_(pc.less(secs, _TS_MIN_S), pc.greater(secs, _TS_MAX_S))
+        out = pc.fill_null(out, False)
+        self.flag(out.to_numpy(zero_copy_only=False), field, "time out of range (years 1678-2261)")
+        return pc.if_else(out, pa.scalar(None, wall.type), wall)
 
     def call_times(self, names: tuple[str, str, str], fmt: str, tz: str,
                    duration: pa.Array | None, billsec: pa.Array | None
@@ -178,8 +216,8 @@ class Converter:
         ``billsec``), never ``end`` before ``start`` when another reading avoids it.
         """
         (s1, s2), (a1, a2), (e1, e2) = (self.time_candidates(n, fmt, tz) for n in names)
-        if tz.upper() == "UTC":
-            return s1, a1, e1
+        if tz.upper() == "UTC" or (s1 is s2 and a1 is a2 and e1 is e2):
+            return s1, a1, e1  # one reading of every time (no ambiguous hour): nothing to pick
 
         def ints(a: pa.Array) -> np.ndarray:
             return np.asarray(pc.fill_null(a.cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
@@ -384,7 +422,7 @@ def localize(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
     n = len(wall)
     valid = ~np.asarray(pc.is_null(wall).to_numpy(zero_copy_only=False), dtype=bool)
     w = np.asarray(pc.fill_null(wall.cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
-    hours, inverse = np.unique(w // 3600, return_inverse=True)
+    hours, inverse = _distinct_hours(w // 3600)
     secs = np.concatenate([hours * 3600, hours * 3600 + 3599])  # each hour's two ends
     e_end, l_end = localize_rows(pa.array(secs, pa.timestamp("s")), tz)
     k = len(hours)
@@ -395,8 +433,10 @@ def localize(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
     late = (w - off_l[:k][inverse]) * 10**9
     mask = ~valid if not valid.all() else None
     out_e = pa.array(early, TS, mask=mask)
-    out_l = pa.array(late, TS, mask=mask)
     changing = np.flatnonzero(~steady[inverse] & valid)
+    if not len(changing) and (off_e == off_l).all():
+        return out_e, out_e  # no hour of the input is ambiguous: one reading (the same object)
+    out_l = pa.array(late, TS, mask=mask)
     if len(changing):
         slow_e, slow_l = localize_rows(wall.take(pa.array(changing)), tz)
         where = np.zeros(n, dtype=bool)
@@ -404,6 +444,20 @@ def localize(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
         out_e = pc.replace_with_mask(out_e, pa.array(where), slow_e)
         out_l = pc.replace_with_mask(out_l, pa.array(where), slow_l)
     return out_e, out_l
+
+
+def _distinct_hours(hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(hours, return_inverse=True)`` by a table over the span (no sort)."""
+    if not len(hours):
+        return np.unique(hours, return_inverse=True)
+    lo, hi = int(hours.min()), int(hours.max())
+    if hi - lo > 1 << 22:  # decades apart: sort instead of a table of the span
+        return np.unique(hours, return_inverse=True)
+    rel = hours - lo
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    present[rel] = True
+    where = np.cumsum(present) - 1
+    return np.flatnonzero(present) + lo, where[rel]
 
 
 def localize_rows(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:

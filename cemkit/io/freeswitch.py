@@ -19,13 +19,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cemkit.errors import FormatError
 from cemkit.io.base import registry
-from cemkit.io.convert import Converter
+from cemkit.io.convert import NUMBER_TEXT, Converter
 from cemkit.io.delimited import DelimitedLoader, Layout
 from cemkit.outcomes import FREESWITCH_CAUSE_CODES, outcomes_from_q850_array
 from cemkit.schema import PII, Column, extension_field
@@ -56,6 +57,8 @@ _PII = {
     "context": PII.NONE, "read_codec": PII.NONE, "write_codec": PII.NONE,
     "network_addr": PII.DIRECT, "sip_from_user": PII.TN, "sip_to_user": PII.TN,
 }  # fmt: skip
+#: Variables holding the calling and called numbers.
+_NUMBERS = ("caller_id_number", "destination_number")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -110,6 +113,8 @@ class FreeswitchLoader(DelimitedLoader):
         """The template's fields (the same for every file)."""
         typed = {f: pa.timestamp("s") for f in self.fields if f.endswith("_stamp")}
         typed.update({f: pa.float64() for f in ("duration", "billsec") if f in self.fields})
+        # numbers as the parser's dictionary: normalized on the distinct values
+        typed.update({f: NUMBER_TEXT for f in _NUMBERS if f in self.fields})
         return Layout(self.fields, types=tuple(typed.items()), timestamp_format=TIME_FORMAT)
 
     def _time(self, conv: Converter, what: str) -> pa.Array | None:
@@ -174,8 +179,8 @@ class FreeswitchLoader(DelimitedLoader):
         cols: dict[str, object] = {
             "record_kind": "cdr",
             "service": "voice",
-            "a_number": conv.text("caller_id_number"),
-            "b_number": conv.text("destination_number"),
+            "a_number": conv.number_text("caller_id_number"),
+            "b_number": conv.number_text("destination_number"),
             "start": start,
             "answer": answer,
             "end": end,
@@ -201,7 +206,20 @@ class FreeswitchLoader(DelimitedLoader):
 
 
 def _outcomes(codes: pa.Array, answered: pa.Array) -> pa.Array:
-    """Vectorized :func:`cemkit.outcomes.outcome_from_q850` (codes may be null)."""
-    causes = pd.Series(codes.to_pandas(types_mapper={pa.int32(): pd.Int32Dtype()}.get))
-    ans = pd.Series(answered.to_numpy(zero_copy_only=False))
-    return pa.array(outcomes_from_q850_array(causes, ans).to_numpy(), pa.string())
+    """Vectorized :func:`cemkit.outcomes.outcome_from_q850` (codes may be null).
+
+    An outcome depends on the row's (cause, answered) pair alone: mapped on the few distinct
+    pairs and expanded with one take.
+    """
+    n = len(codes)
+    null = np.asarray(pc.is_null(codes).to_numpy(zero_copy_only=False), dtype=bool)
+    code = np.asarray(pc.fill_null(codes, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    ans = np.asarray(answered.to_numpy(zero_copy_only=False), dtype=bool)
+    key = code * 4 + null * 2 + ans
+    enc = pc.dictionary_encode(pa.array(key, pa.int64())) if n else None
+    distinct = enc.dictionary.to_numpy() if enc is not None else key
+    causes = pd.Series(pd.array(distinct // 4, dtype=pd.Int32Dtype()))
+    causes[((distinct // 2) % 2).astype(bool)] = pd.NA
+    pairs = pd.Series((distinct % 2).astype(bool))
+    out = pa.array(outcomes_from_q850_array(causes, pairs).to_numpy(), pa.string())
+    return out if enc is None else pc.take(out, enc.indices)
