@@ -24,12 +24,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from cemkit.columnar import Columns
 from cemkit.model.spec import BUCKETS, ServiceModel, load_model
 from cemkit.privacy.keys import Key
 from cemkit.privacy.policy import Policy
@@ -200,9 +201,13 @@ def run(
 # --- real-time micro-batches --------------------------------------------------------------------
 
 
-@dataclass
 class BatchResult:
     """Records and KQIs of one micro-batch.
+
+    ``records`` is built when first read: the batch's stages pass column arrays
+    (:class:`~cemkit.columnar.Columns`, also :attr:`columns`) and the pandas frame of a few
+    thousand records costs about a millisecond to build, which a caller that keeps only the
+    KQIs need not pay.
 
     ``policy``, ``key`` and ``assigner`` are what this batch was protected and assigned with
     (a :class:`BatchProcessor` reloads them when their files change, so a caller that must
@@ -210,13 +215,38 @@ class BatchResult:
     processor).
     """
 
-    records: pd.DataFrame
-    kqi: pd.DataFrame
-    alerts: pd.DataFrame
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    policy: Policy | None = field(default=None, repr=False)
-    key: Key | None = field(default=None, repr=False)
-    assigner: Any = field(default=None, repr=False)
+    def __init__(self, records: pd.DataFrame | Columns, kqi: pd.DataFrame, alerts: pd.DataFrame,
+                 timings_ms: dict[str, float] | None = None, policy: Policy | None = None,
+                 key: Key | None = None, assigner: Any = None) -> None:  # fmt: skip
+        self._records = records
+        self.kqi = kqi
+        self.alerts = alerts
+        self.timings_ms: dict[str, float] = {} if timings_ms is None else timings_ms
+        self.policy = policy
+        self.key = key
+        self.assigner = assigner
+
+    @property
+    def records(self) -> pd.DataFrame:
+        """The protected, correlated records (one per call / attempt)."""
+        if isinstance(self._records, Columns):
+            self._records = self._records.frame()
+        return self._records
+
+    @records.setter
+    def records(self, value: pd.DataFrame) -> None:
+        self._records = value
+
+    @property
+    def columns(self) -> Columns:
+        """The records as column arrays (no frame built)."""
+        if isinstance(self._records, Columns):
+            return self._records
+        return Columns.of(self._records)
+
+    def __repr__(self) -> str:
+        return (f"BatchResult({len(self._records)} records, {len(self.kqi)} KQI rows, "
+                f"{len(self.alerts)} alerts)")  # fmt: skip
 
 
 def _file_state(path: Path | None) -> tuple[int, int] | None:
@@ -348,7 +378,8 @@ class BatchProcessor:
         t0 = time.perf_counter()
         # a frame read some other way (pd.read_parquet: nullable ints as float) is conformed
         recs = records if canonical and schema.conformed(records) else schema.conform(records)
-        protected = run_pandas(recs, stages[:1])
+        # the stages pass column arrays; the records frame is built when the caller reads it
+        protected = stages[0].fn.columns(recs)
         t1 = time.perf_counter()
         calls = run_pandas(protected, stages[1:])
         t2 = time.perf_counter()

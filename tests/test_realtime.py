@@ -97,6 +97,10 @@ def test_warm_protector_equals_protect(world):
             got = protector(records)
             pd.testing.assert_frame_equal(got, want)
             assert got.attrs == want.attrs
+            # the real-time path's column arrays: the same columns, dtypes and values
+            cols = protector.columns(records)
+            pd.testing.assert_frame_equal(cols.frame(), want)
+            assert list(cols.columns) == list(want.columns) and len(cols) == len(want)
     # copy-on-write holds: changing the protected frame leaves the caller's records alone
     before = records["duration_s"].copy()
     got.loc[got.index[0], "duration_s"] = -1.0

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cemkit.columnar import Columns
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
 from cemkit.correlate.pair_legs import TERM_FIELDS
@@ -156,4 +157,6 @@ def correlate_calls(
     for name in fill_from_xdr:
         if name in columns and f"src_xdr_{name}" in columns:
             columns[name] = _frames.fill_nulls(columns[name], columns[f"src_xdr_{name}"])
+    if isinstance(records, Columns):  # the real-time path: the frame is built when asked for
+        return Columns(columns, index)
     return pd.DataFrame(columns, index=index, copy=False)

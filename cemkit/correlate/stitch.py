@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cemkit.columnar import Columns
 from cemkit.correlate import _frames, _kernels
 
 #: Columns :func:`stitch` adds to the records (names under the ``src_`` prefix of the schema).
@@ -127,6 +128,8 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     )
     if unique:
         index = records.index if reps.size == n else records.index[reps]
+        if isinstance(records, Columns):  # the real-time path: arrays on to the next stage
+            return Columns(out, index)
         return pd.DataFrame(out, index=index, copy=False)
     return out
 

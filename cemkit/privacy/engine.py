@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from cemkit.columnar import Columns
 from cemkit.errors import PolicyError
 from cemkit.privacy.enforce import (
     ONE_OFF_SOURCE,
@@ -23,8 +24,9 @@ from cemkit.privacy.enforce import (
 )
 from cemkit.privacy.keys import Key
 from cemkit.privacy.operators import Operator, create
+from cemkit.privacy.operators.drop import Drop
 from cemkit.privacy.operators.fpe import Fpe
-from cemkit.privacy.operators.keep import KeepSourceName
+from cemkit.privacy.operators.keep import Keep, KeepSourceName
 from cemkit.privacy.operators.tokenize import Tokenize, tokenize_columns
 from cemkit.privacy.policy import Policy, load_policy
 
@@ -172,6 +174,39 @@ class Protector:
         """The protected partition (as :func:`protect` gives it)."""
         refuse_protected(df)
         return _apply(df, self.plan(df.dtypes), threads=self.threads)
+
+    def columns(self, df: pd.DataFrame) -> Columns:
+        """The protected partition as column arrays (:class:`~cemkit.columnar.Columns`).
+
+        What :meth:`__call__` gives, without building the frame (the real-time path carries
+        the arrays to the correlators): the same columns, dtypes and values. ``keep`` columns
+        are the input's arrays (the correlators' results are new arrays, never these).
+        """
+        refuse_protected(df)
+        if not df.columns.is_unique:
+            return Columns.of(self(df))
+        steps = self.plan(df.dtypes)
+        arrays = Columns.of(df).arrays
+        tokenized = {n: op for n, op in steps if type(op) is Tokenize}
+        tokens: dict[str, pd.Series] = {}
+        if tokenized:
+            key = next(iter(tokenized.values())).key
+            assert key is not None  # checked by validate()
+            tokens = tokenize_columns({n: df[n] for n in tokenized},
+                                      {n: op.rule for n, op in tokenized.items()},
+                                      key, self.threads)  # fmt: skip
+        out: dict[str, Any] = {}
+        for name, op in steps:
+            kind = type(op)
+            if name in tokens:
+                out[name] = tokens[name].array
+            elif kind is Keep:
+                out[name] = arrays[name]
+            elif kind is not Drop:
+                result = op.apply_frame(df)
+                if result is not None:
+                    out[name] = result.array
+        return Columns(out, df.index)
 
     def __repr__(self) -> str:
         return f"Protector(policy={self.policy.name!r}, quarantine={self.quarantine})"
