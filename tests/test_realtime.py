@@ -179,6 +179,40 @@ def test_column_arrays_select_take_equal_pandas(values, data):
     assert (_frames.equals(df["s"], "cdr") == _frames.as_bool(df["s"] == "cdr")).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["cdr", "", "orig"])), _small,
+                          _floats), max_size=30), st.data())  # fmt: skip
+def test_block_gathers_equal_the_column_gathers(rows, data):
+    # the micro-batch's one gather per dtype against select_arrays / take_array per column
+    from cemkit.correlate.calls import _gather_blocks
+
+    n = len(rows)
+    df = pd.DataFrame({
+        "s": pd.array([r[0] for r in rows], dtype="string[pyarrow]"),
+        "s2": pd.array([r[0] and r[0] + "x" for r in rows], dtype="string[pyarrow]"),
+        "f": pd.array([r[2] for r in rows], dtype="float64"),
+        "f2": np.arange(n, dtype="float64"),
+        "i": pd.array([r[1] for r in rows], dtype="Int16"),
+        "i2": pd.array([None if r[1] is None else r[1] // 2 for r in rows], dtype="Int16"),
+        "n": np.arange(n, dtype="int64"),
+        "t": pd.date_range("2026-01-01", periods=n, freq="s", tz="UTC"),
+        "b": pd.array([r[1] is None for r in rows], dtype="boolean"),
+        "o": np.arange(n) % 2 == 0,
+    })  # fmt: skip
+    arrays = _frames.column_arrays(df)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    got = _gather_blocks(arrays, list(arrays), np.flatnonzero(keep), missing=False)
+    want = _frames.select_arrays(arrays, keep)
+    pd.testing.assert_frame_equal(pd.DataFrame(got), pd.DataFrame(want))
+    idx = np.array(data.draw(st.lists(st.integers(-1, max(n - 1, -1)), max_size=20)), np.int64)
+    if n == 0:
+        idx = np.full(idx.size, -1, np.int64)
+    got = _gather_blocks(arrays, list(arrays), idx, missing=True)
+    for c in df.columns:
+        want_c = _frames.take_array(arrays[c], idx, as_if_missing=True)
+        pd.testing.assert_series_equal(pd.Series(got[c]), pd.Series(want_c), check_names=False)
+
+
 # measurements (durations, bytes, levels): finite and far from overflow (pandas' compensated
 # sum of two values near the float maximum gives NaN where a plain sum gives inf)
 _values = st.one_of(
