@@ -88,7 +88,7 @@ def correlate_calls(
     match_tol = _frames.delta_ns(match_tolerance, kind, "tolerance")
     win = _frames.delta_ns(window, kind, "window")
     key, _ = _frames.composite_key([records[c] for c in KEY])
-    start = _frames.time_ns(records["start"])
+    start = _time_ns(records, "start")
     order = _kernels.key_time_order(key, start)  # the one sort, shared by the three steps
 
     # pair_legs: an originating leg absorbs its terminating leg
@@ -124,7 +124,7 @@ def correlate_calls(
     # sessionize, on the rows match kept
     order = _kernels.restrict_order(order, keep2)
     answered = _frames.equals(records["outcome"], "answered")[rows2]
-    end = _frames.time_ns(records["end"])[rows2]
+    end = _time_ns(records, "end")[rows2]
     label, rank = _kernels.session_groups_sorted(
         order, key1[sel2], start1[sel2], end, answered, win, bool(close_on_answer)
     )
@@ -165,10 +165,30 @@ def correlate_calls(
     columns["src_attempt"] = pd.array(rank + 1, dtype="Int32")
     for name in fill_from_xdr:
         if name in columns and f"src_xdr_{name}" in columns:
-            columns[name] = _frames.fill_nulls(columns[name], columns[f"src_xdr_{name}"])
+            columns[name] = _fill_nulls(columns[name], columns[f"src_xdr_{name}"])
     if isinstance(records, Columns):  # the real-time path: the frame is built when asked for
         return Columns(columns, index)
     return pd.DataFrame(columns, index=index, copy=False)
+
+
+def _time_ns(records: Any, name: str) -> np.ndarray:
+    """:func:`~cemkit.correlate._frames.time_ns` of a column (ns datetimes: their int64 values).
+
+    NaT is :data:`~cemkit.correlate._kernels.NULL_TIME`, as there.
+    """
+    arr = records.arrays[name] if isinstance(records, Columns) else records[name].array
+    if isinstance(arr, pd.arrays.DatetimeArray) and arr.unit == "ns":
+        return np.asarray(arr.asi8, dtype=np.int64)
+    return _frames.time_ns(records[name])
+
+
+def _fill_nulls(values: Any, fill: Any) -> Any:
+    """:func:`~cemkit.correlate._frames.fill_nulls`; two masked arrays of one dtype directly."""
+    if (isinstance(values, pd.arrays.IntegerArray | pd.arrays.FloatingArray)
+            and type(fill) is type(values) and fill.dtype == values.dtype):  # fmt: skip
+        return type(values)(np.where(values._mask, fill._data, values._data),
+                            values._mask & fill._mask)  # fmt: skip
+    return _frames.fill_nulls(values, fill)
 
 
 #: Rows up to which :func:`correlate_calls` gathers its columns block by block (one call per
@@ -247,6 +267,8 @@ def _gather_blocks(arrays: dict[str, Any], names: Sequence[str], idx: np.ndarray
             if missing:
                 block[:, absent] = _kernels.NULL_TIME
             unit = np.dtype(f"datetime64[{dtype.unit}]")
+            cls = type(arrays[cols[0]])
             for i, c in enumerate(cols):
-                out[c] = pd.arrays.DatetimeArray._from_sequence(block[i].view(unit), dtype=dtype)
+                # the values are the column's own (validated when it was made): no re-parse
+                out[c] = cls._simple_new(block[i].view(unit), dtype=dtype)
     return {c: out[c] for c in names}
