@@ -69,6 +69,7 @@ def test_warm_batches_equal_the_batch_path(world, tmp_path):
         back = pd.read_parquet(tmp_path / str(i) / "part-00000.parquet")
         pd.testing.assert_frame_equal(back, pd.read_parquet(run_part))
         pd.testing.assert_frame_equal(_kqi(batch.kqi), _kqi(run.kqi), check_dtype=False)
+        pd.testing.assert_frame_equal(batch.alerts, run.alerts)
         assert set(batch.timings_ms) == {"protect", "correlate", "kqi", "alerts"}
     assert len(run_records) == len(batch.records)
 
