@@ -108,6 +108,20 @@ def test_warm_protector_equals_protect(world):
     pd.testing.assert_series_equal(records["duration_s"], before)
 
 
+def test_columns_give_the_frames_series(world):
+    # the real-time path's column arrays: each column as the frame gives it, and the frame again
+    from cemkit.columnar import Columns
+
+    _, _, records = world
+    cols = Columns.of(records)
+    assert list(cols.columns) == list(records.columns) and len(cols) == len(records)
+    for c in records.columns:
+        pd.testing.assert_series_equal(cols[c], records[c])
+        assert cols[c] is cols[c]  # made once
+    pd.testing.assert_frame_equal(cols.frame(), records)
+    assert cols.attrs == {} and "a_number" in cols and "nope" not in cols
+
+
 def test_batch_records_share_no_memory_with_the_input(world):
     out, _, records = world
     proc = cemkit.BatchProcessor("default", model=out / "model.yaml")
