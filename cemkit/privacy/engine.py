@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from cemkit.columnar import Columns
 from cemkit.errors import PolicyError
@@ -24,10 +25,11 @@ from cemkit.privacy.enforce import (
 )
 from cemkit.privacy.keys import Key
 from cemkit.privacy.operators import Operator, create
+from cemkit.privacy.operators.base import to_arrow
 from cemkit.privacy.operators.drop import Drop
 from cemkit.privacy.operators.fpe import Fpe
 from cemkit.privacy.operators.keep import Keep, KeepSourceName
-from cemkit.privacy.operators.tokenize import Tokenize, tokenize_columns
+from cemkit.privacy.operators.tokenize import Tokenize, tokenize_arrays, tokenize_columns
 from cemkit.privacy.policy import Policy, load_policy
 
 #: Columns holding source names (file tags, paths): kept in clear, their numbers tokenized.
@@ -111,6 +113,16 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply", threads: int = 
     return result_frame
 
 
+def _arrow_strings(values: Any) -> pa.Array:
+    """A column's array as one Arrow ``string`` array (what :func:`to_arrow` gives a Series)."""
+    if isinstance(values, pd.arrays.ArrowStringArray):
+        arr = pa.array(values)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        return arr.cast(pa.string()) if arr.type != pa.string() else arr
+    return to_arrow(pd.Series(values, copy=False))
+
+
 def _resolve(policy: Policy | str | Path, key: Key | None) -> tuple[Policy, Key | None]:
     policy = enforce_policy(policy)  # exactly `cemkit policy check`: an ERROR refuses it
     if key is None and any(r.needs_key for _, r in policy.rules()):
@@ -189,18 +201,18 @@ class Protector:
         cols = Columns.of(df)  # its Series are cheaper than the frame's (see cemkit.columnar)
         arrays = cols.arrays
         tokenized = {n: op for n, op in steps if type(op) is Tokenize}
-        tokens: dict[str, pd.Series] = {}
+        tokens: dict[str, Any] = {}
         if tokenized:
             key = next(iter(tokenized.values())).key
             assert key is not None  # checked by validate()
-            tokens = tokenize_columns({n: cols[n] for n in tokenized},
-                                      {n: op.rule for n, op in tokenized.items()},
-                                      key, self.threads)  # fmt: skip
+            tokens = tokenize_arrays({n: _arrow_strings(arrays[n]) for n in tokenized},
+                                     {n: op.rule for n, op in tokenized.items()},
+                                     key, self.threads)  # fmt: skip
         out: dict[str, Any] = {}
         for name, op in steps:
             kind = type(op)
             if name in tokens:
-                out[name] = tokens[name].array
+                out[name] = pd.arrays.ArrowStringArray(tokens[name].cast(pa.large_string()))
             elif kind is Keep:
                 out[name] = arrays[name]
             elif kind is not Drop:
