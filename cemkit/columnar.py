@@ -43,11 +43,18 @@ class Columns:
         Each column's values (a NumPy array or a pandas extension array), all of one length.
     index : pandas.Index
         The rows' labels (what the frame built from it carries).
+    codes : mapping of str to int64 array, optional
+        Integer codes of pseudonymized columns as protect made them (one dictionary of the
+        values of all of them, -1 for null): equal codes are equal values, so a correlator keys
+        rows by them instead of re-encoding the token strings. Only columns whose values are
+        still the ones coded may carry them (a stage that selects rows selects their codes).
     """
 
-    def __init__(self, arrays: Mapping[str, Any], index: pd.Index) -> None:
+    def __init__(self, arrays: Mapping[str, Any], index: pd.Index,
+                 codes: Mapping[str, np.ndarray] | None = None) -> None:  # fmt: skip
         self.arrays = dict(arrays)
         self.index = index
+        self.codes = dict(codes or {})
         self._series: dict[str, pd.Series] = {}
         self._columns: pd.Index | None = None
 

@@ -102,6 +102,12 @@ def test_warm_protector_equals_protect(world):
             cols = protector.columns(records)
             pd.testing.assert_frame_equal(cols.frame(), want)
             assert list(cols.columns) == list(want.columns) and len(cols) == len(want)
+            # protect's codes of the tokenized columns: equal codes exactly where equal tokens
+            assert {"a_number", "b_number", "call_id"} <= set(cols.codes)
+            for c, codes in cols.codes.items():
+                by_token = pd.factorize(want[c], use_na_sentinel=True)[0]
+                by_code = pd.factorize(np.where(codes < 0, np.nan, codes))[0]
+                np.testing.assert_array_equal(by_code, by_token)
     # copy-on-write holds: changing the protected frame leaves the caller's records alone
     before = records["duration_s"].copy()
     got.loc[got.index[0], "duration_s"] = -1.0

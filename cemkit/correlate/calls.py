@@ -87,7 +87,7 @@ def correlate_calls(
     pair_tol = _frames.delta_ns(pair_tolerance, kind, "tolerance")
     match_tol = _frames.delta_ns(match_tolerance, kind, "tolerance")
     win = _frames.delta_ns(window, kind, "window")
-    key, _ = _frames.composite_key([records[c] for c in KEY])
+    key = _party_key(records)
     start = _time_ns(records, "start")
     order = _kernels.key_time_order(key, start)  # the one sort, shared by the three steps
 
@@ -167,8 +167,29 @@ def correlate_calls(
         if name in columns and f"src_xdr_{name}" in columns:
             columns[name] = _fill_nulls(columns[name], columns[f"src_xdr_{name}"])
     if isinstance(records, Columns):  # the real-time path: the frame is built when asked for
-        return Columns(columns, index)
+        return Columns(columns, index, {c: v[rows2] for c, v in records.codes.items()})
     return pd.DataFrame(columns, index=index, copy=False)
+
+
+def _party_key(records: Any) -> np.ndarray:
+    """The correlators' key of (service, a_number, b_number): equal keys, equal values; -1 null.
+
+    From the parties' codes where protect left them (:attr:`cemkit.columnar.Columns.codes`:
+    no token string re-encoded), else :func:`~cemkit.correlate._frames.composite_key`. Only
+    equality of keys matters to the kernels, so both give the same result.
+    """
+    codes = getattr(records, "codes", {})
+    if not all(c in codes for c in KEY[1:]):
+        key, _ = _frames.composite_key([records[c] for c in KEY])
+        return key
+    service, n_service = _frames.column_codes(records[KEY[0]])
+    a, b = codes[KEY[1]], codes[KEY[2]]
+    base = int(max(a.max(initial=-1), b.max(initial=-1))) + 1
+    key = (service * base + a) * base + b
+    key[(service < 0) | (a < 0) | (b < 0)] = -1
+    if max(n_service, 1) * base * base >= 2**62:  # pragma: no cover - billions of parties
+        key, _ = _frames.composite_key([records[c] for c in KEY])
+    return key
 
 
 def _time_ns(records: Any, name: str) -> np.ndarray:

@@ -129,7 +129,8 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     if unique:
         index = records.index if reps.size == n else records.index[reps]
         if isinstance(records, Columns):  # the real-time path: arrays on to the next stage
-            return Columns(out, index)
+            # the representatives keep their parties and call id: their codes go along
+            return Columns(out, index, {c: v[reps] for c, v in records.codes.items()})
         return pd.DataFrame(out, index=index, copy=False)
     return out
 

@@ -202,12 +202,13 @@ class Protector:
         arrays = cols.arrays
         tokenized = {n: op for n, op in steps if type(op) is Tokenize}
         tokens: dict[str, Any] = {}
+        codes: dict[str, Any] = {}  # equal codes: equal values (the correlators key by them)
         if tokenized:
             key = next(iter(tokenized.values())).key
             assert key is not None  # checked by validate()
             tokens = tokenize_arrays({n: _arrow_strings(arrays[n]) for n in tokenized},
                                      {n: op.rule for n, op in tokenized.items()},
-                                     key, self.threads)  # fmt: skip
+                                     key, self.threads, codes)  # fmt: skip
         out: dict[str, Any] = {}
         for name, op in steps:
             kind = type(op)
@@ -219,7 +220,7 @@ class Protector:
                 result = op.apply_frame(cols)  # reads cols[name] (a frame-like Columns)
                 if result is not None:
                     out[name] = result.array
-        return Columns(out, df.index)
+        return Columns(out, df.index, codes)
 
     def __repr__(self) -> str:
         return f"Protector(policy={self.policy.name!r}, quarantine={self.quarantine})"
