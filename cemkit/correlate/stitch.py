@@ -57,9 +57,17 @@ def stitch_labels(
     key = np.full(n, -1, np.int64)
     if n:
         # a null call_id makes kref -1 there; the parties are encoded only for those rows (rare)
-        kref, nref = _frames.composite_key(
-            [records[c] for c in [*by, "call_id"]], null_is_value=[True] * len(by) + [False]
-        )
+        call_codes = getattr(records, "codes", {}).get("call_id")
+        if call_codes is not None:  # protect's codes of the call ids (cemkit.columnar.Columns)
+            kby, nby = (_frames.composite_key([records[c] for c in by], [True] * len(by)) if by
+                        else (np.zeros(n, np.int64), 1))  # fmt: skip
+            base = int(call_codes.max(initial=-1)) + 1
+            kref = np.where(call_codes >= 0, kby * base + call_codes, -1)
+            nref = max(nby, 1) * max(base, 1)
+        else:
+            kref, nref = _frames.composite_key(
+                [records[c] for c in [*by, "call_id"]], null_is_value=[True] * len(by) + [False]
+            )
         key[has_ref] = kref[has_ref]
         noref = np.flatnonzero(~has_ref)
         if noref.size:

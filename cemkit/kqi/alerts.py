@@ -77,7 +77,7 @@ _TRIALS: dict[str, str] = {
 
 def empty_alerts() -> pd.DataFrame:
     """An empty alerts table with its dtypes."""
-    return _empty_alerts().copy()
+    return _empty_alerts().copy(deep=False)  # copy-on-write: the caller's edits stay its own
 
 
 @functools.lru_cache(maxsize=1)
@@ -376,8 +376,9 @@ def _object_lookup(model: ServiceModel, kind: str) -> tuple[np.ndarray, pa.Array
 
 
 def _column_arrays(table: pd.DataFrame) -> dict[str, Any]:
-    if table.columns.is_unique and hasattr(table, "_iter_column_arrays"):
-        return dict(zip(map(str, table.columns), table._iter_column_arrays(), strict=True))
+    names = list(table.columns)
+    if len(set(names)) == len(names) and hasattr(table, "_iter_column_arrays"):
+        return dict(zip(map(str, names), table._iter_column_arrays(), strict=True))
     return {str(c): table[c].array for c in dict.fromkeys(table.columns)}  # pragma: no cover
 
 
