@@ -65,7 +65,8 @@ class Columns:
             raise ValueError("Columns needs unique column names")
         arrays = getattr(frame, "_iter_column_arrays", None)
         values = arrays() if arrays is not None else (frame[c].array for c in frame.columns)
-        return cls(dict(zip(map(str, frame.columns), values, strict=True)), frame.index)
+        names = frame.columns.tolist()  # one conversion (iterating Arrow-backed names is slow)
+        return cls(dict(zip(map(str, names), values, strict=True)), frame.index)
 
     @property
     def attrs(self) -> dict[str, Any]:

@@ -376,7 +376,7 @@ def _object_lookup(model: ServiceModel, kind: str) -> tuple[np.ndarray, pa.Array
 
 
 def _column_arrays(table: pd.DataFrame) -> dict[str, Any]:
-    names = list(table.columns)
+    names = table.columns.tolist()  # one conversion (iterating Arrow-backed names is slow)
     if len(set(names)) == len(names) and hasattr(table, "_iter_column_arrays"):
         return dict(zip(map(str, names), table._iter_column_arrays(), strict=True))
     return {str(c): table[c].array for c in dict.fromkeys(table.columns)}  # pragma: no cover

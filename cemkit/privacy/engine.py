@@ -173,7 +173,8 @@ class Protector:
 
     def plan(self, dtypes: pd.Series) -> Plan:
         """The validated plan for these columns (name → dtype), built on first use."""
-        signature = (tuple(dtypes.index), tuple(dtypes.array))  # dtypes hash and compare
+        # dtypes hash and compare; the names converted at once (not iterated one by one)
+        signature = (tuple(dtypes.index.tolist()), tuple(dtypes.array))
         steps = self._plans.get(signature)
         if steps is None:
             steps = plan(dtypes, self.policy, self.key, quarantine=self.quarantine)
