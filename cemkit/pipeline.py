@@ -16,7 +16,8 @@ same stages one at a time and chain: run one after the other they write what :fu
 
 :class:`BatchProcessor` (and :func:`process_batch` over it) is the real-time path: a pandas frame
 of a few thousand canonical records is one partition of the very same stage list, with policy,
-key and model kept warm between calls and reloaded when they change.
+key and model kept warm between calls and reloaded when they change; between the stages the
+batch travels as column arrays (:mod:`cemkit.columnar`).
 """
 
 from __future__ import annotations
@@ -280,9 +281,13 @@ class BatchProcessor:
     What is built once and kept between calls: the protect stage's
     :class:`~cemkit.privacy.engine.Protector` (policy checked, key resolved, one validated plan
     per column signature, the scanner's remembered node texts; the batch's HMACs on
-    :data:`cemkit.config.CORRELATE_THREADS` threads) and the compiled model's assigner. The
-    correlators work on the batch's column arrays (NumPy / Arrow), one frame built per stage.
-    The records and KQIs are those of :func:`run` on the same records (tests/test_realtime.py).
+    :data:`cemkit.config.CORRELATE_THREADS` threads) and the compiled model's assigner.
+
+    Between the stages the batch is column arrays (:class:`~cemkit.columnar.Columns`: NumPy
+    and Arrow-backed arrays, and protect's integer codes of the pseudonymized columns, which
+    stitch and correlate key by); no pandas frame is built until the caller reads
+    :attr:`BatchResult.records`. The records, KQIs and alerts are those of :func:`run` on the
+    same records (tests/test_realtime.py compares the records byte for byte).
 
     Parameters
     ----------
