@@ -63,6 +63,10 @@ def test_warm_batches_equal_the_batch_path(world, tmp_path):
     (run_part,) = sorted((run.out / "records").glob("*.parquet"))
     for i in range(2):  # warm calls, same answer
         batch = proc(records)
+        # the column arrays are the records; the frame is built once, when first read
+        arrays = batch.columns.frame()
+        assert batch.records is batch.records
+        pd.testing.assert_frame_equal(arrays, batch.records)
         (tmp_path / str(i)).mkdir()
         info = write_part(batch.records, tmp_path / str(i), 0)
         assert info["sha256"] == _sha(run_part), f"call {i}: records differ from cemkit.run's"
