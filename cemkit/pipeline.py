@@ -16,7 +16,8 @@ same stages one at a time and chain: run one after the other they write what :fu
 
 :class:`BatchProcessor` (and :func:`process_batch` over it) is the real-time path: a pandas frame
 of a few thousand canonical records is one partition of the very same stage list, with policy,
-key and model kept warm between calls and reloaded when they change.
+key and model kept warm between calls and reloaded when they change; between the stages the
+batch travels as column arrays (:mod:`cemkit.columnar`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from cemkit.columnar import Columns
 from cemkit.model.spec import BUCKETS, ServiceModel, load_model
 from cemkit.privacy.keys import Key
 from cemkit.privacy.policy import Policy
@@ -200,9 +202,13 @@ def run(
 # --- real-time micro-batches --------------------------------------------------------------------
 
 
-@dataclass
 class BatchResult:
     """Records and KQIs of one micro-batch.
+
+    ``records`` is built when first read: the batch's stages pass column arrays
+    (:class:`~cemkit.columnar.Columns`, also :attr:`columns`) and the pandas frame of a few
+    thousand records costs about a millisecond to build, which a caller that keeps only the
+    KQIs need not pay.
 
     ``policy``, ``key`` and ``assigner`` are what this batch was protected and assigned with
     (a :class:`BatchProcessor` reloads them when their files change, so a caller that must
@@ -210,13 +216,38 @@ class BatchResult:
     processor).
     """
 
-    records: pd.DataFrame
-    kqi: pd.DataFrame
-    alerts: pd.DataFrame
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    policy: Policy | None = field(default=None, repr=False)
-    key: Key | None = field(default=None, repr=False)
-    assigner: Any = field(default=None, repr=False)
+    def __init__(self, records: pd.DataFrame | Columns, kqi: pd.DataFrame, alerts: pd.DataFrame,
+                 timings_ms: dict[str, float] | None = None, policy: Policy | None = None,
+                 key: Key | None = None, assigner: Any = None) -> None:  # fmt: skip
+        self._records = records
+        self.kqi = kqi
+        self.alerts = alerts
+        self.timings_ms: dict[str, float] = {} if timings_ms is None else timings_ms
+        self.policy = policy
+        self.key = key
+        self.assigner = assigner
+
+    @property
+    def records(self) -> pd.DataFrame:
+        """The protected, correlated records (one per call / attempt)."""
+        if isinstance(self._records, Columns):
+            self._records = self._records.frame()
+        return self._records
+
+    @records.setter
+    def records(self, value: pd.DataFrame) -> None:
+        self._records = value
+
+    @property
+    def columns(self) -> Columns:
+        """The records as column arrays (no frame built)."""
+        if isinstance(self._records, Columns):
+            return self._records
+        return Columns.of(self._records)
+
+    def __repr__(self) -> str:
+        return (f"BatchResult({len(self._records)} records, {len(self.kqi)} KQI rows, "
+                f"{len(self.alerts)} alerts)")  # fmt: skip
 
 
 def _file_state(path: Path | None) -> tuple[int, int] | None:
@@ -250,9 +281,13 @@ class BatchProcessor:
     What is built once and kept between calls: the protect stage's
     :class:`~cemkit.privacy.engine.Protector` (policy checked, key resolved, one validated plan
     per column signature, the scanner's remembered node texts; the batch's HMACs on
-    :data:`cemkit.config.CORRELATE_THREADS` threads) and the compiled model's assigner. The
-    correlators work on the batch's column arrays (NumPy / Arrow), one frame built per stage.
-    The records and KQIs are those of :func:`run` on the same records (tests/test_realtime.py).
+    :data:`cemkit.config.CORRELATE_THREADS` threads) and the compiled model's assigner.
+
+    Between the stages the batch is column arrays (:class:`~cemkit.columnar.Columns`: NumPy
+    and Arrow-backed arrays, and protect's integer codes of the pseudonymized columns, which
+    stitch and correlate key by); no pandas frame is built until the caller reads
+    :attr:`BatchResult.records`. The records, KQIs and alerts are those of :func:`run` on the
+    same records (tests/test_realtime.py compares the records byte for byte).
 
     Parameters
     ----------
@@ -348,7 +383,8 @@ class BatchProcessor:
         t0 = time.perf_counter()
         # a frame read some other way (pd.read_parquet: nullable ints as float) is conformed
         recs = records if canonical and schema.conformed(records) else schema.conform(records)
-        protected = run_pandas(recs, stages[:1])
+        # the stages pass column arrays; the records frame is built when the caller reads it
+        protected = stages[0].fn.columns(recs)
         t1 = time.perf_counter()
         calls = run_pandas(protected, stages[1:])
         t2 = time.perf_counter()

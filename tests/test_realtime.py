@@ -63,12 +63,17 @@ def test_warm_batches_equal_the_batch_path(world, tmp_path):
     (run_part,) = sorted((run.out / "records").glob("*.parquet"))
     for i in range(2):  # warm calls, same answer
         batch = proc(records)
+        # the column arrays are the records; the frame is built once, when first read
+        arrays = batch.columns.frame()
+        assert batch.records is batch.records
+        pd.testing.assert_frame_equal(arrays, batch.records)
         (tmp_path / str(i)).mkdir()
         info = write_part(batch.records, tmp_path / str(i), 0)
         assert info["sha256"] == _sha(run_part), f"call {i}: records differ from cemkit.run's"
         back = pd.read_parquet(tmp_path / str(i) / "part-00000.parquet")
         pd.testing.assert_frame_equal(back, pd.read_parquet(run_part))
         pd.testing.assert_frame_equal(_kqi(batch.kqi), _kqi(run.kqi), check_dtype=False)
+        pd.testing.assert_frame_equal(batch.alerts, run.alerts)
         assert set(batch.timings_ms) == {"protect", "correlate", "kqi", "alerts"}
     assert len(run_records) == len(batch.records)
 
@@ -97,10 +102,34 @@ def test_warm_protector_equals_protect(world):
             got = protector(records)
             pd.testing.assert_frame_equal(got, want)
             assert got.attrs == want.attrs
+            # the real-time path's column arrays: the same columns, dtypes and values
+            cols = protector.columns(records)
+            pd.testing.assert_frame_equal(cols.frame(), want)
+            assert list(cols.columns) == list(want.columns) and len(cols) == len(want)
+            # protect's codes of the tokenized columns: equal codes exactly where equal tokens
+            assert {"a_number", "b_number", "call_id"} <= set(cols.codes)
+            for c, codes in cols.codes.items():
+                by_token = pd.factorize(want[c], use_na_sentinel=True)[0]
+                by_code = pd.factorize(np.where(codes < 0, np.nan, codes))[0]
+                np.testing.assert_array_equal(by_code, by_token)
     # copy-on-write holds: changing the protected frame leaves the caller's records alone
     before = records["duration_s"].copy()
     got.loc[got.index[0], "duration_s"] = -1.0
     pd.testing.assert_series_equal(records["duration_s"], before)
+
+
+def test_columns_give_the_frames_series(world):
+    # the real-time path's column arrays: each column as the frame gives it, and the frame again
+    from cemkit.columnar import Columns
+
+    _, _, records = world
+    cols = Columns.of(records)
+    assert list(cols.columns) == list(records.columns) and len(cols) == len(records)
+    for c in records.columns:
+        pd.testing.assert_series_equal(cols[c], records[c])
+        assert cols[c] is cols[c]  # made once
+    pd.testing.assert_frame_equal(cols.frame(), records)
+    assert cols.attrs == {} and "a_number" in cols and "nope" not in cols
 
 
 def test_batch_records_share_no_memory_with_the_input(world):
@@ -173,6 +202,40 @@ def test_column_arrays_select_take_equal_pandas(values, data):
             via = _frames.take(df[c], idx, pd.RangeIndex(idx.size), as_if_missing=missing)
             pd.testing.assert_series_equal(via, want)
     assert (_frames.equals(df["s"], "cdr") == _frames.as_bool(df["s"] == "cdr")).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["cdr", "", "orig"])), _small,
+                          _floats), max_size=30), st.data())  # fmt: skip
+def test_block_gathers_equal_the_column_gathers(rows, data):
+    # the micro-batch's one gather per dtype against select_arrays / take_array per column
+    from cemkit.correlate.calls import _gather_blocks
+
+    n = len(rows)
+    df = pd.DataFrame({
+        "s": pd.array([r[0] for r in rows], dtype="string[pyarrow]"),
+        "s2": pd.array([r[0] and r[0] + "x" for r in rows], dtype="string[pyarrow]"),
+        "f": pd.array([r[2] for r in rows], dtype="float64"),
+        "f2": np.arange(n, dtype="float64"),
+        "i": pd.array([r[1] for r in rows], dtype="Int16"),
+        "i2": pd.array([None if r[1] is None else r[1] // 2 for r in rows], dtype="Int16"),
+        "n": np.arange(n, dtype="int64"),
+        "t": pd.date_range("2026-01-01", periods=n, freq="s", tz="UTC"),
+        "b": pd.array([r[1] is None for r in rows], dtype="boolean"),
+        "o": np.arange(n) % 2 == 0,
+    })  # fmt: skip
+    arrays = _frames.column_arrays(df)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    got = _gather_blocks(arrays, list(arrays), np.flatnonzero(keep), missing=False)
+    want = _frames.select_arrays(arrays, keep)
+    pd.testing.assert_frame_equal(pd.DataFrame(got), pd.DataFrame(want))
+    idx = np.array(data.draw(st.lists(st.integers(-1, max(n - 1, -1)), max_size=20)), np.int64)
+    if n == 0:
+        idx = np.full(idx.size, -1, np.int64)
+    got = _gather_blocks(arrays, list(arrays), idx, missing=True)
+    for c in df.columns:
+        want_c = _frames.take_array(arrays[c], idx, as_if_missing=True)
+        pd.testing.assert_series_equal(pd.Series(got[c]), pd.Series(want_c), check_names=False)
 
 
 # measurements (durations, bytes, levels): finite and far from overflow (pandas' compensated

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cemkit.columnar import Columns
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
 from cemkit.correlate.pair_legs import TERM_FIELDS
@@ -86,8 +87,8 @@ def correlate_calls(
     pair_tol = _frames.delta_ns(pair_tolerance, kind, "tolerance")
     match_tol = _frames.delta_ns(match_tolerance, kind, "tolerance")
     win = _frames.delta_ns(window, kind, "window")
-    key, _ = _frames.composite_key([records[c] for c in KEY])
-    start = _frames.time_ns(records["start"])
+    key = _party_key(records)
+    start = _time_ns(records, "start")
     order = _kernels.key_time_order(key, start)  # the one sort, shared by the three steps
 
     # pair_legs: an originating leg absorbs its terminating leg
@@ -123,7 +124,7 @@ def correlate_calls(
     # sessionize, on the rows match kept
     order = _kernels.restrict_order(order, keep2)
     answered = _frames.equals(records["outcome"], "answered")[rows2]
-    end = _frames.time_ns(records["end"])[rows2]
+    end = _time_ns(records, "end")[rows2]
     label, rank = _kernels.session_groups_sorted(
         order, key1[sel2], start1[sel2], end, answered, win, bool(close_on_answer)
     )
@@ -131,21 +132,30 @@ def correlate_calls(
     # one gather of the wide columns, then the added ones, in the order the steps add them;
     # on arrays, one frame built at the end (per-column Series cost more than a small batch)
     index = records.index[rows2]
-    keep = np.zeros(len(records), bool)
-    keep[rows2] = True
     arrays = _frames.column_arrays(records)
-    columns = _frames.select_arrays(arrays, keep)
     term_idx = term[sel2]
     term_cols = [c for c in TERM_FIELDS if c in records.columns]
     xdr_cols = [c for c in XDR_FIELDS if c in records.columns]
-    arrow_term, arrow_xdr = (pa.array(i, mask=i < 0) for i in (term_idx, xdr))
-    wanted = [(c, term_idx, arrow_term) for c in term_cols]
-    wanted += [(c, xdr, arrow_xdr) for c in xdr_cols]
-    # as_if_missing: the dtypes of the one-by-one correlators (also when every row has a partner)
-    taken = _frames.map_threads(
-        lambda cw: _frames.take_array(arrays[cw[0]], cw[1], as_if_missing=True, arrow_idx=cw[2]),
-        wanted, len(index),
-    )  # fmt: skip
+    if len(records) <= BLOCK_GATHER_ROWS:
+        # a micro-batch: columns of one dtype gathered as one block (one call per dtype, not
+        # one per column: the per-call cost is most of the work on a few thousand rows)
+        columns = _gather_blocks(arrays, list(arrays), rows2, missing=False)
+        term_taken = _gather_blocks(arrays, term_cols, term_idx, missing=True)
+        xdr_taken = _gather_blocks(arrays, xdr_cols, xdr, missing=True)
+        taken = [term_taken[c] for c in term_cols] + [xdr_taken[c] for c in xdr_cols]
+    else:
+        keep = np.zeros(len(records), bool)
+        keep[rows2] = True
+        columns = _frames.select_arrays(arrays, keep)
+        arrow_term, arrow_xdr = (pa.array(i, mask=i < 0) for i in (term_idx, xdr))
+        wanted = [(c, term_idx, arrow_term) for c in term_cols]
+        wanted += [(c, xdr, arrow_xdr) for c in xdr_cols]
+        # as_if_missing: the one-by-one correlators' dtypes (also when every row has a partner)
+        taken = _frames.map_threads(
+            lambda cw: _frames.take_array(arrays[cw[0]], cw[1], as_if_missing=True,
+                                          arrow_idx=cw[2]),
+            wanted, len(index),
+        )  # fmt: skip
     columns.update(zip([f"src_term_{c}" for c in term_cols], taken[: len(term_cols)], strict=True))
     columns["src_paired"] = pd.array(term_idx >= 0, dtype="boolean")
     columns.update(zip([f"src_xdr_{c}" for c in xdr_cols], taken[len(term_cols) :], strict=True))
@@ -155,5 +165,131 @@ def correlate_calls(
     columns["src_attempt"] = pd.array(rank + 1, dtype="Int32")
     for name in fill_from_xdr:
         if name in columns and f"src_xdr_{name}" in columns:
-            columns[name] = _frames.fill_nulls(columns[name], columns[f"src_xdr_{name}"])
+            columns[name] = _fill_nulls(columns[name], columns[f"src_xdr_{name}"])
+    if isinstance(records, Columns):  # the real-time path: the frame is built when asked for
+        return Columns(columns, index, {c: v[rows2] for c, v in records.codes.items()})
     return pd.DataFrame(columns, index=index, copy=False)
+
+
+def _party_key(records: Any) -> np.ndarray:
+    """The correlators' key of (service, a_number, b_number): equal keys, equal values; -1 null.
+
+    From the parties' codes where protect left them (:attr:`cemkit.columnar.Columns.codes`:
+    no token string re-encoded), else :func:`~cemkit.correlate._frames.composite_key`. Only
+    equality of keys matters to the kernels, so both give the same result.
+    """
+    codes = getattr(records, "codes", {})
+    if not all(c in codes for c in KEY[1:]):
+        key, _ = _frames.composite_key([records[c] for c in KEY])
+        return key
+    service, n_service = _frames.column_codes(records[KEY[0]])
+    a, b = codes[KEY[1]], codes[KEY[2]]
+    base = int(max(a.max(initial=-1), b.max(initial=-1))) + 1
+    key = (service * base + a) * base + b
+    key[(service < 0) | (a < 0) | (b < 0)] = -1
+    if max(n_service, 1) * base * base >= 2**62:  # pragma: no cover - billions of parties
+        key, _ = _frames.composite_key([records[c] for c in KEY])
+    return key
+
+
+def _time_ns(records: Any, name: str) -> np.ndarray:
+    """:func:`~cemkit.correlate._frames.time_ns` of a column (ns datetimes: their int64 values).
+
+    NaT is :data:`~cemkit.correlate._kernels.NULL_TIME`, as there.
+    """
+    arr = records.arrays[name] if isinstance(records, Columns) else records[name].array
+    if isinstance(arr, pd.arrays.DatetimeArray) and arr.unit == "ns":
+        return np.asarray(arr.asi8, dtype=np.int64)
+    return _frames.time_ns(records[name])
+
+
+def _fill_nulls(values: Any, fill: Any) -> Any:
+    """:func:`~cemkit.correlate._frames.fill_nulls`; two masked arrays of one dtype directly."""
+    if (isinstance(values, pd.arrays.IntegerArray | pd.arrays.FloatingArray)
+            and type(fill) is type(values) and fill.dtype == values.dtype):  # fmt: skip
+        return type(values)(np.where(values._mask, fill._data, values._data),
+                            values._mask & fill._mask)  # fmt: skip
+    return _frames.fill_nulls(values, fill)
+
+
+#: Rows up to which :func:`correlate_calls` gathers its columns block by block (one call per
+#: dtype); above, column by column on threads (:func:`cemkit.correlate._frames.map_threads`).
+BLOCK_GATHER_ROWS = 65_536
+
+
+def _block_kind(arr: Any) -> tuple[str, Any] | None:
+    """How a column is gathered in a block with others of its dtype (None: on its own)."""
+    dtype = arr.dtype
+    if isinstance(arr, pd.arrays.ArrowStringArray):
+        return ("arrow", dtype)
+    if isinstance(arr, np.ndarray) and dtype.kind in "iufmM":
+        return ("numpy", dtype)
+    if isinstance(arr, pd.arrays.IntegerArray | pd.arrays.BooleanArray | pd.arrays.FloatingArray):
+        return ("masked", dtype)
+    if isinstance(arr, pd.arrays.DatetimeArray) and isinstance(dtype, pd.DatetimeTZDtype):
+        return ("datetime", dtype)
+    return None
+
+
+def _gather_blocks(arrays: dict[str, Any], names: Sequence[str], idx: np.ndarray,
+                   missing: bool) -> dict[str, Any]:  # fmt: skip
+    """Each named array at positions ``idx``, columns of one dtype gathered as one 2-D block.
+
+    ``missing=False``: ``idx`` are valid, ascending positions (a selection: the values and
+    dtypes of :func:`~cemkit.correlate._frames.select_arrays`). ``missing=True``: -1 is a
+    missing row, with the dtypes and values of
+    :func:`~cemkit.correlate._frames.take_array` ``(..., as_if_missing=True)`` (integers
+    become float64 with NaN, datetimes NaT, extension arrays null, Arrow strings null).
+    """
+    out: dict[str, Any] = {}
+    groups: dict[tuple[str, Any], list[str]] = {}
+    n = next(iter(arrays.values())).shape[0] if arrays else 0
+    for c in names:
+        block_kind = _block_kind(arrays[c]) if n else None
+        if block_kind is None:
+            out[c] = (_frames.take_array(arrays[c], idx, as_if_missing=True) if missing
+                      else arrays[c].take(idx) if isinstance(arrays[c], np.ndarray)
+                      else arrays[c][idx])  # fmt: skip
+        else:
+            groups.setdefault(block_kind, []).append(c)
+    absent = idx < 0 if missing else None
+    safe = np.maximum(idx, 0) if missing else idx
+    arrow_idx = pa.array(idx, mask=absent) if missing else pa.array(idx)
+    for (kind, dtype), cols in groups.items():
+        if kind == "arrow":
+            names_ = [str(i) for i in range(len(cols))]
+            table = pa.table([pa.array(arrays[c]) for c in cols], names=names_)
+            taken = table.take(arrow_idx)
+            for c, col in zip(cols, taken.columns, strict=True):
+                out[c] = pd.arrays.ArrowStringArray(col, dtype=dtype)
+            continue
+        if kind == "numpy":
+            block = np.stack([arrays[c] for c in cols])[:, safe]
+            if missing:
+                if dtype.kind in "iu":
+                    block = block.astype(np.float64)
+                if dtype.kind in "mM":
+                    block[:, absent] = np.array("NaT", dtype)
+                else:
+                    block[:, absent] = np.nan
+            for i, c in enumerate(cols):
+                out[c] = block[i]
+        elif kind == "masked":
+            data = np.stack([arrays[c]._data for c in cols])[:, safe]
+            mask = np.stack([arrays[c]._mask for c in cols])[:, safe]
+            if missing:
+                data[:, absent] = 0
+                mask[:, absent] = True
+            cls = type(arrays[cols[0]])
+            for i, c in enumerate(cols):
+                out[c] = cls(data[i], mask[i])
+        else:  # tz-aware datetimes: their int64 values
+            block = np.stack([arrays[c].asi8 for c in cols])[:, safe]
+            if missing:
+                block[:, absent] = _kernels.NULL_TIME
+            unit = np.dtype(f"datetime64[{dtype.unit}]")
+            cls = type(arrays[cols[0]])
+            for i, c in enumerate(cols):
+                # the values are the column's own (validated when it was made): no re-parse
+                out[c] = cls._simple_new(block[i].view(unit), dtype=dtype)
+    return {c: out[c] for c in names}

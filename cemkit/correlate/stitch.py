@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cemkit.columnar import Columns
 from cemkit.correlate import _frames, _kernels
 
 #: Columns :func:`stitch` adds to the records (names under the ``src_`` prefix of the schema).
@@ -59,7 +60,12 @@ def stitch_labels(
         # nearly every call reference is on one record: those records are calls of their own
         # whatever the ``by`` columns hold, so the full key is encoded only for the references
         # several records share (the partials, a few thousand rows in a million)
-        ref, nref_codes = _frames.column_codes(records["call_id"])
+        call_codes = getattr(records, "codes", {}).get("call_id")
+        if call_codes is not None:  # protect's codes of the call ids (cemkit.columnar.Columns)
+            ref = np.asarray(call_codes, np.int64)
+            nref_codes = int(ref.max(initial=-1)) + 1
+        else:
+            ref, nref_codes = _frames.column_codes(records["call_id"])
         counts = np.bincount(ref[has_ref], minlength=max(nref_codes, 1))
         shared = has_ref & (counts[np.maximum(ref, 0)] > 1)
         rows = np.flatnonzero(shared)
@@ -145,6 +151,9 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     )
     if unique:
         index = records.index if reps.size == n else records.index[reps]
+        if isinstance(records, Columns):  # the real-time path: arrays on to the next stage
+            # the representatives keep their parties and call id: their codes go along
+            return Columns(out, index, {c: v[reps] for c, v in records.codes.items()})
         return pd.DataFrame(out, index=index, copy=False)
     return out
 

@@ -77,7 +77,7 @@ _TRIALS: dict[str, str] = {
 
 def empty_alerts() -> pd.DataFrame:
     """An empty alerts table with its dtypes."""
-    return _empty_alerts().copy()
+    return _empty_alerts().copy(deep=False)  # copy-on-write: the caller's edits stay its own
 
 
 @functools.lru_cache(maxsize=1)
@@ -233,28 +233,30 @@ def find_alerts(
     objects = _objects(model)
     if not len(table) or not any(rules for _, _, rules in objects):
         return empty_alerts()
+    # the table's columns as arrays, each read once (a Series per read costs more than the
+    # work on a micro-batch's few hundred KQI rows)
+    arrays = _column_arrays(table)
     # the rows of the bucket size, as NumPy arrays taken once (no filtered copy of the table)
-    if "freq" in table.columns:
-        at = np.flatnonzero(_equals(table["freq"], freq))
+    if "freq" in arrays:
+        at = np.flatnonzero(_equals(arrays["freq"], freq))
     else:
         at = np.arange(len(table))
     if not len(at):
         return empty_alerts()
     # each row's object (position in `objects`), one sort by object and bucket
     obj = np.full(len(at), -1, dtype=np.int64)
-    kinds = table["object_kind"]
-    names = table["object"]
+    kinds = arrays["object_kind"]
+    names = arrays["object"]
     for kind in ("group", "customer"):
-        here = [(i, o) for i, (k, o, rules) in enumerate(objects) if k == kind and rules]
-        if not here:
+        known, value_set = _object_lookup(model, kind)
+        if not len(known):
             continue
         is_kind = _equals(kinds, kind)[at]
         if not is_kind.any():
             continue
-        found_at = pd.Index([o for _, o in here]).get_indexer(names.take(at[is_kind]))
-        known = np.array([i for i, _ in here], dtype=np.int64)
-        obj[is_kind] = np.where(found_at >= 0, known[found_at], -1)
-    bucket = _ns(table["bucket"])[at]
+        found_at = _index_in(names, at[is_kind], value_set)
+        obj[is_kind] = np.where(found_at >= 0, known[np.maximum(found_at, 0)], -1)
+    bucket = _ns(arrays["bucket"])[at]
     sel = np.flatnonzero(obj >= 0)
     order = sel[np.lexsort((bucket[sel], obj[sel]))]
     if not len(order):
@@ -263,12 +265,15 @@ def find_alerts(
     rows = at[order]
     obj = obj[order]
     starts = bucket[order]
-    ends = _ns(table["bucket_end"])[rows]
+    ends = _ns(arrays["bucket_end"])[rows]
 
     def column(name: str, dtype: Any) -> np.ndarray:
+        arr = arrays[name]
+        if isinstance(arr, np.ndarray):
+            return np.asarray(arr[rows], dtype=dtype)
         if dtype is float:
-            return np.asarray(table[name].to_numpy(dtype=float, na_value=np.nan)[rows])
-        return np.asarray(table[name].to_numpy(dtype=dtype)[rows])
+            return np.asarray(arr.to_numpy(dtype=float, na_value=np.nan)[rows])
+        return np.asarray(arr.to_numpy(dtype=dtype)[rows])
 
     cache: dict[str, tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = {}
     for name in wanted:
@@ -333,25 +338,75 @@ def find_alerts(
     return out.sort_values(["start", "group", "indicator"], kind="mergesort").reset_index(drop=True)
 
 
-def _objects(model: ServiceModel) -> list[tuple[str, str, list[Threshold]]]:
-    """Every group and modeled customer with its thresholds."""
-    return [("group", g.name, model.thresholds_for_group(g.name)) for g in model.groups] + [
+#: Per model (by identity, the model held): its objects and, per kind, the lookup of names.
+_PLANS: dict[int, tuple[ServiceModel, list[Any], dict[str, tuple[np.ndarray, pa.Array]]]] = {}
+
+
+def _plan(model: ServiceModel) -> tuple[list[Any], dict[str, tuple[np.ndarray, pa.Array]]]:
+    """:func:`_objects` of a model and its name lookups, computed once per model object.
+
+    The warm real-time path judges every batch against one model: its thresholds per object
+    are worked out once, not per batch (a reloaded model is another object).
+    """
+    got = _PLANS.get(id(model))
+    if got is not None and got[0] is model:
+        return got[1], got[2]
+    objects = [("group", g.name, model.thresholds_for_group(g.name)) for g in model.groups] + [
         ("customer", c.name, model.thresholds_for_customer(c.name)) for c in model.customers
     ]
+    lookups = {}
+    for kind in ("group", "customer"):
+        here = [(i, o) for i, (k, o, rules) in enumerate(objects) if k == kind and rules]
+        lookups[kind] = (np.array([i for i, _ in here], dtype=np.int64),
+                         pa.array([o for _, o in here], pa.string()))  # fmt: skip
+    if len(_PLANS) > 16:
+        _PLANS.clear()
+    _PLANS[id(model)] = (model, objects, lookups)
+    return objects, lookups
 
 
-def _equals(column: pd.Series, value: str) -> np.ndarray:
+def _objects(model: ServiceModel) -> list[tuple[str, str, list[Threshold]]]:
+    """Every group and modeled customer with its thresholds."""
+    return _plan(model)[0]
+
+
+def _object_lookup(model: ServiceModel, kind: str) -> tuple[np.ndarray, pa.Array]:
+    """Positions in :func:`_objects` of the objects of ``kind`` with rules, and their names."""
+    return _plan(model)[1][kind]
+
+
+def _column_arrays(table: pd.DataFrame) -> dict[str, Any]:
+    names = table.columns.tolist()  # one conversion (iterating Arrow-backed names is slow)
+    if len(set(names)) == len(names) and hasattr(table, "_iter_column_arrays"):
+        return dict(zip(map(str, names), table._iter_column_arrays(), strict=True))
+    return {str(c): table[c].array for c in dict.fromkeys(table.columns)}  # pragma: no cover
+
+
+def _index_in(names: Any, rows: np.ndarray, value_set: pa.Array) -> np.ndarray:
+    """Position of each ``names[rows]`` in ``value_set`` (-1: not there), as ``get_indexer``."""
+    if not isinstance(names, pd.arrays.ArrowStringArray):
+        return np.asarray(pd.Index(value_set.to_pylist()).get_indexer(names.take(rows)))
+    values = pa.array(names).take(pa.array(rows))
+    found = pc.index_in(values, value_set=value_set.cast(values.type))
+    if isinstance(found, pa.ChunkedArray):
+        found = found.combine_chunks()
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _equals(column: Any, value: str) -> np.ndarray:
     """``column == value`` as a NumPy mask (null: False), without a pandas Series."""
-    arr = column.array
-    if isinstance(arr, pd.arrays.ArrowStringArray) or isinstance(column.dtype, pd.ArrowDtype):
+    arr = column.array if isinstance(column, pd.Series) else column
+    if isinstance(arr, pd.arrays.ArrowStringArray) or isinstance(arr.dtype, pd.ArrowDtype):
         got = pc.fill_null(pc.equal(pa.array(arr), pa.scalar(value, pa.string())), False)
         if isinstance(got, pa.ChunkedArray):
             got = got.combine_chunks()
         return np.asarray(got.to_numpy(zero_copy_only=False), dtype=bool)
-    return np.asarray((column == value).fillna(False).to_numpy(dtype=bool), dtype=bool)
+    return np.asarray(pd.Series(arr == value).fillna(False).to_numpy(dtype=bool), dtype=bool)
 
 
-def _ns(column: pd.Series) -> np.ndarray:
+def _ns(column: Any) -> np.ndarray:
+    if isinstance(column, pd.arrays.DatetimeArray) and column.unit == "ns":
+        return np.asarray(column.asi8, dtype=np.int64)
     return np.asarray(column.to_numpy(dtype="datetime64[ns]")).view(np.int64)
 
 

@@ -53,6 +53,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cemkit import arrowstr, config
+from cemkit.columnar import Columns
 from cemkit.correlate._frames import column_codes
 from cemkit.errors import ModelError, SchemaError
 from cemkit.kqi import _kernels, formulas
@@ -443,8 +444,9 @@ def _map_parts(frame: Any, fn: Any, *args: Any, meta: Any = None) -> Any:
 
 
 def _to_frame(records: Any) -> Any:
-    # pandas stays pandas: a micro-batch pays no Dask graph building or optimization
-    if isinstance(records, pd.DataFrame | dd.DataFrame):
+    # pandas stays pandas: a micro-batch pays no Dask graph building or optimization; the
+    # real-time path's column arrays (cemkit.columnar.Columns) are read as that one frame is
+    if isinstance(records, pd.DataFrame | dd.DataFrame | Columns):
         return records
     raise SchemaError(f"records must be a pandas or Dask DataFrame, found {type(records).__name__}")
 
@@ -501,7 +503,7 @@ def rollup(
     assigner = model if isinstance(model, Assigner) else Assigner(model, customer_table)
     spec = assigner.model
     ddf = _to_frame(records)
-    is_pandas = isinstance(ddf, pd.DataFrame)
+    is_pandas = isinstance(ddf, pd.DataFrame | Columns)
     if "start" not in ddf.columns:
         raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
     # read only what the formulas and the model need (customer numbers are the widest column)

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
+from cemkit.columnar import Columns
 from cemkit.errors import PolicyError
 from cemkit.privacy.enforce import (
     ONE_OFF_SOURCE,
@@ -23,9 +25,11 @@ from cemkit.privacy.enforce import (
 )
 from cemkit.privacy.keys import Key
 from cemkit.privacy.operators import Operator, create
+from cemkit.privacy.operators.base import to_arrow
+from cemkit.privacy.operators.drop import Drop
 from cemkit.privacy.operators.fpe import Fpe
-from cemkit.privacy.operators.keep import KeepSourceName
-from cemkit.privacy.operators.tokenize import Tokenize, tokenize_columns
+from cemkit.privacy.operators.keep import Keep, KeepSourceName
+from cemkit.privacy.operators.tokenize import Tokenize, tokenize_arrays, tokenize_columns
 from cemkit.privacy.policy import Policy, load_policy
 
 #: Columns holding source names (file tags, paths): kept in clear, their numbers tokenized.
@@ -109,6 +113,16 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply", threads: int = 
     return result_frame
 
 
+def _arrow_strings(values: Any) -> pa.Array:
+    """A column's array as one Arrow ``string`` array (what :func:`to_arrow` gives a Series)."""
+    if isinstance(values, pd.arrays.ArrowStringArray):
+        arr = pa.array(values)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        return arr.cast(pa.string()) if arr.type != pa.string() else arr
+    return to_arrow(pd.Series(values, copy=False))
+
+
 def _resolve(policy: Policy | str | Path, key: Key | None) -> tuple[Policy, Key | None]:
     policy = enforce_policy(policy)  # exactly `cemkit policy check`: an ERROR refuses it
     if key is None and any(r.needs_key for _, r in policy.rules()):
@@ -159,7 +173,8 @@ class Protector:
 
     def plan(self, dtypes: pd.Series) -> Plan:
         """The validated plan for these columns (name → dtype), built on first use."""
-        signature = (tuple(dtypes.index), tuple(dtypes.array))  # dtypes hash and compare
+        # dtypes hash and compare; the names converted at once (not iterated one by one)
+        signature = (tuple(dtypes.index.tolist()), tuple(dtypes.array))
         steps = self._plans.get(signature)
         if steps is None:
             steps = plan(dtypes, self.policy, self.key, quarantine=self.quarantine)
@@ -172,6 +187,41 @@ class Protector:
         """The protected partition (as :func:`protect` gives it)."""
         refuse_protected(df)
         return _apply(df, self.plan(df.dtypes), threads=self.threads)
+
+    def columns(self, df: pd.DataFrame) -> Columns:
+        """The protected partition as column arrays (:class:`~cemkit.columnar.Columns`).
+
+        What :meth:`__call__` gives, without building the frame (the real-time path carries
+        the arrays to the correlators): the same columns, dtypes and values. ``keep`` columns
+        are the input's arrays (the correlators' results are new arrays, never these).
+        """
+        refuse_protected(df)
+        if not df.columns.is_unique:
+            return Columns.of(self(df))
+        steps = self.plan(df.dtypes)
+        cols = Columns.of(df)  # its Series are cheaper than the frame's (see cemkit.columnar)
+        arrays = cols.arrays
+        tokenized = {n: op for n, op in steps if type(op) is Tokenize}
+        tokens: dict[str, Any] = {}
+        codes: dict[str, Any] = {}  # equal codes: equal values (the correlators key by them)
+        if tokenized:
+            key = next(iter(tokenized.values())).key
+            assert key is not None  # checked by validate()
+            tokens = tokenize_arrays({n: _arrow_strings(arrays[n]) for n in tokenized},
+                                     {n: op.rule for n, op in tokenized.items()},
+                                     key, self.threads, codes)  # fmt: skip
+        out: dict[str, Any] = {}
+        for name, op in steps:
+            kind = type(op)
+            if name in tokens:
+                out[name] = pd.arrays.ArrowStringArray(tokens[name].cast(pa.large_string()))
+            elif kind is Keep:
+                out[name] = arrays[name]
+            elif kind is not Drop:
+                result = op.apply_frame(cols)  # reads cols[name] (a frame-like Columns)
+                if result is not None:
+                    out[name] = result.array
+        return Columns(out, df.index, codes)
 
     def __repr__(self) -> str:
         return f"Protector(policy={self.policy.name!r}, quarantine={self.quarantine})"

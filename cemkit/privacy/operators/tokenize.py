@@ -83,22 +83,38 @@ def tokenize_columns(columns: dict[str, pd.Series], rules: dict[str, TokenizeRul
     HMACs of a large dictionary on that many threads (:func:`~cemkit.privacy._hmac.hmac_words`).
     """
     arrays = {name: to_arrow(series) for name, series in columns.items()}
-    out: dict[str, pd.Series] = {}
+    tokens = tokenize_arrays(arrays, rules, key, threads)
+    return {name: from_arrow(tokens[name], columns[name].index) for name in columns}
+
+
+def tokenize_arrays(arrays: dict[str, pa.Array], rules: dict[str, TokenizeRule], key: Key,
+                    threads: int = 1,
+                    codes: dict[str, np.ndarray] | None = None) -> dict[str, pa.Array]:  # fmt: skip
+    """:func:`tokenize_columns` of Arrow string arrays (no pandas): the tokens as Arrow arrays.
+
+    ``codes``, when given, receives each column's int64 codes into the one dictionary of the
+    columns' values (-1: null): equal codes are equal values, in any two of these columns, and
+    so equal tokens within a column (the real-time path keys its correlation by them).
+    """
+    out: dict[str, pa.Array] = {}
     live: dict[str, pa.Array] = {}
     for name, arr in arrays.items():
         if arr.null_count == len(arr):  # nothing to hash (a column of another source kind)
-            out[name] = from_arrow(pa.nulls(len(arr), pa.string()), columns[name].index)
+            out[name] = pa.nulls(len(arr), pa.string())
+            if codes is not None:
+                codes[name] = np.full(len(arr), -1, np.int64)
         else:
             live[name] = arr
     if live:
-        dictionary, codes = _parties.build(list(live.values()))
+        dictionary, found = _parties.build(list(live.values()))
         words = hmac_words(dictionary, key.derive("tokenize"), threads=threads)
-        for (name, _), column_codes in zip(live.items(), codes, strict=True):
+        for (name, _), column_codes in zip(live.items(), found, strict=True):
             rule = rules[name]
-            tokens = tokens_by_code(column_codes, dictionary, words, rule.keep_digits,
-                                    MIN_HIDDEN_DIGITS, rule.length)  # fmt: skip
-            out[name] = from_arrow(tokens, columns[name].index)
-    return {name: out[name] for name in columns}
+            out[name] = tokens_by_code(column_codes, dictionary, words, rule.keep_digits,
+                                       MIN_HIDDEN_DIGITS, rule.length)  # fmt: skip
+            if codes is not None:
+                codes[name] = column_codes
+    return {name: out[name] for name in arrays}
 
 
 class Tokenize(Operator):
