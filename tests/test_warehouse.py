@@ -417,3 +417,34 @@ def test_a_files_rows_do_not_depend_on_the_files_sharing_its_task(world):
     assert together.drop_columns(kll).equals(alone.drop_columns(kll))
     for c in kll:
         assert together[c].is_null().equals(alone[c].is_null())
+
+
+def test_counter_rows_are_the_rollups_counters(world):
+    # the warehouse's counters-only path (no KQI table) gives the rollup's rows and counters,
+    # on records of the real pipeline (load, protect, correlate), groups and customers alike
+    from cemkit.kqi.rollup import UNASSIGNED, _mark_first_of_intent, counter_rows, rollup
+
+    out, files, _ = world
+    raw = cemkit.load(str(files[1]), format="asterisk", tz=TZ, default_region=REGION).compute()
+    model = str(out / "model.yaml")
+    lean = cemkit.BatchProcessor("default", model=model, freqs=(), alerts=False)(raw)
+    assert lean.kqi.empty and len(lean.records) > 100
+    assigner = lean.assigner
+    table = rollup(lean.records, assigner, freqs=("15min", "day"), rank_customers=False).table
+    got = counter_rows(lean.records, assigner, ("15min", "day"))
+    assert {k for k, _ in got.rows} == set(table["object_kind"])
+    frames = []
+    for (kind, freq), (code, bucket, sums) in got.rows.items():
+        names = np.array([*(assigner.group_names if kind == "group" else assigner.customer_names),
+                          UNASSIGNED], dtype=object)  # fmt: skip
+        frame = pd.DataFrame({c: sums[i] for i, c in enumerate(COUNTERS)})
+        frames.append(frame.assign(object_kind=kind, object=names[code], freq=freq,
+                                   bucket=pd.to_datetime(bucket, utc=True)))  # fmt: skip
+    mine = pd.concat(frames, ignore_index=True)
+    for freq in ("15min", "day"):
+        pd.testing.assert_frame_equal(_norm(mine[mine["freq"] == freq]),
+                                      _norm(table[table["freq"] == freq]))  # fmt: skip
+    # and each record's own counters are the formulas' contributions (the sketches read them),
+    # repeat attempts counted from the intents as the rollup counts them
+    want = formulas.contributions(_mark_first_of_intent(lean.records))
+    np.testing.assert_array_equal(got.block, want.to_numpy())
