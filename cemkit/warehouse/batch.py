@@ -615,11 +615,8 @@ class Batch:
             return report
         for wanted in dict.fromkeys(tuple(r[3].items()) for r in results):
             self.store.check_settings(dict(wanted))
-        tables, entries = [], []
-        for rows, entry, quarantine, _ in results:
-            self.store.commit_quarantine(quarantine, entry["sha256"])
-            tables.append(rows)
-            entries.append(entry)
+        self.store.commit_quarantine([(r[2], r[1]["sha256"]) for r in results])
+        tables, entries = [r[0] for r in results], [r[1] for r in results]
         counted = self.store.commit(pa.concat_tables(tables), entries)
         report.counted = counted
         report.skipped += len(entries) - len(counted)
