@@ -307,6 +307,18 @@ class _LeafSketches:
     sketches: list[Any]
 
 
+def _distinct(x: np.ndarray) -> np.ndarray:
+    """The distinct values of ``x``, sorted.
+
+    ``np.unique`` without an inverse hashes: ~40x slower than a sort on 10^5 distinct int64
+    with NumPy 2.4.
+    """
+    if not len(x):
+        return x
+    s = np.sort(x)
+    return s[np.r_[True, s[1:] != s[:-1]]]
+
+
 def _leaf_hlls(counted: _Counted, numbers: np.ndarray, items: np.ndarray) -> _LeafSketches:
     """One sketch per (leaf object, 15-minute bucket), of its distinct ``items[numbers]``.
 
@@ -320,7 +332,7 @@ def _leaf_hlls(counted: _Counted, numbers: np.ndarray, items: np.ndarray) -> _Le
     buckets, b = np.unique(counted.start_ns[counted.leaf_row[has]] // step, return_inverse=True)
     n_buckets = max(len(buckets), 1)
     width = len(items) + 1
-    pairs = np.unique((code * n_buckets + b) * width + num)  # distinct, sorted
+    pairs = _distinct((code * n_buckets + b) * width + num)
     cell, item = pairs // width, pairs % width
     starts = _runs(cell)[0]
     bounds = np.r_[starts, len(cell)] if len(cell) else np.zeros(1, np.int64)
@@ -424,16 +436,22 @@ def task_rows(results: list[FileResult]) -> pa.Table:
     pdd = np.where(block[:, _AT["pdd_count"]] > 0, np.rint(pdd), np.nan)
     duration = np.where(block[:, _AT["answered"]] > 0,
                         block[:, _AT["conversation_ms"]] / 1000.0, np.nan)  # fmt: skip
+    # each file's customers coded in their order of first appearance in that file: a sketch
+    # (of one file's cell) is fed its customers in an order that depends on the file only, not
+    # on the other files of the task (HLL estimates do)
     col = assigner.model.numbers.column
-    numbers = pa.concat_arrays([_number_strings(r.calls, col) for r in results])
-    # codes in the order of the values: a sketch is fed its customers in an order that depends
-    # on them only, not on the other files of the task (HLL estimates do)
-    uniq = pc.drop_null(pc.unique(numbers))
-    uniq = uniq.take(pc.array_sort_indices(uniq))
-    number_codes = pc.index_in(numbers, value_set=uniq).fill_null(-1).to_numpy()
-    items = np.asarray(uniq.to_numpy(zero_copy_only=False), dtype=object)
+    codes, dictionaries, base = [], [], 0
+    for r in results:
+        encoded = pc.dictionary_encode(_number_strings(r.calls, col))
+        codes.append(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+                     if encoded.null_count == 0 else
+                     pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64))  # fmt: skip
+        codes[-1] = np.where(codes[-1] >= 0, codes[-1] + base, -1)
+        dictionaries.append(encoded.dictionary)
+        base += len(encoded.dictionary)
+    items = np.asarray(pa.concat_arrays(dictionaries).to_numpy(zero_copy_only=False), dtype=object)
     leaves = _leaf_hlls(_Counted(leaf_row, leaf_code, rec_row, obj, start_ns),
-                        np.asarray(number_codes, dtype=np.int64), items)  # fmt: skip
+                        np.concatenate(codes), items)  # fmt: skip
     t = start_ns[rec_row]
     pdd, duration = pdd[rec_row], duration[rec_row]
 
