@@ -448,3 +448,27 @@ def test_counter_rows_are_the_rollups_counters(world):
     # repeat attempts counted from the intents as the rollup counts them
     want = formulas.contributions(_mark_first_of_intent(lean.records))
     np.testing.assert_array_equal(got.block, want.to_numpy())
+
+
+def test_quarantine_of_a_micro_batch_is_one_commit_once_per_file(world, tmp_path):
+    # a micro-batch's quarantine rows go in one Delta commit (each file's transaction in it),
+    # and a retry of that commit (a run killed before its counters' commit) adds nothing
+    from deltalake import DeltaTable
+
+    from cemkit.warehouse.batch import content_sha256, process_file
+
+    out, files, _ = world
+    bad = []
+    for i in (0, 1):
+        path = tmp_path / f"bad-{i}.csv"
+        path.write_text(files[i].read_text() + '"not","a","cdr"\n')
+        bad.append(str(path))
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    assert ingest_files(wh.store, bad, _settings(out)).quarantined == 2
+    table = DeltaTable(str(tmp_path / "wh" / "quarantine"))
+    assert table.version() == 0
+    assert sorted(table.to_pandas()["file"]) == ["bad-0.csv", "bad-1.csv"]
+    again = [process_file(p, _settings(out), content_sha256(p)) for p in bad]
+    wh.store.commit_quarantine([(r.quarantine, r.sha256) for r in again])
+    table = DeltaTable(str(tmp_path / "wh" / "quarantine"))
+    assert table.version() == 0 and len(table.to_pandas()) == 2
