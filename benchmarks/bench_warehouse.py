@@ -30,10 +30,20 @@ Ingest part. ``cemkit watch --once`` equivalent (the real :class:`cemkit.warehou
 over rotated Asterisk files of a synthetic world (``--ingest-records`` records in
 ``--ingest-files`` files, micro-batches of ``--batch`` files, ``--workers`` processes), warm
 (small files counted first so that this process and every worker have compiled their kernels),
-records/s against 10x the brief's 13.3K records/s. Then the CPU of one file in one process
-(large and 500-record files: the fixed cost of a file), and a live run: the same files land one
-by one at ``--live-rate`` records/s while the watcher runs; the lag of each file (landing to
-commit) against the file interval.
+records/s against 10x the brief's 13.3K records/s, and the CPU seconds of every process
+(this one and the workers: records per CPU-second, less distorted than wall time by a loaded
+shared machine). Then the CPU of one file in one process (large and 500-record files: the fixed
+cost of a file), and two live runs, the watcher running while files land:
+
+* one writer, the same files one by one at ``--live-rate`` records/s (a 24.8K-record file every
+  0.186 s: a file interval shorter than one file's processing); its warehouse is checked equal
+  to the one-micro-batch ingest of the same files;
+* ``--sources`` writers, each rotating a file every ``--rotate-s`` seconds, out of phase, for
+  ``--intervals`` intervals, together ``--live-rate`` records/s: consecutive slices of the
+  Asterisk file of a cached world (``--live-world``, read, never changed).
+
+A file's lag is the time from its landing to the end of the commit that counted it; a run keeps
+up when every file's lag is under its writer's rotation interval.
 """
 
 from __future__ import annotations

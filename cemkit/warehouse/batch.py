@@ -9,10 +9,11 @@ instances cannot change the table. (Calls are correlated within their file: a ro
 a time slice of one writer.)
 
 :func:`task_rows` turns processed files into warehouse rows (:func:`file_rows` for one): the
-counters are the rollup's rows unchanged (15-minute and day buckets), the sketches are built from
-the records each row counted, assigned to objects as the rollup assigns them (the model's
-:class:`~cemkit.model.assign.Assigner` and the hierarchy of :mod:`cemkit.kqi.sizes`); the small
-files of a worker task share one pass.
+counters are the rollup's (15-minute and day buckets) from its counters-only path
+(:func:`cemkit.kqi.rollup.counter_rows`: no KQI table is built), the sketches are built from
+the records each row counted, by the codes that path assigned them (the model's
+:class:`~cemkit.model.assign.Assigner` and the hierarchy of :mod:`cemkit.kqi.sizes`) and each
+record's own counters; the small files of a worker task share one pass.
 
 :func:`ingest_files` counts a micro-batch (a :class:`Batch`): files already in the warehouse are
 skipped by content checksum, the rest are split into one task per worker process (several files
