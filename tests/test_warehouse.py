@@ -472,3 +472,18 @@ def test_quarantine_of_a_micro_batch_is_one_commit_once_per_file(world, tmp_path
     wh.store.commit_quarantine([(r.quarantine, r.sha256) for r in again])
     table = DeltaTable(str(tmp_path / "wh" / "quarantine"))
     assert table.version() == 0 and len(table.to_pandas()) == 2
+
+
+def test_each_worker_runs_on_its_share_of_the_cores(monkeypatch):
+    # one worker per core: a worker's threaded steps (protect's HMACs, the correlators) run on
+    # one thread, not on config.CORRELATE_THREADS threads each (more CPU per file for nothing)
+    from cemkit import config
+    from cemkit.warehouse.batch import _pool, worker_threads
+
+    with monkeypatch.context() as mp:
+        mp.setattr(config, "CORRELATE_THREADS", 2)
+        mp.setattr(os, "cpu_count", lambda: 2)
+        assert [worker_threads(n) for n in (1, 2, 4)] == [2, 1, 1]
+    expect = worker_threads(2)
+    got = _pool(2).submit(eval, "__import__('cemkit.config').config.CORRELATE_THREADS").result()
+    assert got == expect
