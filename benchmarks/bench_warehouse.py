@@ -30,10 +30,20 @@ Ingest part. ``cemkit watch --once`` equivalent (the real :class:`cemkit.warehou
 over rotated Asterisk files of a synthetic world (``--ingest-records`` records in
 ``--ingest-files`` files, micro-batches of ``--batch`` files, ``--workers`` processes), warm
 (small files counted first so that this process and every worker have compiled their kernels),
-records/s against 10x the brief's 13.3K records/s. Then the CPU of one file in one process
-(large and 500-record files: the fixed cost of a file), and a live run: the same files land one
-by one at ``--live-rate`` records/s while the watcher runs; the lag of each file (landing to
-commit) against the file interval.
+records/s against 10x the brief's 13.3K records/s, and the CPU seconds of every process
+(this one and the workers: records per CPU-second, less distorted than wall time by a loaded
+shared machine). Then the CPU of one file in one process (large and 500-record files: the fixed
+cost of a file), and two live runs, the watcher running while files land:
+
+* one writer, the same files one by one at ``--live-rate`` records/s (a 24.8K-record file every
+  0.186 s: a file interval shorter than one file's processing); its warehouse is checked equal
+  to the one-micro-batch ingest of the same files;
+* ``--sources`` writers, each rotating a file every ``--rotate-s`` seconds, out of phase, for
+  ``--intervals`` intervals, together ``--live-rate`` records/s: consecutive slices of the
+  Asterisk file of a cached world (``--live-world``, read, never changed).
+
+A file's lag is the time from its landing to the end of the commit that counted it; a run keeps
+up when every file's lag is under its writer's rotation interval.
 """
 
 from __future__ import annotations
@@ -436,70 +446,170 @@ def ingest_bench(tmp: Path, w: dict, batch: int, workers: int, name: str = "land
             workers=workers).run(once=True)  # fmt: skip
     watcher = Watcher(w[name], wh.store, w["settings"], settle=0, batch=batch, out=quiet,
                       workers=workers)  # fmt: skip
-    t, c = time.perf_counter(), time.process_time()
+    t, c, c_all = time.perf_counter(), time.process_time(), _cpu_all()
     progress = watcher.run(once=True)
     elapsed, cpu = time.perf_counter() - t, time.process_time() - c
+    cpu_all = _cpu_all() - c_all
     n, n_files = progress.records, progress.files_counted
     return {"records": n, "files": n_files, "seconds": elapsed, "cpu_main": cpu,
-            "rate": n / elapsed, "per_file_s": elapsed / n_files,
-            "records_per_file": n / n_files, "batches": progress.batches}  # fmt: skip
+            "cpu_all": cpu_all, "rate": n / elapsed, "per_file_s": elapsed / n_files,
+            "records_per_file": n / n_files, "batches": progress.batches,
+            "warehouse": wh}  # fmt: skip
 
 
-def live_bench(tmp: Path, w: dict, rate: float, batch: int, workers: int) -> dict:
-    """Files land at ``rate`` records/s while the watcher runs: lag of each file, kept up or not.
+def _cpu_all() -> float:
+    """CPU seconds of this process and of the warehouse's worker processes so far."""
+    import psutil
 
-    A producer thread moves the rotated files into the landing directory one by one (written as
-    ``*.part`` and renamed, as writers rotate), one every ``records_per_file / rate`` seconds;
-    the watcher (:meth:`Watcher.run`, the real loop: file-system events, settle 0, overlapping
-    micro-batches, commits) counts them. A file's lag is
-    the time from its landing to the end of the commit that counted it.
+    from cemkit.warehouse import batch as wbatch
+
+    total = time.process_time()
+    for pool in wbatch._POOLS.values():
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            try:
+                t = psutil.Process(proc.pid).cpu_times()
+            except psutil.Error:  # a worker that ended
+                continue
+            total += t.user + t.system
+    return total
+
+
+def live_bench(
+    tmp: Path, w: dict, schedule: list[tuple[float, Path, float]], batch: int, workers: int,
+    name: str = "live",
+) -> dict:  # fmt: skip
+    """Files land on ``schedule`` while the watcher runs: each file's lag against its interval.
+
+    ``schedule``: (seconds after the start, file, the interval of the file's source). A
+    producer thread moves each file into the landing directory at its time (written as
+    ``*.part`` and renamed, as writers rotate); the watcher (:meth:`Watcher.run`, the real
+    loop: file-system events, settle 0, overlapping micro-batches, commits) counts them. A
+    file's lag is the time from its landing to the end of the commit that counted it; the
+    figure is met when every file's lag is under its source's rotation interval.
     """
     import threading
 
     from cemkit.warehouse import Warehouse
     from cemkit.warehouse.watch import Watcher
 
-    files = sorted(w["landing"].iterdir(), key=lambda f: int(f.stem.split("-")[1]))
-    per_file = sum(1 for _ in files[0].open("rb"))
-    interval = per_file / rate
-    landing = tmp / "live"
-    landing.mkdir()
-    wh = Warehouse.create(tmp / "wh-live")
+    landing = tmp / name
+    landing.mkdir(parents=True)
+    wh = Warehouse.create(tmp / f"wh-{name}")
     quiet = io.StringIO()
     Watcher(w["warm"], wh.store, w["settings"], settle=0, out=quiet, batch=batch,
             workers=workers).run(once=True)  # fmt: skip
     watcher = Watcher(landing, wh.store, w["settings"], settle=0, poll=0.01, batch=batch,
                       out=quiet, workers=workers)  # fmt: skip
     landed: dict[str, float] = {}
+    interval_of = {str(landing / f.name): every for _, f, every in schedule}
 
     def produce() -> None:
         t0 = time.perf_counter()
-        for i, f in enumerate(files):
+        for at, f, _ in sorted(schedule, key=lambda x: x[0]):
+            time.sleep(max(0.0, t0 + at - time.perf_counter()))
             target = landing / f.name
             shutil.copy(f, landing / (f.name + ".part"))
             os.rename(landing / (f.name + ".part"), target)
             landed[str(target)] = time.perf_counter()
-            time.sleep(max(0.0, t0 + (i + 1) * interval - time.perf_counter()))
 
     producer = threading.Thread(target=produce)
     follower = threading.Thread(target=watcher.run)  # the real loop (overlapping micro-batches)
     counted: dict[str, float] = {}
+    cpu = _cpu_all()
     follower.start()
     producer.start()
-    while len(counted) < len(files):
+    while len(counted) < len(schedule):
         time.sleep(0.005)
         now = time.perf_counter()
         for path in list(watcher._done):
             counted.setdefault(path, now)
+    cpu = _cpu_all() - cpu
     watcher.stop()
     producer.join()
     follower.join()
     lags = np.array([counted[p] - landed[p] for p in landed])
+    over = np.array([counted[p] - landed[p] - interval_of[p] for p in landed])
     span = max(counted.values()) - min(landed.values())
-    return {"interval_s": interval, "records_per_file": per_file,
-            "lag_p50_s": float(np.median(lags)), "lag_max_s": float(lags.max()),
-            "rate": per_file * len(files) / span, "files": len(files),
-            "batches": watcher.progress.batches}  # fmt: skip
+    records = watcher.progress.records
+    return {"records": records, "files": len(schedule), "lag_p50_s": float(np.median(lags)),
+            "lag_max_s": float(lags.max()), "worst_margin_s": float(over.max()),
+            "kept_up": bool((over < 0).all()), "rate": records / span, "cpu_s": cpu,
+            "batches": watcher.progress.batches, "warehouse": wh}  # fmt: skip
+
+
+def _rotations(source: Path, out: Path, sources: int, every: float, rate: float,
+               intervals: int) -> list[tuple[float, Path, float]]:  # fmt: skip
+    """``sources`` writers, each rotating a file every ``every`` s, together ``rate`` records/s.
+
+    Consecutive slices of ``source`` (an Asterisk ``Master.csv`` of a cached synthetic world,
+    read line by line, never changed), dealt round robin to the sources: file ``i`` of source
+    ``k`` lands at ``(i + 1) * every + k * every / sources`` (the sources out of phase, as
+    switches are). Each file holds ``rate * every / sources`` records.
+    """
+    per_file = int(rate * every / sources)
+    out.mkdir(parents=True, exist_ok=True)
+    schedule = []
+    with open(source, "rb") as fh:
+        for i in range(intervals):
+            for k in range(sources):
+                target = out / f"src{k}-Master-{i:03d}.csv"
+                with open(target, "wb") as dst:
+                    for _ in range(per_file):
+                        line = fh.readline()
+                        if not line:
+                            raise SystemExit(f"{source}: too few records for the schedule")
+                        dst.write(line)
+                schedule.append(((i + 1) * every + k * every / sources, target, every))
+    return schedule
+
+
+def _same_counters(a: Any, b: Any) -> bool:
+    """Whether two warehouses hold the same counters (every stored bucket, groups, customers)."""
+    from cemkit.kqi import formulas
+
+    keys = ["object_kind", "object", "bucket"]
+    for freq, kind in (("15min", "group"), ("day", "group"), ("day", "customer")):
+        x, y = (wh.counters(pd.Timestamp("2000-01-01", tz="UTC"),
+                            pd.Timestamp("2100-01-01", tz="UTC"), freq=freq, kind=kind)
+                for wh in (a, b))  # fmt: skip
+        x, y = (f.sort_values(keys).reset_index(drop=True) for f in (x, y))
+        cols = [*keys, *formulas.COUNTERS]
+        if not x[cols].astype(str).equals(y[cols].astype(str)):
+            return False
+    return True
+
+
+def _world_settings(world: Path) -> Any:
+    """How the files of a cached synthetic world are read (its model, synth's zone and region)."""
+    from cemkit import synth
+    from cemkit.warehouse.batch import Settings
+
+    os.environ.setdefault("CEMKIT_KEY", "5e" * 32)
+    return Settings("asterisk", "default", str(world / "model.yaml"), synth.DEFAULT_TIMEZONE,
+                    synth.DEFAULT_REGION)  # fmt: skip
+
+
+def _warm_files(out: Path, source: Path, workers: int) -> Path:
+    """Small files from the end of ``source`` (records no schedule uses) to warm every worker."""
+    out.mkdir(parents=True)
+    with open(source, "rb") as fh:
+        fh.seek(max(0, source.stat().st_size - 400_000))
+        lines = fh.read().splitlines(keepends=True)[1:]
+    for i in range(max(2, workers)):
+        (out / f"w{i}.csv").write_bytes(b"".join(lines[i * 500 : (i + 1) * 500]))
+    return out
+
+
+def _print_live(what: str, live: dict, rate: float, same: bool | None) -> None:
+    kept = "kept up" if live["kept_up"] else "did NOT keep up"
+    check = "" if same is None else (", warehouse equal to the one-batch ingest of the same "
+                                     f"files: {'yes' if same else 'NO'}")  # fmt: skip
+    print(f"  live, {what} ({rate:,.0f} records/s offered): {live['records']:,} records in "
+          f"{live['files']} files counted at {live['rate']:,.0f} records/s in {live['batches']} "
+          f"batches; lag p50 {live['lag_p50_s']:.2f} s, max {live['lag_max_s']:.2f} s (worst "
+          f"file {live['worst_margin_s']:+.2f} s against its interval): {kept} (lag < one file "
+          f"interval); CPU {live['cpu_s']:.1f} s in all processes "
+          f"({live['records'] / live['cpu_s']:,.0f} records per CPU-second){check}")  # fmt: skip
 
 
 def query_bench(args: argparse.Namespace) -> None:
@@ -571,6 +681,25 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--live-rate", type=float, default=10 * BRIEF_RATE,
                     help="records/s at which files land in the live lag run")  # fmt: skip
+    ap.add_argument(
+        "--sources",
+        type=int,
+        default=4,
+        help="realistic live run: writers rotating files (0: skip it)",
+    )
+    ap.add_argument(
+        "--rotate-s",
+        type=float,
+        default=10.0,
+        help="realistic live run: seconds between two files of one writer",
+    )
+    ap.add_argument("--intervals", type=int, default=3, help="realistic live run: files per writer")
+    ap.add_argument(
+        "--live-world",
+        type=Path,
+        default=Path("/tmp/cemkit-bench/pipeline/world-10000000-1"),
+        help="cached synthetic world whose Asterisk file the writers slice",
+    )
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-query", action="store_true")
     args = ap.parse_args()
@@ -586,12 +715,16 @@ def main() -> None:
             w = _ingest_world(tmp / "ingest", args.ingest_records, args.ingest_files, args.workers)
             for name, size in (("landing", args.batch), ("small", 16)):
                 ing = ingest_bench(tmp / "ingest", w, size, args.workers, name)
+                if name == "landing":
+                    landing = ing
                 print(f"ingest: {ing['records']:,} records in {ing['files']} files, "
                       f"{ing['batches']} micro-batch(es) of <= {size} files, {args.workers} "
                       f"worker(s): {ing['seconds']:.2f} s: {ing['rate']:,.0f} records/s "
                       f"({ing['rate'] / (10 * BRIEF_RATE):.2f}x of 10x the brief's rate, "
                       f"{10 * BRIEF_RATE:,.0f}/s), {ing['per_file_s'] * 1e3:.0f} ms per file; "
-                      f"parent CPU {ing['cpu_main']:.2f} s")  # fmt: skip
+                      f"CPU {ing['cpu_all']:.2f} s in all processes "
+                      f"({ing['records'] / ing['cpu_all']:,.0f} records per CPU-second), of "
+                      f"which parent {ing['cpu_main']:.2f} s")  # fmt: skip
             cpu = file_cpu(tmp / "ingest", w)
             (big_s, big_n), (small_s, small_n) = cpu["large"], cpu["small"]
             print(f"  CPU per file, one process (process + commit): {big_s * 1e3:.0f} ms per "
@@ -599,13 +732,28 @@ def main() -> None:
                   f"{small_s * 1e3:.0f} ms per {small_n:,.0f}-record file; fixed cost "
                   f"{cpu['fixed_s'] * 1e3:.0f} ms per file + "
                   f"{cpu['per_record_s'] * 1e6:.1f} us per record")  # fmt: skip
-            live = live_bench(tmp / "ingest", w, args.live_rate, args.batch, args.workers)
-            kept = "kept up" if live["lag_max_s"] < live["interval_s"] else "did NOT keep up"
-            print(f"  live: {live['files']} files of {live['records_per_file']:,} records landing "
-                  f"every {live['interval_s']:.3f} s ({args.live_rate:,.0f} records/s offered): "
-                  f"counted at {live['rate']:,.0f} records/s in {live['batches']} batches, lag "
-                  f"p50 {live['lag_p50_s']:.2f} s, max {live['lag_max_s']:.2f} s: {kept} "
-                  f"(lag < one file interval)")  # fmt: skip
+            files = sorted(w["landing"].iterdir(), key=lambda f: int(f.stem.split("-")[1]))
+            per_file = sum(1 for _ in files[0].open("rb"))
+            every = per_file / args.live_rate  # one writer, a file as soon as it has per_file
+            harsh = [((i + 1) * every, f, every) for i, f in enumerate(files)]
+            live = live_bench(tmp / "ingest", w, harsh, args.batch, args.workers, "live")
+            same = _same_counters(live["warehouse"], landing["warehouse"])
+            _print_live(f"one writer, a {per_file:,}-record file every {every:.3f} s", live,
+                        args.live_rate, same)  # fmt: skip
+        if args.sources:
+            world = args.live_world
+            real = {"settings": _world_settings(world),
+                    "warm": _warm_files(tmp / "real-warm", world / "formats" / "asterisk" /
+                                        "Master.csv", args.workers)}  # fmt: skip
+            schedule = _rotations(world / "formats" / "asterisk" / "Master.csv",
+                                  tmp / "real-files", args.sources, args.rotate_s,
+                                  args.live_rate, args.intervals)  # fmt: skip
+            live = live_bench(tmp / "ingest-real", real, schedule, args.batch, args.workers,
+                              "real")  # fmt: skip
+            per_file = int(args.live_rate * args.rotate_s / args.sources)
+            _print_live(f"{args.sources} writers, each a {per_file:,}-record file every "
+                        f"{args.rotate_s:g} s, {args.intervals} intervals", live,
+                        args.live_rate, None)  # fmt: skip
         print(f"load average at end: {os.getloadavg()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -296,7 +296,7 @@ class BatchProcessor:
     model : path or ServiceModel
         Service model.
     freqs : tuple of str
-        KQI buckets.
+        KQI buckets (empty: no KQIs, :attr:`BatchResult.kqi` is an empty table).
     key : Key, optional
         A fixed key (default: read from the policy's key source, re-read on every call).
     alerts : bool
@@ -373,7 +373,7 @@ class BatchProcessor:
         """Protect, correlate and compute KQIs for one pandas batch (one partition)."""
         from cemkit import schema
         from cemkit.kqi.alerts import empty_alerts, find_alerts
-        from cemkit.kqi.rollup import rollup
+        from cemkit.kqi.rollup import _empty_table, rollup
         from cemkit.runs.stages import run_pandas
 
         with self._lock:
@@ -388,14 +388,16 @@ class BatchProcessor:
         t1 = time.perf_counter()
         calls = run_pandas(protected, stages[1:])
         t2 = time.perf_counter()
-        # the assigner (compiled model, its ancestor index) stays warm between calls
-        result = rollup(calls, assigner, freqs=self.freqs, rank_customers=False)
+        # the assigner (compiled model, its ancestor index) stays warm between calls; no
+        # buckets, no KQIs (for callers that sum counters themselves: the warehouse)
+        kqi = (rollup(calls, assigner, freqs=self.freqs, rank_customers=False).table
+               if self.freqs else _empty_table())  # fmt: skip
         t3 = time.perf_counter()
-        alerts = find_alerts(result.table, assigner.model) if self.alerts else empty_alerts()
+        alerts = find_alerts(kqi, assigner.model) if self.alerts else empty_alerts()
         t4 = time.perf_counter()
         timings = {"protect": (t1 - t0) * 1e3, "correlate": (t2 - t1) * 1e3,
                    "kqi": (t3 - t2) * 1e3, "alerts": (t4 - t3) * 1e3}  # fmt: skip
-        return BatchResult(calls, result.table, alerts, timings, policy, key, assigner)
+        return BatchResult(calls, kqi, alerts, timings, policy, key, assigner)
 
 
 def _fingerprint(key: Key | None) -> str | None:

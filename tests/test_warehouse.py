@@ -417,3 +417,73 @@ def test_a_files_rows_do_not_depend_on_the_files_sharing_its_task(world):
     assert together.drop_columns(kll).equals(alone.drop_columns(kll))
     for c in kll:
         assert together[c].is_null().equals(alone[c].is_null())
+
+
+def test_counter_rows_are_the_rollups_counters(world):
+    # the warehouse's counters-only path (no KQI table) gives the rollup's rows and counters,
+    # on records of the real pipeline (load, protect, correlate), groups and customers alike
+    from cemkit.kqi.rollup import UNASSIGNED, _mark_first_of_intent, counter_rows, rollup
+
+    out, files, _ = world
+    raw = cemkit.load(str(files[1]), format="asterisk", tz=TZ, default_region=REGION).compute()
+    model = str(out / "model.yaml")
+    lean = cemkit.BatchProcessor("default", model=model, freqs=(), alerts=False)(raw)
+    assert lean.kqi.empty and len(lean.records) > 100
+    assigner = lean.assigner
+    table = rollup(lean.records, assigner, freqs=("15min", "day"), rank_customers=False).table
+    got = counter_rows(lean.records, assigner, ("15min", "day"))
+    assert {k for k, _ in got.rows} == set(table["object_kind"])
+    frames = []
+    for (kind, freq), (code, bucket, sums) in got.rows.items():
+        names = np.array([*(assigner.group_names if kind == "group" else assigner.customer_names),
+                          UNASSIGNED], dtype=object)  # fmt: skip
+        frame = pd.DataFrame({c: sums[i] for i, c in enumerate(COUNTERS)})
+        frames.append(frame.assign(object_kind=kind, object=names[code], freq=freq,
+                                   bucket=pd.to_datetime(bucket, utc=True)))  # fmt: skip
+    mine = pd.concat(frames, ignore_index=True)
+    for freq in ("15min", "day"):
+        pd.testing.assert_frame_equal(_norm(mine[mine["freq"] == freq]),
+                                      _norm(table[table["freq"] == freq]))  # fmt: skip
+    # and each record's own counters are the formulas' contributions (the sketches read them),
+    # repeat attempts counted from the intents as the rollup counts them
+    want = formulas.contributions(_mark_first_of_intent(lean.records))
+    np.testing.assert_array_equal(got.block, want.to_numpy())
+
+
+def test_quarantine_of_a_micro_batch_is_one_commit_once_per_file(world, tmp_path):
+    # a micro-batch's quarantine rows go in one Delta commit (each file's transaction in it),
+    # and a retry of that commit (a run killed before its counters' commit) adds nothing
+    from deltalake import DeltaTable
+
+    from cemkit.warehouse.batch import content_sha256, process_file
+
+    out, files, _ = world
+    bad = []
+    for i in (0, 1):
+        path = tmp_path / f"bad-{i}.csv"
+        path.write_text(files[i].read_text() + '"not","a","cdr"\n')
+        bad.append(str(path))
+    wh = warehouse.Warehouse.create(tmp_path / "wh")
+    assert ingest_files(wh.store, bad, _settings(out)).quarantined == 2
+    table = DeltaTable(str(tmp_path / "wh" / "quarantine"))
+    assert table.version() == 0
+    assert sorted(table.to_pandas()["file"]) == ["bad-0.csv", "bad-1.csv"]
+    again = [process_file(p, _settings(out), content_sha256(p)) for p in bad]
+    wh.store.commit_quarantine([(r.quarantine, r.sha256) for r in again])
+    table = DeltaTable(str(tmp_path / "wh" / "quarantine"))
+    assert table.version() == 0 and len(table.to_pandas()) == 2
+
+
+def test_each_worker_runs_on_its_share_of_the_cores(monkeypatch):
+    # one worker per core: a worker's threaded steps (protect's HMACs, the correlators) run on
+    # one thread, not on config.CORRELATE_THREADS threads each (more CPU per file for nothing)
+    from cemkit import config
+    from cemkit.warehouse.batch import _pool, worker_threads
+
+    with monkeypatch.context() as mp:
+        mp.setattr(config, "CORRELATE_THREADS", 2)
+        mp.setattr(os, "cpu_count", lambda: 2)
+        assert [worker_threads(n) for n in (1, 2, 4)] == [2, 1, 1]
+    expect = worker_threads(2)
+    got = _pool(2).submit(eval, "__import__('cemkit.config').config.CORRELATE_THREADS").result()
+    assert got == expect

@@ -711,3 +711,76 @@ def _rank(frame: pd.DataFrame, top_n: int) -> pd.DataFrame:
     frame = frame[frame["experience_score"].notna()]
     frame = frame.sort_values(["experience_score", "customer"], kind="mergesort")
     return frame.head(top_n).reset_index(drop=True)
+
+
+# --- counters only (the warehouse) --------------------------------------------------------------
+@dataclass
+class CounterRows:
+    """:func:`counter_rows`: the integer counters of :func:`rollup`'s rows, without its table.
+
+    ``rows[(kind, freq)]`` is ``(code, bucket, sums)``: the object code of each row (index in
+    ``assigner.group_names`` or ``assigner.customer_names``; -1 the unassigned group), its bucket
+    start (int64 UTC ns) and its counters (int64[len(COUNTERS), rows]), the rows and counters
+    of ``rollup(records, assigner, freqs=freqs).table`` (no indicators, percentiles or labels).
+    Per record what they were summed by: ``group`` (-1 unassigned), ``customer`` (the modeled
+    customer it counts for, -1 none), ``start_ns`` (:data:`NULL_TIME`: counted nowhere) and
+    ``block``, its own counters (int64[records, len(COUNTERS)], as
+    :func:`cemkit.kqi.formulas.contributions`).
+    """
+
+    rows: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    group: np.ndarray
+    customer: np.ndarray
+    start_ns: np.ndarray
+    block: np.ndarray
+
+
+def counter_rows(records: pd.DataFrame, assigner: Assigner,
+                 freqs: Sequence[str] = BUCKETS) -> CounterRows:  # fmt: skip
+    """The counters of :func:`rollup` for a pandas frame, for callers that keep only counters.
+
+    The same per-record counters and cells (one jitted pass,
+    :func:`cemkit.kqi._kernels.sum_contributions`), hierarchy and buckets; none of the table
+    (labels, indicators, exact percentiles, worst customers) is built.
+    """
+    cols = RecordColumns(records, formulas.LABELS)
+    inputs = formulas.counter_inputs(cols)
+    t, bucket = _times(records["start"])
+    if formulas.INTENT_COLUMN in records.columns and (
+        formulas.FIRST_OF_INTENT_COLUMN not in records.columns
+    ):
+        attempts, _ = formulas.record_flags(inputs)
+        first = _first_of_intent(records, attempts, t, attempts_only=True)
+        inputs = formulas.with_first_of_intent(inputs, first)
+    groups, customers = _assigned_codes(records, assigner, assigner.model.numbers.column)
+    if assigner.customer_names:
+        customers = np.where(_is_orig(records) & (customers >= 0), customers, -1)
+    else:
+        customers = np.full(len(records), -1, dtype=np.int64)
+    n = len(records)
+    kinds: list[tuple[str, np.ndarray, np.ndarray, list[str], dict[int, list[int]]]] = [
+        ("group", groups, bucket, list(assigner.group_names), hierarchy_of(assigner)),
+        ("customer", customers, np.where(customers >= 0, bucket, NULL_TIME),
+         list(assigner.customer_names), {}),
+    ]  # fmt: skip
+    cellings = [_cells(codes, buckets, len(names)) for _, codes, buckets, names, _ in kinds]
+    # one pass: the two leaf cellings, and every record its own cell (its own counters)
+    cellings.append((np.arange(n, dtype=np.int64), n, None))
+    n_cells = np.array([c[1] for c in cellings], dtype=np.int64)
+    cells = np.stack([np.asarray(c[0], dtype=np.int64) for c in cellings])
+    sums, count = _kernels.sum_contributions(cells, n_cells, *inputs, *formulas.COUNTER_CONSTANTS)
+    bounds = np.r_[0, np.cumsum(n_cells)]
+    no_pdd = np.full(n, np.nan)
+    rows: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for k, (kind, _, _, names, hierarchy) in enumerate(kinds):
+        part = slice(bounds[k], bounds[k + 1])
+        leaf = _leaf_of(cellings[k], sums[part], count[part], no_pdd)
+        if not len(leaf.code):
+            continue
+        index = ancestor_index(len(names), hierarchy)
+        for f in freqs:
+            row, code = expand(leaf.code, len(names), index)
+            out, _ = _regroup(code, leaf.bucket[row], leaf.sums[:, row], _STEP_NS[f])
+            rows[(kind, f)] = (out.code, out.bucket, out.sums)
+    block = sums[bounds[2] :]
+    return CounterRows(rows, groups, customers, t, block)

@@ -264,20 +264,30 @@ class Store:
                 time.sleep(0.02 * (attempt + 1) * (1 + np.random.default_rng().random()))
         raise RuntimeError(f"{self.kqi_path}: commit kept conflicting after {MAX_RETRIES} tries")
 
-    def commit_quarantine(self, frame: pd.DataFrame, sha256: str) -> None:
-        """Append one file's (protected) quarantine rows, once per file (same mechanism)."""
-        if frame.empty:
+    def commit_quarantine(self, frames: Sequence[tuple[pd.DataFrame, str]]) -> None:
+        """Append files' (protected) quarantine rows in one commit, once per file.
+
+        ``frames``: each file's rows and content checksum. The same mechanism as the counters
+        (one Delta application transaction per file, in the same commit as its rows): a file
+        whose rows another writer committed meanwhile is dropped and the rest retried.
+        """
+        frames = [(f, s) for f, s in frames if not f.empty]
+        if not frames:
             return
         path = str(self.quarantine_path)
-        data = pa.Table.from_pandas(frame, preserve_index=False)
         for attempt in range(MAX_RETRIES):
             try:
                 table = DeltaTable(path)
             except TableNotFoundError:
                 table = None
-            if table is not None and table.transaction_version(app_id(sha256)) is not None:
+            todo = [(f, s) for f, s in frames
+                    if table is None or table.transaction_version(app_id(s)) is None]  # fmt: skip
+            if not todo:
                 return
-            props = CommitProperties(app_transactions=[Transaction(app_id(sha256), 0)],
+            rows = todo[0][0] if len(todo) == 1 else pd.concat([f for f, _ in todo],
+                                                                 ignore_index=True)  # fmt: skip
+            data = pa.Table.from_pandas(rows, preserve_index=False)
+            props = CommitProperties(app_transactions=[Transaction(app_id(s), 0) for _, s in todo],
                                      max_commit_retries=MAX_RETRIES)  # fmt: skip
             try:
                 write_deltalake(table if table is not None else path, data, mode="append",

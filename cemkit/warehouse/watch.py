@@ -226,7 +226,10 @@ class Watcher:
                     look = True
                     continue
                 if flight:  # wait for a worker, or for new files to submit
-                    futures = [f for b, _ in flight if b is not None for f in b.futures()]
+                    # only tasks still running: a finished one would end the wait at once (a
+                    # busy loop taking a core from the workers until its batch's last task ends)
+                    futures = [f for b, _ in flight if b is not None for f in b.futures()
+                               if not f.done()]  # fmt: skip
                     wait(futures, timeout=min(self.poll, 0.05), return_when=FIRST_COMPLETED)
                     continue
                 look = True
