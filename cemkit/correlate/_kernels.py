@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from cemkit import config
+from cemkit.correlate._hash import mix64
 
 #: Null time (the int64 bit pattern of NaT).
 NULL_TIME = np.iinfo(np.int64).min
@@ -220,17 +221,6 @@ def key_time_order(key, time):
 
 
 @_jit
-def _mix64(h):
-    """The murmur3 64-bit finalizer (a bijection of uint64 that spreads every input bit)."""
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
-
-
-@_jit
 def _sort_bucket(rows, keys, times, lo, hi):
     """Sort ``rows[lo:hi]`` (and ``keys``, ``times`` along) by (key, time), stably."""
     if hi - lo > _INSERTION_MAX:
@@ -264,7 +254,7 @@ def _grouped_order(key, time, high_bits, low_bits):
     count = np.zeros(nhigh + 1, np.int64)
     for i in range(n):
         if key[i] >= 0 and time[i] != NULL_TIME:
-            count[np.int64(_mix64(np.uint64(key[i])) >> np.uint64(64 - high_bits)) + 1] += 1
+            count[np.int64(mix64(np.uint64(key[i])) >> np.uint64(64 - high_bits)) + 1] += 1
     for b in range(nhigh):
         count[b + 1] += count[b]
     m = count[nhigh]
@@ -274,7 +264,7 @@ def _grouped_order(key, time, high_bits, low_bits):
     times = np.empty(m, np.int64)
     for i in range(n):  # pass 1, stable: each region's rows in row order
         if key[i] >= 0 and time[i] != NULL_TIME:
-            region = np.int64(_mix64(np.uint64(key[i])) >> np.uint64(64 - high_bits))
+            region = np.int64(mix64(np.uint64(key[i])) >> np.uint64(64 - high_bits))
             q = fill[region]
             rows[q] = i
             keys[q] = key[i]
@@ -296,11 +286,11 @@ def _grouped_order(key, time, high_bits, low_bits):
             continue
         sub[:] = 0
         for p in range(lo, hi):
-            sub[np.int64((_mix64(np.uint64(keys[p])) >> lshift) & lmask) + 1] += 1
+            sub[np.int64((mix64(np.uint64(keys[p])) >> lshift) & lmask) + 1] += 1
         for d in range(nlow):
             sub[d + 1] += sub[d]
         for p in range(lo, hi):
-            slot = np.int64((_mix64(np.uint64(keys[p])) >> lshift) & lmask)
+            slot = np.int64((mix64(np.uint64(keys[p])) >> lshift) & lmask)
             q = sub[slot]
             r_scr[q] = rows[p]
             k_scr[q] = keys[p]
