@@ -210,8 +210,11 @@ def connect(
         with dask.config.set(scheduler=_local_get(chosen)):
             yield None
         return
-    from distributed import Client  # a cluster from here on (sync runs never import it)
+    # a cluster from here on (sync runs never import distributed); its import sets its loggers'
+    # levels from its configuration, so they are quieted again after it
+    from distributed import Client
 
+    level = quiet_logs()
     if chosen == "local":
         from distributed import LocalCluster
 
