@@ -487,3 +487,44 @@ def test_each_worker_runs_on_its_share_of_the_cores(monkeypatch):
     expect = worker_threads(2)
     got = _pool(2).submit(eval, "__import__('cemkit.config').config.CORRELATE_THREADS").result()
     assert got == expect
+
+
+def test_workers_exit_when_the_process_owning_them_is_killed(tmp_path):
+    # a `cemkit watch` killed -9 (scheduler, OOM killer) must not leave its workers running:
+    # their task queue holds both ends of its pipe, so only a watch on the owner ends them
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os, sys, time\n"
+        "from cemkit.warehouse.batch import _pool\n"
+        "pool = _pool(2)\n"
+        "pids = {pool.submit(os.getpid).result() for _ in range(20)}\n"
+        "print(' '.join(map(str, sorted(pids))), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert pids
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # an exited child of the (orphaned) fork server is reaped by init, not a zombie for long
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+
+    deadline = time.monotonic() + 20
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids), "pool workers outlived the process that owned them"

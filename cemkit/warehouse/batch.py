@@ -533,7 +533,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         ctx.set_forkserver_preload(_PRELOAD)
         pool = _POOLS[workers] = ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_start_worker,
-            initargs=(worker_threads(workers),),
+            initargs=(worker_threads(workers), os.getpid()),
         )  # fmt: skip
     return pool
 
@@ -545,11 +545,35 @@ def worker_threads(workers: int) -> int:
     return max(1, min(int(config.CORRELATE_THREADS), (os.cpu_count() or 1) // max(1, workers)))
 
 
-def _start_worker(threads: int) -> None:
-    """In each worker process, before its first task: the threads of :func:`worker_threads`."""
+def _start_worker(threads: int, owner: int) -> None:
+    """In each worker process, before its first task: the threads of :func:`worker_threads`.
+
+    And a watch on the process that owns the pool (``owner``): a worker's task queue holds both
+    ends of its pipe, so a worker never sees its owner die; a ``cemkit watch`` killed by a
+    scheduler or the OOM killer would leave its workers (and the fork server, which they keep
+    alive) running for ever. The worker exits within a second of its owner.
+    """
+    import threading
+
     from cemkit import config
 
     config.CORRELATE_THREADS = threads
+    threading.Thread(target=_exit_with, args=(owner,), daemon=True,
+                     name="cemkit-owner-watch").start()  # fmt: skip
+
+
+def _exit_with(owner: int, every_s: float = 0.5) -> None:
+    """Exit this process as soon as process ``owner`` is gone (polled every ``every_s`` s)."""
+    import time
+
+    while True:
+        time.sleep(every_s)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # the id now names another user's process: the owner is gone
+            os._exit(0)
 
 
 #: What a task gives back per file: rows, ledger entry, protected quarantine, fingerprint.
