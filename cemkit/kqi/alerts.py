@@ -52,6 +52,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cemkit.columnar import column_arrays
 from cemkit.kqi import formulas
 from cemkit.model.spec import SEVERITIES, ServiceModel, Threshold
 
@@ -235,7 +236,7 @@ def find_alerts(
         return empty_alerts()
     # the table's columns as arrays, each read once (a Series per read costs more than the
     # work on a micro-batch's few hundred KQI rows)
-    arrays = _column_arrays(table)
+    arrays = column_arrays(table)
     # the rows of the bucket size, as NumPy arrays taken once (no filtered copy of the table)
     if "freq" in arrays:
         at = np.flatnonzero(_equals(arrays["freq"], freq))
@@ -373,13 +374,6 @@ def _objects(model: ServiceModel) -> list[tuple[str, str, list[Threshold]]]:
 def _object_lookup(model: ServiceModel, kind: str) -> tuple[np.ndarray, pa.Array]:
     """Positions in :func:`_objects` of the objects of ``kind`` with rules, and their names."""
     return _plan(model)[1][kind]
-
-
-def _column_arrays(table: pd.DataFrame) -> dict[str, Any]:
-    names = table.columns.tolist()  # one conversion (iterating Arrow-backed names is slow)
-    if len(set(names)) == len(names) and hasattr(table, "_iter_column_arrays"):
-        return dict(zip(map(str, names), table._iter_column_arrays(), strict=True))
-    return {str(c): table[c].array for c in dict.fromkeys(table.columns)}  # pragma: no cover
 
 
 def _index_in(names: Any, rows: np.ndarray, value_set: pa.Array) -> np.ndarray:

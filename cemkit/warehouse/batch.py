@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from cemkit.kqi import formulas
 from cemkit.kqi.rollup import UNASSIGNED, CounterRows, counter_rows
-from cemkit.kqi.sizes import ancestor_index, expand, hierarchy_of
+from cemkit.kqi.sizes import ancestor_index, distinct, expand, hierarchy_of
 from cemkit.model.assign import Assigner
 from cemkit.pipeline import BatchProcessor
 from cemkit.pipeline import processor as pipeline_processor
@@ -308,18 +308,6 @@ class _LeafSketches:
     sketches: list[Any]
 
 
-def _distinct(x: np.ndarray) -> np.ndarray:
-    """The distinct values of ``x``, sorted.
-
-    ``np.unique`` without an inverse hashes: ~40x slower than a sort on 10^5 distinct int64
-    with NumPy 2.4.
-    """
-    if not len(x):
-        return x
-    s = np.sort(x)
-    return s[np.r_[True, s[1:] != s[:-1]]]
-
-
 def _leaf_hlls(counted: _Counted, numbers: np.ndarray, items: np.ndarray) -> _LeafSketches:
     """One sketch per (leaf object, 15-minute bucket), of its distinct ``items[numbers]``.
 
@@ -333,7 +321,7 @@ def _leaf_hlls(counted: _Counted, numbers: np.ndarray, items: np.ndarray) -> _Le
     buckets, b = np.unique(counted.start_ns[counted.leaf_row[has]] // step, return_inverse=True)
     n_buckets = max(len(buckets), 1)
     width = len(items) + 1
-    pairs = _distinct((code * n_buckets + b) * width + num)
+    pairs = distinct((code * n_buckets + b) * width + num)
     cell, item = pairs // width, pairs % width
     starts = _runs(cell)[0]
     bounds = np.r_[starts, len(cell)] if len(cell) else np.zeros(1, np.int64)
