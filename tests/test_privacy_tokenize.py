@@ -119,3 +119,102 @@ def test_tokens_are_the_same_with_and_without_the_kernel():
            for i in range(len(values))]  # fmt: skip
     assert len(values) >= tok._KERNEL_MIN
     assert kernel.to_pylist() == few
+
+
+# --- the two compressions of the HMAC kernel (OpenSSL's SHA256_Transform, Numba's own) ----------
+
+
+def _kernels():
+    from cemkit.privacy import _hmac
+
+    found = [pytest.param(_hmac._digests, id="numba")]
+    mark = pytest.mark.skipif(_hmac._ADDRESS is None, reason="libcrypto has no SHA256_Transform")
+    found.append(pytest.param(_hmac._digests_openssl, id="openssl", marks=mark))
+    return found
+
+
+def _raw_digests(kernel, messages, key):
+    """Digests of raw byte messages (any bytes, not only UTF-8) by one kernel, as bytes."""
+    import numpy as np
+
+    from cemkit.privacy import _hmac
+
+    offsets = np.cumsum([0] + [len(m) for m in messages]).astype(np.int64)
+    data = np.frombuffer(b"".join(messages) or b"\0", dtype=np.uint8)
+    return [w.astype(">u4").tobytes() for w in _hmac._run(kernel, offsets, data, key)]
+
+
+@pytest.mark.parametrize("kernel", _kernels())
+def test_each_hmac_backend_gives_rfc4231(kernel):
+    for key, data, expected in RFC4231:
+        got = _raw_digests(kernel, [data], key)[0].hex()
+        assert got[: len(expected)] == expected
+
+
+@pytest.mark.parametrize("kernel", _kernels())
+def test_each_hmac_backend_equals_hmac_digest_on_random_values(kernel):
+    import hashlib
+    import hmac
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.binary(max_size=200), max_size=12), st.binary(min_size=1, max_size=140))
+    def check(messages, key):
+        assert _raw_digests(kernel, messages, key) == [
+            hmac.digest(key, m, hashlib.sha256) for m in messages
+        ]
+
+    check()
+
+
+def test_openssl_backend_is_used_where_libcrypto_exports_the_compression():
+    from cemkit.privacy import _hmac
+
+    assert _hmac.backend() == ("numba" if _hmac._ADDRESS is None else "openssl")
+
+
+def test_numba_backend_where_the_symbol_is_missing_or_wrong(monkeypatch):
+    import hashlib
+    import hmac
+
+    from cemkit.privacy import _hmac
+
+    values = [f"+4420{i:08d}" for i in range(300)] + ["", "x" * 100]
+    want = [hmac.digest(b"k", v.encode(), hashlib.sha256) for v in values]
+    monkeypatch.setattr(_hmac, "_LIBRARY_SYMBOL", "SHA256_Transform_not_there")
+    assert _hmac._transform_address() is None
+    monkeypatch.setattr(_hmac, "_ADDRESS", None)
+    monkeypatch.setattr(_hmac, "_backend", None)
+    assert _hmac.backend() == "numba"
+    got = _hmac.hmac_words(pa.array(values), b"k")
+    assert [w.astype(">u4").tobytes() for w in got] == want
+    # a compression that does not give the known answers is not used either
+    monkeypatch.setattr(_hmac, "_ADDRESS", 1)
+    monkeypatch.setattr(_hmac, "_backend", None)
+    monkeypatch.setattr(_hmac, "_CHECKS", [(b"k", b"m", "00" * 32)])
+    assert _hmac.backend() == "numba"
+
+
+def test_tokens_without_openssl_at_all():
+    """A Python without ``_hashlib`` (no OpenSSL): the Numba compression, the same tokens."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['_hashlib'] = None\n"
+        "import hashlib, hmac\n"
+        "import pyarrow as pa\n"
+        "from cemkit.privacy import _hmac\n"
+        "assert _hmac._ADDRESS is None and _hmac.backend() == 'numba'\n"
+        "values = [f'+4420{i:08d}' for i in range(100)] + ['', 'y' * 70]\n"
+        "got = [w.astype('>u4').tobytes() for w in _hmac.hmac_words(pa.array(values), b'k')]\n"
+        "assert got == [hmac.digest(b'k', v.encode(), hashlib.sha256) for v in values]\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=os.environ.copy(), timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
