@@ -218,3 +218,44 @@ def test_tokens_without_openssl_at_all():
                           env=os.environ.copy(), timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_tokens_by_code_of_any_length_equal_hmac_digest():
+    """Odd and even hex lengths, a shared prefix array, string and large_string out and in."""
+    import hashlib
+    import hmac
+
+    import numpy as np
+
+    from cemkit.privacy import _hmac
+
+    values = [f"+4420{i:08d}" for i in range(40)] + ["", "abc", "+12"]
+    key = b"k" * 32
+    for typ in (pa.string(), pa.large_string()):
+        dictionary = pa.array(values, typ)
+        words = _hmac.hmac_words(dictionary, key)
+        codes = np.array([3, -1, 0, 41, 40, 3, 42], dtype=np.int64)
+        prefix = _hmac.prefix_lengths(dictionary, 4, 4)
+        for nhex in (1, 15, 16, 33, 64):
+            want = [None if c < 0 else
+                    "" if values[c] == "" else
+                    (values[c][:5] if values[c].startswith("+4420") else "") + "#"
+                    + hmac.digest(key, values[c].encode(), hashlib.sha256).hex()[:nhex]
+                    for c in codes]  # fmt: skip
+            small = _hmac.tokens_by_code(codes, dictionary, words, 4, 4, nhex)
+            large = _hmac.tokens_by_code(codes, dictionary, words, 4, 4, nhex, prefix=prefix,
+                                         large=True)  # fmt: skip
+            assert small.type == pa.string() and large.type == pa.large_string()
+            assert small.to_pylist() == want == large.to_pylist()
+
+
+def test_string_and_large_string_columns_share_one_dictionary():
+    from cemkit.privacy import _parties
+
+    a = pa.array(["x1", "+441632960961", None, "x2"], pa.string())
+    b = pa.array(["x2", "+441632960961", "x1", "x3"], pa.large_string())
+    dictionary, (ca, cb) = _parties.build([a, b])
+    assert ca.tolist()[2] == -1
+    assert [dictionary[c].as_py() for c in ca if c >= 0] == ["x1", "+441632960961", "x2"]
+    assert [dictionary[c].as_py() for c in cb] == b.to_pylist()
+    assert len(dictionary) == 4

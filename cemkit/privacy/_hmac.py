@@ -55,6 +55,8 @@ _IV = np.array(
     dtype=np.uint64,
 )  # fmt: skip
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8).copy()
+_HEX_PAIRS = (_HEX[np.arange(256) >> 4].astype(np.uint16)
+              | (_HEX[np.arange(256) & 15].astype(np.uint16) << np.uint16(8)))  # fmt: skip
 _K32 = _K.astype(np.uint32)
 _SEPARATOR = np.uint8(ord("#"))
 _PLUS, _ZERO, _NINE = 0x2B, 0x30, 0x39
@@ -323,11 +325,13 @@ def _gather_tokens(
     data: np.ndarray,
     words: np.ndarray,
     nhex: int,
-    hexdigits: np.ndarray,
+    hexpairs: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's token ``<kept prefix>#<nhex hex digits>`` of the distinct value ``codes[r]``.
 
     A negative code (a null) or an empty value gives an empty slot. Returns offsets and bytes.
+    ``hexpairs[b]`` holds the two hex digits of byte ``b`` (first digit in the low byte): one
+    lookup per byte of the digest, not two shifts and a lookup per digit.
     """
     n = codes.size
     out_offsets = np.empty(n + 1, dtype=np.int64)
@@ -339,6 +343,7 @@ def _gather_tokens(
             size = prefix[c] + 1 + nhex
         out_offsets[r + 1] = out_offsets[r] + size
     out = np.empty(out_offsets[n], dtype=np.uint8)
+    nbytes = nhex // 2
     for r in range(n):
         p = out_offsets[r]
         if out_offsets[r + 1] == p:
@@ -350,9 +355,15 @@ def _gather_tokens(
         p += prefix[c]
         out[p] = _SEPARATOR
         p += 1
-        for j in range(nhex):
-            nib = (words[c, j // 8] >> np.uint32(28 - 4 * (j % 8))) & np.uint32(0xF)
-            out[p + j] = hexdigits[nib]
+        for j in range(nbytes):
+            byte = (words[c, j >> 2] >> np.uint32(24 - 8 * (j & 3))) & np.uint32(0xFF)
+            pair = hexpairs[byte]
+            out[p] = np.uint8(pair & np.uint16(0xFF))
+            out[p + 1] = np.uint8(pair >> np.uint16(8))
+            p += 2
+        if nhex & 1:  # an odd length: the high digit of the next byte
+            byte = (words[c, nbytes >> 2] >> np.uint32(24 - 8 * (nbytes & 3))) & np.uint32(0xFF)
+            out[p] = np.uint8(hexpairs[byte] & np.uint16(0xFF))
     return out_offsets, out
 
 
@@ -403,6 +414,16 @@ def hmac_words(values: pa.Array, key: bytes, threads: int = 1) -> np.ndarray:
     return np.concatenate(list(parts))
 
 
+def prefix_lengths(dictionary: pa.Array, keep_digits: int, min_hidden: int) -> np.ndarray:
+    """Bytes of each dictionary value kept before its token, -1 for an empty value.
+
+    What :func:`tokens_by_code` computes when not given ``prefix``: callers tokenizing several
+    columns with one rule over one dictionary compute it once.
+    """
+    offsets, data, _ = arrowstr.buffers(dictionary)
+    return _prefix_lengths(offsets, data, keep_digits, min_hidden)
+
+
 def tokens_by_code(
     codes: np.ndarray,
     dictionary: pa.Array,
@@ -410,19 +431,25 @@ def tokens_by_code(
     keep_digits: int,
     min_hidden: int,
     nhex: int,
+    *,
+    prefix: np.ndarray | None = None,
+    large: bool = False,
 ) -> pa.Array:
     """Tokens ``<kept prefix>#<hex>`` of ``dictionary[codes]``, from the dictionary's HMACs.
 
     ``codes`` are int32/int64 indices into ``dictionary`` (-1 for a null row, which stays null);
     ``words`` are :func:`hmac_words` of the dictionary. An empty value stays empty. One pass over
-    the rows writes the tokens straight into the output buffer.
+    the rows writes the tokens straight into the output buffer. ``prefix``: the dictionary's
+    :func:`prefix_lengths` for ``keep_digits`` and ``min_hidden``, if already known; ``large``:
+    a ``large_string`` array (what pandas holds), else ``string``.
     """
     if not 0 < nhex <= 64:
         raise ValueError("nhex must be between 1 and 64")
     offsets, data, _ = arrowstr.buffers(dictionary)
-    prefix = _prefix_lengths(offsets, data, keep_digits, min_hidden)
-    out_offsets, out = _gather_tokens(codes, prefix, offsets, data, words, nhex, _HEX)
-    return arrowstr.from_buffers(out_offsets, out, codes >= 0)
+    if prefix is None:
+        prefix = _prefix_lengths(offsets, data, keep_digits, min_hidden)
+    out_offsets, out = _gather_tokens(codes, prefix, offsets, data, words, nhex, _HEX_PAIRS)
+    return arrowstr.from_buffers(out_offsets, out, codes >= 0, large=large)
 
 
 @_jit

@@ -150,11 +150,12 @@ def _nearly_distinct(values: pa.Array) -> bool:
 
 
 def build(columns: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
-    """One dictionary of the values of ``columns`` (Arrow string arrays), and each one's codes.
+    """One dictionary of the values of ``columns`` (Arrow strings), and each one's codes.
 
-    Returns the dictionary (large_string, no nulls) and, per column, int64 codes into it with -1
-    for nulls. Each distinct number and each distinct other value of the ordinary columns
-    appears once; the rows of a near-distinct column are appended as they are.
+    ``columns`` may be ``string`` or ``large_string`` arrays, or both. Returns the dictionary
+    (large_string, no nulls) and, per column, int64 codes into it with -1 for nulls. Each
+    distinct number and each distinct other value of the ordinary columns appears once; the
+    rows of a near-distinct column are appended as they are.
     """
     keys = [_number_keys(*arrowstr.buffers(arr)) for arr in columns]
     all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
@@ -183,7 +184,9 @@ def build(columns: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
             pooled.append(values)
             pooled_rows.append(rows)
     if pooled:
-        encoded = pa.chunked_array(pooled, pa.string()).dictionary_encode()
+        if len({v.type for v in pooled}) > 1:  # string and large_string columns together
+            pooled = [v.cast(pa.large_string()) for v in pooled]
+        encoded = pa.chunked_array(pooled, pooled[0].type).dictionary_encode()
         dictionary = encoded.chunks[-1].dictionary
         for chunk, rows in zip(encoded.chunks, pooled_rows, strict=True):
             if not (chunk.dictionary is dictionary or chunk.dictionary.equals(dictionary)):

@@ -114,12 +114,17 @@ def _apply(df: pd.DataFrame, steps: Plan, method: str = "apply", threads: int = 
 
 
 def _arrow_strings(values: Any) -> pa.Array:
-    """A column's array as one Arrow ``string`` array (what :func:`to_arrow` gives a Series)."""
+    """A column's array as one Arrow ``string`` or ``large_string`` array (not cast).
+
+    The tokenizer reads either, and its tokens are ``large_string``, what pandas holds.
+    """
     if isinstance(values, pd.arrays.ArrowStringArray):
         arr = pa.array(values)
         if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        return arr.cast(pa.string()) if arr.type != pa.string() else arr
+            arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            return arr
+        return arr.cast(pa.string())
     return to_arrow(pd.Series(values, copy=False))
 
 
@@ -209,12 +214,12 @@ class Protector:
             assert key is not None  # checked by validate()
             tokens = tokenize_arrays({n: _arrow_strings(arrays[n]) for n in tokenized},
                                      {n: op.rule for n, op in tokenized.items()},
-                                     key, self.threads, codes)  # fmt: skip
+                                     key, self.threads, codes, large=True)  # fmt: skip
         out: dict[str, Any] = {}
         for name, op in steps:
             kind = type(op)
             if name in tokens:
-                out[name] = pd.arrays.ArrowStringArray(tokens[name].cast(pa.large_string()))
+                out[name] = pd.arrays.ArrowStringArray(tokens[name])  # large_string
             elif kind is Keep:
                 out[name] = arrays[name]
             elif kind is not Drop:

@@ -45,8 +45,9 @@ def to_arrow(series: pd.Series) -> pa.Array:
 
 def from_arrow(arr: pa.Array, index: pd.Index) -> pd.Series:
     """A pandas string Series (``string[pyarrow]``) over an Arrow array, without copying."""
-    if arr.type != pa.string():
+    if arr.type != pa.large_string() and arr.type != pa.string():
         arr = arr.cast(pa.string())
+    # a large_string array is what pandas holds (it casts a string one itself)
     return pd.Series(pd.arrays.ArrowStringArray(arr), index=index, copy=False)
 
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cemkit.privacy import _parties
-from cemkit.privacy._hmac import hmac_words, tokens_by_code
+from cemkit.privacy._hmac import hmac_words, prefix_lengths, tokens_by_code
 from cemkit.privacy.keys import Key
 from cemkit.privacy.operators.base import Operator, from_arrow, to_arrow
 from cemkit.privacy.policy import MIN_HIDDEN_DIGITS, TokenizeRule
@@ -83,24 +83,27 @@ def tokenize_columns(columns: dict[str, pd.Series], rules: dict[str, TokenizeRul
     HMACs of a large dictionary on that many threads (:func:`~cemkit.privacy._hmac.hmac_words`).
     """
     arrays = {name: to_arrow(series) for name, series in columns.items()}
-    tokens = tokenize_arrays(arrays, rules, key, threads)
+    tokens = tokenize_arrays(arrays, rules, key, threads, large=True)
     return {name: from_arrow(tokens[name], columns[name].index) for name in columns}
 
 
 def tokenize_arrays(arrays: dict[str, pa.Array], rules: dict[str, TokenizeRule], key: Key,
-                    threads: int = 1,
-                    codes: dict[str, np.ndarray] | None = None) -> dict[str, pa.Array]:  # fmt: skip
+                    threads: int = 1, codes: dict[str, np.ndarray] | None = None, *,
+                    large: bool = False) -> dict[str, pa.Array]:  # fmt: skip
     """:func:`tokenize_columns` of Arrow string arrays (no pandas): the tokens as Arrow arrays.
 
-    ``codes``, when given, receives each column's int64 codes into the one dictionary of the
-    columns' values (-1: null): equal codes are equal values, in any two of these columns, and
-    so equal tokens within a column (the real-time path keys its correlation by them).
+    ``arrays`` may be ``string`` or ``large_string``. ``codes``, when given, receives each
+    column's int64 codes into the one dictionary of the columns' values (-1: null): equal codes
+    are equal values, in any two of these columns, and so equal tokens within a column (the
+    real-time path keys its correlation by them). ``large``: the tokens as ``large_string``
+    arrays (what pandas holds; no cast on the way in), else ``string``.
     """
     out: dict[str, pa.Array] = {}
     live: dict[str, pa.Array] = {}
+    typ = pa.large_string() if large else pa.string()
     for name, arr in arrays.items():
         if arr.null_count == len(arr):  # nothing to hash (a column of another source kind)
-            out[name] = pa.nulls(len(arr), pa.string())
+            out[name] = pa.nulls(len(arr), typ)
             if codes is not None:
                 codes[name] = np.full(len(arr), -1, np.int64)
         else:
@@ -108,10 +111,17 @@ def tokenize_arrays(arrays: dict[str, pa.Array], rules: dict[str, TokenizeRule],
     if live:
         dictionary, found = _parties.build(list(live.values()))
         words = hmac_words(dictionary, key.derive("tokenize"), threads=threads)
+        prefixes: dict[int, np.ndarray] = {}  # per kept-digit count: the same for every column
         for (name, _), column_codes in zip(live.items(), found, strict=True):
             rule = rules[name]
+            prefix = prefixes.get(rule.keep_digits)
+            if prefix is None:
+                prefix = prefixes[rule.keep_digits] = prefix_lengths(
+                    dictionary, rule.keep_digits, MIN_HIDDEN_DIGITS
+                )
             out[name] = tokens_by_code(column_codes, dictionary, words, rule.keep_digits,
-                                       MIN_HIDDEN_DIGITS, rule.length)  # fmt: skip
+                                       MIN_HIDDEN_DIGITS, rule.length, prefix=prefix,
+                                       large=large)  # fmt: skip
             if codes is not None:
                 codes[name] = column_codes
     return {name: out[name] for name in arrays}
