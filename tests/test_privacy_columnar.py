@@ -171,3 +171,23 @@ def test_factorize_int64_equals_pandas(values, repeat):
     codes, uniques = _parties.factorize_int64(keys)
     want_codes, want_uniques = pd.factorize(keys)
     assert codes.tolist() == want_codes.tolist() and uniques.tolist() == want_uniques.tolist()
+
+
+_heads = st.sampled_from(["asterisk:f0.csv", "asterisk:acct-4420 7946 0958.csv", "synth",
+                          "cdr:2026:01", "a\nb:c", "src:0201234567", ""])  # fmt: skip
+_tails = st.one_of(st.sampled_from(["1", "0", "123456789", "1234567890", "012", "7\n"]),
+                   record_id_text)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_heads, _tails), min_size=1, max_size=30))
+def test_record_id_prefilter_remembers_a_shared_head_correctly(pairs):
+    """Ids of one file share ``source:tag``: the remembered head gives the regexes' answers."""
+    values = [f"{h}:{t}" for h, t in pairs]
+    arr = pa.array(values, pa.string())
+    flags = _parties._digit_run_flags(*arrowstr.buffers(arr), 7, 2)
+    for v, flag in zip(values, flags, strict=True):
+        ref = naive.record_id_may_hold_numbers(v)
+        assert flag or not ref  # never misses one
+        if "\n" not in v:
+            assert bool(flag) == ref, v

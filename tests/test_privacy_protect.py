@@ -277,3 +277,18 @@ def test_default_policy_keeps_node_names_and_codes_device_addresses():
     assert out["node"][0] == "lon-sw1"
     assert out["node"][1] == out["node"][2] and "212.242" not in out["node"][1]
     assert out["node"][1].startswith("<IP_ADDRESS#") and out["node"][1].endswith(">:5060")
+
+
+def test_scan_text_with_nothing_to_replace_passes_the_column_through():
+    """Node names hold nothing personal: the column comes back as it is, not a copy."""
+    from cemkit.privacy.engine import plan
+
+    df = frame(["+441632960961"] * 3, [None] * 3)
+    df["node"] = pd.array(["lon-sw1", "lon-sw1", None], dtype="string[pyarrow]")
+    policy = POLICY.model_copy(update={"columns": {**POLICY.columns,
+        "node": POLICY.quarantine["raw"]}})  # fmt: skip
+    op = dict(plan(df.dtypes, policy, KEY))["node"]
+    node = df["node"]
+    assert op.apply(node) is node
+    changed = pd.Series(["lon-sw1", "call 01632 960961"], dtype="string[pyarrow]")
+    assert op.apply(changed).tolist() == ["lon-sw1", "call <PHONE_NUMBER>"]

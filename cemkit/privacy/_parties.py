@@ -209,6 +209,30 @@ def _is_row_position(data: np.ndarray, lo: int, hi: int) -> bool:
     return True
 
 
+@njit(inline="always")
+def _has_digit_run(data: np.ndarray, lo: int, end: int, run: int, max_gap: int) -> bool:
+    """Whether ``data[lo:end]`` has ``run`` digits, at most ``max_gap`` separators between two."""
+    digits = 0
+    gap = 0
+    for j in range(lo, end):
+        c = data[j]
+        if 0x30 <= c <= 0x39:
+            digits = digits + 1 if gap <= max_gap else 1
+            gap = 0
+            if digits >= run:
+                return True
+        elif digits and (c == 0x20 or c == 0x2E or c == 0x28 or c == 0x29 or c == 0x2F
+                         or c == 0x2D):  # fmt: skip
+            gap += 1
+            if gap > max_gap:
+                digits = 0
+                gap = 0
+        else:
+            digits = 0
+            gap = 0
+    return False
+
+
 @_jit
 def _digit_run_flags(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, run: int,
                      max_gap: int) -> np.ndarray:  # fmt: skip
@@ -220,47 +244,55 @@ def _digit_run_flags(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, r
     :class:`cemkit.privacy.operators.keep.KeepSourceName`; in an id ``source:position`` (one
     ``:``, a plain decimal position below 10^9), in the source only. True for every value the
     regexes match (and for any value with a newline), checked against them.
+
+    Record ids of one file share everything before their last ``:`` (``source:tag``): what
+    was found there is remembered while the next value starts with the same bytes (compared,
+    not scanned again); only the part after the last ``:`` is read for each row.
     """
     n = offsets.size - 1
     out = np.zeros(n, dtype=np.bool_)
+    head_lo, head_len = 0, -1  # the previous value's part before its last ':'
+    head_colons, head_newline, head_run = 0, False, False
     for i in range(n):
         if not valid[i]:
             continue
         lo, hi = offsets[i], offsets[i + 1]
-        colons = 0
-        last = -1
-        newline = False
-        for j in range(lo, hi):
-            if data[j] == 0x3A:
-                colons += 1
-                last = j
-            elif data[j] == 0x0A:
-                newline = True
-        if newline:  # the regexes' ``.`` stops at a newline: leave such an id to them
+        last = hi - 1
+        while last >= lo and data[last] != 0x3A:
+            last -= 1
+        tail_newline = False
+        for j in range(last + 1, hi):
+            if data[j] == 0x0A:
+                tail_newline = True
+        if tail_newline:  # the regexes' ``.`` stops at a newline: leave such an id to them
             out[i] = True
             continue
-        end = hi if colons < 2 else last
-        if colons == 1 and _is_row_position(data, last + 1, hi):
-            end = last  # ``source:position``: the position is not a source name
-        digits = 0
-        gap = 0
-        for j in range(lo, end):
-            c = data[j]
-            if 0x30 <= c <= 0x39:
-                digits = digits + 1 if gap <= max_gap else 1
-                gap = 0
-                if digits >= run:
-                    out[i] = True
+        if last < lo:  # no ':': the whole value
+            out[i] = _has_digit_run(data, lo, hi, run, max_gap)
+            continue
+        size = last - lo
+        same = size == head_len
+        if same:
+            for j in range(size):
+                if data[lo + j] != data[head_lo + j]:
+                    same = False
                     break
-            elif digits and (c == 0x20 or c == 0x2E or c == 0x28 or c == 0x29 or c == 0x2F
-                             or c == 0x2D):  # fmt: skip
-                gap += 1
-                if gap > max_gap:
-                    digits = 0
-                    gap = 0
-            else:
-                digits = 0
-                gap = 0
+        if not same:
+            head_lo, head_len = lo, size
+            head_colons, head_newline = 0, False
+            for j in range(lo, last):
+                if data[j] == 0x3A:
+                    head_colons += 1
+                elif data[j] == 0x0A:
+                    head_newline = True
+            head_run = _has_digit_run(data, lo, last, run, max_gap)
+        if head_newline:
+            out[i] = True
+        elif head_colons >= 1 or _is_row_position(data, last + 1, hi):
+            # two ':' or more, or ``source:position``: the part before the last ':' only
+            out[i] = head_run
+        else:  # one ':' and no row position after it: the whole value
+            out[i] = _has_digit_run(data, lo, hi, run, max_gap)
     return out
 
 

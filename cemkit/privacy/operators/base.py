@@ -55,12 +55,15 @@ def on_distinct(series: pd.Series, transform: Callable[[pa.Array], pa.Array]) ->
     """Apply ``transform`` to the distinct non-null values of a column and expand the result.
 
     ``transform`` receives an Arrow string array of distinct values (no nulls) and returns an
-    array of the same length (nulls allowed). Nulls in the input stay null.
+    array of the same length (nulls allowed). Nulls in the input stay null. When no value
+    changes, the input ``string[pyarrow]`` column itself is returned.
     """
     encoded = to_arrow(series).dictionary_encode()
     mapped = transform(encoded.dictionary)
     if len(mapped) != len(encoded.dictionary):
         raise AssertionError("operator returned a different number of values")  # a bug, not data
+    if series.dtype == STRING and mapped.equals(encoded.dictionary):
+        return series  # nothing to replace (node names): the column as it came, not a copy
     return from_arrow(mapped.take(encoded.indices), series.index)
 
 
