@@ -238,6 +238,42 @@ def test_block_gathers_equal_the_column_gathers(rows, data):
         pd.testing.assert_series_equal(pd.Series(got[c]), pd.Series(want_c), check_names=False)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["cdr", "", "orig"])), _small,
+                          _floats), min_size=1, max_size=30), st.data())  # fmt: skip
+def test_pending_columns_equal_the_gathers_one_after_the_other(rows, data):
+    # columns left pending by a selection, then by a take with missing rows (what stitch and
+    # correlate_calls do in turn), gathered when read, one at a time or all at once, against
+    # the two gathers done one after the other
+    from cemkit.columnar import Columns
+
+    n = len(rows)
+    df = pd.DataFrame({
+        "s": pd.array([r[0] for r in rows], dtype="string[pyarrow]"),
+        "s2": pd.array([r[0] and r[0] + "x" for r in rows], dtype="string[pyarrow]"),
+        "f": pd.array([r[2] for r in rows], dtype="float64"),
+        "i": pd.array([r[1] for r in rows], dtype="Int16"),
+        "n": np.arange(n, dtype="int64"),
+        "t": pd.date_range("2026-01-01", periods=n, freq="s", tz="UTC"),
+        "b": pd.array([r[1] is None for r in rows], dtype="boolean"),
+        "o": np.arange(n) % 2 == 0,
+    })  # fmt: skip
+    arrays = _frames.column_arrays(df)
+    keep = np.flatnonzero(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    m = keep.size
+    idx = np.array(data.draw(st.lists(st.integers(-1, m - 1), max_size=20)), np.int64)
+    first = Columns(Columns.of(df).pending(list(df.columns), keep), pd.RangeIndex(m))
+    second = Columns(first.pending(list(df.columns), idx, missing=True), pd.RangeIndex(idx.size))
+    one_by_one = {c: _frames.take_array(arrays[c].take(keep) if m else arrays[c][:0], idx,
+                                        as_if_missing=True) for c in df.columns}  # fmt: skip
+    want = pd.DataFrame(one_by_one)
+    read_first = data.draw(st.sampled_from(list(df.columns)))
+    pd.testing.assert_series_equal(second[read_first], want[read_first], check_names=False)
+    second.gather(["f", "i", "s"])
+    pd.testing.assert_frame_equal(second.frame(), want)
+    assert all(a is not arrays[c] for c, a in second.arrays.items())  # gathered: new arrays
+
+
 # measurements (durations, bytes, levels): finite and far from overflow (pandas' compensated
 # sum of two values near the float maximum gives NaN where a plain sum gives inf)
 _values = st.one_of(

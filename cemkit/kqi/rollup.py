@@ -515,6 +515,8 @@ def rollup(
         wanted.append(spec.numbers.column)
     if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in ddf.columns:
         ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
+    elif isinstance(ddf, Columns):  # the columns read, gathered at once (cemkit.columnar)
+        ddf.gather(wanted)
     # a pandas frame is read column by column as it is (a copy of it costs more than the KQIs)
     if per_customer_work and spec.numbers.column not in ddf.columns:
         raise SchemaError(
