@@ -329,13 +329,69 @@ def _pick_series() -> Any:
 
 
 try:
-    from pandas.core.internals import SingleBlockManager
+    from pandas._libs.internals import BlockPlacement
+    from pandas.core.internals import BlockManager, SingleBlockManager
+    from pandas.core.internals.blocks import new_block
 except ImportError:  # pragma: no cover
-    SingleBlockManager = None
+    SingleBlockManager = BlockManager = BlockPlacement = new_block = None
 
 _series = _pick_series()
+
+
+def frame_of_blocks(blocks: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
+    """A frame over a RangeIndex from column blocks, in order, without a copy.
+
+    Each block is a 2-D NumPy array (one row per column: ``k`` columns of one dtype) or a 1-D
+    array (one column: an extension array, or NumPy). What ``pd.concat`` of one frame per
+    block gives (same columns, dtypes, values), built as one block manager: a 60-column table
+    of a few hundred rows costs ~50 µs instead of ~0.6 ms.
+    """
+    return _frame_of_blocks(blocks, pd.Index(list(columns)))
+
+
+def _public_frame(blocks: Sequence[Any], columns: pd.Index) -> pd.DataFrame:
+    arrays: list[Any] = []
+    for b in blocks:
+        arrays.extend(b if isinstance(b, np.ndarray) and b.ndim == 2 else [b])
+    n = len(arrays[0]) if arrays else 0
+    return pd.DataFrame(dict(zip(range(len(arrays)), arrays, strict=True)), index=pd.RangeIndex(n),
+                        copy=False).set_axis(columns, axis=1)  # fmt: skip
+
+
+def _internal_frame(blocks: Sequence[Any], columns: pd.Index) -> pd.DataFrame:
+    made, at, n = [], 0, 0
+    for b in blocks:
+        values = b
+        if not (isinstance(b, np.ndarray) and b.ndim == 2):
+            values = b.reshape(1, -1) if isinstance(b, np.ndarray | pd.arrays.DatetimeArray) else b
+        k = values.shape[0] if values.ndim == 2 else 1
+        n = values.shape[-1]
+        made.append(new_block(values, BlockPlacement(slice(at, at + k)), ndim=2))
+        at += k
+    if at != len(columns):
+        raise ValueError(f"{at} columns in the blocks, {len(columns)} names")
+    mgr = BlockManager(tuple(made), [columns, pd.RangeIndex(n)])
+    return pd.DataFrame._from_mgr(mgr, axes=mgr.axes)
+
+
+def _pick_frame() -> Any:
+    """The block-manager constructor where this pandas has it and it gives the public frame."""
+    try:
+        blocks = [pd.array(["a", None], dtype="string[pyarrow]"),
+                  pd.array(np.array([1, 2], "datetime64[ns]"), dtype="datetime64[ns, UTC]"),
+                  np.arange(4, dtype=np.int64).reshape(2, 2), np.arange(2.0)]  # fmt: skip
+        columns = pd.Index(["s", "t", "i", "j", "f"])
+        got, want = _internal_frame(blocks, columns), _public_frame(blocks, columns)
+        pd.testing.assert_frame_equal(got, want)
+        pd.testing.assert_index_equal(got.columns, want.columns, exact=True)
+    except (AssertionError, AttributeError, TypeError, ValueError):  # pragma: no cover
+        return _public_frame
+    return _internal_frame
 
 
 def as_frame(records: Any) -> Any:
     """A :class:`Columns` as its frame; anything else as it is."""
     return records.frame() if isinstance(records, Columns) else records
+
+
+_frame_of_blocks = _pick_frame()

@@ -274,6 +274,30 @@ def test_pending_columns_equal_the_gathers_one_after_the_other(rows, data):
     assert all(a is not arrays[c] for c, a in second.arrays.items())  # gathered: new arrays
 
 
+def test_frame_of_blocks_equals_the_concatenated_frames(world):
+    # the KQI table's one block manager against a frame per block concatenated (what the table
+    # was built as), on the KQI table of real records; the fast constructor is the one in use
+    from cemkit import columnar
+
+    _, run, _ = world
+    table = run.kqi
+    assert columnar._frame_of_blocks is columnar._internal_frame
+    ints = table.select_dtypes("int64")
+    floats = table.select_dtypes("float64")
+    keys = [table[c].array for c in table.columns[:5]]
+    names = [*table.columns[:5], *ints.columns, *floats.columns]
+    got = columnar.frame_of_blocks([*keys, ints.to_numpy().T.copy(), floats.to_numpy().T.copy()],
+                                   names)  # fmt: skip
+    key_frame = pd.DataFrame({c: a for c, a in zip(names, keys, strict=False)})
+    want = pd.concat([key_frame, ints.reset_index(drop=True), floats.reset_index(drop=True)],
+                     axis=1)  # fmt: skip
+    pd.testing.assert_frame_equal(got, want)
+    pd.testing.assert_index_equal(got.columns, want.columns, exact=True)
+    pd.testing.assert_frame_equal(got, table[names].reset_index(drop=True))
+    blocks = [*keys, ints.to_numpy().T, floats.to_numpy().T]
+    pd.testing.assert_frame_equal(columnar._public_frame(blocks, pd.Index(names)), want)
+
+
 # measurements (durations, bytes, levels): finite and far from overflow (pandas' compensated
 # sum of two values near the float maximum gives NaN where a plain sum gives inf)
 _values = st.one_of(
