@@ -140,6 +140,16 @@ def test_batch_records_share_no_memory_with_the_input(world):
     res.records.loc[res.records.index[0], "duration_s"] = -5.0
     res.records.loc[res.records.index[0], "mos"] = -5.0
     pd.testing.assert_frame_equal(mine, records)
+    # and the other way: the records are gathered when read (from the protected arrays, the
+    # keep columns the caller's own), yet a change to the caller's frame made before they are
+    # read leaves them as the call saw the frame
+    want = proc(records).records
+    later = proc(mine)
+    mine.loc[:, "pdd_ms"] = -7.0  # also the source of src_term_pdd_ms, src_xdr_pdd_ms
+    mine.loc[mine.index[:50], "duration_s"] = -7.0
+    mine.loc[mine.index[:50], "outcome"] = "changed"
+    mine.iloc[:50, mine.columns.get_loc("start")] = pd.Timestamp("2000-01-01", tz="UTC")
+    pd.testing.assert_frame_equal(later.records, want)
 
 
 def test_hmac_words_on_threads_equal_hmac_digest():

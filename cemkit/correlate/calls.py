@@ -172,7 +172,8 @@ def correlate_calls(
     fill = [n for n in fill_from_xdr if n in columns and f"src_xdr_{n}" in columns]
     if small:
         codes_of = getattr(records, "codes", {})
-        out = Columns(columns, index, {c: v[rows2] for c, v in codes_of.items()})
+        out = Columns(columns, index, {c: v[rows2] for c, v in codes_of.items()},
+                      owner=getattr(records, "owner", None))  # fmt: skip
         for name in fill:
             out.put(name, _fill_nulls(out.array(name), out.array(f"src_xdr_{name}")))
         if isinstance(records, Columns):  # the real-time path: gathered and framed when asked for
@@ -211,7 +212,7 @@ def _time_ns(records: Any, name: str) -> np.ndarray:
 
     NaT is :data:`~cemkit.correlate._kernels.NULL_TIME`, as there.
     """
-    arr = records.arrays[name] if isinstance(records, Columns) else records[name].array
+    arr = records.array(name) if isinstance(records, Columns) else records[name].array
     if isinstance(arr, pd.arrays.DatetimeArray) and arr.unit == "ns":
         return np.asarray(arr.asi8, dtype=np.int64)
     return _frames.time_ns(records[name])

@@ -613,7 +613,13 @@ _KEY_COLUMNS = ("object_kind", "object", "freq", "bucket", "bucket_end")
 
 def _strings_of(index: np.ndarray, values: list[str]) -> pd.api.extensions.ExtensionArray:
     """``values[index]`` as an Arrow-backed string array (one take, no Python object per row)."""
-    return _string_array([pa.array(values, pa.string()).take(pa.array(index))])
+    return _string_array([_arrow_strings_of(tuple(values)).take(pa.array(index))])
+
+
+@functools.lru_cache(maxsize=32)
+def _arrow_strings_of(values: tuple[str, ...]) -> pa.Array:
+    # a warm model's object names: the same few hundred strings every micro-batch
+    return pa.array(values, pa.string())
 
 
 def _string_array(chunks: list[pa.Array]) -> pd.api.extensions.ExtensionArray:
@@ -621,7 +627,10 @@ def _string_array(chunks: list[pa.Array]) -> pd.api.extensions.ExtensionArray:
 
 
 def _utc(ns: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    return pd.array(ns.view("datetime64[ns]"), dtype=pd.DatetimeTZDtype("ns", "UTC"))
+    return pd.array(ns.view("datetime64[ns]"), dtype=_UTC)
+
+
+_UTC = pd.DatetimeTZDtype("ns", "UTC")
 
 
 def _customer_sums(partials: list[_Partial]) -> pd.DataFrame:
