@@ -78,6 +78,28 @@ def test_warm_batches_equal_the_batch_path(world, tmp_path):
     assert len(run_records) == len(batch.records)
 
 
+def test_warm_batches_raise_the_alerts_of_the_batch_path(world, tmp_path):
+    # the world's own thresholds raise nothing on 4,000 records: absolute ones that do, so the
+    # alerts of the real-time path are compared with cemkit.run's on alerts that exist
+    out, _, records = world
+    text = (out / "model.yaml").read_text()
+    assert "\nthresholds:\n" in text
+    model = tmp_path / "model.yaml"
+    model.write_text(text.replace("\nthresholds:\n", "\nthresholds:\n"
+                                  "  - {indicator: asr, absolute: 0.9, min_attempts: 5}\n"
+                                  "  - {indicator: ner, absolute: 0.95, min_attempts: 5,"
+                                  " severity: critical}\n"))  # fmt: skip
+    run = cemkit.run(out / "one" / "records.parquet", format="parquet", model=model,
+                     out=tmp_path / "run", scheduler="sync", freqs=("15min",))  # fmt: skip
+    assert len(run.alerts) >= 2 and run.alerts["severity"].nunique() == 2
+    proc = cemkit.BatchProcessor("default", model=model)
+    proc(records.iloc[: len(records) // 3].reset_index(drop=True))  # warm on another batch
+    for _ in range(2):
+        batch = proc(records)
+        pd.testing.assert_frame_equal(batch.alerts, run.alerts)
+        pd.testing.assert_frame_equal(_kqi(batch.kqi), _kqi(run.kqi), check_dtype=False)
+
+
 def test_batch_records_equal_the_one_by_one_correlators(world):
     # the array-level stitch / correlate_calls / signaling fill against main's correlators run
     # one after the other on frames (tests/naive.py), on the same protected records
