@@ -257,11 +257,17 @@ def gather_blocks(arrays: dict[str, Any], names: Sequence[str], idx: np.ndarray,
     arrow_idx = pa.array(idx, mask=absent) if missing else pa.array(idx)
     for kind, dtype, cols in groups:
         if kind == "arrow":
-            names_ = [str(i) for i in range(len(cols))]
-            table = pa.table([pa.array(arrays[c]) for c in cols], names=names_)
-            taken = table.take(arrow_idx)
-            for c, col in zip(cols, taken.columns, strict=True):
-                out[c] = pd.arrays.ArrowStringArray(col, dtype=dtype)
+            strings = [pa.array(arrays[c]) for c in cols]
+            # a column the source never fills (IMSI on a PBX): nulls, nothing to take
+            for c, d in zip(cols, strings, strict=True):
+                if d.null_count == len(d):
+                    out[c] = pd.arrays.ArrowStringArray(pa.nulls(idx.size, d.type), dtype=dtype)
+            some = [(c, d) for c, d in zip(cols, strings, strict=True) if c not in out]
+            if some:
+                table = pa.table([d for _, d in some], names=[str(i) for i in range(len(some))])
+                taken = table.take(arrow_idx)
+                for (c, _), col in zip(some, taken.columns, strict=True):
+                    out[c] = pd.arrays.ArrowStringArray(col, dtype=dtype)
             continue
         if kind == "numpy":
             block = np.stack([arrays[c] for c in cols])[:, safe]
