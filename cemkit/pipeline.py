@@ -383,8 +383,12 @@ class BatchProcessor:
         t0 = time.perf_counter()
         # a frame read some other way (pd.read_parquet: nullable ints as float) is conformed
         recs = records if canonical and schema.conformed(records) else schema.conform(records)
-        # the stages pass column arrays; the records frame is built when the caller reads it
+        # the stages pass column arrays; the records frame is built when the caller reads it,
+        # its columns gathered then from the protected arrays (keep columns: the caller's own):
+        # a shallow copy held with them keeps copy-on-write watching the caller's frame
+        recs = recs.copy(deep=False)
         protected = stages[0].fn.columns(recs)
+        protected.owner = recs
         t1 = time.perf_counter()
         calls = run_pandas(protected, stages[1:])
         t2 = time.perf_counter()

@@ -78,6 +78,28 @@ def test_warm_batches_equal_the_batch_path(world, tmp_path):
     assert len(run_records) == len(batch.records)
 
 
+def test_warm_batches_raise_the_alerts_of_the_batch_path(world, tmp_path):
+    # the world's own thresholds raise nothing on 4,000 records: absolute ones that do, so the
+    # alerts of the real-time path are compared with cemkit.run's on alerts that exist
+    out, _, records = world
+    text = (out / "model.yaml").read_text()
+    assert "\nthresholds:\n" in text
+    model = tmp_path / "model.yaml"
+    model.write_text(text.replace("\nthresholds:\n", "\nthresholds:\n"
+                                  "  - {indicator: asr, absolute: 0.9, min_attempts: 5}\n"
+                                  "  - {indicator: ner, absolute: 0.95, min_attempts: 5,"
+                                  " severity: critical}\n"))  # fmt: skip
+    run = cemkit.run(out / "one" / "records.parquet", format="parquet", model=model,
+                     out=tmp_path / "run", scheduler="sync", freqs=("15min",))  # fmt: skip
+    assert len(run.alerts) >= 2 and run.alerts["severity"].nunique() == 2
+    proc = cemkit.BatchProcessor("default", model=model)
+    proc(records.iloc[: len(records) // 3].reset_index(drop=True))  # warm on another batch
+    for _ in range(2):
+        batch = proc(records)
+        pd.testing.assert_frame_equal(batch.alerts, run.alerts)
+        pd.testing.assert_frame_equal(_kqi(batch.kqi), _kqi(run.kqi), check_dtype=False)
+
+
 def test_batch_records_equal_the_one_by_one_correlators(world):
     # the array-level stitch / correlate_calls / signaling fill against main's correlators run
     # one after the other on frames (tests/naive.py), on the same protected records
@@ -140,6 +162,16 @@ def test_batch_records_share_no_memory_with_the_input(world):
     res.records.loc[res.records.index[0], "duration_s"] = -5.0
     res.records.loc[res.records.index[0], "mos"] = -5.0
     pd.testing.assert_frame_equal(mine, records)
+    # and the other way: the records are gathered when read (from the protected arrays, the
+    # keep columns the caller's own), yet a change to the caller's frame made before they are
+    # read leaves them as the call saw the frame
+    want = proc(records).records
+    later = proc(mine)
+    mine.loc[:, "pdd_ms"] = -7.0  # also the source of src_term_pdd_ms, src_xdr_pdd_ms
+    mine.loc[mine.index[:50], "duration_s"] = -7.0
+    mine.loc[mine.index[:50], "outcome"] = "changed"
+    mine.iloc[:50, mine.columns.get_loc("start")] = pd.Timestamp("2000-01-01", tz="UTC")
+    pd.testing.assert_frame_equal(later.records, want)
 
 
 def test_hmac_words_on_threads_equal_hmac_digest():
@@ -236,6 +268,66 @@ def test_block_gathers_equal_the_column_gathers(rows, data):
     for c in df.columns:
         want_c = _frames.take_array(arrays[c], idx, as_if_missing=True)
         pd.testing.assert_series_equal(pd.Series(got[c]), pd.Series(want_c), check_names=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["cdr", "", "orig"])), _small,
+                          _floats), min_size=1, max_size=30), st.data())  # fmt: skip
+def test_pending_columns_equal_the_gathers_one_after_the_other(rows, data):
+    # columns left pending by a selection, then by a take with missing rows (what stitch and
+    # correlate_calls do in turn), gathered when read, one at a time or all at once, against
+    # the two gathers done one after the other
+    from cemkit.columnar import Columns
+
+    n = len(rows)
+    df = pd.DataFrame({
+        "s": pd.array([r[0] for r in rows], dtype="string[pyarrow]"),
+        "s2": pd.array([r[0] and r[0] + "x" for r in rows], dtype="string[pyarrow]"),
+        "f": pd.array([r[2] for r in rows], dtype="float64"),
+        "i": pd.array([r[1] for r in rows], dtype="Int16"),
+        "n": np.arange(n, dtype="int64"),
+        "t": pd.date_range("2026-01-01", periods=n, freq="s", tz="UTC"),
+        "b": pd.array([r[1] is None for r in rows], dtype="boolean"),
+        "o": np.arange(n) % 2 == 0,
+    })  # fmt: skip
+    arrays = _frames.column_arrays(df)
+    keep = np.flatnonzero(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    m = keep.size
+    idx = np.array(data.draw(st.lists(st.integers(-1, m - 1), max_size=20)), np.int64)
+    first = Columns(Columns.of(df).pending(list(df.columns), keep), pd.RangeIndex(m))
+    second = Columns(first.pending(list(df.columns), idx, missing=True), pd.RangeIndex(idx.size))
+    one_by_one = {c: _frames.take_array(arrays[c].take(keep) if m else arrays[c][:0], idx,
+                                        as_if_missing=True) for c in df.columns}  # fmt: skip
+    want = pd.DataFrame(one_by_one)
+    read_first = data.draw(st.sampled_from(list(df.columns)))
+    pd.testing.assert_series_equal(second[read_first], want[read_first], check_names=False)
+    second.gather(["f", "i", "s"])
+    pd.testing.assert_frame_equal(second.frame(), want)
+    assert all(a is not arrays[c] for c, a in second.arrays.items())  # gathered: new arrays
+
+
+def test_frame_of_blocks_equals_the_concatenated_frames(world):
+    # the KQI table's one block manager against a frame per block concatenated (what the table
+    # was built as), on the KQI table of real records; the fast constructor is the one in use
+    from cemkit import columnar
+
+    _, run, _ = world
+    table = run.kqi
+    assert columnar._frame_of_blocks is columnar._internal_frame
+    ints = table.select_dtypes("int64")
+    floats = table.select_dtypes("float64")
+    keys = [table[c].array for c in table.columns[:5]]
+    names = [*table.columns[:5], *ints.columns, *floats.columns]
+    got = columnar.frame_of_blocks([*keys, ints.to_numpy().T.copy(), floats.to_numpy().T.copy()],
+                                   names)  # fmt: skip
+    key_frame = pd.DataFrame({c: a for c, a in zip(names, keys, strict=False)})
+    want = pd.concat([key_frame, ints.reset_index(drop=True), floats.reset_index(drop=True)],
+                     axis=1)  # fmt: skip
+    pd.testing.assert_frame_equal(got, want)
+    pd.testing.assert_index_equal(got.columns, want.columns, exact=True)
+    pd.testing.assert_frame_equal(got, table[names].reset_index(drop=True))
+    blocks = [*keys, ints.to_numpy().T, floats.to_numpy().T]
+    pd.testing.assert_frame_equal(columnar._public_frame(blocks, pd.Index(names)), want)
 
 
 # measurements (durations, bytes, levels): finite and far from overflow (pandas' compensated

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cemkit.columnar import Columns
+from cemkit.columnar import Columns, gather_blocks
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
 from cemkit.correlate.pair_legs import TERM_FIELDS
@@ -132,18 +132,22 @@ def correlate_calls(
     # one gather of the wide columns, then the added ones, in the order the steps add them;
     # on arrays, one frame built at the end (per-column Series cost more than a small batch)
     index = records.index[rows2]
-    arrays = _frames.column_arrays(records)
     term_idx = term[sel2]
     term_cols = [c for c in TERM_FIELDS if c in records.columns]
     xdr_cols = [c for c in XDR_FIELDS if c in records.columns]
-    if len(records) <= BLOCK_GATHER_ROWS:
-        # a micro-batch: columns of one dtype gathered as one block (one call per dtype, not
-        # one per column: the per-call cost is most of the work on a few thousand rows)
-        columns = _gather_blocks(arrays, list(arrays), rows2, missing=False)
-        term_taken = _gather_blocks(arrays, term_cols, term_idx, missing=True)
-        xdr_taken = _gather_blocks(arrays, xdr_cols, xdr, missing=True)
+    small = len(records) <= BLOCK_GATHER_ROWS
+    if small:
+        # a micro-batch: the columns left pending (cemkit.columnar), gathered when read, those
+        # of one dtype as one block (one call per dtype, not one per column: the per-call cost
+        # is most of the work on a few thousand rows); a frame's at once, below
+        source = records if isinstance(records, Columns) else Columns.of(records)
+        columns = source.pending(list(records.columns), rows2)
+        term_taken = source.pending(term_cols, term_idx, missing=True)
+        xdr_taken = source.pending(xdr_cols, xdr, missing=True)
         taken = [term_taken[c] for c in term_cols] + [xdr_taken[c] for c in xdr_cols]
+        record_ids = source.array("record_id")
     else:
+        arrays = _frames.column_arrays(records)
         keep = np.zeros(len(records), bool)
         keep[rows2] = True
         columns = _frames.select_arrays(arrays, keep)
@@ -156,17 +160,28 @@ def correlate_calls(
                                           arrow_idx=cw[2]),
             wanted, len(index),
         )  # fmt: skip
+        record_ids = arrays["record_id"]
     columns.update(zip([f"src_term_{c}" for c in term_cols], taken[: len(term_cols)], strict=True))
-    columns["src_paired"] = pd.array(term_idx >= 0, dtype="boolean")
+    columns["src_paired"] = pd.arrays.BooleanArray(term_idx >= 0, np.zeros(term_idx.size, bool))
     columns.update(zip([f"src_xdr_{c}" for c in xdr_cols], taken[len(term_cols) :], strict=True))
     codes = pa.array(status[sel2], mask=status[sel2] < 0)
     columns["src_match"] = pd.arrays.ArrowStringArray(_STATUS.take(codes))
-    columns["src_intent_id"] = arrays["record_id"].take(rows2[label])
-    columns["src_attempt"] = pd.array(rank + 1, dtype="Int32")
-    for name in fill_from_xdr:
-        if name in columns and f"src_xdr_{name}" in columns:
-            columns[name] = _fill_nulls(columns[name], columns[f"src_xdr_{name}"])
-    if isinstance(records, Columns):  # the real-time path: the frame is built when asked for
+    columns["src_intent_id"] = record_ids.take(rows2[label])
+    columns["src_attempt"] = pd.arrays.IntegerArray((rank + 1).astype(np.int32),
+                                                    np.zeros(rank.size, bool))  # fmt: skip
+    fill = [n for n in fill_from_xdr if n in columns and f"src_xdr_{n}" in columns]
+    if small:
+        codes_of = getattr(records, "codes", {})
+        out = Columns(columns, index, {c: v[rows2] for c, v in codes_of.items()},
+                      owner=getattr(records, "owner", None))  # fmt: skip
+        for name in fill:
+            out.put(name, _fill_nulls(out.array(name), out.array(f"src_xdr_{name}")))
+        if isinstance(records, Columns):  # the real-time path: gathered and framed when asked for
+            return out
+        return out.frame()
+    for name in fill:
+        columns[name] = _fill_nulls(columns[name], columns[f"src_xdr_{name}"])
+    if isinstance(records, Columns):
         return Columns(columns, index, {c: v[rows2] for c, v in records.codes.items()})
     return pd.DataFrame(columns, index=index, copy=False)
 
@@ -197,7 +212,7 @@ def _time_ns(records: Any, name: str) -> np.ndarray:
 
     NaT is :data:`~cemkit.correlate._kernels.NULL_TIME`, as there.
     """
-    arr = records.arrays[name] if isinstance(records, Columns) else records[name].array
+    arr = records.array(name) if isinstance(records, Columns) else records[name].array
     if isinstance(arr, pd.arrays.DatetimeArray) and arr.unit == "ns":
         return np.asarray(arr.asi8, dtype=np.int64)
     return _frames.time_ns(records[name])
@@ -213,83 +228,8 @@ def _fill_nulls(values: Any, fill: Any) -> Any:
 
 
 #: Rows up to which :func:`correlate_calls` gathers its columns block by block (one call per
-#: dtype); above, column by column on threads (:func:`cemkit.correlate._frames.map_threads`).
+#: dtype, when they are read: :meth:`cemkit.columnar.Columns.pending`); above, column by column
+#: on threads (:func:`cemkit.correlate._frames.map_threads`).
 BLOCK_GATHER_ROWS = 65_536
 
-
-def _block_kind(arr: Any) -> tuple[str, Any] | None:
-    """How a column is gathered in a block with others of its dtype (None: on its own)."""
-    dtype = arr.dtype
-    if isinstance(arr, pd.arrays.ArrowStringArray):
-        return ("arrow", dtype)
-    if isinstance(arr, np.ndarray) and dtype.kind in "iufmM":
-        return ("numpy", dtype)
-    if isinstance(arr, pd.arrays.IntegerArray | pd.arrays.BooleanArray | pd.arrays.FloatingArray):
-        return ("masked", dtype)
-    if isinstance(arr, pd.arrays.DatetimeArray) and isinstance(dtype, pd.DatetimeTZDtype):
-        return ("datetime", dtype)
-    return None
-
-
-def _gather_blocks(arrays: dict[str, Any], names: Sequence[str], idx: np.ndarray,
-                   missing: bool) -> dict[str, Any]:  # fmt: skip
-    """Each named array at positions ``idx``, columns of one dtype gathered as one 2-D block.
-
-    ``missing=False``: ``idx`` are valid, ascending positions (a selection: the values and
-    dtypes of :func:`~cemkit.correlate._frames.select_arrays`). ``missing=True``: -1 is a
-    missing row, with the dtypes and values of
-    :func:`~cemkit.correlate._frames.take_array` ``(..., as_if_missing=True)`` (integers
-    become float64 with NaN, datetimes NaT, extension arrays null, Arrow strings null).
-    """
-    out: dict[str, Any] = {}
-    groups: dict[tuple[str, Any], list[str]] = {}
-    n = next(iter(arrays.values())).shape[0] if arrays else 0
-    for c in names:
-        block_kind = _block_kind(arrays[c]) if n else None
-        if block_kind is None:
-            out[c] = (_frames.take_array(arrays[c], idx, as_if_missing=True) if missing
-                      else arrays[c].take(idx) if isinstance(arrays[c], np.ndarray)
-                      else arrays[c][idx])  # fmt: skip
-        else:
-            groups.setdefault(block_kind, []).append(c)
-    absent = idx < 0 if missing else None
-    safe = np.maximum(idx, 0) if missing else idx
-    arrow_idx = pa.array(idx, mask=absent) if missing else pa.array(idx)
-    for (kind, dtype), cols in groups.items():
-        if kind == "arrow":
-            names_ = [str(i) for i in range(len(cols))]
-            table = pa.table([pa.array(arrays[c]) for c in cols], names=names_)
-            taken = table.take(arrow_idx)
-            for c, col in zip(cols, taken.columns, strict=True):
-                out[c] = pd.arrays.ArrowStringArray(col, dtype=dtype)
-            continue
-        if kind == "numpy":
-            block = np.stack([arrays[c] for c in cols])[:, safe]
-            if missing:
-                if dtype.kind in "iu":
-                    block = block.astype(np.float64)
-                if dtype.kind in "mM":
-                    block[:, absent] = np.array("NaT", dtype)
-                else:
-                    block[:, absent] = np.nan
-            for i, c in enumerate(cols):
-                out[c] = block[i]
-        elif kind == "masked":
-            data = np.stack([arrays[c]._data for c in cols])[:, safe]
-            mask = np.stack([arrays[c]._mask for c in cols])[:, safe]
-            if missing:
-                data[:, absent] = 0
-                mask[:, absent] = True
-            cls = type(arrays[cols[0]])
-            for i, c in enumerate(cols):
-                out[c] = cls(data[i], mask[i])
-        else:  # tz-aware datetimes: their int64 values
-            block = np.stack([arrays[c].asi8 for c in cols])[:, safe]
-            if missing:
-                block[:, absent] = _kernels.NULL_TIME
-            unit = np.dtype(f"datetime64[{dtype.unit}]")
-            cls = type(arrays[cols[0]])
-            for i, c in enumerate(cols):
-                # the values are the column's own (validated when it was made): no re-parse
-                out[c] = cls._simple_new(block[i].view(unit), dtype=dtype)
-    return {c: out[c] for c in names}
+_gather_blocks = gather_blocks  # (tests/test_realtime.py)

@@ -109,7 +109,16 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     # the columns as arrays, one frame built at the end (a frame per step costs more than the
     # work on a small batch); a frame with repeated column names is filtered as a frame
     unique = records.columns.is_unique
-    out: Any = _frames.select_columns(records, is_rep) if unique else records[is_rep]
+    index = records.index if reps.size == n else records.index[reps]
+    out: Any
+    if isinstance(records, Columns) and n <= PENDING_ROWS:  # a micro-batch: columns left pending
+        # (gathered when read: correlate_calls composes its own selection with this one); the
+        # representatives keep their parties and call id: their codes go along
+        codes = {c: v[reps] for c, v in records.codes.items()}
+        out = Columns(records.pending(list(records.columns), reps), index, codes,
+                      owner=records.owner)  # fmt: skip
+    else:
+        out = _frames.select_columns(records, is_rep) if unique else records[is_rep]
     ngroups = reps.size
     sizes = np.bincount(group, minlength=ngroups)
     multi = sizes > 1
@@ -130,12 +139,12 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
         take_last = many.groups
         for c in _FROM_LAST:
             if c in records.columns:
-                values = out[c].copy()
+                values = (out.array(c) if isinstance(out, Columns) else out[c]).copy()
                 if isinstance(values, pd.Series):  # a frame with repeated column names
                     values = values.array.copy()
                 values[take_last] = records[c].array.take(last[take_last])
                 out[c] = values
-        pseq = out["partial_seq"].copy()
+        pseq = (out.array("partial_seq") if isinstance(out, Columns) else out["partial_seq"]).copy()
         pseq[multi] = pd.NA
         out["partial_seq"] = pseq
     rep_flags = flags[reps]
@@ -149,13 +158,20 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     out["src_partials_duplicate"] = pd.array(
         (rep_flags & _kernels.FLAG_DUPLICATE) != 0, dtype="boolean"
     )
+    if isinstance(out, Columns):  # a micro-batch: arrays on to the next stage
+        return out
+    if isinstance(records, Columns):  # the real-time path: arrays on to the next stage
+        codes = {c: v[reps] for c, v in records.codes.items()}
+        return Columns(out, index, codes, owner=records.owner)
     if unique:
-        index = records.index if reps.size == n else records.index[reps]
-        if isinstance(records, Columns):  # the real-time path: arrays on to the next stage
-            # the representatives keep their parties and call id: their codes go along
-            return Columns(out, index, {c: v[reps] for c, v in records.codes.items()})
         return pd.DataFrame(out, index=index, copy=False)
     return out
+
+
+#: Rows up to which a batch's selected columns are left pending (gathered when read, with
+#: correlate_calls' selection composed: :meth:`cemkit.columnar.Columns.pending`); above, each
+#: column is filtered at once, on threads (a large file's correlation reads every column).
+PENDING_ROWS = 65_536
 
 
 class _Partials:
@@ -201,7 +217,8 @@ class _Partials:
                 out[c] = pd.Series(r.array).astype(records[c].dtype).array
         done = {}
         for c, _ in how:
-            values = like[c].copy()  # ``like`` is the column at the groups' first rows
+            # ``like`` is the column at the groups' first rows
+            values = (like.array(c) if isinstance(like, Columns) else like[c]).copy()
             if isinstance(values, pd.Series):
                 values = values.array.copy()
             values[self.groups] = out[c]

@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from cemkit.columnar import Columns
+
+#: Masked arrays whose values convert to float64 by their data and mask.
+_MASKED_NUMBERS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray)
 
 
 def _arrow_strings(dtype: object) -> bool:
@@ -66,13 +72,23 @@ class RecordColumns:
         """The frame has column ``name``."""
         return name in self.frame.columns
 
+    def _array(self, name: str) -> Any:
+        """Column ``name``'s array (None when missing), without a Series where none is made."""
+        if isinstance(self.frame, Columns):
+            return self.frame.array(name) if name in self.frame else None
+        return self.frame[name].array if self.has(name) else None
+
     def floats(self, name: str) -> np.ndarray:
         """``name`` as float64, NaN for null or non-numeric values (``pd.to_numeric`` coerced)."""
         got = self._floats.get(name)
         if got is not None:
             return got
+        arr = self._array(name)
         if not self.has(name):
             out = np.full(self.n, np.nan)
+        elif isinstance(arr, _MASKED_NUMBERS):  # Int16, Float64, ...: no pandas conversion
+            out = arr._data.astype(np.float64)
+            out[arr._mask] = np.nan
         else:
             s = self.frame[name]
             if isinstance(s.dtype, np.dtype) and s.dtype == np.float64:
@@ -90,6 +106,11 @@ class RecordColumns:
         """``name`` as int64 with 0 for null (exact for integer columns beyond 2**53)."""
         if not self.has(name):
             return np.zeros(self.n, dtype=np.int64)
+        arr = self._array(name)
+        if isinstance(arr, pd.arrays.IntegerArray):
+            out = arr._data.astype(np.int64)
+            out[arr._mask] = 0
+            return out
         s = self.frame[name]
         if pd.api.types.is_integer_dtype(s.dtype):
             return _writable(np.asarray(s.to_numpy(dtype=np.int64, na_value=0), dtype=np.int64))

@@ -246,8 +246,12 @@ class Assigner:
             node_codes = np.full(n, -1, dtype=np.int64)
             node_values: list[str | None] = []
         else:
-            node_strings = pd.Series(nodes).astype(pd.StringDtype("pyarrow"))
-            node_arr = pa.array(node_strings, from_pandas=True)
+            values = nodes.array if isinstance(nodes, pd.Series) else nodes
+            if isinstance(values, pd.arrays.ArrowStringArray):  # no cast of Arrow strings
+                node_arr = pa.array(values)
+            else:
+                node_strings = pd.Series(nodes).astype(pd.StringDtype("pyarrow"))
+                node_arr = pa.array(node_strings, from_pandas=True)
             if isinstance(node_arr, pa.ChunkedArray):
                 node_arr = node_arr.combine_chunks()
             encoded = node_arr.dictionary_encode()
