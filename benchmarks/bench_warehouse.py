@@ -459,19 +459,24 @@ def ingest_bench(tmp: Path, w: dict, batch: int, workers: int, name: str = "land
 
 def _cpu_all() -> float:
     """CPU seconds of this process and of the warehouse's worker processes so far."""
+    return float(sum(_cpu_parts()))
+
+
+def _cpu_parts() -> np.ndarray:
+    """CPU seconds so far: this process; the workers' user time; the workers' system time."""
     import psutil
 
     from cemkit.warehouse import batch as wbatch
 
-    total = time.process_time()
+    out = np.array([time.process_time(), 0.0, 0.0])
     for pool in wbatch._POOLS.values():
         for proc in list(getattr(pool, "_processes", {}).values()):
             try:
                 t = psutil.Process(proc.pid).cpu_times()
             except psutil.Error:  # a worker that ended
                 continue
-            total += t.user + t.system
-    return total
+            out[1:] += (t.user, t.system)
+    return out
 
 
 def live_bench(
@@ -515,7 +520,7 @@ def live_bench(
     producer = threading.Thread(target=produce)
     follower = threading.Thread(target=watcher.run)  # the real loop (overlapping micro-batches)
     counted: dict[str, float] = {}
-    cpu = _cpu_all()
+    cpu = _cpu_parts()
     follower.start()
     producer.start()
     while len(counted) < len(schedule):
@@ -523,7 +528,8 @@ def live_bench(
         now = time.perf_counter()
         for path in list(watcher._done):
             counted.setdefault(path, now)
-    cpu = _cpu_all() - cpu
+    parts = _cpu_parts() - cpu
+    cpu = float(parts.sum())
     watcher.stop()
     producer.join()
     follower.join()
@@ -534,6 +540,7 @@ def live_bench(
     return {"records": records, "files": len(schedule), "lag_p50_s": float(np.median(lags)),
             "lag_max_s": float(lags.max()), "worst_margin_s": float(over.max()),
             "kept_up": bool((over < 0).all()), "rate": records / span, "cpu_s": cpu,
+            "cpu_parent_s": float(parts[0]), "cpu_workers_system_s": float(parts[2]),
             "batches": watcher.progress.batches, "warehouse": wh}  # fmt: skip
 
 
@@ -609,7 +616,9 @@ def _print_live(what: str, live: dict, rate: float, same: bool | None) -> None:
           f"batches; lag p50 {live['lag_p50_s']:.2f} s, max {live['lag_max_s']:.2f} s (worst "
           f"file {live['worst_margin_s']:+.2f} s against its interval): {kept} (lag < one file "
           f"interval); CPU {live['cpu_s']:.1f} s in all processes "
-          f"({live['records'] / live['cpu_s']:,.0f} records per CPU-second){check}")  # fmt: skip
+          f"({live['records'] / live['cpu_s']:,.0f} records per CPU-second; this process, "
+          f"the watcher and the benchmark's writers, {live['cpu_parent_s']:.1f} s; the "
+          f"workers' kernel time {live['cpu_workers_system_s']:.1f} s){check}")  # fmt: skip
 
 
 def query_bench(args: argparse.Namespace) -> None:

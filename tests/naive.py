@@ -1376,3 +1376,16 @@ def key_time_rows(key, time):
 def equal_strings(values, value):
     """Per value, whether it is the string ``value`` (a null is not), written out."""
     return np.array([v is not None and v == value for v in values], dtype=bool)
+
+
+def hll_sketches(items, bounds, lg_k):
+    """HLL sketches of ``items[bounds[i]:bounds[i + 1]]``: one update call per item, in order."""
+    import datasketches as ds
+
+    out = []
+    for i in range(len(bounds) - 1):
+        sk = ds.hll_sketch(lg_k)
+        for j in range(bounds[i], bounds[i + 1]):
+            sk.update(items[j])
+        out.append(sk)
+    return out

@@ -17,6 +17,7 @@ that any roll-up (hour, day, month, a set of node groups) is a merge of stored s
 
 from __future__ import annotations
 
+import collections
 import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -63,10 +64,11 @@ def hll_sketches_of(items: Sequence[str], bounds: np.ndarray) -> list[Any]:
     merged: a sketch is built once however many rows it goes into.
     """
     out = []
-    for lo, hi in itertools.pairwise(bounds):
+    listed = items.tolist() if isinstance(items, np.ndarray) else list(items)
+    for lo, hi in itertools.pairwise(np.asarray(bounds).tolist()):
         sk = ds.hll_sketch(HLL_LG_K)
-        for item in items[lo:hi]:
-            sk.update(item)
+        # map, not a Python loop: the update calls are ~20 % of a file's sketches
+        collections.deque(map(sk.update, listed[lo:hi]), maxlen=0)
         out.append(sk)
     return out
 
