@@ -200,7 +200,7 @@ def _peer_bounds(offsets: np.ndarray, data: np.ndarray,
             q -= 1
         if q < t and q - 1 >= start + 1 and data[q - 1] == _DASH:
             end = q - 1
-        if _not_a_node(data, start, end):
+        if _not_a_node(data, int(start), int(end)):
             continue
         lo[i] = start
         hi[i] = end
