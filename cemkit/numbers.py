@@ -72,31 +72,35 @@ def _national_plan(region: str | None) -> tuple[str, str, str, str, frozenset[in
             desc.national_number_pattern, lengths)  # fmt: skip
 
 
-def normalize_arrow(values: pa.Array | pa.ChunkedArray,
-                    default_region: str | None = None) -> tuple[pa.Array, pa.Array]:  # fmt: skip
+def normalize_arrow(values: pa.Array | pa.ChunkedArray, default_region: str | None = None,
+                    *, large: bool = False) -> tuple[pa.Array, pa.Array]:  # fmt: skip
     """:func:`normalize` on an Arrow string array: (numbers, kinds) as Arrow string arrays.
 
-    A dictionary array (e.g. as the CSV parser read it) is normalized on its values.
+    A dictionary array (e.g. as the CSV parser read it) is normalized on its values. With
+    ``large`` the results are ``large_string`` (what a pandas string column holds).
     """
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if pa.types.is_dictionary(arr.type):  # the distinct values are at hand: no encoding
         distinct = arr.dictionary
         if not (pa.types.is_string(distinct.type) or pa.types.is_large_string(distinct.type)):
             distinct = distinct.cast(pa.string())
-        numbers, kinds = _normalize_distinct(distinct, default_region)
-        numbers, kinds = numbers.take(arr.indices), kinds.take(arr.indices)
-        if arr.indices.null_count:  # a null row, like an empty one
-            kinds = pc.fill_null(kinds, "empty")
-        return numbers, kinds
-    if not pa.types.is_string(arr.type):
-        arr = arr.cast(pa.string())
-    # Each value's result depends on that value alone: the rules run on the distinct values
-    # (a number recurs in every call of its customer: 350K CSV rows hold 23K callers and 104K
-    # callees) and are expanded with one take. Nulls are encoded as one more distinct value
-    # (read as empty).
-    encoded = arr.dictionary_encode(null_encoding="encode")
-    numbers, kinds = _normalize_distinct(encoded.dictionary, default_region)
-    return numbers.take(encoded.indices), kinds.take(encoded.indices)
+        indices = arr.indices
+    else:
+        if not pa.types.is_string(arr.type):
+            arr = arr.cast(pa.string())
+        # Each value's result depends on that value alone: the rules run on the distinct
+        # values (a number recurs in every call of its customer: 350K CSV rows hold 23K
+        # callers and 104K callees) and are expanded with one take. Nulls are encoded as one
+        # more distinct value (read as empty).
+        encoded = arr.dictionary_encode(null_encoding="encode")
+        distinct, indices = encoded.dictionary, encoded.indices
+    numbers, kinds = _normalize_distinct(distinct, default_region)
+    if large:  # cast on the distinct values, not on every row
+        numbers, kinds = numbers.cast(pa.large_string()), kinds.cast(pa.large_string())
+    numbers, kinds = numbers.take(indices), kinds.take(indices)
+    if indices.null_count:  # a null row, like an empty one
+        kinds = pc.fill_null(kinds, pa.scalar("empty", kinds.type))
+    return numbers, kinds
 
 
 # -- the rules, on distinct values ----------------------------------------------------------------

@@ -23,6 +23,7 @@ from cemkit.schema import TS, Column, arrow_schema
 _STRING = pd.StringDtype("pyarrow")
 #: Parse type of columns of telephone numbers (see :meth:`Converter.number_text`).
 NUMBER_TEXT = pa.dictionary(pa.int32(), pa.string())
+_LARGE = pa.large_string()
 #: Seconds since the epoch that :data:`TS` (nanoseconds, int64) holds, a day spare each side.
 _TS_MIN_S = -(2**63) // 10**9 + 86_400
 _TS_MAX_S = (2**63 - 1) // 10**9 - 86_400
@@ -374,15 +375,19 @@ class Converter:
         n_keep = int(keep.sum())
         good_lines = pa.array(lines[keep])
         arrays: dict[str, pa.Array] = {}
-        for f in schema:
+        # Text is built as large_string, what the pandas string dtype holds: to_pandas then
+        # wraps every text column as it is instead of casting its offsets once more.
+        frame_schema = pa.schema([f.with_type(_LARGE) if pa.types.is_string(f.type) else f
+                                  for f in schema])  # fmt: skip
+        for f in frame_schema:
             if f.name == "record_id" and "record_id" not in columns:
-                prefix = f"{self.source}:{self.tag}:"
+                prefix = pa.scalar(f"{self.source}:{self.tag}:", _LARGE)
                 arrays[f.name] = pc.binary_join_element_wise(
-                    prefix, pc.cast(good_lines, pa.string()), ""
+                    prefix, pc.cast(good_lines, _LARGE), pa.scalar("", _LARGE)
                 )
                 continue
             if f.name == "source" and "source" not in columns:
-                arrays[f.name] = pa.repeat(pa.scalar(self.source, pa.string()), n_keep)
+                arrays[f.name] = pa.repeat(pa.scalar(self.source, f.type), n_keep)
                 continue
             if f.name not in columns:
                 arrays[f.name] = pa.nulls(n_keep, f.type)
@@ -403,8 +408,9 @@ class Converter:
                 continue
             arrays[f.name] = val.cast(f.type) if val.type != f.type else val
         for col in numbers:
-            arrays[col], arrays[f"{col}_kind"] = normalize_arrow(arrays[col], default_region)
-        table = pa.Table.from_arrays([arrays[f.name] for f in schema], schema=schema)
+            arrays[col], arrays[f"{col}_kind"] = normalize_arrow(arrays[col], default_region,
+                                                                 large=True)  # fmt: skip
+        table = pa.Table.from_arrays([arrays[f.name] for f in frame_schema], schema=frame_schema)
         return to_pandas(table), quarantine_frame(self.file, q)
 
 
