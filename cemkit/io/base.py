@@ -246,6 +246,16 @@ class _Registry:
                 if exc.name != f"cemkit.io.{name}":
                     raise
 
+    def _import_module_of(self, name: str) -> None:
+        module = str(name).replace("-", "_")
+        if module not in FORMAT_MODULES + OPTIONAL_FORMAT_MODULES:
+            return
+        try:
+            importlib.import_module(f"cemkit.io.{module}")
+        except ModuleNotFoundError as exc:  # an optional format absent from this build
+            if exc.name != f"cemkit.io.{module}":
+                raise
+
     def register(self, cls: type[Loader]) -> type[Loader]:
         self._loaders[cls.name] = cls
         return cls
@@ -255,7 +265,10 @@ class _Registry:
         return sorted(self._loaders)
 
     def get(self, name: str) -> type[Loader]:
-        self._import_formats()
+        if name not in self._loaders:
+            self._import_module_of(name)  # the one format asked for: not every format's imports
+        if name not in self._loaders:
+            self._import_formats()
         try:
             return self._loaders[name]
         except KeyError:
