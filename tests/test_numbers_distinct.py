@@ -67,3 +67,18 @@ def test_the_jitted_rules_on_a_slice_and_large_strings():
     for arr in (pa.array(values, pa.string()).slice(5, 9),
                 pa.array(values, pa.large_string()).slice(5, 9)):  # fmt: skip
         assert [a.to_pylist() for a in _normalize_distinct(arr, "GB")] == want
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(_NUMBER, min_size=0, max_size=30),
+       region=st.sampled_from([None, "GB", "US"]), dictionary=st.booleans())  # fmt: skip
+def test_large_results_equal_the_string_ones(values, region, dictionary):
+    # what Converter.finish asks for: the pandas string dtype's large_string, cast on the
+    # distinct values before the row take, the same values
+    arr = pa.array(values, pa.string())
+    if dictionary:
+        arr = arr.dictionary_encode()
+    small = normalize_arrow(arr, region)
+    large = normalize_arrow(arr, region, large=True)
+    assert [a.type for a in large] == [pa.large_string()] * 2
+    assert [a.to_pylist() for a in large] == [a.to_pylist() for a in small]
