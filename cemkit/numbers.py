@@ -23,12 +23,16 @@ import pandas as pd
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 from phonenumbers import PhoneMetadata
+
+from cemkit import config
 
 #: Numbers with at most this many digits (and no '+') are PBX extensions / short codes.
 MAX_EXTENSION_DIGITS = 6
 
 _STRING = pd.StringDtype("pyarrow")
+_jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
 
 
 def _parse_one(value: str, region: str | None) -> str | None:
@@ -68,126 +72,268 @@ def _national_plan(region: str | None) -> tuple[str, str, str, str, frozenset[in
             desc.national_number_pattern, lengths)  # fmt: skip
 
 
-def _national_fast_path(cleaned: pa.Array, candidates: pa.Array,
-                        region: str | None) -> tuple[pa.Array, pa.Array] | None:  # fmt: skip
-    """E.164 of national-format numbers (``0`` + national number) without phonenumbers.
-
-    Returns a mask of the values settled and their E.164 forms (None when the region has no
-    plain national prefix). A value qualifies when it is digits only, starts with the region's
-    national prefix but not its international (IDD) prefix, and the rest fully matches the
-    region's national number pattern with a possible length: exactly the case where
-    phonenumbers strips the prefix and prepends the country code.
-    """
-    plan = _national_plan(region)
-    if plan is None:
-        return None
-    prefix, idd, cc, pattern, lengths = plan
-    ok = pc.and_(candidates, pc.starts_with(cleaned, prefix))
-    if not pc.any(ok).as_py():
-        return None
-    if idd:
-        ok = pc.and_(ok, pc.invert(pc.match_substring_regex(cleaned, f"^(?:{idd})")))
-    rest = pc.utf8_slice_codeunits(cleaned, len(prefix))
-    ok = pc.and_(ok, pc.is_in(pc.binary_length(rest), pa.array(sorted(lengths), pa.int32())))
-    try:
-        ok = pc.and_(ok, pc.match_substring_regex(rest, f"^(?:{pattern})$"))
-    except pa.ArrowInvalid:  # a pattern RE2 cannot compile: leave it to phonenumbers
-        return None
-    return pc.fill_null(ok, False), pc.binary_join_element_wise("+" + cc, rest, "")
-
-
-def normalize_arrow(values: pa.Array | pa.ChunkedArray,
-                    default_region: str | None = None) -> tuple[pa.Array, pa.Array]:  # fmt: skip
+def normalize_arrow(values: pa.Array | pa.ChunkedArray, default_region: str | None = None,
+                    *, large: bool = False) -> tuple[pa.Array, pa.Array]:  # fmt: skip
     """:func:`normalize` on an Arrow string array: (numbers, kinds) as Arrow string arrays.
 
-    A dictionary array (e.g. as the CSV parser read it) is normalized on its values.
+    A dictionary array (e.g. as the CSV parser read it) is normalized on its values. With
+    ``large`` the results are ``large_string`` (what a pandas string column holds).
     """
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if pa.types.is_dictionary(arr.type):  # the distinct values are at hand: no encoding
         distinct = arr.dictionary
-        if not pa.types.is_string(distinct.type):
+        if not (pa.types.is_string(distinct.type) or pa.types.is_large_string(distinct.type)):
             distinct = distinct.cast(pa.string())
-        if distinct.null_count:
-            distinct = pc.fill_null(distinct, "")
-        numbers, kinds = _normalize_distinct(distinct, default_region)
-        numbers, kinds = numbers.take(arr.indices), kinds.take(arr.indices)
-        if arr.indices.null_count:  # a null row, like an empty one
-            kinds = pc.fill_null(kinds, "empty")
-        return numbers, kinds
-    if not pa.types.is_string(arr.type):
-        arr = arr.cast(pa.string())
-    # Each value's result depends on that value alone: the dozen Arrow passes run on the
-    # distinct values (a number recurs in every call of its customer: 350K CSV rows hold 23K
-    # callers and 104K callees) and are expanded with one take (2-4x faster than per row).
-    # nulls encoded as one more distinct value (read as ""): filling them in first costs a
-    # copy of every string
-    encoded = arr.dictionary_encode(null_encoding="encode")
-    distinct = encoded.dictionary
-    if distinct.null_count:
-        distinct = pc.fill_null(distinct, "")
+        indices = arr.indices
+    else:
+        if not pa.types.is_string(arr.type):
+            arr = arr.cast(pa.string())
+        # Each value's result depends on that value alone: the rules run on the distinct
+        # values (a number recurs in every call of its customer: 350K CSV rows hold 23K
+        # callers and 104K callees) and are expanded with one take. Nulls are encoded as one
+        # more distinct value (read as empty).
+        encoded = arr.dictionary_encode(null_encoding="encode")
+        distinct, indices = encoded.dictionary, encoded.indices
     numbers, kinds = _normalize_distinct(distinct, default_region)
-    return numbers.take(encoded.indices), kinds.take(encoded.indices)
+    if large:  # cast on the distinct values, not on every row
+        numbers, kinds = numbers.cast(pa.large_string()), kinds.cast(pa.large_string())
+    numbers, kinds = numbers.take(indices), kinds.take(indices)
+    if indices.null_count:  # a null row, like an empty one
+        kinds = pc.fill_null(kinds, pa.scalar("empty", kinds.type))
+    return numbers, kinds
+
+
+# -- the rules, on distinct values ----------------------------------------------------------------
+#: Codes of :func:`_classify`: how a value is settled.
+_EMPTY, _E164, _EXTENSION, _NATIONAL, _OTHER = 0, 1, 2, 3, 4
+#: Kind of each code (a national candidate the patterns refuse becomes _OTHER first).
+_KIND_OF_CODE = pa.array(["empty", "e164", "extension", "e164", "unparsed"], pa.string())
+#: ASCII bytes ``utf8_trim_whitespace`` strips (tab to carriage return, FS/GS/RS/US, space).
+_TRIM = np.zeros(256, dtype=np.bool_)
+_TRIM[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+#: Separators people and switches write, removed before reading a number: RE2's ``\s``
+#: (tab, newline, form feed, carriage return, space), dots, dashes, brackets and slashes.
+_SEPARATOR = np.zeros(256, dtype=np.bool_)
+_SEPARATOR[[9, 10, 12, 13, 32, ord("."), ord("-"), ord("("), ord(")"), ord("/")]] = True
+_PLUS, _ZERO, _ONE, _NINE = 0x2B, 0x30, 0x31, 0x39
+
+
+@_jit
+def _classify(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, trim: np.ndarray,
+              separator: np.ndarray, prefix: np.ndarray, national_lengths: np.ndarray,
+              max_extension: int) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """Code, cleaned text and trimmed bounds of each value, in one pass over the bytes.
+
+    Per value: ASCII whitespace trimmed (``trim``); ``separator`` bytes removed; a leading
+    ``00`` before a digit 1-9 read as ``+``. The cleaned text (``clean_offsets``, ``clean``)
+    then decides the code: ``+`` and 8-15 digits, not ``+0`` (E.164); at most
+    ``max_extension`` digits (an extension); digits starting with ``prefix`` whose rest has a
+    length ``national_lengths`` allows (a national candidate, for the national patterns);
+    anything else is left to phonenumbers. ``lo``/``hi`` bound the trimmed value in ``data``.
+    """
+    n = offsets.size - 1
+    code = np.empty(n, np.uint8)
+    lo = np.empty(n, np.int64)
+    hi = np.empty(n, np.int64)
+    clean_offsets = np.zeros(n + 1, np.int64)
+    clean = np.empty(max(1, int(offsets[n]) - int(offsets[0])), np.uint8)
+    npre = prefix.size
+    pos = 0
+    for i in range(n):
+        a = np.int64(offsets[i])
+        b = np.int64(offsets[i + 1])
+        if not valid[i]:
+            a = b
+        while a < b and trim[data[a]]:
+            a += 1
+        while b > a and trim[data[b - 1]]:
+            b -= 1
+        lo[i] = a
+        hi[i] = b
+        if a == b:
+            code[i] = _EMPTY
+            clean_offsets[i + 1] = pos
+            continue
+        start = pos
+        for k in range(a, b):
+            c = data[k]
+            if not separator[c]:
+                clean[pos] = c
+                pos += 1
+        m = pos - start
+        if (
+            m >= 3
+            and clean[start] == _ZERO
+            and clean[start + 1] == _ZERO
+            and (_ONE <= clean[start + 2] <= _NINE)
+        ):
+            clean[start] = _PLUS
+            for k in range(start + 1, pos - 1):
+                clean[k] = clean[k + 1]
+            pos -= 1
+            m -= 1
+        clean_offsets[i + 1] = pos
+        plus = m > 0 and clean[start] == _PLUS
+        digits = m - 1 if plus else m
+        digits_only = digits > 0
+        for k in range(start + (1 if plus else 0), pos):
+            if not (_ZERO <= clean[k] <= _NINE):
+                digits_only = False
+                break
+        if not digits_only:
+            code[i] = _OTHER
+        elif plus:
+            first = clean[start + 1]
+            code[i] = _E164 if 8 <= digits <= 15 and first != _ZERO else _OTHER
+        elif digits <= max_extension:
+            code[i] = _EXTENSION
+        else:
+            cand = npre > 0 and m > npre and m - npre < national_lengths.size
+            if cand:
+                cand = national_lengths[m - npre]
+            for k in range(npre):
+                if not cand:
+                    break
+                cand = clean[start + k] == prefix[k]
+            code[i] = _NATIONAL if cand else _OTHER
+    return code, clean_offsets, clean[:pos], lo, hi
+
+
+@_jit
+def _assemble(code: np.ndarray, clean_offsets: np.ndarray, clean: np.ndarray, data: np.ndarray,
+              lo: np.ndarray, hi: np.ndarray, country: np.ndarray, prefix_len: int,
+              other_offsets: np.ndarray, other: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Offsets and bytes of the numbers of :func:`_classify`'s codes.
+
+    The cleaned text (E.164), the trimmed text as written (extension), ``country`` + the rest
+    after the national prefix (national), the next of ``other`` (the rest), nothing (empty).
+    """
+    n = code.size
+    offsets = np.zeros(n + 1, np.int64)
+    size = 0
+    j = 0
+    for i in range(n):
+        c = code[i]
+        m = clean_offsets[i + 1] - clean_offsets[i]
+        if c == _E164:
+            size += m
+        elif c == _EXTENSION:
+            size += hi[i] - lo[i]
+        elif c == _NATIONAL:
+            size += country.size + m - prefix_len
+        elif c == _OTHER:
+            size += other_offsets[j + 1] - other_offsets[j]
+            j += 1
+        offsets[i + 1] = size
+    out = np.empty(max(1, size), np.uint8)
+    j = 0
+    for i in range(n):
+        c = code[i]
+        p = offsets[i]
+        a, b = clean_offsets[i], clean_offsets[i + 1]
+        if c == _E164:
+            out[p : p + b - a] = clean[a:b]
+        elif c == _EXTENSION:
+            out[p : p + hi[i] - lo[i]] = data[lo[i] : hi[i]]
+        elif c == _NATIONAL:
+            out[p : p + country.size] = country
+            p += country.size
+            out[p : p + b - a - prefix_len] = clean[a + prefix_len : b]
+        elif c == _OTHER:
+            s, e = other_offsets[j], other_offsets[j + 1]
+            out[p : p + e - s] = other[s:e]
+            j += 1
+    return offsets, out[:size]
+
+
+def _utf8(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and bytes of Python strings (the few values phonenumbers settles)."""
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return offsets, np.frombuffer(b"".join(encoded) or b"\0", np.uint8)
 
 
 def _normalize_distinct(arr: pa.Array, default_region: str | None) -> tuple[pa.Array, pa.Array]:
-    """(numbers, kinds) of each value of an Arrow string array without nulls."""
-    # Only the values no vectorized fast path settles go to phonenumbers.
-    uniq = pc.utf8_trim_whitespace(arr)
-    n = len(uniq)
-    false = pa.array(np.zeros(n, dtype=bool))
-    empty = pc.equal(pc.binary_length(uniq), 0)
-    digits_only = pc.match_substring_regex(uniq, r"^\+?[0-9]+$")
-    # Separators people and switches write: spaces, dots, dashes, brackets; then the "00"
-    # international prefix as "+".
-    cleaned = uniq
-    changed = False
-    if n and not pc.all(pc.or_(digits_only, empty)).as_py():
-        cleaned = pc.replace_substring_regex(cleaned, r"[\s.\-()/]", "")
-        changed = True
-    if n and pc.any(pc.starts_with(cleaned, "00")).as_py():
-        cleaned = pc.replace_substring_regex(cleaned, r"^00([1-9])", r"+\1")
-        changed = True
-    if changed:
-        digits_only = pc.match_substring_regex(cleaned, r"^\+?[0-9]+$")
-    plus = pc.starts_with(cleaned, "+")
-    ndigits = pc.subtract(pc.binary_length(cleaned), pc.cast(plus, pa.int32()))
+    """(numbers, kinds) of each value of an Arrow string array (a null reads as empty).
 
-    # Fast path 1: already E.164-shaped ('+', 8 to 15 digits, no leading 0).
-    fast = pc.and_(pc.and_(digits_only, plus),
-                   pc.and_(pc.greater_equal(ndigits, 8), pc.less_equal(ndigits, 15)))  # fmt: skip
-    fast = pc.and_(fast, pc.invert(pc.starts_with(cleaned, "+0")))
-    # Fast path 2: short internal numbers.
-    ext = pc.and_(pc.and_(digits_only, pc.invert(plus)),
-                  pc.and_(pc.less_equal(ndigits, MAX_EXTENSION_DIGITS),
-                          pc.invert(empty)))  # fmt: skip
-    # Fast path 3: national format ("0" + national number) in the default region.
-    cand = pc.and_(pc.and_(digits_only, pc.invert(plus)), pc.invert(pc.or_(empty, ext)))
-    nat = _national_fast_path(cleaned, cand, default_region)
-    national, national_e164 = nat if nat is not None else (false, cleaned)
+    One jitted pass trims, cleans and classifies every value (:func:`_classify`); the region's
+    IDD and national number patterns (RE2, from phonenumbers' metadata) run on the national
+    candidates only, and phonenumbers on what no rule settles. Equal to the rules written as
+    Arrow passes (``tests/naive.py``) and, for E.164 results, to phonenumbers.
+    """
+    from cemkit import arrowstr
 
-    null = pa.scalar(None, pa.string())
-    out = pc.if_else(empty, null, uniq)
-    out = pc.if_else(fast, cleaned, out)
-    out = pc.if_else(national, national_e164, out)
-    kind = pc.if_else(empty, "empty", pc.if_else(ext, "extension", "unparsed"))
-    kind = pc.if_else(pc.or_(fast, national), "e164", kind)
-
-    # Slow path: one phonenumbers call per remaining distinct value.
-    settled = pc.or_(pc.or_(empty, fast), pc.or_(ext, national))
-    todo = np.flatnonzero(~settled.to_numpy(zero_copy_only=False))
+    n = len(arr)
+    if n == 0:
+        return pa.array([], pa.string()), pa.array([], pa.string())
+    offsets, data, valid = arrowstr.buffers(arr)
+    lo_byte, hi_byte = int(offsets[0]), int(offsets[-1])
+    if hi_byte > lo_byte and int(data[lo_byte:hi_byte].max()) >= 0x80:
+        # Unicode whitespace at either end (U+00A0, U+3000...) is trimmed by Arrow first; inner
+        # non-ASCII text is kept and, never a digit or a separator, left to phonenumbers.
+        trimmed = pc.utf8_trim_whitespace(arrowstr.as_string_array(arr))
+        offsets, data, valid = arrowstr.buffers(trimmed)
+    plan = _national_plan(default_region)
+    prefix = np.frombuffer((plan[0] if plan else "").encode(), np.uint8)
+    lengths = np.zeros(32, np.bool_)
+    for length in plan[4] if plan else ():
+        if length < lengths.size:
+            lengths[length] = True
+    code, clean_offsets, clean, lo, hi = _classify(
+        offsets, data, valid, _TRIM, _SEPARATOR, prefix, lengths, MAX_EXTENSION_DIGITS
+    )
+    cleaned = arrowstr.from_buffers(clean_offsets, clean)
+    candidates = np.flatnonzero(code == _NATIONAL)
+    if len(candidates):
+        national = _national_patterns(pc.take(cleaned, pa.array(candidates)), plan)
+        code[candidates[~national]] = _OTHER
+    # Slow path: one phonenumbers call per remaining value; what it cannot read stays as
+    # written (trimmed).
+    kind = np.minimum(code, _OTHER)
+    todo = np.flatnonzero(code == _OTHER)
+    results: list[str] = []
     if len(todo):
-        values_todo = pc.take(cleaned, pa.array(todo)).to_pylist()
-        distinct = {v: _parse_one(str(v), default_region) for v in dict.fromkeys(values_todo)}
-        parsed = [distinct[v] for v in values_todo]
-        hit = np.array([p is not None for p in parsed], dtype=bool)
-        if hit.any():
-            mask = np.zeros(n, dtype=bool)
-            mask[todo[hit]] = True
-            got = pa.array([p for p in parsed if p is not None], pa.string())
-            out = pc.replace_with_mask(out, pa.array(mask), got)
-            e164 = pa.array(["e164"] * int(hit.sum()), pa.string())
-            kind = pc.replace_with_mask(kind, pa.array(mask), e164)
-    return out, kind
+        seen: dict[str, str | None] = {}
+        for i, value in zip(todo, pc.take(cleaned, pa.array(todo)).to_pylist(), strict=True):
+            if value not in seen:
+                seen[value] = _parse_one(str(value), default_region)
+            parsed = seen[value]
+            if parsed is not None:
+                kind[i] = _E164
+            results.append(parsed if parsed is not None else _text(data, lo[i], hi[i]))
+    other_offsets, other = _utf8(results)
+    country = np.frombuffer(("+" + plan[2]).encode() if plan else b"", np.uint8)
+    out_offsets, out = _assemble(code, clean_offsets, clean, data, lo, hi, country,
+                                 prefix.size, other_offsets, other)  # fmt: skip
+    numbers = arrowstr.from_buffers(out_offsets, out, code != _EMPTY)
+    return numbers, _KIND_OF_CODE.take(pa.array(kind))
+
+
+def _text(data: np.ndarray, lo: int, hi: int) -> str:
+    return bytes(data[lo:hi]).decode("utf-8")
+
+
+def _national_patterns(candidates: pa.Array,
+                       plan: tuple[str, str, str, str, frozenset[int]] | None
+                       ) -> np.ndarray:  # fmt: skip
+    """Which national candidates phonenumbers reads as ``+CC`` and the rest.
+
+    The candidates are digits, start with the region's national prefix and have a possible
+    length: those that are not the IDD prefix and whose rest fully matches the region's
+    national number pattern. All False when RE2 cannot compile a pattern.
+    """
+    assert plan is not None
+    prefix, idd, _cc, pattern, _lengths = plan
+    try:
+        ok = pc.match_substring_regex(pc.utf8_slice_codeunits(candidates, len(prefix)),
+                                      f"^(?:{pattern})$")  # fmt: skip
+        if idd:
+            ok = pc.and_(ok, pc.invert(pc.match_substring_regex(candidates, f"^(?:{idd})")))
+    except pa.ArrowInvalid:  # a pattern RE2 cannot compile: leave it to phonenumbers
+        return np.zeros(len(candidates), dtype=bool)
+    return np.asarray(pc.fill_null(ok, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def normalize(values: pd.Series, default_region: str | None = None) -> tuple[pd.Series, pd.Series]:

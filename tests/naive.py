@@ -1389,3 +1389,105 @@ def hll_sketches(items, bounds, lg_k):
             sk.update(items[j])
         out.append(sk)
     return out
+
+
+# --- telephone numbers (cemkit.numbers) -----------------------------------------------------------
+import pyarrow.compute as pc  # noqa: E402
+
+
+def _ref_national_fast_path(cleaned: pa.Array, candidates: pa.Array,
+                        region: str | None) -> tuple[pa.Array, pa.Array] | None:  # fmt: skip
+    """E.164 of national-format numbers (``0`` + national number) without phonenumbers.
+
+    Returns a mask of the values settled and their E.164 forms (None when the region has no
+    plain national prefix). A value qualifies when it is digits only, starts with the region's
+    national prefix but not its international (IDD) prefix, and the rest fully matches the
+    region's national number pattern with a possible length: exactly the case where
+    phonenumbers strips the prefix and prepends the country code.
+    """
+    from cemkit.numbers import _national_plan
+
+    plan = _national_plan(region)
+    if plan is None:
+        return None
+    prefix, idd, cc, pattern, lengths = plan
+    ok = pc.and_(candidates, pc.starts_with(cleaned, prefix))
+    if not pc.any(ok).as_py():
+        return None
+    if idd:
+        ok = pc.and_(ok, pc.invert(pc.match_substring_regex(cleaned, f"^(?:{idd})")))
+    rest = pc.utf8_slice_codeunits(cleaned, len(prefix))
+    ok = pc.and_(ok, pc.is_in(pc.binary_length(rest), pa.array(sorted(lengths), pa.int32())))
+    try:
+        ok = pc.and_(ok, pc.match_substring_regex(rest, f"^(?:{pattern})$"))
+    except pa.ArrowInvalid:  # a pattern RE2 cannot compile: leave it to phonenumbers
+        return None
+    return pc.fill_null(ok, False), pc.binary_join_element_wise("+" + cc, rest, "")
+
+
+def normalize_distinct_arrow(
+    arr: pa.Array, default_region: str | None
+) -> tuple[pa.Array, pa.Array]:
+    """(numbers, kinds) of each distinct value: cemkit.numbers' rules as a dozen Arrow passes.
+
+    The implementation before the jitted one (session 6), kept as its reference.
+    """
+    from cemkit.numbers import MAX_EXTENSION_DIGITS, _parse_one
+
+    # Only the values no vectorized fast path settles go to phonenumbers.
+    uniq = pc.utf8_trim_whitespace(arr)
+    n = len(uniq)
+    false = pa.array(np.zeros(n, dtype=bool))
+    empty = pc.equal(pc.binary_length(uniq), 0)
+    digits_only = pc.match_substring_regex(uniq, r"^\+?[0-9]+$")
+    # Separators people and switches write: spaces, dots, dashes, brackets; then the "00"
+    # international prefix as "+".
+    cleaned = uniq
+    changed = False
+    if n and not pc.all(pc.or_(digits_only, empty)).as_py():
+        cleaned = pc.replace_substring_regex(cleaned, r"[\s.\-()/]", "")
+        changed = True
+    if n and pc.any(pc.starts_with(cleaned, "00")).as_py():
+        cleaned = pc.replace_substring_regex(cleaned, r"^00([1-9])", r"+\1")
+        changed = True
+    if changed:
+        digits_only = pc.match_substring_regex(cleaned, r"^\+?[0-9]+$")
+    plus = pc.starts_with(cleaned, "+")
+    ndigits = pc.subtract(pc.binary_length(cleaned), pc.cast(plus, pa.int32()))
+
+    # Fast path 1: already E.164-shaped ('+', 8 to 15 digits, no leading 0).
+    fast = pc.and_(pc.and_(digits_only, plus),
+                   pc.and_(pc.greater_equal(ndigits, 8), pc.less_equal(ndigits, 15)))  # fmt: skip
+    fast = pc.and_(fast, pc.invert(pc.starts_with(cleaned, "+0")))
+    # Fast path 2: short internal numbers.
+    ext = pc.and_(pc.and_(digits_only, pc.invert(plus)),
+                  pc.and_(pc.less_equal(ndigits, MAX_EXTENSION_DIGITS),
+                          pc.invert(empty)))  # fmt: skip
+    # Fast path 3: national format ("0" + national number) in the default region.
+    cand = pc.and_(pc.and_(digits_only, pc.invert(plus)), pc.invert(pc.or_(empty, ext)))
+    nat = _ref_national_fast_path(cleaned, cand, default_region)
+    national, national_e164 = nat if nat is not None else (false, cleaned)
+
+    null = pa.scalar(None, pa.string())
+    out = pc.if_else(empty, null, uniq)
+    out = pc.if_else(fast, cleaned, out)
+    out = pc.if_else(national, national_e164, out)
+    kind = pc.if_else(empty, "empty", pc.if_else(ext, "extension", "unparsed"))
+    kind = pc.if_else(pc.or_(fast, national), "e164", kind)
+
+    # Slow path: one phonenumbers call per remaining distinct value.
+    settled = pc.or_(pc.or_(empty, fast), pc.or_(ext, national))
+    todo = np.flatnonzero(~settled.to_numpy(zero_copy_only=False))
+    if len(todo):
+        values_todo = pc.take(cleaned, pa.array(todo)).to_pylist()
+        distinct = {v: _parse_one(str(v), default_region) for v in dict.fromkeys(values_todo)}
+        parsed = [distinct[v] for v in values_todo]
+        hit = np.array([p is not None for p in parsed], dtype=bool)
+        if hit.any():
+            mask = np.zeros(n, dtype=bool)
+            mask[todo[hit]] = True
+            got = pa.array([p for p in parsed if p is not None], pa.string())
+            out = pc.replace_with_mask(out, pa.array(mask), got)
+            e164 = pa.array(["e164"] * int(hit.sum()), pa.string())
+            kind = pc.replace_with_mask(kind, pa.array(mask), e164)
+    return out, kind

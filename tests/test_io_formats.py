@@ -225,3 +225,21 @@ def test_canonical_parquet_round_trip_and_quarantine(tmp_path):
     back, q = load(str(tmp_path / "run/records"), "parquet")
     assert list(back.record_id) == ["r1", "r2"] and list(back.src_note) == ["a", "b"]
     assert list(q.line) == [3] and q.field[0] == "service"
+
+
+def test_looking_up_one_format_imports_that_format_only():
+    # a warehouse worker asks for one format: its first file must not pay for importing every
+    # other format (pcap and 3GPP parsers); an unknown name still lists every format
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom cemkit.io.base import registry\n"
+            "assert registry.get('asterisk').name == 'asterisk'\n"
+            "print(sorted(m for m in ('cemkit.io.sip_pcap', 'cemkit.io.threegpp', "
+            "'cemkit.io.cucm', 'cemkit.io.gnettrack') if m in sys.modules))\n"
+            "try:\n    registry.get('astrisk')\n"
+            "except Exception as exc:\n    print(exc)\n")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.splitlines()  # fmt: skip
+    assert out[0] == "[]"
+    assert "known: 3gpp-cdr, agent, asterisk, cucm" in out[1] and "sip-pcap" in out[1]

@@ -49,3 +49,18 @@ def test_every_change_of_every_zone_by_hour_equals_row_by_row():
         fast, slow = localize(wall, zone), localize_rows(wall, zone)
         assert fast[0].to_pylist() == slow[0].to_pylist(), zone
         assert fast[1].to_pylist() == slow[1].to_pylist(), zone
+
+
+@settings(max_examples=60, deadline=None)
+@given(zone=st.sampled_from(ZONES), times=st.lists(st.one_of(near, anywhere, st.none()),
+                                                   min_size=1, max_size=30),
+       lo=st.integers(0, 5), far=st.booleans())  # fmt: skip
+def test_by_hour_of_a_slice_and_of_centuries_apart_equals_row_by_row(zone, times, lo, far):
+    # the seconds are read from the array's buffer: a slice must read its own rows; times
+    # centuries apart take the sorted distinct hours instead of a table of the span
+    extra = [dt.datetime(1700, 6, 1, 12), dt.datetime(2250, 6, 1, 12)] if far else []
+    wall = pa.array([None, dt.datetime(2026, 3, 29, 1, 30), *times, *extra], pa.timestamp("s"))
+    wall = wall.slice(min(lo, len(wall) - 1))
+    fast, slow = localize(wall, zone), localize_rows(wall, zone)
+    assert fast[0].to_pylist() == slow[0].to_pylist()
+    assert fast[1].to_pylist() == slow[1].to_pylist()

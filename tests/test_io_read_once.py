@@ -145,3 +145,23 @@ def test_run_reads_each_part_once_and_reconciles(master_csv, tmp_path, bytes_rea
     totals = read_manifest(tmp_path / "run")["load"]["totals"]
     assert totals["rows_read"] == totals["rows_loaded"] + totals["rows_quarantined"]
     assert totals["read_units"]["lines"] == Path(master_csv).read_bytes().count(b"\n")
+
+
+def test_a_one_part_input_is_hashed_when_asked_not_scanned(master_csv, monkeypatch):
+    # a part that is the whole file needs no newline count before it: planning does not read
+    # the file; the run's manifest still gets its checksum (taken when asked, not before)
+    import hashlib
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("a one-part input was scanned while planning")
+
+    monkeypatch.setattr(textfile, "scan", no_scan)
+    the_plan = plan(master_csv, "asterisk", tz="UTC")
+    assert len(the_plan.parts) == 1 and the_plan.loader.digests == {}
+    want = hashlib.sha256(Path(master_csv).read_bytes()).hexdigest()
+    known = the_plan.loader.known_digest(master_csv)
+    assert known == {"path": master_csv, "size": os.path.getsize(master_csv), "sha256": want}
+    # a file of several parts is still hashed in the pass that counts its lines
+    monkeypatch.undo()
+    several = plan(master_csv, "asterisk", tz="UTC", blocksize=4096)
+    assert len(several.parts) > 1 and several.loader.digests == {master_csv: want}

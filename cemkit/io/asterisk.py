@@ -26,7 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
+from cemkit import arrowstr, config
 from cemkit.errors import FormatError
 from cemkit.io.base import registry
 from cemkit.io.convert import NUMBER_TEXT, Converter
@@ -48,6 +50,7 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
 }
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _SECONDS = pa.timestamp("s")
+_jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
 
 EXTENSIONS = (
     extension_field("src_accountcode", pa.string(), PII.QUASI, "Asterisk accountcode."),
@@ -76,10 +79,9 @@ _NOT_A_NODE_RE = r"^\+?[0-9]+$|[:@]|^[0-9]{1,3}(\.[0-9]{1,3}){3}$"
 def channel_peer(channels: pa.Array | pa.ChunkedArray) -> pa.Array:
     """The peer or trunk a channel name names, or null when it names a phone or an address.
 
-    Channel names are unique per call (their ``-00000000`` suffix), so the regular expression
-    is not run per row: each name's trailing ``-<hex>`` run is replaced by ``-0`` first (a
-    split at the last ``-``, no regex over the rows), which leaves the peer unchanged, and the
-    peer is extracted from the few distinct names that remain.
+    One jitted pass over the names' bytes (:func:`_peer_bounds`) reads what the regular
+    expressions ``_CHANNEL_RE`` and ``_NOT_A_NODE_RE`` read; names with bytes other than
+    printable ASCII take the regular expressions themselves (tests compare the two).
 
     Examples
     --------
@@ -87,29 +89,136 @@ def channel_peer(channels: pa.Array | pa.ChunkedArray) -> pa.Array:
     ...                        "SIP/172.19.45.122:5020-00000001", "", None])).to_pylist()
     ['lon-sw2', 'trunk', None, None, None, None]
     """
-    arr = channels.combine_chunks() if isinstance(channels, pa.ChunkedArray) else channels
+    arr = arrowstr.as_string_array(channels)
     if len(arr) == 0:
         return pa.array([], pa.string())
-    parts = pc.split_pattern(arr, "-", max_splits=1, reverse=True)  # null: an empty list
-    offsets = parts.offsets.to_numpy()
-    flat = parts.values
-    if len(flat) == 0:
-        return pa.nulls(len(arr), pa.string())
-    two = pa.array(np.diff(offsets) == 2)  # a null name keeps its null (its key stays null)
-    last = len(flat) - 1
-    head = pc.take(flat, pa.array(np.minimum(offsets[:-1], last)))
-    tail = pc.take(flat, pa.array(np.clip(offsets[1:] - 1, 0, last)))
-    # ``X-<hex>[;1|;2]`` with X non-empty after the last "/": the regex's optional suffix is
-    # exactly that run, whatever its digits (a peer "X" either way); anything else is kept.
-    hexy = pc.and_(
-        pc.and_(two, pc.match_substring_regex(tail, r"^[0-9A-Fa-f]+(;[12])?$")),
-        pc.invert(pc.or_(pc.ends_with(head, "/"), pc.equal(head, ""))),
-    )
-    leg = pc.if_else(pc.ends_with(tail, ";1"), ";1", pc.if_else(pc.ends_with(tail, ";2"), ";2", ""))
-    short = pc.binary_join_element_wise(head, pa.scalar("-0"), leg, "")
-    key = pc.if_else(hexy, short, arr)
-    enc = pc.dictionary_encode(key)
-    return pc.take(_channel_peer_regex(enc.dictionary), enc.indices)
+    offsets, data, valid = arrowstr.buffers(arr)
+    lo, hi = _peer_bounds(offsets, data, valid)
+    out_offsets, out = _gather(data, lo, hi)
+    peer = arrowstr.from_buffers(out_offsets, out, hi >= 0)
+    odd = np.flatnonzero(hi == _IRREGULAR)
+    if len(odd):  # not printable ASCII: the regular expressions decide
+        where = np.zeros(len(arr), dtype=bool)
+        where[odd] = True
+        slow = _channel_peer_regex(pc.take(arr, pa.array(odd)).cast(pa.string()))
+        peer = pc.replace_with_mask(peer, pa.array(where), slow)
+    return peer
+
+
+#: :func:`_peer_bounds`: no peer (null), and a name the kernel leaves to the regex.
+_NO_PEER, _IRREGULAR = -1, -2
+_SLASH, _DASH, _SEMI, _PLUS, _COLON, _AT, _DOT = (ord(c) for c in "/-;+:@.")
+
+
+@_jit
+def _is_hex(c: int) -> bool:
+    return 48 <= c <= 57 or 65 <= c <= 70 or 97 <= c <= 102
+
+
+@_jit
+def _is_digit(c: int) -> bool:
+    return 48 <= c <= 57
+
+
+@_jit
+def _not_a_node(data: np.ndarray, a: int, b: int) -> bool:
+    """``_NOT_A_NODE_RE`` on ``data[a:b]``: digits (a leading '+'), ':' or '@', an IPv4 address."""
+    k = a + 1 if b > a and data[a] == _PLUS else a
+    digits = k < b
+    for j in range(k, b):
+        if not _is_digit(data[j]):
+            digits = False
+            break
+    if digits:
+        return True
+    for j in range(a, b):
+        if data[j] == _COLON or data[j] == _AT:
+            return True
+    groups, run = 0, 0
+    for j in range(a, b):
+        c = data[j]
+        if _is_digit(c):
+            run += 1
+            if run > 3:
+                return False
+        elif c == _DOT and run > 0 and groups < 3:
+            groups += 1
+            run = 0
+        else:
+            return False
+    return groups == 3 and run > 0
+
+
+@_jit
+def _peer_bounds(offsets: np.ndarray, data: np.ndarray,
+                 valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Bounds of each name's peer in ``data``, as ``_CHANNEL_RE`` and ``_NOT_A_NODE_RE`` read it.
+
+    ``TECH/peer[-hex][;1|;2]``: one '/', ``TECH`` of ``[A-Za-z0-9_]``; the peer is the shortest
+    non-empty text after the '/' whose remainder is one of "", ";1", ";2", "-<hex>",
+    "-<hex>;1", "-<hex>;2" (the lazy ``+?``). ``hi`` is ``_NO_PEER`` for no match or no node,
+    ``_IRREGULAR`` for a name with a byte outside printable ASCII.
+    """
+    n = offsets.size - 1
+    lo = np.zeros(n, np.int64)
+    hi = np.full(n, _NO_PEER, np.int64)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        a = np.int64(offsets[i])
+        b = np.int64(offsets[i + 1])
+        slash = -1
+        ok = True
+        for j in range(a, b):
+            c = data[j]
+            if c < 0x20 or c > 0x7E:
+                hi[i] = _IRREGULAR
+                ok = False
+                break
+            if c == _SLASH:
+                if slash >= 0:
+                    ok = False  # a second '/': no match (the peer holds none)
+                slash = j
+        if not ok or slash <= a:
+            continue
+        for j in range(a, slash):
+            c = data[j]
+            if not (_is_digit(c) or 65 <= c <= 90 or 97 <= c <= 122 or c == 95):
+                ok = False
+                break
+        start = slash + 1
+        if not ok or start >= b:
+            continue
+        # the shortest peer [start, end) whose remainder matches the optional suffixes
+        end = b
+        t = b
+        if b - 2 >= start + 1 and data[b - 2] == _SEMI and (data[b - 1] == 49 or data[b - 1] == 50):
+            end = b - 2
+            t = b - 2
+        q = t
+        while q > start and _is_hex(data[q - 1]):
+            q -= 1
+        if q < t and q - 1 >= start + 1 and data[q - 1] == _DASH:
+            end = q - 1
+        if _not_a_node(data, int(start), int(end)):
+            continue
+        lo[i] = start
+        hi[i] = end
+    return lo, hi
+
+
+@_jit
+def _gather(data: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and bytes of ``data[lo[i]:hi[i]]`` (empty where ``hi < 0``)."""
+    n = lo.size
+    offsets = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + (hi[i] - lo[i] if hi[i] >= 0 else 0)
+    out = np.empty(max(1, offsets[n]), np.uint8)
+    for i in range(n):
+        if hi[i] >= 0:
+            out[offsets[i] : offsets[i + 1]] = data[lo[i] : hi[i]]
+    return offsets, out[: offsets[n]]
 
 
 def _channel_peer_regex(channels: pa.Array) -> pa.Array:

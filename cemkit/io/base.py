@@ -98,14 +98,22 @@ class Loader(abc.ABC):
         self.opts: dict[str, Any] = {**self.options, **options}
         #: SHA-256 (hex) of input files hashed while :meth:`parts` scanned them anyway
         self.digests: dict[str, str] = {}
+        #: Inputs :meth:`parts` did not need to scan (one part): hashed when first asked for
+        self.hash_on_demand: set[str] = set()
 
     def known_digest(self, path: str) -> dict[str, Any] | None:
         """Path, size and SHA-256 of an input hashed while planning (``None``: not hashed).
 
-        The run's manifest takes it instead of reading the file once more to checksum it.
+        The run's manifest takes it instead of reading the file once more to checksum it. An
+        input of one part, which planning had no need to read, is hashed here, when asked (a
+        warehouse worker, which has the checksum already, never asks).
         """
         import os
 
+        if path in self.hash_on_demand and path not in self.digests:
+            from cemkit.runs.store import sha256_of
+
+            self.digests[path] = sha256_of(path)
         if path not in self.digests:
             return None
         return {"path": path, "size": os.path.getsize(path), "sha256": self.digests[path]}
@@ -238,6 +246,16 @@ class _Registry:
                 if exc.name != f"cemkit.io.{name}":
                     raise
 
+    def _import_module_of(self, name: str) -> None:
+        module = str(name).replace("-", "_")
+        if module not in FORMAT_MODULES + OPTIONAL_FORMAT_MODULES:
+            return
+        try:
+            importlib.import_module(f"cemkit.io.{module}")
+        except ModuleNotFoundError as exc:  # an optional format absent from this build
+            if exc.name != f"cemkit.io.{module}":
+                raise
+
     def register(self, cls: type[Loader]) -> type[Loader]:
         self._loaders[cls.name] = cls
         return cls
@@ -247,7 +265,10 @@ class _Registry:
         return sorted(self._loaders)
 
     def get(self, name: str) -> type[Loader]:
-        self._import_formats()
+        if name not in self._loaders:
+            self._import_module_of(name)  # the one format asked for: not every format's imports
+        if name not in self._loaders:
+            self._import_formats()
         try:
             return self._loaders[name]
         except KeyError:

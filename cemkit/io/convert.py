@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
+from cemkit import config
 from cemkit.io.base import QUARANTINE_SCHEMA, empty_quarantine
 from cemkit.io.csvblock import Block, Quarantined, string_offsets
 from cemkit.numbers import normalize_arrow
@@ -23,6 +25,8 @@ from cemkit.schema import TS, Column, arrow_schema
 _STRING = pd.StringDtype("pyarrow")
 #: Parse type of columns of telephone numbers (see :meth:`Converter.number_text`).
 NUMBER_TEXT = pa.dictionary(pa.int32(), pa.string())
+_LARGE = pa.large_string()
+_jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
 #: Seconds since the epoch that :data:`TS` (nanoseconds, int64) holds, a day spare each side.
 _TS_MIN_S = -(2**63) // 10**9 + 86_400
 _TS_MAX_S = (2**63 - 1) // 10**9 - 86_400
@@ -374,15 +378,19 @@ class Converter:
         n_keep = int(keep.sum())
         good_lines = pa.array(lines[keep])
         arrays: dict[str, pa.Array] = {}
-        for f in schema:
+        # Text is built as large_string, what the pandas string dtype holds: to_pandas then
+        # wraps every text column as it is instead of casting its offsets once more.
+        frame_schema = pa.schema([f.with_type(_LARGE) if pa.types.is_string(f.type) else f
+                                  for f in schema])  # fmt: skip
+        for f in frame_schema:
             if f.name == "record_id" and "record_id" not in columns:
-                prefix = f"{self.source}:{self.tag}:"
+                prefix = pa.scalar(f"{self.source}:{self.tag}:", _LARGE)
                 arrays[f.name] = pc.binary_join_element_wise(
-                    prefix, pc.cast(good_lines, pa.string()), ""
+                    prefix, pc.cast(good_lines, _LARGE), pa.scalar("", _LARGE)
                 )
                 continue
             if f.name == "source" and "source" not in columns:
-                arrays[f.name] = pa.repeat(pa.scalar(self.source, pa.string()), n_keep)
+                arrays[f.name] = pa.repeat(pa.scalar(self.source, f.type), n_keep)
                 continue
             if f.name not in columns:
                 arrays[f.name] = pa.nulls(n_keep, f.type)
@@ -403,8 +411,9 @@ class Converter:
                 continue
             arrays[f.name] = val.cast(f.type) if val.type != f.type else val
         for col in numbers:
-            arrays[col], arrays[f"{col}_kind"] = normalize_arrow(arrays[col], default_region)
-        table = pa.Table.from_arrays([arrays[f.name] for f in schema], schema=schema)
+            arrays[col], arrays[f"{col}_kind"] = normalize_arrow(arrays[col], default_region,
+                                                                 large=True)  # fmt: skip
+        table = pa.Table.from_arrays([arrays[f.name] for f in frame_schema], schema=frame_schema)
         return to_pandas(table), quarantine_frame(self.file, q)
 
 
@@ -413,27 +422,48 @@ def localize(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
 
     A zone's offsets change at a few instants a year, so the zone rules are applied to the
     first and last second of each distinct hour of the input only: an hour whose two ends
-    have the same readings holds no change, and its rows are shifted by those offsets with
-    NumPy (a zone changes its offset at most once within an hour). Rows of the hours that hold a
-    change take :func:`localize_rows`. Same results, a few hundred zone look-ups per block.
+    have the same readings holds no change, and its rows are shifted by those offsets in one
+    jitted pass (a zone changes its offset at most once within an hour). Rows of the hours that
+    hold a change take :func:`localize_rows`. Same results, a few hundred zone look-ups per block.
     """
     if wall.type != pa.timestamp("s") or len(wall) == 0:  # finer units: row by row
         return localize_rows(wall, tz)
     n = len(wall)
-    valid = ~np.asarray(pc.is_null(wall).to_numpy(zero_copy_only=False), dtype=bool)
-    w = np.asarray(pc.fill_null(wall.cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
-    hours, inverse = _distinct_hours(w // 3600)
+    # the seconds as they are in the buffer (a null row's are meaningless, masked below)
+    w = np.frombuffer(wall.buffers()[1], np.int64, count=n, offset=wall.offset * 8)
+    if wall.null_count:
+        valid = np.asarray(pc.is_valid(wall).to_numpy(zero_copy_only=False), dtype=bool)
+    else:
+        valid = np.ones(n, dtype=bool)
+    if not valid.any():
+        return localize_rows(wall, tz)
+    lo, hi = _hour_span(w, valid)
+    if hi - lo > 1 << 22:  # decades apart: sort instead of a table of the span
+        hours, inverse = _distinct_hours(np.where(valid, w, 0) // 3600)
+        spread, base = np.arange(len(hours)), 0
+    else:
+        present = _hours_present(w, valid, lo, hi)
+        hours = np.flatnonzero(present) + lo
+        spread = np.full(hi - lo + 1, -1, np.int64)  # hour - lo -> its index in ``hours``
+        spread[hours - lo] = np.arange(len(hours))
+        inverse = None
+        base = lo
     secs = np.concatenate([hours * 3600, hours * 3600 + 3599])  # each hour's two ends
     e_end, l_end = localize_rows(pa.array(secs, pa.timestamp("s")), tz)
     k = len(hours)
     off_e = secs - np.asarray(e_end.cast(pa.int64()).to_numpy()) // 10**9
     off_l = secs - np.asarray(l_end.cast(pa.int64()).to_numpy()) // 10**9
     steady = (off_e[:k] == off_e[k:]) & (off_l[:k] == off_l[k:])
-    early = (w - off_e[:k][inverse]) * 10**9
-    late = (w - off_l[:k][inverse]) * 10**9
+    if inverse is None:
+        early, late, changing_rows = _shift_by_hour(w, valid, base, spread, off_e[:k],
+                                                    off_l[:k], steady)  # fmt: skip
+    else:
+        early = (w - off_e[:k][inverse]) * 10**9
+        late = (w - off_l[:k][inverse]) * 10**9
+        changing_rows = ~steady[inverse] & valid
     mask = ~valid if not valid.all() else None
     out_e = pa.array(early, TS, mask=mask)
-    changing = np.flatnonzero(~steady[inverse] & valid)
+    changing = np.flatnonzero(changing_rows)
     if not len(changing) and (off_e == off_l).all():
         return out_e, out_e  # no hour of the input is ambiguous: one reading (the same object)
     out_l = pa.array(late, TS, mask=mask)
@@ -444,6 +474,51 @@ def localize(wall: pa.Array, tz: str) -> tuple[pa.Array, pa.Array]:
         out_e = pc.replace_with_mask(out_e, pa.array(where), slow_e)
         out_l = pc.replace_with_mask(out_l, pa.array(where), slow_l)
     return out_e, out_l
+
+
+@_jit
+def _hour_span(w: np.ndarray, valid: np.ndarray) -> tuple[int, int]:
+    """First and last hour (``seconds // 3600``) of the valid rows."""
+    lo, hi = np.int64(0), np.int64(-1)
+    first = True
+    for i in range(w.size):
+        if valid[i]:
+            h = w[i] // 3600
+            if first:
+                lo, hi, first = h, h, False
+            elif h < lo:
+                lo = h
+            elif h > hi:
+                hi = h
+    return int(lo), int(hi)
+
+
+@_jit
+def _hours_present(w: np.ndarray, valid: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Which hours ``lo..hi`` hold a valid row."""
+    present = np.zeros(hi - lo + 1, np.bool_)
+    for i in range(w.size):
+        if valid[i]:
+            present[w[i] // 3600 - lo] = True
+    return present
+
+
+@_jit
+def _shift_by_hour(w: np.ndarray, valid: np.ndarray, lo: int, spread: np.ndarray,
+                   off_e: np.ndarray, off_l: np.ndarray, steady: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Nanoseconds of each row shifted by its hour's two offsets, and the rows of unsteady hours."""
+    n = w.size
+    early = np.zeros(n, np.int64)
+    late = np.zeros(n, np.int64)
+    changing = np.zeros(n, np.bool_)
+    for i in range(n):
+        if valid[i]:
+            j = spread[w[i] // 3600 - lo]
+            early[i] = (w[i] - off_e[j]) * 1_000_000_000
+            late[i] = (w[i] - off_l[j]) * 1_000_000_000
+            changing[i] = not steady[j]
+    return early, late, changing
 
 
 def _distinct_hours(hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

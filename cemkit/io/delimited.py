@@ -24,6 +24,7 @@ from cemkit.io.csvblock import Quarantined, parse_block
 from cemkit.io.textfile import (
     RawRange,
     TextFile,
+    compression,
     file_tags,
     header_end,
     input_size,
@@ -97,6 +98,11 @@ class DelimitedLoader(Loader):
             self._files[path] = (info, layout)
             if size == 0 or found < layout.header_lines:
                 out.append(Part(path, len(out), 0, size, 1))
+                continue
+            if size - start <= blocksize and compression(path) is None:
+                # one part: nothing to count before it; the checksum is taken when asked
+                out.append(Part(path, len(out), start, size, info.data_first_line))
+                self.hash_on_demand.add(path)
                 continue
             parts, digest = split_lines(info, blocksize, first_index=len(out))
             out.extend(parts)
