@@ -25,18 +25,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from benchmarks.common import machine, versions
+from benchmarks.common import machine, timed, versions
 from cemkit import arrowstr
 from cemkit.privacy import _hmac
-
-
-def _best(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - t0)
-    return best, out
 
 
 def main() -> None:
@@ -57,16 +48,17 @@ def main() -> None:
     print(f"# machine: {machine()}; load {' '.join(load)} (shared machine)")
     print(f"# {versions(('cemkit', 'numpy', 'pyarrow', 'numba'))}; backend {_hmac.backend()}")
     _hmac._run(_hmac._digests, offsets[:3], data, key)  # compiled or loaded from the cache
-    t_py, want = _best(lambda: [hmac.digest(key, m, hashlib.sha256) for m in encoded],
-                       max(1, args.repeat // 2))  # fmt: skip
+    cpu = time.process_time
+    t_py, want = timed(lambda: [hmac.digest(key, m, hashlib.sha256) for m in encoded],
+                       max(1, args.repeat // 2), cpu)  # fmt: skip
     rows = [("hmac.digest per value", t_py)]
-    t_nb, nb = _best(lambda: _hmac._run(_hmac._digests, offsets, data, key), args.repeat)
+    t_nb, nb = timed(lambda: _hmac._run(_hmac._digests, offsets, data, key), args.repeat, cpu)
     rows.append(("cemkit numba", t_nb))
     got = [nb]
     if _hmac._ADDRESS is not None:
         _hmac._run(_hmac._digests_openssl, offsets[:3], data, key)
-        t_os, os_words = _best(lambda: _hmac._run(_hmac._digests_openssl, offsets, data, key),
-                               args.repeat)  # fmt: skip
+        t_os, os_words = timed(lambda: _hmac._run(_hmac._digests_openssl, offsets, data, key),
+                               args.repeat, cpu)  # fmt: skip
         rows.append(("cemkit openssl", t_os))
         got.append(os_words)
     for words in got:
