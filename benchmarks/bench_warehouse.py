@@ -40,7 +40,10 @@ cost of a file), and two live runs, the watcher running while files land:
   to the one-micro-batch ingest of the same files;
 * ``--sources`` writers, each rotating a file every ``--rotate-s`` seconds, out of phase, for
   ``--intervals`` intervals, together ``--live-rate`` records/s: consecutive slices of the
-  Asterisk file of a cached world (``--live-world``, read, never changed).
+  Asterisk file of a cached world (``--live-world``, read, never changed). Every worker first
+  counts one file of the live files' size (as in a watch that has run a while: its memory at
+  the working set), and the files are written before the run and renamed in when they land
+  (a writer's bytes are not counted with cemkit's CPU).
 
 A file's lag is the time from its landing to the end of the commit that counted it; a run keeps
 up when every file's lag is under its writer's rotation interval.
@@ -485,9 +488,10 @@ def live_bench(
 ) -> dict:  # fmt: skip
     """Files land on ``schedule`` while the watcher runs: each file's lag against its interval.
 
-    ``schedule``: (seconds after the start, file, the interval of the file's source). A
-    producer thread moves each file into the landing directory at its time (written as
-    ``*.part`` and renamed, as writers rotate); the watcher (:meth:`Watcher.run`, the real
+    ``schedule``: (seconds after the start, file, the interval of the file's source). Each file
+    is written beside the landing directory first (not timed: a switch writes on its own
+    machine) and a producer thread renames it into the landing directory at its time, as
+    writers rotate; the watcher (:meth:`Watcher.run`, the real
     loop: file-system events, settle 0, overlapping micro-batches, commits) counts them. A
     file's lag is the time from its landing to the end of the commit that counted it; the
     figure is met when every file's lag is under its source's rotation interval.
@@ -507,14 +511,20 @@ def live_bench(
                       out=quiet, workers=workers)  # fmt: skip
     landed: dict[str, float] = {}
     interval_of = {str(landing / f.name): every for _, f, every in schedule}
+    # A switch writes its current file over the interval (on its own machine) and rotates it
+    # by a rename: the files are written beside the landing directory before the run, so the
+    # CPU counted is cemkit's, not the benchmark's copying of the writers' bytes.
+    staged = tmp / f"{name}-written"
+    staged.mkdir(parents=True)
+    for _, f, _ in schedule:
+        shutil.copy(f, staged / f.name)
 
     def produce() -> None:
         t0 = time.perf_counter()
         for at, f, _ in sorted(schedule, key=lambda x: x[0]):
             time.sleep(max(0.0, t0 + at - time.perf_counter()))
             target = landing / f.name
-            shutil.copy(f, landing / (f.name + ".part"))
-            os.rename(landing / (f.name + ".part"), target)
+            os.rename(staged / f.name, target)
             landed[str(target)] = time.perf_counter()
 
     producer = threading.Thread(target=produce)
@@ -596,14 +606,20 @@ def _world_settings(world: Path) -> Any:
                     synth.DEFAULT_REGION)  # fmt: skip
 
 
-def _warm_files(out: Path, source: Path, workers: int) -> Path:
-    """Small files from the end of ``source`` (records no schedule uses) to warm every worker."""
+def _warm_files(out: Path, source: Path, workers: int, records: int = 500) -> Path:
+    """Files of ``records`` records from the end of ``source`` (records no schedule uses), one
+    per worker: compiled kernels, and, at the size of the live files, each worker's memory at
+    its working set, as in a ``cemkit watch`` that has run for a while (a worker keeps the
+    memory it frees; the first file of a new size faults it in, page by page)."""
     out.mkdir(parents=True)
+    n = max(2, workers)
     with open(source, "rb") as fh:
-        fh.seek(max(0, source.stat().st_size - 400_000))
+        fh.seek(max(0, source.stat().st_size - (records * n + 2) * 400))
         lines = fh.read().splitlines(keepends=True)[1:]
-    for i in range(max(2, workers)):
-        (out / f"w{i}.csv").write_bytes(b"".join(lines[i * 500 : (i + 1) * 500]))
+    if len(lines) < records * n:
+        raise SystemExit(f"{source}: too few records for {n} warm files of {records:,}")
+    for i in range(n):
+        (out / f"w{i}.csv").write_bytes(b"".join(lines[i * records : (i + 1) * records]))
     return out
 
 
@@ -617,7 +633,7 @@ def _print_live(what: str, live: dict, rate: float, same: bool | None) -> None:
           f"file {live['worst_margin_s']:+.2f} s against its interval): {kept} (lag < one file "
           f"interval); CPU {live['cpu_s']:.1f} s in all processes "
           f"({live['records'] / live['cpu_s']:,.0f} records per CPU-second; this process, "
-          f"the watcher and the benchmark's writers, {live['cpu_parent_s']:.1f} s; the "
+          f"the watcher and the benchmark's renames, {live['cpu_parent_s']:.1f} s; the "
           f"workers' kernel time {live['cpu_workers_system_s']:.1f} s){check}")  # fmt: skip
 
 
@@ -751,9 +767,15 @@ def main() -> None:
                         args.live_rate, same)  # fmt: skip
         if args.sources:
             world = args.live_world
-            real = {"settings": _world_settings(world),
-                    "warm": _warm_files(tmp / "real-warm", world / "formats" / "asterisk" /
-                                        "Master.csv", args.workers)}  # fmt: skip
+            real = {
+                "settings": _world_settings(world),
+                "warm": _warm_files(
+                    tmp / "real-warm",
+                    world / "formats" / "asterisk" / "Master.csv",
+                    args.workers,
+                    int(args.live_rate * args.rotate_s / args.sources),
+                ),
+            }
             schedule = _rotations(world / "formats" / "asterisk" / "Master.csv",
                                   tmp / "real-files", args.sources, args.rotate_s,
                                   args.live_rate, args.intervals)  # fmt: skip
