@@ -225,6 +225,15 @@ FORMAT_MODULES = ("asterisk", "freeswitch", "cucm", "generic", "parquet", "gnett
 OPTIONAL_FORMAT_MODULES = ("sip_pcap", "threegpp")
 
 
+def _import_format(module: str) -> None:
+    """Import ``cemkit.io.<module>``; an optional format absent from this build is skipped."""
+    try:
+        importlib.import_module(f"cemkit.io.{module}")
+    except ModuleNotFoundError as exc:  # only the optional module itself may be missing
+        if module not in OPTIONAL_FORMAT_MODULES or exc.name != f"cemkit.io.{module}":
+            raise
+
+
 class _Registry:
     """Format name → loader class. Unknown names list the known ones."""
 
@@ -237,24 +246,13 @@ class _Registry:
         if self._imported:
             return
         self._imported = True
-        for name in FORMAT_MODULES:
-            importlib.import_module(f"cemkit.io.{name}")
-        for name in OPTIONAL_FORMAT_MODULES:
-            try:
-                importlib.import_module(f"cemkit.io.{name}")
-            except ModuleNotFoundError as exc:  # only the module itself may be missing
-                if exc.name != f"cemkit.io.{name}":
-                    raise
+        for module in FORMAT_MODULES + OPTIONAL_FORMAT_MODULES:
+            _import_format(module)
 
     def _import_module_of(self, name: str) -> None:
         module = str(name).replace("-", "_")
-        if module not in FORMAT_MODULES + OPTIONAL_FORMAT_MODULES:
-            return
-        try:
-            importlib.import_module(f"cemkit.io.{module}")
-        except ModuleNotFoundError as exc:  # an optional format absent from this build
-            if exc.name != f"cemkit.io.{module}":
-                raise
+        if module in FORMAT_MODULES + OPTIONAL_FORMAT_MODULES:
+            _import_format(module)
 
     def register(self, cls: type[Loader]) -> type[Loader]:
         self._loaders[cls.name] = cls
