@@ -261,7 +261,7 @@ def _mixed_frame(rows: list, wide: bool = True) -> pd.DataFrame:
                           _floats), max_size=30), st.data())  # fmt: skip
 def test_block_gathers_equal_the_column_gathers(rows, data):
     # the micro-batch's one gather per dtype against select_arrays / take_array per column
-    from cemkit.correlate.calls import _gather_blocks
+    from cemkit.columnar import gather_blocks as _gather_blocks
 
     n = len(rows)
     df = _mixed_frame(rows)

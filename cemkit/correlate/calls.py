@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cemkit.columnar import Columns, gather_blocks
+from cemkit.columnar import Columns
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
 from cemkit.correlate.pair_legs import TERM_FIELDS
@@ -231,5 +231,3 @@ def _fill_nulls(values: Any, fill: Any) -> Any:
 #: dtype, when they are read: :meth:`cemkit.columnar.Columns.pending`); above, column by column
 #: on threads (:func:`cemkit.correlate._frames.map_threads`).
 BLOCK_GATHER_ROWS = 65_536
-
-_gather_blocks = gather_blocks  # (tests/test_realtime.py)
