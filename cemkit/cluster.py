@@ -237,6 +237,9 @@ def connect(
         if dashboard and client.dashboard_link and progress.enabled():  # not inside a report
             print(f"cemkit: Dask dashboard at {client.dashboard_link}", file=sys.stderr)
         try:
+            from cemkit import memory
+
+            memory.register_on(client)  # Arrow allocates through glibc in the workers too
             yield client
         finally:
             with _shutting_down():

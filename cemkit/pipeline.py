@@ -326,6 +326,9 @@ class BatchProcessor:
         self._assigner: Any = None
         self._stages: list[Any] = []
         self.reloads = 0  #: how often policy, key or model were (re)loaded
+        from cemkit import memory
+
+        memory.apply()  # one batch's freed memory is the next one's
 
     def _refresh(self) -> None:
         from cemkit import config

@@ -572,35 +572,8 @@ def test_hll_sketches_equal_one_update_per_item(items, data):
         [bytes(s.serialize_compact()) for s in want]  # fmt: skip
 
 
-_KEEP_MEMORY = """
-import resource, numpy as np, pyarrow as pa
-from cemkit.warehouse.batch import keep_memory
-took = keep_memory()
-def faults():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-def fill():
-    a = np.empty(256 << 20, np.uint8); a[::4096] = 1; return a
-fill(); before = faults(); fill(); again = faults() - before
-print(took, pa.default_memory_pool().backend_name, again)
-"""
-
-
-def test_workers_keep_the_memory_they_free(tmp_path):
-    # a worker frees and allocates the same few hundred MB per file: handed back to the kernel
-    # and faulted in again, that was half of a worker's CPU on a VM whose host reclaims free pages
-    import subprocess
-    import sys
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    ran = subprocess.run([sys.executable, "-c", _KEEP_MEMORY], capture_output=True, text=True,
-                         env=env, check=True, cwd=tmp_path)  # fmt: skip
-    took, pool, again = ran.stdout.split()
-    assert pool == "system"  # Arrow allocates through glibc, which keeps its freed blocks
-    if took == "True":  # glibc: 256 MB freed and allocated again without faulting pages in
-        assert int(again) < 16  # (else 65,536 faults, or 128 of 2 MB huge pages)
-
-
 def test_worker_processes_keep_memory():
-    from cemkit.warehouse.batch import _pool, memory_pool_backend
+    from cemkit.memory import backend
+    from cemkit.warehouse.batch import _pool
 
-    assert _pool(2).submit(memory_pool_backend).result() == "system"
+    assert _pool(2).submit(backend).result() == "system"

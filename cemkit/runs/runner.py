@@ -417,6 +417,7 @@ def execute(
     """
     import dask
 
+    from cemkit import memory
     from cemkit.cluster import connect
     from cemkit.privacy import enforce
 
@@ -430,6 +431,7 @@ def execute(
         enforce.require_protected(store.run_root(run), "+".join(names) or "kqi",
                                   allow_raw=allow_raw)  # fmt: skip
     store.check_writable(out, overwrite)
+    memory.apply()  # what one partition frees, the next reuses (not faulted in again)
     with connect(scheduler) as client, store.RunWriter(out, overwrite=overwrite) as writer:
         manifest = writer.manifest
         results: dict[str, Any] = {}

@@ -43,6 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cemkit import memory
 from cemkit.kqi import formulas
 from cemkit.kqi.rollup import UNASSIGNED, CounterRows, counter_rows
 from cemkit.kqi.sizes import ancestor_index, distinct, expand, hierarchy_of
@@ -566,50 +567,9 @@ def _start_worker(threads: int, owner: int) -> None:
     from cemkit import config
 
     config.CORRELATE_THREADS = threads
-    keep_memory()
+    memory.apply()  # the memory a worker frees, it keeps for its next file
     threading.Thread(target=_exit_with, args=(owner,), daemon=True,
                      name="cemkit-owner-watch").start()  # fmt: skip
-
-
-#: glibc ``mallopt`` parameters (malloc.h) and what a worker sets them to: no ``mmap`` per large
-#: block, no trimming of the heap's free top below 1 GiB.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-KEEP_MMAP_THRESHOLD = 1 << 30
-KEEP_TRIM_THRESHOLD = 1 << 30
-
-
-def keep_memory() -> bool:
-    """Keep the memory a worker frees for its next file instead of handing it back to the OS.
-
-    A worker allocates and frees the same few hundred MB for every file. By default both of
-    its allocators return freed memory to the kernel at once (Arrow's mimalloc purges after
-    ~10 ms; glibc unmaps every block over its ``mmap`` threshold and trims the heap), so
-    the next file faults the same amount in again, page by page. On a virtual machine whose
-    host reclaims the guest's free pages (virtio-balloon free page reporting: this
-    benchmark machine) each such fault costs a host fault too: measured, half of a worker's
-    CPU per 166K-record file was kernel time (1.2 of 2.4 CPU-s). Here Arrow allocates through
-    glibc (:func:`pyarrow.set_memory_pool`) and glibc keeps its freed blocks in the heap
-    (``mallopt``): the worker's RSS stays at its high-water mark (~1 GB for a 166K-record
-    file) and later files reuse it. Returns whether glibc took the settings (not glibc: only
-    Arrow's pool is changed).
-    """
-    import ctypes
-    import ctypes.util
-
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to set
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_MMAP_THRESHOLD)
-                and mallopt(_M_TRIM_THRESHOLD, KEEP_TRIM_THRESHOLD))  # fmt: skip
-
-
-def memory_pool_backend() -> str:
-    """The allocator behind Arrow's default pool in this process (``system`` in a worker)."""
-    return str(pa.default_memory_pool().backend_name)
 
 
 def _exit_with(owner: int, every_s: float = 0.5) -> None:
