@@ -52,7 +52,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cemkit.columnar import column_arrays
+from cemkit.columnar import column_array
 from cemkit.kqi import formulas
 from cemkit.model.spec import SEVERITIES, ServiceModel, Threshold
 
@@ -99,6 +99,23 @@ def _empty_alerts() -> pd.DataFrame:
             "buckets": pd.Series([], dtype=np.int64),
         }
     )
+
+
+class _Arrays:
+    """A frame's columns as arrays, each read when first asked for (:func:`column_array`)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.read: dict[str, Any] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.frame.columns
+
+    def __getitem__(self, name: str) -> Any:
+        got = self.read.get(name)
+        if got is None:
+            got = self.read[name] = column_array(self.frame, name)
+        return got
 
 
 def _worse(value: np.ndarray, limit: float | np.ndarray, direction: int) -> np.ndarray:
@@ -234,9 +251,9 @@ def find_alerts(
     objects = _objects(model)
     if not len(table) or not any(rules for _, _, rules in objects):
         return empty_alerts()
-    # the table's columns as arrays, each read once (a Series per read costs more than the
-    # work on a micro-batch's few hundred KQI rows)
-    arrays = column_arrays(table)
+    # the table's columns as arrays, only those read, each once (a Series per read costs more
+    # than the work on a micro-batch's few hundred KQI rows)
+    arrays = _Arrays(table)
     # the rows of the bucket size, as NumPy arrays taken once (no filtered copy of the table)
     if "freq" in arrays:
         at = np.flatnonzero(_equals(arrays["freq"], freq))
@@ -262,7 +279,7 @@ def find_alerts(
     order = sel[np.lexsort((bucket[sel], obj[sel]))]
     if not len(order):
         return empty_alerts()
-    wanted = {r.indicator for _, _, rules in objects for r in rules}
+    groups, wanted = _rule_groups(model)
     rows = at[order]
     obj = obj[order]
     starts = bucket[order]
@@ -294,24 +311,26 @@ def find_alerts(
             trials = column(_TRIALS[name], np.int64)
         cache[name] = (value, trials, share)
     # objects sharing one list of rules are judged together
-    by_rules: dict[tuple[int, ...], list[int]] = {}
-    for i, (_, _, rules) in enumerate(objects):
-        if rules:
-            by_rules.setdefault(tuple(id(r) for r in rules), []).append(i)
     found: list[dict[str, Any]] = []
-    for members in by_rules.values():
-        rules = objects[members[0]][2]
-        mask = np.isin(obj, members)
-        if not mask.any():
-            continue
-        idx = np.flatnonzero(mask)
-        local, seg = np.unique(obj[idx], return_inverse=True)
-        for rank, indicator in enumerate(dict.fromkeys(r.indicator for r in rules)):
-            mine = [r for r in rules if r.indicator == indicator]
-            found.append(_alerts_for(cache[indicator], idx, seg.astype(np.int64), len(local),
-                                     obj, starts, ends, indicator, mine, rank,
-                                     model.alerting.baseline_min_attempts))  # fmt: skip
-    found = [f for f in found if len(f["obj"])]
+    for members, by_indicator in groups:
+        if members is None:  # every object with rules shares these: every row
+            idx = np.arange(len(obj))
+        else:
+            idx = np.flatnonzero(np.isin(obj, members))
+            if not len(idx):
+                continue
+        # the rows are sorted by object: each object's rows are one segment
+        o = obj[idx]
+        starts_seg = np.empty(len(o), dtype=bool)
+        starts_seg[:1] = True
+        np.not_equal(o[1:], o[:-1], out=starts_seg[1:])
+        seg = np.cumsum(starts_seg, dtype=np.int64) - 1
+        n_seg = int(seg[-1]) + 1
+        for rank, (indicator, mine) in enumerate(by_indicator):
+            got = _alerts_for(cache[indicator], idx, seg, n_seg, obj, starts, ends, indicator,
+                              mine, rank, model.alerting.baseline_min_attempts)  # fmt: skip
+            if got is not None:
+                found.append(got)
     if not found:
         return empty_alerts()
     cols = {k: np.concatenate([f[k] for f in found]) for k in found[0]}
@@ -366,6 +385,39 @@ def _plan(model: ServiceModel) -> tuple[list[Any], dict[str, tuple[np.ndarray, p
     return objects, lookups
 
 
+#: Per model (by identity): its objects grouped by their list of rules, see :func:`_rule_groups`.
+_GROUPS: dict[int, tuple[ServiceModel, list[Any], set[str]]] = {}
+
+
+def _rule_groups(model: ServiceModel) -> tuple[list[Any], set[str]]:
+    """Objects sharing one list of rules, each with its rules per indicator; computed once.
+
+    Each group: the positions in :func:`_objects` of its members (None when every object with
+    rules is one: no selection of rows needed) and ``[(indicator, rules), ...]`` in the order
+    of the rules' first mention; and the set of indicators any rule judges.
+    """
+    got = _GROUPS.get(id(model))
+    if got is not None and got[0] is model:
+        return got[1], got[2]
+    objects = _objects(model)
+    by_rules: dict[tuple[int, ...], list[int]] = {}
+    for i, (_, _, rules) in enumerate(objects):
+        if rules:
+            by_rules.setdefault(tuple(id(r) for r in rules), []).append(i)
+    groups = []
+    for members in by_rules.values():
+        rules = objects[members[0]][2]
+        by_indicator = [(indicator, [r for r in rules if r.indicator == indicator])
+                        for indicator in dict.fromkeys(r.indicator for r in rules)]  # fmt: skip
+        groups.append((None if len(by_rules) == 1 else np.array(members, dtype=np.int64),
+                       by_indicator))  # fmt: skip
+    wanted = {r.indicator for _, _, rules in objects for r in rules}
+    if len(_GROUPS) > 16:
+        _GROUPS.clear()
+    _GROUPS[id(model)] = (model, groups, wanted)
+    return groups, wanted
+
+
 def _objects(model: ServiceModel) -> list[tuple[str, str, list[Threshold]]]:
     """Every group and modeled customer with its thresholds."""
     return _plan(model)[0]
@@ -408,8 +460,11 @@ def _alerts_for(
     columns: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None],
     idx: np.ndarray, seg: np.ndarray, n_seg: int, obj: np.ndarray, starts: np.ndarray,
     ends: np.ndarray, indicator: str, rules: list[Threshold], rank: int, baseline_min: int,
-) -> dict[str, np.ndarray]:  # fmt: skip
-    """Alerts of one indicator for the rows ``idx`` (several objects, sorted by object, time)."""
+) -> dict[str, np.ndarray] | None:  # fmt: skip
+    """Alerts of one indicator for the rows ``idx`` (several objects, sorted by object, time).
+
+    None when no bucket breaches (most micro-batches: no runs to find).
+    """
     ind = formulas.INDICATORS[indicator]
     value_all, trials_all, share_all = columns
     value, trials = value_all[idx], trials_all[idx]
@@ -426,8 +481,10 @@ def _alerts_for(
         limit[hit] = ev["limit"][hit]
         is_absolute[hit] = rule.absolute is not None
         base[hit] = ev["baseline"][hit]
-    o, s, e = obj[idx], starts[idx], ends[idx]
     on = level >= 0
+    if not on.any():
+        return None
+    o, s, e = obj[idx], starts[idx], ends[idx]
     # a breaching bucket continues the alert of the one before it: same object, adjacent
     cont = np.zeros(n, dtype=bool)
     cont[1:] = on[1:] & on[:-1] & (o[1:] == o[:-1]) & (s[1:] == e[:-1])
