@@ -22,6 +22,7 @@ batch travels as column arrays (:mod:`cemkit.columnar`).
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -302,6 +303,14 @@ class BatchProcessor:
     alerts : bool
         Also evaluate the model's thresholds (:attr:`BatchResult.alerts`); without, ``alerts``
         is an empty alerts table (for callers that keep only counters, e.g. the warehouse).
+    freeze_gc : bool
+        After the first call (and after a reload) collect garbage once and move every object
+        alive then (modules, policy, model, compiled kernels, the caller's own) out of the
+        cyclic garbage collector's reach (:func:`gc.freeze`). A full collection walks every
+        tracked object of the process: ~120 ms of CPU over the ~220K objects a warm process
+        holds, on one batch in a few hundred; frozen, the collector walks only what batches
+        allocated since. Objects frozen are still freed when their last reference goes (only a
+        reference cycle among them is never collected).
 
     Examples
     --------
@@ -312,12 +321,20 @@ class BatchProcessor:
 
     def __init__(self, policy: str | Path | Policy = "default", *,
                  model: str | Path | ServiceModel, freqs: tuple[str, ...] = ("15min",),
-                 key: Key | None = None, alerts: bool = True) -> None:  # fmt: skip
+                 key: Key | None = None, alerts: bool = True,
+                 freeze_gc: bool = True) -> None:  # fmt: skip
         self.policy = policy
         self.model = model
         self.freqs = tuple(freqs)
         self.key = key
         self.alerts = alerts
+        self.freeze_gc = freeze_gc
+        self._frozen_at = -1  # self.reloads when the collector last froze the heap
+        # what does not change between calls: the policy file's path (per policy given), whether
+        # the policy needs a key (per policy loaded), the dtypes last seen canonical
+        self._policy_path: tuple[Any, Path | None] | None = None
+        self._needs_key: tuple[Policy, bool] | None = None
+        self._conformed: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
         self._lock = threading.Lock()
         self._policy_state: Any = object()
         self._model_state: Any = object()
@@ -339,8 +356,9 @@ class BatchProcessor:
         from cemkit.schema import empty_frame
 
         changed = False
-        ppath = _policy_path(self.policy)
-        pstate = _file_state(ppath)
+        if self._policy_path is None or self._policy_path[0] is not self.policy:
+            self._policy_path = (self.policy, _policy_path(self.policy))
+        pstate = _file_state(self._policy_path[1])
         if self._policy is None or pstate != self._policy_state:
             pol = load_policy(self.policy)
             if self._policy is None or pol.sha256 != self._policy.sha256:
@@ -348,7 +366,9 @@ class BatchProcessor:
             self._policy_state = pstate
         assert self._policy is not None
         key = self.key
-        if key is None and any(r.needs_key for _, r in self._policy.rules()):
+        if self._needs_key is None or self._needs_key[0] is not self._policy:
+            self._needs_key = (self._policy, any(r.needs_key for _, r in self._policy.rules()))
+        if key is None and self._needs_key[1]:
             key = load_key(self._policy)
         if changed or _fingerprint(key) != _fingerprint(self._key):
             self._key, changed = key, True
@@ -385,7 +405,7 @@ class BatchProcessor:
             policy, key = self._policy, self._key
         t0 = time.perf_counter()
         # a frame read some other way (pd.read_parquet: nullable ints as float) is conformed
-        recs = records if canonical and schema.conformed(records) else schema.conform(records)
+        recs = records if canonical and self._is_conformed(records) else schema.conform(records)
         # the stages pass column arrays; the records frame is built when the caller reads it,
         # its columns gathered then from the protected arrays (keep columns: the caller's own):
         # a shallow copy held with them keeps copy-on-write watching the caller's frame
@@ -404,7 +424,35 @@ class BatchProcessor:
         t4 = time.perf_counter()
         timings = {"protect": (t1 - t0) * 1e3, "correlate": (t2 - t1) * 1e3,
                    "kqi": (t3 - t2) * 1e3, "alerts": (t4 - t3) * 1e3}  # fmt: skip
+        if self.freeze_gc and self._frozen_at != self.reloads:
+            # warm now (this call loaded what later calls reuse): out of the collector's walk
+            self._frozen_at = self.reloads
+            gc.collect()
+            gc.freeze()
         return BatchResult(calls, kqi, alerts, timings, policy, key, assigner)
+
+    def _is_conformed(self, records: pd.DataFrame) -> bool:
+        """:func:`cemkit.schema.conformed`, remembered for the dtypes of the last frame it passed.
+
+        Batches of one source arrive with the same columns and dtype objects; comparing them by
+        identity costs ~10 µs where the dtype comparisons cost ~0.3 ms.
+        """
+        from cemkit import schema
+        from cemkit.columnar import column_arrays
+
+        if not records.columns.is_unique:
+            return schema.conformed(records)
+        arrays = column_arrays(records)
+        names = tuple(arrays)
+        dtypes = tuple(a.dtype for a in arrays.values())
+        seen = self._conformed
+        if (seen is not None and seen[0] == names and len(seen[1]) == len(dtypes)
+                and all(a is b for a, b in zip(seen[1], dtypes, strict=True))):  # fmt: skip
+            return True
+        if not schema.conformed(records):
+            return False
+        self._conformed = (names, dtypes)
+        return True
 
 
 def _fingerprint(key: Key | None) -> str | None:
