@@ -383,3 +383,47 @@ def test_small_partial_reductions_equal_the_groupby(rows):
             stitch_module.SMALL_REDUCE_ROWS = old
         pd.testing.assert_extension_array_equal(pd.array(got), pd.array(want))
     assert n == len(records)
+
+
+def test_warm_processor_freezes_the_collector_once_per_load(world, tmp_path, monkeypatch):
+    # gc.freeze after the first call: the objects alive then are out of every later collection
+    # (a full collection of a warm process walked ~220K objects); a reload freezes again
+    import gc
+
+    out, _, records = world
+    gc.unfreeze()
+    try:
+        proc = cemkit.BatchProcessor("default", model=out / "model.yaml")
+        first = proc(records)
+        assert gc.get_freeze_count() > 0
+        gc.unfreeze()
+        lean = cemkit.BatchProcessor("default", model=out / "model.yaml", freeze_gc=False)
+        pd.testing.assert_frame_equal(lean(records).records, first.records)
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+    freezes = []
+    monkeypatch.setattr(gc, "freeze", lambda: freezes.append(1))
+    model = tmp_path / "model.yaml"
+    model.write_text((out / "model.yaml").read_text())
+    proc = cemkit.BatchProcessor("default", model=model)
+    for _ in range(3):
+        proc(records)
+    assert len(freezes) == 1  # once warm, not on every call
+    model.write_text(model.read_text() + "\n# changed\n")  # size changes: reloaded
+    proc(records)
+    proc(records)
+    assert proc.reloads == 3 and len(freezes) == 2
+
+
+def test_warm_processor_still_conforms_a_frame_of_other_dtypes(world):
+    # the canonical dtypes seen last are remembered by identity; a frame with others after them
+    # (nullable ints read back as float, as pd.read_parquet gives them) is still conformed
+    out, _, records = world
+    proc = cemkit.BatchProcessor("default", model=out / "model.yaml")
+    want = proc(records).records
+    assert proc(records).records.equals(want)
+    floats = records.astype({"cause_q850": "float64", "partial_seq": "float64"})
+    assert not schema.conformed(floats)
+    pd.testing.assert_frame_equal(proc(floats).records, want)
+    pd.testing.assert_frame_equal(proc(records).records, want)
