@@ -427,3 +427,20 @@ def test_warm_processor_still_conforms_a_frame_of_other_dtypes(world):
     assert not schema.conformed(floats)
     pd.testing.assert_frame_equal(proc(floats).records, want)
     pd.testing.assert_frame_equal(proc(records).records, want)
+
+
+def test_column_arrays_by_block_equal_the_frames_columns(world):
+    # the block walk of column_arrays against pandas' own per-column arrays, on the records of
+    # the real pipeline (many blocks, some 2-D) and on a slice of them; it is the one in use
+    from cemkit import columnar
+
+    _, run, records = world
+    assert columnar._arrays_of is columnar._arrays_by_block
+    for frame in (records, records.iloc[100:900], run.kqi, records.assign(extra=1.5)):
+        got = columnar.column_arrays(frame)
+        want = dict(zip(frame.columns, frame._iter_column_arrays(), strict=True))
+        assert list(got) == list(want)
+        for c, a in got.items():
+            assert type(a) is type(want[c]) and a.dtype == want[c].dtype
+            pd.testing.assert_extension_array_equal(pd.array(a), pd.array(want[c]))
+            pd.testing.assert_series_equal(pd.Series(a, name=c, index=frame.index), frame[c])
