@@ -224,13 +224,11 @@ def gather_blocks(arrays: dict[str, Any], names: Sequence[str], idx: np.ndarray,
     from cemkit.correlate._frames import take_array
     from cemkit.correlate._kernels import NULL_TIME
 
-    if len(names) == 1:  # one column (a pending one read alone): the column gathers' own take
-        arr = arrays[names[0]]
+    if len(names) == 1 and isinstance(arrays[names[0]], pd.arrays.ArrowStringArray):
+        arr = arrays[names[0]]  # one string column read alone: its own take, no table
         if missing:
             return {names[0]: take_array(arr, idx, as_if_missing=True)}
-        if isinstance(arr, pd.arrays.ArrowStringArray):
-            return {names[0]: type(arr)(pa.array(arr).take(pa.array(idx)), dtype=arr.dtype)}
-        return {names[0]: arr.take(idx)}
+        return {names[0]: type(arr)(pa.array(arr).take(pa.array(idx)), dtype=arr.dtype)}
     out: dict[str, Any] = {}
     # each column by the jitted gather of its values (and mask): ~4 µs a column, where a NumPy
     # fancy index of a 2-D block of its dtype cost more than the per-call overhead it saved;
