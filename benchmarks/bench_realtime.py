@@ -9,13 +9,16 @@ call is timed by the wall clock and by the CPU time of the process (``time.proce
 every thread's CPU, not the waits for a core, the steadier figure on a shared machine), and its
 own stage split (``BatchResult.timings_ms``: protect, correlate, KQIs, alerts) is kept. Reading
 ``BatchResult.records`` (the pandas frame, built when first read) is timed apart
-(``records``). A/B: run it with ``PYTHONPATH`` of the other checkout from a directory holding
-only ``benchmarks`` (python -m puts the working directory first).
+(``records``). The cyclic garbage collector's runs during the timed batches are counted per
+generation with their CPU time (``gc``: a full collection of a warm process is the longest
+pause a batch can meet). A/B: run it with ``PYTHONPATH`` of the other checkout from a
+directory holding only ``benchmarks`` (python -m puts the working directory first).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import time
@@ -48,6 +51,16 @@ def main() -> None:
     proc = cemkit.BatchProcessor("default", model=w / "model.yaml")
     for c in chunks[:5]:
         proc(c)
+    collections: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    started = [0.0]
+
+    def collected(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+        else:
+            collections[info["generation"]].append(time.process_time() - started[0])
+
+    gc.callbacks.append(collected)
     wall: dict[str, list[float]] = {"batch": [], "records": []}
     cpu: dict[str, list[float]] = {"batch": [], "records": []}
     for i in range(args.batches):
@@ -63,6 +76,8 @@ def main() -> None:
         for name, ms in result.timings_ms.items():
             wall.setdefault(name, []).append(ms / 1e3)
 
+    gc.callbacks.remove(collected)
+
     def q(values: list[float]) -> dict[str, float]:
         ms = np.array(values) * 1e3
         out = {f"p{p}": round(float(np.percentile(ms, p)), 2) for p in (50, 90, 99)}
@@ -76,6 +91,11 @@ def main() -> None:
         "load_1min": os.getloadavg()[0],
         "wall_ms": {k: q(v) for k, v in wall.items()},
         "cpu_ms": {k: q(v) for k, v in cpu.items()},
+        "gc": {
+            f"gen{g}": {"runs": len(v), "cpu_ms_max": round(max(v, default=0.0) * 1e3, 2)}
+            for g, v in collections.items()
+        },
+        "gc_frozen": gc.get_freeze_count(),
     }
     print(json.dumps(summary))
 
