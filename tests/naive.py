@@ -751,6 +751,25 @@ def sum_by_cell(cell, values, replace_row, replacement, n_cells):
     return np.array(out, dtype=np.int64).reshape(len(values), n_cells), np.array(count, np.int64)
 
 
+def sum_counters(cells, n_cells, picks, n_picks, block):
+    """Per celling j, the picked counters of the per-record ``block`` (record, counter) summed
+    per cell: a loop over cellings, records and picked counters, flattened as the kernel's."""
+    out, count = [], []
+    for j in range(len(n_cells)):
+        table = [[0] * int(n_picks[j]) for _ in range(int(n_cells[j]))]
+        seen = [0] * int(n_cells[j])
+        for i in range(len(block)):
+            c = int(cells[j][i])
+            if c < 0:
+                continue
+            seen[c] += 1
+            for m in range(int(n_picks[j])):
+                table[c][m] += int(block[i][int(picks[j][m])])
+        out.extend(v for row in table for v in row)
+        count.extend(seen)
+    return np.array(out, dtype=np.int64), np.array(count, dtype=np.int64)
+
+
 def first_start(code, time, use, n_codes):
     """Earliest valid time per code among the used records; NULL when none."""
     out = []

@@ -100,6 +100,34 @@ def test_contributions_equal_pandas_reference(rows, strings, drop):
         np.testing.assert_array_equal(count[4 * k : 4 * k + 4], want_count)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ROW, max_size=40), st.lists(st.integers(0, 5), min_size=1, max_size=3),
+       st.data())  # fmt: skip
+def test_sum_counters_equals_naive(rows, sizes, data):
+    """Each celling sums only its picked counters (any subset, any order, or all of them)."""
+    records = records_of(rows, "arrow", ())
+    inputs = formulas.counter_inputs(RecordColumns(records, formulas.LABELS))
+    block = formulas.contributions(records).to_numpy(dtype=np.int64)
+    n = len(records)
+    n_cells = np.array(sizes, dtype=np.int64)
+    cells = np.array([data.draw(st.lists(st.integers(-1, max(s - 1, -1)), min_size=n,
+                                         max_size=n)) for s in sizes],
+                     dtype=np.int64).reshape(len(sizes), n)  # fmt: skip
+    every = list(range(_kernels.N_COUNTERS))
+    picks = np.zeros((len(sizes), _kernels.N_COUNTERS), dtype=np.int64)
+    n_picks = np.zeros(len(sizes), dtype=np.int64)
+    for j in range(len(sizes)):
+        chosen = data.draw(st.one_of(st.just(every), st.permutations(every).flatmap(
+            lambda p: st.integers(0, len(p)).map(lambda k, p=p: p[:k]))))  # fmt: skip
+        picks[j, : len(chosen)] = chosen
+        n_picks[j] = len(chosen)
+    got = _kernels.sum_counters(cells, n_cells, picks, n_picks, *inputs,
+                                *formulas.COUNTER_CONSTANTS)  # fmt: skip
+    want = naive.sum_counters(cells, n_cells, picks, n_picks, block)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_contributions_on_pipeline_records_equal_reference(pipeline_records):  # noqa: F811
     calls, _ = pipeline_records
     pd.testing.assert_frame_equal(formulas.contributions(calls),
