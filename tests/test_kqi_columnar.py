@@ -224,3 +224,50 @@ def test_first_start_by_string_equals_naive(rows, all_rows):
         want = np.where(use, want, naive.NULL)
     got = _kernels.first_start_by_string(*buffers(keys), time, use, all_rows)
     np.testing.assert_array_equal(got, want)
+
+
+NUMBERED = st.one_of(
+    st.integers(0, 10**19).map(str),
+    st.sampled_from(["", "x", "01", "synth:", "0"]),
+    st.tuples(st.sampled_from(["synth:", "s:", "synth:0", "a1b", ""]),
+              st.integers(0, 10**6)).map(lambda p: f"{p[0]}{p[1]}"),
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), NUMBERED), max_size=30))
+def test_numbered_strings_equal_naive(values):
+    got, ok = _kernels.numbered_strings(*buffers(pa.array(values, pa.string())))
+    want, want_ok = naive.numbered_strings(values)
+    assert ok == want_ok
+    if ok:
+        np.testing.assert_array_equal(got, want)
+
+
+INTENT_ROWS = st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 40)),
+                                 st.one_of(st.none(), st.integers(0, 20)), st.booleans()),
+                       max_size=30)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(INTENT_ROWS, st.sampled_from(["numbered", "strings", "Int64", "int64", "sparse"]),
+       st.booleans())  # fmt: skip
+def test_first_of_intent_equals_naive(rows, form, attempts_only):
+    """Every form of intent id (numbered strings, other strings, integers, sparse integers)."""
+    from cemkit.kqi.rollup import _first_of_intent
+
+    if form == "int64":
+        rows = [(0 if k is None else k, t, a) for k, t, a in rows]
+    ids = [None if k is None else
+           {"numbered": f"synth:{k}", "strings": f"id-{k}x", "sparse": k * 10**12}.get(form, k)
+           for k, _, _ in rows]  # fmt: skip
+    dtype = {"numbered": _S, "strings": _S, "Int64": "Int64", "sparse": "Int64", "int64": "int64"}
+    frame = pd.DataFrame({formulas.INTENT_COLUMN: pd.array(ids, dtype=dtype[form])})
+    step = 10**9
+    time = np.array([naive.NULL if t is None else t * step for _, t, _ in rows], dtype=np.int64)
+    attempts = np.array([a for _, _, a in rows], dtype=bool)
+    got = _first_of_intent(frame, attempts, time, attempts_only=attempts_only)
+    want = naive.first_of_intent(ids, time, attempts, int(formulas.SAME_ATTEMPT_WINDOW_S * 1e9))
+    if attempts_only:  # only the attempts' flags are asked for (the others are True)
+        got, want = got[attempts], want[attempts]
+    np.testing.assert_array_equal(got, want)

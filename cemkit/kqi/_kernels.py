@@ -600,3 +600,50 @@ def sum_counters(cells, n_cells, picks, n_picks, service, kind, outcome, match, 
                     for m in range(w):
                         out[row + m] += buf[picks[j, m]]
     return out, count
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def numbered_strings(offsets, data, valid):  # pragma: no cover - compiled
+    """The strings as integers, when all are one head followed by a decimal number.
+
+    Record ids (and so intent ids) are often a fixed source label and a counter
+    (``synth:17``). When every non-null string is the same head (the first one's) followed by
+    1 to 18 digits without a leading zero (``0`` alone allowed), the number identifies the
+    string: equal strings, equal numbers, and no two strings share one.
+
+    Parameters
+    ----------
+    offsets, data, valid : arrays
+        An Arrow string array (offsets int32 or int64, bytes, validity per row).
+
+    Returns
+    -------
+    (int64[n], bool)
+        The number of each string (-1 for null) and whether every string had that form (the
+        numbers mean nothing when it is False).
+    """
+    n = offsets.shape[0] - 1
+    keys = np.full(n, -1, dtype=np.int64)
+    head_start = np.int64(-1)
+    head_len = np.int64(-1)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        s = np.int64(offsets[i])
+        e = np.int64(offsets[i + 1])
+        p = e
+        while p > s and data[p - 1] >= 48 and data[p - 1] <= 57:
+            p -= 1
+        nd = e - p
+        if nd == 0 or nd > 18 or (nd > 1 and data[p] == 48):
+            return keys, False
+        if head_start < 0:
+            head_start, head_len = s, p - s
+        elif p - s != head_len or not _same_bytes(data, s, data, head_start, head_len):
+            return keys, False
+        v = np.int64(0)
+        for q in range(p, e):
+            v = v * 10 + (data[q] - 48)
+        keys[i] = v
+    return keys, True
+

@@ -334,15 +334,53 @@ def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray, t: np.ndarray | N
     if t is None:
         t = _time_ns_utc(part["start"])
     attempts = np.asarray(attempts, dtype=bool)
-    if _arrow_strings(intents.dtype):
+    codes, n_codes = _intent_codes(intents)
+    if codes is None:
         offsets, data, valid = arrowstr.buffers(intents)
         f = _kernels.first_start_by_string(offsets, data, valid, t, attempts, not attempts_only)
     else:
-        codes, n_codes = column_codes(intents)
         first = _kernels.first_start(codes, t, attempts, n_codes)
         f = np.where(codes >= 0, first[np.maximum(codes, 0)] if n_codes else NULL_TIME, NULL_TIME)
+        if attempts_only:
+            f = np.where(attempts, f, NULL_TIME)
     window = int(pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S).value)
     return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= window))
+
+
+def _intent_codes(intents: pd.Series) -> tuple[np.ndarray | None, int]:
+    """Integer codes of the intent ids (-1 for null) and their bound; None: hash the strings.
+
+    Integer ids, and string ids that are one head and a number (:func:`_kernels.numbered_strings`,
+    e.g. ``synth:17``), index a dense table by value when their range is small next to the
+    rows: no hash table, no factorization. Other integers are factorized; other strings are
+    hashed over their bytes (:func:`_kernels.first_start_by_string`).
+    """
+    n = len(intents)
+    if _arrow_strings(intents.dtype):
+        if n == 0:
+            return None, 0
+        offsets, data, valid = arrowstr.buffers(intents)
+        keys, numbered = _kernels.numbered_strings(offsets, data, valid)
+        if not numbered:
+            return None, 0
+    elif pd.api.types.is_integer_dtype(intents.dtype):
+        arr = intents.array
+        if isinstance(arr, pd.arrays.IntegerArray):
+            values, null = arr._data.astype(np.int64), arr._mask
+        else:
+            values, null = intents.to_numpy(dtype=np.int64), np.zeros(n, dtype=bool)
+        keys = np.where(null, -1, values)
+        if (values[~null] < 0).any():
+            return column_codes(intents)
+    else:
+        return column_codes(intents)
+    present = keys >= 0
+    if not present.any():
+        return keys, 0
+    lo, hi = int(keys[present].min()), int(keys[present].max())
+    if hi - lo > 4 * n + 65536:  # too sparse for a table by value
+        return column_codes(intents) if not _arrow_strings(intents.dtype) else (None, 0)
+    return np.where(present, keys - lo, -1), hi - lo + 1
 
 
 _COUNTER_AT = {c: i for i, c in enumerate(formulas.COUNTERS)}
