@@ -646,4 +646,3 @@ def numbered_strings(offsets, data, valid):  # pragma: no cover - compiled
             v = v * 10 + (data[q] - 48)
         keys[i] = v
     return keys, True
-
