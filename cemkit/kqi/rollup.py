@@ -378,7 +378,7 @@ def _intent_codes(intents: pd.Series) -> tuple[np.ndarray | None, int]:
     if not present.any():
         return keys, 0
     lo, hi = int(keys[present].min()), int(keys[present].max())
-    if hi - lo > 4 * n + 65536:  # too sparse for a table by value
+    if hi - lo > 4 * n + 4096:  # too sparse for a table by value
         return column_codes(intents) if not _arrow_strings(intents.dtype) else (None, 0)
     return np.where(present, keys - lo, -1), hi - lo + 1
 

@@ -408,7 +408,7 @@ def _factorize(values: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
     prefixes x nodes x attribute combinations), else a sort. The codes are whatever numbering
     the caller maps back through; only the pairing of codes and values matters.
     """
-    if space <= 4 * len(values) + 65536:
+    if space <= 2 * len(values) + 4096:
         present = np.zeros(space, dtype=bool)
         present[values] = True
         uniques = np.flatnonzero(present)
