@@ -27,6 +27,16 @@ Results are cross-checked (identical assignments; identical counters, PDD percen
    the correlated records of a ``bench_pipeline`` run) the stage reads those instead; the
    stage also reports its first call in the process (kernels loaded from Numba's cache), its
    CPU seconds, and the micro-batch path (4,000-record batches: 15-minute KQIs, then alerts).
+
+4. **A/B** (``--ab CHECKOUT``): the KQI stage of this checkout against another (e.g. main's)
+   in the same minutes, in CPU seconds (user + system, ``time.process_time``; the machine is
+   shared), next to the stage table's floor (two ``bincount`` of node x 15-minute cells):
+   the records of the N-record world loaded, protected and correlated once (by this checkout,
+   cached under ``--work``), then in alternating child processes (``PYTHONPATH`` one checkout,
+   then the other), best of ``--repeat``: ``rollup`` as the stage table times it, ``rollup`` as
+   ``cemkit run``'s KQI sink calls it (worst customers, group sizes), and ``counter_rows`` of a
+   166,666-record slice (one warehouse file). Results are checked equal between checkouts.
+   Run: ``python -m benchmarks.bench_kqi --ab /work/main --size 1000000``.
 """
 
 from __future__ import annotations
@@ -414,8 +424,136 @@ def stage(size: int, work: Path, records_dir: Path | None = None) -> dict[str, A
     return out
 
 
+def _ab_records(size: int, work: Path) -> Path:
+    """The world's records loaded, protected and correlated (cached as a pickle)."""
+    import os
+    import pickle
+
+    path = work / f"kqi-ab-{size}.pkl"
+    if path.exists():
+        return path
+    from benchmarks.bench_pipeline import world
+    from cemkit.correlate import match, pair_legs, sessionize, stitch
+    from cemkit.io.api import plan
+    from cemkit.privacy import load_key, load_policy, protect
+
+    os.environ.setdefault("CEMKIT_KEY", "5e" * 32)
+    w = world(work, size)
+    the_plan = plan(sorted(str(p) for p in (w / "records").glob("*.parquet")), format="parquet")
+    records = pd.concat([the_plan.loader.read_part(p)[0] for p in the_plan.parts],
+                        ignore_index=True)  # fmt: skip
+    policy = load_policy("default")
+    protected = protect(records, policy, key=load_key(policy))
+    labelled = sessionize(match(pair_legs(stitch(protected))), output="records")
+    path.write_bytes(pickle.dumps(labelled, protocol=5))
+    return path
+
+
+def ab_child(records: Path, model: Path, repeat: int, result: Path) -> None:
+    """One checkout's KQI stage: best CPU seconds of each call, and what it computed."""
+    import pickle
+
+    from cemkit import memory
+    from cemkit.kqi.rollup import counter_rows, rollup
+    from cemkit.model.assign import Assigner
+    from cemkit.model.spec import load_model
+
+    memory.apply()
+    labelled = pickle.loads(records.read_bytes())
+    assigner = Assigner(load_model(model))
+    file = labelled.iloc[:166_666].reset_index(drop=True)
+    calls = {
+        "rollup (stage table)": lambda: rollup(labelled, assigner, rank_customers=False),
+        "rollup (run's sink)": lambda: rollup(labelled, assigner, sizes=True,
+                                              intents_within_partitions=True),
+        "counter_rows (166,666)": lambda: counter_rows(file, assigner, ("15min", "day")),
+    }  # fmt: skip
+    rollup(labelled.iloc[:1000], assigner, sizes=True)  # kernels loaded / compiled
+    counter_rows(labelled.iloc[:1000], assigner, ("15min", "day"))
+    # the stage table's floor: two bincounts of (node x 15-minute bucket) cells
+    from cemkit.correlate._frames import time_ns
+
+    node = pd.factorize(labelled["node"])[0].astype(np.int64)
+    bucket = time_ns(labelled["start"]) // (15 * 60 * 10**9)
+    bucket = bucket - bucket.min()
+    cell = node * (int(bucket.max()) + 1) + bucket
+    answered = (labelled["outcome"] == "answered").to_numpy()
+    calls["floor: bincount (node x 15 min)"] = lambda: (
+        np.bincount(cell),
+        np.bincount(cell, weights=answered),
+    )
+    best: dict[str, float] = {}
+    outs: dict[str, Any] = {}
+    for name, fn in calls.items():
+        for _ in range(repeat):
+            t0 = time.process_time()  # user + system, all threads
+            out = fn()
+            cpu = time.process_time() - t0
+            best[name] = min(best.get(name, cpu), cpu)
+        outs[name] = out
+    sink = outs["rollup (run's sink)"]
+    rows = outs["counter_rows (166,666)"]
+    result.write_bytes(pickle.dumps({
+        "cpu": best,
+        "check": (outs["rollup (stage table)"].table, sink.table, sink.worst_customers,
+                  sink.group_sizes, sink.customer_count,
+                  {k: v for k, v in rows.rows.items()}, rows.group, rows.customer, rows.block),
+    }))  # fmt: skip
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, pd.DataFrame):
+        return a.equals(b) and list(a.dtypes) == list(b.dtypes)
+    if isinstance(a, np.ndarray):
+        return bool(np.array_equal(a, b)) and a.dtype == b.dtype
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def ab(baseline: Path, size: int, work: Path, rounds: int, repeat: int) -> dict[str, Any]:
+    """This checkout's KQI stage against ``baseline``'s, alternating, same records."""
+    import os
+    import pickle
+
+    records = _ab_records(size, work)
+    model = work / f"world-{size}-1" / "model.yaml"
+    here = Path(__file__).resolve().parent.parent
+    runs: dict[str, list[dict[str, float]]] = {"this": [], "baseline": []}
+    checks: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            for side, root in (("baseline", baseline), ("this", here)):
+                out = Path(tmp) / f"{side}.pkl"
+                env = {**os.environ, "PYTHONPATH": str(root)}
+                # this file as a script (its directory first on sys.path, not a checkout):
+                # cemkit comes from the checkout on PYTHONPATH
+                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--ab-child",
+                                str(records), "--data", str(model), "--repeat", str(repeat),
+                                "--result", str(out)], check=True, env=env,
+                               cwd=root)  # fmt: skip
+                got = pickle.loads(out.read_bytes())
+                runs[side].append(got["cpu"])
+                checks[side] = got["check"]
+    if not _same(checks["this"], checks["baseline"]):
+        raise AssertionError("the two checkouts' KQI results differ")
+    names = list(runs["this"][0])
+    best = {side: {n: min(r[n] for r in rs) for n in names} for side, rs in runs.items()}
+    return {"records": len(pickle.loads(records.read_bytes())), "baseline": str(baseline),
+            "cpu_s": best, "runs": runs,
+            "baseline_over_this": {n: best["baseline"][n] / best["this"][n] for n in names},
+            "cross_check": "same tables, worst customers, group sizes, counter rows"}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ab", type=Path, metavar="CHECKOUT",
+                        help="A/B of the KQI stage with another checkout")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="with --ab: alternations")
+    parser.add_argument("--repeat", type=int, default=3, help="with --ab: calls per child")
+    parser.add_argument("--ab-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--stage", type=int, help="records of the KQI stage benchmark only")
     parser.add_argument("--work", type=Path, default=Path("/tmp/cemkit-bench/pipeline"))
     parser.add_argument("--records", type=Path,
@@ -428,6 +566,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ab_child:
+        ab_child(args.ab_child, args.data, args.repeat, args.result)
+        return
+    if args.ab:
+        import os
+
+        report = {"machine": machine(), "load": os.getloadavg(), "versions": versions(
+            ("cemkit", "pandas", "pyarrow", "numba", "numpy")),
+            "ab": ab(args.ab, args.size, args.work, args.rounds, args.repeat)}  # fmt: skip
+        report["load_after"] = os.getloadavg()
+        print(json.dumps(report, indent=2))
+        return
     if args.worker:
         worker(args.worker, args.data, args.result)
         return

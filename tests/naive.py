@@ -751,6 +751,66 @@ def sum_by_cell(cell, values, replace_row, replacement, n_cells):
     return np.array(out, dtype=np.int64).reshape(len(values), n_cells), np.array(count, np.int64)
 
 
+def sum_counters(cells, n_cells, picks, n_picks, block):
+    """Per celling j, the picked counters of the per-record ``block`` (record, counter) summed
+    per cell: a loop over cellings, records and picked counters, flattened as the kernel's."""
+    out, count = [], []
+    for j in range(len(n_cells)):
+        table = [[0] * int(n_picks[j]) for _ in range(int(n_cells[j]))]
+        seen = [0] * int(n_cells[j])
+        for i in range(len(block)):
+            c = int(cells[j][i])
+            if c < 0:
+                continue
+            seen[c] += 1
+            for m in range(int(n_picks[j])):
+                table[c][m] += int(block[i][int(picks[j][m])])
+        out.extend(v for row in table for v in row)
+        count.extend(seen)
+    return np.array(out, dtype=np.int64), np.array(count, dtype=np.int64)
+
+
+def numbered_strings(values):
+    """Each string's trailing number, when all non-null strings are one head and a number.
+
+    The number is the longest run of digits ending the string: 1 to 18 digits, no leading
+    zero unless it is ``0``; the head (what precedes it) equal to the first string's.
+    Returns (numbers, -1 for null; whether every string had that form).
+    """
+    keys, head = [], None
+    for v in values:
+        if v is None:
+            keys.append(-1)
+            continue
+        digits = len(v) - len(v.rstrip("0123456789"))
+        number = v[len(v) - digits :]
+        if not 1 <= digits <= 18 or (digits > 1 and number[0] == "0"):
+            return np.full(len(values), -1, dtype=np.int64), False
+        if head is None:
+            head = v[: len(v) - digits]
+        elif v[: len(v) - digits] != head:
+            return np.full(len(values), -1, dtype=np.int64), False
+        keys.append(int(number))
+    return np.array(keys, dtype=np.int64), True
+
+
+def first_of_intent(intents, time, attempts, window_ns):
+    """Per record: no earlier attempt of its intent starts more than ``window_ns`` before it.
+
+    ``intents`` any hashable values (None: no intent); the earliest ``time`` over the records
+    with ``attempts`` (NULL times left out) per intent, compared record by record.
+    """
+    earliest = {}
+    for k, t, a in zip(intents, time, attempts, strict=True):
+        if k is not None and a and t != NULL:
+            earliest[k] = min(earliest.get(k, t), t)
+    out = []
+    for k, t in zip(intents, time, strict=True):
+        f = earliest.get(k) if k is not None else None
+        out.append(True if f is None else (t != NULL and t - f <= window_ns))
+    return np.array(out, dtype=bool)
+
+
 def first_start(code, time, use, n_codes):
     """Earliest valid time per code among the used records; NULL when none."""
     out = []

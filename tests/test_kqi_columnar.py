@@ -100,6 +100,34 @@ def test_contributions_equal_pandas_reference(rows, strings, drop):
         np.testing.assert_array_equal(count[4 * k : 4 * k + 4], want_count)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ROW, max_size=40), st.lists(st.integers(0, 5), min_size=1, max_size=3),
+       st.data())  # fmt: skip
+def test_sum_counters_equals_naive(rows, sizes, data):
+    """Each celling sums only its picked counters (any subset, any order, or all of them)."""
+    records = records_of(rows, "arrow", ())
+    inputs = formulas.counter_inputs(RecordColumns(records, formulas.LABELS))
+    block = formulas.contributions(records).to_numpy(dtype=np.int64)
+    n = len(records)
+    n_cells = np.array(sizes, dtype=np.int64)
+    cells = np.array([data.draw(st.lists(st.integers(-1, max(s - 1, -1)), min_size=n,
+                                         max_size=n)) for s in sizes],
+                     dtype=np.int64).reshape(len(sizes), n)  # fmt: skip
+    every = list(range(_kernels.N_COUNTERS))
+    picks = np.zeros((len(sizes), _kernels.N_COUNTERS), dtype=np.int64)
+    n_picks = np.zeros(len(sizes), dtype=np.int64)
+    for j in range(len(sizes)):
+        chosen = data.draw(st.one_of(st.just(every), st.permutations(every).flatmap(
+            lambda p: st.integers(0, len(p)).map(lambda k, p=p: p[:k]))))  # fmt: skip
+        picks[j, : len(chosen)] = chosen
+        n_picks[j] = len(chosen)
+    got = _kernels.sum_counters(cells, n_cells, picks, n_picks, *inputs,
+                                *formulas.COUNTER_CONSTANTS)  # fmt: skip
+    want = naive.sum_counters(cells, n_cells, picks, n_picks, block)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_contributions_on_pipeline_records_equal_reference(pipeline_records):  # noqa: F811
     calls, _ = pipeline_records
     pd.testing.assert_frame_equal(formulas.contributions(calls),
@@ -195,4 +223,51 @@ def test_first_start_by_string_equals_naive(rows, all_rows):
     if not all_rows:
         want = np.where(use, want, naive.NULL)
     got = _kernels.first_start_by_string(*buffers(keys), time, use, all_rows)
+    np.testing.assert_array_equal(got, want)
+
+
+NUMBERED = st.one_of(
+    st.integers(0, 10**19).map(str),
+    st.sampled_from(["", "x", "01", "synth:", "0"]),
+    st.tuples(st.sampled_from(["synth:", "s:", "synth:0", "a1b", ""]),
+              st.integers(0, 10**6)).map(lambda p: f"{p[0]}{p[1]}"),
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), NUMBERED), max_size=30))
+def test_numbered_strings_equal_naive(values):
+    got, ok = _kernels.numbered_strings(*buffers(pa.array(values, pa.string())))
+    want, want_ok = naive.numbered_strings(values)
+    assert ok == want_ok
+    if ok:
+        np.testing.assert_array_equal(got, want)
+
+
+INTENT_ROWS = st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 40)),
+                                 st.one_of(st.none(), st.integers(0, 20)), st.booleans()),
+                       max_size=30)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(INTENT_ROWS, st.sampled_from(["numbered", "strings", "Int64", "int64", "sparse"]),
+       st.booleans())  # fmt: skip
+def test_first_of_intent_equals_naive(rows, form, attempts_only):
+    """Every form of intent id (numbered strings, other strings, integers, sparse integers)."""
+    from cemkit.kqi.rollup import _first_of_intent
+
+    if form == "int64":
+        rows = [(0 if k is None else k, t, a) for k, t, a in rows]
+    ids = [None if k is None else
+           {"numbered": f"synth:{k}", "strings": f"id-{k}x", "sparse": k * 10**12}.get(form, k)
+           for k, _, _ in rows]  # fmt: skip
+    dtype = {"numbered": _S, "strings": _S, "Int64": "Int64", "sparse": "Int64", "int64": "int64"}
+    frame = pd.DataFrame({formulas.INTENT_COLUMN: pd.array(ids, dtype=dtype[form])})
+    step = 10**9
+    time = np.array([naive.NULL if t is None else t * step for _, t, _ in rows], dtype=np.int64)
+    attempts = np.array([a for _, _, a in rows], dtype=bool)
+    got = _first_of_intent(frame, attempts, time, attempts_only=attempts_only)
+    want = naive.first_of_intent(ids, time, attempts, int(formulas.SAME_ATTEMPT_WINDOW_S * 1e9))
+    if attempts_only:  # only the attempts' flags are asked for (the others are True)
+        got, want = got[attempts], want[attempts]
     np.testing.assert_array_equal(got, want)

@@ -186,6 +186,20 @@ def test_rollup_equals_reference_on_pipeline_records(pipeline_records):
     assert_same(calls, model, nparts=4, freqs=("15min",), rank_customers=False)
 
 
+@pytest.mark.parametrize("ids", ["hashed strings", "integers"])
+def test_every_form_of_intent_id_gives_the_reference(pipeline_records, ids):
+    """Intent ids the dense table cannot read as numbers are hashed; integer ids index it."""
+    calls, model = pipeline_records
+    intents = calls["src_intent_id"]
+    if ids == "integers":
+        codes = pd.factorize(intents)[0] * 7 + 3  # not dense from 0
+        other = pd.array(np.where(codes < 0, None, codes), dtype="Int64")
+    else:
+        other = ("i" + intents + "-x").astype("string[pyarrow]")  # no trailing number
+    new = assert_same(calls.assign(src_intent_id=other), model, freqs=("15min",))
+    assert new.table["repeat_attempts"].sum() > 0
+
+
 def test_sizes_alone_equal_reference_on_pipeline_records(pipeline_records):
     calls, model = pipeline_records
     want = naive.group_sizes_pandas(calls, model)

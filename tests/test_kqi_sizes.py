@@ -46,3 +46,18 @@ def test_distinct_and_run_lengths_equal_numpy_unique(values, spread):
     want_found, want_counts = np.unique(ordered, return_counts=True)
     assert np.array_equal(found, want_found) and np.array_equal(counts, want_counts)
     assert counts.dtype == np.int64
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 300), max_size=60), st.booleans())
+def test_dense_distinct_and_factorize_equal_numpy(values, wide):
+    """Dense marks (a small space) and the sort (a wide one) give numpy's distinct values."""
+    from cemkit.kqi.sizes import distinct_below
+    from cemkit.model.assign import _factorize
+
+    arr = np.array(values, dtype=np.int64)
+    space = max(values, default=-1) + 1 + (10**7 if wide else 0)
+    np.testing.assert_array_equal(distinct_below(arr, space), np.unique(arr))
+    codes, uniques = _factorize(arr, space)
+    np.testing.assert_array_equal(uniques, np.unique(arr))
+    np.testing.assert_array_equal(uniques[codes], arr)

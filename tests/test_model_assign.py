@@ -43,6 +43,27 @@ def _assign(numbers, nodes):
     return list(out["group"].astype(object)), list(out["customer_object"].astype(object))
 
 
+def test_rules_read_on_distinct_numbers_give_the_same_codes():
+    """Numbers given dictionary-encoded: prefixes, attributes, pseudonyms read once per value."""
+    import pyarrow as pa
+
+    from cemkit.kqi.sizes import encode
+
+    a = Assigner(ServiceModel.from_yaml_text(MODEL), TABLE)
+    base = ["+442071234567", "+4420tokGOLD", "+441612000000", "+4420tokLEASE", "+4420tokACME",
+            "+33123456789", "+15551234567", None, "x"]  # fmt: skip
+    rng = np.random.default_rng(3)
+    numbers = [base[i] for i in rng.integers(0, len(base), 300)]
+    nodes = pd.Series([["lon-sw1", "lon-tk3", "man-sw1", None][i] for i in
+                       rng.integers(0, 4, 300)], dtype="string[pyarrow]")  # fmt: skip
+    series = pd.Series(numbers, dtype="string[pyarrow]")
+    want = a._codes(series, nodes)
+    got = a._codes(series, nodes, encoded=encode(pa.array(numbers, pa.string())))
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert (want[1] >= 0).sum() > 0 and (want[0] >= 0).sum() > 0
+
+
 def test_most_specific_group_wins():
     groups, _ = _assign(
         [

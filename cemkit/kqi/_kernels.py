@@ -528,3 +528,121 @@ def first_start_by_string(offsets, data, valid, time, use, all_rows):  # pragma:
         if slot >= 0:
             out[i] = table[slot, 2]
     return out
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def sum_counters(cells, n_cells, picks, n_picks, service, kind, outcome, match, rat, leg, partial,
+                 billsec, cause, pdd, status, mos, closing, duration, vol_up, vol_down, first,
+                 use_first, n_rats, normal, seer, isa, abnormal_closing,
+                 short_s):  # pragma: no cover - compiled  # fmt: skip
+    """:func:`sum_contributions` with each celling summing only the counters it needs.
+
+    One pass over the records: each record's counters are computed once, then added to its
+    cell of every celling, only the counters ``picks[j, :n_picks[j]]`` of celling ``j`` (the
+    per-customer sums of the experience score need 9 of the 36): a table of tens of thousands
+    of customers then fits in cache 4x better.
+
+    Parameters
+    ----------
+    cells : int64[k, n]
+        Cell of each record in each of ``k`` cellings (negative: left out of that one).
+    n_cells : int64[k]
+        Cells of each celling.
+    picks : int64[k, N_COUNTERS]
+        Per celling, the indices (into ``COUNTERS``) of the counters it sums, in its order.
+    n_picks : int64[k]
+        How many of ``picks[j]`` celling ``j`` sums.
+
+    Returns
+    -------
+    (int64[sum(n_cells * n_picks)], int64[sum(n_cells)])
+        Sums, celling after celling, each a row-major (cell, picked counter) table flattened;
+        records per cell (the cellings one after another).
+    """
+    k = cells.shape[0]
+    n = cells.shape[1]
+    base = np.zeros(k, dtype=np.int64)
+    cbase = np.zeros(k, dtype=np.int64)
+    for j in range(1, k):
+        base[j] = base[j - 1] + n_cells[j - 1] * n_picks[j - 1]
+        cbase[j] = cbase[j - 1] + n_cells[j - 1]
+    total = base[k - 1] + n_cells[k - 1] * n_picks[k - 1] if k else 0
+    n_total = cbase[k - 1] + n_cells[k - 1] if k else 0
+    out = np.zeros(total, dtype=np.int64)
+    count = np.zeros(n_total, dtype=np.int64)
+    every = np.zeros(k, dtype=np.bool_)  # celling j sums every counter, in order
+    for j in range(k):
+        every[j] = n_picks[j] == N_COUNTERS
+        for m in range(n_picks[j]):
+            if picks[j, m] != m:
+                every[j] = False
+    buf = np.zeros(N_COUNTERS, dtype=np.int64)
+    for i in range(n):
+        used = False
+        for j in range(k):
+            if cells[j, i] >= 0:
+                used = True
+        if not used:
+            continue
+        _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd,
+                  status, mos, closing, duration, vol_up, vol_down, first, use_first, n_rats,
+                  normal, seer, isa, abnormal_closing, short_s, buf)  # fmt: skip
+        for j in range(k):
+            c = cells[j, i]
+            if c >= 0:
+                count[cbase[j] + c] += 1
+                w = n_picks[j]
+                row = base[j] + c * w
+                if every[j]:
+                    for m in range(N_COUNTERS):
+                        out[row + m] += buf[m]
+                else:
+                    for m in range(w):
+                        out[row + m] += buf[picks[j, m]]
+    return out, count
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def numbered_strings(offsets, data, valid):  # pragma: no cover - compiled
+    """The strings as integers, when all are one head followed by a decimal number.
+
+    Record ids (and so intent ids) are often a fixed source label and a counter
+    (``synth:17``). When every non-null string is the same head (the first one's) followed by
+    1 to 18 digits without a leading zero (``0`` alone allowed), the number identifies the
+    string: equal strings, equal numbers, and no two strings share one.
+
+    Parameters
+    ----------
+    offsets, data, valid : arrays
+        An Arrow string array (offsets int32 or int64, bytes, validity per row).
+
+    Returns
+    -------
+    (int64[n], bool)
+        The number of each string (-1 for null) and whether every string had that form (the
+        numbers mean nothing when it is False).
+    """
+    n = offsets.shape[0] - 1
+    keys = np.full(n, -1, dtype=np.int64)
+    head_start = np.int64(-1)
+    head_len = np.int64(-1)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        s = np.int64(offsets[i])
+        e = np.int64(offsets[i + 1])
+        p = e
+        while p > s and data[p - 1] >= 48 and data[p - 1] <= 57:
+            p -= 1
+        nd = e - p
+        if nd == 0 or nd > 18 or (nd > 1 and data[p] == 48):
+            return keys, False
+        if head_start < 0:
+            head_start, head_len = s, p - s
+        elif p - s != head_len or not _same_bytes(data, s, data, head_start, head_len):
+            return keys, False
+        v = np.int64(0)
+        for q in range(p, e):
+            v = v * 10 + (data[q] - 48)
+        keys[i] = v
+    return keys, True

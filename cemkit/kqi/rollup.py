@@ -63,9 +63,9 @@ from cemkit.kqi.sizes import (
     ancestor_index,
     count_sizes,
     encode,
+    encoded_size_pairs,
     expand,
     hierarchy_of,
-    size_pairs,
     strings,
 )
 from cemkit.model.assign import Assigner
@@ -299,9 +299,14 @@ def _is_orig(part: pd.DataFrame) -> np.ndarray:
     return np.asarray((part["leg"] != "term").fillna(True).to_numpy(dtype=bool), dtype=bool)
 
 
-def _assigned_codes(part: pd.DataFrame, assigner: Assigner,
-                    column: str) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Group and modeled-customer code of each record, as :meth:`Assigner.assign` gives them."""
+def _assigned_codes(part: pd.DataFrame, assigner: Assigner, column: str,
+                    encoded: tuple[np.ndarray, pa.Array] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Group and modeled-customer code of each record, as :meth:`Assigner.assign` gives them.
+
+    ``encoded``: the numbers' dictionary codes and distinct values, when the caller has them
+    (the rules are then read on the distinct numbers only).
+    """
     if column in part.columns:
         numbers = part[column]
     elif not assigner.needs_numbers:
@@ -311,7 +316,9 @@ def _assigned_codes(part: pd.DataFrame, assigner: Assigner,
     else:
         raise ModelError(f"records have no {column!r} column to model customers by")
     nodes = part["node"] if "node" in part.columns else None
-    groups, customers = assigner._codes(numbers, nodes)
+    groups, customers = assigner._codes(
+        numbers, nodes, encoded=encoded if numbers is not None else None
+    )
     return np.asarray(groups, dtype=np.int64), np.asarray(customers, dtype=np.int64)
 
 
@@ -327,15 +334,53 @@ def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray, t: np.ndarray | N
     if t is None:
         t = _time_ns_utc(part["start"])
     attempts = np.asarray(attempts, dtype=bool)
-    if _arrow_strings(intents.dtype):
+    codes, n_codes = _intent_codes(intents)
+    if codes is None:
         offsets, data, valid = arrowstr.buffers(intents)
         f = _kernels.first_start_by_string(offsets, data, valid, t, attempts, not attempts_only)
     else:
-        codes, n_codes = column_codes(intents)
         first = _kernels.first_start(codes, t, attempts, n_codes)
         f = np.where(codes >= 0, first[np.maximum(codes, 0)] if n_codes else NULL_TIME, NULL_TIME)
+        if attempts_only:
+            f = np.where(attempts, f, NULL_TIME)
     window = int(pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S).value)
     return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= window))
+
+
+def _intent_codes(intents: pd.Series) -> tuple[np.ndarray | None, int]:
+    """Integer codes of the intent ids (-1 for null) and their bound; None: hash the strings.
+
+    Integer ids, and string ids that are one head and a number (:func:`_kernels.numbered_strings`,
+    e.g. ``synth:17``), index a dense table by value when their range is small next to the
+    rows: no hash table, no factorization. Other integers are factorized; other strings are
+    hashed over their bytes (:func:`_kernels.first_start_by_string`).
+    """
+    n = len(intents)
+    if _arrow_strings(intents.dtype):
+        if n == 0:
+            return None, 0
+        offsets, data, valid = arrowstr.buffers(intents)
+        keys, numbered = _kernels.numbered_strings(offsets, data, valid)
+        if not numbered:
+            return None, 0
+    elif pd.api.types.is_integer_dtype(intents.dtype):
+        arr = intents.array
+        if isinstance(arr, pd.arrays.IntegerArray):
+            values, null = arr._data.astype(np.int64), arr._mask
+        else:
+            values, null = intents.to_numpy(dtype=np.int64), np.zeros(n, dtype=bool)
+        keys = np.where(null, -1, values)
+        if (values[~null] < 0).any():
+            return column_codes(intents)
+    else:
+        return column_codes(intents)
+    present = keys >= 0
+    if not present.any():
+        return keys, 0
+    lo, hi = int(keys[present].min()), int(keys[present].max())
+    if hi - lo > 4 * n + 4096:  # too sparse for a table by value
+        return column_codes(intents) if not _arrow_strings(intents.dtype) else (None, 0)
+    return np.where(present, keys - lo, -1), hi - lo + 1
 
 
 _COUNTER_AT = {c: i for i, c in enumerate(formulas.COUNTERS)}
@@ -357,41 +402,68 @@ def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
         # the formulas' repeat-attempt rule, without re-running them on a copy of the frame
         first = _first_of_intent(part, attempts, t, attempts_only=True)
         inputs = formulas.with_first_of_intent(inputs, first)
-    groups, customers = _assigned_codes(part, assigner, wants.number_column)
+    numbers = strings(part[wants.number_column]) if wants.rank or wants.sizes else None
+    # the numbers encoded once: customer cells, group-size pairs and the model's rules (read
+    # on the distinct numbers) share it
+    encoded = encode(numbers) if numbers is not None else None
+    groups, customers = _assigned_codes(part, assigner, wants.number_column, encoded)
     pdd = np.where(has_pdd, np.rint(cols.floats("pdd_ms")), np.nan)
     cellings = [_cells(groups, bucket, len(assigner.group_names))]
+    picks = [_ALL_COUNTERS]
     orig = _is_orig(part) if wants.customers or wants.rank else None
     if wants.customers:
         assert orig is not None
         use = orig & (customers >= 0)
         cellings.append(_cells(customers, np.where(use, bucket, NULL_TIME),
                                len(assigner.customer_names)))  # fmt: skip
-    numbers = strings(part[wants.number_column]) if wants.rank or wants.sizes else None
+        picks.append(_ALL_COUNTERS)
     values = None
     if wants.rank:
-        assert orig is not None and numbers is not None
-        idx, values = encode(numbers)
+        assert orig is not None and encoded is not None
+        idx, values = encoded
         cellings.append((np.where(orig, idx, -1), len(values), None))
-    n_cells = np.array([c[1] for c in cellings], dtype=np.int64)
-    cells = np.stack([np.asarray(c[0], dtype=np.int64) for c in cellings])
-    sums, count = _kernels.sum_contributions(cells, n_cells, *inputs, *formulas.COUNTER_CONSTANTS)
-    bounds = np.r_[0, np.cumsum(n_cells)]
-
-    def part_of(k: int) -> tuple[np.ndarray, np.ndarray]:
-        return sums[bounds[k] : bounds[k + 1]], count[bounds[k] : bounds[k + 1]]
-
-    group = _leaf_of(cellings[0], *part_of(0), pdd)
-    customer = _leaf_of(cellings[1], *part_of(1), pdd) if wants.customers else _Leaf.empty()
+        picks.append(_SCORE_PICKS)  # the score's counters only
+    sums = _sum_counters(cellings, picks, inputs)
+    group = _leaf_of(cellings[0], *sums[0], pdd)
+    customer = _leaf_of(cellings[1], *sums[1], pdd) if wants.customers else _Leaf.empty()
     distinct: pa.Array | None = None
     cust_sums = np.zeros((len(_SCORE_COUNTERS), 0), dtype=np.int64)
     if wants.rank:
         assert values is not None
-        rank_sums, rank_count = part_of(len(cellings) - 1)
+        rank_sums, rank_count = sums[-1]
         present = np.flatnonzero(rank_count)
         distinct = values.take(pa.array(present))
-        cust_sums = np.ascontiguousarray(rank_sums[present][:, _SCORE_ROWS].T)
-    pairs = size_pairs(groups, numbers) if wants.sizes and numbers is not None else None
+        cust_sums = np.ascontiguousarray(rank_sums[present].T)
+    pairs = (encoded_size_pairs(groups, *encoded)
+             if wants.sizes and encoded is not None else None)  # fmt: skip
     return _Partial(group, customer, distinct, cust_sums, pairs)
+
+
+_ALL_COUNTERS = np.arange(len(formulas.COUNTERS), dtype=np.int64)
+_SCORE_PICKS = np.array(_SCORE_ROWS, dtype=np.int64)
+
+
+def _sum_counters(cellings: list[tuple[np.ndarray, int, Any]], picks: list[np.ndarray],
+                  inputs: tuple[Any, ...]) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """Every celling's sums (int64[cells, len(picks)]) and record counts, in one jitted pass.
+
+    :func:`cemkit.kqi._kernels.sum_counters`: each record's counters computed once, each
+    celling summing only its ``picks`` (indices into :data:`formulas.COUNTERS`).
+    """
+    n_cells = np.array([c[1] for c in cellings], dtype=np.int64)
+    cells = np.stack([np.asarray(c[0], dtype=np.int64) for c in cellings])
+    pick = np.zeros((len(picks), len(formulas.COUNTERS)), dtype=np.int64)
+    n_picks = np.array([len(p) for p in picks], dtype=np.int64)
+    for j, p in enumerate(picks):
+        pick[j, : len(p)] = p
+    flat, count = _kernels.sum_counters(cells, n_cells, pick, n_picks, *inputs,
+                                        *formulas.COUNTER_CONSTANTS)  # fmt: skip
+    out = []
+    at, cat = 0, 0
+    for n, w in zip(n_cells.tolist(), n_picks.tolist(), strict=True):
+        out.append((flat[at : at + n * w].reshape(n, w), count[cat : cat + n]))
+        at, cat = at + n * w, cat + n
+    return out
 
 
 def _mark_first_of_intent(ddf: dd.DataFrame) -> dd.DataFrame:
@@ -777,15 +849,11 @@ def counter_rows(records: pd.DataFrame, assigner: Assigner,
     cellings = [_cells(codes, buckets, len(names)) for _, codes, buckets, names, _ in kinds]
     # one pass: the two leaf cellings, and every record its own cell (its own counters)
     cellings.append((np.arange(n, dtype=np.int64), n, None))
-    n_cells = np.array([c[1] for c in cellings], dtype=np.int64)
-    cells = np.stack([np.asarray(c[0], dtype=np.int64) for c in cellings])
-    sums, count = _kernels.sum_contributions(cells, n_cells, *inputs, *formulas.COUNTER_CONSTANTS)
-    bounds = np.r_[0, np.cumsum(n_cells)]
+    sums = _sum_counters(cellings, [_ALL_COUNTERS] * len(cellings), inputs)
     no_pdd = np.full(n, np.nan)
     rows: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for k, (kind, _, _, names, hierarchy) in enumerate(kinds):
-        part = slice(bounds[k], bounds[k + 1])
-        leaf = _leaf_of(cellings[k], sums[part], count[part], no_pdd)
+        leaf = _leaf_of(cellings[k], *sums[k], no_pdd)
         if not len(leaf.code):
             continue
         index = ancestor_index(len(names), hierarchy)
@@ -793,5 +861,4 @@ def counter_rows(records: pd.DataFrame, assigner: Assigner,
             row, code = expand(leaf.code, len(names), index)
             out, _ = _regroup(code, leaf.bucket[row], leaf.sums[:, row], _STEP_NS[f])
             rows[(kind, f)] = (out.code, out.bucket, out.sums)
-    block = sums[bounds[2] :]
-    return CounterRows(rows, groups, customers, t, block)
+    return CounterRows(rows, groups, customers, t, sums[2][0])

@@ -96,11 +96,29 @@ def expand(codes: np.ndarray, n_codes: int,
 
 def size_pairs(groups: np.ndarray, numbers: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Distinct (leaf group code, customer) pairs of one partition (null customers left out)."""
-    idx, values = encode(numbers)
+    return encoded_size_pairs(groups, *encode(numbers))
+
+
+def encoded_size_pairs(groups: np.ndarray, idx: np.ndarray,
+                       values: pa.Array) -> tuple[np.ndarray, pa.Array]:  # fmt: skip
+    """:func:`size_pairs` of numbers already encoded (:func:`encode`: codes, distinct values)."""
     width = max(len(values), 1)
     valid = idx >= 0
-    pair = distinct((np.asarray(groups, dtype=np.int64)[valid] + 1) * width + idx[valid])
+    pair = distinct_below((np.asarray(groups, dtype=np.int64)[valid] + 1) * width + idx[valid],
+                          (int(np.max(groups, initial=-1)) + 2) * width)  # fmt: skip
     return pair // width - 1, values.take(pa.array(pair % width))
+
+
+def distinct_below(values: np.ndarray, space: int) -> np.ndarray:
+    """:func:`distinct` of integers in ``[0, space)``: marks in a dense table when it is small.
+
+    One pass over the values and one over the table instead of a sort of the values.
+    """
+    if space <= 4 * len(values) + (1 << 20):
+        seen = np.zeros(space, dtype=bool)
+        seen[values] = True
+        return np.flatnonzero(seen)
+    return distinct(values)
 
 
 def count_sizes(pairs: list[tuple[np.ndarray, pa.Array]], names: list[str],

@@ -160,8 +160,9 @@ class Assigner:
         if keys_are_table:
             return self._table_combo
         assert self._table_keys is not None
-        arr = pa.array(pd.Series(numbers).astype(pd.StringDtype("pyarrow")), from_pandas=True)
-        row = pc.index_in(arr, value_set=self._table_keys).to_numpy(zero_copy_only=False)
+        row = pc.index_in(_as_strings(numbers), value_set=self._table_keys).to_numpy(
+            zero_copy_only=False
+        )
         row = np.where(pd.isna(row), -1, row).astype(np.int64)
         out = np.full(n, -1, dtype=np.int64)
         hit = row >= 0
@@ -234,14 +235,32 @@ class Assigner:
 
     # --- vectorized assignment --------------------------------------------------------------
     def _codes(
-        self, numbers: Any, nodes: Any | None, keys_are_table: bool = False
+        self,
+        numbers: Any,
+        nodes: Any | None,
+        keys_are_table: bool = False,
+        encoded: tuple[np.ndarray, pa.Array] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        if numbers is None:  # no rule reads numbers (see needs_numbers)
+        """Group and modeled-customer code of each row (-1: none).
+
+        ``encoded``: the numbers already dictionary-encoded (codes, -1 for null, and the
+        distinct values): prefixes, attributes and pseudonyms are then read on the distinct
+        values only, and broadcast back by the codes.
+        """
+        if encoded is not None and not keys_are_table:
+            codes, distinct = encoded
+            n = len(codes)
+            on_distinct = self._number_codes(distinct, False)
+            hit = codes >= 0
+            prefix_pos, combo, pseudonym = (np.where(hit, v[np.maximum(codes, 0)], -1)
+                                            if len(v) else np.full(n, -1, dtype=np.int64)
+                                            for v in on_distinct)  # fmt: skip
+        elif numbers is None:  # no rule reads numbers (see needs_numbers)
             n = len(nodes) if nodes is not None else 0
-            prefix_pos = np.full(n, -1, dtype=np.int64)
+            prefix_pos = combo = pseudonym = np.full(n, -1, dtype=np.int64)
         else:
             n = len(numbers)
-            prefix_pos = self._prefixes.longest(numbers, self._max_digits)
+            prefix_pos, combo, pseudonym = self._number_codes(numbers, keys_are_table)
         if nodes is None:
             node_codes = np.full(n, -1, dtype=np.int64)
             node_values: list[str | None] = []
@@ -254,39 +273,47 @@ class Assigner:
                 node_arr = pa.array(node_strings, from_pandas=True)
             if isinstance(node_arr, pa.ChunkedArray):
                 node_arr = node_arr.combine_chunks()
-            encoded = node_arr.dictionary_encode()
+            enc = node_arr.dictionary_encode()
             node_codes = np.asarray(
-                encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64
+                enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64
             )
-            node_values = [str(v) for v in encoded.dictionary.to_pylist()]
-        combo = (
-            self._combo_of(numbers, keys_are_table)
-            if numbers is not None
-            else np.full(n, -1, dtype=np.int64)
-        )
+            node_values = [str(v) for v in enc.dictionary.to_pylist()]
         n_nodes = len(node_values) + 1
         n_combo = len(self._combos) + 1
         signature = ((prefix_pos + 1) * n_nodes + (node_codes + 1)) * n_combo + (combo + 1)
-        sig_codes, sig_uniques = pd.factorize(signature)
+        sig_codes, sig_uniques = _factorize(signature, (len(self._prefixes.prefixes) + 1)
+                                            * n_nodes * n_combo)  # fmt: skip
         group_of = np.empty(len(sig_uniques), dtype=np.int32)
         cust_of = np.empty(len(sig_uniques), dtype=np.int32)
-        for k, s in enumerate(np.asarray(sig_uniques)):
-            c = int(s % n_combo) - 1
-            rest = int(s // n_combo)
+        for k, s in enumerate(sig_uniques.tolist()):
+            c = s % n_combo - 1
+            rest = s // n_combo
             nd = rest % n_nodes - 1
             pp = rest // n_nodes - 1
             group_of[k], cust_of[k] = self._resolve(pp, node_values[nd] if nd >= 0 else None, c)
         groups = group_of[sig_codes]
         customers = cust_of[sig_codes]
-        if self._pseudonyms and numbers is not None:
-            arr = pa.array(pd.Series(numbers).astype(pd.StringDtype("pyarrow")), from_pandas=True)
-            idx = pc.index_in(arr, value_set=self._pseudonym_values).to_numpy(zero_copy_only=False)
-            idx = np.where(pd.isna(idx), -1, idx).astype(np.int64)
-            owners = np.array([j for _, j in self._pseudonyms], dtype=np.int32)
-            hit = idx >= 0
-            customers = customers.copy()
-            customers[hit] = owners[idx[hit]]
+        if self._pseudonyms:
+            hit = pseudonym >= 0
+            if hit.any():
+                owners = np.array([j for _, j in self._pseudonyms], dtype=np.int32)
+                customers = customers.copy()
+                customers[hit] = owners[pseudonym[hit]]
         return groups, customers
+
+    def _number_codes(
+        self, numbers: Any, keys_are_table: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per number: longest prefix's position, attribute combination, pseudonym (-1: none)."""
+        n = len(numbers)
+        prefix_pos = self._prefixes.longest(numbers, self._max_digits)
+        combo = self._combo_of(numbers, keys_are_table)
+        pseudonym = np.full(n, -1, dtype=np.int64)
+        if self._pseudonyms:
+            found = pc.index_in(_as_strings(numbers), value_set=self._pseudonym_values)
+            idx = found.to_numpy(zero_copy_only=False)
+            pseudonym = np.where(pd.isna(idx), -1, idx).astype(np.int64)
+        return prefix_pos, combo, pseudonym
 
     @property
     def needs_numbers(self) -> bool:
@@ -365,6 +392,31 @@ class Assigner:
         """The same for a Dask DataFrame: one :meth:`assign` per partition (lazy)."""
         meta = self.assign(records._meta)
         return records.map_partitions(self.assign, meta=meta)
+
+
+def _as_strings(numbers: Any) -> pa.Array:
+    """Numbers as an Arrow string array (as they are when they are one already)."""
+    if isinstance(numbers, pa.Array):
+        return numbers
+    return pa.array(pd.Series(numbers).astype(pd.StringDtype("pyarrow")), from_pandas=True)
+
+
+def _factorize(values: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and distinct values of non-negative integers below ``space`` (order: ascending).
+
+    A dense table when ``space`` is small next to the rows (the signatures of a model: a few
+    prefixes x nodes x attribute combinations), else a sort. The codes are whatever numbering
+    the caller maps back through; only the pairing of codes and values matters.
+    """
+    if space <= 2 * len(values) + 4096:
+        present = np.zeros(space, dtype=bool)
+        present[values] = True
+        uniques = np.flatnonzero(present)
+        slot = np.zeros(space, dtype=np.int64)
+        slot[uniques] = np.arange(len(uniques))
+        return slot[values], uniques
+    uniques, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int64, copy=False), uniques
 
 
 def read_customer_table(model: ServiceModel) -> pd.DataFrame:
