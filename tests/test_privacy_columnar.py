@@ -109,6 +109,15 @@ def test_number_codes_equal_the_reference_across_columns(columns, repeat):
     assert [bytes(data[offsets[i] : offsets[i + 1]]).decode() for i in range(m)] == distinct
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(value, min_size=1, max_size=40), st.integers(0, 9))
+def test_tokens_of_16_hex_digits_equal_the_reference(values, keep_digits):
+    """The default token's kernel (prefix written as one word) and the general one (keep 8+)."""
+    r = TokenizeRule(action="tokenize", keep_digits=keep_digits, length=16)
+    got = _tokenize({"c": values}, {"c": r})["c"]
+    assert _none(got) == _reference(values, r)
+
+
 record_id_text = st.text("0123456789 .()/-:ab\n+é", max_size=30)
 
 
