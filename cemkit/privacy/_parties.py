@@ -154,8 +154,8 @@ def _number_codes(
     :func:`factorize_int64` with its table carried from one column to the next (no
     concatenation of the columns' keys, no masks): codes are numbered in first-seen order over
     the columns in the order given (``uniques[:m]`` the packed numbers); a null row gets -1, a
-    row that is not a packable number :data:`OTHER`. The key and its code sit side by side in
-    the table (half full at most); a row whose number is the previous row's reuses its code.
+    row that is not a packable number :data:`OTHER`. The table is two arrays, a slot's key and
+    its code (half full at most); a row whose number is the previous row's reuses its code.
     Returns the codes, the (maybe grown) table and the new count.
     """
     n = keys.size
