@@ -1081,6 +1081,30 @@ def record_id_may_hold_numbers(value):
     return bool(in_tag or (not two_colons and anywhere))
 
 
+def number_codes(columns):
+    """Per column, each value's code among the distinct packable numbers of all columns.
+
+    A packable number is an optional ``+`` and 1-17 ASCII digits; codes are numbered in
+    first-seen order over the columns in the order given; None is -1, any other value -3.
+    Returns the codes (lists) and the distinct numbers (strings) in code order.
+    """
+    import re
+
+    seen = {}
+    out = []
+    for values in columns:
+        codes = []
+        for v in values:
+            if v is None:
+                codes.append(-1)
+            elif re.fullmatch(r"\+?[0-9]{1,17}", v):
+                codes.append(seen.setdefault(v, len(seen)))
+            else:
+                codes.append(-3)
+        out.append(codes)
+    return out, list(seen)
+
+
 # --- the token codec (cemkit.privacy.tokens): a regex per value, Python ints -----------------
 
 

@@ -90,6 +90,34 @@ def test_number_keys_pack_and_format_back_exactly(values):
     assert back == [v for v, k in zip(values, keys, strict=True) if k >= 0]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(number, other, st.none()), max_size=40), min_size=1,
+                max_size=4), st.integers(1, 5))  # fmt: skip
+def test_number_codes_equal_the_reference_across_columns(columns, repeat):
+    """The fused table: one numbering of the numbers over every column, grown as it fills."""
+    columns = [c * repeat for c in columns]
+    want, distinct = naive.number_codes(columns)
+    slot_key, slot_code = np.empty(4, np.int64), np.full(4, -1, np.int64)  # grows at once
+    uniques = np.empty(sum(len(c) for c in columns), np.int64)
+    m = 0
+    for values, codes in zip(columns, want, strict=True):
+        keys = _parties._number_keys(*arrowstr.buffers(pa.array(values, pa.string())))
+        got, slot_key, slot_code, m = _parties._number_codes(keys, slot_key, slot_code,
+                                                             uniques, m)  # fmt: skip
+        assert got.tolist() == codes
+    offsets, data = _parties._format_number_keys(uniques[:m])
+    assert [bytes(data[offsets[i] : offsets[i + 1]]).decode() for i in range(m)] == distinct
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(value, min_size=1, max_size=40), st.integers(0, 9))
+def test_tokens_of_16_hex_digits_equal_the_reference(values, keep_digits):
+    """The default token's kernel (prefix written as one word) and the general one (keep 8+)."""
+    r = TokenizeRule(action="tokenize", keep_digits=keep_digits, length=16)
+    got = _tokenize({"c": values}, {"c": r})["c"]
+    assert _none(got) == _reference(values, r)
+
+
 record_id_text = st.text("0123456789 .()/-:ab\n+é", max_size=30)
 
 

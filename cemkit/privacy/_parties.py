@@ -141,6 +141,65 @@ def factorize_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, uniques[:m].copy()
 
 
+#: Code of a row that is not a packable number (its value goes to the other values' dictionary).
+OTHER = -3
+
+
+@_jit
+def _number_codes(
+    keys: np.ndarray, slot_key: np.ndarray, slot_code: np.ndarray, uniques: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Each row's code among the distinct numbers of all columns so far (:func:`_number_keys`).
+
+    :func:`factorize_int64` with its table carried from one column to the next (no
+    concatenation of the columns' keys, no masks): codes are numbered in first-seen order over
+    the columns in the order given (``uniques[:m]`` the packed numbers); a null row gets -1, a
+    row that is not a packable number :data:`OTHER`. The table is two arrays, a slot's key and
+    its code (half full at most); a row whose number is the previous row's reuses its code.
+    Returns the codes, the (maybe grown) table and the new count.
+    """
+    n = keys.size
+    codes = np.empty(n, dtype=np.int64)
+    mask = slot_key.size - 1
+    last_key = np.int64(NULL)
+    last_code = np.int64(-1)
+    for i in range(n):
+        key = keys[i]
+        if key < 0:
+            codes[i] = -1 if key == NULL else OTHER
+            continue
+        if key == last_key:
+            codes[i] = last_code
+            continue
+        j = _slot(key, mask)
+        while True:
+            c = slot_code[j]
+            if c < 0:
+                slot_key[j] = key
+                slot_code[j] = m
+                uniques[m] = key
+                c = m
+                m += 1
+                if 2 * m > mask + 1:  # half full: re-insert the distinct numbers, twice the size
+                    size = 2 * (mask + 1)
+                    mask = size - 1
+                    slot_key = np.empty(size, dtype=np.int64)
+                    slot_code = np.full(size, -1, dtype=np.int64)
+                    for u in range(m):
+                        g = _slot(uniques[u], mask)
+                        while slot_code[g] >= 0:
+                            g = (g + 1) & mask
+                        slot_key[g] = uniques[u]
+                        slot_code[g] = u
+                break
+            if slot_key[j] == key:
+                break
+            j = (j + 1) & mask
+        codes[i] = c
+        last_key, last_code = key, c
+    return codes, slot_key, slot_code, m
+
+
 def _nearly_distinct(values: pa.Array) -> bool:
     if len(values) < _SAMPLE_MIN_ROWS:
         return False
@@ -157,45 +216,49 @@ def build(columns: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
     distinct number and each distinct other value of the ordinary columns appears once; the
     rows of a near-distinct column are appended as they are.
     """
-    keys = [_number_keys(*arrowstr.buffers(arr)) for arr in columns]
-    all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
-    is_number = all_keys >= 0
-    codes = np.full(all_keys.size, -1, dtype=np.int64)
-    num_codes, num_uniques = factorize_int64(all_keys[is_number])
-    codes[is_number] = num_codes
-    parts = [arrowstr.from_buffers(*_format_number_keys(np.asarray(num_uniques, dtype=np.int64)),
-                                   large=True)]  # fmt: skip
-    size = len(num_uniques)
+    total = sum(len(a) for a in columns)
+    slot_key = np.empty(1 << 12, dtype=np.int64)
+    slot_code = np.full(1 << 12, -1, dtype=np.int64)
+    uniques = np.empty(total, dtype=np.int64)
+    m = 0
+    found: list[np.ndarray] = []
+    for arr in columns:  # the numbers of every column into one table, column after column
+        keys = _number_keys(*arrowstr.buffers(arr))
+        codes, slot_key, slot_code, m = _number_codes(keys, slot_key, slot_code, uniques, m)
+        found.append(codes)
+    parts = [arrowstr.from_buffers(*_format_number_keys(uniques[:m]), large=True)]
+    size = m
 
     # the other values: one Arrow dictionary over the ordinary columns, rows of the others
-    starts = np.cumsum([0] + [len(a) for a in columns])
     pooled, pooled_rows = [], []
-    for i, arr in enumerate(columns):
-        other = all_keys[starts[i] : starts[i + 1]] == NOT_A_NUMBER
+    for arr, codes in zip(columns, found, strict=True):
+        other = codes == OTHER
         if not other.any():
             continue
-        rows = np.flatnonzero(other) + starts[i]
-        values = arr.filter(pa.array(other)) if not other.all() else arr
+        everything = other.all()
+        rows = slice(None) if everything else np.flatnonzero(other)
+        values = arr if everything else arr.filter(pa.array(other))
         if _nearly_distinct(values):
             codes[rows] = size + np.arange(len(values))
-            parts.append(values.cast(pa.large_string()))
+            parts.append(values if pa.types.is_large_string(values.type)
+                         else values.cast(pa.large_string()))  # fmt: skip
             size += len(values)
         else:
             pooled.append(values)
-            pooled_rows.append(rows)
+            pooled_rows.append((codes, rows))
     if pooled:
         if len({v.type for v in pooled}) > 1:  # string and large_string columns together
             pooled = [v.cast(pa.large_string()) for v in pooled]
         encoded = pa.chunked_array(pooled, pooled[0].type).dictionary_encode()
         dictionary = encoded.chunks[-1].dictionary
-        for chunk, rows in zip(encoded.chunks, pooled_rows, strict=True):
+        for chunk, (codes, rows) in zip(encoded.chunks, pooled_rows, strict=True):
             if not (chunk.dictionary is dictionary or chunk.dictionary.equals(dictionary)):
                 raise AssertionError("dictionary_encode gave chunks different dictionaries")
             codes[rows] = size + chunk.indices.to_numpy(zero_copy_only=False)
         parts.append(dictionary.cast(pa.large_string()))
         size += len(dictionary)
     dictionary = pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
-    return dictionary, [codes[starts[i] : starts[i + 1]] for i in range(len(columns))]
+    return dictionary, found
 
 
 @_jit

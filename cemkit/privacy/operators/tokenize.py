@@ -19,7 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cemkit.privacy import _parties
-from cemkit.privacy._hmac import hmac_words, prefix_lengths, tokens_by_code
+from cemkit.privacy._hmac import (
+    PREFIX_WORD_BYTES,
+    hmac_words,
+    prefix_lengths,
+    prefix_words,
+    tokens_by_code,
+)
 from cemkit.privacy.keys import Key
 from cemkit.privacy.operators.base import Operator, from_arrow, to_arrow
 from cemkit.privacy.policy import MIN_HIDDEN_DIGITS, TokenizeRule
@@ -111,17 +117,19 @@ def tokenize_arrays(arrays: dict[str, pa.Array], rules: dict[str, TokenizeRule],
     if live:
         dictionary, found = _parties.build(list(live.values()))
         words = hmac_words(dictionary, key.derive("tokenize"), threads=threads)
-        prefixes: dict[int, np.ndarray] = {}  # per kept-digit count: the same for every column
+        # per kept-digit count (the same for every column): prefix lengths and their bytes
+        prefixes: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         for (name, _), column_codes in zip(live.items(), found, strict=True):
             rule = rules[name]
-            prefix = prefixes.get(rule.keep_digits)
-            if prefix is None:
-                prefix = prefixes[rule.keep_digits] = prefix_lengths(
-                    dictionary, rule.keep_digits, MIN_HIDDEN_DIGITS
-                )
+            if rule.keep_digits not in prefixes:
+                lengths = prefix_lengths(dictionary, rule.keep_digits, MIN_HIDDEN_DIGITS)
+                packed = (prefix_words(dictionary, lengths)
+                          if rule.keep_digits < PREFIX_WORD_BYTES else None)  # fmt: skip
+                prefixes[rule.keep_digits] = (lengths, packed)
+            prefix, packed = prefixes[rule.keep_digits]
             out[name] = tokens_by_code(column_codes, dictionary, words, rule.keep_digits,
                                        MIN_HIDDEN_DIGITS, rule.length, prefix=prefix,
-                                       large=large)  # fmt: skip
+                                       prefix_words=packed, large=large)  # fmt: skip
             if codes is not None:
                 codes[name] = column_codes
     return {name: out[name] for name in arrays}
