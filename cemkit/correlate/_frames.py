@@ -280,6 +280,47 @@ def composite_key(
     return key, base + n
 
 
+def key_order(columns: Sequence[pd.Series], time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An exact int64 key of several columns, and the rows grouped by it in (time, row) order.
+
+    The one sort the correlators keyed by parties share: equal keys are equal tuples of values,
+    -1 where a column is null (as :func:`composite_key`), and the order is
+    :func:`~cemkit.correlate._kernels.grouped_order` of that key and ``time``. Token columns
+    enter by their int64 bits and kept prefix (:mod:`cemkit.privacy.tokens`, one parse, no
+    hash table), other columns by their codes (:func:`column_codes`); the key is a hash of
+    those integers (:func:`~cemkit.correlate._kernels.hash_key`) and is checked on the order
+    (:func:`~cemkit.correlate._kernels.runs_agree`): on a hash collision, which a million rows
+    meet with a probability of about 10**-8, the key is :func:`composite_key`'s instead.
+    """
+    n = len(columns[0]) if columns else 0
+    found = map_threads(_key_parts, list(columns), n)
+    parts = tuple(p for ps, _ in found for p in ps)
+    null = np.zeros(n, bool)
+    for _, nulls in found:
+        null |= nulls
+    key = _kernels.hash_key(parts, null)
+    order = _kernels.grouped_order(key, time)
+    if not _kernels.runs_agree(order, key, parts):  # a hash collision: the exact key instead
+        key, _ = composite_key(columns)
+        order = _kernels.grouped_order(key, time)
+    return key, order
+
+
+def _key_parts(s: pd.Series) -> tuple[list[np.ndarray], np.ndarray]:
+    """The int64 arrays equal exactly when a key column's values are, and its null mask."""
+    arr = _arrow_strings(s)
+    if arr is not None:
+        from cemkit.privacy import tokens
+
+        split = tokens.split(arr)
+        if split is not None:
+            prefix = np.ascontiguousarray(split.prefix, dtype=np.int64)
+            bits = np.ascontiguousarray(split.bits, dtype=np.int64)
+            return [bits, prefix], prefix == tokens.NULL
+    codes, _ = column_codes(s)
+    return [np.ascontiguousarray(codes, dtype=np.int64)], codes < 0
+
+
 def _densify(parts: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
     """Renumber combined codes densely (keeping -1 for null keys)."""
     joined = np.concatenate(parts) if parts else np.empty(0, np.int64)
@@ -466,6 +507,25 @@ def select_arrays(arrays: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
 
     taken = map_threads(one, names, keep.size)
     return dict(zip(names, taken, strict=True))
+
+
+def take_arrays(arrays: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
+    """Each array at the valid positions ``rows`` (the values and dtypes of :func:`select_arrays`).
+
+    For rows that are not a plain selection (some taken out of order or twice).
+    """
+    names = list(arrays)
+
+    def one(c: str) -> Any:
+        arr = arrays[c]
+        if isinstance(arr, pd.arrays.ArrowStringArray):  # pyarrow's take, no pandas indexing
+            data = pa.array(arr)
+            if data.null_count == len(data):
+                return pd.arrays.ArrowStringArray(pa.nulls(rows.size, data.type), dtype=arr.dtype)
+            return pd.arrays.ArrowStringArray(data.take(pa.array(rows)), dtype=arr.dtype)
+        return arr.take(rows)
+
+    return dict(zip(names, map_threads(one, names, rows.size), strict=True))
 
 
 def fill_nulls(values: Any, fill: Any) -> Any:

@@ -322,6 +322,52 @@ def grouped_order(key, time):
     return _grouped_order(key, time, high_bits, nbits - high_bits)
 
 
+# --- a key of several integer columns, hashed and checked --------------------------------------
+#: Seed of :func:`hash_key` (the splitmix64 increment).
+_KEY_SEED = np.uint64(0x9E3779B97F4A7C15)
+
+
+@_jit
+def hash_key(parts, null):
+    """One non-negative int64 key per row hashed from the columns ``parts``; -1 where ``null``.
+
+    ``parts`` is a tuple of int64 arrays (the columns' integer codes, token bits, ...). Equal
+    tuples of values give equal keys; two unequal tuples give equal keys only by a 64-bit hash
+    collision, which :func:`runs_agree` detects on the order the kernels then use, so a caller
+    that checks it keys its rows exactly (without a hash table to renumber them densely).
+    """
+    n = null.shape[0]
+    key = np.empty(n, np.int64)
+    for i in range(n):
+        if null[i]:
+            key[i] = -1
+            continue
+        h = _KEY_SEED
+        for c in range(len(parts)):
+            h = mix64(h ^ np.uint64(parts[c][i]))
+        key[i] = np.int64(h >> np.uint64(1))
+    return key
+
+
+@_jit
+def runs_agree(order, key, parts):
+    """Whether the rows of each run of equal ``key[order]`` hold equal values in every ``parts``.
+
+    ``order`` groups rows by key (:func:`grouped_order`); each row is compared with the first row
+    of its run, so true means that equal keys are equal tuples for every row in ``order``.
+    """
+    head = -1
+    for p in range(order.shape[0]):
+        r = order[p]
+        if head < 0 or key[r] != key[head]:
+            head = r
+            continue
+        for c in range(len(parts)):
+            if parts[c][r] != parts[c][head]:
+                return False
+    return True
+
+
 @_jit
 def restrict_order(order, keep):
     """The rows of ``order`` with ``keep[row]``, renumbered to positions among the kept rows.

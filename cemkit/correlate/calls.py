@@ -87,9 +87,8 @@ def correlate_calls(
     pair_tol = _frames.delta_ns(pair_tolerance, kind, "tolerance")
     match_tol = _frames.delta_ns(match_tolerance, kind, "tolerance")
     win = _frames.delta_ns(window, kind, "window")
-    key = _party_key(records)
     start = _time_ns(records, "start")
-    order = _kernels.key_time_order(key, start)  # the one sort, shared by the three steps
+    key, order = _party_order(records, start)  # the one sort, shared by the three steps
 
     # pair_legs: an originating leg absorbs its terminating leg
     is_cdr = _frames.equals(records["record_kind"], "cdr")
@@ -186,25 +185,25 @@ def correlate_calls(
     return pd.DataFrame(columns, index=index, copy=False)
 
 
-def _party_key(records: Any) -> np.ndarray:
-    """The correlators' key of (service, a_number, b_number): equal keys, equal values; -1 null.
+def _party_order(records: Any, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The correlators' key of (service, a_number, b_number) and the rows in its (start) order.
 
-    From the parties' codes where protect left them (:attr:`cemkit.columnar.Columns.codes`:
-    no token string re-encoded), else :func:`~cemkit.correlate._frames.composite_key`. Only
-    equality of keys matters to the kernels, so both give the same result.
+    The key: equal keys, equal values; -1 null. From the parties' codes where protect left them
+    (:attr:`cemkit.columnar.Columns.codes`: no token string re-encoded), else
+    :func:`~cemkit.correlate._frames.key_order`'s. Only equality of keys matters to the
+    kernels, so both give the same result.
     """
     codes = getattr(records, "codes", {})
     if not all(c in codes for c in KEY[1:]):
-        key, _ = _frames.composite_key([records[c] for c in KEY])
-        return key
+        return _frames.key_order([records[c] for c in KEY], start)
     service, n_service = _frames.column_codes(records[KEY[0]])
     a, b = codes[KEY[1]], codes[KEY[2]]
     base = int(max(a.max(initial=-1), b.max(initial=-1))) + 1
     key = (service * base + a) * base + b
     key[(service < 0) | (a < 0) | (b < 0)] = -1
     if max(n_service, 1) * base * base >= 2**62:  # pragma: no cover - billions of parties
-        key, _ = _frames.composite_key([records[c] for c in KEY])
-    return key
+        return _frames.key_order([records[c] for c in KEY], start)
+    return key, _kernels.key_time_order(key, start)
 
 
 def _time_ns(records: Any, name: str) -> np.ndarray:
