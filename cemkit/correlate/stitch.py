@@ -63,11 +63,14 @@ def stitch_labels(
         call_codes = getattr(records, "codes", {}).get("call_id")
         if call_codes is not None:  # protect's codes of the call ids (cemkit.columnar.Columns)
             ref = np.asarray(call_codes, np.int64)
-            nref_codes = int(ref.max(initial=-1)) + 1
+            counts = np.bincount(ref[has_ref], minlength=max(int(ref.max(initial=-1)) + 1, 1))
+            shared = has_ref & (counts[np.maximum(ref, 0)] > 1)
         else:
-            ref, nref_codes = _frames.column_codes(records["call_id"])
-        counts = np.bincount(ref[has_ref], minlength=max(nref_codes, 1))
-        shared = has_ref & (counts[np.maximum(ref, 0)] > 1)
+            # a hash of each reference (its token bits, or its code) repeated on another row:
+            # every reference several rows share, and the rare ones whose hashes collide (their
+            # full key below tells them apart), without a dictionary of a million references
+            parts, null = _frames.key_parts(records["call_id"])
+            shared = _kernels.repeated(_kernels.hash_key(parts, null | ~has_ref))
         rows = np.flatnonzero(shared)
         nref = 0
         if rows.size:
@@ -77,8 +80,8 @@ def stitch_labels(
             )
             key[rows] = kref
         alone = has_ref & ~shared
-        key[alone] = nref + ref[alone]
-        nref += nref_codes
+        key[alone] = nref + np.flatnonzero(alone)  # a key of its own
+        nref += n
         noref = np.flatnonzero(~has_ref)
         if noref.size:
             kpar, _ = _frames.composite_key(
