@@ -283,8 +283,9 @@ def composite_key(
 def key_order(columns: Sequence[pd.Series], time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An exact int64 key of several columns, and the rows grouped by it in (time, row) order.
 
-    The one sort the correlators keyed by parties share: equal keys are equal tuples of values,
-    -1 where a column is null (as :func:`composite_key`), and the order is
+    The one sort the correlators keyed by parties share: -1 where a column is null (as
+    :func:`composite_key`), and on the rows of the order (the only rows the kernels compare)
+    equal keys are equal tuples of values; the order is
     :func:`~cemkit.correlate._kernels.grouped_order` of that key and ``time``. Token columns
     enter by their int64 bits and kept prefix (:mod:`cemkit.privacy.tokens`, one parse, no
     hash table), other columns by their codes (:func:`column_codes`); the key is a hash of

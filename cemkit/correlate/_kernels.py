@@ -384,10 +384,10 @@ def _repeated(key, high_bits):
     rows = np.empty(count[nhigh], np.int64)
     for i in range(n):
         if key[i] >= 0:
-            b = np.int64(mix64(np.uint64(key[i])) >> shift)
-            keys[fill[b]] = key[i]
-            rows[fill[b]] = i
-            fill[b] += 1
+            region = np.int64(mix64(np.uint64(key[i])) >> shift)
+            keys[fill[region]] = key[i]
+            rows[fill[region]] = i
+            fill[region] += 1
     out = np.zeros(n, np.bool_)
     for b in range(nhigh):  # each region (a few hundred rows, in cache) sorted by key
         lo = count[b]
