@@ -621,8 +621,19 @@ def absorb(
     matched = partner >= 0
     absorbed = matched & ~keeper
     kept = np.flatnonzero(~absorbed)
-    out = select(records, ~absorbed)
     idx = np.where(matched[kept] & keeper[kept], partner[kept], -1)
+    names = [c for c in columns if c in records.columns]
+    if records.columns.is_unique and not any(prefix + c in records.columns for c in names):
+        # on arrays: each column filtered or taken once (the partner's columns with one Arrow
+        # index shared), one frame built at the end (no concat of two frames)
+        arrays = column_arrays(records)
+        out_arrays = select_arrays(arrays, ~absorbed)
+        arrow_idx = pa.array(idx, mask=idx < 0)
+        taken = map_threads(lambda c: take_array(arrays[c], idx, as_if_missing=True,
+                                                 arrow_idx=arrow_idx), names, idx.size)  # fmt: skip
+        out_arrays.update(zip([prefix + c for c in names], taken, strict=True))
+        return pd.DataFrame(out_arrays, index=records.index[kept], copy=False)
+    out = select(records, ~absorbed)
     added = {}
     for c in columns:
         if c in records.columns:
