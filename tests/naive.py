@@ -1575,3 +1575,64 @@ def normalize_distinct_arrow(
             e164 = pa.array(["e164"] * int(hit.sum()), pa.string())
             kind = pc.replace_with_mask(kind, pa.array(mask), e164)
     return out, kind
+
+
+# --- the one order of the correlators keyed by parties (cemkit.correlate, session 8) ------------
+
+
+def runs_agree(order, key, parts):
+    """Whether every two rows of ``order`` with equal keys hold equal values in every part."""
+    rows = [int(r) for r in order]
+    for a in rows:
+        for b in rows:
+            if key[a] == key[b] and any(p[a] != p[b] for p in parts):
+                return False
+    return True
+
+
+def repeated(key):
+    """Per row, whether its key (``>= 0``) is also another row's, by counting."""
+    counts: dict[int, int] = {}
+    for k in key:
+        counts[int(k)] = counts.get(int(k), 0) + 1
+    return np.array([k >= 0 and counts[int(k)] > 1 for k in key], dtype=bool)
+
+
+def calls_steps(key, start, end, kind, leg, answered, pair_tolerance, match_tolerance, window,
+                close_on_answer):  # fmt: skip
+    """Pair legs, match xDRs, label intents: each step on the rows the previous one kept.
+
+    ``kind``: 0 CDR, 1 xDR; ``leg``: 0 originating, 1 terminating (anything else: neither).
+    Returns (pair, match, label, rank) per input row, as row positions of the input.
+    """
+    n = len(key)
+    cdr, xdr = kind == 0, kind == 1
+    side = np.full(n, 2, np.int8)
+    side[cdr & (leg == 0)] = 0
+    side[cdr & (leg == 1)] = 1
+    pair = nearest_pairs(key, start, side, pair_tolerance)
+    rows1 = np.flatnonzero(~((pair >= 0) & (leg != 0)))
+    side1 = np.full(rows1.size, 2, np.int8)
+    side1[xdr[rows1]] = 0
+    side1[cdr[rows1]] = 1
+    sub = nearest_pairs(key[rows1], start[rows1], side1, match_tolerance)
+    match = np.full(n, -1, np.int64)
+    match[rows1] = np.where(sub >= 0, rows1[np.maximum(sub, 0)], -1)
+    rows2 = rows1[~((sub >= 0) & xdr[rows1])]
+    sub_label, sub_rank = sessions(key[rows2], start[rows2], end[rows2], answered[rows2],
+                                   window, close_on_answer)  # fmt: skip
+    label = np.arange(n, dtype=np.int64)
+    rank = np.zeros(n, np.int64)
+    label[rows2] = rows2[sub_label]
+    rank[rows2] = sub_rank
+    return pair, match, label, rank
+
+
+def tuple_key_classes(columns):
+    """Per row, the tuple of its values (``None`` where any value is null), for key checks."""
+    n = len(columns[0]) if columns else 0
+    out = []
+    for i in range(n):
+        values = [c[i] for c in columns]
+        out.append(None if any(v is None or v is pd.NA for v in values) else tuple(values))
+    return out

@@ -280,6 +280,68 @@ def composite_key(
     return key, base + n
 
 
+def key_order(columns: Sequence[pd.Series], time: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An exact int64 key of several columns, and the rows grouped by it in (time, row) order.
+
+    The one sort the correlators keyed by parties share: -1 where a column is null (as
+    :func:`composite_key`), and on the rows of the order (the only rows the kernels compare)
+    equal keys are equal tuples of values; the order is
+    :func:`~cemkit.correlate._kernels.grouped_order` of that key and ``time``. Token columns
+    enter by their int64 bits and kept prefix (:mod:`cemkit.privacy.tokens`, one parse, no
+    hash table), other columns by their codes (:func:`column_codes`); the key is a hash of
+    those integers (:func:`~cemkit.correlate._kernels.hash_key`) and is checked on the order
+    (:func:`~cemkit.correlate._kernels.runs_agree`): on a hash collision, which a million rows
+    meet with a probability of about 10**-8, the key is :func:`composite_key`'s instead.
+    """
+    key, order, parts = hashed_key_order(columns, time)
+    if not _kernels.runs_agree(order, key, parts):  # a hash collision: the exact key instead
+        key, _ = composite_key(columns)
+        order = _kernels.grouped_order(key, time)
+    return key, order
+
+
+def hashed_key_order(
+    columns: Sequence[pd.Series], time: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """:func:`key_order` before the check: the hashed key, its order and what it was hashed from.
+
+    For a caller that checks the key (:func:`~cemkit.correlate._kernels.runs_agree`) in a pass
+    over the order of its own.
+    """
+    n = len(columns[0]) if columns else 0
+    found = map_threads(key_parts, list(columns), n)
+    parts = tuple(p for ps, _ in found for p in ps)
+    null = np.zeros(n, bool)
+    for _, nulls in found:
+        null |= nulls
+    key = _kernels.hash_key(parts, null)
+    return key, _kernels.grouped_order(key, time), parts
+
+
+def key_parts(s: pd.Series) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Int64 arrays whose values are equal exactly where a key column's are, and its null mask.
+
+    A token column: its bits and kept prefix (one parse); another column: its codes.
+    """
+    arr = _arrow_strings(s)
+    if arr is not None and _may_be_tokens(arr):
+        from cemkit.privacy import tokens
+
+        split = tokens.split(arr)
+        if split is not None:
+            prefix = np.ascontiguousarray(split.prefix, dtype=np.int64)
+            bits = np.ascontiguousarray(split.bits, dtype=np.int64)
+            return (bits, prefix), prefix == tokens.NULL
+    codes, _ = column_codes(s)
+    return (np.ascontiguousarray(codes, dtype=np.int64),), codes < 0
+
+
+def _may_be_tokens(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """False when one of the first values is no token (``service``): no parse of the column."""
+    head = arr.slice(0, 16).to_pylist()
+    return all(v is None or v == "" or "#" in v for v in head)
+
+
 def _densify(parts: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
     """Renumber combined codes densely (keeping -1 for null keys)."""
     joined = np.concatenate(parts) if parts else np.empty(0, np.int64)
@@ -468,6 +530,25 @@ def select_arrays(arrays: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
     return dict(zip(names, taken, strict=True))
 
 
+def take_arrays(arrays: dict[str, Any], rows: np.ndarray) -> dict[str, Any]:
+    """Each array at the valid positions ``rows`` (the values and dtypes of :func:`select_arrays`).
+
+    For rows that are not a plain selection (some taken out of order or twice).
+    """
+    names = list(arrays)
+
+    def one(c: str) -> Any:
+        arr = arrays[c]
+        if isinstance(arr, pd.arrays.ArrowStringArray):  # pyarrow's take, no pandas indexing
+            data = pa.array(arr)
+            if data.null_count == len(data):
+                return pd.arrays.ArrowStringArray(pa.nulls(rows.size, data.type), dtype=arr.dtype)
+            return pd.arrays.ArrowStringArray(data.take(pa.array(rows)), dtype=arr.dtype)
+        return arr.take(rows)
+
+    return dict(zip(names, map_threads(one, names, rows.size), strict=True))
+
+
 def fill_nulls(values: Any, fill: Any) -> Any:
     """``values`` with its nulls taken from ``fill`` (same length), on arrays.
 
@@ -487,20 +568,26 @@ def fill_nulls(values: Any, fill: Any) -> Any:
 
 def equals(values: pd.Series, value: str) -> np.ndarray:
     """``as_bool(values == value)`` (nulls are False); one Arrow pass for Arrow-backed strings."""
+    return equals_any(values, (value,))[0]
+
+
+def equals_any(values: pd.Series, candidates: Sequence[str]) -> list[np.ndarray]:
+    """:func:`equals` of each (distinct) candidate; one pass over Arrow-backed strings for all."""
     arr = values.array
     if isinstance(arr, pd.arrays.ArrowStringArray):
-        # the KQI stage's jitted label matcher per chunk, with one candidate (no copy of the
-        # strings, no Arrow boolean array)
+        # the KQI stage's jitted label matcher per chunk (no copy of the strings, no Arrow
+        # boolean array): the index of the candidate each row equals
         from cemkit.kqi._kernels import match_labels
 
-        target = np.frombuffer(value.encode("utf-8"), dtype=np.uint8)
-        bounds = np.array([0, target.size], np.int64)
-        parts = [match_labels(*arrowstr.buffers(chunk), bounds, target) == 0
+        encoded = [c.encode("utf-8") for c in candidates]
+        target = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        bounds = np.cumsum([0] + [len(c) for c in encoded]).astype(np.int64)
+        parts = [match_labels(*arrowstr.buffers(chunk), bounds, target)
                  for chunk in _chunks(pa.array(arr))]  # fmt: skip
-        if not parts:
-            return np.zeros(0, bool)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return as_bool(values == value)
+        found = (np.empty(0, np.int8) if not parts else parts[0] if len(parts) == 1
+                 else np.concatenate(parts))  # fmt: skip
+        return [found == i for i in range(len(candidates))]
+    return [as_bool(values == c) for c in candidates]
 
 
 #: Rows below which column-parallel work is not worth a thread hand-off.
@@ -534,8 +621,19 @@ def absorb(
     matched = partner >= 0
     absorbed = matched & ~keeper
     kept = np.flatnonzero(~absorbed)
-    out = select(records, ~absorbed)
     idx = np.where(matched[kept] & keeper[kept], partner[kept], -1)
+    names = [c for c in columns if c in records.columns]
+    if records.columns.is_unique and not any(prefix + c in records.columns for c in names):
+        # on arrays: each column filtered or taken once (the partner's columns with one Arrow
+        # index shared), one frame built at the end (no concat of two frames)
+        arrays = column_arrays(records)
+        out_arrays = select_arrays(arrays, ~absorbed)
+        arrow_idx = pa.array(idx, mask=idx < 0)
+        taken = map_threads(lambda c: take_array(arrays[c], idx, as_if_missing=True,
+                                                 arrow_idx=arrow_idx), names, idx.size)  # fmt: skip
+        out_arrays.update(zip([prefix + c for c in names], taken, strict=True))
+        return pd.DataFrame(out_arrays, index=records.index[kept], copy=False)
+    out = select(records, ~absorbed)
     added = {}
     for c in columns:
         if c in records.columns:

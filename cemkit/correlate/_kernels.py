@@ -322,6 +322,97 @@ def grouped_order(key, time):
     return _grouped_order(key, time, high_bits, nbits - high_bits)
 
 
+# --- a key of several integer columns, hashed and checked --------------------------------------
+#: Seed of :func:`hash_key` (the splitmix64 increment).
+_KEY_SEED = np.uint64(0x9E3779B97F4A7C15)
+
+
+@_jit
+def hash_key(parts, null):
+    """One non-negative int64 key per row hashed from the columns ``parts``; -1 where ``null``.
+
+    ``parts`` is a tuple of int64 arrays (the columns' integer codes, token bits, ...). Equal
+    tuples of values give equal keys; two unequal tuples give equal keys only by a 64-bit hash
+    collision, which :func:`runs_agree` detects on the order the kernels then use, so a caller
+    that checks it keys its rows exactly (without a hash table to renumber them densely).
+    """
+    n = null.shape[0]
+    key = np.empty(n, np.int64)
+    for i in range(n):
+        if null[i]:
+            key[i] = -1
+            continue
+        h = _KEY_SEED
+        for c in range(len(parts)):
+            h = mix64(h ^ np.uint64(parts[c][i]))
+        key[i] = np.int64(h >> np.uint64(1))
+    return key
+
+
+@_jit
+def runs_agree(order, key, parts):
+    """Whether the rows of each run of equal ``key[order]`` hold equal values in every ``parts``.
+
+    ``order`` groups rows by key (:func:`grouped_order`); each row is compared with the first row
+    of its run, so true means that equal keys are equal tuples for every row in ``order``.
+    """
+    head = -1
+    for p in range(order.shape[0]):
+        r = order[p]
+        if head < 0 or key[r] != key[head]:
+            head = r
+            continue
+        for c in range(len(parts)):
+            if parts[c][r] != parts[c][head]:
+                return False
+    return True
+
+
+@_jit
+def _repeated(key, high_bits):
+    n = key.shape[0]
+    nhigh = 1 << high_bits
+    shift = np.uint64(64 - high_bits)
+    count = np.zeros(nhigh + 1, np.int64)
+    for i in range(n):
+        if key[i] >= 0:
+            count[np.int64(mix64(np.uint64(key[i])) >> shift) + 1] += 1
+    for b in range(nhigh):
+        count[b + 1] += count[b]
+    fill = count[:nhigh].copy()
+    keys = np.empty(count[nhigh], np.int64)
+    rows = np.empty(count[nhigh], np.int64)
+    for i in range(n):
+        if key[i] >= 0:
+            region = np.int64(mix64(np.uint64(key[i])) >> shift)
+            keys[fill[region]] = key[i]
+            rows[fill[region]] = i
+            fill[region] += 1
+    out = np.zeros(n, np.bool_)
+    for b in range(nhigh):  # each region (a few hundred rows, in cache) sorted by key
+        lo = count[b]
+        hi = count[b + 1]
+        if hi - lo < 2:
+            continue
+        o = np.argsort(keys[lo:hi])
+        for p in range(1, hi - lo):
+            if keys[lo + o[p]] == keys[lo + o[p - 1]]:
+                out[rows[lo + o[p]]] = True
+                out[rows[lo + o[p - 1]]] = True
+    return out
+
+
+def repeated(key):
+    """Whether each row's key (``>= 0``) is also another row's: one counting pass, no hash table.
+
+    The rows are scattered by a hash of their key into regions of a few hundred rows, each
+    region sorted on its own while it is in cache. Negative keys are never repeated.
+    """
+    n = key.shape[0]
+    high_bits = max(1, min(16, (max(n, 1) // 256).bit_length()))
+    return _repeated(key, high_bits)
+
+
 @_jit
 def restrict_order(order, keep):
     """The rows of ``order`` with ``keep[row]``, renumbered to positions among the kept rows.
@@ -550,15 +641,33 @@ def _nearest_pairs_run(order, ks, ts, sd, n, tolerance):
             partner[ci[0]] = cj[0]
             partner[cj[0]] = ci[0]
         elif count > 1:
-            o = np.argsort(cj[:count], kind="mergesort")
-            o = o[np.argsort(ci[:count][o], kind="mergesort")]
-            o = o[np.argsort(cd[:count][o], kind="mergesort")]
-            for c in range(count):
-                i = ci[o[c]]
-                j = cj[o[c]]
-                if partner[i] < 0 and partner[j] < 0:
-                    partner[i] = j
-                    partner[j] = i
+            if count <= _INSERTION_MAX:
+                # a key's few candidates sorted by (distance, side-0 row, side-1 row) in place
+                # (no arrays allocated per key: most keys have a handful)
+                for a in range(1, count):
+                    d, i, j = cd[a], ci[a], cj[a]
+                    b = a - 1
+                    while b >= 0 and (cd[b] > d or (cd[b] == d and (ci[b] > i
+                                      or (ci[b] == i and cj[b] > j)))):  # fmt: skip
+                        cd[b + 1], ci[b + 1], cj[b + 1] = cd[b], ci[b], cj[b]
+                        b -= 1
+                    cd[b + 1], ci[b + 1], cj[b + 1] = d, i, j
+                for c in range(count):
+                    i = ci[c]
+                    j = cj[c]
+                    if partner[i] < 0 and partner[j] < 0:
+                        partner[i] = j
+                        partner[j] = i
+            else:
+                o = np.argsort(cj[:count], kind="mergesort")
+                o = o[np.argsort(ci[:count][o], kind="mergesort")]
+                o = o[np.argsort(cd[:count][o], kind="mergesort")]
+                for c in range(count):
+                    i = ci[o[c]]
+                    j = cj[o[c]]
+                    if partner[i] < 0 and partner[j] < 0:
+                        partner[i] = j
+                        partner[j] = i
         lo = hi
     return partner
 
@@ -589,6 +698,114 @@ def nearest_pairs(key, time, side, tolerance):
         Position of each row's partner, or -1.
     """
     return nearest_pairs_sorted(key_time_order(key, time), key, time, side, tolerance)
+
+
+# --- pair legs, match xDRs, label intents: one order ----------------------------------------------
+#: ``kind`` and ``leg`` codes of :func:`calls_sorted`.
+CDR, XDR = 0, 1
+ORIG, TERM = 0, 1
+
+
+@_jit
+def calls_sorted(order, key, parts, start, end, kind, leg, answered, pair_tolerance,
+                 match_tolerance, window, close_on_answer):  # fmt: skip
+    """Pair legs, then match xDRs on the rows left, then label intents on the rows left.
+
+    ``order``: the rows with a valid key and start, grouped by key in (start, row) order
+    (:func:`key_time_order`); ``parts``: the integer columns the key was hashed from
+    (:func:`hash_key`), checked first as :func:`runs_agree` does. ``kind``: :data:`CDR`,
+    :data:`XDR` or -1; ``leg``: :data:`ORIG`, :data:`TERM` or -1.
+
+    The three steps of :func:`nearest_pairs` and :func:`session_groups` one after the other,
+    each on the rows the previous one kept (a matched terminating leg, a matched xDR is
+    dropped): the key, times and codes are gathered into the order once, and each step's rows
+    are those of the previous one, compacted in the same order (a subset of rows in order is
+    in order). Rows keep their positions in the input, which a selection renumbers in the same
+    order, so ties are broken as on the selected frame.
+
+    Returns
+    -------
+    ok : bool
+        False when two rows of one key differ in ``parts`` (a hash collision); nothing else is
+        computed then.
+    pair, match : int64 arrays (n)
+        Each row's paired leg, its matched xDR/CDR (row positions), or -1.
+    label, rank : int64 arrays (n)
+        Row position of the first attempt of each row's intent, and the attempt number - 1
+        (for the rows both steps kept; a row outside ``order`` is an intent of its own).
+    """
+    n = key.shape[0]
+    m = order.shape[0]
+    pair = np.full(n, -1, np.int64)
+    match = np.full(n, -1, np.int64)
+    label = np.arange(n).astype(np.int64)
+    rank = np.zeros(n, np.int64)
+    ks = np.empty(m, np.int64)
+    ts = np.empty(m, np.int64)
+    te = np.empty(m, np.int64)
+    kd = np.empty(m, np.int8)
+    lg = np.empty(m, np.int8)
+    an = np.empty(m, np.bool_)
+    head = -1
+    for p in range(m):
+        r = order[p]
+        ks[p] = key[r]
+        ts[p] = start[r]
+        te[p] = end[r]
+        kd[p] = kind[r]
+        lg[p] = leg[r]
+        an[p] = answered[r]
+        if head < 0 or key[r] != key[head]:
+            head = r
+        else:
+            for c in range(len(parts)):
+                if parts[c][r] != parts[c][head]:
+                    return False, pair, match, label, rank
+    # pair legs: originating (side 0) and terminating (side 1) CDRs
+    sd = np.empty(m, np.int8)
+    for p in range(m):
+        sd[p] = 2
+        if kd[p] == CDR and lg[p] == ORIG:
+            sd[p] = 0
+        elif kd[p] == CDR and lg[p] == TERM:
+            sd[p] = 1
+    pair = _nearest_pairs_run(order, ks, ts, sd, n, pair_tolerance)
+    # match, on the rows pair kept (a paired terminating leg is gone): xDRs (0) and CDRs (1)
+    k = 0
+    for p in range(m):
+        r = order[p]
+        if pair[r] >= 0 and lg[p] != ORIG:
+            continue
+        order[k] = r  # (order is the caller's scratch from here on)
+        ks[k] = ks[p]
+        ts[k] = ts[p]
+        te[k] = te[p]
+        an[k] = an[p]
+        sd[k] = 0 if kd[p] == XDR else (1 if kd[p] == CDR else 2)
+        k += 1
+    m = k
+    match = _nearest_pairs_run(order[:m], ks[:m], ts[:m], sd[:m], n, match_tolerance)
+    # intents, on the rows match kept (a matched xDR is gone)
+    prev = -1
+    cnt = 0
+    head = -1
+    for p in range(m):
+        r = order[p]
+        if match[r] >= 0 and sd[p] == 0:
+            continue
+        joined = False
+        if prev >= 0 and ks[prev] == ks[p]:
+            ref = te[prev] if te[prev] != NULL_TIME else ts[prev]
+            joined = ts[p] - ref <= window and not (close_on_answer and an[prev])
+        if joined:
+            cnt += 1
+        else:
+            head = r
+            cnt = 0
+        label[r] = head
+        rank[r] = cnt
+        prev = p
+    return True, pair, match, label, rank
 
 
 # --- stitch -------------------------------------------------------------------------------------

@@ -87,52 +87,41 @@ def correlate_calls(
     pair_tol = _frames.delta_ns(pair_tolerance, kind, "tolerance")
     match_tol = _frames.delta_ns(match_tolerance, kind, "tolerance")
     win = _frames.delta_ns(window, kind, "window")
-    key = _party_key(records)
     start = _time_ns(records, "start")
-    order = _kernels.key_time_order(key, start)  # the one sort, shared by the three steps
+    key, order, parts = _party_order(records, start)  # the one sort, shared by the three steps
+    is_cdr, is_xdr = _frames.equals_any(records["record_kind"], ("cdr", "xdr"))
+    orig, term = _frames.equals_any(records["leg"], ("orig", "term"))
+    kinds = np.full(len(records), -1, np.int8)
+    kinds[is_cdr] = _kernels.CDR
+    kinds[is_xdr] = _kernels.XDR
+    legs = np.full(len(records), -1, np.int8)
+    legs[orig] = _kernels.ORIG
+    legs[term] = _kernels.TERM
+    answered = _frames.equals(records["outcome"], "answered")
+    end = _time_ns(records, "end")
+    steps = (start, end, kinds, legs, answered, pair_tol, match_tol, win, bool(close_on_answer))
+    ok, pair, matched, label, rank = _kernels.calls_sorted(order, key, parts, *steps)
+    if not ok:  # a hash collision of two parties keys: their exact key instead
+        key, _ = _frames.composite_key([records[c] for c in KEY])
+        order = _kernels.key_time_order(key, start)
+        ok, pair, matched, label, rank = _kernels.calls_sorted(order, key, (key,), *steps)
 
-    # pair_legs: an originating leg absorbs its terminating leg
-    is_cdr = _frames.equals(records["record_kind"], "cdr")
-    is_xdr = _frames.equals(records["record_kind"], "xdr")
-    legs = records["leg"]
-    orig = _frames.equals(legs, "orig")
-    side = np.full(len(records), 2, np.int8)
-    side[is_cdr & orig] = 0
-    side[is_cdr & _frames.equals(legs, "term")] = 1
-    partner = _kernels.nearest_pairs_sorted(order, key, start, side, pair_tol)
-    keep1 = ~((partner >= 0) & ~orig)
-    rows1 = np.flatnonzero(keep1)  # rows of the paired frame, as positions in ``records``
-    term = np.where((partner >= 0) & orig, partner, -1)[rows1]
-
-    # match, on the rows pair_legs kept (positions 0..len(rows1)-1 of that frame)
-    order = _kernels.restrict_order(order, keep1)
-    key1, start1 = key[rows1], start[rows1]
-    cdr1, xdr1 = is_cdr[rows1], is_xdr[rows1]
-    side = np.full(rows1.size, 2, np.int8)
-    side[xdr1] = 0
-    side[cdr1] = 1
-    partner = _kernels.nearest_pairs_sorted(order, key1, start1, side, match_tol)
-    keep2 = ~((partner >= 0) & xdr1)
-    sel2 = np.flatnonzero(keep2)
-    rows2 = rows1[sel2]  # rows of the matched frame, as positions in ``records``
-    xdr = np.where((partner >= 0) & cdr1, rows1[np.maximum(partner, 0)], -1)[sel2]
-    status = np.full(rows1.size, -1, np.int8)  # codes into _STATUS (-1: null)
-    status[cdr1] = 1
-    status[cdr1 & (partner >= 0)] = 0
-    status[xdr1] = 2
-
-    # sessionize, on the rows match kept
-    order = _kernels.restrict_order(order, keep2)
-    answered = _frames.equals(records["outcome"], "answered")[rows2]
-    end = _time_ns(records, "end")[rows2]
-    label, rank = _kernels.session_groups_sorted(
-        order, key1[sel2], start1[sel2], end, answered, win, bool(close_on_answer)
-    )
+    # pair_legs: an originating leg absorbs its terminating leg; match, on the rows pair_legs
+    # kept: a CDR absorbs its xDR; the intents of the rows match kept
+    keep = ~((pair >= 0) & ~orig) & ~((matched >= 0) & is_xdr)
+    rows2 = np.flatnonzero(keep)  # rows of the matched frame, as positions in ``records``
+    term_idx = np.where(orig & (pair >= 0), pair, -1)[rows2]
+    xdr = np.where(is_cdr & (matched >= 0), matched, -1)[rows2]
+    status = np.full(len(records), -1, np.int8)  # codes into _STATUS (-1: null)
+    status[is_cdr] = 1
+    status[is_cdr & (matched >= 0)] = 0
+    status[is_xdr] = 2
+    status = status[rows2]
+    label, rank = label[rows2], rank[rows2]
 
     # one gather of the wide columns, then the added ones, in the order the steps add them;
     # on arrays, one frame built at the end (per-column Series cost more than a small batch)
     index = records.index[rows2]
-    term_idx = term[sel2]
     term_cols = [c for c in TERM_FIELDS if c in records.columns]
     xdr_cols = [c for c in XDR_FIELDS if c in records.columns]
     small = len(records) <= BLOCK_GATHER_ROWS
@@ -148,8 +137,6 @@ def correlate_calls(
         record_ids = source.array("record_id")
     else:
         arrays = _frames.column_arrays(records)
-        keep = np.zeros(len(records), bool)
-        keep[rows2] = True
         columns = _frames.select_arrays(arrays, keep)
         arrow_term, arrow_xdr = (pa.array(i, mask=i < 0) for i in (term_idx, xdr))
         wanted = [(c, term_idx, arrow_term) for c in term_cols]
@@ -164,9 +151,9 @@ def correlate_calls(
     columns.update(zip([f"src_term_{c}" for c in term_cols], taken[: len(term_cols)], strict=True))
     columns["src_paired"] = pd.arrays.BooleanArray(term_idx >= 0, np.zeros(term_idx.size, bool))
     columns.update(zip([f"src_xdr_{c}" for c in xdr_cols], taken[len(term_cols) :], strict=True))
-    codes = pa.array(status[sel2], mask=status[sel2] < 0)
+    codes = pa.array(status, mask=status < 0)
     columns["src_match"] = pd.arrays.ArrowStringArray(_STATUS.take(codes))
-    columns["src_intent_id"] = record_ids.take(rows2[label])
+    columns["src_intent_id"] = record_ids.take(label)
     columns["src_attempt"] = pd.arrays.IntegerArray((rank + 1).astype(np.int32),
                                                     np.zeros(rank.size, bool))  # fmt: skip
     fill = [n for n in fill_from_xdr if n in columns and f"src_xdr_{n}" in columns]
@@ -186,25 +173,28 @@ def correlate_calls(
     return pd.DataFrame(columns, index=index, copy=False)
 
 
-def _party_key(records: Any) -> np.ndarray:
-    """The correlators' key of (service, a_number, b_number): equal keys, equal values; -1 null.
+def _party_order(
+    records: Any, start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """The correlators' key of (service, a_number, b_number) and the rows in its (start) order.
 
-    From the parties' codes where protect left them (:attr:`cemkit.columnar.Columns.codes`:
-    no token string re-encoded), else :func:`~cemkit.correlate._frames.composite_key`. Only
-    equality of keys matters to the kernels, so both give the same result.
+    The key: equal keys, equal values; -1 null. From the parties' codes where protect left them
+    (:attr:`cemkit.columnar.Columns.codes`: no token string re-encoded), else a hash of the
+    columns' integers (:func:`~cemkit.correlate._frames.hashed_key_order`), with the integers it
+    was hashed from: :func:`~cemkit.correlate._kernels.calls_sorted` checks them. Only equality
+    of keys matters to the kernels, so both give the same result.
     """
     codes = getattr(records, "codes", {})
     if not all(c in codes for c in KEY[1:]):
-        key, _ = _frames.composite_key([records[c] for c in KEY])
-        return key
+        return _frames.hashed_key_order([records[c] for c in KEY], start)
     service, n_service = _frames.column_codes(records[KEY[0]])
     a, b = codes[KEY[1]], codes[KEY[2]]
     base = int(max(a.max(initial=-1), b.max(initial=-1))) + 1
     key = (service * base + a) * base + b
     key[(service < 0) | (a < 0) | (b < 0)] = -1
     if max(n_service, 1) * base * base >= 2**62:  # pragma: no cover - billions of parties
-        key, _ = _frames.composite_key([records[c] for c in KEY])
-    return key
+        return _frames.hashed_key_order([records[c] for c in KEY], start)
+    return key, _kernels.key_time_order(key, start), (key,)
 
 
 def _time_ns(records: Any, name: str) -> np.ndarray:

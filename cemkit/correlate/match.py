@@ -35,11 +35,12 @@ def match_positions(records: pd.DataFrame, tolerance: Any = "5s") -> np.ndarray:
     _frames.require(records, [*KEY, "record_kind", "start"], "match")
     kind = _frames.time_kind(records["start"])
     tol = _frames.delta_ns(tolerance, kind, "tolerance")
-    key, _ = _frames.composite_key([records[c] for c in KEY])
+    start = _frames.time_ns(records["start"])
+    key, order = _frames.key_order([records[c] for c in KEY], start)
     side = np.full(len(records), 2, np.int8)
     side[_frames.as_bool(records["record_kind"] == "xdr")] = 0
     side[_frames.as_bool(records["record_kind"] == "cdr")] = 1
-    return _kernels.nearest_pairs(key, _frames.time_ns(records["start"]), side, tol)
+    return _kernels.nearest_pairs_sorted(order, key, start, side, tol)
 
 
 def _match_pandas(records: pd.DataFrame, tolerance: Any) -> pd.DataFrame:

@@ -40,12 +40,12 @@ def session_labels(
     _frames.require(records, [*KEY, "start", "end", "outcome"], "sessionize")
     kind = _frames.time_kind(records["start"])
     win = _frames.delta_ns(window, kind, "window")
-    key, _ = _frames.composite_key([records[c] for c in KEY])
+    start = _frames.time_ns(records["start"])
+    key, order = _frames.key_order([records[c] for c in KEY], start)
     answered = _frames.as_bool(records["outcome"] == "answered")
-    return _kernels.session_groups(
-        key, _frames.time_ns(records["start"]), _frames.time_ns(records["end"]), answered, win,
-        bool(close_on_answer),
-    )  # fmt: skip
+    return _kernels.session_groups_sorted(
+        order, key, start, _frames.time_ns(records["end"]), answered, win, bool(close_on_answer)
+    )
 
 
 def _empty_intents(records: pd.DataFrame) -> pd.DataFrame:

@@ -63,11 +63,14 @@ def stitch_labels(
         call_codes = getattr(records, "codes", {}).get("call_id")
         if call_codes is not None:  # protect's codes of the call ids (cemkit.columnar.Columns)
             ref = np.asarray(call_codes, np.int64)
-            nref_codes = int(ref.max(initial=-1)) + 1
+            counts = np.bincount(ref[has_ref], minlength=max(int(ref.max(initial=-1)) + 1, 1))
+            shared = has_ref & (counts[np.maximum(ref, 0)] > 1)
         else:
-            ref, nref_codes = _frames.column_codes(records["call_id"])
-        counts = np.bincount(ref[has_ref], minlength=max(nref_codes, 1))
-        shared = has_ref & (counts[np.maximum(ref, 0)] > 1)
+            # a hash of each reference (its token bits, or its code) repeated on another row:
+            # every reference several rows share, and the rare ones whose hashes collide (their
+            # full key below tells them apart), without a dictionary of a million references
+            parts, null = _frames.key_parts(records["call_id"])
+            shared = _kernels.repeated(_kernels.hash_key(parts, null | ~has_ref))
         rows = np.flatnonzero(shared)
         nref = 0
         if rows.size:
@@ -77,8 +80,8 @@ def stitch_labels(
             )
             key[rows] = kref
         alone = has_ref & ~shared
-        key[alone] = nref + ref[alone]
-        nref += nref_codes
+        key[alone] = nref + np.flatnonzero(alone)  # a key of its own
+        nref += n
         noref = np.flatnonzero(~has_ref)
         if noref.size:
             kpar, _ = _frames.composite_key(
@@ -106,28 +109,45 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     group_of_rep = np.full(n, -1, np.int64)
     group_of_rep[reps] = np.arange(reps.size)
     group = group_of_rep[label]
+    ngroups = reps.size
+    sizes = np.bincount(group, minlength=ngroups)
+    multi = sizes > 1
+    several = bool(multi.any())
+    last = at_last = reps
+    if several:
+        # the last partial of each group of several: its rank is the group's size - 1 (the
+        # kernel ranks a call's partials 0, 1, ..., size - 1)
+        is_last = rank == sizes[group] - 1
+        last = np.full(ngroups, -1, np.int64)
+        last[group[is_last]] = np.flatnonzero(is_last)
+        # the rows the columns a call's last partial gives are taken from: a whole record is
+        # its own last partial, only the groups of several take another row
+        at_last = reps.copy()
+        at_last[multi] = last[multi]
     # the columns as arrays, one frame built at the end (a frame per step costs more than the
-    # work on a small batch); a frame with repeated column names is filtered as a frame
+    # work on a small batch), each gathered once from the records; a frame with repeated
+    # column names is filtered as a frame
     unique = records.columns.is_unique
+    names = list(records.columns)
+    ended = [c for c in _FROM_LAST if c in records.columns] if unique and several else []
+    first = [c for c in names if c not in ended]
     index = records.index if reps.size == n else records.index[reps]
     out: Any
     if isinstance(records, Columns) and n <= PENDING_ROWS:  # a micro-batch: columns left pending
         # (gathered when read: correlate_calls composes its own selection with this one); the
         # representatives keep their parties and call id: their codes go along
         codes = {c: v[reps] for c, v in records.codes.items()}
-        out = Columns(records.pending(list(records.columns), reps), index, codes,
-                      owner=records.owner)  # fmt: skip
+        cols = records.pending(first, reps)
+        cols.update(records.pending(ended, at_last))
+        out = Columns({c: cols[c] for c in names}, index, codes, owner=records.owner)
+    elif unique:
+        arrays = _frames.column_arrays(records)
+        cols = _frames.select_arrays({c: arrays[c] for c in first}, is_rep)
+        cols.update(_frames.take_arrays({c: arrays[c] for c in ended}, at_last))
+        out = {c: cols[c] for c in names}
     else:
-        out = _frames.select_columns(records, is_rep) if unique else records[is_rep]
-    ngroups = reps.size
-    sizes = np.bincount(group, minlength=ngroups)
-    multi = sizes > 1
-    if multi.any():
-        # the last partial of each group of several: its rank is the group's size - 1 (the
-        # kernel ranks a call's partials 0, 1, ..., size - 1)
-        is_last = rank == sizes[group] - 1
-        last = np.full(ngroups, -1, np.int64)
-        last[group[is_last]] = np.flatnonzero(is_last)
+        out = records[is_rep]
+    if several:
         # only calls of several partials (rare) are reduced; a whole record is its own result
         many = _Partials(group, multi)
         reduce = [(c, "min") for c in ("start", "answer")] + [("end", "max")]
@@ -135,15 +155,13 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
         reduce = [(c, how) for c, how in reduce if c in records.columns]
         for c, value in many.reduce_columns(records, reduce, out).items():
             out[c] = value
-        # a whole record is its own last partial: only the groups of several take another row
-        take_last = many.groups
-        for c in _FROM_LAST:
-            if c in records.columns:
-                values = (out.array(c) if isinstance(out, Columns) else out[c]).copy()
-                if isinstance(values, pd.Series):  # a frame with repeated column names
-                    values = values.array.copy()
-                values[take_last] = records[c].array.take(last[take_last])
-                out[c] = values
+        if not unique:  # a frame with repeated column names: the last partials' values set
+            take_last = many.groups
+            for c in _FROM_LAST:
+                if c in records.columns:
+                    values = out[c].array.copy()
+                    values[take_last] = records[c].array.take(last[take_last])
+                    out[c] = values
         pseq = (out.array("partial_seq") if isinstance(out, Columns) else out["partial_seq"]).copy()
         pseq[multi] = pd.NA
         out["partial_seq"] = pseq
