@@ -8,7 +8,7 @@ Every command and API entry point takes a ``scheduler``:
 * ``"local"``: an embedded :class:`distributed.LocalCluster`, one single-threaded worker process
   per core (worker memory limits, spilling to disk: the way to run over more data than memory);
 * ``"threads"`` / ``"sync"``: Dask's threaded or synchronous scheduler, without a cluster;
-  ``"sync"`` is the default (:data:`DEFAULT_SCHEDULER`); these never import distributed;
+  ``"threads"`` is the default (:data:`DEFAULT_SCHEDULER`); these never import distributed;
 * a Dask ``get`` function (e.g. the one :func:`connect` set for a block), used as is.
 
 When ``scheduler`` is None the environment variable ``CEMKIT_SCHEDULER`` is read, then the
@@ -40,12 +40,16 @@ from typing import Any
 from cemkit.errors import CemkitError
 
 ENV_VAR = "CEMKIT_SCHEDULER"
-#: The scheduler when neither the caller nor ``$CEMKIT_SCHEDULER`` names one. Chosen by
-#: measurement (benchmarks/RESULTS.md, "Loader, scheduler, out of core"): ``cemkit run`` over
-#: 1M synthetic records on 2 cores took 155 s with ``sync``, 304 s with ``threads`` and 467 s
-#: with the embedded LocalCluster (the pandas/Arrow glue holds the GIL; worker processes pay
-#: for serialization and start-up). A cluster stays one ``--scheduler`` away, same results.
-DEFAULT_SCHEDULER = "sync"
+#: The scheduler when neither the caller nor ``$CEMKIT_SCHEDULER`` names one: Dask's threaded
+#: scheduler, one thread per core. Chosen by measurement (benchmarks/RESULTS.md, "Scheduler,
+#: records write, 10M (branch run7)"): with every process keeping the memory it frees
+#: (:mod:`cemkit.memory`) ``cemkit run`` over 1M synthetic records on 2 cores spends the same
+#: user CPU with ``threads`` as with ``sync`` (Parquet 11.6 vs 11.5 s, CSV 13.9 vs 14.5 s) and
+#: is not slower in wall time; with more than one partition it overlaps what releases the GIL
+#: (Arrow, Numba kernels, the Parquet write of one partition while the next computes). The
+#: embedded LocalCluster and the ``processes`` scheduler spent 3-4x the CPU (serialization,
+#: worker start-up). A cluster stays one ``--scheduler`` away, same results.
+DEFAULT_SCHEDULER = "threads"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
 #: Loggers of Dask and the libraries under it that cemkit keeps quiet.
 _DASK_LOGGERS = ("distributed", "tornado", "bokeh")
