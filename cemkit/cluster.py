@@ -8,7 +8,7 @@ Every command and API entry point takes a ``scheduler``:
 * ``"local"``: an embedded :class:`distributed.LocalCluster`, one single-threaded worker process
   per core (worker memory limits, spilling to disk: the way to run over more data than memory);
 * ``"threads"`` / ``"sync"``: Dask's threaded or synchronous scheduler, without a cluster;
-  ``"threads"`` is the default (:data:`DEFAULT_SCHEDULER`); these never import distributed;
+  ``"sync"`` is the default (:data:`DEFAULT_SCHEDULER`); these never import distributed;
 * a Dask ``get`` function (e.g. the one :func:`connect` set for a block), used as is.
 
 When ``scheduler`` is None the environment variable ``CEMKIT_SCHEDULER`` is read, then the
@@ -40,16 +40,15 @@ from typing import Any
 from cemkit.errors import CemkitError
 
 ENV_VAR = "CEMKIT_SCHEDULER"
-#: The scheduler when neither the caller nor ``$CEMKIT_SCHEDULER`` names one: Dask's threaded
-#: scheduler, one thread per core. Chosen by measurement (benchmarks/RESULTS.md, "Scheduler,
-#: records write, 10M (branch run7)"): with every process keeping the memory it frees
-#: (:mod:`cemkit.memory`) ``cemkit run`` over 1M synthetic records on 2 cores spends the same
-#: user CPU with ``threads`` as with ``sync`` (Parquet 11.6 vs 11.5 s, CSV 13.9 vs 14.5 s) and
-#: is not slower in wall time; with more than one partition it overlaps what releases the GIL
-#: (Arrow, Numba kernels, the Parquet write of one partition while the next computes). The
-#: embedded LocalCluster and the ``processes`` scheduler spent 3-4x the CPU (serialization,
-#: worker start-up). A cluster stays one ``--scheduler`` away, same results.
-DEFAULT_SCHEDULER = "threads"
+#: The scheduler when neither the caller nor ``$CEMKIT_SCHEDULER`` names one. Chosen by
+#: measurement (benchmarks/RESULTS.md, "Scheduler, records write, 10M (branch run7)"): with
+#: every process keeping the memory it frees (:mod:`cemkit.memory`), ``cemkit run`` on 2 cores
+#: spent the same user CPU with ``threads`` as with ``sync`` at 1M records (Parquet 11.6-11.8
+#: vs 11.5-12.7 s, CSV 13.9-14.0 vs 13.8-14.5 s, wall within the load's noise), and at 2M
+#: (two partitions) ``threads`` took 6 % more user CPU, 14 % more peak memory and 10 % more wall
+#: time than ``sync``; the embedded LocalCluster and ``processes`` spent 3.4-4.6x the CPU
+#: (serialization, worker start-up). A cluster stays one ``--scheduler`` away, same results.
+DEFAULT_SCHEDULER = "sync"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
 #: Loggers of Dask and the libraries under it that cemkit keeps quiet.
 _DASK_LOGGERS = ("distributed", "tornado", "bokeh")

@@ -63,15 +63,15 @@ def test_embedded_local_cluster():
 
 
 def test_default_is_the_measured_fastest_and_starts_no_cluster(monkeypatch, tmp_path):
-    # benchmarks/RESULTS.md (branch run7): threads as fast as sync (same user CPU at 1M, the
-    # write of one partition overlapping the next); LocalCluster / processes 3-4x the CPU
+    # benchmarks/RESULTS.md: sync measured fastest (LocalCluster / processes 3.4-4.6x the CPU,
+    # threads the same at 1M records and slower at 2M)
     import distributed
 
     from cemkit import synth
     from cemkit.runs.runner import Source, execute
 
     monkeypatch.delenv(cl.ENV_VAR, raising=False)
-    assert cl.resolve() == cl.DEFAULT_SCHEDULER == "threads"
+    assert cl.resolve() == cl.DEFAULT_SCHEDULER == "sync"
 
     def no_cluster(*args, **kwargs):
         raise AssertionError("the default started a LocalCluster")
@@ -82,5 +82,5 @@ def test_default_is_the_measured_fastest_and_starts_no_cluster(monkeypatch, tmp_
     src = Source("asterisk", [str(csv)], tz="Europe/London", default_region="GB")
     done = execute([], tmp_path / "run", sources=[src])
     assert done.manifest["load"]["totals"]["rows_loaded"] > 0
-    monkeypatch.setenv(cl.ENV_VAR, "sync")  # the environment still wins over the default
-    assert cl.resolve() == "sync"
+    monkeypatch.setenv(cl.ENV_VAR, "threads")  # the environment still wins over the default
+    assert cl.resolve() == "threads"
