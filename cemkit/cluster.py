@@ -47,7 +47,9 @@ ENV_VAR = "CEMKIT_SCHEDULER"
 #: vs 11.5-12.7 s, CSV 13.9-14.0 vs 13.8-14.5 s, wall within the load's noise), and at 2M
 #: (two partitions) ``threads`` took 6 % more user CPU, 14 % more peak memory and 10 % more wall
 #: time than ``sync``; the embedded LocalCluster and ``processes`` spent 3.4-4.6x the CPU
-#: (serialization, worker start-up). A cluster stays one ``--scheduler`` away, same results.
+#: (serialization, worker start-up). On a quieter machine (load 1-3.6) ``sync`` was also faster
+#: in wall time at 1M (Parquet 14.0-16.1 s vs 16.1-20.8 s, CSV 14.8-16.7 vs 19.7-26.0 s).
+#: A cluster stays one ``--scheduler`` away, same results.
 DEFAULT_SCHEDULER = "sync"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
 #: Loggers of Dask and the libraries under it that cemkit keeps quiet.
