@@ -41,10 +41,15 @@ from cemkit.errors import CemkitError
 
 ENV_VAR = "CEMKIT_SCHEDULER"
 #: The scheduler when neither the caller nor ``$CEMKIT_SCHEDULER`` names one. Chosen by
-#: measurement (benchmarks/RESULTS.md, "Loader, scheduler, out of core"): ``cemkit run`` over
-#: 1M synthetic records on 2 cores took 155 s with ``sync``, 304 s with ``threads`` and 467 s
-#: with the embedded LocalCluster (the pandas/Arrow glue holds the GIL; worker processes pay
-#: for serialization and start-up). A cluster stays one ``--scheduler`` away, same results.
+#: measurement (benchmarks/RESULTS.md, "Scheduler, records write, 10M (branch run7)"): with
+#: every process keeping the memory it frees (:mod:`cemkit.memory`), ``cemkit run`` on 2 cores
+#: spent the same user CPU with ``threads`` as with ``sync`` at 1M records (Parquet 11.6-11.8
+#: vs 11.5-12.7 s, CSV 13.9-14.0 vs 13.8-14.5 s, wall within the load's noise), and at 2M
+#: (two partitions) ``threads`` took 6 % more user CPU, 14 % more peak memory and 10 % more wall
+#: time than ``sync``; the embedded LocalCluster and ``processes`` spent 3.4-4.6x the CPU
+#: (serialization, worker start-up). On a quieter machine (load 1-3.6) ``sync`` was also faster
+#: in wall time at 1M (Parquet 14.0-16.1 s vs 16.1-20.8 s, CSV 14.8-16.7 vs 19.7-26.0 s).
+#: A cluster stays one ``--scheduler`` away, same results.
 DEFAULT_SCHEDULER = "sync"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
 #: Loggers of Dask and the libraries under it that cemkit keeps quiet.

@@ -13,6 +13,7 @@ CDRs) run those stages after combining.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -615,14 +616,40 @@ def _carry_over(upstream: dict[str, Any], manifest: store.Manifest, source: Path
 
 
 MEMORY_PER_INPUT_BYTE = config.RUN_MEMORY_PER_INPUT_BYTE
+MEMORY_PER_PARQUET_RECORD = config.RUN_MEMORY_PER_PARQUET_RECORD
+
+
+def run_memory(paths: Sequence[str]) -> int | None:
+    """Estimated peak bytes of an in-memory run over these input files (None: one is missing).
+
+    Parquet compresses ~7x below its pandas frames (dictionary pages, zstd), so its files are
+    counted by their rows (from the footers, nothing read); other inputs by their bytes.
+    """
+    import pyarrow.parquet as pq
+
+    total = 0
+    for path in paths:
+        try:
+            size = Path(path).stat().st_size
+        except OSError:
+            return None
+        need = size * MEMORY_PER_INPUT_BYTE
+        if str(path).endswith(".parquet"):
+            # not Parquet after all: counted by its bytes
+            with contextlib.suppress(OSError, ValueError):
+                need = pq.ParquetFile(path).metadata.num_rows * MEMORY_PER_PARQUET_RECORD
+        total += need
+    return total
 
 
 def shuffle_config(client: Any, paths: Sequence[str]) -> dict[str, str]:
     """Dask's shuffle method for this run (an explicit ``dataframe.shuffle.method`` wins).
 
-    Without a cluster Dask shuffles through files on disk (partd), which costs more than the
-    correlation itself; when the run fits in this machine's free memory the in-memory ``tasks``
-    shuffle is used instead. A cluster keeps its own default (peer-to-peer, which spills).
+    Without a cluster Dask's default shuffles through files on disk (partd). The in-memory
+    ``tasks`` shuffle holds every partition's pieces at once (at 10M Parquet records the run
+    passed 8 GB); it is used when the run's estimated peak (:func:`run_memory`) fits in this
+    machine's free memory, the disk shuffle (bounded memory, measured ~7 % more CPU at 1M)
+    otherwise. A cluster keeps its own default (peer-to-peer, which spills).
     """
     import dask
 
@@ -630,12 +657,7 @@ def shuffle_config(client: Any, paths: Sequence[str]) -> dict[str, str]:
         return {}
     import psutil
 
-    size = 0
-    for path in paths:
-        try:
-            size += Path(path).stat().st_size
-        except OSError:
-            return {}
-    if size * MEMORY_PER_INPUT_BYTE < psutil.virtual_memory().available:
+    need = run_memory(paths)
+    if need is not None and need < psutil.virtual_memory().available:
         return {"dataframe.shuffle.method": "tasks"}
     return {}
