@@ -92,7 +92,11 @@ def test_contributions_equal_pandas_reference(rows, strings, drop):
     rng = np.random.default_rng(len(rows))
     cells = rng.integers(-1, 4, size=(2, len(records)))
     n_cells = np.array([4, 4], dtype=np.int64)
-    sums, count = _kernels.sum_contributions(cells, n_cells, *inputs, *formulas.COUNTER_CONSTANTS)
+    every = np.tile(np.arange(_kernels.N_COUNTERS, dtype=np.int64), (2, 1))
+    n_every = np.full(2, _kernels.N_COUNTERS, dtype=np.int64)
+    sums, count = _kernels.sum_counters(cells, n_cells, every, n_every, *inputs,
+                                        *formulas.COUNTER_CONSTANTS)  # fmt: skip
+    sums = sums.reshape(-1, _kernels.N_COUNTERS)
     block = got.to_numpy(dtype=np.int64).T
     for k in range(2):
         want, want_count = naive.sum_by_cell(cells[k], block, -1, np.zeros(0, np.int64), 4)

@@ -393,54 +393,6 @@ def record_flags(service, kind, match, partial, pdd):  # pragma: no cover - comp
     return out
 
 
-@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
-def sum_contributions(cells, n_cells, service, kind, outcome, match, rat, leg, partial, billsec,
-                      cause, pdd, status, mos, closing, duration, vol_up, vol_down, first,
-                      use_first, n_rats, normal, seer, isa, abnormal_closing,
-                      short_s):  # pragma: no cover - compiled  # fmt: skip
-    """Every counter of every record summed per cell of each of several cellings, one pass.
-
-    Parameters
-    ----------
-    cells : int64[k, n]
-        Cell of each record in each of ``k`` cellings (negative: left out of that one).
-    n_cells : int64[k]
-        Cells of each celling.
-
-    Returns
-    -------
-    (int64[sum(n_cells), N_COUNTERS], int64[sum(n_cells)])
-        Sums per cell (the cellings one after another) and records per cell.
-    """
-    k = cells.shape[0]
-    n = cells.shape[1]
-    base = np.zeros(k, dtype=np.int64)
-    for j in range(1, k):
-        base[j] = base[j - 1] + n_cells[j - 1]
-    total = base[k - 1] + n_cells[k - 1] if k else 0
-    out = np.zeros((total, N_COUNTERS), dtype=np.int64)
-    count = np.zeros(total, dtype=np.int64)
-    buf = np.zeros(N_COUNTERS, dtype=np.int64)
-    for i in range(n):
-        used = False
-        for j in range(k):
-            if cells[j, i] >= 0:
-                used = True
-        if not used:
-            continue
-        _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd,
-                  status, mos, closing, duration, vol_up, vol_down, first, use_first, n_rats,
-                  normal, seer, isa, abnormal_closing, short_s, buf)  # fmt: skip
-        for j in range(k):
-            c = cells[j, i]
-            if c >= 0:
-                row = base[j] + c
-                count[row] += 1
-                for m in range(N_COUNTERS):
-                    out[row, m] += buf[m]
-    return out, count
-
-
 @njit(inline="always")
 def _string_hash(data, s, ln):  # pragma: no cover - compiled
     h = np.uint64(14695981039346656037)  # FNV-1a
@@ -535,7 +487,7 @@ def sum_counters(cells, n_cells, picks, n_picks, service, kind, outcome, match, 
                  billsec, cause, pdd, status, mos, closing, duration, vol_up, vol_down, first,
                  use_first, n_rats, normal, seer, isa, abnormal_closing,
                  short_s):  # pragma: no cover - compiled  # fmt: skip
-    """:func:`sum_contributions` with each celling summing only the counters it needs.
+    """Each record's counters once, added to its cell of every celling (the picked ones only).
 
     One pass over the records: each record's counters are computed once, then added to its
     cell of every celling, only the counters ``picks[j, :n_picks[j]]`` of celling ``j`` (the

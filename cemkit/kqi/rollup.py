@@ -2,7 +2,7 @@ r"""KQI rollups: per node group and per modeled customer, per time bucket, in on
 
 The columns the formulas read are taken once from the records as NumPy arrays
 (:class:`cemkit.kqi.columns.RecordColumns`). Each record gets an integer cell (object code x
-15-minute bucket); one Numba pass (:func:`cemkit.kqi._kernels.sum_contributions`) computes every
+15-minute bucket); one Numba pass (:func:`cemkit.kqi._kernels.sum_counters`) computes every
 integer counter of :data:`cemkit.kqi.formulas.COUNTERS` of each record and adds it to its cell of
 every celling at once (groups, modeled customers, customers), into a dense table when it is
 small and over the sorted distinct cells when it is not. A partition (a pandas frame, or each
@@ -823,7 +823,7 @@ def counter_rows(records: pd.DataFrame, assigner: Assigner,
     """The counters of :func:`rollup` for a pandas frame, for callers that keep only counters.
 
     The same per-record counters and cells (one jitted pass,
-    :func:`cemkit.kqi._kernels.sum_contributions`), hierarchy and buckets; none of the table
+    :func:`cemkit.kqi._kernels.sum_counters`), hierarchy and buckets; none of the table
     (labels, indicators, exact percentiles, worst customers) is built.
     """
     cols = RecordColumns(records, formulas.LABELS)
