@@ -598,6 +598,17 @@ def nearest_pairs_sorted(order, key, time, side, tolerance):
 
 
 @_jit
+def _continues(prev_start, prev_end, prev_answered, start, window, close_on_answer):
+    """Whether an attempt starting at ``start`` retries the previous one of its key (one intent).
+
+    It does when it starts at most ``window`` after the previous attempt ended (or started, when
+    its end is unknown), unless ``close_on_answer`` and the previous attempt was answered.
+    """
+    ref = prev_end if prev_end != NULL_TIME else prev_start
+    return start - ref <= window and not (close_on_answer and prev_answered)
+
+
+@_jit
 def _nearest_pairs_run(order, ks, ts, sd, n, tolerance):
     """:func:`nearest_pairs_sorted` on the key, time and side of the rows in ``order``'s order."""
     partner = np.full(n, -1, np.int64)
@@ -795,8 +806,7 @@ def calls_sorted(order, key, parts, start, end, kind, leg, answered, pair_tolera
             continue
         joined = False
         if prev >= 0 and ks[prev] == ks[p]:
-            ref = te[prev] if te[prev] != NULL_TIME else ts[prev]
-            joined = ts[p] - ref <= window and not (close_on_answer and an[prev])
+            joined = _continues(ts[prev], te[prev], an[prev], ts[p], window, close_on_answer)
         if joined:
             cnt += 1
         else:
@@ -992,8 +1002,8 @@ def session_groups_sorted(order, key, start, end, answered, window, close_on_ans
         i = order[p]
         joined = False
         if prev >= 0 and key[prev] == key[i]:
-            ref = end[prev] if end[prev] != NULL_TIME else start[prev]
-            joined = start[i] - ref <= window and not (close_on_answer and answered[prev])
+            joined = _continues(start[prev], end[prev], answered[prev], start[i], window,
+                                close_on_answer)  # fmt: skip
         if joined:
             cnt += 1
         else:

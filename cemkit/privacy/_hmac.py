@@ -318,6 +318,21 @@ def _prefix_lengths(offsets: np.ndarray, data: np.ndarray, keep: int, min_hidden
 
 
 @_jit
+def _token_offsets(codes: np.ndarray, prefix: np.ndarray, extra: int) -> np.ndarray:
+    """Offsets of each row's token: ``prefix[c] + extra`` bytes (``#`` and digits), 0 for none."""
+    n = codes.size
+    out_offsets = np.empty(n + 1, dtype=np.int64)
+    out_offsets[0] = 0
+    for r in range(n):
+        c = codes[r]
+        size = 0
+        if c >= 0 and prefix[c] >= 0:
+            size = prefix[c] + extra
+        out_offsets[r + 1] = out_offsets[r] + size
+    return out_offsets
+
+
+@_jit
 def _gather_tokens(
     codes: np.ndarray,
     prefix: np.ndarray,
@@ -334,14 +349,7 @@ def _gather_tokens(
     lookup per byte of the digest, not two shifts and a lookup per digit.
     """
     n = codes.size
-    out_offsets = np.empty(n + 1, dtype=np.int64)
-    out_offsets[0] = 0
-    for r in range(n):
-        c = codes[r]
-        size = 0
-        if c >= 0 and prefix[c] >= 0:
-            size = prefix[c] + 1 + nhex
-        out_offsets[r + 1] = out_offsets[r] + size
+    out_offsets = _token_offsets(codes, prefix, 1 + nhex)
     out = np.empty(out_offsets[n], dtype=np.uint8)
     nbytes = nhex // 2
     for r in range(n):
@@ -397,14 +405,7 @@ def _gather_tokens16(codes: np.ndarray, prefix: np.ndarray, prefix_words: np.nda
     digest's first two words: ~35 % less CPU per row than the general kernel.
     """
     n = codes.size
-    out_offsets = np.empty(n + 1, dtype=np.int64)
-    out_offsets[0] = 0
-    for r in range(n):
-        c = codes[r]
-        size = 0
-        if c >= 0 and prefix[c] >= 0:
-            size = prefix[c] + 17
-        out_offsets[r + 1] = out_offsets[r] + size
+    out_offsets = _token_offsets(codes, prefix, 17)
     out = np.empty(out_offsets[n], dtype=np.uint8)
     for r in range(n):
         p = out_offsets[r]
