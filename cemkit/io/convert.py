@@ -129,6 +129,8 @@ class Converter:
         self.bad = np.zeros(self.n, dtype=bool)
         self.bad_field = np.empty(self.n, dtype=object)
         self.bad_reason = np.empty(self.n, dtype=object)
+        #: source columns as one array each (the parser's chunks joined once, not per use)
+        self._columns: dict[str, pa.Array] = {}
 
     # -- raw access -------------------------------------------------------------------------
     def has(self, name: str) -> bool:
@@ -139,7 +141,9 @@ class Converter:
         """A source column as text (empty string when absent from the block)."""
         if not self.has(name):
             return pa.nulls(self.n, pa.string())
-        return _flat(self.block.table.column(name))
+        if name not in self._columns:
+            self._columns[name] = _flat(self.block.table.column(name))
+        return self._columns[name]
 
     def text(self, name: str) -> pa.Array:
         """A source column as text, empty values as nulls."""
@@ -288,7 +292,7 @@ class Converter:
                 ok = pc.fill_null(pc.match_substring_regex(arr, _NUMBER_RE), True)
                 bad = ~ok.to_numpy(zero_copy_only=False)
                 self.flag(bad, field or name, "not a number")
-                out = pc.cast(pc.if_else(ok, arr, pa.scalar(None, pa.string())), pa.float64())
+                out = pc.cast(pc.if_else(ok, arr, pa.scalar(None, arr.type)), pa.float64())
         finite = pc.fill_null(pc.is_finite(out), True).to_numpy(zero_copy_only=False)
         if not finite.all():
             self.flag(~finite, field or name, "not a finite number")
