@@ -308,8 +308,8 @@ class AsteriskLoader(DelimitedLoader):
         return {
             "record_kind": "cdr",
             "service": "voice",
-            "a_number": conv.number_text("src"),
-            "b_number": conv.number_text("dst"),
+            "a_number": conv.text("src"),
+            "b_number": conv.text("dst"),
             "start": start,
             "answer": answer,
             "end": end,

@@ -23,8 +23,6 @@ from cemkit.numbers import normalize_arrow
 from cemkit.schema import TS, Column, arrow_schema
 
 _STRING = pd.StringDtype("pyarrow")
-#: Parse type of columns of telephone numbers (see :meth:`Converter.number_text`).
-NUMBER_TEXT = pa.dictionary(pa.int32(), pa.string())
 _LARGE = pa.large_string()
 _jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
 #: Seconds since the epoch that :data:`TS` (nanoseconds, int64) holds, a day spare each side.
@@ -148,17 +146,6 @@ class Converter:
     def text(self, name: str) -> pa.Array:
         """A source column as text, empty values as nulls."""
         return null_if_empty(self.raw(name))
-
-    def number_text(self, name: str) -> pa.Array:
-        """A column of telephone numbers for :meth:`finish` to normalize.
-
-        Read as :data:`NUMBER_TEXT` (a layout's ``types``), the parser's dictionary is kept:
-        the numbers are normalized on its values, the distinct numbers, without encoding the
-        rows again (empty values stay ``""``, which the normalizer reads as empty, like null).
-        Otherwise the column as :meth:`text`.
-        """
-        col = self.raw(name)
-        return col if pa.types.is_dictionary(col.type) else null_if_empty(col)
 
     # -- failures ---------------------------------------------------------------------------
     def flag(self, mask: np.ndarray, field: str, reason: str) -> None:

@@ -180,8 +180,8 @@ class FreeswitchLoader(DelimitedLoader):
         cols: dict[str, object] = {
             "record_kind": "cdr",
             "service": "voice",
-            "a_number": conv.number_text("caller_id_number"),
-            "b_number": conv.number_text("destination_number"),
+            "a_number": conv.text("caller_id_number"),
+            "b_number": conv.text("destination_number"),
             "start": start,
             "answer": answer,
             "end": end,
