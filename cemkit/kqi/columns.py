@@ -124,6 +124,16 @@ class RecordColumns:
             return got
         if not self.has(name):
             got = (np.full(self.n, -1, dtype=np.int64), [])
+        elif name in self.vocabulary and isinstance(self.frame, Columns):
+            # the real-time path: a column still pending is matched on its source rows and the
+            # codes taken (:meth:`Columns.source`), its strings never gathered
+            values, at = self.frame.source(name)
+            if not _arrow_strings(values.dtype):
+                got = _encode(self.frame[name])
+            else:
+                codes, vocabulary = _match(values, list(self.vocabulary[name]))
+                got = (codes if at is None else codes[at], vocabulary)
+                self._closed.add(name)
         elif name in self.vocabulary and _arrow_strings(self.frame[name].dtype):
             got = _match(self.frame[name], list(self.vocabulary[name]))
             self._closed.add(name)
@@ -191,12 +201,12 @@ def _writable(a: np.ndarray) -> np.ndarray:
     return a if a.flags.writeable else a.copy()
 
 
-def _match(s: pd.Series, vocabulary: list[object]) -> tuple[np.ndarray, list[object]]:
+def _match(s: Any, vocabulary: list[object]) -> tuple[np.ndarray, list[object]]:
     from cemkit import arrowstr
     from cemkit.kqi import _kernels  # Numba: imported when records are read, not with a model
 
     cand_offsets, cand_data = _packed(tuple(vocabulary))
-    arr = pa.array(s.array)
+    arr = pa.array(s.array if isinstance(s, pd.Series) else s)  # a Series, or its array
     # chunk by chunk: no copy of the column's bytes into one buffer
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
     codes = [_kernels.match_labels(*arrowstr.buffers(c), cand_offsets, cand_data) for c in chunks]

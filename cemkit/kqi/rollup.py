@@ -410,7 +410,8 @@ def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
     pdd = np.where(has_pdd, np.rint(cols.floats("pdd_ms")), np.nan)
     cellings = [_cells(groups, bucket, len(assigner.group_names))]
     picks = [_ALL_COUNTERS]
-    orig = _is_orig(part) if wants.customers or wants.rank else None
+    # originating records: not a terminating leg (null too), the leg bits the counters read
+    orig = cols.bits("leg", ({"term"},)) == 0 if wants.customers or wants.rank else None
     if wants.customers:
         assert orig is not None
         use = orig & (customers >= 0)
@@ -587,8 +588,9 @@ def rollup(
         wanted.append(spec.numbers.column)
     if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in ddf.columns:
         ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
-    elif isinstance(ddf, Columns):  # the columns read, gathered at once (cemkit.columnar)
-        ddf.gather(wanted)
+    elif isinstance(ddf, Columns):  # the columns read, gathered at once (cemkit.columnar);
+        # not the label columns: matched on their source rows (RecordColumns.labels)
+        ddf.gather([c for c in wanted if c not in formulas.LABELS])
     # a pandas frame is read column by column as it is (a copy of it costs more than the KQIs)
     if per_customer_work and spec.numbers.column not in ddf.columns:
         raise SchemaError(
