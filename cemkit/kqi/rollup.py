@@ -687,21 +687,21 @@ _KEY_COLUMNS = ("object_kind", "object", "freq", "bucket", "bucket_end")
 
 def _strings_of(index: np.ndarray, values: list[str]) -> pd.api.extensions.ExtensionArray:
     """``values[index]`` as an Arrow-backed string array (one take, no Python object per row)."""
-    return _string_array([_arrow_strings_of(tuple(values)).take(pa.array(index))])
+    # large_string, what the array holds: no cast, no conversion by pd.array
+    return pd.arrays.ArrowStringArray(_arrow_strings_of(tuple(values)).take(pa.array(index)))
 
 
 @functools.lru_cache(maxsize=32)
 def _arrow_strings_of(values: tuple[str, ...]) -> pa.Array:
     # a warm model's object names: the same few hundred strings every micro-batch
-    return pa.array(values, pa.string())
-
-
-def _string_array(chunks: list[pa.Array]) -> pd.api.extensions.ExtensionArray:
-    return pd.array(pa.concat_arrays(chunks), dtype=_STRING)
+    return pa.array(values, pa.large_string())
 
 
 def _utc(ns: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    return pd.array(ns.view("datetime64[ns]"), dtype=_UTC)
+    # int64 UTC ns this module computed (NULL_TIME: NaT): no validation, no re-parse
+    return pd.arrays.DatetimeArray._simple_new(
+        np.ascontiguousarray(ns, dtype=np.int64).view("datetime64[ns]"), dtype=_UTC
+    )
 
 
 _UTC = pd.DatetimeTZDtype("ns", "UTC")
