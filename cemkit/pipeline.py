@@ -417,10 +417,14 @@ class BatchProcessor:
         t2 = time.perf_counter()
         # the assigner (compiled model, its ancestor index) stays warm between calls; no
         # buckets, no KQIs (for callers that sum counters themselves: the warehouse)
-        kqi = (rollup(calls, assigner, freqs=self.freqs, rank_customers=False).table
-               if self.freqs else _empty_table())  # fmt: skip
+        if self.freqs:
+            rolled = rollup(calls, assigner, freqs=self.freqs, rank_customers=False)
+            kqi, keys = rolled.table, rolled.keys
+        else:
+            kqi, keys = _empty_table(), None
         t3 = time.perf_counter()
-        alerts = find_alerts(kqi, assigner.model) if self.alerts else empty_alerts()
+        # the table's rows and objects found by its key codes (no string compared)
+        alerts = find_alerts(kqi, assigner.model, keys=keys) if self.alerts else empty_alerts()
         t4 = time.perf_counter()
         timings = {"protect": (t1 - t0) * 1e3, "correlate": (t2 - t1) * 1e3,
                    "kqi": (t3 - t2) * 1e3, "alerts": (t4 - t3) * 1e3}  # fmt: skip

@@ -112,6 +112,25 @@ class KqiResult:
     model_name: str = ""
     freqs: tuple[str, ...] = field(default_factory=tuple)
     group_sizes: pd.DataFrame | None = None
+    #: Each table row's ``object_kind``, ``object`` and ``freq`` as codes into the names they
+    #: were written from (None for an empty table): for a reader of the table just made, e.g.
+    #: :func:`cemkit.kqi.alerts.find_alerts` on the real-time path, that then compares no strings
+    keys: TableKeys | None = None
+
+
+@dataclass(frozen=True)
+class TableKeys:
+    """The key columns of a KQI table as codes: ``kinds[kind[i]]`` is row i's ``object_kind``.
+
+    Likewise ``labels[obj[i]]`` its ``object`` and ``freqs[freq[i]]`` its ``freq``.
+    """
+
+    kind: np.ndarray  # int32
+    kinds: tuple[str, ...]
+    obj: np.ndarray  # int64
+    labels: tuple[str, ...]
+    freq: np.ndarray  # int32
+    freqs: tuple[str, ...]
 
 
 def _time_ns_utc(start: pd.Series, floor: str | None = None) -> np.ndarray:
@@ -610,7 +629,7 @@ def rollup(
     hierarchy = hierarchy_of(assigner)
     group = _merge_leaves([p.group for p in partials])
     customer = _merge_leaves([p.customer for p in partials])
-    table = _table(
+    table, keys = _table(
         [("group", group, names, hierarchy), ("customer", customer, assigner.customer_names, {})],
         freqs,
     )
@@ -625,14 +644,15 @@ def rollup(
     if sizes:
         found = [p.size_pairs for p in partials if p.size_pairs is not None]
         group_sizes = count_sizes(found, names, hierarchy)
-    return KqiResult(table, worst, int(n_customers), spec.name, tuple(freqs), group_sizes)
+    return KqiResult(table, worst, int(n_customers), spec.name, tuple(freqs), group_sizes, keys)
 
 
 def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
-           freqs: Sequence[str]) -> pd.DataFrame:  # fmt: skip
+           freqs: Sequence[str]) -> tuple[pd.DataFrame, TableKeys | None]:  # fmt: skip
     """The KQI table: every kind's leaf rows rolled up, per bucket size, indicators computed.
 
-    NumPy throughout; the one DataFrame is built at the end.
+    NumPy throughout; the one DataFrame is built at the end. With it, its key columns as codes
+    (None for an empty table).
     """
     parts: list[tuple[str, str, list[str], _Leaf, np.ndarray]] = []
     for kind, leaf, names, hierarchy in kinds:
@@ -641,7 +661,7 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
                 rolled, quantiles = _roll(leaf, len(names), hierarchy, _STEP_NS[f])
                 parts.append((kind, f, names, rolled, quantiles))
     if not parts:
-        return _empty_table()
+        return _empty_table(), None
     sums = np.concatenate([p[3].sums for p in parts], axis=1)
     columns: dict[str, Any] = {c: sums[i] for i, c in enumerate(formulas.COUNTERS)}
     quantiles = np.concatenate([p[4] for p in parts], axis=1)
@@ -668,10 +688,12 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
         freq_ix.append(np.full(n, freqs_seen.index(freq), dtype=np.int32))
         bucket_parts.append(leaf.bucket)
         end_parts.append(leaf.bucket + int(pd.Timedelta(FREQ_OFFSETS[freq]).value))
+    coded = TableKeys(np.concatenate(kind_ix), tuple(kinds_seen), np.concatenate(codes),
+                      tuple(labels), np.concatenate(freq_ix), tuple(freqs_seen))  # fmt: skip
     keys = [
-        _strings_of(np.concatenate(kind_ix), kinds_seen),
-        _strings_of(np.concatenate(codes), labels),
-        _strings_of(np.concatenate(freq_ix), freqs_seen),
+        _strings_of(coded.kind, kinds_seen),
+        _strings_of(coded.obj, labels),
+        _strings_of(coded.freq, freqs_seen),
         _utc(np.concatenate(bucket_parts)),
         _utc(np.concatenate(end_parts)),
     ]
@@ -679,7 +701,8 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
     # part and their concatenation cost ~10x more on a micro-batch's few hundred rows)
     names = [c for c in ind if c != "attempts"]
     values = np.stack([ind[c] for c in names])
-    return frame_of_blocks([*keys, sums, values], [*_KEY_COLUMNS, *formulas.COUNTERS, *names])
+    table = frame_of_blocks([*keys, sums, values], [*_KEY_COLUMNS, *formulas.COUNTERS, *names])
+    return table, coded
 
 
 _KEY_COLUMNS = ("object_kind", "object", "freq", "bucket", "bucket_end")
