@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cemkit.columnar import Columns
+from cemkit.columnar import Columns, series
 
 #: Masked arrays whose values convert to float64 by their data and mask.
 _MASKED_NUMBERS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray)
@@ -117,25 +117,30 @@ class RecordColumns:
         num = pd.to_numeric(s, errors="coerce").astype("Int64")
         return _writable(np.asarray(num.fillna(0).to_numpy(dtype=np.int64), dtype=np.int64))
 
+    def _source(self, name: str) -> tuple[pd.Series, np.ndarray | None]:
+        """Column ``name``, or its source and positions where a :class:`Columns` left it pending.
+
+        The real-time path: a label column matched on its source rows (its codes then taken)
+        is never gathered (:meth:`cemkit.columnar.Columns.source`).
+        """
+        if isinstance(self.frame, Columns):
+            values, at = self.frame.source(name)
+            if at is not None:
+                return series(values, name), at
+        return self.frame[name], None
+
     def labels(self, name: str) -> tuple[np.ndarray, list[object]]:
         """Codes (int64, -1 for null) and distinct values of a label column (dictionary-encoded)."""
         got = self._labels.get(name)
         if got is not None:
             return got
-        if not self.has(name):
+        column, at = self._source(name) if self.has(name) else (None, None)
+        if column is None:
             got = (np.full(self.n, -1, dtype=np.int64), [])
-        elif name in self.vocabulary and isinstance(self.frame, Columns):
-            # the real-time path: a column still pending is matched on its source rows and the
-            # codes taken (:meth:`Columns.source`), its strings never gathered
-            values, at = self.frame.source(name)
-            if not _arrow_strings(values.dtype):
-                got = _encode(self.frame[name])
-            else:
-                codes, vocabulary = _match(values, list(self.vocabulary[name]))
-                got = (codes if at is None else codes[at], vocabulary)
-                self._closed.add(name)
-        elif name in self.vocabulary and _arrow_strings(self.frame[name].dtype):
-            got = _match(self.frame[name], list(self.vocabulary[name]))
+        elif name in self.vocabulary and _arrow_strings(column.dtype):
+            got = _match(column, list(self.vocabulary[name]))
+            if at is not None:  # matched on the source rows: the codes of the rows taken
+                got = (got[0][at], got[1])
             self._closed.add(name)
         else:
             got = _encode(self.frame[name])
@@ -201,12 +206,12 @@ def _writable(a: np.ndarray) -> np.ndarray:
     return a if a.flags.writeable else a.copy()
 
 
-def _match(s: Any, vocabulary: list[object]) -> tuple[np.ndarray, list[object]]:
+def _match(s: pd.Series, vocabulary: list[object]) -> tuple[np.ndarray, list[object]]:
     from cemkit import arrowstr
     from cemkit.kqi import _kernels  # Numba: imported when records are read, not with a model
 
     cand_offsets, cand_data = _packed(tuple(vocabulary))
-    arr = pa.array(s.array if isinstance(s, pd.Series) else s)  # a Series, or its array
+    arr = pa.array(s.array)
     # chunk by chunk: no copy of the column's bytes into one buffer
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
     codes = [_kernels.match_labels(*arrowstr.buffers(c), cand_offsets, cand_data) for c in chunks]
