@@ -100,3 +100,21 @@ def test_alerts_by_key_codes_equal_the_alerts_by_strings(world, freq):
     if freq is None:
         assert len(by_codes) >= 2  # the thresholds above breach
         pd.testing.assert_frame_equal(by_codes, run.alerts)
+
+
+def test_warm_processor_keeps_the_plan_while_dtypes_stay(world, monkeypatch):
+    # the protect plan is looked up once per dtype signature: batches with the dtype objects
+    # of the last one reuse it, a batch of other dtypes gets its own (and the same records)
+    from cemkit.privacy.engine import Protector
+
+    _, model, _, records = world
+    proc = cemkit.BatchProcessor("default", model=model)
+    want = proc(records).records
+    looked_up = []
+    plan = Protector.plan
+    monkeypatch.setattr(Protector, "plan", lambda self, d: looked_up.append(1) or plan(self, d))
+    pd.testing.assert_frame_equal(proc(records).records, want)
+    assert not looked_up
+    other = records.astype({"partial_seq": "float64"})  # read some other way: conformed
+    pd.testing.assert_frame_equal(proc(other).records, want)
+    assert looked_up
