@@ -135,6 +135,14 @@ class TableKeys:
 
 def _time_ns_utc(start: pd.Series, floor: str | None = None) -> np.ndarray:
     """Start times (optionally floored, in their own time zone) as int64 UTC ns; NaT: NULL_TIME."""
+    arr = start.array
+    if (
+        floor is None
+        and isinstance(arr, pd.arrays.DatetimeArray)
+        and arr.tz is not None
+        and (arr.unit == "ns")
+    ):  # the canonical column: its int64 values (no ``.dt`` accessor, ~40 µs a batch)
+        return np.asarray(arr.asi8, dtype=np.int64)
     if not isinstance(start.dtype, pd.DatetimeTZDtype):
         start = pd.to_datetime(start, utc=True)
         if isinstance(start.dtype, pd.ArrowDtype):  # Arrow timestamps stay Arrow in to_datetime
@@ -362,8 +370,10 @@ def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray, t: np.ndarray | N
         f = np.where(codes >= 0, first[np.maximum(codes, 0)] if n_codes else NULL_TIME, NULL_TIME)
         if attempts_only:
             f = np.where(attempts, f, NULL_TIME)
-    window = int(pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S).value)
-    return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= window))
+    return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= _SAME_ATTEMPT_NS))
+
+
+_SAME_ATTEMPT_NS = int(pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S).value)
 
 
 def _intent_codes(intents: pd.Series) -> tuple[np.ndarray | None, int]:
