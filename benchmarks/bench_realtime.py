@@ -1,6 +1,7 @@
 """The real-time path: wall and CPU time of a warm BatchProcessor per batch, and its stage split.
 
     PYTHONPATH=$PWD python -m benchmarks.bench_realtime [--size 1000000] [--batches 1000]
+                                                       [--calls 200]
 
 Batches of ``--batch-size`` canonical records (raw numbers) are cut from the first Parquet part
 of the synthetic world ``bench_pipeline`` caches (``--work``; generated there when missing).
@@ -11,8 +12,10 @@ own stage split (``BatchResult.timings_ms``: protect, correlate, KQIs, alerts) i
 ``BatchResult.records`` (the pandas frame, built when first read) is timed apart
 (``records``). The cyclic garbage collector's runs during the timed batches are counted per
 generation with their CPU time (``gc``: a full collection of a warm process is the longest
-pause a batch can meet). A/B: run it with ``PYTHONPATH`` of the other checkout from a
-directory holding only ``benchmarks`` (python -m puts the working directory first).
+pause a batch can meet). ``--calls N``: N more batches under cProfile, the function calls it
+counts per batch (``calls_per_batch``: the per-call glue a batch pays). A/B: run it with
+``PYTHONPATH`` of the other checkout from a directory holding only ``benchmarks`` (python -m
+puts the working directory first).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/cemkit-bench/pipeline")
     p.add_argument("--batches", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=4000)
+    p.add_argument("--calls", type=int, default=0, metavar="N",
+                   help="then N more batches under cProfile: function calls per batch")  # fmt: skip
     args = p.parse_args()
     os.environ.setdefault("CEMKIT_KEY", os.urandom(32).hex())
     import pyarrow.parquet as pq
@@ -77,6 +82,18 @@ def main() -> None:
             wall.setdefault(name, []).append(ms / 1e3)
 
     gc.callbacks.remove(collected)
+    calls_per_batch = None
+    if args.calls:  # function calls the profiler sees (Python and built-in), per warm batch
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        for i in range(args.calls):
+            proc(chunks[i % len(chunks)])
+        prof.disable()
+        stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+        calls_per_batch = round(sum(v[1] for v in stats.values()) / args.calls)
 
     def q(values: list[float]) -> dict[str, float]:
         ms = np.array(values) * 1e3
@@ -96,6 +113,7 @@ def main() -> None:
             for g, v in collections.items()
         },
         "gc_frozen": gc.get_freeze_count(),
+        "calls_per_batch": calls_per_batch,
     }
     print(json.dumps(summary))
 

@@ -95,6 +95,19 @@ class Columns:
             v = self._arrays[name]
         return v
 
+    def source(self, name: str) -> tuple[Any, np.ndarray | None]:
+        """Column ``name`` as ``(array, positions)``, taking nothing: ``array[positions]`` is it.
+
+        A column pending as a selection (valid positions) gives its source array and the
+        positions; any other column its own array and None. For a reader that only compares a
+        label column (``leg == "term"``): compared on the source and the result taken by the
+        positions (a small int or bool take), the strings are never gathered.
+        """
+        v = self._arrays[name]
+        if type(v) is _Take and not v.missing:
+            return v.base, v.idx
+        return self.array(name), None
+
     def put(self, name: str, values: Any) -> None:
         """Set column ``name`` to ``values`` (an array, or a Series, of the batch's length)."""
         self._arrays[name] = values.array if isinstance(values, pd.Series) else values
@@ -376,6 +389,11 @@ except ImportError:  # pragma: no cover
     SingleBlockManager = BlockManager = BlockPlacement = new_block = None
 
 _series = _pick_series()
+
+
+def series(values: Any, name: str) -> pd.Series:
+    """``values`` as a Series over a RangeIndex (no copy, no validation: a frame's own arrays)."""
+    return _series(values, pd.RangeIndex(len(values)), name)
 
 
 def frame_of_blocks(blocks: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:

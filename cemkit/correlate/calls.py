@@ -11,14 +11,16 @@ are gathered once at the end. The result is exactly
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from cemkit.columnar import Columns
+from cemkit.columnar import Columns, series
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
 from cemkit.correlate.pair_legs import TERM_FIELDS
@@ -84,20 +86,20 @@ def correlate_calls(
         return with_signaling(out, fill_from_xdr) if fill_from_xdr else out
     records = _frames.without_attrs(records)
     kind = _frames.time_kind(records["start"])
-    pair_tol = _frames.delta_ns(pair_tolerance, kind, "tolerance")
-    match_tol = _frames.delta_ns(match_tolerance, kind, "tolerance")
-    win = _frames.delta_ns(window, kind, "window")
+    pair_tol = delta_ns(pair_tolerance, kind, "tolerance")
+    match_tol = delta_ns(match_tolerance, kind, "tolerance")
+    win = delta_ns(window, kind, "window")
     start = _time_ns(records, "start")
     key, order, parts = _party_order(records, start)  # the one sort, shared by the three steps
-    is_cdr, is_xdr = _frames.equals_any(records["record_kind"], ("cdr", "xdr"))
-    orig, term = _frames.equals_any(records["leg"], ("orig", "term"))
+    is_cdr, is_xdr = _labels_in(records, "record_kind", ("cdr", "xdr"))
+    orig, term = _labels_in(records, "leg", ("orig", "term"))
     kinds = np.full(len(records), -1, np.int8)
     kinds[is_cdr] = _kernels.CDR
     kinds[is_xdr] = _kernels.XDR
     legs = np.full(len(records), -1, np.int8)
     legs[orig] = _kernels.ORIG
     legs[term] = _kernels.TERM
-    answered = _frames.equals(records["outcome"], "answered")
+    (answered,) = _labels_in(records, "outcome", ("answered",))
     end = _time_ns(records, "end")
     steps = (start, end, kinds, legs, answered, pair_tol, match_tol, win, bool(close_on_answer))
     ok, pair, matched, label, rank = _kernels.calls_sorted(order, key, parts, *steps)
@@ -134,7 +136,7 @@ def correlate_calls(
         term_taken = source.pending(term_cols, term_idx, missing=True)
         xdr_taken = source.pending(xdr_cols, xdr, missing=True)
         taken = [term_taken[c] for c in term_cols] + [xdr_taken[c] for c in xdr_cols]
-        record_ids = source.array("record_id")
+        record_ids = None  # the intent ids: pending too (below), taken with the others
     else:
         arrays = _frames.column_arrays(records)
         columns = _frames.select_arrays(arrays, keep)
@@ -153,7 +155,13 @@ def correlate_calls(
     columns.update(zip([f"src_xdr_{c}" for c in xdr_cols], taken[len(term_cols) :], strict=True))
     codes = pa.array(status, mask=status < 0)
     columns["src_match"] = pd.arrays.ArrowStringArray(_STATUS.take(codes))
-    columns["src_intent_id"] = record_ids.take(label)
+    if record_ids is None and (not label.size or label.min() >= 0):
+        # a micro-batch: the record ids at the intents' first rows, pending (one gather)
+        columns["src_intent_id"] = source.pending(["record_id"], label)["record_id"]
+    else:
+        if record_ids is None:
+            record_ids = source.array("record_id")
+        columns["src_intent_id"] = record_ids.take(label)
     columns["src_attempt"] = pd.arrays.IntegerArray((rank + 1).astype(np.int32),
                                                     np.zeros(rank.size, bool))  # fmt: skip
     fill = [n for n in fill_from_xdr if n in columns and f"src_xdr_{n}" in columns]
@@ -187,7 +195,10 @@ def _party_order(
     codes = getattr(records, "codes", {})
     if not all(c in codes for c in KEY[1:]):
         return _frames.hashed_key_order([records[c] for c in KEY], start)
-    service, n_service = _frames.column_codes(records[KEY[0]])
+    values, at = _source_of(records, KEY[0])
+    service, n_service = _label_codes(values)
+    if at is not None:  # coded on the column's source rows (equal codes: equal values)
+        service = service[at]
     a, b = codes[KEY[1]], codes[KEY[2]]
     base = int(max(a.max(initial=-1), b.max(initial=-1))) + 1
     key = (service * base + a) * base + b
@@ -195,6 +206,52 @@ def _party_order(
     if max(n_service, 1) * base * base >= 2**62:  # pragma: no cover - billions of parties
         return _frames.hashed_key_order([records[c] for c in KEY], start)
     return key, _kernels.key_time_order(key, start), (key,)
+
+
+def _source_of(records: Any, name: str) -> tuple[pd.Series, np.ndarray | None]:
+    """Column ``name``, or, pending in a :class:`Columns`, its source and the positions taken.
+
+    What a reader that only compares or codes a label column reads: ``f(source)[positions]``
+    is ``f(column)`` for a row-wise ``f``, and the strings are not gathered
+    (:meth:`cemkit.columnar.Columns.source`; the KQIs read them the same way).
+    """
+    if isinstance(records, Columns):
+        values, at = records.source(name)
+        if at is not None:
+            return series(values, name), at
+    return records[name], None
+
+
+def _labels_in(records: Any, name: str, candidates: Sequence[str]) -> list[np.ndarray]:
+    """:func:`~cemkit.correlate._frames.equals_any` of a column, read by :func:`_source_of`."""
+    values, at = _source_of(records, name)
+    found = _frames.equals_any(values, candidates)
+    return found if at is None else [f[at] for f in found]
+
+
+def _label_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """:func:`~cemkit.correlate._frames.column_codes` of a label column (a few distinct values).
+
+    Arrow strings by one ``dictionary_encode`` (not first tried as tokens); equal codes are
+    equal values, -1 null, as there.
+    """
+    arr = values.array
+    if not isinstance(arr, pd.arrays.ArrowStringArray) or not len(arr):
+        return _frames.column_codes(values)
+    enc = pc.dictionary_encode(pa.array(arr))
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return np.asarray(codes, dtype=np.int64), len(enc.dictionary)
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def delta_ns(value: Any, kind: str, name: str) -> int:
+    """:func:`~cemkit.correlate._frames.delta_ns`, kept per setting (a batch's are the same).
+
+    Parsing ``"5s"`` into a Timedelta costs ~40 µs, four times per micro-batch.
+    """
+    return _frames.delta_ns(value, kind, name)
 
 
 def _time_ns(records: Any, name: str) -> np.ndarray:

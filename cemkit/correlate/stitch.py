@@ -15,6 +15,7 @@ import pandas as pd
 
 from cemkit.columnar import Columns
 from cemkit.correlate import _frames, _kernels
+from cemkit.correlate.calls import _time_ns, delta_ns
 
 #: Columns :func:`stitch` adds to the records (names under the ``src_`` prefix of the schema).
 STITCH_COLUMNS: dict[str, str] = {
@@ -51,7 +52,7 @@ def stitch_labels(
     needed = ["call_id", "partial_seq", "start", "end", "a_number", "b_number", *by]
     _frames.require(records, needed, "stitch")
     kind = _frames.time_kind(records["start"])
-    gap_ns = _frames.delta_ns(gap, kind, "gap")
+    gap_ns = delta_ns(gap, kind, "gap")
     has_ref = records["call_id"].notna().to_numpy(dtype=bool)
     n = len(records)
     key = np.full(n, -1, np.int64)
@@ -94,8 +95,8 @@ def stitch_labels(
             # attempt is a record of its own, never a partial of another
             key[_frames.equals(records["record_kind"], "registration")] = -1
     seq = records["partial_seq"].to_numpy(dtype=np.int64, na_value=-1)
-    start = _frames.time_ns(records["start"])
-    end = _frames.time_ns(records["end"])
+    start = _time_ns(records, "start")  # (a micro-batch's: their int64 values, no Series)
+    end = _time_ns(records, "end")
     return _kernels.stitch_groups(key, seq, start, end, ~has_ref, gap_ns, alone=alone)
 
 

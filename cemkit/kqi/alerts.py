@@ -228,7 +228,7 @@ def _robust_pooled_share(bad: np.ndarray, den: np.ndarray, eligible: np.ndarray,
 
 
 def find_alerts(
-    table: pd.DataFrame, model: ServiceModel, *, freq: str | None = None
+    table: pd.DataFrame, model: ServiceModel, *, freq: str | None = None, keys: Any = None
 ) -> pd.DataFrame:
     """Alerts from a KQI table (:attr:`cemkit.kqi.rollup.KqiResult.table`).
 
@@ -240,6 +240,9 @@ def find_alerts(
         Thresholds per group / customer and the alerting bucket.
     freq : str, optional
         Bucket to judge (default ``model.alerting.bucket``).
+    keys : cemkit.kqi.rollup.TableKeys, optional
+        The table's key columns as codes (:attr:`cemkit.kqi.rollup.KqiResult.keys` of the
+        rollup that made it): rows and objects are then found by codes, no string compared.
 
     Returns
     -------
@@ -254,26 +257,31 @@ def find_alerts(
     # the table's columns as arrays, only those read, each once (a Series per read costs more
     # than the work on a micro-batch's few hundred KQI rows)
     arrays = _Arrays(table)
-    # the rows of the bucket size, as NumPy arrays taken once (no filtered copy of the table)
-    if "freq" in arrays:
-        at = np.flatnonzero(_equals(arrays["freq"], freq))
+    if keys is not None:
+        at, obj = _keyed_objects(keys, model, freq)
+        if not len(at):
+            return empty_alerts()
     else:
-        at = np.arange(len(table))
-    if not len(at):
-        return empty_alerts()
-    # each row's object (position in `objects`), one sort by object and bucket
-    obj = np.full(len(at), -1, dtype=np.int64)
-    kinds = arrays["object_kind"]
-    names = arrays["object"]
-    for kind in ("group", "customer"):
-        known, value_set = _object_lookup(model, kind)
-        if not len(known):
-            continue
-        is_kind = _equals(kinds, kind)[at]
-        if not is_kind.any():
-            continue
-        found_at = _index_in(names, at[is_kind], value_set)
-        obj[is_kind] = np.where(found_at >= 0, known[np.maximum(found_at, 0)], -1)
+        # the rows of the bucket size, as NumPy arrays taken once (no filtered copy of the table)
+        if "freq" in arrays:
+            at = np.flatnonzero(_equals(arrays["freq"], freq))
+        else:
+            at = np.arange(len(table))
+        if not len(at):
+            return empty_alerts()
+        # each row's object (position in `objects`), one sort by object and bucket
+        obj = np.full(len(at), -1, dtype=np.int64)
+        kinds = arrays["object_kind"]
+        names = arrays["object"]
+        for kind in ("group", "customer"):
+            known, value_set = _object_lookup(model, kind)
+            if not len(known):
+                continue
+            is_kind = _equals(kinds, kind)[at]
+            if not is_kind.any():
+                continue
+            found_at = _index_in(names, at[is_kind], value_set)
+            obj[is_kind] = np.where(found_at >= 0, known[np.maximum(found_at, 0)], -1)
     bucket = _ns(arrays["bucket"])[at]
     sel = np.flatnonzero(obj >= 0)
     order = sel[np.lexsort((bucket[sel], obj[sel]))]
@@ -426,6 +434,52 @@ def _objects(model: ServiceModel) -> list[tuple[str, str, list[Threshold]]]:
 def _object_lookup(model: ServiceModel, kind: str) -> tuple[np.ndarray, pa.Array]:
     """Positions in :func:`_objects` of the objects of ``kind`` with rules, and their names."""
     return _plan(model)[1][kind]
+
+
+def _keyed_objects(keys: Any, model: ServiceModel, freq: str) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of bucket size ``freq`` and each one's object (position in :func:`_objects`).
+
+    What the string comparisons of :func:`find_alerts` find, from the table's key codes
+    (:class:`cemkit.kqi.rollup.TableKeys`): each label is looked up once among the objects
+    with rules (:func:`_label_positions`, kept per list of labels), its rows by their codes.
+    """
+    if freq not in keys.freqs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    at = np.flatnonzero(keys.freq == keys.freqs.index(freq))
+    obj = np.full(len(at), -1, dtype=np.int64)
+    code, kind_at = keys.obj[at], keys.kind[at]
+    for kind in ("group", "customer"):
+        known, value_set = _object_lookup(model, kind)
+        if not len(known) or kind not in keys.kinds:
+            continue
+        is_kind = kind_at == keys.kinds.index(kind)
+        if not is_kind.any():
+            continue
+        found_at = _label_positions(keys.labels, value_set)[code[is_kind]]
+        obj[is_kind] = np.where(found_at >= 0, known[np.maximum(found_at, 0)], -1)
+    return at, obj
+
+
+#: Per list of labels and set of names (by identity, the set held): each label's position.
+_POSITIONS: dict[tuple[tuple[str, ...], int], tuple[pa.Array, np.ndarray]] = {}
+
+
+def _label_positions(labels: tuple[str, ...], value_set: pa.Array) -> np.ndarray:
+    """Position of each label in ``value_set`` (-1: not there), computed once per pair.
+
+    A warm model writes the same labels (its groups' and customers' names) every batch.
+    """
+    ident = (labels, id(value_set))
+    got = _POSITIONS.get(ident)
+    if got is not None and got[0] is value_set:
+        return got[1]
+    found = pc.index_in(pa.array(labels, pa.string()), value_set=value_set)
+    positions = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    positions.flags.writeable = False
+    if len(_POSITIONS) > 16:
+        _POSITIONS.clear()
+    _POSITIONS[ident] = (value_set, positions)
+    return positions
 
 
 def _index_in(names: Any, rows: np.ndarray, value_set: pa.Array) -> np.ndarray:

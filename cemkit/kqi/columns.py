@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cemkit.columnar import Columns
+from cemkit.columnar import Columns, series
 
 #: Masked arrays whose values convert to float64 by their data and mask.
 _MASKED_NUMBERS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray)
@@ -117,15 +117,30 @@ class RecordColumns:
         num = pd.to_numeric(s, errors="coerce").astype("Int64")
         return _writable(np.asarray(num.fillna(0).to_numpy(dtype=np.int64), dtype=np.int64))
 
+    def _source(self, name: str) -> tuple[pd.Series, np.ndarray | None]:
+        """Column ``name``, or its source and positions where a :class:`Columns` left it pending.
+
+        The real-time path: a label column matched on its source rows (its codes then taken)
+        is never gathered (:meth:`cemkit.columnar.Columns.source`).
+        """
+        if isinstance(self.frame, Columns):
+            values, at = self.frame.source(name)
+            if at is not None:
+                return series(values, name), at
+        return self.frame[name], None
+
     def labels(self, name: str) -> tuple[np.ndarray, list[object]]:
         """Codes (int64, -1 for null) and distinct values of a label column (dictionary-encoded)."""
         got = self._labels.get(name)
         if got is not None:
             return got
-        if not self.has(name):
+        column, at = self._source(name) if self.has(name) else (None, None)
+        if column is None:
             got = (np.full(self.n, -1, dtype=np.int64), [])
-        elif name in self.vocabulary and _arrow_strings(self.frame[name].dtype):
-            got = _match(self.frame[name], list(self.vocabulary[name]))
+        elif name in self.vocabulary and _arrow_strings(column.dtype):
+            got = _match(column, list(self.vocabulary[name]))
+            if at is not None:  # matched on the source rows: the codes of the rows taken
+                got = (got[0][at], got[1])
             self._closed.add(name)
         else:
             got = _encode(self.frame[name])

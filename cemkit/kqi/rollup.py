@@ -112,10 +112,37 @@ class KqiResult:
     model_name: str = ""
     freqs: tuple[str, ...] = field(default_factory=tuple)
     group_sizes: pd.DataFrame | None = None
+    #: Each table row's ``object_kind``, ``object`` and ``freq`` as codes into the names they
+    #: were written from (None for an empty table): for a reader of the table just made, e.g.
+    #: :func:`cemkit.kqi.alerts.find_alerts` on the real-time path, that then compares no strings
+    keys: TableKeys | None = None
+
+
+@dataclass(frozen=True)
+class TableKeys:
+    """The key columns of a KQI table as codes: ``kinds[kind[i]]`` is row i's ``object_kind``.
+
+    Likewise ``labels[obj[i]]`` its ``object`` and ``freqs[freq[i]]`` its ``freq``.
+    """
+
+    kind: np.ndarray  # int32
+    kinds: tuple[str, ...]
+    obj: np.ndarray  # int64
+    labels: tuple[str, ...]
+    freq: np.ndarray  # int32
+    freqs: tuple[str, ...]
 
 
 def _time_ns_utc(start: pd.Series, floor: str | None = None) -> np.ndarray:
     """Start times (optionally floored, in their own time zone) as int64 UTC ns; NaT: NULL_TIME."""
+    arr = start.array
+    if (
+        floor is None
+        and isinstance(arr, pd.arrays.DatetimeArray)
+        and arr.tz is not None
+        and (arr.unit == "ns")
+    ):  # the canonical column: its int64 values (no ``.dt`` accessor, ~40 µs a batch)
+        return np.asarray(arr.asi8, dtype=np.int64)
     if not isinstance(start.dtype, pd.DatetimeTZDtype):
         start = pd.to_datetime(start, utc=True)
         if isinstance(start.dtype, pd.ArrowDtype):  # Arrow timestamps stay Arrow in to_datetime
@@ -343,8 +370,10 @@ def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray, t: np.ndarray | N
         f = np.where(codes >= 0, first[np.maximum(codes, 0)] if n_codes else NULL_TIME, NULL_TIME)
         if attempts_only:
             f = np.where(attempts, f, NULL_TIME)
-    window = int(pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S).value)
-    return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= window))
+    return np.where(f == NULL_TIME, True, (t != NULL_TIME) & (t - f <= _SAME_ATTEMPT_NS))
+
+
+_SAME_ATTEMPT_NS = int(pd.Timedelta(seconds=formulas.SAME_ATTEMPT_WINDOW_S).value)
 
 
 def _intent_codes(intents: pd.Series) -> tuple[np.ndarray | None, int]:
@@ -410,7 +439,8 @@ def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
     pdd = np.where(has_pdd, np.rint(cols.floats("pdd_ms")), np.nan)
     cellings = [_cells(groups, bucket, len(assigner.group_names))]
     picks = [_ALL_COUNTERS]
-    orig = _is_orig(part) if wants.customers or wants.rank else None
+    # originating records: not a terminating leg (null too), the leg bits the counters read
+    orig = cols.bits("leg", ({"term"},)) == 0 if wants.customers or wants.rank else None
     if wants.customers:
         assert orig is not None
         use = orig & (customers >= 0)
@@ -587,8 +617,9 @@ def rollup(
         wanted.append(spec.numbers.column)
     if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in ddf.columns:
         ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
-    elif isinstance(ddf, Columns):  # the columns read, gathered at once (cemkit.columnar)
-        ddf.gather(wanted)
+    elif isinstance(ddf, Columns):  # the columns read, gathered at once (cemkit.columnar);
+        # not the label columns: matched on their source rows (RecordColumns.labels)
+        ddf.gather([c for c in wanted if c not in formulas.LABELS])
     # a pandas frame is read column by column as it is (a copy of it costs more than the KQIs)
     if per_customer_work and spec.numbers.column not in ddf.columns:
         raise SchemaError(
@@ -608,7 +639,7 @@ def rollup(
     hierarchy = hierarchy_of(assigner)
     group = _merge_leaves([p.group for p in partials])
     customer = _merge_leaves([p.customer for p in partials])
-    table = _table(
+    table, keys = _table(
         [("group", group, names, hierarchy), ("customer", customer, assigner.customer_names, {})],
         freqs,
     )
@@ -623,14 +654,15 @@ def rollup(
     if sizes:
         found = [p.size_pairs for p in partials if p.size_pairs is not None]
         group_sizes = count_sizes(found, names, hierarchy)
-    return KqiResult(table, worst, int(n_customers), spec.name, tuple(freqs), group_sizes)
+    return KqiResult(table, worst, int(n_customers), spec.name, tuple(freqs), group_sizes, keys)
 
 
 def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
-           freqs: Sequence[str]) -> pd.DataFrame:  # fmt: skip
+           freqs: Sequence[str]) -> tuple[pd.DataFrame, TableKeys | None]:  # fmt: skip
     """The KQI table: every kind's leaf rows rolled up, per bucket size, indicators computed.
 
-    NumPy throughout; the one DataFrame is built at the end.
+    NumPy throughout; the one DataFrame is built at the end. With it, its key columns as codes
+    (None for an empty table).
     """
     parts: list[tuple[str, str, list[str], _Leaf, np.ndarray]] = []
     for kind, leaf, names, hierarchy in kinds:
@@ -639,7 +671,7 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
                 rolled, quantiles = _roll(leaf, len(names), hierarchy, _STEP_NS[f])
                 parts.append((kind, f, names, rolled, quantiles))
     if not parts:
-        return _empty_table()
+        return _empty_table(), None
     sums = np.concatenate([p[3].sums for p in parts], axis=1)
     columns: dict[str, Any] = {c: sums[i] for i, c in enumerate(formulas.COUNTERS)}
     quantiles = np.concatenate([p[4] for p in parts], axis=1)
@@ -666,10 +698,12 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
         freq_ix.append(np.full(n, freqs_seen.index(freq), dtype=np.int32))
         bucket_parts.append(leaf.bucket)
         end_parts.append(leaf.bucket + int(pd.Timedelta(FREQ_OFFSETS[freq]).value))
+    coded = TableKeys(np.concatenate(kind_ix), tuple(kinds_seen), np.concatenate(codes),
+                      tuple(labels), np.concatenate(freq_ix), tuple(freqs_seen))  # fmt: skip
     keys = [
-        _strings_of(np.concatenate(kind_ix), kinds_seen),
-        _strings_of(np.concatenate(codes), labels),
-        _strings_of(np.concatenate(freq_ix), freqs_seen),
+        _strings_of(coded.kind, kinds_seen),
+        _strings_of(coded.obj, labels),
+        _strings_of(coded.freq, freqs_seen),
         _utc(np.concatenate(bucket_parts)),
         _utc(np.concatenate(end_parts)),
     ]
@@ -677,7 +711,8 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
     # part and their concatenation cost ~10x more on a micro-batch's few hundred rows)
     names = [c for c in ind if c != "attempts"]
     values = np.stack([ind[c] for c in names])
-    return frame_of_blocks([*keys, sums, values], [*_KEY_COLUMNS, *formulas.COUNTERS, *names])
+    table = frame_of_blocks([*keys, sums, values], [*_KEY_COLUMNS, *formulas.COUNTERS, *names])
+    return table, coded
 
 
 _KEY_COLUMNS = ("object_kind", "object", "freq", "bucket", "bucket_end")
@@ -685,21 +720,21 @@ _KEY_COLUMNS = ("object_kind", "object", "freq", "bucket", "bucket_end")
 
 def _strings_of(index: np.ndarray, values: list[str]) -> pd.api.extensions.ExtensionArray:
     """``values[index]`` as an Arrow-backed string array (one take, no Python object per row)."""
-    return _string_array([_arrow_strings_of(tuple(values)).take(pa.array(index))])
+    # large_string, what the array holds: no cast, no conversion by pd.array
+    return pd.arrays.ArrowStringArray(_arrow_strings_of(tuple(values)).take(pa.array(index)))
 
 
 @functools.lru_cache(maxsize=32)
 def _arrow_strings_of(values: tuple[str, ...]) -> pa.Array:
     # a warm model's object names: the same few hundred strings every micro-batch
-    return pa.array(values, pa.string())
-
-
-def _string_array(chunks: list[pa.Array]) -> pd.api.extensions.ExtensionArray:
-    return pd.array(pa.concat_arrays(chunks), dtype=_STRING)
+    return pa.array(values, pa.large_string())
 
 
 def _utc(ns: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    return pd.array(ns.view("datetime64[ns]"), dtype=_UTC)
+    # int64 UTC ns this module computed (NULL_TIME: NaT): no validation, no re-parse
+    return pd.arrays.DatetimeArray._simple_new(
+        np.ascontiguousarray(ns, dtype=np.int64).view("datetime64[ns]"), dtype=_UTC
+    )
 
 
 _UTC = pd.DatetimeTZDtype("ns", "UTC")

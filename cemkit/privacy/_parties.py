@@ -217,8 +217,11 @@ def build(columns: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
     rows of a near-distinct column are appended as they are.
     """
     total = sum(len(a) for a in columns)
-    slot_key = np.empty(1 << 12, dtype=np.int64)
-    slot_code = np.full(1 << 12, -1, dtype=np.int64)
+    # the table sized for every row to be distinct (up to 2**16 slots, then grown): a
+    # micro-batch's (~12K values) is not grown twice on the way (the codes do not depend on it)
+    size = 1 << max(12, min(16, (2 * total).bit_length()))
+    slot_key = np.empty(size, dtype=np.int64)
+    slot_code = np.full(size, -1, dtype=np.int64)
     uniques = np.empty(total, dtype=np.int64)
     m = 0
     found: list[np.ndarray] = []

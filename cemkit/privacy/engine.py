@@ -193,17 +193,20 @@ class Protector:
         refuse_protected(df)
         return _apply(df, self.plan(df.dtypes), threads=self.threads)
 
-    def columns(self, df: pd.DataFrame) -> Columns:
+    def columns(self, df: pd.DataFrame, *, steps: Plan | None = None) -> Columns:
         """The protected partition as column arrays (:class:`~cemkit.columnar.Columns`).
 
         What :meth:`__call__` gives, without building the frame (the real-time path carries
         the arrays to the correlators): the same columns, dtypes and values. ``keep`` columns
         are the input's arrays (the correlators' results are new arrays, never these).
+        ``steps``: :meth:`plan` of ``df.dtypes``, when the caller holds it (a warm
+        :class:`~cemkit.pipeline.BatchProcessor` whose batches keep their dtypes).
         """
         refuse_protected(df)
         if not df.columns.is_unique:
             return Columns.of(self(df))
-        steps = self.plan(df.dtypes)
+        if steps is None:
+            steps = self.plan(df.dtypes)
         cols = Columns.of(df)  # its Series are cheaper than the frame's (see cemkit.columnar)
         arrays = cols.arrays
         tokenized = {n: op for n, op in steps if type(op) is Tokenize}

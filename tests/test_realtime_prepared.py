@@ -1,0 +1,120 @@
+"""The real-time path's array-level entry points, on real pipeline output.
+
+Label columns left pending by a stage are read at their source rows (``Columns.source``: the
+strings are never gathered in the hot path); the KQI table carries its key columns as codes
+(``KqiResult.keys``) and the alerts found by them equal the alerts found by comparing strings.
+The records, KQIs and alerts themselves are compared with ``cemkit.run`` in tests/test_realtime.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import cemkit
+from cemkit import schema, synth
+from cemkit.kqi.alerts import find_alerts
+from cemkit.kqi.rollup import rollup
+from cemkit.model.assign import Assigner
+from cemkit.model.spec import load_model
+from cemkit.runs import read_records
+
+KEY = "3c6e9b2d5a8c1f4e7b0a3d6c7f3a9c2e5b8d1f4a6c0e3b7d9a2f5c8e1b4d7a0c"
+LABELS = ("leg", "outcome", "record_kind", "service")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rtprepared")
+    synth.generate(out, records=4_000, seed=23, incidents=1, formats=False)
+    source = out / "one" / "records.parquet"
+    source.parent.mkdir()
+    pq.write_table(pq.read_table(out / "records"), source)  # one row group: one partition
+    text = (out / "model.yaml").read_text()
+    assert "\nthresholds:\n" in text
+    # absolute thresholds that 4,000 records breach: alerts to compare (and relative ones)
+    model = out / "alerting.yaml"
+    model.write_text(text.replace("\nthresholds:\n", "\nthresholds:\n"
+                                  "  - {indicator: asr, absolute: 0.9, min_attempts: 5}\n"
+                                  "  - {indicator: ner, absolute: 0.95, min_attempts: 5,"
+                                  " severity: critical}\n"))  # fmt: skip
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CEMKIT_KEY", KEY)
+    run = cemkit.run(source, format="parquet", model=model, out=out / "run", scheduler="sync",
+                     freqs=("15min", "hour"))  # fmt: skip
+    records = schema.conform(pd.read_parquet(source))
+    yield out, model, run, records
+    mp.undo()
+
+
+def test_label_columns_are_not_gathered_in_the_hot_path(world):
+    # correlate_calls and the KQIs compare the label columns at their source rows: after a
+    # warm batch they are still pending (gathered only when the records are read), and the
+    # records read then are those of cemkit.run
+    _, model, run, records = world
+    proc = cemkit.BatchProcessor("default", model=model, freqs=("15min", "hour"))
+    proc(records.iloc[:1000].reset_index(drop=True))
+    batch = proc(records)
+    cols = batch.columns
+    for name in LABELS:
+        values, at = cols.source(name)
+        assert at is not None, f"{name} was gathered during the batch"
+        gathered = cols.array(name)
+        assert pd.array(values).take(at).equals(gathered)
+        assert cols.source(name)[1] is None  # gathered now: its own array
+    got = batch.records.sort_values("record_id").reset_index(drop=True)
+    want = read_records(run.out).compute()
+    want = want.sort_values("record_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_table_keys_decode_to_the_key_columns(world):
+    _, model, _, records = world
+    proc = cemkit.BatchProcessor("default", model=model)
+    calls = proc(records).columns.frame()
+    rolled = rollup(calls, Assigner(load_model(model)), freqs=("15min", "hour"),
+                    rank_customers=False)  # fmt: skip
+    keys, table = rolled.keys, rolled.table
+    assert keys is not None and len(keys.kind) == len(table) > 0
+    for column, codes, names in (("object_kind", keys.kind, keys.kinds),
+                                 ("object", keys.obj, keys.labels),
+                                 ("freq", keys.freq, keys.freqs)):  # fmt: skip
+        decoded = np.array(names, dtype=object)[codes]
+        assert decoded.tolist() == table[column].tolist()
+
+
+@pytest.mark.parametrize("freq", [None, "hour", "day"])
+def test_alerts_by_key_codes_equal_the_alerts_by_strings(world, freq):
+    # on the real pipeline's records (KQIs of two bucket sizes, groups and modeled customers),
+    # and on cemkit.run's KQI table: found by codes, found by comparing the strings, the same
+    _, model, run, records = world
+    spec = load_model(model)
+    proc = cemkit.BatchProcessor("default", model=model)
+    calls = proc(records).columns.frame()
+    rolled = rollup(calls, Assigner(spec), freqs=("15min", "hour"), rank_customers=False)
+    by_codes = find_alerts(rolled.table, spec, freq=freq, keys=rolled.keys)
+    by_strings = find_alerts(rolled.table, spec, freq=freq)
+    pd.testing.assert_frame_equal(by_codes, by_strings)
+    if freq is None:
+        assert len(by_codes) >= 2  # the thresholds above breach
+        pd.testing.assert_frame_equal(by_codes, run.alerts)
+
+
+def test_warm_processor_keeps_the_plan_while_dtypes_stay(world, monkeypatch):
+    # the protect plan is looked up once per dtype signature: batches with the dtype objects
+    # of the last one reuse it, a batch of other dtypes gets its own (and the same records)
+    from cemkit.privacy.engine import Protector
+
+    _, model, _, records = world
+    proc = cemkit.BatchProcessor("default", model=model)
+    want = proc(records).records
+    looked_up = []
+    plan = Protector.plan
+    monkeypatch.setattr(Protector, "plan", lambda self, d: looked_up.append(1) or plan(self, d))
+    pd.testing.assert_frame_equal(proc(records).records, want)
+    assert not looked_up
+    other = records.astype({"partial_seq": "float64"})  # read some other way: conformed
+    pd.testing.assert_frame_equal(proc(other).records, want)
+    assert looked_up
