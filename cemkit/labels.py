@@ -55,9 +55,9 @@ def _string_array(arr: Any) -> pa.Array | pa.ChunkedArray | None:
     dtype = getattr(arr, "dtype", None)
     if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
         return pa.array(arr)
-    if isinstance(dtype, pd.ArrowDtype) and (pa.types.is_string(dtype.pyarrow_dtype)
-                                             or pa.types.is_large_string(dtype.pyarrow_dtype)):  # fmt: skip
-        return pa.array(arr)
+    if isinstance(dtype, pd.ArrowDtype):
+        t = dtype.pyarrow_dtype
+        return pa.array(arr) if pa.types.is_string(t) or pa.types.is_large_string(t) else None
     return None
 
 
@@ -74,6 +74,15 @@ def narrow_array(name: str, values: Any) -> pd.Categorical | None:
     The codes come from pyarrow's dictionary encoding (no Python object per row); the
     categories are :func:`label_dtype`'s.
     """
+    if isinstance(values, pd.Categorical):  # read as a dictionary: its categories renumbered
+        if not pd.api.types.is_string_dtype(values.categories.dtype):
+            return None
+        distinct = [str(v) for v in values.categories]
+        dtype = label_dtype(name, tuple(sorted(set(distinct))))
+        if values.dtype == dtype:
+            return values
+        at = np.append(pd.Index(dtype.categories).get_indexer(distinct), -1).astype(np.int8)
+        return pd.Categorical.from_codes(at[values.codes], dtype=dtype, validate=False)
     arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else _string_array(values)
     if arr is None:
         return None
@@ -174,5 +183,6 @@ def _packed(vocabulary: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 def narrowed_meta(meta: pd.DataFrame) -> pd.DataFrame:
     """The (empty) meta of a lazy frame as :func:`narrow` leaves its partitions."""
     dtypes = {name: label_dtype(name) for name in VOCABULARIES if name in meta.columns
-              and _string_array(meta[name].array) is not None}  # fmt: skip
+              and (_string_array(meta[name].array) is not None
+                   or isinstance(meta[name].dtype, pd.CategoricalDtype))}  # fmt: skip
     return meta.astype(dtypes) if dtypes else meta

@@ -349,8 +349,9 @@ def load_sources(
         frame = dd.from_delayed([t[0] for t in tasks], meta=raw_meta, verify_meta=False)
         if combined:
             finished = p.loader.finish(frame, p.parts)
-            finished = finished.map_partitions(labels.narrow,
-                                               meta=labels.narrowed_meta(finished._meta))
+            finished = finished.map_partitions(
+                labels.narrow, meta=labels.narrowed_meta(finished._meta)
+            )
             frame = st.apply(finished, pre)
             if align is not None:
                 frame = frame.map_partitions(align, meta=union, enforce_metadata=False)
@@ -559,10 +560,10 @@ def execute(
             # the KQI reductions shuffle too: without a cluster never Dask's p2p default (a
             # distributed Client alive elsewhere in the process would make it the default)
             with manifest.timed(sink.name), dask.config.set(shuffle_config(client, [])):
-                data = (
-                    store.read_parts(_files(writer.records_dir))
+                data = (  # label columns as categoricals (cemkit.labels), as they were written
+                    store.read_parts(_files(writer.records_dir), narrow=True)
                     if write_records
-                    else store.read_records(source)
+                    else store.read_records(source, narrow=True)
                 )
                 tables, section, result = sink.fn(data)
                 for rel, frame in tables.items():

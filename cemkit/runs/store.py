@@ -569,12 +569,15 @@ def part_files(run: str | os.PathLike[str], what: str = RECORDS) -> list[str]:
     return sorted(str(p) for p in (run_root(run) / what).glob("*.parquet"))
 
 
-def read_records(run: str | os.PathLike[str], what: str = RECORDS) -> Any:
+def read_records(run: str | os.PathLike[str], what: str = RECORDS, *,
+                 narrow: bool = False) -> Any:  # fmt: skip
     """Read ``run/records/`` (or ``run/quarantine/``) back as a lazy Dask DataFrame.
 
     ``run`` is a run directory or its ``records`` directory. One partition per part file, in part
     order; strings come back as ``string[pyarrow]``, nullable integers as pandas nullable
     integers and times as ``datetime64[ns, UTC]``, as the stage that wrote them had them.
+    ``narrow``: label columns as categoricals instead (:mod:`cemkit.labels`; what a stage that
+    reads them reads, their dictionary pages taken as they are).
     """
     root = run_root(run)
     files = part_files(root, what)
@@ -583,29 +586,47 @@ def read_records(run: str | os.PathLike[str], what: str = RECORDS) -> Any:
             f"run directory {str(root)!r} has no {what} files",
             hint="give the run directory that load, protect or correlate wrote",
         )
-    return read_parts(files, what)
+    return read_parts(files, what, narrow=narrow)
 
 
-def read_parts(files: list[str], what: str = RECORDS) -> Any:
+def read_parts(files: list[str], what: str = RECORDS, *, narrow: bool = False) -> Any:
     """Part files as a lazy Dask DataFrame, one partition per file (meta from the first).
 
-    Only the columns a computation uses are read (Dask's column projection).
+    Only the columns a computation uses are read (Dask's column projection). ``narrow``: as
+    :func:`read_part`.
     """
+    import functools
+
     import dask.dataframe as dd
 
     from cemkit.io.convert import to_pandas
 
     # the schema only, no rows read
     meta = to_pandas(decode_schema(pq.read_schema(files[0])).empty_table())
+    read = read_part
+    if narrow:
+        meta = labels.narrowed_meta(meta)
+        read = functools.partial(read_part, narrow=True)
     # read_part takes ``columns=``: Dask passes the projection
-    return dd.from_map(read_part, files, meta=meta, label=f"read-{what}", enforce_metadata=False)
+    return dd.from_map(read, files, meta=meta, label=f"read-{what}", enforce_metadata=False)
 
 
-def read_part(path: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """One part file as pandas with cemkit's dtypes (the one record reader; tokens as strings)."""
+def read_part(path: str, columns: list[str] | None = None, *,
+              narrow: bool = False) -> pd.DataFrame:  # fmt: skip
+    """One part file as pandas with cemkit's dtypes (the one record reader; tokens as strings).
+
+    ``narrow``: label columns as categoricals (:func:`cemkit.labels.narrow`), read from their
+    dictionary pages without making their strings.
+    """
     from cemkit.io.convert import to_pandas
 
-    return to_pandas(decode_tokens(pq.read_table(path, columns=columns)))
+    dictionaries = None
+    if narrow:
+        names = pq.read_schema(path).names if columns is None else columns
+        dictionaries = [n for n in names if n in labels.VOCABULARIES] or None
+    table = pq.read_table(path, columns=columns, read_dictionary=dictionaries)
+    frame = to_pandas(decode_tokens(table))
+    return labels.narrow(frame) if narrow else frame
 
 
 def append_reveal(run: str | os.PathLike[str], event: Mapping[str, Any]) -> None:
