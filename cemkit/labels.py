@@ -65,7 +65,7 @@ def _string_array(arr: Any) -> pa.Array | pa.ChunkedArray | None:
 def label_dtype(name: str, found: tuple[str, ...] = ()) -> pd.CategoricalDtype:
     """The categorical dtype of label column ``name`` holding the values ``found`` (sorted)."""
     cats = sorted(set(VOCABULARIES.get(name, ())) | set(found))
-    return pd.CategoricalDtype(pd.Index(cats))
+    return pd.CategoricalDtype(pd.Index(cats, dtype="str"))  # (none found: still of strings)
 
 
 def narrow_array(name: str, values: Any) -> pd.Categorical | None:
@@ -81,7 +81,7 @@ def narrow_array(name: str, values: Any) -> pd.Categorical | None:
         dtype = label_dtype(name, tuple(sorted(set(distinct))))
         if values.dtype == dtype:
             return values
-        at = np.append(pd.Index(dtype.categories).get_indexer(distinct), -1).astype(np.int8)
+        at = np.append(pd.Index(dtype.categories).get_indexer(distinct), -1)
         return pd.Categorical.from_codes(at[values.codes], dtype=dtype, validate=False)
     arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else _string_array(values)
     if arr is None:
@@ -97,10 +97,11 @@ def narrow_array(name: str, values: Any) -> pd.Categorical | None:
         return None
     distinct = [str(v) for v in arr.dictionary.to_pylist()]
     dtype = label_dtype(name, tuple(sorted(set(distinct))))
-    at = pd.Index(dtype.categories).get_indexer(distinct).astype(np.int8)
+    at = pd.Index(dtype.categories).get_indexer(distinct)
     indices = np.asarray(pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False))
     codes = np.where(indices >= 0, at[np.maximum(indices, 0)] if len(at) else -1, -1)
-    return pd.Categorical.from_codes(codes.astype(np.int8), dtype=dtype, validate=False)
+    # (pandas keeps the codes in the smallest integer type the categories need)
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def narrow(frame: pd.DataFrame) -> pd.DataFrame:

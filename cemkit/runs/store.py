@@ -212,7 +212,9 @@ def narrow_table(table: pa.Table, token_bits: bool | None = None
         store_schema = False
     else:
         store_schema = True
-    high = {f.name for f in fields if _is_string(f.type) and f.name not in low}
+    # (from the table as written: a label column written as strings is one of them)
+    high = {f.name for f in table.schema if _is_string(f.type) and f.name not in low
+            and f.name not in tokens_stored}  # fmt: skip
     options: dict[str, Any] = {
         "compression": PARQUET_COMPRESSION,
         "use_dictionary": True,  # the others too, until a column's dictionary page fills up
