@@ -2,11 +2,12 @@
 
 A run holds its records in memory from the read of each input part to the writer, and its KQI
 stage reads them back. A label column (``outcome``, ``record_kind``, ``service``, ``leg``, the
-number kinds, ``released_by``, ``rat``, ``source``) holds a handful of distinct strings; as an
-Arrow string column it costs ~11-16 bytes a record (offsets and bytes), as a categorical one
-(int8 codes, the categories once). :func:`narrow` makes them categorical where a run reads its
-records; the writer stores them as it stored the strings (:func:`cemkit.runs.store.narrow_table`),
-and readers give strings back, so files and what users read are unchanged.
+number kinds, ``released_by``, ``rat``, ``source``, and ``node``) holds a handful of distinct
+strings; as an Arrow string column it costs ~11-16 bytes a record (offsets and bytes), as a
+categorical one byte (int8 codes, the categories once). :func:`narrow` makes them categorical
+where a run reads its records (``node``, :data:`PROTECTED`, once protected); the writer stores
+them as it stored the strings (:func:`cemkit.runs.store.narrow_table`), and readers give
+strings back, so files and what users read are unchanged.
 
 The categories are the column's vocabulary (:data:`VOCABULARIES`) and any other value found,
 sorted: sorting by a narrowed column orders rows as sorting its strings did, and partitions of
@@ -30,7 +31,7 @@ Examples
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,12 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     **{name: tuple(sorted(values)) for name, values in CATEGORIES.items()},
     "source": (),
 }
+
+#: Network-element labels, narrowed once protected: the policy's rule for them (``scan_text``,
+#: which codes a device address a probe wrote as its node) reads their text.
+PROTECTED: tuple[str, ...] = ("node",)
+#: Every label column a reader of a run's records may take narrow.
+ALL: tuple[str, ...] = (*VOCABULARIES, *PROTECTED)
 
 _STRING = pd.StringDtype("pyarrow")
 
@@ -104,14 +111,14 @@ def narrow_array(name: str, values: Any) -> pd.Categorical | None:
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
-def narrow(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its label columns (:data:`VOCABULARIES`) as categoricals (same values).
+def narrow(frame: pd.DataFrame, names: Iterable[str] | None = None) -> pd.DataFrame:
+    """``frame`` with its label columns ``names`` (:data:`VOCABULARIES`) as categoricals.
 
     Other columns are the frame's own arrays; a frame without Arrow string label columns is
     returned as it is.
     """
     narrowed = {}
-    for name in VOCABULARIES:
+    for name in VOCABULARIES if names is None else names:
         if name in frame.columns:
             got = narrow_array(name, frame[name].array)
             if got is not None:
@@ -181,9 +188,10 @@ def _packed(vocabulary: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return offsets, data
 
 
-def narrowed_meta(meta: pd.DataFrame) -> pd.DataFrame:
+def narrowed_meta(meta: pd.DataFrame, names: Iterable[str] | None = None) -> pd.DataFrame:
     """The (empty) meta of a lazy frame as :func:`narrow` leaves its partitions."""
-    dtypes = {name: label_dtype(name) for name in VOCABULARIES if name in meta.columns
+    names = VOCABULARIES if names is None else names
+    dtypes = {name: label_dtype(name) for name in names if name in meta.columns
               and (_string_array(meta[name].array) is not None
                    or isinstance(meta[name].dtype, pd.CategoricalDtype))}  # fmt: skip
     return meta.astype(dtypes) if dtypes else meta

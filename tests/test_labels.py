@@ -133,8 +133,10 @@ def test_a_run_carries_labels_narrow_and_writes_what_strings_gave(world, tmp_pat
     narrow_run = _run(world, tmp_path / "narrow")
     assert seen and all(isinstance(d["outcome"], pd.CategoricalDtype) for d in seen)
     assert all(isinstance(d["record_kind"], pd.CategoricalDtype) for d in seen)
+    assert all(isinstance(d["node"], pd.CategoricalDtype) for d in seen)  # once protected
     # the same run with the labels left as strings (what the code before cemkit.labels did)
-    monkeypatch.setattr(labels, "VOCABULARIES", {})
+    for name, empty in (("VOCABULARIES", {}), ("PROTECTED", ()), ("ALL", ())):
+        monkeypatch.setattr(labels, name, empty)
     seen.clear()
     wide_run = _run(world, tmp_path / "wide")
     assert seen and all(d["outcome"] == STRING for d in seen)

@@ -131,8 +131,8 @@ class RecordColumns:
         if not self.has(name):
             got = (np.full(self.n, -1, dtype=np.int64), [])
         elif name in self.vocabulary and _label_column(self.frame[name].dtype):
-            vocabulary = list(self.vocabulary[name])
-            got = (label_codes(self.frame[name], vocabulary), vocabulary)
+            vocabulary: list[object] = list(self.vocabulary[name])
+            got = (label_codes(self.frame[name], self.vocabulary[name]), vocabulary)
             self._closed.add(name)
         else:
             got = _encode(self.frame[name])

@@ -211,6 +211,7 @@ def _read_part(loader: Any, part: Any, index: int, pre: list[st.Stage], combined
     numbers = number_counts(records)  # how many numbers stayed unparsed (warn_unparsed)
     if not combined:
         records = st.run_pandas(labels.narrow(records), pre)
+        records = labels.narrow(records, labels.PROTECTED)  # once protected (scan_text reads text)
         if align is not None:
             records = align(records)
     for fn in _quarantine_fns(pre):
@@ -332,7 +333,7 @@ def load_sources(
     for p in plans:
         # label columns narrow from the read on (cemkit.labels): the run's records in memory
         meta = labels.narrowed_meta(p.loader.meta())
-        metas.append(st.run_pandas(meta, pre))
+        metas.append(labels.narrowed_meta(st.run_pandas(meta, pre), labels.PROTECTED))
     union = _union_meta(metas)
     q_schema = QUARANTINE_SCHEMA if not _quarantine_fns(pre) else None
     frames, counts, digests, index = [], [], [], 0
@@ -353,6 +354,11 @@ def load_sources(
                 labels.narrow, meta=labels.narrowed_meta(finished._meta)
             )
             frame = st.apply(finished, pre)
+            frame = frame.map_partitions(
+                labels.narrow,
+                labels.PROTECTED,
+                meta=labels.narrowed_meta(frame._meta, labels.PROTECTED),
+            )
             if align is not None:
                 frame = frame.map_partitions(align, meta=union, enforce_metadata=False)
         frames.append(frame)

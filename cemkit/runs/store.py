@@ -607,7 +607,7 @@ def read_parts(files: list[str], what: str = RECORDS, *, narrow: bool = False) -
     meta = to_pandas(decode_schema(pq.read_schema(files[0])).empty_table())
     read = read_part
     if narrow:
-        meta = labels.narrowed_meta(meta)
+        meta = labels.narrowed_meta(meta, labels.ALL)
         read = functools.partial(read_part, narrow=True)
     # read_part takes ``columns=``: Dask passes the projection
     return dd.from_map(read, files, meta=meta, label=f"read-{what}", enforce_metadata=False)
@@ -625,10 +625,10 @@ def read_part(path: str, columns: list[str] | None = None, *,
     dictionaries = None
     if narrow:
         names = pq.read_schema(path).names if columns is None else columns
-        dictionaries = [n for n in names if n in labels.VOCABULARIES] or None
+        dictionaries = [n for n in names if n in labels.ALL] or None
     table = pq.read_table(path, columns=columns, read_dictionary=dictionaries)
     frame = to_pandas(decode_tokens(table))
-    return labels.narrow(frame) if narrow else frame
+    return labels.narrow(frame, labels.ALL) if narrow else frame
 
 
 def append_reveal(run: str | os.PathLike[str], event: Mapping[str, Any]) -> None:
