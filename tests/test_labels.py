@@ -107,6 +107,20 @@ def world(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def split_world(world, tmp_path_factory):
+    """The world's records in three files: three partitions, shuffled by call and by parties."""
+    out = tmp_path_factory.mktemp("lsplit")
+    (out / "records").mkdir()
+    table = pq.read_table(world / "records")
+    third = -(-len(table) // 3)
+    for i in range(3):
+        pq.write_table(table.slice(i * third, third), out / "records" / f"part-{i}.parquet")
+    for name in ("model.yaml", "manifest.json", "truth.json"):
+        (out / name).write_bytes((world / name).read_bytes())
+    return out
+
+
 def _run(world: Path, out: Path) -> cemkit.pipeline.RunResult:
     return cemkit.run(world / "records", format="parquet", policy="default",
                       model=world / "model.yaml", out=out, scheduler="sync")  # fmt: skip
@@ -117,8 +131,12 @@ def _digests(run: Path) -> dict[str, str]:
             for p in sorted(run.rglob("*.parquet"))}  # fmt: skip
 
 
-def test_a_run_carries_labels_narrow_and_writes_what_strings_gave(world, tmp_path, monkeypatch):
+@pytest.mark.parametrize("which", ["one part", "three parts"])
+def test_a_run_carries_labels_narrow_and_writes_what_strings_did(
+    world, split_world, which, tmp_path, monkeypatch
+):
     """cemkit.run: the stages see categoricals; every file is the one string labels wrote."""
+    world = world if which == "one part" else split_world
     monkeypatch.setenv("CEMKIT_KEY", KEY)
     seen: list[dict[str, object]] = []
     from cemkit.runs import library
@@ -131,6 +149,7 @@ def test_a_run_carries_labels_narrow_and_writes_what_strings_gave(world, tmp_pat
 
     monkeypatch.setattr(library, "_stitch", spy)
     narrow_run = _run(world, tmp_path / "narrow")
+    assert narrow_run.manifest["load"]["parts"] == (1 if which == "one part" else 3)
     assert seen and all(isinstance(d["outcome"], pd.CategoricalDtype) for d in seen)
     assert all(isinstance(d["record_kind"], pd.CategoricalDtype) for d in seen)
     assert all(isinstance(d["node"], pd.CategoricalDtype) for d in seen)  # once protected
