@@ -170,3 +170,24 @@ def test_a_run_carries_labels_narrow_and_writes_what_strings_did(
     assert records["outcome"].dtype == STRING and records["src_term_outcome"].dtype == STRING
     assert pq.read_schema(narrow_run.out / "records" / "part-00000.parquet").field(
         "outcome").type == pa.string()  # fmt: skip
+
+
+def test_kqi_counters_and_correlation_read_narrow_labels_as_strings(world):
+    """The consumers give the same answers on categoricals as on the strings they stand for."""
+    from cemkit.correlate import _frames
+    from cemkit.kqi import formulas
+    from cemkit.runs.library import correlate_stages
+    from cemkit.runs.stages import run_pandas
+
+    records = store.read_part(str(world / "records" / "part-00000.parquet"))
+    narrowed = labels.narrow(records, labels.ALL)
+    assert isinstance(narrowed["node"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(formulas.contributions(narrowed),
+                                  formulas.contributions(records))  # fmt: skip
+    for got, want in zip(_frames.equals_any(narrowed["record_kind"], ("cdr", "xdr", "nope")),
+                         _frames.equals_any(records["record_kind"], ("cdr", "xdr", "nope")),
+                         strict=True):  # fmt: skip
+        assert got.tolist() == want.tolist()
+    correlated = run_pandas(narrowed, correlate_stages())
+    pd.testing.assert_frame_equal(labels.widen(correlated),
+                                  run_pandas(records, correlate_stages()))  # fmt: skip
