@@ -98,6 +98,14 @@ def narrow_array(name: str, values: Any) -> pd.Categorical | None:
     if not pa.types.is_dictionary(arr.type):
         if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
             return None
+        vocabulary = VOCABULARIES.get(name)
+        if vocabulary:  # (sorted: the codes are the categories' own) one pass, no hash table
+            codes = label_codes(arr, vocabulary)
+            unknown = codes < 0
+            if arr.null_count:
+                unknown &= np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), bool)
+            if not unknown.any():
+                return pd.Categorical.from_codes(codes, dtype=label_dtype(name), validate=False)
         arr = pc.dictionary_encode(arr)
     elif not (pa.types.is_string(arr.type.value_type)
               or pa.types.is_large_string(arr.type.value_type)):  # fmt: skip
@@ -148,14 +156,17 @@ def label_codes(values: Any, vocabulary: Sequence[str]) -> np.ndarray:
     """Each row's index in ``vocabulary`` (int8; -1: null, or a value not in it).
 
     ``values``: a Series or array of a label column, categorical (a lookup of its few
-    categories, then of the codes) or Arrow strings (one jitted pass over the bytes,
-    :func:`cemkit.kqi._kernels.match_labels`); anything else is compared as text.
+    categories, then of the codes) or Arrow strings (pandas' or an Arrow string array: one
+    jitted pass over the bytes, :func:`cemkit.kqi._kernels.match_labels`); anything else is
+    compared as text. At most 127 values in ``vocabulary``.
     """
+    if len(vocabulary) > 127:
+        raise ValueError(f"label_codes takes at most 127 values, got {len(vocabulary)}")
     arr = values.array if isinstance(values, pd.Series) else values
     if isinstance(arr, pd.Categorical):
         lookup = _category_lookup(tuple(arr.categories), tuple(vocabulary))
         return lookup[arr.codes]  # code -1 (null) reads the last slot: -1
-    strings = _string_array(arr)
+    strings = arr if isinstance(arr, pa.Array | pa.ChunkedArray) else _string_array(arr)
     if strings is not None:
         from cemkit import arrowstr
         from cemkit.kqi import _kernels  # Numba: imported when labels are read
