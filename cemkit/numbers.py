@@ -86,14 +86,17 @@ def normalize_arrow(values: pa.Array | pa.ChunkedArray, default_region: str | No
             distinct = distinct.cast(pa.string())
         indices = arr.indices
     else:
-        if not pa.types.is_string(arr.type):
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
             arr = arr.cast(pa.string())
         # Each value's result depends on that value alone: the rules run on the distinct
         # values (a number recurs in every call of its customer: 350K CSV rows hold 23K
         # callers and 104K callees) and are expanded with one take. Nulls are encoded as one
-        # more distinct value (read as empty).
+        # more distinct value (read as empty). Large text is encoded as it is, and only its
+        # distinct values cast.
         encoded = arr.dictionary_encode(null_encoding="encode")
         distinct, indices = encoded.dictionary, encoded.indices
+        if not pa.types.is_string(distinct.type):
+            distinct = distinct.cast(pa.string())
     numbers, kinds = _normalize_distinct(distinct, default_region)
     if large:  # cast on the distinct values, not on every row
         numbers, kinds = numbers.cast(pa.large_string()), kinds.cast(pa.large_string())

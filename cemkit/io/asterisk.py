@@ -31,7 +31,7 @@ from numba import njit
 from cemkit import arrowstr, config
 from cemkit.errors import FormatError
 from cemkit.io.base import registry
-from cemkit.io.convert import NUMBER_TEXT, Converter
+from cemkit.io.convert import Converter
 from cemkit.io.delimited import DelimitedLoader, Layout
 from cemkit.io.textfile import open_input
 from cemkit.outcomes import ASTERISK_DISPOSITION
@@ -272,9 +272,13 @@ class AsteriskLoader(DelimitedLoader):
             # width are quarantined rather than the whole file refused.
             n = 18
         typed = {"start": _SECONDS, "answer": _SECONDS, "end": _SECONDS,
-                 "duration": pa.float64(), "billsec": pa.float64(),
-                 "src": NUMBER_TEXT, "dst": NUMBER_TEXT}  # fmt: skip
-        return Layout(LAYOUTS[n], types=tuple(typed.items()), timestamp_format=TIME_FORMAT)
+                 "duration": pa.float64(), "billsec": pa.float64()}  # fmt: skip
+        return Layout(
+            LAYOUTS[n],
+            types=tuple(typed.items()),
+            timestamp_format=TIME_FORMAT,
+            text=pa.large_string(),
+        )
 
     def convert(self, conv: Converter, layout: Layout) -> Mapping[str, object]:
         """cdr_csv fields → canonical columns."""
@@ -304,8 +308,8 @@ class AsteriskLoader(DelimitedLoader):
         return {
             "record_kind": "cdr",
             "service": "voice",
-            "a_number": conv.number_text("src"),
-            "b_number": conv.number_text("dst"),
+            "a_number": conv.text("src"),
+            "b_number": conv.text("dst"),
             "start": start,
             "answer": answer,
             "end": end,

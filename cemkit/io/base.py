@@ -71,6 +71,8 @@ class Part:
     start: int = 0  #: byte offset (or first packet) where the part begins
     stop: int = -1  #: byte offset (or packet) where it ends, -1 for end of file
     first_line: int = 1  #: 1-based line number of the first line of the part
+    #: newline bytes in ``[start, stop)`` when planning counted them (None: not counted)
+    newlines: int | None = None
 
 
 class Loader(abc.ABC):

@@ -23,8 +23,6 @@ from cemkit.numbers import normalize_arrow
 from cemkit.schema import TS, Column, arrow_schema
 
 _STRING = pd.StringDtype("pyarrow")
-#: Parse type of columns of telephone numbers (see :meth:`Converter.number_text`).
-NUMBER_TEXT = pa.dictionary(pa.int32(), pa.string())
 _LARGE = pa.large_string()
 _jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
 #: Seconds since the epoch that :data:`TS` (nanoseconds, int64) holds, a day spare each side.
@@ -129,6 +127,8 @@ class Converter:
         self.bad = np.zeros(self.n, dtype=bool)
         self.bad_field = np.empty(self.n, dtype=object)
         self.bad_reason = np.empty(self.n, dtype=object)
+        #: source columns as one array each (the parser's chunks joined once, not per use)
+        self._columns: dict[str, pa.Array] = {}
 
     # -- raw access -------------------------------------------------------------------------
     def has(self, name: str) -> bool:
@@ -139,22 +139,13 @@ class Converter:
         """A source column as text (empty string when absent from the block)."""
         if not self.has(name):
             return pa.nulls(self.n, pa.string())
-        return _flat(self.block.table.column(name))
+        if name not in self._columns:
+            self._columns[name] = _flat(self.block.table.column(name))
+        return self._columns[name]
 
     def text(self, name: str) -> pa.Array:
         """A source column as text, empty values as nulls."""
         return null_if_empty(self.raw(name))
-
-    def number_text(self, name: str) -> pa.Array:
-        """A column of telephone numbers for :meth:`finish` to normalize.
-
-        Read as :data:`NUMBER_TEXT` (a layout's ``types``), the parser's dictionary is kept:
-        the numbers are normalized on its values, the distinct numbers, without encoding the
-        rows again (empty values stay ``""``, which the normalizer reads as empty, like null).
-        Otherwise the column as :meth:`text`.
-        """
-        col = self.raw(name)
-        return col if pa.types.is_dictionary(col.type) else null_if_empty(col)
 
     # -- failures ---------------------------------------------------------------------------
     def flag(self, mask: np.ndarray, field: str, reason: str) -> None:
@@ -288,7 +279,7 @@ class Converter:
                 ok = pc.fill_null(pc.match_substring_regex(arr, _NUMBER_RE), True)
                 bad = ~ok.to_numpy(zero_copy_only=False)
                 self.flag(bad, field or name, "not a number")
-                out = pc.cast(pc.if_else(ok, arr, pa.scalar(None, pa.string())), pa.float64())
+                out = pc.cast(pc.if_else(ok, arr, pa.scalar(None, arr.type)), pa.float64())
         finite = pc.fill_null(pc.is_finite(out), True).to_numpy(zero_copy_only=False)
         if not finite.all():
             self.flag(~finite, field or name, "not a finite number")

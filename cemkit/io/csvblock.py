@@ -39,6 +39,8 @@ _THREADS = True
 #: :func:`fixed_times` (pyarrow's ISO-8601 cast behind a strict shape check), ~10x faster than
 #: the parser's ``strptime`` and giving the same instants.
 FIXED_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: The type text columns are parsed as unless a caller asks for ``large_string``.
+STRING = pa.string()
 #: ``FIXED_TIME_FORMAT``'s bytes: 0 for a digit, else the byte itself.
 _SHAPE = np.array([0 if c == "d" else ord(c) for c in "dddd-dd-dd dd:dd:dd"], np.uint8)
 
@@ -120,6 +122,7 @@ def parse_block(
     types: Mapping[str, pa.DataType] | None = None,
     timestamp_format: str | None = None,
     lines: int | None = None,
+    text: pa.DataType = STRING,
 ) -> Block:
     """Parse CSV lines into text columns (or typed ones, when every value converts).
 
@@ -146,18 +149,21 @@ def parse_block(
     lines : int, optional
         The lines of ``data`` when the caller counted them already (the one raw read of a
         part, :func:`cemkit.io.textfile.read_lines`): not counted again.
+    text : pyarrow.DataType
+        The type text columns are parsed as: ``string``, or ``large_string`` (what the records'
+        text columns and the pandas string dtype hold: no column is cast, its offsets copied,
+        after parsing).
 
     Returns
     -------
     Block
-        Good rows (``string`` columns, except typed ones when the typed parse succeeded), their
+        Good rows (``text`` columns, except typed ones when the typed parse succeeded), their
         line numbers and the quarantined rows.
     """
     names = list(columns)
     quarantine = Quarantined()
     if not data:
-        empty = pa.table({n: pa.array([], pa.string()) for n in names})
-        return Block(empty, np.empty(0, np.int64), quarantine, data, first_line)
+        return Block(_empty(names, text), np.empty(0, np.int64), quarantine, data, first_line)
     open_end = data[-1:] != b"\n"
     nlines = lines if lines is not None else data.count(b"\n") + (1 if open_end else 0)
     tables: list[pa.Table] = []
@@ -170,11 +176,11 @@ def parse_block(
             bad_idx = np.array([n - 1 for n, _, _ in bad], dtype=np.int64)
             lines = np.delete(lines, bad_idx)
             last = first_line + nlines - 1
-            for number, text, reason in bad:
+            for number, row_text, reason in bad:
                 ln = first_line + lo + number - 1
                 if at_eof and open_end and ln == last:
                     reason = f"truncated last line (no line end): {reason}"
-                quarantine.add(ln, "", reason, text)
+                quarantine.add(ln, "", reason, row_text)
         tables.append(table)
         line_parts.append(lines)
 
@@ -184,7 +190,7 @@ def parse_block(
             starts = _line_starts(data)
         chunk = data if (lo, hi) == (0, nlines) else data[starts[lo] : starts[hi]]  # type: ignore[index]
         try:
-            table, bad = _fast(chunk, names, hi - lo, delimiter)
+            table, bad = _fast(chunk, names, hi - lo, delimiter, text=text)
         except _Trouble:
             if hi - lo == 1:
                 _single(chunk, first_line + lo)
@@ -220,23 +226,23 @@ def parse_block(
             # The last line alone with the sentinel (an unclosed quote there swallows it), then
             # the whole block without one: saves copying the block to append the sentinel.
             last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
-            _fast(data[last_start:], names, 1, delimiter, types, timestamp_format)
+            _fast(data[last_start:], names, 1, delimiter, types, timestamp_format, text=text)
             typed = _fast(data, names, nlines, delimiter, types, timestamp_format,
-                          sentinel=False)  # fmt: skip
+                          sentinel=False, text=text)  # fmt: skip
         except _Trouble:
             typed = None
     if typed is not None:
         accept(0, nlines, *typed)
     else:
         attempt(0, nlines)
-    table = pa.concat_tables(tables) if tables else _empty(names)
+    table = pa.concat_tables(tables) if tables else _empty(names, text)
     lines_all = np.concatenate(line_parts) if line_parts else np.empty(0, np.int64)
     if len(tables) > 1:
         order = np.argsort(lines_all, kind="stable")
         table = table.take(pa.array(order))
         lines_all = lines_all[order]
     if types:
-        table = _fixed_time_columns(table, types, timestamp_format)
+        table = _fixed_time_columns(table, types, timestamp_format, text)
     block = Block(table, lines_all, quarantine, data, first_line)
     _drop_empty_rows(block)
     return block
@@ -345,37 +351,39 @@ def _number(data: np.ndarray, start: int, width: int) -> int:
 
 
 def _fixed_time_columns(table: pa.Table, types: Mapping[str, pa.DataType],
-                        timestamp_format: str | None) -> pa.Table:  # fmt: skip
+                        timestamp_format: str | None, text: pa.DataType) -> pa.Table:  # fmt: skip
     """Timestamp columns read as text (:func:`_parse_type`) converted by :func:`fixed_times`.
 
     A column with any value that does not convert stays text, as a text parse leaves it (the
     loader's converter then reads it with ``strptime`` and flags the values that fail).
     """
     for name, t in types.items():
-        if _parse_type(t, timestamp_format) != t and name in table.column_names:
+        if _parse_type(t, timestamp_format, text) != t and name in table.column_names:
             i = table.column_names.index(name)
-            if pa.types.is_string(table.schema.field(i).type):
+            if pa.types.is_string(table.schema.field(i).type) or pa.types.is_large_string(
+                table.schema.field(i).type
+            ):
                 out = fixed_times(table.column(i))
                 if out is not None:
                     table = table.set_column(i, name, out.cast(t) if out.type != t else out)
     return table
 
 
-def _parse_type(t: pa.DataType, timestamp_format: str | None) -> pa.DataType:
+def _parse_type(t: pa.DataType, timestamp_format: str | None, text: pa.DataType) -> pa.DataType:
     """The type the parser reads a column of type ``t`` as (text for fixed-shape seconds)."""
     if t == pa.timestamp("s") and timestamp_format == FIXED_TIME_FORMAT:
-        return pa.string()
+        return text
     return t
 
 
-def _empty(names: list[str]) -> pa.Table:
-    return pa.table({n: pa.array([], pa.string()) for n in names})
+def _empty(names: list[str], text: pa.DataType = STRING) -> pa.Table:
+    return pa.table({n: pa.array([], text) for n in names})
 
 
 def _fast(
     chunk: bytes, names: list[str], nlines: int, delimiter: str,
     types: Mapping[str, pa.DataType] | None = None, timestamp_format: str | None = None,
-    *, sentinel: bool = True,
+    *, sentinel: bool = True, text: pa.DataType = STRING,
 ) -> tuple[pa.Table, list[tuple[int, str, str]]]:  # fmt: skip
     """Parse a range with pyarrow; raise :class:`_Trouble` when lines and rows disagree.
 
@@ -401,7 +409,7 @@ def _fast(
     else:
         payload = chunk + tail if chunk.endswith(b"\n") else chunk + b"\n" + tail
     convert = pacsv.ConvertOptions(
-        column_types={n: _parse_type(types.get(n, pa.string()), timestamp_format) for n in names},
+        column_types={n: _parse_type(types.get(n, text), timestamp_format, text) for n in names},
         strings_can_be_null=False, null_values=[""],
         timestamp_parsers=[timestamp_format] if timestamp_format else None,
     )  # fmt: skip

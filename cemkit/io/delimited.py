@@ -20,7 +20,7 @@ from cemkit import config
 from cemkit.errors import FormatError, InputError
 from cemkit.io.base import Loader, Part, empty_quarantine, with_read_units
 from cemkit.io.convert import Converter, quarantine_frame
-from cemkit.io.csvblock import Quarantined, parse_block
+from cemkit.io.csvblock import STRING, Quarantined, parse_block
 from cemkit.io.textfile import (
     RawRange,
     TextFile,
@@ -45,6 +45,8 @@ class Layout:
     #: columns pyarrow may convert while parsing (timestamps use ``timestamp_format``)
     types: tuple[tuple[str, pa.DataType], ...] = ()
     timestamp_format: str | None = None
+    #: the type text columns are parsed as (``large_string``: no cast of them in the records)
+    text: pa.DataType = STRING
 
 
 class DelimitedLoader(Loader):
@@ -124,7 +126,8 @@ class DelimitedLoader(Loader):
         at_eof = part.stop < 0 or part.stop >= info.size
         block = parse_block(data, list(layout.columns), part.first_line,
                             delimiter=layout.delimiter, at_eof=at_eof, types=dict(layout.types),
-                            timestamp_format=layout.timestamp_format, lines=lines)  # fmt: skip
+                            timestamp_format=layout.timestamp_format, lines=lines,
+                            text=layout.text)  # fmt: skip
         units = self.line_units(part, info, raw.lines)
         if block.table.num_rows == 0:
             empty = quarantine_frame(part.path, block.quarantine)
@@ -190,7 +193,7 @@ class DelimitedLoader(Loader):
     def read_raw(self, part: Part) -> RawRange:
         """The part's bytes as read and their lines: the one read of a part (:func:`read_lines`)."""
         try:
-            return read_lines(part.path, part.start, part.stop)
+            return read_lines(part.path, part.start, part.stop, part.newlines)
         except OSError as exc:
             raise InputError(f"input file {part.path!r} cannot be read: {exc.strerror}") from None
 

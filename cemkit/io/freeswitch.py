@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from cemkit.errors import FormatError
 from cemkit.io.base import registry
-from cemkit.io.convert import NUMBER_TEXT, Converter
+from cemkit.io.convert import Converter
 from cemkit.io.delimited import DelimitedLoader, Layout
 from cemkit.outcomes import FREESWITCH_CAUSE_CODES, outcomes_from_q850_array
 from cemkit.schema import PII, Column, extension_field
@@ -57,8 +57,6 @@ _PII = {
     "context": PII.NONE, "read_codec": PII.NONE, "write_codec": PII.NONE,
     "network_addr": PII.DIRECT, "sip_from_user": PII.TN, "sip_to_user": PII.TN,
 }  # fmt: skip
-#: Variables holding the calling and called numbers.
-_NUMBERS = ("caller_id_number", "destination_number")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -113,9 +111,12 @@ class FreeswitchLoader(DelimitedLoader):
         """The template's fields (the same for every file)."""
         typed = {f: pa.timestamp("s") for f in self.fields if f.endswith("_stamp")}
         typed.update({f: pa.float64() for f in ("duration", "billsec") if f in self.fields})
-        # numbers as the parser's dictionary: normalized on the distinct values
-        typed.update({f: NUMBER_TEXT for f in _NUMBERS if f in self.fields})
-        return Layout(self.fields, types=tuple(typed.items()), timestamp_format=TIME_FORMAT)
+        return Layout(
+            self.fields,
+            types=tuple(typed.items()),
+            timestamp_format=TIME_FORMAT,
+            text=pa.large_string(),
+        )
 
     def _time(self, conv: Converter, what: str) -> pa.Array | None:
         if conv.has(f"{what}_uepoch"):
@@ -137,7 +138,7 @@ class FreeswitchLoader(DelimitedLoader):
         found = None
         if conv.has("sip_gateway_name"):
             gateway = conv.text("sip_gateway_name")
-            found = pc.if_else(pc.equal(gateway, ""), pa.scalar(None, pa.string()), gateway)
+            found = pc.if_else(pc.equal(gateway, ""), pa.scalar(None, gateway.type), gateway)
         if conv.has("channel_name"):
             profile = pc.struct_field(
                 pc.extract_regex(conv.text("channel_name"), r"^sofia/(?P<p>[^/]+)/"), [0]
@@ -179,8 +180,8 @@ class FreeswitchLoader(DelimitedLoader):
         cols: dict[str, object] = {
             "record_kind": "cdr",
             "service": "voice",
-            "a_number": conv.number_text("caller_id_number"),
-            "b_number": conv.number_text("destination_number"),
+            "a_number": conv.text("caller_id_number"),
+            "b_number": conv.text("destination_number"),
             "start": start,
             "answer": answer,
             "end": end,

@@ -213,7 +213,7 @@ def split_lines(
     for n in counts[:-1]:
         first_lines.append(first_lines[-1] + n)
     parts = [
-        Part(info.path, first_index + i, a, b, first_lines[i])
+        Part(info.path, first_index + i, a, b, first_lines[i], counts[i])
         for i, (a, b) in enumerate(itertools.pairwise(bounds))
     ]
     return parts, digest
@@ -294,13 +294,17 @@ class RawRange:
     lines: int
 
 
-def read_lines(path: str, start: int, stop: int) -> RawRange:
+def read_lines(path: str, start: int, stop: int, newlines_known: int | None = None) -> RawRange:
     """The one read of a text part: its bytes and their line count, for parse and read units.
 
     A loader reads each part's bytes once, here: the parser takes the bytes (and the count,
     so it does not count again) and the run's read units (``lines``) take the same count, so
     the lines reconciled in the manifest are counted in the bytes apart from the parser, but
-    not read again.
+    not read again. ``newlines_known`` is the part's newline count from planning
+    (:func:`split_lines` counted every part in its pass over the file): the bytes are then not
+    counted a second time, unless they are not the ``stop - start`` bytes planning counted.
     """
     data = read_range(path, start, stop)
+    if newlines_known is not None and stop >= 0 and len(data) == stop - start:
+        return RawRange(data, newlines_known + (1 if data and data[-1:] != b"\n" else 0))
     return RawRange(data, count_lines(data))
