@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cemkit import arrowstr, config
+from cemkit import config
 from cemkit.columnar import column_arrays
 from cemkit.correlate import _kernels
 from cemkit.correlate._kernels import NULL_TIME
@@ -574,18 +574,12 @@ def equals(values: pd.Series, value: str) -> np.ndarray:
 def equals_any(values: pd.Series, candidates: Sequence[str]) -> list[np.ndarray]:
     """:func:`equals` of each (distinct) candidate; one pass over Arrow-backed strings for all."""
     arr = values.array
-    if isinstance(arr, pd.arrays.ArrowStringArray):
-        # the KQI stage's jitted label matcher per chunk (no copy of the strings, no Arrow
-        # boolean array): the index of the candidate each row equals
-        from cemkit.kqi._kernels import match_labels
+    if isinstance(arr, pd.arrays.ArrowStringArray | pd.Categorical):
+        # the index of the candidate each row equals: a categorical's codes looked up, Arrow
+        # strings by the jitted label matcher (no copy of the strings, no Arrow boolean array)
+        from cemkit.labels import label_codes
 
-        encoded = [c.encode("utf-8") for c in candidates]
-        target = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        bounds = np.cumsum([0] + [len(c) for c in encoded]).astype(np.int64)
-        parts = [match_labels(*arrowstr.buffers(chunk), bounds, target)
-                 for chunk in _chunks(pa.array(arr))]  # fmt: skip
-        found = (np.empty(0, np.int8) if not parts else parts[0] if len(parts) == 1
-                 else np.concatenate(parts))  # fmt: skip
+        found = label_codes(arr, tuple(candidates))
         return [found == i for i in range(len(candidates))]
     return [as_bool(values == c) for c in candidates]
 

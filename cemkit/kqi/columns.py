@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cemkit.columnar import Columns, series
+from cemkit.labels import label_codes
 
 #: Masked arrays whose values convert to float64 by their data and mask.
 _MASKED_NUMBERS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray)
@@ -42,6 +43,11 @@ def _arrow_strings(dtype: object) -> bool:
     return False
 
 
+def _label_column(dtype: object) -> bool:
+    """Arrow strings or a categorical: :func:`cemkit.labels.label_codes` reads it."""
+    return _arrow_strings(dtype) or isinstance(dtype, pd.CategoricalDtype)
+
+
 def _numeric(dtype: object) -> bool:
     return bool(pd.api.types.is_numeric_dtype(dtype)) and not isinstance(dtype, pd.CategoricalDtype)
 
@@ -54,9 +60,9 @@ class RecordColumns:
     frame : pandas.DataFrame
         Records.
     vocabulary : mapping of str to sequence of str, optional
-        Per label column, every value :meth:`is_in` will be asked about: an Arrow string column
-        is then matched against those few strings in one jitted pass over its bytes
-        (:func:`cemkit.kqi._kernels.match_labels`) instead of being dictionary-encoded.
+        Per label column, every value :meth:`is_in` will be asked about: the column is then
+        coded against those few strings (:func:`cemkit.labels.label_codes`: a categorical by its
+        codes, Arrow strings by one jitted pass over their bytes) instead of being encoded.
     """
 
     def __init__(self, frame: pd.DataFrame,
@@ -137,10 +143,11 @@ class RecordColumns:
         column, at = self._source(name) if self.has(name) else (None, None)
         if column is None:
             got = (np.full(self.n, -1, dtype=np.int64), [])
-        elif name in self.vocabulary and _arrow_strings(column.dtype):
-            got = _match(column, list(self.vocabulary[name]))
-            if at is not None:  # matched on the source rows: the codes of the rows taken
-                got = (got[0][at], got[1])
+        elif name in self.vocabulary and _label_column(column.dtype):
+            vocabulary: list[object] = list(self.vocabulary[name])
+            codes = label_codes(column, self.vocabulary[name])
+            # matched on the source rows: the codes of the rows taken
+            got = (codes if at is None else codes[at], vocabulary)
             self._closed.add(name)
         else:
             got = _encode(self.frame[name])
@@ -193,31 +200,9 @@ def _closed_lookup(name: str, vocabulary: tuple[object, ...],
     return lookup
 
 
-@functools.lru_cache(maxsize=64)
-def _packed(vocabulary: tuple[object, ...]) -> tuple[np.ndarray, np.ndarray]:
-    cand = [str(v).encode("utf-8") for v in vocabulary]
-    offsets = np.cumsum([0, *(len(c) for c in cand)]).astype(np.int64)
-    data = np.frombuffer(b"".join(cand), dtype=np.uint8) if cand else np.zeros(0, np.uint8)
-    return offsets, data
-
-
 def _writable(a: np.ndarray) -> np.ndarray:
     # one array type for the kernels: Numba compiles read-only arrays as another type
     return a if a.flags.writeable else a.copy()
-
-
-def _match(s: pd.Series, vocabulary: list[object]) -> tuple[np.ndarray, list[object]]:
-    from cemkit import arrowstr
-    from cemkit.kqi import _kernels  # Numba: imported when records are read, not with a model
-
-    cand_offsets, cand_data = _packed(tuple(vocabulary))
-    arr = pa.array(s.array)
-    # chunk by chunk: no copy of the column's bytes into one buffer
-    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    codes = [_kernels.match_labels(*arrowstr.buffers(c), cand_offsets, cand_data) for c in chunks]
-    if not codes:
-        return np.zeros(0, dtype=np.int8), vocabulary
-    return (codes[0] if len(codes) == 1 else np.concatenate(codes)), vocabulary
 
 
 def _encode(s: pd.Series) -> tuple[np.ndarray, list[object]]:

@@ -266,14 +266,21 @@ class Assigner:
             node_values: list[str | None] = []
         else:
             values = nodes.array if isinstance(nodes, pd.Series) else nodes
-            if isinstance(values, pd.arrays.ArrowStringArray):  # no cast of Arrow strings
+            if isinstance(values, pd.Categorical):  # carried narrow (cemkit.labels): its codes
+                node_arr = pa.DictionaryArray.from_arrays(
+                    pa.array(values.codes, mask=values.codes < 0),
+                    pa.array(values.categories.astype(str), pa.string()),
+                )
+            elif isinstance(values, pd.arrays.ArrowStringArray):  # no cast of Arrow strings
                 node_arr = pa.array(values)
             else:
                 node_strings = pd.Series(nodes).astype(pd.StringDtype("pyarrow"))
                 node_arr = pa.array(node_strings, from_pandas=True)
             if isinstance(node_arr, pa.ChunkedArray):
                 node_arr = node_arr.combine_chunks()
-            enc = node_arr.dictionary_encode()
+            if not pa.types.is_dictionary(node_arr.type):
+                node_arr = node_arr.dictionary_encode()
+            enc = node_arr
             node_codes = np.asarray(
                 enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64
             )

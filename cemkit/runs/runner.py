@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from cemkit import config
+from cemkit import config, labels
 from cemkit.errors import InputError, SchemaError
 from cemkit.runs import stages as st
 from cemkit.runs import store
@@ -210,7 +210,8 @@ def _read_part(loader: Any, part: Any, index: int, pre: list[st.Stage], combined
     units = loader.read_units(part, records, quarantine)  # lines, packets, BER records, ...
     numbers = number_counts(records)  # how many numbers stayed unparsed (warn_unparsed)
     if not combined:
-        records = st.run_pandas(records, pre)
+        records = st.run_pandas(labels.narrow(records), pre)
+        records = labels.narrow(records, labels.PROTECTED)  # once protected (scan_text reads text)
         if align is not None:
             records = align(records)
     for fn in _quarantine_fns(pre):
@@ -330,8 +331,9 @@ def load_sources(
     plans = [s.plan() for s in sources]
     metas = []
     for p in plans:
-        meta = p.loader.meta()
-        metas.append(st.run_pandas(meta, pre))
+        # label columns narrow from the read on (cemkit.labels): the run's records in memory
+        meta = labels.narrowed_meta(p.loader.meta())
+        metas.append(labels.narrowed_meta(st.run_pandas(meta, pre), labels.PROTECTED))
     union = _union_meta(metas)
     q_schema = QUARANTINE_SCHEMA if not _quarantine_fns(pre) else None
     frames, counts, digests, index = [], [], [], 0
@@ -347,7 +349,16 @@ def load_sources(
         raw_meta = p.loader.meta() if combined else (meta if align is None else union)
         frame = dd.from_delayed([t[0] for t in tasks], meta=raw_meta, verify_meta=False)
         if combined:
-            frame = st.apply(p.loader.finish(frame, p.parts), pre)
+            finished = p.loader.finish(frame, p.parts)
+            finished = finished.map_partitions(
+                labels.narrow, meta=labels.narrowed_meta(finished._meta)
+            )
+            frame = st.apply(finished, pre)
+            frame = frame.map_partitions(
+                labels.narrow,
+                labels.PROTECTED,
+                meta=labels.narrowed_meta(frame._meta, labels.PROTECTED),
+            )
             if align is not None:
                 frame = frame.map_partitions(align, meta=union, enforce_metadata=False)
         frames.append(frame)
@@ -555,10 +566,10 @@ def execute(
             # the KQI reductions shuffle too: without a cluster never Dask's p2p default (a
             # distributed Client alive elsewhere in the process would make it the default)
             with manifest.timed(sink.name), dask.config.set(shuffle_config(client, [])):
-                data = (
-                    store.read_parts(_files(writer.records_dir))
+                data = (  # label columns as categoricals (cemkit.labels), as they were written
+                    store.read_parts(_files(writer.records_dir), narrow=True)
                     if write_records
-                    else store.read_records(source)
+                    else store.read_records(source, narrow=True)
                 )
                 tables, section, result = sink.fn(data)
                 for rel, frame in tables.items():

@@ -31,11 +31,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cemkit import labels
 from cemkit.errors import InputError, OutputError
 
 MANIFEST = "manifest.json"
@@ -97,8 +99,15 @@ def _is_string(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
+def _is_labels(t: pa.DataType) -> bool:
+    """A dictionary of strings: a categorical label column (:mod:`cemkit.labels`)."""
+    return pa.types.is_dictionary(t) and _is_string(t.value_type)
+
+
 def _round_trips_without_arrow_schema(t: pa.DataType) -> bool:
     """Whether Parquet's own logical types give ``t`` back (to cemkit's readers' dtypes)."""
+    if _is_labels(t):  # written as its strings would be (see narrow_table)
+        return True
     if pa.types.is_timestamp(t):
         return t.tz in (None, "UTC")
     return (_is_string(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
@@ -189,6 +198,12 @@ def narrow_table(table: pa.Table, token_bits: bool | None = None
     if all(_round_trips_without_arrow_schema(f.type) for f in fields):
         for f in fields:
             i = table.schema.get_field_index(f.name)
+            if _is_labels(f.type):
+                column, is_low = _labels_as_written(table.column(i))
+                table = table.set_column(i, pa.field(f.name, column.type, f.nullable), column)
+                if is_low:
+                    low.append(f.name)
+                continue
             if not _is_string(f.type) or len(table) == 0:
                 continue
             head = table.column(i).slice(0, _DICTIONARY_SAMPLE)
@@ -199,7 +214,9 @@ def narrow_table(table: pa.Table, token_bits: bool | None = None
         store_schema = False
     else:
         store_schema = True
-    high = {f.name for f in fields if _is_string(f.type) and f.name not in low}
+    # (from the table as written: a label column written as strings is one of them)
+    high = {f.name for f in table.schema if _is_string(f.type) and f.name not in low
+            and f.name not in tokens_stored}  # fmt: skip
     options: dict[str, Any] = {
         "compression": PARQUET_COMPRESSION,
         # Parquet's dictionary for the low-cardinality columns and the numbers that repeat
@@ -215,6 +232,39 @@ def narrow_table(table: pa.Table, token_bits: bool | None = None
     return table, options
 
 
+def _labels_as_written(column: pa.ChunkedArray) -> tuple[pa.Array, bool]:
+    """A categorical label column as :func:`narrow_table` writes its strings, and whether low.
+
+    What the string column gives: when its first rows hold few distinct values, the dictionary
+    encoding of its strings (values in order of first appearance, int32 indices), else the
+    strings. Made from the codes (a pass per category), not from strings encoded again.
+    """
+    arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    n = len(arr)
+    codes = np.asarray(pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False))
+    codes = codes.astype(np.int64, copy=False)
+    head = codes[:_DICTIONARY_SAMPLE]
+    k = len(arr.dictionary)
+    present_head = np.bincount(head[head >= 0], minlength=k) if k else np.zeros(0, np.int64)
+    distinct_head = int(np.count_nonzero(present_head))
+    if n == 0 or distinct_head > max(1, _DICTIONARY_SHARE * len(head)):
+        return arr.cast(pa.large_string()), False
+    valid = codes >= 0
+    first = np.full(k, n, np.int64)
+    for c in range(k):
+        hits = codes == c
+        if hits.any():
+            first[c] = int(np.argmax(hits))
+    order = [c for c in np.argsort(first, kind="stable").tolist() if first[c] < n]
+    remap = np.full(k, -1, np.int32)
+    remap[order] = np.arange(len(order), dtype=np.int32)
+    indices = np.where(valid, remap[np.maximum(codes, 0)] if k else 0, 0).astype(np.int32)
+    dictionary = arr.dictionary.cast(pa.string()).take(pa.array(order, pa.int64()))
+    mask = None if valid.all() else ~valid
+    encoded = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32(), mask=mask), dictionary)
+    return encoded, True
+
+
 def write_part(df: pd.DataFrame, directory: str | os.PathLike[str], index: int = 0,
                schema: pa.Schema | None = None) -> dict[str, Any]:  # fmt: skip
     """Write one pandas frame as ``part-<index>.parquet``; returns its file name, rows and sha256.
@@ -222,7 +272,13 @@ def write_part(df: pd.DataFrame, directory: str | os.PathLike[str], index: int =
     Called inside a Dask task (the worker writes, the client gathers only this small dict).
     Written narrow (:func:`narrow_table`); :func:`read_part` gives the same frame back.
     """
-    table, options = narrow_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False))
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    if any(isinstance(t, pd.CategoricalDtype) for t in df.dtypes):
+        # the pandas metadata of the strings the categoricals stand for: readers (pandas' own)
+        # give strings back, as from a run that held them as strings
+        wide = pa.Table.from_pandas(labels.widen(df.iloc[:0]), schema=schema, preserve_index=False)
+        table = table.replace_schema_metadata(wide.schema.metadata)
+    table, options = narrow_table(table)
     path = Path(directory) / part_name(index)
     with pq.ParquetWriter(path, table.schema, **options) as writer:
         writer.write_table(table)
@@ -523,12 +579,15 @@ def part_files(run: str | os.PathLike[str], what: str = RECORDS) -> list[str]:
     return sorted(str(p) for p in (run_root(run) / what).glob("*.parquet"))
 
 
-def read_records(run: str | os.PathLike[str], what: str = RECORDS) -> Any:
+def read_records(run: str | os.PathLike[str], what: str = RECORDS, *,
+                 narrow: bool = False) -> Any:  # fmt: skip
     """Read ``run/records/`` (or ``run/quarantine/``) back as a lazy Dask DataFrame.
 
     ``run`` is a run directory or its ``records`` directory. One partition per part file, in part
     order; strings come back as ``string[pyarrow]``, nullable integers as pandas nullable
     integers and times as ``datetime64[ns, UTC]``, as the stage that wrote them had them.
+    ``narrow``: label columns as categoricals instead (:mod:`cemkit.labels`; what a stage that
+    reads them reads, their dictionary pages taken as they are).
     """
     root = run_root(run)
     files = part_files(root, what)
@@ -537,29 +596,47 @@ def read_records(run: str | os.PathLike[str], what: str = RECORDS) -> Any:
             f"run directory {str(root)!r} has no {what} files",
             hint="give the run directory that load, protect or correlate wrote",
         )
-    return read_parts(files, what)
+    return read_parts(files, what, narrow=narrow)
 
 
-def read_parts(files: list[str], what: str = RECORDS) -> Any:
+def read_parts(files: list[str], what: str = RECORDS, *, narrow: bool = False) -> Any:
     """Part files as a lazy Dask DataFrame, one partition per file (meta from the first).
 
-    Only the columns a computation uses are read (Dask's column projection).
+    Only the columns a computation uses are read (Dask's column projection). ``narrow``: as
+    :func:`read_part`.
     """
+    import functools
+
     import dask.dataframe as dd
 
     from cemkit.io.convert import to_pandas
 
     # the schema only, no rows read
     meta = to_pandas(decode_schema(pq.read_schema(files[0])).empty_table())
+    read = read_part
+    if narrow:
+        meta = labels.narrowed_meta(meta, labels.ALL)
+        read = functools.partial(read_part, narrow=True)
     # read_part takes ``columns=``: Dask passes the projection
-    return dd.from_map(read_part, files, meta=meta, label=f"read-{what}", enforce_metadata=False)
+    return dd.from_map(read, files, meta=meta, label=f"read-{what}", enforce_metadata=False)
 
 
-def read_part(path: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """One part file as pandas with cemkit's dtypes (the one record reader; tokens as strings)."""
+def read_part(path: str, columns: list[str] | None = None, *,
+              narrow: bool = False) -> pd.DataFrame:  # fmt: skip
+    """One part file as pandas with cemkit's dtypes (the one record reader; tokens as strings).
+
+    ``narrow``: label columns as categoricals (:func:`cemkit.labels.narrow`), read from their
+    dictionary pages without making their strings.
+    """
     from cemkit.io.convert import to_pandas
 
-    return to_pandas(decode_tokens(pq.read_table(path, columns=columns)))
+    dictionaries = None
+    if narrow:
+        names = pq.read_schema(path).names if columns is None else columns
+        dictionaries = [n for n in names if n in labels.ALL] or None
+    table = pq.read_table(path, columns=columns, read_dictionary=dictionaries)
+    frame = to_pandas(decode_tokens(table))
+    return labels.narrow(frame, labels.ALL) if narrow else frame
 
 
 def append_reveal(run: str | os.PathLike[str], event: Mapping[str, Any]) -> None:
