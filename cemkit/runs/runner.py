@@ -433,7 +433,8 @@ def execute(
                                   allow_raw=allow_raw)  # fmt: skip
     store.check_writable(out, overwrite)
     memory.apply()  # what one partition frees, the next reuses (not faulted in again)
-    with connect(scheduler) as client, store.RunWriter(out, overwrite=overwrite) as writer:
+    with memory.heap_frozen(), connect(scheduler) as client, \
+            store.RunWriter(out, overwrite=overwrite) as writer:  # fmt: skip
         manifest = writer.manifest
         results: dict[str, Any] = {}
         if sources is not None:
