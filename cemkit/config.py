@@ -32,6 +32,13 @@ RUN_MEMORY_PER_INPUT_BYTE: int = 8
 #: The same per record of canonical Parquet input, whose files hold ~40 bytes per record
 #: (measured: peak 1.9 GB at 1M records, over 8 GB at 10M with the in-memory shuffle).
 RUN_MEMORY_PER_PARQUET_RECORD: int = 1600
+#: Most memory a run holds for its sinks: the columns the KQI sink reads, kept from the write
+#: tasks instead of read back from the parts (:class:`cemkit.runs.runner.Sink`). They take
+#: about a tenth of the run's estimated peak (measured: 141 MB of a 1.9 GB peak at 1M Parquet
+#: records), so runs up to ~3M records keep them; larger runs read the parts back one at a time.
+SINK_KEEP_BYTES: int = 512 * 2**20
+#: The kept columns' share of a run's estimated peak (:func:`cemkit.runs.runner.run_memory`).
+SINK_KEEP_SHARE: float = 0.1
 
 #: Correlation settings (the ``cemkit correlate`` and ``cemkit run`` defaults): largest
 #: end-to-start gap between partials, start differences for pairing legs and matching xDRs,

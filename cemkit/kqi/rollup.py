@@ -610,11 +610,7 @@ def rollup(
         raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
     # read only what the formulas and the model need (customer numbers are the widest column)
     per_customer_work = rank_customers or bool(assigner.customer_names) or sizes
-    wanted = [*formulas.INPUT_COLUMNS, "start", "node", formulas.INTENT_COLUMN]
-    if per_customer_work:
-        wanted.append("leg")
-    if per_customer_work or assigner.needs_numbers:
-        wanted.append(spec.numbers.column)
+    wanted = record_columns(assigner, rank_customers=rank_customers, sizes=sizes)
     if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in ddf.columns:
         ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
     elif isinstance(ddf, Columns):  # the columns read, gathered at once (cemkit.columnar);
@@ -655,6 +651,18 @@ def rollup(
         found = [p.size_pairs for p in partials if p.size_pairs is not None]
         group_sizes = count_sizes(found, names, hierarchy)
     return KqiResult(table, worst, int(n_customers), spec.name, tuple(freqs), group_sizes, keys)
+
+
+def record_columns(assigner: Assigner, *, rank_customers: bool = True,
+                   sizes: bool = False) -> list[str]:  # fmt: skip
+    """The record columns :func:`rollup` reads (those of them the records have)."""
+    per_customer_work = rank_customers or bool(assigner.customer_names) or sizes
+    wanted = [*formulas.INPUT_COLUMNS, "start", "node", formulas.INTENT_COLUMN]
+    if per_customer_work:
+        wanted.append("leg")
+    if per_customer_work or assigner.needs_numbers:
+        wanted.append(assigner.model.numbers.column)
+    return list(dict.fromkeys(wanted))
 
 
 def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],

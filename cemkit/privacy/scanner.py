@@ -46,26 +46,51 @@ def min_phone_digits(regions: Sequence[str], min_digits: int) -> int:
     """Fewest digits a text must hold for any phone-number recognizer to find something.
 
     From the phonenumbers metadata: an international number has at least its country code's
-    digits plus the shortest possible national number of that country; a national number (in
-    one of ``regions``) at least that region's shortest possible length. The digit-run pattern
-    needs ``min_digits``.
+    digits plus the shortest possible national number of that country
+    (:func:`international_min_digits`); a national number (in one of ``regions``) at least that
+    region's shortest possible length. The digit-run pattern needs ``min_digits``.
     """
-    from phonenumbers import COUNTRY_CODES_FOR_NON_GEO_REGIONS, SUPPORTED_REGIONS, PhoneMetadata
+    from phonenumbers import PhoneMetadata
 
-    def shortest(md: Any) -> int:
-        return min((n for n in md.general_desc.possible_length if n > 0), default=1)
+    national = [_shortest(md) for r in regions if (md := PhoneMetadata.metadata_for_region(r))]
+    return max(1, min([international_min_digits(), min_digits, *national]))
+
+
+def _shortest(md: Any) -> int:
+    return min((n for n in md.general_desc.possible_length if n > 0), default=1)
+
+
+#: :func:`international_min_digits` as the walk over every region found it, for the phonenumbers
+#: version it was found with (tests/test_privacy_scanner.py walks again and compares). The walk
+#: loads the metadata of all ~250 regions: ~0.2 s of CPU and a full garbage collection of the
+#: heap in every process that scans text (each run, each Dask worker), where only the regions a
+#: policy names are used otherwise.
+INTERNATIONAL_MIN_DIGITS = ("9.0.43", 6)
+
+
+def international_min_digits() -> int:
+    """Fewest digits of any international number: country code plus shortest national number."""
+    import phonenumbers
+
+    version, digits = INTERNATIONAL_MIN_DIGITS
+    if phonenumbers.__version__ == version:
+        return digits
+    return _international_walk()
+
+
+def _international_walk() -> int:
+    """:func:`international_min_digits` from the metadata of every region (loads them all)."""
+    from phonenumbers import COUNTRY_CODES_FOR_NON_GEO_REGIONS, SUPPORTED_REGIONS, PhoneMetadata
 
     metas = [PhoneMetadata.metadata_for_region(r) for r in SUPPORTED_REGIONS]
     metas += [PhoneMetadata.metadata_for_nongeo_region(c)
               for c in COUNTRY_CODES_FOR_NON_GEO_REGIONS]  # fmt: skip
-    international = min(len(str(md.country_code)) + shortest(md) for md in metas if md)
-    national = [shortest(md) for r in regions if (md := PhoneMetadata.metadata_for_region(r))]
-    return max(1, min([international, min_digits, *national]))
+    return min(len(str(md.country_code)) + _shortest(md) for md in metas if md)
 
 
 @functools.lru_cache(maxsize=64)
 def _min_phone_digits(regions: tuple[str, ...], min_digits: int) -> int:
-    # a walk over every region's metadata (~1 ms): once per regions, not per partition
+    # once per regions, not per partition
     return min_phone_digits(regions, min_digits)
 
 

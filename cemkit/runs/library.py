@@ -165,6 +165,11 @@ def kqi_sink(model: Any, *, freqs: tuple[str, ...], top_n: int = 20, sizes: bool
     intent's first attempt is found per partition (:func:`cemkit.kqi.rollup.rollup`).
     """
     from cemkit.kqi.api import compute
+    from cemkit.kqi.rollup import record_columns
+    from cemkit.model.assign import Assigner
+
+    # what the rollup reads (cemkit.kqi.api.compute ranks customers): all a run need keep for it
+    columns = record_columns(Assigner(model), rank_customers=True, sizes=sizes)
 
     def fn(records: Any) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Any]:
         done = compute(records, model, freqs=freqs, top_n=top_n, sizes=sizes,
@@ -179,4 +184,4 @@ def kqi_sink(model: Any, *, freqs: tuple[str, ...], top_n: int = 20, sizes: bool
                    "customers": done.result.customer_count}  # fmt: skip
         return tables, section, done
 
-    return Sink("kqi", fn)
+    return Sink("kqi", fn, columns)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -126,10 +127,18 @@ class Sink:
     """A stage that reduces all records to tables (KQIs): ``fn(records) -> (tables, section)``.
 
     ``tables`` maps a path inside the run (``kqi/kqi.parquet``) to a pandas frame.
+
+    ``columns``: the record columns ``fn`` reads, when it reads no others. A run that computes
+    in this process (no cluster) and whose kept columns fit :data:`cemkit.config.SINK_KEEP_BYTES`
+    then hands ``fn`` those columns of each partition as the write task had them, instead of
+    reading the parts it has just written back from disk (what the KQI sink's read cost:
+    ~0.4-1.2 CPU-s of the 1M run, Parquet decoded again); ``fn`` sees the same partitions,
+    dtypes and values either way.
     """
 
     name: str
     fn: Callable[[Any], tuple[dict[str, pd.DataFrame], dict[str, Any], Any]]
+    columns: Sequence[str] | None = None
 
 
 @dataclass
@@ -285,15 +294,20 @@ _WRITTEN_META = pd.DataFrame(
         "rows": pd.Series([], dtype="int64"),
         "sha256": pd.Series([], dtype=object),
         "src_match": pd.Series([], dtype=object),
+        "kept": pd.Series([], dtype=object),
     }
 )
 
 
 class _WritePart:
-    """Picklable: write one records partition into the run (on the worker); one row about it."""
+    """Picklable: write one records partition into the run (on the worker); one row about it.
 
-    def __init__(self, directory: str, schema: Any):
-        self.directory, self.schema = directory, schema
+    ``keep``: columns of the partition returned with it (``kept``), for a sink (see
+    :class:`Sink`); ``None``: nothing kept.
+    """
+
+    def __init__(self, directory: str, schema: Any, keep: Sequence[str] | None = None):
+        self.directory, self.schema, self.keep = directory, schema, keep
 
     def __call__(self, df: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
         index = 0 if partition_info is None else int(partition_info["number"])
@@ -301,21 +315,71 @@ class _WritePart:
         matches = {}
         if "src_match" in df.columns:  # what correlation found, counted where the rows are
             matches = {str(k): int(v) for k, v in df["src_match"].value_counts().items()}
+        kept = None
+        if self.keep is not None:  # the columns themselves (no copy), the rows in their order
+            kept = df[[c for c in self.keep if c in df.columns]].reset_index(drop=True)
         return pd.DataFrame({"file": [written["file"]], "rows": [written["rows"]],
-                             "sha256": [written["sha256"]], "src_match": [matches]})  # fmt: skip
+                             "sha256": [written["sha256"]], "src_match": [matches],
+                             "kept": [kept]})  # fmt: skip
 
 
-def _write_lazy(records: Any, writer: store.RunWriter, schema: Any = None) -> Any:
+def _write_lazy(records: Any, writer: store.RunWriter, schema: Any = None,
+                keep: Sequence[str] | None = None) -> Any:  # fmt: skip
     """A lazy frame of one row per written part (computed with the rest: one graph)."""
-    write = _WritePart(str(writer.records_dir), schema)
+    write = _WritePart(str(writer.records_dir), schema, keep)
     return records.map_partitions(write, meta=_WRITTEN_META, enforce_metadata=False)
 
 
-def _written(frame: Any) -> list[dict[str, Any]]:
+def _written(frame: Any) -> tuple[list[dict[str, Any]], list[pd.DataFrame] | None]:
+    """The parts written (for the manifest), and the partitions' kept columns (or None)."""
     if not isinstance(frame, pd.DataFrame):
-        return []
-    return [{"file": r.file, "rows": int(r.rows), "sha256": r.sha256, "src_match": r.src_match}
-            for r in frame.itertuples(index=False)]  # fmt: skip
+        return [], None
+    parts = [{"file": r.file, "rows": int(r.rows), "sha256": r.sha256, "src_match": r.src_match}
+             for r in frame.itertuples(index=False)]  # fmt: skip
+    kept = list(frame["kept"])
+    return parts, (kept if kept and all(k is not None for k in kept) else None)
+
+
+def _sink_columns(sinks: Sequence[Sink], client: Any, paths: Sequence[str]) -> list[str] | None:
+    """The record columns the write tasks keep for the sinks, or None (they read the parts).
+
+    Only without a cluster (kept frames would travel to the client) and when what is kept (the
+    columns of every partition, held until the sinks run: :data:`cemkit.config.SINK_KEEP_SHARE`
+    of the run's estimated peak) fits :data:`cemkit.config.SINK_KEEP_BYTES` and free memory.
+    """
+    if not sinks or client is not None or any(s.columns is None for s in sinks):
+        return None
+    import psutil
+
+    need = run_memory(paths)
+    if need is None:
+        return None
+    kept = need * config.SINK_KEEP_SHARE
+    if kept > min(config.SINK_KEEP_BYTES, psutil.virtual_memory().available):
+        return None
+    return list(dict.fromkeys(c for s in sinks for c in s.columns or ()))
+
+
+class _KeptParts:
+    """Partition ``i`` of the frames the write tasks kept (:func:`dask.dataframe.from_map`)."""
+
+    def __init__(self, frames: list[pd.DataFrame]):
+        self.frames = frames
+        self.token = uuid.uuid4().hex  # the frames are not hashed to name the tasks
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
+
+    def __call__(self, i: int) -> pd.DataFrame:
+        return self.frames[i]
+
+
+def _kept_records(frames: list[pd.DataFrame]) -> Any:
+    """The kept frames as a lazy Dask frame, one partition per part written."""
+    import dask.dataframe as dd
+
+    return dd.from_map(_KeptParts(frames), list(range(len(frames))), meta=frames[0].iloc[:0],
+                       label="kept-records", enforce_metadata=False)  # fmt: skip
 
 
 def load_sources(
@@ -444,7 +508,8 @@ def execute(
                                   allow_raw=allow_raw)  # fmt: skip
     store.check_writable(out, overwrite)
     memory.apply()  # what one partition frees, the next reuses (not faulted in again)
-    with connect(scheduler) as client, store.RunWriter(out, overwrite=overwrite) as writer:
+    with memory.heap_frozen(), connect(scheduler) as client, \
+            store.RunWriter(out, overwrite=overwrite) as writer:  # fmt: skip
         manifest = writer.manifest
         results: dict[str, Any] = {}
         if sources is not None:
@@ -454,14 +519,15 @@ def execute(
             )
             records = st.apply(records, rest)
             paths = [p for s in info["sources"] for p in s["paths"]]
-            writes = _write_lazy(records, writer, info["schema"]) if write_records else []
+            keep = _sink_columns(sinks, client, paths) if write_records else None
+            writes = _write_lazy(records, writer, info["schema"], keep) if write_records else []
             with manifest.timed("+".join(["load", *st.stage_names(stages)])), \
                     dask.config.set(shuffle_config(client, paths)), \
                     warnings.catch_warnings():  # fmt: skip
                 # one graph on purpose: the counts come from the very tasks that read the parts
                 warnings.filterwarnings("ignore", message="Computing mixed collections")
                 written, part_counts, hashes = dask.compute(writes, counts, digests)
-            parts = _written(written)
+            parts, kept = _written(written)
             reconciled = _reconcile(part_counts, hashes)
             from cemkit.io.api import warn_unparsed
 
@@ -514,7 +580,9 @@ def execute(
             q_fns = _quarantine_fns(stages)
             q_files = store.part_files(source, store.QUARANTINE)
             out_records = st.apply(records, stages)
-            writes = _write_lazy(out_records, writer) if write_records else []
+            keep = (_sink_columns(sinks, client, store.part_files(source)) if write_records
+                    else None)  # fmt: skip
+            writes = _write_lazy(out_records, writer, keep=keep) if write_records else []
             q_writes: list[Any] = []
             q_parts: Any = []
             if q_fns and q_files:
@@ -530,7 +598,7 @@ def execute(
                 # records and quarantine written in one graph (each read once)
                 warnings.filterwarnings("ignore", message="Computing mixed collections")
                 written, q_parts = dask.compute(writes, q_writes)
-            parts = _written(written)
+            parts, kept = _written(written)
             if q_fns:
                 writer.add_outputs(store.QUARANTINE, list(q_parts))
             elif write_records:
@@ -566,11 +634,13 @@ def execute(
             # the KQI reductions shuffle too: without a cluster never Dask's p2p default (a
             # distributed Client alive elsewhere in the process would make it the default)
             with manifest.timed(sink.name), dask.config.set(shuffle_config(client, [])):
-                data = (  # label columns as categoricals (cemkit.labels), as they were written
-                    store.read_parts(_files(writer.records_dir), narrow=True)
-                    if write_records
-                    else store.read_records(source, narrow=True)
-                )
+                # label columns as categoricals (cemkit.labels), as they were written
+                if kept is not None:  # the columns the sinks read, as the write tasks had them
+                    data = _kept_records(kept)
+                elif write_records:
+                    data = store.read_parts(_files(writer.records_dir), narrow=True)
+                else:
+                    data = store.read_records(source, narrow=True)
                 tables, section, result = sink.fn(data)
                 for rel, frame in tables.items():
                     writer.write_table(frame, rel)
