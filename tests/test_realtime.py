@@ -14,13 +14,13 @@ import hmac
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from realtime_helpers import alerting_model, one_part_world
 
 import cemkit
-from cemkit import schema, synth
+from cemkit import schema
 from cemkit.correlate import _frames
 from cemkit.runs import read_records, write_part
 
@@ -30,10 +30,7 @@ KEY = "7f3a9c2e5b8d1f4a6c0e3b7d9a2f5c8e1b4d7a0c3f6e9b2d5a8c1f4e7b0a3d6c"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     out = tmp_path_factory.mktemp("rtworld")
-    synth.generate(out, records=4_000, seed=17, incidents=1, formats=False)
-    source = out / "one" / "records.parquet"
-    source.parent.mkdir()
-    pq.write_table(pq.read_table(out / "records"), source)  # one row group: one partition
+    source = one_part_world(out, seed=17)
     mp = pytest.MonkeyPatch()
     mp.setenv("CEMKIT_KEY", KEY)
     run = cemkit.run(source, format="parquet", model=out / "model.yaml",
@@ -82,13 +79,7 @@ def test_warm_batches_raise_the_alerts_of_the_batch_path(world, tmp_path):
     # the world's own thresholds raise nothing on 4,000 records: absolute ones that do, so the
     # alerts of the real-time path are compared with cemkit.run's on alerts that exist
     out, _, records = world
-    text = (out / "model.yaml").read_text()
-    assert "\nthresholds:\n" in text
-    model = tmp_path / "model.yaml"
-    model.write_text(text.replace("\nthresholds:\n", "\nthresholds:\n"
-                                  "  - {indicator: asr, absolute: 0.9, min_attempts: 5}\n"
-                                  "  - {indicator: ner, absolute: 0.95, min_attempts: 5,"
-                                  " severity: critical}\n"))  # fmt: skip
+    model = alerting_model(out / "model.yaml", tmp_path / "model.yaml")
     run = cemkit.run(out / "one" / "records.parquet", format="parquet", model=model,
                      out=tmp_path / "run", scheduler="sync", freqs=("15min",))  # fmt: skip
     assert len(run.alerts) >= 2 and run.alerts["severity"].nunique() == 2

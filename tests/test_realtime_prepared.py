@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
+from realtime_helpers import alerting_model, one_part_world
 
 import cemkit
-from cemkit import schema, synth
+from cemkit import schema
 from cemkit.kqi.alerts import find_alerts
 from cemkit.kqi.rollup import rollup
 from cemkit.model.assign import Assigner
@@ -28,18 +28,9 @@ LABELS = ("leg", "outcome", "record_kind", "service")
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     out = tmp_path_factory.mktemp("rtprepared")
-    synth.generate(out, records=4_000, seed=23, incidents=1, formats=False)
-    source = out / "one" / "records.parquet"
-    source.parent.mkdir()
-    pq.write_table(pq.read_table(out / "records"), source)  # one row group: one partition
-    text = (out / "model.yaml").read_text()
-    assert "\nthresholds:\n" in text
+    source = one_part_world(out, seed=23)
     # absolute thresholds that 4,000 records breach: alerts to compare (and relative ones)
-    model = out / "alerting.yaml"
-    model.write_text(text.replace("\nthresholds:\n", "\nthresholds:\n"
-                                  "  - {indicator: asr, absolute: 0.9, min_attempts: 5}\n"
-                                  "  - {indicator: ner, absolute: 0.95, min_attempts: 5,"
-                                  " severity: critical}\n"))  # fmt: skip
+    model = alerting_model(out / "model.yaml", out / "alerting.yaml")
     mp = pytest.MonkeyPatch()
     mp.setenv("CEMKIT_KEY", KEY)
     run = cemkit.run(source, format="parquet", model=model, out=out / "run", scheduler="sync",
