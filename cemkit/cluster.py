@@ -214,6 +214,12 @@ def connect(
         # by name, not the Client object: a nanny pickles the global configuration into every
         # worker process it (re)starts, and a Client cannot be pickled, so a worker restarted
         # during a run (killed over its memory limit) never came back and the run stalled
+        from cemkit import memory
+
+        # Arrow through glibc on its workers too: memory freed to Arrow's mimalloc stayed in
+        # the workers and read as unmanaged memory (~175 MiB of a paused 1 GB worker that
+        # never resumed); glibc hands it back (the nanny's MALLOC_TRIM_THRESHOLD_)
+        memory.register_on(chosen)
         with chosen.as_current(), dask.config.set(scheduler=CLIENT_SCHEDULER):
             yield chosen
         return
