@@ -51,6 +51,8 @@ ENV_VAR = "CEMKIT_SCHEDULER"
 #: in wall time at 1M (Parquet 14.0-16.1 s vs 16.1-20.8 s, CSV 14.8-16.7 vs 19.7-26.0 s).
 #: A cluster stays one ``--scheduler`` away, same results.
 DEFAULT_SCHEDULER = "sync"
+#: What :func:`connect` sets Dask's ``scheduler`` to while a Client is in use (Dask's own name).
+CLIENT_SCHEDULER = "dask.distributed"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
 #: Loggers of Dask and the libraries under it that cemkit keeps quiet.
 _DASK_LOGGERS = ("distributed", "tornado", "bokeh")
@@ -164,6 +166,13 @@ def _local_get(name: str) -> Any:
 def check(scheduler: Any = None, default: str = DEFAULT_SCHEDULER) -> Any:
     """The scheduler :func:`connect` would use, refused early (without connecting) if unknown."""
     chosen = resolve(scheduler, default)
+    if chosen == CLIENT_SCHEDULER:  # the Client in use (inside :func:`connect`)
+        from distributed import Client
+
+        try:
+            return Client.current()
+        except ValueError:
+            raise SchedulerError(f"scheduler {chosen!r} but no Client is in use") from None
     if _is_client(chosen) or callable(chosen):  # a Client, or a Dask get function in use
         return chosen
     if not isinstance(chosen, str):
@@ -202,7 +211,16 @@ def connect(
 
     level = quiet_logs()
     if _is_client(chosen):
-        with dask.config.set(scheduler=chosen):
+        # by name, not the Client object: a nanny pickles the global configuration into every
+        # worker process it (re)starts, and a Client cannot be pickled, so a worker restarted
+        # during a run (killed over its memory limit) never came back and the run stalled
+        from cemkit import memory
+
+        # Arrow through glibc on its workers too: memory freed to Arrow's mimalloc stayed in
+        # the workers and read as unmanaged memory (~175 MiB of a paused 1 GB worker that
+        # never resumed); glibc hands it back (the nanny's MALLOC_TRIM_THRESHOLD_)
+        memory.register_on(chosen)
+        with chosen.as_current(), dask.config.set(scheduler=CLIENT_SCHEDULER):
             yield chosen
         return
     if callable(chosen):  # a local scheduler's get function (the one a caller is in)

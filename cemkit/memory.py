@@ -20,9 +20,10 @@ leave the allocators as they are (e.g. a notebook that must give memory back bet
 
 Dask workers get only the Arrow half (:func:`arrow_pool`): their memory manager spills and
 restarts by RSS and Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_`` so that freed memory shows; a
-heap that never shrinks would read as unmanaged memory. The embedded ``local`` cluster
-registers it on its workers; for a cluster of your own, start the workers with
-``--preload cemkit.memory``.
+heap that never shrinks would read as unmanaged memory. :func:`cemkit.cluster.connect`
+registers it on the workers of every Client it uses (embedded ``local`` cluster or one passed
+in): memory freed to mimalloc stayed in a worker as unmanaged memory (a paused 1 GB worker held
+~175 MiB of it and never resumed). ``--preload cemkit.memory`` sets it as a worker starts.
 """
 
 from __future__ import annotations

@@ -84,3 +84,35 @@ def test_default_is_the_measured_fastest_and_starts_no_cluster(monkeypatch, tmp_
     assert done.manifest["load"]["totals"]["rows_loaded"] > 0
     monkeypatch.setenv(cl.ENV_VAR, "threads")  # the environment still wins over the default
     assert cl.resolve() == "threads"
+
+
+def test_a_worker_killed_during_a_run_is_restarted(tmp_path, monkeypatch):
+    # issue 15, out of core: a worker over its memory limit is killed and restarted by its
+    # nanny, which pickles Dask's global configuration into the new process; with the Client
+    # object in that configuration (cemkit's connect) the restart failed and the run stalled
+    import os
+    import pickle
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    import cemkit
+    from cemkit import synth
+
+    world = tmp_path / "world"
+    synth.generate(world, records=5_000, seed=5)
+    monkeypatch.setenv("CEMKIT_KEY", "0" * 64)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as lc, Client(lc) as client:  # fmt: skip
+        with cl.connect(client) as used:
+            assert used is client
+            pickle.dumps(dask.config.global_config)  # what a nanny hands a new worker
+            in_use = dask.config.get("scheduler")  # what cemkit.io.run passes on
+            assert cl.check(in_use) is client  # the Client in use, by Dask's name for it
+            victim = min(client.scheduler_info()["workers"])
+            pid = client.run(os.getpid, workers=[victim])[victim]
+            os.kill(pid, signal.SIGKILL)
+            client.wait_for_workers(2, timeout=60)  # its nanny started a new one
+            out = cemkit.run(world / "records", format="parquet", model=world / "model.yaml",
+                             out=tmp_path / "run", scheduler=in_use)  # fmt: skip
+        assert out.manifest["load"]["totals"]["rows_loaded"] == 5_000
