@@ -33,7 +33,7 @@ Contenders, each in its own child process (imports not timed, everything else is
   (one partition each); it must complete with no worker restarted, and each worker's peak resident
   memory (``VmHWM``) is reported against its limit. ``--ooc-factor F`` sizes that world so that
   its canonical frames hold F x one worker's limit instead; ``ooc-reference`` runs the same world
-  in one process (sync, no limit), and the records and KQI tables of both must be identical
+  in one process (sync, no limit), and the records, KQI and alert tables of both must be identical
   (order-independent digests of their rows).
 
 Cross-checks (the benchmark fails when they do not hold): rows loaded are equal for every
@@ -201,6 +201,7 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
         "worker_restarted": restarted,
         "records_digest": table_digest(out / "records") if digests else None,
         "kqi_digest": table_digest(out / "kqi" / "kqi.parquet") if digests else None,
+        "alerts_digest": table_digest(out / "alerts.parquet") if digests else None,
     }
 
 
@@ -826,10 +827,10 @@ def report(results: dict[str, dict]) -> None:
         )
         ref = results.get("ooc-reference")
         if ref and "error" not in ref:
-            same = (o["records_digest"], o["kqi_digest"]) == (ref["records_digest"],
-                                                             ref["kqi_digest"])  # fmt: skip
-            print(f"out-of-core vs in-memory (sync, {ref['seconds']:.1f} s): records and KQIs "
-                  f"{'identical' if same else 'DIFFER'}")  # fmt: skip
+            keys = ("records_digest", "kqi_digest", "alerts_digest")
+            same = all(o.get(k) == ref.get(k) for k in keys)
+            print(f"out-of-core vs in-memory (sync, {ref['seconds']:.1f} s): records, KQIs and "
+                  f"alerts {'identical' if same else 'DIFFER'}")  # fmt: skip
             ok = ok and same
     print("\ncross-checks:", "OK" if ok else "FAILED")
     if not ok:
