@@ -196,15 +196,6 @@ def test_record_ids_of_a_file_named_after_a_number_are_tokenized(samples_dir, tm
     assert out["record_id"].str.contains("acct-").all()
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.integers(0, 2**62), max_size=300), st.integers(1, 50))
-def test_factorize_int64_equals_pandas(values, repeat):
-    keys = np.array(values * repeat, dtype=np.int64)
-    codes, uniques = _parties.factorize_int64(keys)
-    want_codes, want_uniques = pd.factorize(keys)
-    assert codes.tolist() == want_codes.tolist() and uniques.tolist() == want_uniques.tolist()
-
-
 _heads = st.sampled_from(["asterisk:f0.csv", "asterisk:acct-4420 7946 0958.csv", "synth",
                           "cdr:2026:01", "a\nb:c", "src:0201234567", ""])  # fmt: skip
 _tails = st.one_of(st.sampled_from(["1", "0", "123456789", "1234567890", "012", "7\n"]),

@@ -101,46 +101,6 @@ def _slot(k: np.int64, mask: int) -> np.int64:
                     & np.uint64(mask))  # fmt: skip
 
 
-@_jit
-def factorize_int64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and distinct values of ``keys`` in order of first appearance (``pd.factorize``).
-
-    Open addressing, the table doubled when a quarter full: ~2x pandas' hash table here.
-    """
-    n = keys.size
-    size = 1 << 12
-    mask = size - 1
-    slots = np.full(size, -1, dtype=np.int64)
-    codes = np.empty(n, dtype=np.int64)
-    uniques = np.empty(n, dtype=np.int64)
-    m = 0
-    for i in range(n):
-        k = keys[i]
-        j = _slot(k, mask)
-        while True:
-            s = slots[j]
-            if s < 0:
-                slots[j] = m
-                uniques[m] = k
-                codes[i] = m
-                m += 1
-                break
-            if uniques[s] == k:
-                codes[i] = s
-                break
-            j = (j + 1) & mask
-        if 4 * m > size:  # grow: re-insert the distinct values into a table twice the size
-            size *= 2
-            mask = size - 1
-            slots = np.full(size, -1, dtype=np.int64)
-            for u in range(m):
-                j = _slot(uniques[u], mask)
-                while slots[j] >= 0:
-                    j = (j + 1) & mask
-                slots[j] = u
-    return codes, uniques[:m].copy()
-
-
 #: Code of a row that is not a packable number (its value goes to the other values' dictionary).
 OTHER = -3
 
@@ -151,8 +111,9 @@ def _number_codes(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Each row's code among the distinct numbers of all columns so far (:func:`_number_keys`).
 
-    :func:`factorize_int64` with its table carried from one column to the next (no
-    concatenation of the columns' keys, no masks): codes are numbered in first-seen order over
+    ``pd.factorize`` of the packed numbers with its open-addressing table carried from one
+    column to the next (no concatenation of the columns' keys, no masks): codes are numbered in
+    first-seen order over
     the columns in the order given (``uniques[:m]`` the packed numbers); a null row gets -1, a
     row that is not a packable number :data:`OTHER`. The table is two arrays, a slot's key and
     its code (half full at most); a row whose number is the previous row's reuses its code.
