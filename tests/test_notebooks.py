@@ -183,9 +183,11 @@ def test_usage_report_publishes_a_dp_version(tmp_path, monkeypatch):
     nb = nbformat.read(str(paths["notebook"]), as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors == []
-    first = next(o for c in nb.cells for o in c.get("outputs", []))
-    summary_html = first.get("data", {}).get("text/html", "")
-    assert "published with differential privacy" in summary_html
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    summary_html = outputs[0].get("data", {}).get("text/html", "")
+    before = [(o.get("output_type"), o.get("name"), str(o.get("text", o.get("data", "")))[:500])
+              for o in outputs[:3]]  # fmt: skip
+    assert "published with differential privacy" in summary_html, before
     assert "Published with differential privacy" in summary_html
     text = outputs_text(nb)
     assert "Not part of the differentially private release" in text

@@ -39,8 +39,11 @@ DEFAULT_TIMEOUT_S = 3600
 #: The parameter through which a notebook is told where to put its working files.
 WORKDIR_PARAMETER = "workdir"
 #: Arguments for the kernel: its own log at CRITICAL (no transport warning in reports or terminal,
-#: no "KeyboardInterrupt caught" when a failed notebook's kernel is stopped).
-_KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+#: no "KeyboardInterrupt caught" when a failed notebook's kernel is stopped), and no IPython
+#: history: a report's cells are not the user's typing, and the history database is shared by
+#: every kernel of the user (when it is locked by another, IPython prints its error into the
+#: cell that is running, i.e. into the published report).
+_KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.enabled=False"]
 
 
 class ReportError(CemkitError):
