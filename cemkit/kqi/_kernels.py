@@ -239,14 +239,6 @@ LEG_TERM = 1
 
 
 @njit(inline="always")
-def _one_of(x, values):  # pragma: no cover - compiled
-    for v in values:  # noqa: SIM110 - compiled: a loop, no generator
-        if x == v:
-            return True
-    return False
-
-
-@njit(inline="always")
 def _as_int(x):  # pragma: no cover - compiled
     # numpy's rint then a cast to int64, as np.where(..., np.rint(x), 0) assigned to int64
     return np.int64(np.rint(x))
@@ -263,107 +255,105 @@ def _finite(x):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _attempt(i, service, kind, match, partial):  # pragma: no cover - compiled
-    voice = (service[i] & SERVICE_VOICE) != 0
-    cdr = voice and (kind[i] & KIND_CDR) != 0
-    xdr_only = voice and (kind[i] & KIND_XDR) != 0 and (match[i] & MATCH_XDR_ONLY) != 0
-    p = partial[i]
-    return (cdr or xdr_only) and (np.isnan(p) or p <= 1)
+def _put(idx, val, n, j, v):  # pragma: no cover - compiled
+    # the pair is always written; kept (n moved on) only when the value is not 0
+    idx[n] = j
+    val[n] = v
+    return n + (v != 0)
+
+
+@njit(inline="always")
+def _in(x, values):  # pragma: no cover - compiled
+    r = False
+    for v in values:  # every value compared: no early exit, no branch
+        r |= x == v
+    return r
 
 
 @njit(inline="always")  # a call per record would pass (and refcount) every array each time
 def _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd, status,
               mos, closing, duration, vol_up, vol_down, first, use_first, n_rats, normal, seer,
-              isa, abnormal_closing, short_s, out):  # pragma: no cover - compiled  # fmt: skip
-    """The counters of record ``i`` into ``out`` (int64[N_COUNTERS], overwritten)."""
-    for j in range(out.shape[0]):
-        out[j] = 0
+              isa, abnormal_closing, short_s, idx, val):  # pragma: no cover - compiled  # fmt: skip
+    """The counters record ``i`` sets, as (counter index, value) pairs; returns how many.
+
+    Written into ``idx`` / ``val`` (int64[N_COUNTERS] each); each index at most once, the
+    counters left out are 0. A record sets a few of the 36 (a voice call ~8): the callers add
+    those, not a row of zeros. Branch-free: every condition is evaluated with ``&`` / ``|`` and
+    each pair written, the count moved on only when the value is not 0 (the records' kinds
+    mix at random, and a mispredicted branch per condition cost ~2x the whole pass).
+    """
+    n = 0
     sv = service[i]
     kd = kind[i]
     oc = outcome[i]
+    mt = match[i]
     voice = (sv & SERVICE_VOICE) != 0
     is_cdr = (kd & KIND_CDR) != 0
-    cdr = voice and is_cdr
-    xdr = voice and (kd & KIND_XDR) != 0
-    xdr_only = xdr and (match[i] & MATCH_XDR_ONLY) != 0
+    cdr = voice & is_cdr
+    xdr = voice & ((kd & KIND_XDR) != 0)
+    xdr_only = xdr & ((mt & MATCH_XDR_ONLY) != 0)
     p = partial[i]
-    first_part = np.isnan(p) or p <= 1
-    attempt = (cdr or xdr_only) and first_part
-    answered_rec = (cdr or xdr_only) and (oc & OUTCOME_ANSWERED) != 0
-    answered = attempt and answered_rec
+    first_part = np.isnan(p) | (p <= 1)
+    call = cdr | xdr_only
+    attempt = call & first_part
+    answered_rec = call & ((oc & OUTCOME_ANSWERED) != 0)
+    answered = attempt & answered_rec
     b = _finite(billsec[i])
     c = cause[i]
-    abnormal = not np.isnan(c) and not _one_of(c, normal)
-    if attempt:
-        out[0] = 1
-        if xdr_only:
-            out[1] = 1
-        if answered:
-            out[2] = 1
-            if b < short_s:
-                out[4] = 1
-        if (oc & OUTCOME_USER_DETERMINED) != 0:
-            out[3] = 1
-        if use_first and not first[i]:
-            out[17] = 1
-    if answered_rec:
-        if abnormal:
-            out[5] = 1
-        out[6] = _as_int(b * 1000.0)
+    abnormal = (not np.isnan(c)) & (not _in(c, normal))
+    n = _put(idx, val, n, 0, np.int64(attempt))
+    n = _put(idx, val, n, 1, np.int64(attempt & xdr_only))
+    n = _put(idx, val, n, 2, np.int64(answered))
+    n = _put(idx, val, n, 3, np.int64(attempt & ((oc & OUTCOME_USER_DETERMINED) != 0)))
+    n = _put(idx, val, n, 4, np.int64(answered & (b < short_s)))
+    n = _put(idx, val, n, 5, np.int64(answered_rec & abnormal))
+    n = _put(idx, val, n, 6, np.int64(_as_int(b * 1000.0) if answered_rec else 0))
     d = pdd[i]
-    if (attempt or xdr) and not np.isnan(d):
-        out[7] = 1
-        out[8] = _as_int(_finite(d) * 1000.0)
+    has_pdd = (attempt | xdr) & (not np.isnan(d))
+    n = _put(idx, val, n, 7, np.int64(has_pdd))
+    n = _put(idx, val, n, 8, np.int64(_as_int(_finite(d) * 1000.0) if has_pdd else 0))
     s = status[i]
-    if (xdr or (cdr and first_part and (match[i] & MATCH_MATCHED) != 0)) and s >= 200:
-        out[9] = 1
-        if s < 300:
-            out[10] = 1
-            if not abnormal:
-                out[14] = 1
-        elif s < 400:
-            out[11] = 1
-        if _one_of(s, seer):
-            out[12] = 1
-        if _one_of(s, isa):
-            out[13] = 1
-    m = mos[i]
-    if voice and not np.isnan(m):
-        out[15] = 1
-        out[16] = _as_int(_finite(m) * 1e6)
+    resp = (xdr | (cdr & first_part & ((mt & MATCH_MATCHED) != 0))) & (s >= 200)
+    ok = resp & (s < 300)
+    n = _put(idx, val, n, 9, np.int64(resp))
+    n = _put(idx, val, n, 10, np.int64(ok))
+    n = _put(idx, val, n, 11, np.int64(resp & (s >= 300) & (s < 400)))
+    n = _put(idx, val, n, 12, np.int64(resp & _in(s, seer)))
+    n = _put(idx, val, n, 13, np.int64(resp & _in(s, isa)))
+    n = _put(idx, val, n, 14, np.int64(ok & (not abnormal)))
+    mo = mos[i]
+    has_mos = voice & (not np.isnan(mo))
+    n = _put(idx, val, n, 15, np.int64(has_mos))
+    n = _put(idx, val, n, 16, np.int64(_as_int(_finite(mo) * 1e6) if has_mos else 0))
+    n = _put(idx, val, n, 17, np.int64(attempt & use_first & (not first[i])))
     du = duration[i]
-    if (sv & SERVICE_DATA) != 0 and is_cdr:
-        if first_part:
-            out[18] = 1
-            r = rat[i]
-            known = False
-            for k in range(n_rats):
-                if (r >> k) & 1:
-                    out[23 + k] = 1
-                    known = True
-            if not known:
-                out[23 + n_rats] = 1
-        if _one_of(closing[i], abnormal_closing):
-            out[19] = 1
-        out[20] = vol_up[i]
-        out[21] = vol_down[i]
-        out[22] = _as_int(_finite(du) * 1000.0)
-    if (sv & SERVICE_SMS) != 0 and is_cdr and (leg[i] & LEG_TERM) == 0:
-        out[28] = 1
-        if (oc & OUTCOME_ANSWERED) == 0:
-            out[29] = 1
-    if (kd & KIND_REGISTRATION) != 0:
-        if (oc & OUTCOME_REG_RESOLVED) != 0:
-            out[30] = 1
-        if (oc & OUTCOME_REG_SUCCESS) != 0:
-            out[31] = 1
-            if not np.isnan(du):
-                out[32] = 1
-                out[33] = _as_int(_finite(du) * 1e6)
-        if (oc & OUTCOME_REG_CHALLENGED) != 0:
-            out[34] = 1
-        if (oc & OUTCOME_REG_UNKNOWN) != 0:
-            out[35] = 1
+    data = ((sv & SERVICE_DATA) != 0) & is_cdr
+    data_first = data & first_part
+    n = _put(idx, val, n, 18, np.int64(data_first))
+    n = _put(idx, val, n, 19, np.int64(data & _in(closing[i], abnormal_closing)))
+    n = _put(idx, val, n, 20, np.int64(vol_up[i] if data else 0))
+    n = _put(idx, val, n, 21, np.int64(vol_down[i] if data else 0))
+    n = _put(idx, val, n, 22, np.int64(_as_int(_finite(du) * 1000.0) if data else 0))
+    r = rat[i]
+    known = False
+    for k in range(n_rats):
+        bit = ((r >> k) & 1) != 0
+        n = _put(idx, val, n, 23 + k, np.int64(data_first & bit))
+        known |= bit
+    n = _put(idx, val, n, 23 + n_rats, np.int64(data_first & (not known)))
+    sms = ((sv & SERVICE_SMS) != 0) & is_cdr & ((leg[i] & LEG_TERM) == 0)
+    n = _put(idx, val, n, 28, np.int64(sms))
+    n = _put(idx, val, n, 29, np.int64(sms & ((oc & OUTCOME_ANSWERED) == 0)))
+    reg = (kd & KIND_REGISTRATION) != 0
+    success = reg & ((oc & OUTCOME_REG_SUCCESS) != 0)
+    has_rrd = success & (not np.isnan(du))
+    n = _put(idx, val, n, 30, np.int64(reg & ((oc & OUTCOME_REG_RESOLVED) != 0)))
+    n = _put(idx, val, n, 31, np.int64(success))
+    n = _put(idx, val, n, 32, np.int64(has_rrd))
+    n = _put(idx, val, n, 33, np.int64(_as_int(_finite(du) * 1e6) if has_rrd else 0))
+    n = _put(idx, val, n, 34, np.int64(reg & ((oc & OUTCOME_REG_CHALLENGED) != 0)))
+    n = _put(idx, val, n, 35, np.int64(reg & ((oc & OUTCOME_REG_UNKNOWN) != 0)))
+    return n
 
 
 @njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
@@ -373,11 +363,16 @@ def contribution_rows(service, kind, outcome, match, rat, leg, partial, billsec,
                       short_s):  # pragma: no cover - compiled  # fmt: skip
     """Every counter of every record: int64[n, N_COUNTERS] (see ``formulas.counter_inputs``)."""
     n = service.shape[0]
-    block = np.empty((n, N_COUNTERS), dtype=np.int64)
+    block = np.zeros((n, N_COUNTERS), dtype=np.int64)
+    idx = np.zeros(N_COUNTERS, dtype=np.int64)
+    val = np.zeros(N_COUNTERS, dtype=np.int64)
     for i in range(n):
-        _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd,
-                  status, mos, closing, duration, vol_up, vol_down, first, use_first, n_rats,
-                  normal, seer, isa, abnormal_closing, short_s, block[i])  # fmt: skip
+        n_set = _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause,
+                          pdd, status, mos, closing, duration, vol_up, vol_down, first,
+                          use_first, n_rats, normal, seer, isa, abnormal_closing, short_s, idx,
+                          val)  # fmt: skip
+        for q in range(n_set):
+            block[i, idx[q]] = val[q]
     return block
 
 
@@ -386,10 +381,15 @@ def record_flags(service, kind, match, partial, pdd):  # pragma: no cover - comp
     """Per record: bit 0 its ``attempts`` counter, bit 1 its ``pdd_count`` (before any summing)."""
     n = service.shape[0]
     out = np.zeros(n, dtype=np.uint8)
-    for i in range(n):
-        attempt = _attempt(i, service, kind, match, partial)
-        xdr = (service[i] & SERVICE_VOICE) != 0 and (kind[i] & KIND_XDR) != 0
-        out[i] = attempt | (((attempt or xdr) and not np.isnan(pdd[i])) << 1)
+    for i in range(n):  # the conditions of _counters' attempts and pdd_count, branch-free
+        voice = (service[i] & SERVICE_VOICE) != 0
+        cdr = voice & ((kind[i] & KIND_CDR) != 0)
+        xdr = voice & ((kind[i] & KIND_XDR) != 0)
+        xdr_only = xdr & ((match[i] & MATCH_XDR_ONLY) != 0)
+        p = partial[i]
+        attempt = (cdr | xdr_only) & (np.isnan(p) | (p <= 1))
+        has_pdd = (attempt | xdr) & (not np.isnan(pdd[i]))
+        out[i] = np.uint8(attempt) | (np.uint8(has_pdd) << 1)
     return out
 
 
@@ -522,13 +522,13 @@ def sum_counters(cells, n_cells, picks, n_picks, service, kind, outcome, match, 
     n_total = cbase[k - 1] + n_cells[k - 1] if k else 0
     out = np.zeros(total, dtype=np.int64)
     count = np.zeros(n_total, dtype=np.int64)
-    every = np.zeros(k, dtype=np.bool_)  # celling j sums every counter, in order
+    # where each counter goes in each celling's row (-1: not summed there)
+    slot = np.full((k, N_COUNTERS), -1, dtype=np.int64)
     for j in range(k):
-        every[j] = n_picks[j] == N_COUNTERS
         for m in range(n_picks[j]):
-            if picks[j, m] != m:
-                every[j] = False
-    buf = np.zeros(N_COUNTERS, dtype=np.int64)
+            slot[j, picks[j, m]] = m
+    idx = np.zeros(N_COUNTERS, dtype=np.int64)
+    val = np.zeros(N_COUNTERS, dtype=np.int64)
     for i in range(n):
         used = False
         for j in range(k):
@@ -536,21 +536,19 @@ def sum_counters(cells, n_cells, picks, n_picks, service, kind, outcome, match, 
                 used = True
         if not used:
             continue
-        _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause, pdd,
-                  status, mos, closing, duration, vol_up, vol_down, first, use_first, n_rats,
-                  normal, seer, isa, abnormal_closing, short_s, buf)  # fmt: skip
+        n_set = _counters(i, service, kind, outcome, match, rat, leg, partial, billsec, cause,
+                          pdd, status, mos, closing, duration, vol_up, vol_down, first,
+                          use_first, n_rats, normal, seer, isa, abnormal_closing, short_s, idx,
+                          val)  # fmt: skip
         for j in range(k):
             c = cells[j, i]
             if c >= 0:
                 count[cbase[j] + c] += 1
-                w = n_picks[j]
-                row = base[j] + c * w
-                if every[j]:
-                    for m in range(N_COUNTERS):
-                        out[row + m] += buf[m]
-                else:
-                    for m in range(w):
-                        out[row + m] += buf[picks[j, m]]
+                row = base[j] + c * n_picks[j]
+                for q in range(n_set):  # only the counters the record sets
+                    at = slot[j, idx[q]]
+                    if at >= 0:
+                        out[row + at] += val[q]
     return out, count
 
 
