@@ -420,7 +420,8 @@ def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartiti
     """Add the row's global position and a key bucket, then shuffle so a key meets in one partition.
 
     ``bucket_of(frame)`` returns the columns (a Series or DataFrame) whose equal values must end up
-    in the same partition. Their 64-bit hash is the bucket column, which Dask's shuffle maps to a
+    in the same partition, or their hash already (a uint64 array, as :func:`bucket_hash` gives
+    it). Their 64-bit hash is the bucket column, which Dask's shuffle maps to a
     partition (so equal keys of two frames shuffled to the same ``npartitions`` meet in one). The
     position (input partition, row) lets each partition restore the input order (see
     :func:`restore_order`), which is what makes results independent of the partitioning.
@@ -446,7 +447,7 @@ def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartiti
     return tagged.shuffle(on=BUCKET, npartitions=npartitions)
 
 
-def bucket_hash(keys: pd.Series | pd.DataFrame) -> np.ndarray:
+def bucket_hash(keys: pd.Series | pd.DataFrame | np.ndarray) -> np.ndarray:
     """A 64-bit hash (uint64) of each row's key values, the same in every process.
 
     Each column is hashed as text (``string[pyarrow]``: a number and its digits hash alike),
@@ -456,6 +457,10 @@ def bucket_hash(keys: pd.Series | pd.DataFrame) -> np.ndarray:
     from cemkit import arrowstr
     from cemkit.correlate import _hash
 
+    if isinstance(keys, np.ndarray):  # hashed already (stitch's bucket, over its pieces)
+        if keys.dtype != np.uint64:
+            raise TypeError(f"a bucket hash must be uint64, got {keys.dtype}")
+        return keys
     frame = keys.to_frame() if isinstance(keys, pd.Series) else keys
     into = np.zeros(len(frame), dtype=np.uint64)
     for name in frame.columns:
