@@ -308,14 +308,61 @@ def hashed_key_order(
     For a caller that checks the key (:func:`~cemkit.correlate._kernels.runs_agree`) in a pass
     over the order of its own.
     """
+    key, (order, _, _), parts = hashed_key_sorted(columns, time)
+    return key, order, parts
+
+
+def hashed_key_sorted(
+    columns: Sequence[pd.Series], time: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
+    """:func:`hashed_key_order` with the key and time in the order as the sort leaves them.
+
+    ``(key, (order, keys, times), parts)``: ``keys``, ``times`` are ``key[order]``,
+    ``time[order]`` (:func:`~cemkit.correlate._kernels.grouped_order_gathered`). The parts
+    with few distinct values (a label's codes, token prefixes) are packed into one integer
+    (:func:`pack_small_parts`): fewer columns to hash and for the check to read.
+    """
     n = len(columns[0]) if columns else 0
     found = map_threads(key_parts, list(columns), n)
-    parts = tuple(p for ps, _ in found for p in ps)
+    parts = pack_small_parts([p for ps, _ in found for p in ps])
     null = np.zeros(n, bool)
     for _, nulls in found:
         null |= nulls
     key = _kernels.hash_key(parts, null)
-    return key, _kernels.grouped_order(key, time), parts
+    return key, _kernels.grouped_order_gathered(key, time), parts
+
+
+#: Largest product of value ranges :func:`pack_small_parts` packs into one int64.
+_PACK_LIMIT = 1 << 62
+
+
+def pack_small_parts(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The int64 ``parts`` with the narrow ones packed into one: equal tuples stay equal tuples.
+
+    A part whose values span less than :data:`_PACK_LIMIT` together with the others packed is
+    replaced, with them, by ``sum((part - min) * weight)`` (a mixed-radix number: a bijection
+    of the tuples of those parts); wide parts (token bits) are kept as they are, first.
+    """
+    parts = [np.asarray(p, dtype=np.int64) for p in parts]
+    if len(parts) < 2 or not parts[0].size:
+        return tuple(parts)
+    wide: list[np.ndarray] = []
+    narrow: list[tuple[np.ndarray, int, int]] = []
+    radix = 1
+    for p in parts:
+        lo, hi = int(p.min()), int(p.max())
+        span = hi - lo + 1
+        if radix * span < _PACK_LIMIT:
+            narrow.append((p, lo, radix))
+            radix *= span
+        else:
+            wide.append(p)
+    if len(narrow) < 2:
+        return tuple(parts)
+    packed = np.zeros(parts[0].size, np.int64)
+    for p, lo, weight in narrow:
+        packed += (p - lo) * weight
+    return (*wide, packed)
 
 
 def key_parts(s: pd.Series) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
