@@ -12,6 +12,7 @@ import dask.dataframe as dd
 import naive
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -93,3 +94,54 @@ def test_bucket_hash_of_other_dtypes_hashes_their_text(records):
     whole = _frames.bucket_hash(parties)
     tail = _frames.bucket_hash(parties.iloc[100:])
     assert (tail == whole[100:]).all()
+
+
+def _stitch_text(ref, a, b):
+    """The text stitch's bucket hashes (as built before, one string per row)."""
+    return "c" + ref if ref is not None else "p" + (a or "") + "\x1f" + (b or "")
+
+
+_maybe_text = st.one_of(st.none(), st.text(max_size=10))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_maybe_text, _maybe_text, _maybe_text), max_size=30),
+       st.sampled_from(["string[pyarrow]", "large"]))  # fmt: skip
+def test_stitch_bucket_equals_the_hash_of_its_text(rows, storage):
+    """Stitch's bucket, hashed over the pieces, equals the reference hash of the built text."""
+    from cemkit.correlate.stitch import _stitch_bucket
+
+    def column(values):
+        if storage == "large":
+            return pd.Series(pd.arrays.ArrowStringArray(pa.array(values, pa.large_string())))
+        return pd.Series(pd.array(values, dtype="string[pyarrow]"))
+
+    frame = pd.DataFrame({c: column([r[j] for r in rows])
+                          for j, c in enumerate(["call_id", "a_number", "b_number"])})  # fmt: skip
+    got = _stitch_bucket(frame)
+    assert got.dtype == np.uint64
+    assert _frames.bucket_hash(got) is got  # a hash is taken as it is
+    assert got.tolist() == naive.bucket_hash([[_stitch_text(*r) for r in rows]])
+
+
+def test_stitch_bucket_on_the_real_records(records):
+    """On the pipeline's records (sliced too): the reference hash of the text, row by row."""
+    from cemkit.correlate.stitch import _stitch_bucket
+
+    part = records.iloc[37:2000].copy()
+    # the world's records all carry a call reference: every third one without, for the parties
+    part.loc[part.index[::3], "call_id"] = None
+    cols = [part[c].astype(object).where(part[c].notna(), None).tolist()
+            for c in ("call_id", "a_number", "b_number")]  # fmt: skip
+    text = [_stitch_text(*r) for r in zip(*cols, strict=True)]
+    assert _stitch_bucket(part).tolist() == naive.bucket_hash([text])
+    assert any(t.startswith("p") for t in text) and any(t.startswith("c") for t in text)
+
+
+@pytest.mark.parametrize("n", [3, 8])
+def test_stitch_shuffle_is_balanced(records, n):
+    from cemkit.correlate.stitch import _stitch_bucket
+
+    sizes = partition_sizes(dd.from_pandas(records, npartitions=4), _stitch_bucket, n)
+    assert sizes.sum() == len(records)
+    assert (sizes > 0).all() and sizes.max() / sizes.mean() < 1.3, sizes

@@ -308,14 +308,61 @@ def hashed_key_order(
     For a caller that checks the key (:func:`~cemkit.correlate._kernels.runs_agree`) in a pass
     over the order of its own.
     """
+    key, (order, _, _), parts = hashed_key_sorted(columns, time)
+    return key, order, parts
+
+
+def hashed_key_sorted(
+    columns: Sequence[pd.Series], time: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
+    """:func:`hashed_key_order` with the key and time in the order as the sort leaves them.
+
+    ``(key, (order, keys, times), parts)``: ``keys``, ``times`` are ``key[order]``,
+    ``time[order]`` (:func:`~cemkit.correlate._kernels.grouped_order_gathered`). The parts
+    with few distinct values (a label's codes, token prefixes) are packed into one integer
+    (:func:`pack_small_parts`): fewer columns to hash and for the check to read.
+    """
     n = len(columns[0]) if columns else 0
     found = map_threads(key_parts, list(columns), n)
-    parts = tuple(p for ps, _ in found for p in ps)
+    parts = pack_small_parts([p for ps, _ in found for p in ps])
     null = np.zeros(n, bool)
     for _, nulls in found:
         null |= nulls
     key = _kernels.hash_key(parts, null)
-    return key, _kernels.grouped_order(key, time), parts
+    return key, _kernels.grouped_order_gathered(key, time), parts
+
+
+#: Largest product of value ranges :func:`pack_small_parts` packs into one int64.
+_PACK_LIMIT = 1 << 62
+
+
+def pack_small_parts(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The int64 ``parts`` with the narrow ones packed into one: equal tuples stay equal tuples.
+
+    A part whose values span less than :data:`_PACK_LIMIT` together with the others packed is
+    replaced, with them, by ``sum((part - min) * weight)`` (a mixed-radix number: a bijection
+    of the tuples of those parts); wide parts (token bits) are kept as they are, first.
+    """
+    parts = [np.asarray(p, dtype=np.int64) for p in parts]
+    if len(parts) < 2 or not parts[0].size:
+        return tuple(parts)
+    wide: list[np.ndarray] = []
+    narrow: list[tuple[np.ndarray, int, int]] = []
+    radix = 1
+    for p in parts:
+        lo, hi = int(p.min()), int(p.max())
+        span = hi - lo + 1
+        if radix * span < _PACK_LIMIT:
+            narrow.append((p, lo, radix))
+            radix *= span
+        else:
+            wide.append(p)
+    if len(narrow) < 2:
+        return tuple(parts)
+    packed = np.zeros(parts[0].size, np.int64)
+    for p, lo, weight in narrow:
+        packed += (p - lo) * weight
+    return (*wide, packed)
 
 
 def key_parts(s: pd.Series) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -420,7 +467,8 @@ def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartiti
     """Add the row's global position and a key bucket, then shuffle so a key meets in one partition.
 
     ``bucket_of(frame)`` returns the columns (a Series or DataFrame) whose equal values must end up
-    in the same partition. Their 64-bit hash is the bucket column, which Dask's shuffle maps to a
+    in the same partition, or their hash already (a uint64 array, as :func:`bucket_hash` gives
+    it). Their 64-bit hash is the bucket column, which Dask's shuffle maps to a
     partition (so equal keys of two frames shuffled to the same ``npartitions`` meet in one). The
     position (input partition, row) lets each partition restore the input order (see
     :func:`restore_order`), which is what makes results independent of the partitioning.
@@ -446,7 +494,7 @@ def tag_and_shuffle(ddf: Any, bucket_of: Callable[[pd.DataFrame], Any], npartiti
     return tagged.shuffle(on=BUCKET, npartitions=npartitions)
 
 
-def bucket_hash(keys: pd.Series | pd.DataFrame) -> np.ndarray:
+def bucket_hash(keys: pd.Series | pd.DataFrame | np.ndarray) -> np.ndarray:
     """A 64-bit hash (uint64) of each row's key values, the same in every process.
 
     Each column is hashed as text (``string[pyarrow]``: a number and its digits hash alike),
@@ -456,6 +504,10 @@ def bucket_hash(keys: pd.Series | pd.DataFrame) -> np.ndarray:
     from cemkit import arrowstr
     from cemkit.correlate import _hash
 
+    if isinstance(keys, np.ndarray):  # hashed already (stitch's bucket, over its pieces)
+        if keys.dtype != np.uint64:
+            raise TypeError(f"a bucket hash must be uint64, got {keys.dtype}")
+        return keys
     frame = keys.to_frame() if isinstance(keys, pd.Series) else keys
     into = np.zeros(len(frame), dtype=np.uint64)
     for name in frame.columns:

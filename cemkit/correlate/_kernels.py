@@ -305,7 +305,7 @@ def _grouped_order(key, time, high_bits, low_bits):
             if end - prev > 1:
                 _sort_bucket(rows, keys, times, prev, end)
             prev = end
-    return rows
+    return rows, keys, times
 
 
 def grouped_order(key, time):
@@ -315,6 +315,15 @@ def grouped_order(key, time):
     (the rows scattered into ~1,000 regions in one sequential pass, then each region sorted by
     its buckets while it is in cache), each bucket, a few rows, sorted by (key, time) stably.
     Equal keys land in one bucket, so each key's rows are contiguous; the keys follow their hash.
+    """
+    return grouped_order_gathered(key, time)[0]
+
+
+def grouped_order_gathered(key, time):
+    """:func:`grouped_order`, with ``key`` and ``time`` in that order: ``(rows, keys, times)``.
+
+    The sort moves the keys and times along with the rows, so a kernel that reads them in the
+    order gets them without a gather (a random read per row each).
     """
     n = key.shape[0]
     nbits = max(1, (max(n, 1) // 4).bit_length())  # about 4 rows a bucket
@@ -745,14 +754,40 @@ def calls_sorted(order, key, parts, start, end, kind, leg, answered, pair_tolera
         Row position of the first attempt of each row's intent, and the attempt number - 1
         (for the rows both steps kept; a row outside ``order`` is an intent of its own).
     """
-    n = key.shape[0]
+    m = order.shape[0]
+    ks = np.empty(m, np.int64)
+    ts = np.empty(m, np.int64)
+    for p in range(m):
+        ks[p] = key[order[p]]
+        ts[p] = start[order[p]]
+    code = call_codes(kind, leg, answered)
+    return calls_in_order(order, ks, ts, key.shape[0], parts, end, code, pair_tolerance,
+                          match_tolerance, window, close_on_answer)  # fmt: skip
+
+
+@_jit
+def call_codes(kind, leg, answered):
+    """One int8 per row of :func:`calls_in_order`: ``kind + 1``, ``(leg + 1) << 2``, answered."""
+    n = kind.shape[0]
+    code = np.empty(n, np.int8)
+    for i in range(n):
+        code[i] = (kind[i] + 1) | ((leg[i] + 1) << 2) | (np.int8(answered[i]) << 4)
+    return code
+
+
+@_jit
+def calls_in_order(order, ks, ts, n, parts, end, code, pair_tolerance, match_tolerance, window,
+                   close_on_answer):  # fmt: skip
+    """:func:`calls_sorted` given the key and start in the order (``ks``, ``ts``: what
+    :func:`grouped_order_gathered` returns with it) and ``kind``, ``leg``, ``answered`` as one
+    :func:`call_codes` array: two random reads per row (``end``, ``code``) instead of six.
+    ``n``: the number of rows. ``order`` is scratch afterwards.
+    """
     m = order.shape[0]
     pair = np.full(n, -1, np.int64)
     match = np.full(n, -1, np.int64)
     label = np.arange(n).astype(np.int64)
     rank = np.zeros(n, np.int64)
-    ks = np.empty(m, np.int64)
-    ts = np.empty(m, np.int64)
     te = np.empty(m, np.int64)
     kd = np.empty(m, np.int8)
     lg = np.empty(m, np.int8)
@@ -760,13 +795,12 @@ def calls_sorted(order, key, parts, start, end, kind, leg, answered, pair_tolera
     head = -1
     for p in range(m):
         r = order[p]
-        ks[p] = key[r]
-        ts[p] = start[r]
         te[p] = end[r]
-        kd[p] = kind[r]
-        lg[p] = leg[r]
-        an[p] = answered[r]
-        if head < 0 or key[r] != key[head]:
+        cr = np.int64(code[r])
+        kd[p] = (cr & 3) - 1
+        lg[p] = ((cr >> 2) & 3) - 1
+        an[p] = (cr >> 4) & 1
+        if p == 0 or ks[p] != ks[p - 1]:
             head = r
         else:
             for c in range(len(parts)):

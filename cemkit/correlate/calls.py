@@ -90,7 +90,8 @@ def correlate_calls(
     match_tol = delta_ns(match_tolerance, kind, "tolerance")
     win = delta_ns(window, kind, "window")
     start = _time_ns(records, "start")
-    key, order, parts = _party_order(records, start)  # the one sort, shared by the three steps
+    # the one sort, shared by the three steps (the key and start come out in its order)
+    key, (order, ks, ts), parts = _party_order(records, start)
     is_cdr, is_xdr = _labels_in(records, "record_kind", ("cdr", "xdr"))
     orig, term = _labels_in(records, "leg", ("orig", "term"))
     kinds = np.full(len(records), -1, np.int8)
@@ -100,13 +101,16 @@ def correlate_calls(
     legs[orig] = _kernels.ORIG
     legs[term] = _kernels.TERM
     (answered,) = _labels_in(records, "outcome", ("answered",))
+    code = _kernels.call_codes(kinds, legs, answered)
     end = _time_ns(records, "end")
-    steps = (start, end, kinds, legs, answered, pair_tol, match_tol, win, bool(close_on_answer))
-    ok, pair, matched, label, rank = _kernels.calls_sorted(order, key, parts, *steps)
+    steps = (end, code, pair_tol, match_tol, win, bool(close_on_answer))
+    n = len(records)
+    ok, pair, matched, label, rank = _kernels.calls_in_order(order, ks, ts, n, parts, *steps)
     if not ok:  # a hash collision of two parties keys: their exact key instead
         key, _ = _frames.composite_key([records[c] for c in KEY])
-        order = _kernels.key_time_order(key, start)
-        ok, pair, matched, label, rank = _kernels.calls_sorted(order, key, (key,), *steps)
+        order, ks, ts = _kernels.grouped_order_gathered(key, start)
+        ok, pair, matched, label, rank = _kernels.calls_in_order(order, ks, ts, n, (key,),
+                                                                 *steps)  # fmt: skip
 
     # pair_legs: an originating leg absorbs its terminating leg; match, on the rows pair_legs
     # kept: a CDR absorbs its xDR; the intents of the rows match kept
@@ -183,8 +187,11 @@ def correlate_calls(
 
 def _party_order(
     records: Any, start: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
     """The correlators' key of (service, a_number, b_number) and the rows in its (start) order.
+
+    ``(key, (order, key[order], start[order]), parts)``, as
+    :func:`~cemkit.correlate._frames.hashed_key_sorted` gives them.
 
     The key: equal keys, equal values; -1 null. From the parties' codes where protect left them
     (:attr:`cemkit.columnar.Columns.codes`: no token string re-encoded), else a hash of the
@@ -194,7 +201,7 @@ def _party_order(
     """
     codes = getattr(records, "codes", {})
     if not all(c in codes for c in KEY[1:]):
-        return _frames.hashed_key_order([records[c] for c in KEY], start)
+        return _frames.hashed_key_sorted([records[c] for c in KEY], start)
     values, at = _source_of(records, KEY[0])
     service, n_service = _label_codes(values)
     if at is not None:  # coded on the column's source rows (equal codes: equal values)
@@ -204,8 +211,8 @@ def _party_order(
     key = (service * base + a) * base + b
     key[(service < 0) | (a < 0) | (b < 0)] = -1
     if max(n_service, 1) * base * base >= 2**62:  # pragma: no cover - billions of parties
-        return _frames.hashed_key_order([records[c] for c in KEY], start)
-    return key, _kernels.key_time_order(key, start), (key,)
+        return _frames.hashed_key_sorted([records[c] for c in KEY], start)
+    return key, _kernels.grouped_order_gathered(key, start), (key,)
 
 
 def _source_of(records: Any, name: str) -> tuple[pd.Series, np.ndarray | None]:

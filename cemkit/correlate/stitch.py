@@ -370,14 +370,20 @@ def stitch(
     return _stitch_pandas(records, gap, by)
 
 
-def _stitch_bucket(df: pd.DataFrame) -> pd.Series:
-    ref = df["call_id"].astype("string[pyarrow]")
-    parties = (
-        df["a_number"].astype("string[pyarrow]").fillna("")
-        + "\x1f"
-        + df["b_number"].astype("string[pyarrow]").fillna("")
-    )
-    return ("c" + ref).where(ref.notna(), "p" + parties)
+def _stitch_bucket(df: pd.DataFrame) -> np.ndarray:
+    """The shuffle's bucket of each row (uint64): partials of one call meet in one partition.
+
+    The hash (:func:`cemkit.correlate._frames.bucket_hash`) of the text ``"c" + call_id``, or
+    ``"p" + a_number + US + b_number`` (US: the byte 0x1F) for a record without a call
+    reference, computed over the columns' bytes piece by piece
+    (:func:`cemkit.correlate._hash.hash_call_buckets`): no string per row is built (that
+    cost ~0.12 CPU-s per million records).
+    """
+    from cemkit import arrowstr
+    from cemkit.correlate import _hash
+
+    pieces = [arrowstr.buffers(df[c]) for c in ("call_id", "a_number", "b_number")]
+    return _hash.hash_call_buckets(*pieces[0], *pieces[1], *pieces[2])
 
 
 def _stitch_partition(df: pd.DataFrame, gap: Any, by: list[str]) -> pd.DataFrame:
