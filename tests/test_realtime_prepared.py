@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from realtime_helpers import alerting_model, one_part_world
 
 import cemkit
@@ -109,3 +111,63 @@ def test_warm_processor_keeps_the_plan_while_dtypes_stay(world, monkeypatch):
     other = records.astype({"partial_seq": "float64"})  # read some other way: conformed
     pd.testing.assert_frame_equal(proc(other).records, want)
     assert looked_up
+
+
+def _partition(key: np.ndarray) -> np.ndarray:
+    """Each row's first row of the same key (-1: a null key): the grouping, whatever the codes."""
+    first: dict[int, int] = {}
+    return np.array([-1 if k < 0 else first.setdefault(int(k), i) for i, k in enumerate(key)])
+
+
+_label = st.one_of(st.none(), st.sampled_from(["cdr", "xdr", "term", "orig", "lon-sw1", ""]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(_label, _label, _label, st.integers(0, 6)), min_size=1, max_size=40),
+       st.data())  # fmt: skip
+def test_shared_call_key_groups_as_the_composite_key(rows, data):
+    # the stitch key of the rows sharing a call reference, from Arrow codes of the `by` columns
+    # and protect's call-id codes, must group rows exactly as the general composite key does
+    from cemkit.columnar import Columns
+    from cemkit.correlate import _frames
+    from cemkit.correlate.stitch import DEFAULT_BY, shared_call_key
+
+    n = len(rows)
+    arrays = {c: pd.array([r[j] for r in rows], dtype="string[pyarrow]")
+              for j, c in enumerate(DEFAULT_BY)}  # fmt: skip
+    ref = np.array([r[3] for r in rows], np.int64)
+    arrays["call_id"] = pd.array([f"call-{r}" for r in ref], dtype="string[pyarrow]")
+    cols = Columns(arrays, pd.RangeIndex(n), {"call_id": ref})
+    at = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1))), np.int64)
+    got = shared_call_key(cols, at, DEFAULT_BY)
+    assert got is not None
+    key, bound = got
+    assert (key >= 0).all() and (key < bound).all()
+    want, _ = _frames.composite_key([cols[c].iloc[at] for c in [*DEFAULT_BY, "call_id"]],
+                                    null_is_value=[True, True, True, False])  # fmt: skip
+    np.testing.assert_array_equal(_partition(key), _partition(want))
+
+
+def test_warm_batches_stitch_by_the_shared_call_key(world, monkeypatch):
+    # the real-time path takes the array-level key (the records equal cemkit.run's:
+    # tests/test_realtime.py); the general key gives the same stitched records
+    import importlib
+
+    stitch_module = importlib.import_module("cemkit.correlate.stitch")
+    _, model, _, records = world
+    taken = []
+    real = stitch_module.shared_call_key
+
+    def spy(*args):
+        got = real(*args)
+        taken.append(got is not None)
+        return got
+
+    monkeypatch.setattr(stitch_module, "shared_call_key", spy)
+    proc = cemkit.BatchProcessor("default", model=model)
+    fast = proc(records).records
+    assert taken and all(taken)
+    monkeypatch.setattr(stitch_module, "shared_call_key", lambda *args: None)
+    general = cemkit.BatchProcessor("default", model=model)(records).records
+    assert (fast["src_partials"] > 1).any()
+    pd.testing.assert_frame_equal(fast, general)
