@@ -778,10 +778,11 @@ def call_codes(kind, leg, answered):
 @_jit
 def calls_in_order(order, ks, ts, n, parts, end, code, pair_tolerance, match_tolerance, window,
                    close_on_answer):  # fmt: skip
-    """:func:`calls_sorted` given the key and start in the order (``ks``, ``ts``: what
-    :func:`grouped_order_gathered` returns with it) and ``kind``, ``leg``, ``answered`` as one
-    :func:`call_codes` array: two random reads per row (``end``, ``code``) instead of six.
-    ``n``: the number of rows. ``order`` is scratch afterwards.
+    """:func:`calls_sorted` given the key and start in the order of ``order``.
+
+    ``ks``, ``ts``: what :func:`grouped_order_gathered` returns with it; ``kind``, ``leg``,
+    ``answered`` as one :func:`call_codes` array: two random reads per row (``end``, ``code``)
+    instead of six. ``n``: the number of rows. ``order`` is scratch afterwards.
     """
     m = order.shape[0]
     pair = np.full(n, -1, np.int64)
