@@ -195,8 +195,8 @@ def _party_order(
 
     The key: equal keys, equal values; -1 null. From the parties' codes where protect left them
     (:attr:`cemkit.columnar.Columns.codes`: no token string re-encoded), else a hash of the
-    columns' integers (:func:`~cemkit.correlate._frames.hashed_key_order`), with the integers it
-    was hashed from: :func:`~cemkit.correlate._kernels.calls_sorted` checks them. Only equality
+    columns' integers (:func:`~cemkit.correlate._frames.hashed_key_sorted`), with the integers it
+    was hashed from: :func:`~cemkit.correlate._kernels.calls_in_order` checks them. Only equality
     of keys matters to the kernels, so both give the same result.
     """
     codes = getattr(records, "codes", {})

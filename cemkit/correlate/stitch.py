@@ -327,15 +327,9 @@ def _reduce_small(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str)
         if how == "sum":
             return np.array([t if n else nan for t, n in zip(totals, counts, strict=True)])
         return np.array([t / n if n else nan for t, n in zip(totals, counts, strict=True)])
-    if how == "sum" and isinstance(arr, pd.arrays.IntegerArray) and dtype == "Int64":
+    int64 = isinstance(dtype, pd.Int64Dtype) and isinstance(arr, pd.arrays.IntegerArray)
+    if how == "sum" and int64:
         return _int_sums(arr, rows, sub, k)
-    if how == "sum" and isinstance(dtype, pd.Int64Dtype):
-        sums: list[int | None] = [None] * k
-        for v, g in zip(arr[rows].tolist(), sub.tolist(), strict=True):
-            if v is pd.NA:
-                continue
-            sums[g] = v if sums[g] is None else sums[g] + v
-        return pd.array(sums, dtype=dtype)
     return None
 
 
