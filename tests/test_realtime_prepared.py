@@ -128,13 +128,24 @@ _label = st.one_of(st.none(), st.sampled_from(["cdr", "xdr", "term", "orig", "lo
 def test_shared_call_key_groups_as_the_composite_key(rows, data):
     # the stitch key of the rows sharing a call reference, from Arrow codes of the `by` columns
     # and protect's call-id codes, must group rows exactly as the general composite key does
+    import pyarrow as pa
+
     from cemkit.columnar import Columns
     from cemkit.correlate import _frames
     from cemkit.correlate.stitch import DEFAULT_BY, shared_call_key
 
     n = len(rows)
-    arrays = {c: pd.array([r[j] for r in rows], dtype="string[pyarrow]")
-              for j, c in enumerate(DEFAULT_BY)}  # fmt: skip
+    # a batch cut from a file of several row groups holds its columns in several chunks
+    cut = data.draw(st.integers(0, n))
+
+    def chunked(values):
+        parts = [
+            pa.array(values[:cut], pa.large_string()),
+            pa.array(values[cut:], pa.large_string()),
+        ]
+        return pd.arrays.ArrowStringArray(pa.chunked_array(parts))
+
+    arrays = {c: chunked(v) for j, c in enumerate(DEFAULT_BY) for v in [[r[j] for r in rows]]}
     ref = np.array([r[3] for r in rows], np.int64)
     arrays["call_id"] = pd.array([f"call-{r}" for r in ref], dtype="string[pyarrow]")
     cols = Columns(arrays, pd.RangeIndex(n), {"call_id": ref})
@@ -171,3 +182,19 @@ def test_warm_batches_stitch_by_the_shared_call_key(world, monkeypatch):
     general = cemkit.BatchProcessor("default", model=model)(records).records
     assert (fast["src_partials"] > 1).any()
     pd.testing.assert_frame_equal(fast, general)
+
+
+def test_a_batch_read_from_several_row_groups_equals_one_read_whole(world, tmp_path):
+    # a batch read from a Parquet file of several row groups holds chunked columns (a user's
+    # `pd.read_parquet` of a large file): its records are those of the same batch in one chunk
+    _, model, _, records = world
+    path = tmp_path / "groups.parquet"
+    records.to_parquet(path, row_group_size=len(records) // 3 + 1)
+    chunked = schema.conform(pd.read_parquet(path))
+    assert chunked["source"].array._pa_array.num_chunks > 1
+    got = cemkit.BatchProcessor("default", model=model)(chunked)
+    want = cemkit.BatchProcessor("default", model=model)(records)
+    assert (want.records["src_partials"] > 1).any()
+    pd.testing.assert_frame_equal(got.records, want.records)
+    pd.testing.assert_frame_equal(got.kqi, want.kqi)
+    pd.testing.assert_frame_equal(got.alerts, want.alerts)

@@ -127,7 +127,10 @@ def shared_call_key(records: Columns, rows: np.ndarray,
         arr = records.array(c)
         if not isinstance(arr, pd.arrays.ArrowStringArray):
             return None
-        enc = pc.dictionary_encode(pa.array(arr).take(at))
+        taken = pa.array(arr).take(at)  # a column read from several row groups: chunked
+        if isinstance(taken, pa.ChunkedArray):
+            taken = taken.combine_chunks()
+        enc = pc.dictionary_encode(taken)
         n = len(enc.dictionary)
         codes = enc.indices.fill_null(n).to_numpy(zero_copy_only=False).astype(np.int64)
         key = key * (n + 1) + codes
