@@ -145,7 +145,7 @@ def test_shared_call_key_groups_as_the_composite_key(rows, data):
         ]
         return pd.arrays.ArrowStringArray(pa.chunked_array(parts))
 
-    arrays = {c: chunked(v) for j, c in enumerate(DEFAULT_BY) for v in [[r[j] for r in rows]]}
+    arrays = {c: chunked([r[j] for r in rows]) for j, c in enumerate(DEFAULT_BY)}
     ref = np.array([r[3] for r in rows], np.int64)
     arrays["call_id"] = pd.array([f"call-{r}" for r in ref], dtype="string[pyarrow]")
     cols = Columns(arrays, pd.RangeIndex(n), {"call_id": ref})

@@ -118,6 +118,8 @@ def shared_call_key(records: Columns, rows: np.ndarray,
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from cemkit import arrowstr
+
     if not isinstance(records, Columns):
         return None
     at = pa.array(rows)
@@ -127,10 +129,8 @@ def shared_call_key(records: Columns, rows: np.ndarray,
         arr = records.array(c)
         if not isinstance(arr, pd.arrays.ArrowStringArray):
             return None
-        taken = pa.array(arr).take(at)  # a column read from several row groups: chunked
-        if isinstance(taken, pa.ChunkedArray):
-            taken = taken.combine_chunks()
-        enc = pc.dictionary_encode(taken)
+        # one array even where the column is chunked (read from several row groups)
+        enc = pc.dictionary_encode(arrowstr.as_string_array(pa.array(arr).take(at)))
         n = len(enc.dictionary)
         codes = enc.indices.fill_null(n).to_numpy(zero_copy_only=False).astype(np.int64)
         key = key * (n + 1) + codes
