@@ -1,11 +1,13 @@
 """Progress of long steps: a line when a step starts and ends, and a bar while Dask computes.
 
-In a terminal a step prints ``cemkit: <what> ...`` and, when done, its duration (and records/s
-when the step says how many records it handled). While the step computes on a local Dask
-scheduler, a bar shows tasks done, their rate and the time left (tqdm). In JupyterLab the same
-bar is drawn by tqdm's notebook front end. A report run (papermill) sets
-``CEMKIT_PROGRESS=0`` so nothing of this reaches the published report: reports carry results,
-not progress lines.
+A step prints ``cemkit: <what> ...`` and, when done, its duration (and records/s when the
+step says how many records it handled). While the step computes on a local Dask scheduler, a
+bar shows tasks done, their rate and the time left (tqdm), where somebody watches: in a
+terminal, and in JupyterLab (drawn by tqdm's notebook front end). Written to a file or a pipe
+(a scheduler's log, ``cemkit run ... 2> run.log``) a bar would be carriage-return redraws in
+the log: only the two lines are written, unless ``CEMKIT_PROGRESS=1`` asks for bars anyway. A
+report run (papermill) sets ``CEMKIT_PROGRESS=0`` so nothing of this reaches the published
+report: reports carry results, not progress lines.
 
 Examples
 --------
@@ -29,13 +31,34 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-#: Environment variable that turns progress off (``0``) or on (``1``); unset: on.
+#: Environment variable that turns progress off (``0``) or on, bars included (``1``); unset:
+#: the step lines, and bars where somebody watches (:func:`bars_for`).
 ENV_VAR = "CEMKIT_PROGRESS"
+_OFF = {"0", "false", "no", "off"}
+_ON = {"1", "true", "yes", "on"}
 
 
 def enabled() -> bool:
     """Whether progress is shown (``$CEMKIT_PROGRESS`` is not ``0``)."""
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "false", "no", "off"}
+    return os.environ.get(ENV_VAR, "").strip().lower() not in _OFF
+
+
+def bars_for(stream: TextIO) -> bool:
+    """Whether bars are drawn on ``stream``: progress on, and a terminal, a notebook or asked for.
+
+    Unset ``$CEMKIT_PROGRESS``: only on a terminal or in a notebook kernel, not in a log file or
+    a pipe; ``1``: everywhere; ``0``: nowhere.
+    """
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value in _ON or _in_notebook():
+        return True
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except (OSError, ValueError):  # a closed or detached stream
+        return False
 
 
 def _in_notebook() -> bool:
@@ -72,11 +95,12 @@ def bar(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc
         unit: str = "records", stream: TextIO | None = None) -> Any:  # fmt: skip
     """A progress bar (rate and ETA) over an iterable, or updated by hand with ``.update(n)``.
 
-    Disabled (but still iterable and updatable) when progress is off.
+    Disabled (but still iterable and updatable) where no bar is drawn (:func:`bars_for`).
     """
     tqdm = _tqdm()
+    out = stream or sys.stderr
     return tqdm(iterable, total=total, desc=desc, unit=unit, unit_scale=True, leave=True,
-                disable=not enabled(), file=stream or sys.stderr, dynamic_ncols=True)  # fmt: skip
+                disable=not bars_for(out), file=out, dynamic_ncols=True)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -94,7 +118,10 @@ def _dask_bar(what: str, stream: TextIO) -> Iterator[None]:
 
 @contextlib.contextmanager
 def step(what: str, *, stream: TextIO | None = None, bar: bool = True) -> Iterator[Step]:
-    """Announce a long step on stderr, show a bar while Dask computes, report its duration."""
+    """Announce a long step on stderr, show a bar while Dask computes, report its duration.
+
+    ``bar=False``, or a stream nobody watches (:func:`bars_for`): the two lines only.
+    """
     state = Step(what)
     if not enabled():
         yield state
@@ -102,7 +129,7 @@ def step(what: str, *, stream: TextIO | None = None, bar: bool = True) -> Iterat
     out = stream or sys.stderr
     print(f"cemkit: {what} ...", file=out, flush=True)
     t0 = time.perf_counter()
-    with _dask_bar(what, out) if bar else contextlib.nullcontext():
+    with _dask_bar(what, out) if bar and bars_for(out) else contextlib.nullcontext():
         yield state
     seconds = time.perf_counter() - t0
     rate = ""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -139,7 +140,9 @@ def execute(
     """Execute a notebook with papermill, injecting ``parameters``; returns the executed copy.
 
     Runs in ``cwd`` (default: the caller's directory). Progress of cemkit inside the notebook is
-    off (``CEMKIT_PROGRESS=0``): a report carries results, not progress lines.
+    off (``CEMKIT_PROGRESS=0``): a report carries results, not progress lines. papermill's bar
+    of cells (``progress``) is drawn where cemkit's bars are (:func:`cemkit.progress.bars_for`
+    stderr: a terminal, not a log file).
     """
     import papermill as pm
 
@@ -148,6 +151,7 @@ def execute(
     src = resolve_notebook(notebook)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    cell_bar = progress and cemkit_progress.bars_for(sys.stderr)  # (before it is set to 0)
     saved = os.environ.get(cemkit_progress.ENV_VAR)
     os.environ[cemkit_progress.ENV_VAR] = "0"  # the kernel inherits the environment
     try:
@@ -157,7 +161,7 @@ def execute(
             parameters=parameters,
             kernel_name=kernel_name,
             cwd=str(cwd or os.getcwd()),
-            progress_bar=progress,
+            progress_bar=cell_bar,
             request_save_on_cell_execute=False,
             execution_timeout=timeout,
             extra_arguments=_KERNEL_ARGS,
