@@ -284,6 +284,9 @@ def _grouped_order(key, time, high_bits, low_bits):
         hi = count[b + 1]
         if hi - lo <= 1:
             continue
+        if low_bits == 0:  # one bucket a region (a small batch): the region is the bucket
+            _sort_bucket(rows, keys, times, lo, hi)
+            continue
         sub[:] = 0
         for p in range(lo, hi):
             sub[np.int64((mix64(np.uint64(keys[p])) >> lshift) & lmask) + 1] += 1

@@ -24,6 +24,7 @@ from cemkit.columnar import Columns, series
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
 from cemkit.correlate.pair_legs import TERM_FIELDS
+from cemkit.labels import VOCABULARIES, label_codes
 
 KEY = ("service", "a_number", "b_number")
 #: Values of ``src_match`` by code (the type ``string[pyarrow]`` arrays hold).
@@ -76,7 +77,8 @@ def correlate_calls(
     """
     _frames.require(records, [*KEY, "leg", "record_kind", "start", "end", "outcome",
                               "record_id"], "correlate")  # fmt: skip
-    if not records.columns.is_unique:  # one column per name is what the one gather needs
+    # one column per name is what the one gather needs (a micro-batch's names are unique)
+    if not (isinstance(records, Columns) or records.columns.is_unique):
         from cemkit.correlate import match, pair_legs, sessionize
         from cemkit.runs.library import with_signaling
 
@@ -128,15 +130,15 @@ def correlate_calls(
     # one gather of the wide columns, then the added ones, in the order the steps add them;
     # on arrays, one frame built at the end (per-column Series cost more than a small batch)
     index = records.index[rows2]
-    term_cols = [c for c in TERM_FIELDS if c in records.columns]
-    xdr_cols = [c for c in XDR_FIELDS if c in records.columns]
+    term_cols = [c for c in TERM_FIELDS if c in records]  # (a frame: in its columns)
+    xdr_cols = [c for c in XDR_FIELDS if c in records]
     small = len(records) <= BLOCK_GATHER_ROWS
     if small:
         # a micro-batch: the columns left pending (cemkit.columnar), gathered when read, those
         # of one dtype as one block (one call per dtype, not one per column: the per-call cost
         # is most of the work on a few thousand rows); a frame's at once, below
         source = records if isinstance(records, Columns) else Columns.of(records)
-        columns = source.pending(list(records.columns), rows2)
+        columns = source.pending(source.names, rows2)
         term_taken = source.pending(term_cols, term_idx, missing=True)
         xdr_taken = source.pending(xdr_cols, xdr, missing=True)
         taken = [term_taken[c] for c in term_cols] + [xdr_taken[c] for c in xdr_cols]
@@ -203,7 +205,7 @@ def _party_order(
     if not all(c in codes for c in KEY[1:]):
         return _frames.hashed_key_sorted([records[c] for c in KEY], start)
     values, at = _source_of(records, KEY[0])
-    service, n_service = _label_codes(values)
+    service, n_service = _label_codes(values, VOCABULARIES[KEY[0]])
     if at is not None:  # coded on the column's source rows (equal codes: equal values)
         service = service[at]
     a, b = codes[KEY[1]], codes[KEY[2]]
@@ -236,15 +238,23 @@ def _labels_in(records: Any, name: str, candidates: Sequence[str]) -> list[np.nd
     return found if at is None else [f[at] for f in found]
 
 
-def _label_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+def _label_codes(values: pd.Series, vocabulary: Sequence[str] = ()) -> tuple[np.ndarray, int]:
     """:func:`~cemkit.correlate._frames.column_codes` of a label column (a few distinct values).
 
-    Arrow strings by one ``dictionary_encode`` (not first tried as tokens); equal codes are
-    equal values, -1 null, as there.
+    Arrow strings by their index in ``vocabulary`` (:func:`cemkit.labels.label_codes`) where
+    every row holds one of its values, else by one ``dictionary_encode`` (not first tried as
+    tokens); equal codes are equal values, -1 null, as there. Returns the codes and their
+    upper bound.
     """
     arr = values.array
     if not isinstance(arr, pd.arrays.ArrowStringArray) or not len(arr):
         return _frames.column_codes(values)
+    if vocabulary:
+        # the usual values by one pass of the label matcher (a dictionary encoding costs ~3x):
+        # a row of none of them (or null) leaves it to the encoding
+        found = label_codes(arr, vocabulary)
+        if found.min() >= 0:
+            return found.astype(np.int64), len(vocabulary)
     enc = pc.dictionary_encode(pa.array(arr))
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()
