@@ -15,7 +15,7 @@ import pandas as pd
 
 from cemkit.columnar import Columns
 from cemkit.correlate import _frames, _kernels
-from cemkit.correlate.calls import _time_ns, delta_ns
+from cemkit.correlate.calls import _label_index, _time_ns, delta_ns
 
 #: Columns :func:`stitch` adds to the records (names under the ``src_`` prefix of the schema).
 STITCH_COLUMNS: dict[str, str] = {
@@ -99,7 +99,7 @@ def stitch_labels(
         if "record_kind" in records:  # (a frame: in its columns)
             # a REGISTER refresh reuses its Call-ID (RFC 3261 section 10.2.4): each registration
             # attempt is a record of its own, never a partial of another
-            key[_frames.equals(records["record_kind"], "registration")] = -1
+            key[_label_index(records, "record_kind", ("registration",)) == 0] = -1
     seq = _int64_or_minus_one(records, "partial_seq")
     start = _time_ns(records, "start")  # (a micro-batch's: their int64 values, no Series)
     end = _time_ns(records, "end")
