@@ -108,6 +108,16 @@ class Columns:
             return v.base, v.idx
         return self.array(name), None
 
+    def copy(self) -> Columns:
+        """A new batch over the same arrays, index and codes (pending columns stay pending).
+
+        No array is copied: a column put on one is not on the other (each holds its own names).
+        For a stage whose result keeps every row in order (stitch of a batch of whole records).
+        """
+        out = Columns(self._arrays, self.index, self.codes, owner=self.owner)
+        out._series = dict(self._series)  # (the same arrays over the same index)
+        return out
+
     def put(self, name: str, values: Any) -> None:
         """Set column ``name`` to ``values`` (an array, or a Series, of the batch's length)."""
         self._arrays[name] = values.array if isinstance(values, pd.Series) else values
@@ -174,6 +184,11 @@ class Columns:
         if self._columns is None:
             self._columns = pd.Index(list(self._arrays), dtype=object)
         return self._columns
+
+    @property
+    def names(self) -> list[str]:
+        """The column names in order, as a list (what ``list(columns)`` gives, no Index built)."""
+        return list(self._arrays)
 
     def __len__(self) -> int:
         return len(self.index)

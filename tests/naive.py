@@ -1636,3 +1636,28 @@ def tuple_key_classes(columns):
         values = [c[i] for c in columns]
         out.append(None if any(v is None or v is pd.NA for v in values) else tuple(values))
     return out
+
+
+def calls_kept(kind, leg, pair, match, label, rank):
+    """The rows pair_legs and match keep, and what each carries (main's NumPy expressions)."""
+    is_cdr, is_xdr, orig = kind == 0, kind == 1, leg == 0
+    keep = ~((pair >= 0) & ~orig) & ~((match >= 0) & is_xdr)
+    rows = np.flatnonzero(keep)
+    term = np.where(orig & (pair >= 0), pair, -1)[rows]
+    xdr = np.where(is_cdr & (match >= 0), match, -1)[rows]
+    status = np.full(len(kind), -1, np.int8)
+    status[is_cdr] = 1
+    status[is_cdr & (match >= 0)] = 0
+    status[is_xdr] = 2
+    return rows, term, xdr, status[rows], label[rows], (rank[rows] + 1).astype(np.int32)
+
+
+def most_candidates(key, time, side, tolerance):
+    """The most (side-0 row, side-1 row) pairs of one key within ``tolerance`` of each other."""
+    counts: dict[int, int] = {}
+    for i in range(len(key)):
+        for j in range(len(key)):
+            near = abs(int(time[i]) - int(time[j])) <= tolerance
+            if side[i] == 0 and side[j] == 1 and key[i] == key[j] and near:
+                counts[int(key[i])] = counts.get(int(key[i]), 0) + 1
+    return max(counts.values(), default=0)

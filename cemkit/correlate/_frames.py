@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cemkit import config
-from cemkit.columnar import column_arrays
+from cemkit.columnar import Columns, column_arrays
 from cemkit.correlate import _kernels
 from cemkit.correlate._kernels import NULL_TIME
 from cemkit.errors import SchemaError
@@ -32,7 +32,10 @@ def is_dask(obj: object) -> bool:
 
 def require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     """Raise :class:`SchemaError` naming the columns ``what`` needs and ``df`` lacks."""
-    missing = [c for c in columns if c not in df.columns]
+    # ``name in df``: a frame's columns (as ``df.columns``), a micro-batch's arrays by name (its
+    # ``columns`` Index, rebuilt after each added column, costs more than the check)
+    names = df if isinstance(df, Columns) else df.columns
+    missing = [c for c in columns if c not in names]
     if missing:
         raise SchemaError(
             f"{what} needs column(s) {missing}, which the records do not have",

@@ -284,6 +284,9 @@ def _grouped_order(key, time, high_bits, low_bits):
         hi = count[b + 1]
         if hi - lo <= 1:
             continue
+        if low_bits == 0:  # one bucket a region (a small batch): the region is the bucket
+            _sort_bucket(rows, keys, times, lo, hi)
+            continue
         sub[:] = 0
         for p in range(lo, hi):
             sub[np.int64((mix64(np.uint64(keys[p])) >> lshift) & lmask) + 1] += 1
@@ -618,11 +621,41 @@ def _continues(prev_start, prev_end, prev_answered, start, window, close_on_answ
 
 
 @_jit
+def _most_candidates(ks, ts, sd, tolerance):
+    """The most candidate pairs (side 0, side 1, within ``tolerance``) of one key.
+
+    What :func:`_nearest_pairs_run` collects per key, counted: the room it needs.
+    """
+    m = ks.shape[0]
+    most = 0
+    lo = 0
+    while lo < m:
+        hi = lo + 1
+        while hi < m and ks[hi] == ks[lo]:
+            hi += 1
+        count = 0
+        for p in range(lo, hi):
+            if sd[p] != 0:
+                continue
+            for step in (-1, 1):
+                q = p + step
+                while lo <= q < hi and abs(ts[q] - ts[p]) <= tolerance:
+                    if sd[q] == 1:
+                        count += 1
+                    q += step
+        most = max(most, count)
+        lo = hi
+    return most
+
+
+@_jit
 def _nearest_pairs_run(order, ks, ts, sd, n, tolerance):
     """:func:`nearest_pairs_sorted` on the key, time and side of the rows in ``order``'s order."""
     partner = np.full(n, -1, np.int64)
     m = order.shape[0]
-    cap = 16
+    # room for the most candidates a key has, allocated once: arrays re-bound inside the loop
+    # (grown as needed) made every run's accesses several times slower
+    cap = max(1, _most_candidates(ks, ts, sd, tolerance))
     ci = np.empty(cap, np.int64)
     cj = np.empty(cap, np.int64)
     cd = np.empty(cap, np.int64)
@@ -643,15 +676,6 @@ def _nearest_pairs_run(order, ks, ts, sd, n, tolerance):
                 while lo <= q < hi and abs(ts[q] - ti) <= tolerance:
                     if sd[q] == 1:
                         j = order[q]
-                        if count == cap:
-                            cap *= 2
-                            ci2 = np.empty(cap, np.int64)
-                            cj2 = np.empty(cap, np.int64)
-                            cd2 = np.empty(cap, np.int64)
-                            ci2[:count] = ci[:count]
-                            cj2[:count] = cj[:count]
-                            cd2[:count] = cd[:count]
-                            ci, cj, cd = ci2, cj2, cd2
                         ci[count] = i
                         cj[count] = j
                         cd[count] = abs(ts[q] - ti)
@@ -851,6 +875,56 @@ def calls_in_order(order, ks, ts, n, parts, end, code, pair_tolerance, match_tol
         rank[r] = cnt
         prev = p
     return True, pair, match, label, rank
+
+
+@_jit
+def calls_kept(kind, leg, pair, match, label, rank):
+    """The rows :func:`calls_in_order`'s steps keep, and what each kept row carries.
+
+    A paired terminating leg (``pair >= 0``, ``leg`` not :data:`ORIG`) and a matched xDR
+    (``match >= 0``, ``kind`` :data:`XDR`) are absorbed by their partner; every other row is
+    kept, in row order. ``kind``, ``leg``: the int8 codes of :func:`calls_sorted`.
+
+    Returns
+    -------
+    rows : int64 array
+        The kept rows' positions.
+    term, xdr : int64 arrays
+        Per kept row: its paired terminating leg (an originating leg's), its matched xDR (a
+        CDR's), or -1.
+    status : int8 array
+        0 a matched CDR, 1 a CDR without xDR, 2 an xDR without CDR, -1 any other row.
+    label : int64 array, attempt : int32 array
+        The kept rows' ``label`` and ``rank + 1``.
+    """
+    n = kind.shape[0]
+    m = 0
+    for i in range(n):
+        if not ((pair[i] >= 0 and leg[i] != ORIG) or (match[i] >= 0 and kind[i] == XDR)):
+            m += 1
+    rows = np.empty(m, np.int64)
+    term = np.empty(m, np.int64)
+    xdr = np.empty(m, np.int64)
+    status = np.empty(m, np.int8)
+    lab = np.empty(m, np.int64)
+    attempt = np.empty(m, np.int32)
+    k = 0
+    for i in range(n):
+        if (pair[i] >= 0 and leg[i] != ORIG) or (match[i] >= 0 and kind[i] == XDR):
+            continue
+        rows[k] = i
+        term[k] = pair[i] if leg[i] == ORIG and pair[i] >= 0 else -1
+        xdr[k] = match[i] if kind[i] == CDR and match[i] >= 0 else -1
+        if kind[i] == CDR:
+            status[k] = 0 if match[i] >= 0 else 1
+        elif kind[i] == XDR:
+            status[k] = 2
+        else:
+            status[k] = -1
+        lab[k] = label[i]
+        attempt[k] = rank[i] + 1
+        k += 1
+    return rows, term, xdr, status, lab, attempt
 
 
 # --- stitch -------------------------------------------------------------------------------------

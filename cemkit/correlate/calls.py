@@ -24,6 +24,7 @@ from cemkit.columnar import Columns, series
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
 from cemkit.correlate.pair_legs import TERM_FIELDS
+from cemkit.labels import VOCABULARIES, label_codes
 
 KEY = ("service", "a_number", "b_number")
 #: Values of ``src_match`` by code (the type ``string[pyarrow]`` arrays hold).
@@ -76,7 +77,8 @@ def correlate_calls(
     """
     _frames.require(records, [*KEY, "leg", "record_kind", "start", "end", "outcome",
                               "record_id"], "correlate")  # fmt: skip
-    if not records.columns.is_unique:  # one column per name is what the one gather needs
+    # one column per name is what the one gather needs (a micro-batch's names are unique)
+    if not (isinstance(records, Columns) or records.columns.is_unique):
         from cemkit.correlate import match, pair_legs, sessionize
         from cemkit.runs.library import with_signaling
 
@@ -92,15 +94,10 @@ def correlate_calls(
     start = _time_ns(records, "start")
     # the one sort, shared by the three steps (the key and start come out in its order)
     key, (order, ks, ts), parts = _party_order(records, start)
-    is_cdr, is_xdr = _labels_in(records, "record_kind", ("cdr", "xdr"))
-    orig, term = _labels_in(records, "leg", ("orig", "term"))
-    kinds = np.full(len(records), -1, np.int8)
-    kinds[is_cdr] = _kernels.CDR
-    kinds[is_xdr] = _kernels.XDR
-    legs = np.full(len(records), -1, np.int8)
-    legs[orig] = _kernels.ORIG
-    legs[term] = _kernels.TERM
-    (answered,) = _labels_in(records, "outcome", ("answered",))
+    # the labels' codes are the kernels' (CDR, XDR; ORIG, TERM: their index in these, -1 other)
+    kinds = _label_index(records, "record_kind", _KINDS)
+    legs = _label_index(records, "leg", _LEGS)
+    answered = _label_index(records, "outcome", ("answered",)) == 0
     code = _kernels.call_codes(kinds, legs, answered)
     end = _time_ns(records, "end")
     steps = (end, code, pair_tol, match_tol, win, bool(close_on_answer))
@@ -114,35 +111,29 @@ def correlate_calls(
 
     # pair_legs: an originating leg absorbs its terminating leg; match, on the rows pair_legs
     # kept: a CDR absorbs its xDR; the intents of the rows match kept
-    keep = ~((pair >= 0) & ~orig) & ~((matched >= 0) & is_xdr)
-    rows2 = np.flatnonzero(keep)  # rows of the matched frame, as positions in ``records``
-    term_idx = np.where(orig & (pair >= 0), pair, -1)[rows2]
-    xdr = np.where(is_cdr & (matched >= 0), matched, -1)[rows2]
-    status = np.full(len(records), -1, np.int8)  # codes into _STATUS (-1: null)
-    status[is_cdr] = 1
-    status[is_cdr & (matched >= 0)] = 0
-    status[is_xdr] = 2
-    status = status[rows2]
-    label, rank = label[rows2], rank[rows2]
+    rows2, term_idx, xdr, status, label, attempt = _kernels.calls_kept(kinds, legs, pair, matched,
+                                                                      label, rank)  # fmt: skip
 
     # one gather of the wide columns, then the added ones, in the order the steps add them;
     # on arrays, one frame built at the end (per-column Series cost more than a small batch)
     index = records.index[rows2]
-    term_cols = [c for c in TERM_FIELDS if c in records.columns]
-    xdr_cols = [c for c in XDR_FIELDS if c in records.columns]
+    term_cols = [c for c in TERM_FIELDS if c in records]  # (a frame: in its columns)
+    xdr_cols = [c for c in XDR_FIELDS if c in records]
     small = len(records) <= BLOCK_GATHER_ROWS
     if small:
         # a micro-batch: the columns left pending (cemkit.columnar), gathered when read, those
         # of one dtype as one block (one call per dtype, not one per column: the per-call cost
         # is most of the work on a few thousand rows); a frame's at once, below
         source = records if isinstance(records, Columns) else Columns.of(records)
-        columns = source.pending(list(records.columns), rows2)
+        columns = source.pending(source.names, rows2)
         term_taken = source.pending(term_cols, term_idx, missing=True)
         xdr_taken = source.pending(xdr_cols, xdr, missing=True)
         taken = [term_taken[c] for c in term_cols] + [xdr_taken[c] for c in xdr_cols]
         record_ids = None  # the intent ids: pending too (below), taken with the others
     else:
         arrays = _frames.column_arrays(records)
+        keep = np.zeros(n, bool)
+        keep[rows2] = True
         columns = _frames.select_arrays(arrays, keep)
         arrow_term, arrow_xdr = (pa.array(i, mask=i < 0) for i in (term_idx, xdr))
         wanted = [(c, term_idx, arrow_term) for c in term_cols]
@@ -166,8 +157,7 @@ def correlate_calls(
         if record_ids is None:
             record_ids = source.array("record_id")
         columns["src_intent_id"] = record_ids.take(label)
-    columns["src_attempt"] = pd.arrays.IntegerArray((rank + 1).astype(np.int32),
-                                                    np.zeros(rank.size, bool))  # fmt: skip
+    columns["src_attempt"] = pd.arrays.IntegerArray(attempt, np.zeros(attempt.size, bool))
     fill = [n for n in fill_from_xdr if n in columns and f"src_xdr_{n}" in columns]
     if small:
         codes_of = getattr(records, "codes", {})
@@ -203,7 +193,7 @@ def _party_order(
     if not all(c in codes for c in KEY[1:]):
         return _frames.hashed_key_sorted([records[c] for c in KEY], start)
     values, at = _source_of(records, KEY[0])
-    service, n_service = _label_codes(values)
+    service, n_service = _label_codes(values, VOCABULARIES[KEY[0]])
     if at is not None:  # coded on the column's source rows (equal codes: equal values)
         service = service[at]
     a, b = codes[KEY[1]], codes[KEY[2]]
@@ -229,22 +219,40 @@ def _source_of(records: Any, name: str) -> tuple[pd.Series, np.ndarray | None]:
     return records[name], None
 
 
-def _labels_in(records: Any, name: str, candidates: Sequence[str]) -> list[np.ndarray]:
-    """:func:`~cemkit.correlate._frames.equals_any` of a column, read by :func:`_source_of`."""
+#: ``record_kind`` and ``leg`` values in the order of their kernel codes
+#: (:data:`~cemkit.correlate._kernels.CDR`, ...): a label's index in these is its code.
+_KINDS = ("cdr", "xdr")
+_LEGS = ("orig", "term")
+assert (_kernels.CDR, _kernels.XDR, _kernels.ORIG, _kernels.TERM) == (0, 1, 0, 1)
+
+
+def _label_index(records: Any, name: str, vocabulary: Sequence[str]) -> np.ndarray:
+    """Each row's index in ``vocabulary`` (int8; -1: null, another value), by :func:`_source_of`.
+
+    :func:`cemkit.labels.label_codes` of the column (on a pending column's source, then taken).
+    """
     values, at = _source_of(records, name)
-    found = _frames.equals_any(values, candidates)
-    return found if at is None else [f[at] for f in found]
+    found = label_codes(values, tuple(vocabulary))
+    return found if at is None else found[at]
 
 
-def _label_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+def _label_codes(values: pd.Series, vocabulary: Sequence[str] = ()) -> tuple[np.ndarray, int]:
     """:func:`~cemkit.correlate._frames.column_codes` of a label column (a few distinct values).
 
-    Arrow strings by one ``dictionary_encode`` (not first tried as tokens); equal codes are
-    equal values, -1 null, as there.
+    Arrow strings by their index in ``vocabulary`` (:func:`cemkit.labels.label_codes`) where
+    every row holds one of its values, else by one ``dictionary_encode`` (not first tried as
+    tokens); equal codes are equal values, -1 null, as there. Returns the codes and their
+    upper bound.
     """
     arr = values.array
     if not isinstance(arr, pd.arrays.ArrowStringArray) or not len(arr):
         return _frames.column_codes(values)
+    if vocabulary:
+        # the usual values by one pass of the label matcher (a dictionary encoding costs ~3x):
+        # a row of none of them (or null) leaves it to the encoding
+        found = label_codes(arr, vocabulary)
+        if found.min() >= 0:
+            return found.astype(np.int64), len(vocabulary)
     enc = pc.dictionary_encode(pa.array(arr))
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()

@@ -15,7 +15,7 @@ import pandas as pd
 
 from cemkit.columnar import Columns
 from cemkit.correlate import _frames, _kernels
-from cemkit.correlate.calls import _time_ns, delta_ns
+from cemkit.correlate.calls import _label_index, _time_ns, delta_ns
 
 #: Columns :func:`stitch` adds to the records (names under the ``src_`` prefix of the schema).
 STITCH_COLUMNS: dict[str, str] = {
@@ -53,7 +53,12 @@ def stitch_labels(
     _frames.require(records, needed, "stitch")
     kind = _frames.time_kind(records["start"])
     gap_ns = delta_ns(gap, kind, "gap")
-    has_ref = records["call_id"].notna().to_numpy(dtype=bool)
+    call_codes = getattr(records, "codes", {}).get("call_id")
+    if call_codes is not None:  # protect's codes of the call ids (cemkit.columnar.Columns)
+        ref = np.asarray(call_codes, np.int64)
+        has_ref = ref >= 0  # (-1: null)
+    else:
+        has_ref = records["call_id"].notna().to_numpy(dtype=bool)
     n = len(records)
     key = np.full(n, -1, np.int64)
     alone = np.zeros(n, bool)
@@ -61,9 +66,7 @@ def stitch_labels(
         # nearly every call reference is on one record: those records are calls of their own
         # whatever the ``by`` columns hold, so the full key is encoded only for the references
         # several records share (the partials, a few thousand rows in a million)
-        call_codes = getattr(records, "codes", {}).get("call_id")
-        if call_codes is not None:  # protect's codes of the call ids (cemkit.columnar.Columns)
-            ref = np.asarray(call_codes, np.int64)
+        if call_codes is not None:
             counts = np.bincount(ref[has_ref], minlength=max(int(ref.max(initial=-1)) + 1, 1))
             shared = has_ref & (counts[np.maximum(ref, 0)] > 1)
         else:
@@ -93,14 +96,22 @@ def stitch_labels(
                 null_is_value=[True] * len(by) + [False, False],
             )
             key[noref] = np.where(kpar >= 0, kpar + nref, -1)
-        if "record_kind" in records.columns:
+        if "record_kind" in records:  # (a frame: in its columns)
             # a REGISTER refresh reuses its Call-ID (RFC 3261 section 10.2.4): each registration
             # attempt is a record of its own, never a partial of another
-            key[_frames.equals(records["record_kind"], "registration")] = -1
-    seq = records["partial_seq"].to_numpy(dtype=np.int64, na_value=-1)
+            key[_label_index(records, "record_kind", ("registration",)) == 0] = -1
+    seq = _int64_or_minus_one(records, "partial_seq")
     start = _time_ns(records, "start")  # (a micro-batch's: their int64 values, no Series)
     end = _time_ns(records, "end")
     return _kernels.stitch_groups(key, seq, start, end, ~has_ref, gap_ns, alone=alone)
+
+
+def _int64_or_minus_one(records: Any, name: str) -> np.ndarray:
+    """Column ``name``'s integers as int64, -1 for null (a nullable integer array directly)."""
+    arr = records.array(name) if isinstance(records, Columns) else records[name].array
+    if isinstance(arr, pd.arrays.IntegerArray):
+        return np.where(arr._mask, -1, arr._data.astype(np.int64, copy=False))
+    return records[name].to_numpy(dtype=np.int64, na_value=-1)
 
 
 def shared_call_key(records: Columns, rows: np.ndarray,
@@ -172,13 +183,19 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     # the columns as arrays, one frame built at the end (a frame per step costs more than the
     # work on a small batch), each gathered once from the records; a frame with repeated
     # column names is filtered as a frame
-    unique = records.columns.is_unique
-    names = list(records.columns)
-    ended = [c for c in _FROM_LAST if c in records.columns] if unique and several else []
+    # (``name in records``: a frame's columns; a micro-batch's names, unique, without an Index)
+    unique = isinstance(records, Columns) or records.columns.is_unique
+    names = records.names if isinstance(records, Columns) else list(records.columns)
+    ended = [c for c in _FROM_LAST if c in records] if unique and several else []
     first = [c for c in names if c not in ended]
     index = records.index if reps.size == n else records.index[reps]
     out: Any
-    if isinstance(records, Columns) and n <= PENDING_ROWS:  # a micro-batch: columns left pending
+    if isinstance(records, Columns) and reps.size == n:
+        # a micro-batch of whole records (most are: a call's partials seldom share one): every
+        # row its own call, in order, so the columns and codes are the records' own, as they are
+        # (a pending column stays pending, its source and positions unchanged)
+        out = records.copy()
+    elif isinstance(records, Columns) and n <= PENDING_ROWS:  # columns left pending
         # (gathered when read: correlate_calls composes its own selection with this one); the
         # representatives keep their parties and call id: their codes go along
         codes = {c: v[reps] for c, v in records.codes.items()}
@@ -197,13 +214,15 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
         many = _Partials(group, multi)
         reduce = [(c, "min") for c in ("start", "answer")] + [("end", "max")]
         reduce += [(c, "sum") for c in _SUM] + [(c, "mean") for c in _MEAN]
-        reduce = [(c, how) for c, how in reduce if c in records.columns]
+        reduce = [(c, how) for c, how in reduce if c in records]
+        if isinstance(out, Columns):  # the columns set below gathered at once, not one by one
+            out.gather([*(c for c, _ in reduce), "partial_seq"])
         for c, value in many.reduce_columns(records, reduce, out).items():
             out[c] = value
         if not unique:  # a frame with repeated column names: the last partials' values set
             take_last = many.groups
             for c in _FROM_LAST:
-                if c in records.columns:
+                if c in records:
                     values = out[c].array.copy()
                     values[take_last] = records[c].array.take(last[take_last])
                     out[c] = values
@@ -211,16 +230,12 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
         pseq[multi] = pd.NA
         out["partial_seq"] = pseq
     rep_flags = flags[reps]
-    out["src_partials"] = pd.array(sizes, dtype="Int32")
-    out["src_partials_out_of_order"] = pd.array(
-        (rep_flags & _kernels.FLAG_OUT_OF_ORDER) != 0, dtype="boolean"
-    )
-    out["src_partials_missing"] = pd.array(
-        (rep_flags & _kernels.FLAG_MISSING) != 0, dtype="boolean"
-    )
-    out["src_partials_duplicate"] = pd.array(
-        (rep_flags & _kernels.FLAG_DUPLICATE) != 0, dtype="boolean"
-    )
+    # (the nullable arrays built directly: no values to infer or check, none of them null)
+    out["src_partials"] = pd.arrays.IntegerArray(sizes.astype(np.int32), np.zeros(ngroups, bool))
+    for c, flag in (("src_partials_out_of_order", _kernels.FLAG_OUT_OF_ORDER),
+                    ("src_partials_missing", _kernels.FLAG_MISSING),
+                    ("src_partials_duplicate", _kernels.FLAG_DUPLICATE)):  # fmt: skip
+        out[c] = pd.arrays.BooleanArray((rep_flags & flag) != 0, np.zeros(ngroups, bool))
     if isinstance(out, Columns):  # a micro-batch: arrays on to the next stage
         return out
     if isinstance(records, Columns):  # the real-time path: arrays on to the next stage
