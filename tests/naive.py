@@ -1105,6 +1105,22 @@ def number_codes(columns):
     return out, list(seen)
 
 
+def party_dictionary(columns):
+    """The one dictionary of several columns' values and each column's codes into it.
+
+    The distinct packable numbers first (:func:`number_codes`), then every other distinct
+    value, each in first-seen order over the columns in the order given (as one Arrow
+    ``dictionary_encode`` of the columns' other values numbers them); None is -1.
+    """
+    codes, numbers = number_codes(columns)
+    others = {}
+    for values, column_codes in zip(columns, codes, strict=True):
+        for i, v in enumerate(values):
+            if column_codes[i] == -3:
+                column_codes[i] = len(numbers) + others.setdefault(v, len(others))
+    return numbers + list(others), codes
+
+
 # --- the token codec (cemkit.privacy.tokens): a regex per value, Python ints -----------------
 
 

@@ -110,6 +110,23 @@ def test_number_codes_equal_the_reference_across_columns(columns, repeat):
 
 
 @settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.one_of(number, other, st.none()), max_size=40),
+                          st.booleans()), min_size=1, max_size=4),
+       st.integers(1, 3), st.integers(0, 3))  # fmt: skip
+def test_party_dictionary_equals_the_reference(columns, repeat, cut):
+    """numbers, then the other values (one jitted table over the columns) in first-seen order."""
+    values = [v * repeat for v, _ in columns]
+    want, want_codes = naive.party_dictionary(values)
+    # string and large_string columns, some sliced (offsets not starting at 0)
+    arrays = [pa.array(["pad"] * cut + v, pa.large_string() if large else pa.string())[cut:]
+              for v, (_, large) in zip(values, columns, strict=True)]  # fmt: skip
+    dictionary, codes = _parties.build(arrays)
+    assert dictionary.type == pa.large_string() and dictionary.null_count == 0
+    assert dictionary.to_pylist() == want
+    assert [c.tolist() for c in codes] == want_codes
+
+
+@settings(max_examples=200, deadline=None)
 @given(st.lists(value, min_size=1, max_size=40), st.integers(0, 9))
 def test_tokens_of_16_hex_digits_equal_the_reference(values, keep_digits):
     """The default token's kernel (prefix written as one word) and the general one (keep 8+)."""

@@ -177,6 +177,29 @@ def test_hmac_words_on_threads_equal_hmac_digest():
     assert [w.astype(">u4").tobytes() for w in two] == want
 
 
+def test_a_batch_hashes_its_dictionary_on_the_calling_thread(world, monkeypatch):
+    # a 4,000-record batch's dictionary (up to 12,000 values: caller, callee, call id) is hashed
+    # on the calling thread even when the protector may use two: handing half of it to the pool
+    # and waiting for it was slower than hashing it all on a 2-core machine
+    from cemkit.correlate import _kernels
+    from cemkit.privacy._hmac import hmac_words
+    from cemkit.privacy.engine import Protector
+
+    def no_pool(threads):
+        raise AssertionError(f"a batch's HMACs handed to a pool of {threads} threads")
+
+    _, _, records = world
+    protector = Protector("default", threads=2)
+    want = protector(records)  # (before the pool is refused: the frame path may use it)
+    monkeypatch.setattr(_kernels, "_pool", no_pool)
+    pd.testing.assert_frame_equal(protector.columns(records).frame(), want)
+    # the most three columns of 4,000 rows can hold (a 4,000-record batch of the 1M benchmark
+    # world holds ~8,100-8,400, which the old threshold of 8,192 split)
+    most = pa.array([f"+4420{i:07d}" for i in range(12_000)], pa.large_string())
+    key = bytes(range(32))
+    np.testing.assert_array_equal(hmac_words(most, key, threads=2), hmac_words(most, key))
+
+
 _floats = st.one_of(st.none(), st.floats(allow_nan=False, width=64))
 _small = st.one_of(st.none(), st.integers(-(2**15), 2**15 - 1))
 
