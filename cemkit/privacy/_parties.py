@@ -8,8 +8,7 @@ value:
 - numbers (``+`` and up to 17 digits, the E.164 numbers and extensions the loaders write) are
   packed into one int64 each (:func:`_number_keys`) and factorized as integers, several times
   faster than hashing their strings;
-- other values go through one jitted hash table of their bytes (:func:`_other_codes`: what
-  ``dictionary_encode`` gives, without taking them out of their columns first);
+- other values go through one Arrow ``dictionary_encode``;
 - a column whose other values are nearly all distinct (SIP Call-IDs) is not hashed into a
   dictionary at all: its rows are their own dictionary (hashing a value that occurs once costs
   more than the HMAC it would save).
@@ -162,95 +161,6 @@ def _number_codes(
     return codes, slot_key, slot_code, m
 
 
-@_jit
-def _value_hash(data: np.ndarray, lo: int, hi: int) -> np.uint64:
-    """FNV-1a of ``data[lo:hi]`` (64 bits), its top bits spread for the table's mask."""
-    h = np.uint64(0xCBF29CE484222325)
-    for j in range(lo, hi):
-        h = (h ^ np.uint64(data[j])) * np.uint64(0x100000001B3)
-    return h ^ (h >> np.uint64(29))
-
-
-@_jit
-def _other_codes(
-    offsets: np.ndarray,
-    data: np.ndarray,
-    codes: np.ndarray,
-    slot_hash: np.ndarray,
-    slot_code: np.ndarray,
-    u_offsets: np.ndarray,
-    u_data: np.ndarray,
-    m: int,
-    base: int,
-) -> int:
-    """Each :data:`OTHER` row's code among the distinct other values so far (+ ``base``).
-
-    What ``dictionary_encode`` of the other values of the columns, one after the other, gives
-    (codes numbered in first-seen order; ``u_offsets[:m + 1]`` and ``u_data`` the distinct
-    values' bytes, the dictionary): a table carried from column to column as
-    :func:`_number_codes` carries its own, of a slot's hash and code, sized by the caller
-    for every row to be distinct (at most half full: never grown); equal hashes are compared
-    byte for byte. Written into ``codes``; rows of other codes are left as they are. Returns
-    the new count.
-    """
-    mask = slot_hash.size - 1
-    for i in range(codes.size):
-        if codes[i] != OTHER:
-            continue
-        lo, hi = offsets[i], offsets[i + 1]
-        h = _value_hash(data, lo, hi)
-        j = np.int64(h & np.uint64(mask))
-        while True:
-            c = slot_code[j]
-            if c < 0:
-                slot_hash[j] = h
-                slot_code[j] = m
-                start = u_offsets[m]
-                for b in range(hi - lo):
-                    u_data[start + b] = data[lo + b]
-                u_offsets[m + 1] = start + hi - lo
-                c = m
-                m += 1
-                break
-            if slot_hash[j] == h:
-                ulo, uhi = u_offsets[c], u_offsets[c + 1]
-                same = uhi - ulo == hi - lo
-                b = 0
-                while same and b < hi - lo:
-                    same = u_data[ulo + b] == data[lo + b]
-                    b += 1
-                if same:
-                    break
-            j = (j + 1) & mask
-        codes[i] = base + c
-    return m
-
-
-def _other_dictionary(pooled: list[tuple[pa.Array, np.ndarray]], base: int) -> pa.Array:
-    """The distinct other values of ``pooled`` (columns and their codes), their rows coded.
-
-    The dictionary (large_string) and codes (+ ``base``, written into the codes' :data:`OTHER`
-    rows) ``dictionary_encode`` gives of the columns' other rows taken together, without
-    taking them out of the columns first (:func:`_other_codes`).
-    """
-    rows = sum(int(np.count_nonzero(codes == OTHER)) for _, codes in pooled)
-    nbytes = 0
-    bufs = []
-    for arr, _ in pooled:
-        offsets, data, _ = arrowstr.buffers(arr)
-        bufs.append((offsets, data))
-        nbytes += int(offsets[-1] - offsets[0])
-    size = 1 << max(4, (2 * rows).bit_length())
-    slot_hash = np.empty(size, dtype=np.uint64)
-    slot_code = np.full(size, -1, dtype=np.int64)
-    u_offsets = np.zeros(rows + 1, dtype=np.int64)
-    u_data = np.empty(max(nbytes, 1), dtype=np.uint8)
-    m = 0
-    for (offsets, data), (_, codes) in zip(bufs, pooled, strict=True):
-        m = _other_codes(offsets, data, codes, slot_hash, slot_code, u_offsets, u_data, m, base)
-    return arrowstr.from_buffers(u_offsets[: m + 1], u_data[: u_offsets[m]], large=True)
-
-
 def _nearly_distinct(values: pa.Array) -> bool:
     if len(values) < _SAMPLE_MIN_ROWS:
         return False
@@ -283,27 +193,33 @@ def build(columns: list[pa.Array]) -> tuple[pa.Array, list[np.ndarray]]:
     parts = [arrowstr.from_buffers(*_format_number_keys(uniques[:m]), large=True)]
     size = m
 
-    # the other values: one dictionary over the ordinary columns, rows of the others
-    pooled = []
+    # the other values: one Arrow dictionary over the ordinary columns, rows of the others
+    pooled, pooled_rows = [], []
     for arr, codes in zip(columns, found, strict=True):
         other = codes == OTHER
-        count = int(np.count_nonzero(other))
-        if count == 0:
+        if not other.any():
             continue
-        if count >= _SAMPLE_MIN_ROWS:  # (fewer rows are never sampled: see _nearly_distinct)
-            everything = count == len(arr)
-            rows = slice(None) if everything else np.flatnonzero(other)
-            values = arr if everything else arr.filter(pa.array(other))
-            if _nearly_distinct(values):
-                codes[rows] = size + np.arange(len(values))
-                parts.append(values if pa.types.is_large_string(values.type)
-                             else values.cast(pa.large_string()))  # fmt: skip
-                size += len(values)
-                continue
-        pooled.append((arr, codes))
+        everything = other.all()
+        rows = slice(None) if everything else np.flatnonzero(other)
+        values = arr if everything else arr.filter(pa.array(other))
+        if _nearly_distinct(values):
+            codes[rows] = size + np.arange(len(values))
+            parts.append(values if pa.types.is_large_string(values.type)
+                         else values.cast(pa.large_string()))  # fmt: skip
+            size += len(values)
+        else:
+            pooled.append(values)
+            pooled_rows.append((codes, rows))
     if pooled:
-        dictionary = _other_dictionary(pooled, size)
-        parts.append(dictionary)
+        if len({v.type for v in pooled}) > 1:  # string and large_string columns together
+            pooled = [v.cast(pa.large_string()) for v in pooled]
+        encoded = pa.chunked_array(pooled, pooled[0].type).dictionary_encode()
+        dictionary = encoded.chunks[-1].dictionary
+        for chunk, (codes, rows) in zip(encoded.chunks, pooled_rows, strict=True):
+            if not (chunk.dictionary is dictionary or chunk.dictionary.equals(dictionary)):
+                raise AssertionError("dictionary_encode gave chunks different dictionaries")
+            codes[rows] = size + chunk.indices.to_numpy(zero_copy_only=False)
+        parts.append(dictionary.cast(pa.large_string()))
         size += len(dictionary)
     dictionary = pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
     return dictionary, found
