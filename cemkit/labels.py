@@ -59,6 +59,8 @@ _STRING = pd.StringDtype("pyarrow")
 
 def _string_array(arr: Any) -> pa.Array | pa.ChunkedArray | None:
     """The Arrow array of an Arrow-backed string column (``None`` for any other)."""
+    if isinstance(arr, pd.Series):
+        arr = arr.array
     dtype = getattr(arr, "dtype", None)
     if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
         return pa.array(arr)
@@ -66,6 +68,16 @@ def _string_array(arr: Any) -> pa.Array | pa.ChunkedArray | None:
         t = dtype.pyarrow_dtype
         return pa.array(arr) if pa.types.is_string(t) or pa.types.is_large_string(t) else None
     return None
+
+
+def arrow_strings(values: Any) -> Any:
+    """An Arrow-backed string column (Series or array) as its Arrow array; anything else as is.
+
+    For :func:`cemkit.arrowstr.buffers`: an Arrow array is read as it is, where a Series is
+    cast and converted first (~40 µs a micro-batch column).
+    """
+    got = _string_array(values)
+    return values if got is None else got
 
 
 @functools.lru_cache(maxsize=256)

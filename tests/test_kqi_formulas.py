@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cemkit.kqi import formulas as f
 
@@ -160,3 +162,26 @@ def test_grouped_weighted_quantile_equals_numpy_per_group():
         for i, g in enumerate(ids):
             sel = gid == g
             assert got[i] == np.quantile(np.repeat(values[sel], counts[sel]), q)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=40),
+    st.integers(min_value=0, max_value=2**32 - 1),
+    st.sampled_from([3, 1000, 2**40]),
+)
+def test_indicators_of_a_counter_block_equal_the_per_indicator_ones(n, seed, high):
+    """The block path (one NumPy call for every ratio) gives the very bits of the per-name one."""
+    rng = np.random.default_rng(seed)
+    block = rng.integers(0, high, size=(len(f.COUNTERS), n), dtype=np.int64)
+    block[:, rng.random(n) < 0.3] = 0  # empty rows: NaN ratios
+    if n:  # a derived denominator below zero (invites < invites_3xx): NaN, as per name
+        block[f.COUNTERS.index("invites_3xx"), 0] = block[f.COUNTERS.index("invites"), 0] + 1
+    sums = dict(zip(f.COUNTERS, block, strict=True))
+    sums["pdd_p50_ms"] = rng.random(n)
+    want = f.indicator_columns(sums, n)
+    got = f.indicator_columns(sums, n, block)
+    assert list(got) == list(want)
+    for name in want:
+        assert got[name].dtype == want[name].dtype, name
+        assert got[name].tobytes() == want[name].tobytes(), name

@@ -191,3 +191,14 @@ def test_kqi_counters_and_correlation_read_narrow_labels_as_strings(world):
     correlated = run_pandas(narrowed, correlate_stages())
     pd.testing.assert_frame_equal(labels.widen(correlated),
                                   run_pandas(records, correlate_stages()))  # fmt: skip
+
+
+def test_arrow_strings_gives_the_arrow_array_of_a_string_column():
+    """Series and arrays of Arrow strings: their Arrow array (no cast); anything else as is."""
+    s = pd.Series(["a", None, "b"], dtype="string[pyarrow]")
+    for values in (s, s.array):
+        got = labels.arrow_strings(values)
+        assert isinstance(got, pa.Array | pa.ChunkedArray)
+        assert got.to_pylist() == ["a", None, "b"]
+    objects = pd.Series(["a", "b"], dtype=object)
+    assert labels.arrow_strings(objects) is objects

@@ -235,3 +235,50 @@ def test_shipped_example_model_assigns():
         np.nan,
         np.nan,
     ]
+
+
+def _batches(seed, n_batches=6, rows=200):
+    """Batches of numbers and nodes; each batch meets new nodes (the kept tables grow)."""
+    rng = np.random.default_rng(seed)
+    base = ["+442071234567", "+4420tokGOLD", "+441612000000", "+4420tokLEASE", "+4420tokACME",
+            "+33123456789", "+15551234567", None, "x"]  # fmt: skip
+    pool = ["lon-sw1", "lon-tk3", "man-sw1", None, *(f"sw{k}" for k in range(30))]
+    for b in range(n_batches):
+        nodes = pool[: 4 + 6 * b]
+        yield (pd.Series([base[i] for i in rng.integers(0, len(base), rows)],
+                         dtype="string[pyarrow]"),
+               pd.Series([nodes[i] for i in rng.integers(0, len(nodes), rows)],
+                         dtype="string[pyarrow]"))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kept_signatures_give_the_codes_of_resolving_each_batch(seed, monkeypatch):
+    """A warm assigner reads its kept tables; a fresh one per batch resolves every signature."""
+    from cemkit.model import assign
+
+    warm = Assigner(ServiceModel.from_yaml_text(MODEL), TABLE)
+    for numbers, nodes in _batches(seed):
+        groups, customers = warm._codes(numbers, nodes)
+        with monkeypatch.context() as m:
+            m.setattr(assign, "KEPT_SIGNATURES", 0)  # too small: no tables kept
+            fresh = Assigner(ServiceModel.from_yaml_text(MODEL), TABLE)
+            want_g, want_c = fresh._codes(numbers, nodes)
+            assert fresh._kept is None
+        np.testing.assert_array_equal(groups, want_g)
+        np.testing.assert_array_equal(customers, want_c)
+        assert groups.dtype == want_g.dtype and customers.dtype == want_c.dtype
+
+
+def test_a_warm_assigner_resolves_no_signature_again(monkeypatch):
+    """Signatures met in an earlier batch are read from the kept tables, not resolved again."""
+    a = Assigner(ServiceModel.from_yaml_text(MODEL), TABLE)
+    numbers, nodes = next(_batches(5))
+    want = a._codes(numbers, nodes)
+
+    def resolve(*args):
+        raise AssertionError(f"resolved again: {args}")
+
+    monkeypatch.setattr(a, "_resolve", resolve)
+    got = a._codes(numbers[::-1].reset_index(drop=True), nodes[::-1].reset_index(drop=True))
+    np.testing.assert_array_equal(got[0], want[0][::-1])
+    np.testing.assert_array_equal(got[1], want[1][::-1])

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cemkit.columnar import Columns, series
+from cemkit.columnar import Columns
 from cemkit.labels import label_codes
 
 #: Masked arrays whose values convert to float64 by their data and mask.
@@ -123,7 +123,7 @@ class RecordColumns:
         num = pd.to_numeric(s, errors="coerce").astype("Int64")
         return _writable(np.asarray(num.fillna(0).to_numpy(dtype=np.int64), dtype=np.int64))
 
-    def _source(self, name: str) -> tuple[pd.Series, np.ndarray | None]:
+    def _source(self, name: str) -> tuple[Any, np.ndarray | None]:
         """Column ``name``, or its source and positions where a :class:`Columns` left it pending.
 
         The real-time path: a label column matched on its source rows (its codes then taken)
@@ -131,8 +131,8 @@ class RecordColumns:
         """
         if isinstance(self.frame, Columns):
             values, at = self.frame.source(name)
-            if at is not None:
-                return series(values, name), at
+            if at is not None:  # the source's array: label_codes reads it as a Series's
+                return values, at
         return self.frame[name], None
 
     def labels(self, name: str) -> tuple[np.ndarray, list[object]]:

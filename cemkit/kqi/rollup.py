@@ -68,6 +68,7 @@ from cemkit.kqi.sizes import (
     hierarchy_of,
     strings,
 )
+from cemkit.labels import arrow_strings
 from cemkit.model.assign import Assigner
 from cemkit.model.spec import BUCKETS, ServiceModel
 
@@ -363,7 +364,7 @@ def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray, t: np.ndarray | N
     attempts = np.asarray(attempts, dtype=bool)
     codes, n_codes = _intent_codes(intents)
     if codes is None:
-        offsets, data, valid = arrowstr.buffers(intents)
+        offsets, data, valid = arrowstr.buffers(arrow_strings(intents))
         f = _kernels.first_start_by_string(offsets, data, valid, t, attempts, not attempts_only)
     else:
         first = _kernels.first_start(codes, t, attempts, n_codes)
@@ -388,7 +389,7 @@ def _intent_codes(intents: pd.Series) -> tuple[np.ndarray | None, int]:
     if _arrow_strings(intents.dtype):
         if n == 0:
             return None, 0
-        offsets, data, valid = arrowstr.buffers(intents)
+        offsets, data, valid = arrowstr.buffers(arrow_strings(intents))
         keys, numbered = _kernels.numbered_strings(offsets, data, valid)
         if not numbered:
             return None, 0
@@ -685,7 +686,7 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
     quantiles = np.concatenate([p[4] for p in parts], axis=1)
     for i, name in enumerate(formulas.PDD_QUANTILES):
         columns[name] = quantiles[i]
-    ind = formulas.indicator_columns(columns, sums.shape[1])
+    ind = formulas.indicator_columns(columns, sums.shape[1], sums)
     codes, kind_ix, freq_ix, bucket_parts, end_parts = [], [], [], [], []
     labels: list[str] = []
     label_base: dict[str, int] = {}
@@ -819,7 +820,7 @@ def _worst_meta_cached() -> pd.DataFrame:
 
 
 def _no_worst() -> pd.DataFrame:
-    return _no_worst_cached().copy()
+    return _no_worst_cached().copy(deep=False)  # copy-on-write: the caller's edits its own
 
 
 @functools.lru_cache(maxsize=1)
