@@ -35,7 +35,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,6 @@ import pyarrow.compute as pc
 
 from cemkit import arrowstr
 from cemkit.errors import InputError, ModelError
-from cemkit.labels import arrow_strings
 from cemkit.model import _kernels
 from cemkit.model.spec import ServiceModel, prefix_digits
 
@@ -53,18 +52,6 @@ CUSTOMER_OBJECT_COLUMN = "customer_object"
 
 _W = _kernels.MAX_DIGITS + 1
 _POW10 = np.array([10**k for k in range(_W)], dtype=np.int64)
-
-
-#: At most this many (prefix, node, attribute combination) cells in an assigner's kept tables.
-KEPT_SIGNATURES = 1 << 20
-
-
-class _Kept(NamedTuple):
-    """Signatures resolved so far: group and customer per (prefix + 1, node + 1, combo + 1)."""
-
-    node_ids: dict[str | None, int]  # node -> its number (first met first)
-    group: np.ndarray  # int32[prefixes + 1, capacity, combos + 1]; -2: not resolved yet
-    cust: np.ndarray  # int32, likewise
 
 
 class _PrefixTable:
@@ -82,7 +69,7 @@ class _PrefixTable:
         self.position = {p: i for i, p in enumerate(uniq)}
 
     def longest(self, values: Any, max_digits: int) -> np.ndarray:
-        offsets, data, valid = arrowstr.buffers(arrow_strings(values))
+        offsets, data, valid = arrowstr.buffers(values)
         value, ndigits, plus = _kernels.leading_digits(offsets, data, valid, max_digits)
         return _kernels.longest_prefix(value, ndigits, plus, self.table, self.starts, _POW10)
 
@@ -146,8 +133,6 @@ class Assigner:
                 customer_table = read_customer_table(model)
             self._fit_table(customer_table)
         self._resolved: dict[tuple[int, str | None, int], tuple[int, int]] = {}
-        #: The signatures resolved so far as tables (see :meth:`_kept_codes`), replaced whole
-        self._kept: _Kept | None = None
 
     # --- customer table ---------------------------------------------------------------------
     def _fit_table(self, table: pd.DataFrame) -> None:
@@ -300,70 +285,6 @@ class Assigner:
                 enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64
             )
             node_values = [str(v) for v in enc.dictionary.to_pylist()]
-        kept = self._kept_codes(prefix_pos, node_codes, node_values, combo)
-        if kept is not None:
-            groups, customers = kept
-        else:
-            groups, customers = self._signature_codes(prefix_pos, node_codes, node_values, combo)
-        if self._pseudonyms:
-            hit = pseudonym >= 0
-            if hit.any():
-                owners = np.array([j for _, j in self._pseudonyms], dtype=np.int32)
-                customers = customers.copy()
-                customers[hit] = owners[pseudonym[hit]]
-        return groups, customers
-
-    def _kept_codes(self, prefix_pos: np.ndarray, node_codes: np.ndarray,
-                    node_values: list[str | None],
-                    combo: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
-        """:meth:`_signature_codes` by a lookup in tables of the signatures resolved so far.
-
-        A warm model meets the same few (prefix, node, combination) signatures every batch:
-        each row's group and customer are read from a table by (prefix, node, combination),
-        nodes numbered in the order first met; a signature not resolved yet is resolved
-        (:meth:`_resolve`) and the tables replaced by larger ones (whole, never changed in
-        place: a thread reading the old ones reads what they held). None when the tables would
-        exceed :data:`KEPT_SIGNATURES` cells (the batch is resolved as it is).
-        """
-        kept = self._kept
-        ids = kept.node_ids if kept is not None else {}
-        new = [v for v in dict.fromkeys(node_values) if v not in ids]
-        if new:
-            ids = {**ids, **{v: len(ids) + k for k, v in enumerate(new)}}
-        n_pre, n_combo = len(self._prefixes.prefixes) + 1, len(self._combos) + 1
-        if n_pre * (len(ids) + 1) * n_combo > KEPT_SIGNATURES:
-            return None
-        if kept is None or len(ids) + 1 > kept.group.shape[1]:
-            cap = max(8, 2 * (len(ids) + 1))
-            group = np.full((n_pre, cap, n_combo), -2, dtype=np.int32)  # -2: not resolved
-            cust = np.full((n_pre, cap, n_combo), -1, dtype=np.int32)
-            if kept is not None:
-                w = kept.group.shape[1]
-                group[:, :w], cust[:, :w] = kept.group, kept.cust
-        else:
-            group, cust = kept.group, kept.cust
-        stable = np.array([ids[v] for v in node_values] + [-1], dtype=np.int64)
-        # each row's cell in the tables, flat (one take, not an index per axis)
-        cell = ((prefix_pos + 1) * group.shape[1] + stable[node_codes] + 1) * n_combo + combo + 1
-        found = group.reshape(-1).take(cell)
-        todo = found == -2
-        if todo.any():
-            group, cust = group.copy(), cust.copy()
-            names: list[str | None] = [None] * (len(ids) + 1)
-            for v, i in ids.items():
-                names[i + 1] = v
-            for flat in np.unique(cell[todo]).tolist():
-                p, nd, c = (int(x) for x in np.unravel_index(flat, group.shape))
-                group[p, nd, c], cust[p, nd, c] = self._resolve(p - 1, names[nd], c - 1)
-            found = group.reshape(-1).take(cell)
-        if new or todo.any() or kept is None:
-            self._kept = _Kept(ids, group, cust)
-        return found, cust.reshape(-1).take(cell)
-
-    def _signature_codes(self, prefix_pos: np.ndarray, node_codes: np.ndarray,
-                         node_values: list[str | None],
-                         combo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """Group and customer code of each row: the model resolved once per distinct signature."""
         n_nodes = len(node_values) + 1
         n_combo = len(self._combos) + 1
         signature = ((prefix_pos + 1) * n_nodes + (node_codes + 1)) * n_combo + (combo + 1)
@@ -377,7 +298,15 @@ class Assigner:
             nd = rest % n_nodes - 1
             pp = rest // n_nodes - 1
             group_of[k], cust_of[k] = self._resolve(pp, node_values[nd] if nd >= 0 else None, c)
-        return group_of[sig_codes], cust_of[sig_codes]
+        groups = group_of[sig_codes]
+        customers = cust_of[sig_codes]
+        if self._pseudonyms:
+            hit = pseudonym >= 0
+            if hit.any():
+                owners = np.array([j for _, j in self._pseudonyms], dtype=np.int32)
+                customers = customers.copy()
+                customers[hit] = owners[pseudonym[hit]]
+        return groups, customers
 
     def _number_codes(
         self, numbers: Any, keys_are_table: bool
