@@ -281,3 +281,31 @@ def connect(
     finally:
         with _shutting_down():
             client.close()
+
+
+def compute_each(tasks: list[Any]) -> list[Any]:
+    """The results of Dask ``tasks``, in their order: ``dask.compute(*tasks)``, gathered as done.
+
+    On a distributed Client each result is fetched as soon as its task finishes and released on
+    its worker: no worker holds every result of its share until the last task ends, nor ships
+    them all in one gather at the end (on workers near their memory limit that final gather
+    killed them: the out-of-core run's ``Couldn't gather 77 keys`` then ``KilledWorker``).
+    Elsewhere (sync, threads, processes) it is ``dask.compute``. The same results either way.
+    """
+    import dask
+    from dask.base import get_scheduler
+
+    client: Any = getattr(get_scheduler(), "__self__", None)
+    if not _is_client(client):
+        return list(dask.compute(*tasks))
+    from distributed import as_completed
+
+    futures: list[Any] = client.compute(tasks)  # (a Client: _is_client)
+    at = {id(f): i for i, f in enumerate(futures)}
+    out: list[Any] = [None] * len(futures)
+    for future, result in as_completed(futures, with_results=True):
+        i = at[id(future)]
+        out[i] = result
+        futures[i] = None  # this call's last reference: the worker may drop the result
+        future.release()
+    return out

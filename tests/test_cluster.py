@@ -116,3 +116,43 @@ def test_a_worker_killed_during_a_run_is_restarted(tmp_path, monkeypatch):
             out = cemkit.run(world / "records", format="parquet", model=world / "model.yaml",
                              out=tmp_path / "run", scheduler=in_use)  # fmt: skip
         assert out.manifest["load"]["totals"]["rows_loaded"] == 5_000
+
+
+def test_compute_each_fetches_and_releases_each_result_as_it_is_done(real_cluster):
+    """What a worker near its memory limit needs: the done results leave it before the last ends.
+
+    One task sleeps; while it does, the others' results must be gone from the cluster (fetched
+    and released). ``dask.compute`` keeps them on the workers until every task has finished.
+    (Functions of the standard library: the cluster's workers cannot import this module.)
+    """
+    import operator
+    import threading
+    import time
+
+    with cl.connect(real_cluster.address) as client:
+        tasks = [dask.delayed(time.sleep)(8), *(dask.delayed(operator.mul)(i, i) for i in range(4))]
+        got: list = []
+        runner = threading.Thread(target=lambda: got.extend(cl.compute_each(tasks)))
+        runner.start()
+
+        def states(dask_scheduler):
+            return sorted(ts.state for ts in dask_scheduler.tasks.values())
+
+        deadline = time.monotonic() + 7
+        seen = None
+        while time.monotonic() < deadline:
+            seen = client.run_on_scheduler(states)
+            if seen == ["processing"]:  # only the sleeping task left: the others' results gone
+                break
+            time.sleep(0.05)
+        runner.join(timeout=60)
+    assert seen == ["processing"], seen
+    assert got == [None, 0, 1, 4, 9]  # in the tasks' order, not the order they finished
+
+
+def test_compute_each_is_dask_compute_on_a_local_scheduler():
+    import operator
+
+    tasks = [dask.delayed(operator.mul)(i, i) for i in range(5)]
+    with cl.connect("sync"):
+        assert cl.compute_each(tasks) == list(dask.compute(*tasks)) == [0, 1, 4, 9, 16]

@@ -53,6 +53,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cemkit import arrowstr, config
+from cemkit.cluster import compute_each
 from cemkit.columnar import Columns, frame_of_blocks
 from cemkit.correlate._frames import column_codes
 from cemkit.errors import ModelError, SchemaError
@@ -631,7 +632,8 @@ def rollup(
             ddf = _mark_first_of_intent(ddf)  # an intent's attempts may lie in any partition
         held = dask.delayed(assigner, name=f"kqi-assigner-{uuid.uuid4().hex}")
         task = dask.delayed(_partial, pure=True)
-        partials = list(dask.compute(*[task(p, held, wants) for p in ddf.to_delayed()]))
+        # gathered as each is done (a worker near its limit need not hold, then ship, them all)
+        partials = compute_each([task(p, held, wants) for p in ddf.to_delayed()])
     names = [*assigner.group_names]
     hierarchy = hierarchy_of(assigner)
     group = _merge_leaves([p.group for p in partials])
