@@ -24,7 +24,11 @@ def as_string_array(values: Any) -> pa.Array:
     types are cast to ``string``.
     """
     if isinstance(values, pd.Series | pd.Index):
-        arr: Any = pa.array(values.astype(pd.StringDtype("pyarrow")), from_pandas=True)
+        dtype = values.dtype
+        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+            arr: Any = pa.array(values.array)  # its own Arrow data (a cast costs ~40 us a call)
+        else:
+            arr = pa.array(values.astype(pd.StringDtype("pyarrow")), from_pandas=True)
     elif isinstance(values, pa.Array | pa.ChunkedArray):
         arr = values
     else:

@@ -70,16 +70,6 @@ def _string_array(arr: Any) -> pa.Array | pa.ChunkedArray | None:
     return None
 
 
-def arrow_strings(values: Any) -> Any:
-    """An Arrow-backed string column (Series or array) as its Arrow array; anything else as is.
-
-    For :func:`cemkit.arrowstr.buffers`: an Arrow array is read as it is, where a Series is
-    cast and converted first (~40 µs a micro-batch column).
-    """
-    got = _string_array(values)
-    return values if got is None else got
-
-
 @functools.lru_cache(maxsize=256)
 def label_dtype(name: str, found: tuple[str, ...] = ()) -> pd.CategoricalDtype:
     """The categorical dtype of label column ``name`` holding the values ``found`` (sorted)."""

@@ -194,11 +194,16 @@ def test_kqi_counters_and_correlation_read_narrow_labels_as_strings(world):
 
 
 def test_arrow_strings_gives_the_arrow_array_of_a_string_column():
-    """Series and arrays of Arrow strings: their Arrow array (no cast); anything else as is."""
+    """Series and arrays of Arrow strings: their Arrow array (no cast); anything else converted."""
+    from cemkit import arrowstr
+
     s = pd.Series(["a", None, "b"], dtype="string[pyarrow]")
     for values in (s, s.array):
-        got = labels.arrow_strings(values)
+        got = arrowstr.as_string_array(values)
         assert isinstance(got, pa.Array | pa.ChunkedArray)
         assert got.to_pylist() == ["a", None, "b"]
+    own = pa.array(s.array)
+    own = own.chunk(0) if isinstance(own, pa.ChunkedArray) else own
+    assert arrowstr.as_string_array(s).buffers()[2].address == own.buffers()[2].address  # no copy
     objects = pd.Series(["a", "b"], dtype=object)
-    assert labels.arrow_strings(objects) is objects
+    assert arrowstr.as_string_array(objects).to_pylist() == ["a", "b"]

@@ -69,7 +69,6 @@ from cemkit.kqi.sizes import (
     hierarchy_of,
     strings,
 )
-from cemkit.labels import arrow_strings
 from cemkit.model.assign import Assigner
 from cemkit.model.spec import BUCKETS, ServiceModel
 
@@ -365,7 +364,7 @@ def _first_of_intent(part: pd.DataFrame, attempts: np.ndarray, t: np.ndarray | N
     attempts = np.asarray(attempts, dtype=bool)
     codes, n_codes = _intent_codes(intents)
     if codes is None:
-        offsets, data, valid = arrowstr.buffers(arrow_strings(intents))
+        offsets, data, valid = arrowstr.buffers(intents)
         f = _kernels.first_start_by_string(offsets, data, valid, t, attempts, not attempts_only)
     else:
         first = _kernels.first_start(codes, t, attempts, n_codes)
@@ -390,7 +389,7 @@ def _intent_codes(intents: pd.Series) -> tuple[np.ndarray | None, int]:
     if _arrow_strings(intents.dtype):
         if n == 0:
             return None, 0
-        offsets, data, valid = arrowstr.buffers(arrow_strings(intents))
+        offsets, data, valid = arrowstr.buffers(intents)
         keys, numbered = _kernels.numbered_strings(offsets, data, valid)
         if not numbered:
             return None, 0
