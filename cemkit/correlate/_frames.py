@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cemkit import config
+from cemkit import arrowstr, config
 from cemkit.columnar import Columns, column_arrays
 from cemkit.correlate import _kernels
 from cemkit.correlate._kernels import NULL_TIME
@@ -104,18 +104,6 @@ def delta_ns(value: Any, kind: str, name: str) -> int:
     return ns
 
 
-def _arrow_strings(s: pd.Series) -> pa.Array | pa.ChunkedArray | None:
-    """The Arrow array of an Arrow-backed string column (pseudonyms, call ids), else ``None``."""
-    dtype = s.dtype
-    arrow_backed = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
-        isinstance(dtype, pd.ArrowDtype)
-        and (
-            pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype)
-        )
-    )
-    return pa.array(s.array) if arrow_backed else None
-
-
 def _token_codes(arrays: list[Any], null_is_value: bool) -> tuple[np.ndarray, int] | None:
     """Joint codes of token columns from their int64 bits and kept prefix (``None``: not tokens).
 
@@ -160,7 +148,7 @@ def _codes(cols: Sequence[pd.Series], null_is_value: bool) -> tuple[list[np.ndar
     lengths = [len(c) for c in cols]
     if sum(lengths) == 0:
         return [np.empty(0, np.int64) for _ in cols], 0
-    arrays = [_arrow_strings(c) for c in cols]
+    arrays = [arrowstr.arrow_strings_of(c) for c in cols]
     codes: np.ndarray | None = None
     if all(a is not None for a in arrays):
         found = _token_codes(arrays, null_is_value)
@@ -373,7 +361,7 @@ def key_parts(s: pd.Series) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
 
     A token column: its bits and kept prefix (one parse); another column: its codes.
     """
-    arr = _arrow_strings(s)
+    arr = arrowstr.arrow_strings_of(s)
     if arr is not None and _may_be_tokens(arr):
         from cemkit.privacy import tokens
 
@@ -515,7 +503,7 @@ def bucket_hash(keys: pd.Series | pd.DataFrame | np.ndarray) -> np.ndarray:
     into = np.zeros(len(frame), dtype=np.uint64)
     for name in frame.columns:
         column = frame[name]
-        values = _arrow_strings(column)  # Arrow strings as they are, anything else as text
+        values = arrowstr.arrow_strings_of(column)  # Arrow strings as they are, else as text
         _hash.hash_strings(*arrowstr.buffers(column if values is None else values), into)
     return into
 

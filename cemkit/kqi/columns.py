@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cemkit import arrowstr
 from cemkit.columnar import Columns
 from cemkit.labels import label_codes
 
@@ -34,18 +35,9 @@ from cemkit.labels import label_codes
 _MASKED_NUMBERS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray)
 
 
-def _arrow_strings(dtype: object) -> bool:
-    if isinstance(dtype, pd.StringDtype):
-        return dtype.storage == "pyarrow"
-    if isinstance(dtype, pd.ArrowDtype):
-        t = dtype.pyarrow_dtype
-        return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
-    return False
-
-
 def _label_column(dtype: object) -> bool:
     """Arrow strings or a categorical: :func:`cemkit.labels.label_codes` reads it."""
-    return _arrow_strings(dtype) or isinstance(dtype, pd.CategoricalDtype)
+    return arrowstr.is_arrow_string(dtype) or isinstance(dtype, pd.CategoricalDtype)
 
 
 def _numeric(dtype: object) -> bool:
@@ -209,7 +201,7 @@ def _encode(s: pd.Series) -> tuple[np.ndarray, list[object]]:
     if isinstance(s.dtype, pd.CategoricalDtype):
         codes = np.asarray(s.cat.codes.to_numpy(), dtype=np.int64)
         return codes, list(s.cat.categories)
-    if _arrow_strings(s.dtype) and len(s):
+    if arrowstr.is_arrow_string(s.dtype) and len(s):
         arr = pa.array(s.array)
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()

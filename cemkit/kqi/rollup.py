@@ -59,7 +59,7 @@ from cemkit.correlate._frames import column_codes
 from cemkit.errors import ModelError, SchemaError
 from cemkit.kqi import _kernels, formulas
 from cemkit.kqi._kernels import NULL_TIME
-from cemkit.kqi.columns import RecordColumns, _arrow_strings
+from cemkit.kqi.columns import RecordColumns
 from cemkit.kqi.sizes import (
     ancestor_index,
     count_sizes,
@@ -386,7 +386,7 @@ def _intent_codes(intents: pd.Series) -> tuple[np.ndarray | None, int]:
     hashed over their bytes (:func:`_kernels.first_start_by_string`).
     """
     n = len(intents)
-    if _arrow_strings(intents.dtype):
+    if arrowstr.is_arrow_string(intents.dtype):
         if n == 0:
             return None, 0
         offsets, data, valid = arrowstr.buffers(intents)
@@ -409,7 +409,7 @@ def _intent_codes(intents: pd.Series) -> tuple[np.ndarray | None, int]:
         return keys, 0
     lo, hi = int(keys[present].min()), int(keys[present].max())
     if hi - lo > 4 * n + 4096:  # too sparse for a table by value
-        return column_codes(intents) if not _arrow_strings(intents.dtype) else (None, 0)
+        return column_codes(intents) if not arrowstr.is_arrow_string(intents.dtype) else (None, 0)
     return np.where(present, keys - lo, -1), hi - lo + 1
 
 
