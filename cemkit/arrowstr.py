@@ -62,6 +62,22 @@ def as_string_array(values: Any) -> pa.Array:
     return arr
 
 
+def dictionary_codes(values: pa.Array | pa.ChunkedArray, null: int | None = -1,
+                     ) -> tuple[np.ndarray, pa.Array]:  # fmt: skip
+    """Int64 codes of ``values`` by one ``dictionary_encode`` (chunks share one dictionary).
+
+    Equal values get equal codes ``0 .. n - 1`` (in order of first appearance); a null gets
+    ``null``, or ``n`` (a code of its own) where ``null`` is None. Returns the codes and the
+    dictionary: the ``n`` distinct non-null values, value ``i`` the one of code ``i``.
+    """
+    enc = pc.dictionary_encode(values)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    n = len(enc.dictionary)
+    indices = enc.indices.fill_null(n if null is None else null) if enc.null_count else enc.indices
+    return indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), enc.dictionary
+
+
 def buffers(values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offsets, bytes and validity (one bool per row) of a string column, without copies.
 

@@ -207,22 +207,3 @@ def test_arrow_strings_gives_the_arrow_array_of_a_string_column():
     assert arrowstr.as_string_array(s).buffers()[2].address == own.buffers()[2].address  # no copy
     objects = pd.Series(["a", "b"], dtype=object)
     assert arrowstr.as_string_array(objects).to_pylist() == ["a", "b"]
-
-
-def test_arrow_strings_of_reads_only_arrow_backed_string_columns():
-    """The one predicate and getter every stage uses: Arrow strings read as they are, no copy."""
-    from cemkit import arrowstr
-
-    own = pa.array(["a", None], pa.large_string())
-    for s in (pd.Series(["a", None], dtype="string[pyarrow]"),
-              pd.Series(pd.arrays.ArrowExtensionArray(own))):  # fmt: skip
-        assert arrowstr.is_arrow_string(s.dtype)
-        got = arrowstr.arrow_strings_of(s)
-        assert got is not None and got.to_pylist() == ["a", None]
-    got = arrowstr.arrow_strings_of(pd.Series(pd.arrays.ArrowExtensionArray(own)))
-    got = got.chunk(0) if isinstance(got, pa.ChunkedArray) else got
-    assert got.buffers()[2].address == own.buffers()[2].address
-    for s in (pd.Series(["a"], dtype=object), pd.Series([1, 2]), pd.Series(["x"], dtype="category"),
-              pd.Series(pd.arrays.ArrowExtensionArray(pa.array([1, 2])))):  # fmt: skip
-        assert not arrowstr.is_arrow_string(s.dtype)
-        assert arrowstr.arrow_strings_of(s) is None

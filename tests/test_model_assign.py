@@ -47,7 +47,7 @@ def test_rules_read_on_distinct_numbers_give_the_same_codes():
     """Numbers given dictionary-encoded: prefixes, attributes, pseudonyms read once per value."""
     import pyarrow as pa
 
-    from cemkit.kqi.sizes import encode
+    from cemkit.arrowstr import dictionary_codes as encode
 
     a = Assigner(ServiceModel.from_yaml_text(MODEL), TABLE)
     base = ["+442071234567", "+4420tokGOLD", "+441612000000", "+4420tokLEASE", "+4420tokACME",

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cemkit import arrowstr, config
 from cemkit.columnar import Columns, column_arrays
@@ -159,13 +158,8 @@ def _codes(cols: Sequence[pd.Series], null_is_value: bool) -> tuple[list[np.ndar
             if len({c.type for c in chunks}) > 1:  # string and large_string in two frames
                 chunks = [c.cast(pa.large_string()) for c in chunks]
             joined = pa.chunked_array(chunks)
-            enc = pc.dictionary_encode(joined)
-            if isinstance(enc, pa.ChunkedArray):
-                enc = enc.combine_chunks()
-            nvalues = len(enc.dictionary)
-            filled = pc.fill_null(enc.indices, nvalues if null_is_value else -1)
-            codes = filled.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-            n = nvalues + (1 if null_is_value and enc.null_count else 0)
+            codes, dictionary = arrowstr.dictionary_codes(joined, None if null_is_value else -1)
+            n = len(dictionary) + (1 if null_is_value and joined.null_count else 0)
     if codes is None:
         joined_s = cols[0] if len(cols) == 1 else pd.concat(
             [c.reset_index(drop=True) for c in cols], ignore_index=True)  # fmt: skip

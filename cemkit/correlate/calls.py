@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from cemkit import arrowstr
 from cemkit.columnar import Columns, series
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
@@ -253,11 +253,8 @@ def _label_codes(values: pd.Series, vocabulary: Sequence[str] = ()) -> tuple[np.
         found = label_codes(arr, vocabulary)
         if found.min() >= 0:
             return found.astype(np.int64), len(vocabulary)
-    enc = pc.dictionary_encode(pa.array(arr))
-    if isinstance(enc, pa.ChunkedArray):
-        enc = enc.combine_chunks()
-    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    return np.asarray(codes, dtype=np.int64), len(enc.dictionary)
+    codes, dictionary = arrowstr.dictionary_codes(pa.array(arr))
+    return codes, len(dictionary)
 
 
 @functools.lru_cache(maxsize=64, typed=True)

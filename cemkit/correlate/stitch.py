@@ -127,7 +127,6 @@ def shared_call_key(records: Columns, rows: np.ndarray,
     its upper bound, or None where the columns are of other kinds (the caller's general path).
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from cemkit import arrowstr
 
@@ -141,9 +140,8 @@ def shared_call_key(records: Columns, rows: np.ndarray,
         if not isinstance(arr, pd.arrays.ArrowStringArray):
             return None
         # one array even where the column is chunked (read from several row groups)
-        enc = pc.dictionary_encode(arrowstr.as_string_array(pa.array(arr).take(at)))
-        n = len(enc.dictionary)
-        codes = enc.indices.fill_null(n).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes, dictionary = arrowstr.dictionary_codes(pa.array(arr).take(at), null=None)
+        n = len(dictionary)
         key = key * (n + 1) + codes
         size *= n + 1
     ref = np.asarray(records.codes["call_id"], np.int64)[rows]

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cemkit import arrowstr
 from cemkit.columnar import Columns
@@ -202,11 +201,7 @@ def _encode(s: pd.Series) -> tuple[np.ndarray, list[object]]:
         codes = np.asarray(s.cat.codes.to_numpy(), dtype=np.int64)
         return codes, list(s.cat.categories)
     if arrowstr.is_arrow_string(s.dtype) and len(s):
-        arr = pa.array(s.array)
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
-        enc = pc.dictionary_encode(arr)
-        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        return np.asarray(codes, dtype=np.int64), enc.dictionary.to_pylist()
+        codes, dictionary = arrowstr.dictionary_codes(pa.array(s.array))
+        return codes, dictionary.to_pylist()
     codes, uniques = pd.factorize(s)
     return np.asarray(codes, dtype=np.int64), list(uniques)

@@ -63,7 +63,6 @@ from cemkit.kqi.columns import RecordColumns
 from cemkit.kqi.sizes import (
     ancestor_index,
     count_sizes,
-    encode,
     encoded_size_pairs,
     expand,
     hierarchy_of,
@@ -435,7 +434,7 @@ def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
     numbers = strings(part[wants.number_column]) if wants.rank or wants.sizes else None
     # the numbers encoded once: customer cells, group-size pairs and the model's rules (read
     # on the distinct numbers) share it
-    encoded = encode(numbers) if numbers is not None else None
+    encoded = arrowstr.dictionary_codes(numbers) if numbers is not None else None
     groups, customers = _assigned_codes(part, assigner, wants.number_column, encoded)
     pdd = np.where(has_pdd, np.rint(cols.floats("pdd_ms")), np.nan)
     cellings = [_cells(groups, bucket, len(assigner.group_names))]
@@ -762,7 +761,7 @@ def _customer_sums(partials: list[_Partial]) -> pd.DataFrame:
     if len(chunks) == 1:
         values, total = chunks[0], sums
     else:
-        idx, values = encode(pa.concat_arrays(chunks))
+        idx, values = arrowstr.dictionary_codes(pa.concat_arrays(chunks))
         total, _ = _kernels.sum_by_cell(idx, sums, -1, _NO_REPLACEMENT, len(values))
     frame = pd.DataFrame({c: total[i] for i, c in enumerate(_SCORE_COUNTERS)}, copy=False)
     frame.index = pd.Index(pd.array(values, dtype=_STRING), name="customer")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cemkit import arrowstr
 from cemkit.model.assign import Assigner
 from cemkit.model.spec import ServiceModel
 
@@ -37,13 +38,6 @@ def strings(values: pd.Series) -> pa.Array:
     """A string column as one Arrow string array."""
     arr = pa.array(values.astype(pd.StringDtype("pyarrow")), from_pandas=True)
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-
-
-def encode(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Dictionary codes (int64, -1 for null) and the distinct values of a string array."""
-    enc = arr.dictionary_encode()
-    codes = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return codes, enc.dictionary
 
 
 def distinct(values: np.ndarray) -> np.ndarray:
@@ -96,12 +90,12 @@ def expand(codes: np.ndarray, n_codes: int,
 
 def size_pairs(groups: np.ndarray, numbers: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Distinct (leaf group code, customer) pairs of one partition (null customers left out)."""
-    return encoded_size_pairs(groups, *encode(numbers))
+    return encoded_size_pairs(groups, *arrowstr.dictionary_codes(numbers))
 
 
 def encoded_size_pairs(groups: np.ndarray, idx: np.ndarray,
                        values: pa.Array) -> tuple[np.ndarray, pa.Array]:  # fmt: skip
-    """:func:`size_pairs` of numbers already encoded (:func:`encode`: codes, distinct values)."""
+    """:func:`size_pairs` of encoded numbers (:func:`~cemkit.arrowstr.dictionary_codes`)."""
     width = max(len(values), 1)
     valid = idx >= 0
     pair = distinct_below((np.asarray(groups, dtype=np.int64)[valid] + 1) * width + idx[valid],
@@ -126,7 +120,7 @@ def count_sizes(pairs: list[tuple[np.ndarray, pa.Array]], names: list[str],
     """The group-sizes table from the pairs of every partition."""
     codes = np.concatenate([c for c, _ in pairs]) if pairs else np.zeros(0, np.int64)
     if len(codes):
-        idx, values = encode(pa.concat_arrays([v for _, v in pairs]))
+        idx, values = arrowstr.dictionary_codes(pa.concat_arrays([v for _, v in pairs]))
         width = max(len(values), 1)
         row, code = expand(codes, len(names), ancestor_index(len(names), hierarchy))
         pair = distinct((code + 1) * width + idx[row])
