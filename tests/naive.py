@@ -1373,6 +1373,44 @@ def experience_score_pandas(ind: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return score.astype(float), reason.astype(pd.StringDtype("pyarrow"))
 
 
+def indicator_arrays_per_name(
+    sums: dict[str, np.ndarray], names: list[str]
+) -> dict[str, np.ndarray]:
+    """``formulas.indicator_arrays`` of before: a few NumPy calls per indicator, by name."""
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        num, den = num.astype(np.float64), den.astype(np.float64)
+        out = np.full(len(num), np.nan)
+        np.divide(num, den, out=out, where=den > 0)
+        return out
+
+    def counter(name: str) -> np.ndarray:
+        if name in formulas.DERIVED:
+            a, b = formulas.DERIVED[name]
+            return sums[a] - sums[b]
+        return sums[name]
+
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        ind = formulas.INDICATORS[name]
+        if name == "attempts":
+            out[name] = sums["attempts"].astype(np.int64)
+        elif ind.is_share:
+            out[name] = ratio(counter(ind.numerator), counter(ind.denominator))
+        elif name in formulas.MEANS:
+            total, count, unit = formulas.MEANS[name]
+            out[name] = ratio(sums[total], sums[count]) / unit
+        elif name in formulas.SUMS:
+            cols, unit = formulas.SUMS[name]
+            added = sums[cols[0]]
+            for c in cols[1:]:
+                added = added + sums[c]
+            out[name] = added.astype(np.float64) / unit
+        else:
+            raise ValueError(f"{name} is not a function of counters alone")
+    return out
+
+
 def indicators_pandas(sums: pd.DataFrame) -> pd.DataFrame:
     """Indicators from summed counters (one row per object and bucket).
 
@@ -1385,7 +1423,7 @@ def indicators_pandas(sums: pd.DataFrame) -> pd.DataFrame:
     if "registrations" not in s.columns:  # counters of records written before registrations
         names = [n for n in names if n not in ("registration_success_ratio", "rrd_mean_ms")]
     arrays = {c: formulas._counter_array(s[c]) for c in formulas.counters_needed(names) or []}
-    values = formulas.indicator_arrays(arrays, names)
+    values = indicator_arrays_per_name(arrays, names)
     out = pd.DataFrame(index=s.index)
     for name in formulas._COLUMN_ORDER:
         if name in values:

@@ -164,24 +164,56 @@ def test_grouped_weighted_quantile_equals_numpy_per_group():
             assert got[i] == np.quantile(np.repeat(values[sel], counts[sel]), q)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.integers(min_value=0, max_value=40),
     st.integers(min_value=0, max_value=2**32 - 1),
     st.sampled_from([3, 1000, 2**40]),
+    st.booleans(),
 )
-def test_indicators_of_a_counter_block_equal_the_per_indicator_ones(n, seed, high):
-    """The block path (one NumPy call for every ratio) gives the very bits of the per-name one."""
+def test_indicator_arrays_of_a_block_or_by_name_equal_the_per_name_reference(n, seed, high,
+                                                                             missing):  # fmt: skip
+    """One computation of the indicators: a (counter, row) block as it is or counters by name.
+
+    Both give the very bits of the per-indicator reference (tests/naive.py); ``missing``: the
+    counters as float64 with NaN (a frame's counter with missing values).
+    """
+    from tests import naive
+
     rng = np.random.default_rng(seed)
     block = rng.integers(0, high, size=(len(f.COUNTERS), n), dtype=np.int64)
     block[:, rng.random(n) < 0.3] = 0  # empty rows: NaN ratios
     if n:  # a derived denominator below zero (invites < invites_3xx): NaN, as per name
         block[f.COUNTERS.index("invites_3xx"), 0] = block[f.COUNTERS.index("invites"), 0] + 1
+    if missing:
+        block = block.astype(np.float64)
+        block[rng.random(block.shape) < 0.1] = np.nan
+        block[f.COUNTERS.index("attempts")] = np.nan_to_num(block[0])  # an int64 column
+    names = [n for n in f.INDICATORS if f.counters_needed([n]) is not None]
     sums = dict(zip(f.COUNTERS, block, strict=True))
-    sums["pdd_p50_ms"] = rng.random(n)
-    want = f.indicator_columns(sums, n)
-    got = f.indicator_columns(sums, n, block)
-    assert list(got) == list(want)
-    for name in want:
-        assert got[name].dtype == want[name].dtype, name
-        assert got[name].tobytes() == want[name].tobytes(), name
+    want = naive.indicator_arrays_per_name(sums, names)
+    by_name = f.indicator_arrays({c: sums[c] for c in f.counters_needed(names)}, names)
+    for got in ([f.indicator_arrays(block, names)] if not missing else []) + [by_name]:
+        assert list(got) == names
+        for name in names:
+            assert got[name].dtype == want[name].dtype, name
+            assert got[name].tobytes() == want[name].tobytes(), name
+    # a few names, in any order; the table's columns from the block equal a frame's
+    some = list(rng.permutation(names)[: rng.integers(1, len(names))])
+    got = f.indicator_arrays({c: sums[c] for c in f.counters_needed(some)}, some)
+    assert list(got) == some
+    if not missing:
+        table = f.indicator_columns(block, n, {"pdd_p50_ms": rng.random(n)})
+        frame = f.indicators(pd.DataFrame(sums).assign(pdd_p50_ms=table["pdd_p50_ms"]))
+        assert list(table) == list(frame.columns)
+        for name in table:
+            assert table[name].tobytes() == frame[name].to_numpy().tobytes(), name
+
+
+def test_indicator_arrays_refuses_what_is_not_a_counter_block_or_a_counter_formula():
+    with pytest.raises(ValueError, match="rows"):
+        f.indicator_arrays(np.zeros((3, 2), dtype=np.int64), ["asr"])
+    with pytest.raises(ValueError, match="pdd_p50_ms is not a function of counters"):
+        f.indicator_arrays({"attempts": np.zeros(2)}, ["asr", "pdd_p50_ms"])
+    with pytest.raises(ValueError, match="experience_score is not a function of counters"):
+        f.indicator_arrays(np.zeros((len(f.COUNTERS), 2), dtype=np.int64), ["experience_score"])

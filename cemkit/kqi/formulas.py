@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,16 +321,6 @@ class Indicator:
     def is_share(self) -> bool:
         """True for indicators that are a count over a count."""
         return self.numerator is not None
-
-
-def _share(num: str, den: str) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda s: _ratio(s[num], s[den])
-
-
-def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
-    num = num.astype("float64")
-    den = den.astype("float64")
-    return (num / den.where(den > 0)).astype("float64")
 
 
 _INDICATOR_LIST: tuple[Indicator, ...] = (
@@ -632,27 +622,32 @@ def counters_needed(names: Sequence[str]) -> list[str] | None:
     return list(out)
 
 
-def _ratio_np(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """``num / den`` as float64, NaN where ``den`` is not positive (or missing)."""
-    num, den = num.astype(np.float64), den.astype(np.float64)
-    out = np.full(len(num), np.nan)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
+def indicator_arrays(counters: Mapping[str, np.ndarray] | np.ndarray,
+                     names: Sequence[str]) -> dict[str, np.ndarray]:  # fmt: skip
+    """The indicators ``names`` from summed counters: the one computation of each of them.
 
+    Every indicator that is a function of counters (shares, means, sums) is computed here and
+    nowhere else: :func:`indicators`, the KQI tables (:mod:`cemkit.kqi.rollup`, batch and
+    real-time paths) and the warehouse's queries all call it. Every name must read counters
+    only (:func:`counters_needed` is not None).
 
-def _counter(sums: Mapping[str, np.ndarray], name: str) -> np.ndarray:
-    if name in DERIVED:
-        a, b = DERIVED[name]
-        return sums[a] - sums[b]
-    return sums[name]
+    Parameters
+    ----------
+    counters : mapping of str to array, or array
+        The summed counters: by name (arrays of equal length; those the names read), or every
+        counter of :data:`COUNTERS` as one (counter, row) array (the KQI table's block, read
+        as it is).
+    names : sequence of str
+        Indicators of :data:`INDICATORS`.
 
-
-def indicator_arrays(sums: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The indicators ``names`` from summed counters (NumPy arrays of equal length).
-
-    The one definition of every indicator that is a function of counters (shares, means,
-    sums): :func:`indicators` and the warehouse's queries both use it. Every name must read
-    counters only (:func:`counters_needed` is not None).
+    Notes
+    -----
+    The counters are one (counter, row) block, by name stacked into one (float64 when one of
+    them is: a counter with missing values, NaN; int64 otherwise). Every ratio is
+    ``num / (den - sub)`` (``sub``: the subtracted counter of a derived denominator,
+    :data:`DERIVED`, taken away in the block's dtype first), both sides float64, NaN where the
+    denominator is not positive, then divided by its unit (:data:`MEANS`): one NumPy call for
+    all the ratios of a table, whatever its number of rows.
 
     Examples
     --------
@@ -661,26 +656,110 @@ def indicator_arrays(sums: Mapping[str, np.ndarray], names: Sequence[str]) -> di
     >>> out["asr"].tolist()
     [0.75, nan]
     """
-    out: dict[str, np.ndarray] = {}
+    names = tuple(names)
+    if isinstance(counters, np.ndarray):
+        if counters.ndim != 2 or counters.shape[0] != len(COUNTERS):
+            raise ValueError(f"a counter block has {len(COUNTERS)} rows (COUNTERS), "
+                             f"found shape {counters.shape}")  # fmt: skip
+        order, block = COUNTERS, counters
+    else:
+        order = _operand_order(names)
+        if not order:
+            return {}
+        block = np.stack([np.asarray(counters[c]) for c in order])
+    plan = _indicator_plan(names, order)
+    d = block[plan.den]
+    if len(plan.derived):  # a derived denominator: its counter taken away in the block's dtype
+        d[plan.derived] -= block[plan.sub]
+    d = d.astype(np.float64)
+    values = np.full(d.shape, np.nan)
+    np.divide(block[plan.num].astype(np.float64), d, out=values, where=d > 0)
+    if plan.scaled:
+        values /= plan.unit
+    out = dict(zip(plan.ratios, values, strict=True))
+    for name, rows, unit in plan.sums:
+        added = block[rows[0]]
+        for r in rows[1:]:
+            added = added + block[r]
+        out[name] = added.astype(np.float64) / unit
+    if plan.attempts is not None:
+        out["attempts"] = block[plan.attempts].astype(np.int64)
+    return {name: out[name] for name in names}
+
+
+@functools.lru_cache(maxsize=16)
+def _operand_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    needed = counters_needed(names)
+    if needed is None:
+        bad = [n for n in names if _operands(n) is None]
+        raise ValueError(f"{bad[0]} is not a function of counters alone")
+    return tuple(needed)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """:func:`indicator_arrays`' rows of the counter block, per indicator kind."""
+
+    ratios: tuple[str, ...]  # shares and means, in the rows below
+    num: np.ndarray  # block row of each ratio's numerator
+    den: np.ndarray  # ... of its denominator
+    derived: np.ndarray  # the ratios whose denominator is derived (DERIVED)
+    sub: np.ndarray  # ... and the block row taken away from it
+    unit: np.ndarray  # float64[ratios, 1]: each ratio's unit divisor (1: a share)
+    scaled: bool  # a unit other than 1
+    sums: tuple[tuple[str, tuple[int, ...], float], ...]  # SUMS: rows added, unit
+    attempts: int | None  # the block row of attempts, when asked for
+
+
+@functools.lru_cache(maxsize=16)
+def _indicator_plan(names: tuple[str, ...], order: tuple[str, ...]) -> _Plan:
+    # worked out once per list of names and counters: every KQI table asks (a micro-batch too)
+    at = {c: i for i, c in enumerate(order)}
+    ratios: list[str] = []
+    num: list[int] = []
+    den: list[int] = []
+    derived: list[int] = []
+    sub: list[int] = []
+    unit: list[float] = []
+    sums: list[tuple[str, tuple[int, ...], float]] = []
+    attempts = None
     for name in names:
         ind = INDICATORS[name]
         if name == "attempts":
-            out[name] = sums["attempts"].astype(np.int64)
+            attempts = at["attempts"]
         elif ind.is_share:
             assert ind.numerator is not None and ind.denominator is not None
-            out[name] = _ratio_np(_counter(sums, ind.numerator), _counter(sums, ind.denominator))
+            if ind.denominator in DERIVED:
+                a, b = DERIVED[ind.denominator]
+                derived.append(len(ratios))
+                sub.append(at[b])
+            else:
+                a = ind.denominator
+            ratios.append(name)
+            num.append(at[ind.numerator])
+            den.append(at[a])
+            unit.append(1.0)
         elif name in MEANS:
-            total, count, unit = MEANS[name]
-            out[name] = _ratio_np(sums[total], sums[count]) / unit
+            total, count, u = MEANS[name]
+            ratios.append(name)
+            num.append(at[total])
+            den.append(at[count])
+            unit.append(u)
         elif name in SUMS:
-            cols, unit = SUMS[name]
-            added = sums[cols[0]]
-            for c in cols[1:]:
-                added = added + sums[c]
-            out[name] = added.astype(np.float64) / unit
+            cols, u = SUMS[name]
+            sums.append((name, tuple(at[c] for c in cols), u))
         else:
             raise ValueError(f"{name} is not a function of counters alone")
-    return out
+
+    def rows(v: list[int]) -> np.ndarray:
+        a = np.array(v, dtype=np.int64)
+        a.flags.writeable = False  # shared by every call
+        return a
+
+    units = np.array(unit, dtype=np.float64)[:, None]
+    units.flags.writeable = False
+    return _Plan(tuple(ratios), rows(num), rows(den), rows(derived), rows(sub), units,
+                 bool((units != 1.0).any()), tuple(sums), attempts)  # fmt: skip
 
 
 def _counter_array(col: pd.Series) -> np.ndarray:
@@ -706,18 +785,11 @@ def indicators(sums: pd.DataFrame) -> pd.DataFrame:
     ``pdd_p95_ms``) are passed through when present (see :mod:`cemkit.kqi.rollup`).
     Returns the :data:`INDICATORS` columns (float64; ``attempts`` int64).
     """
-    names = _counter_names("registrations" in sums.columns)
-    arrays: dict[str, np.ndarray] = {
-        c: _counter_array(sums[c]) for c in counters_needed(names) or []
-    }
-    for name in PDD_QUANTILES:
-        if name in sums.columns:
-            arrays[name] = sums[name].to_numpy(dtype=np.float64, na_value=np.nan)
-    return pd.DataFrame(indicator_columns(arrays, len(sums)), index=sums.index)
-
-
-def _counter_names(registrations: bool) -> list[str]:
-    return list(_counter_names_of(registrations))
+    names = _counter_names_of("registrations" in sums.columns)
+    counters = {c: _counter_array(sums[c]) for c in _operand_order(names)}
+    quantiles = {name: sums[name].to_numpy(dtype=np.float64, na_value=np.nan)
+                 for name in PDD_QUANTILES if name in sums.columns}  # fmt: skip
+    return pd.DataFrame(indicator_columns(counters, len(sums), quantiles), index=sums.index)
 
 
 @functools.lru_cache(maxsize=2)
@@ -729,88 +801,28 @@ def _counter_names_of(registrations: bool) -> tuple[str, ...]:
     return tuple(names)
 
 
-def indicator_columns(sums: Mapping[str, np.ndarray], n: int,
-                      block: np.ndarray | None = None) -> dict[str, np.ndarray]:  # fmt: skip
-    """Every column of :func:`indicators`, in its order, from NumPy arrays of length ``n``.
+def indicator_columns(counters: Mapping[str, np.ndarray] | np.ndarray, n: int,
+                      quantiles: Mapping[str, np.ndarray] | None = None,
+                      ) -> dict[str, np.ndarray]:  # fmt: skip
+    """Every column of :func:`indicators`, in its order, for ``n`` rows.
 
-    ``sums`` maps counters (and optionally the PDD percentiles) to arrays. ``block``: every
-    counter of :data:`COUNTERS` as one int64 array (counter, row), the rows ``sums`` holds:
-    the ratios are then computed for all indicators at once (:func:`_block_indicators`, the
-    same values as :func:`indicator_arrays`) instead of a few NumPy calls each.
+    ``counters`` as :func:`indicator_arrays` reads them (by name, or every counter as one
+    (counter, row) block: then with the registration counters); ``quantiles``: the PDD
+    percentile columns, when known (NaN otherwise).
     """
-    names = _counter_names_of("registrations" in sums)
-    if block is not None and block.shape == (len(COUNTERS), n) and block.dtype == np.int64:
-        values = _block_indicators(block, names)
-    else:
-        values = indicator_arrays(sums, names)
+    registrations = isinstance(counters, np.ndarray) or "registrations" in counters
+    values = indicator_arrays(counters, _counter_names_of(registrations))
+    quantiles = quantiles or {}
     out: dict[str, np.ndarray] = {}
     for name in _COLUMN_ORDER:
         if name in values:
             out[name] = values[name]
-        elif name in PDD_QUANTILES and name in sums:
-            out[name] = np.asarray(sums[name], dtype=np.float64)
+        elif name in quantiles:
+            out[name] = np.asarray(quantiles[name], dtype=np.float64)
         elif name != "experience_score":
             out[name] = np.full(n, np.nan)
     out["experience_score"] = score_arrays(out)[0]
     return out
-
-
-@functools.lru_cache(maxsize=4)
-def _block_plan(names: tuple[str, ...]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray,
-                                                   np.ndarray, list[str]]:  # fmt: skip
-    """Of ``names``, the ratios as rows of :data:`COUNTERS` (``num / (a - b)``, then a unit).
-
-    Returns the ratio names, the numerator, denominator and subtracted rows (the subtracted
-    row ``len(COUNTERS)``: a row of zeros), the unit divisors, and the other names.
-    """
-    at = {c: i for i, c in enumerate(COUNTERS)}
-    zero = len(COUNTERS)
-    ratios: list[str] = []
-    num, den, sub, unit = [], [], [], []
-    rest: list[str] = []
-    for name in names:
-        ind = INDICATORS[name]
-        if ind.is_share:
-            assert ind.numerator is not None and ind.denominator is not None
-            a, b = DERIVED.get(ind.denominator, (ind.denominator, None))
-            ratios.append(name)
-            num.append(at[ind.numerator])
-            den.append(at[a])
-            sub.append(zero if b is None else at[b])
-            unit.append(1.0)
-        elif name in MEANS:
-            total, count, u = MEANS[name]
-            ratios.append(name)
-            num.append(at[total])
-            den.append(at[count])
-            sub.append(zero)
-            unit.append(u)
-        else:
-            rest.append(name)
-
-    def rows(v: list[int]) -> np.ndarray:
-        return np.array(v, dtype=np.int64)
-
-    units = np.array(unit, dtype=np.float64)[:, None]
-    return ratios, rows(num), rows(den), rows(sub), units, rest
-
-
-def _block_indicators(block: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """:func:`indicator_arrays` of ``names`` from the counters as one int64 (counter, row) array.
-
-    The same arithmetic on the same integers (``den`` of a derived denominator subtracted as
-    int64 first, both sides then float64, NaN where ``den`` is not positive, then the unit's
-    division), one NumPy call for all the ratios instead of a few per indicator.
-    """
-    ratios, num, den, sub, unit, rest = _block_plan(names)
-    rows = np.concatenate([block, np.zeros((1, block.shape[1]), dtype=np.int64)])
-    d = (rows[den] - rows[sub]).astype(np.float64)
-    values = np.full(d.shape, np.nan)
-    np.divide(rows[num].astype(np.float64), d, out=values, where=d > 0)
-    values /= unit
-    out = dict(zip(ratios, values, strict=True))
-    out.update(indicator_arrays(dict(zip(COUNTERS, block, strict=True)), rest))
-    return {name: out[name] for name in names}
 
 
 def bad_share(sums: pd.DataFrame, name: str) -> tuple[pd.Series, pd.Series]:

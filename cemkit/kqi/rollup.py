@@ -682,11 +682,11 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
     if not parts:
         return _empty_table(), None
     sums = np.concatenate([p[3].sums for p in parts], axis=1)
-    columns: dict[str, Any] = {c: sums[i] for i, c in enumerate(formulas.COUNTERS)}
     quantiles = np.concatenate([p[4] for p in parts], axis=1)
-    for i, name in enumerate(formulas.PDD_QUANTILES):
-        columns[name] = quantiles[i]
-    ind = formulas.indicator_columns(columns, sums.shape[1], sums)
+    # the ratios read the counter block as it is (formulas.indicator_arrays)
+    ind = formulas.indicator_columns(
+        sums, sums.shape[1], dict(zip(formulas.PDD_QUANTILES, quantiles, strict=True))
+    )
     codes, kind_ix, freq_ix, bucket_parts, end_parts = [], [], [], [], []
     labels: list[str] = []
     label_base: dict[str, int] = {}
