@@ -1411,6 +1411,25 @@ def indicator_arrays_per_name(
     return out
 
 
+def score_arrays_per_component(ind: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``formulas.score_arrays`` of before: a few NumPy calls per component."""
+    comp = formulas._component_arrays(ind)
+    n = len(next(iter(comp.values())))
+    total_w = np.zeros(n)
+    weighted = np.zeros(n)
+    loss = np.empty((len(formulas.SCORE_WEIGHTS), n))
+    for i, (name, weight) in enumerate(formulas.SCORE_WEIGHTS.items()):
+        c = comp[name]
+        present = ~np.isnan(c)
+        total_w = total_w + present * weight
+        weighted = weighted + np.where(present, c, 0.0) * weight
+        loss[i] = np.nan_to_num(np.maximum(1.0 - c, 0.0), nan=0.0) * weight
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = 100.0 * weighted / np.where(total_w > 0, total_w, np.nan)
+    reason = np.where(loss.max(axis=0, initial=0.0) > 0, loss.argmax(axis=0), -1)
+    return score, np.where(np.isnan(score), -2, reason)
+
+
 def indicators_pandas(sums: pd.DataFrame) -> pd.DataFrame:
     """Indicators from summed counters (one row per object and bucket).
 

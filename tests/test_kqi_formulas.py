@@ -217,3 +217,28 @@ def test_indicator_arrays_refuses_what_is_not_a_counter_block_or_a_counter_formu
         f.indicator_arrays({"attempts": np.zeros(2)}, ["asr", "pdd_p50_ms"])
     with pytest.raises(ValueError, match="experience_score is not a function of counters"):
         f.indicator_arrays(np.zeros((len(f.COUNTERS), 2), dtype=np.int64), ["experience_score"])
+
+
+SCORE_INPUTS = ("ner", "drop_ratio", "mos", "pdd_mean_ms", "short_call_ratio")
+_SCORE_VALUE = st.one_of(st.just(np.nan), st.sampled_from([0.0, 1.0, 0.5, 1 / 3]),
+                         st.floats(0.0, 1.0))  # fmt: skip
+_SCORE_FIELDS = {"ner": _SCORE_VALUE, "drop_ratio": _SCORE_VALUE,
+                 "mos": st.one_of(st.just(np.nan), st.floats(0.5, 5.0)),
+                 "pdd_mean_ms": st.one_of(st.just(np.nan), st.sampled_from([2000.0, 8000.0]),
+                                          st.floats(0.0, 20000.0)),
+                 "short_call_ratio": _SCORE_VALUE}  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.fixed_dictionaries(_SCORE_FIELDS), max_size=30))
+def test_score_arrays_equal_the_per_component_reference(rows):
+    """The score as one (component, row) block: the very bits of the per-component sums."""
+    from tests import naive
+
+    ind = {c: np.array([r[c] for r in rows], dtype=np.float64) for c in SCORE_INPUTS}
+    want_score, want_reason = naive.score_arrays_per_component(ind)
+    score, reason = f.score_arrays(ind)
+    assert score.tobytes() == want_score.tobytes()
+    assert reason is not None and reason.tolist() == want_reason.tolist()
+    only, none = f.score_arrays(ind, reasons=False)  # the KQI table's: no reasons worked out
+    assert none is None and only.tobytes() == want_score.tobytes()

@@ -459,27 +459,37 @@ def score_components(ind: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(_component_arrays(cols), index=ind.index)
 
 
-def score_arrays(ind: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def score_arrays(ind: Mapping[str, np.ndarray],
+                 reasons: bool = True) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """:func:`experience_score` on NumPy arrays: the score and the reason's position.
 
     The position indexes :data:`SCORE_REASONS`' components; -1: no reason (a score of 100),
-    -2: no voice data. The weighted sums add the components in :data:`SCORE_WEIGHTS` order.
+    -2: no voice data (``reasons=False``: None, not worked out). The weighted sums add the
+    components in :data:`SCORE_WEIGHTS` order, one after the other.
     """
-    comp = _component_arrays(ind)
-    n = len(next(iter(comp.values())))
-    total_w = np.zeros(n)
-    weighted = np.zeros(n)
-    loss = np.empty((len(SCORE_WEIGHTS), n))
-    for i, (name, weight) in enumerate(SCORE_WEIGHTS.items()):
-        c = comp[name]
-        present = ~np.isnan(c)
-        total_w = total_w + present * weight
-        weighted = weighted + np.where(present, c, 0.0) * weight
-        loss[i] = np.nan_to_num(np.maximum(1.0 - c, 0.0), nan=0.0) * weight
+    comp = np.stack(list(_component_arrays(ind).values()))  # (component, row), weights' order
+    weights = _score_weights()
+    present = ~np.isnan(comp)
+    have = present * weights
+    part = np.where(present, comp, 0.0) * weights
+    total_w, weighted = have[0].copy(), part[0].copy()
+    for i in range(1, len(comp)):
+        total_w += have[i]
+        weighted += part[i]
     with np.errstate(invalid="ignore", divide="ignore"):
         score = 100.0 * weighted / np.where(total_w > 0, total_w, np.nan)
+    if not reasons:
+        return score, None
+    loss = np.fmax(1.0 - comp, 0.0) * weights  # a component without data loses nothing
     reason = np.where(loss.max(axis=0, initial=0.0) > 0, loss.argmax(axis=0), -1)
     return score, np.where(np.isnan(score), -2, reason)
+
+
+@functools.lru_cache(maxsize=1)
+def _score_weights() -> np.ndarray:
+    weights = np.array(list(SCORE_WEIGHTS.values()), dtype=np.float64)[:, None]
+    weights.flags.writeable = False  # shared by every call
+    return weights
 
 
 def experience_score(ind: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -496,6 +506,7 @@ def experience_score(ind: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     cols = {c: ind[c].to_numpy(dtype=np.float64, na_value=np.nan)
             for c in ("ner", "drop_ratio", "mos", "pdd_mean_ms", "short_call_ratio")}  # fmt: skip
     score, reason = score_arrays(cols)
+    assert reason is not None
     texts = np.array([*(SCORE_REASONS[c] for c in SCORE_WEIGHTS), "no voice data", ""],
                      dtype=object)  # fmt: skip
     return (
@@ -821,7 +832,7 @@ def indicator_columns(counters: Mapping[str, np.ndarray] | np.ndarray, n: int,
             out[name] = np.asarray(quantiles[name], dtype=np.float64)
         elif name != "experience_score":
             out[name] = np.full(n, np.nan)
-    out["experience_score"] = score_arrays(out)[0]
+    out["experience_score"] = score_arrays(out, reasons=False)[0]
     return out
 
 
