@@ -1734,3 +1734,44 @@ def most_candidates(key, time, side, tolerance):
             if side[i] == 0 and side[j] == 1 and key[i] == key[j] and near:
                 counts[int(key[i])] = counts.get(int(key[i]), 0) + 1
     return max(counts.values(), default=0)
+
+
+# --- alerts: a relative rule on a share, evaluated alone (cemkit.kqi.alerts of before) ----------
+def relative_share_rule(bad: np.ndarray, den: np.ndarray, value: np.ndarray, trials: np.ndarray,
+                        seg: np.ndarray, n_seg: int, rule: Threshold,
+                        baseline_min: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """One relative rule on a share over the rows of several objects (``seg``), NumPy per rule."""
+
+    def seg_sum(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(seg, weights=weights, minlength=n_seg)
+
+    def z_score(p0: np.ndarray) -> np.ndarray:
+        k, n = bad.astype(float), den.astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t1 = np.where(k > 0, k * np.log(k / (n * p0)), 0.0)
+            t2 = np.where(n - k > 0, (n - k) * np.log((n - k) / (n * (1 - p0))), 0.0)
+            z = np.sign(k / n - p0) * np.sqrt(np.maximum(2.0 * (t1 + t2), 0.0))
+        return np.where(n > 0, z, np.nan)
+
+    ind = formulas.INDICATORS[rule.indicator]
+    judged = (trials >= rule.min_attempts) & ~np.isnan(value)
+    eligible = (trials >= baseline_min) & ~np.isnan(value)
+    row_ok = (np.bincount(seg[eligible], minlength=n_seg) > 0)[seg]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = bad / den
+        p_all = seg_sum(np.where(eligible, bad, 0.0)) / seg_sum(np.where(eligible, den, 0.0))
+        keep = eligible & ~(z_score(p_all[seg]) >= rule.min_z)
+        kept = np.bincount(seg[keep], minlength=n_seg) > 0
+        p_keep = seg_sum(np.where(keep, bad, 0.0)) / seg_sum(np.where(keep, den, 0.0))
+    p0 = np.where((p_all <= 0.0) | (p_all >= 1.0) | ~kept, p_all, p_keep)
+    den_seen = seg_sum(np.where(eligible, den, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p0_eff = np.minimum(np.maximum(p0, 1.0 / den_seen), 1 - 1e-9)
+    z = z_score(p0_eff[seg])
+    bad_limit = rule.relative * p0_eff
+    breach = judged & (p > bad_limit[seg]) & (z >= rule.min_z)
+    limit_value = 1.0 - bad_limit if ind.direction > 0 else bad_limit
+    baseline = 1.0 - p0 if ind.direction > 0 else p0
+    return {"breach": np.asarray(breach, dtype=bool) & row_ok,
+            "limit": np.where(row_ok, limit_value[seg], np.nan),
+            "baseline": np.where(row_ok, baseline[seg], np.nan)}  # fmt: skip

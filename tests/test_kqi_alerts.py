@@ -1,6 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cemkit.kqi import formulas
 from cemkit.kqi.alerts import _z_score, find_alerts
@@ -121,3 +123,41 @@ def test_z_score_tail_is_conservative_for_rare_events():
     z = _z_score(np.array([10]), np.array([107]), 0.0185)[0]
     assert 3.7 < z < 4.4
     assert _z_score(np.array([0]), np.array([100]), 0.02)[0] < 0
+
+
+_SHARE_RULE = st.fixed_dictionaries({
+    "indicator": st.sampled_from(["asr", "ner", "drop_ratio", "ser", "isa", "sms_failure_ratio"]),
+    "relative": st.sampled_from([1.05, 1.5, 2.0, 3]),
+    "min_z": st.sampled_from([0, 0.5, 2.0, 5]),
+    "min_attempts": st.integers(1, 40),
+    "severity": st.sampled_from(["minor", "major", "critical"]),
+})  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_SHARE_RULE, min_size=1, max_size=6), st.integers(1, 60), st.integers(1, 5),
+       st.integers(0, 2**32 - 1), st.integers(0, 50))  # fmt: skip
+def test_relative_share_rules_judged_at_once_equal_each_rule_alone(rules, n, n_seg, seed,
+                                                                   baseline_min):  # fmt: skip
+    """Every relative rule on a share of a group of objects in one evaluation (a row per rule):
+    the very bits of each rule judged alone (the code of before, tests/naive.py)."""
+    from cemkit.kqi.alerts import _relative_shares
+    from cemkit.model.spec import Threshold
+    from tests import naive
+
+    rng = np.random.default_rng(seed)
+    seg = np.sort(rng.integers(0, n_seg, n))
+    seg = np.unique(seg, return_inverse=True)[1].astype(np.int64)  # objects numbered 0..
+    n_seg = int(seg.max()) + 1
+    rules = [Threshold(**r) for r in rules]
+    den = rng.integers(0, 80, size=(len(rules), n)).astype(float)
+    bad = np.floor(den * rng.random((len(rules), n)) ** 3)  # mostly few bad outcomes
+    bad[:, rng.random(n) < 0.1] = 0.0
+    value = np.where(den > 0, 1.0 - bad / np.where(den > 0, den, 1.0), np.nan)
+    trials = den.astype(np.int64)
+    got = _relative_shares(value, trials, bad, den, seg, n_seg, rules, baseline_min)
+    for i, rule in enumerate(rules):
+        want = naive.relative_share_rule(bad[i], den[i], value[i], trials[i], seg, n_seg, rule,
+                                         baseline_min)  # fmt: skip
+        for k in ("breach", "limit", "baseline"):
+            assert got[k][i].tobytes() == want[k].tobytes(), (i, k)

@@ -123,10 +123,6 @@ def _worse(value: np.ndarray, limit: float | np.ndarray, direction: int) -> np.n
         return np.asarray(value < limit if direction > 0 else value > limit, dtype=bool)
 
 
-def _seg_sum(seg: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(seg, weights=weights, minlength=n)
-
-
 def _seg_median(seg: np.ndarray, value: np.ndarray, n: int) -> np.ndarray:
     """``numpy.median`` of each segment's values (NaN for an empty segment)."""
     order = np.lexsort((value, seg))
@@ -158,31 +154,81 @@ def _evaluate(value: np.ndarray, trials: np.ndarray, share: tuple[np.ndarray, np
         breach = judged & _worse(value, limit, ind.direction)
         return {"breach": breach, "limit": limit, "baseline": np.full(n, np.nan)}
     assert rule.relative is not None
-    eligible = (trials >= baseline_min) & ~np.isnan(value)
-    any_eligible = np.bincount(seg[eligible], minlength=n_seg) > 0
-    row_ok = any_eligible[seg]
     if ind.is_share:
         assert share is not None
-        bad_np, den_np = share
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = bad_np / den_np
-        p0 = _robust_pooled_share(bad_np, den_np, eligible, rule.min_z, seg, n_seg)
-        # a baseline of zero bad outcomes still allows one in all the trials seen
-        den_seen = _seg_sum(seg, np.where(eligible, den_np, 0.0), n_seg)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p0_eff = np.minimum(np.maximum(p0, 1.0 / den_seen), 1 - 1e-9)
-        z = _z_score(bad_np, den_np, p0_eff[seg])
-        bad_limit = rule.relative * p0_eff
-        breach = judged & (p > bad_limit[seg]) & (z >= rule.min_z)
-        limit_value = 1.0 - bad_limit if ind.direction > 0 else bad_limit
-        baseline = 1.0 - p0 if ind.direction > 0 else p0
-    else:
-        baseline = _seg_median(seg[eligible], value[eligible], n_seg)
-        limit_value = baseline * rule.relative if ind.direction < 0 else baseline / rule.relative
-        breach = judged & _worse(value, limit_value[seg], ind.direction)
+        got = _relative_shares(value[None], trials[None], share[0][None], share[1][None], seg,
+                               n_seg, [rule], baseline_min)  # fmt: skip
+        return {k: v[0] for k, v in got.items()}
+    eligible = (trials >= baseline_min) & ~np.isnan(value)
+    row_ok = (np.bincount(seg[eligible], minlength=n_seg) > 0)[seg]
+    baseline = _seg_median(seg[eligible], value[eligible], n_seg)
+    limit_value = baseline * rule.relative if ind.direction < 0 else baseline / rule.relative
+    breach = judged & _worse(value, limit_value[seg], ind.direction)
     return {"breach": np.asarray(breach, dtype=bool) & row_ok,
             "limit": np.where(row_ok, limit_value[seg], np.nan),
             "baseline": np.where(row_ok, baseline[seg], np.nan)}  # fmt: skip
+
+
+def _relative_shares(value: np.ndarray, trials: np.ndarray, bad: np.ndarray, den: np.ndarray,
+                     seg: np.ndarray, n_seg: int, rules: list[Threshold],
+                     baseline_min: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """:func:`_evaluate` of relative rules on shares, several at once: one row per rule.
+
+    ``value``, ``trials`` and the share's ``bad`` and ``den`` are (rule, bucket) arrays (each
+    rule's indicator's, the same buckets); ``seg`` numbers each bucket's object. Every rule's
+    arithmetic is the one rule's, element by element, and each segment's sums add its buckets
+    in order as :func:`numpy.bincount` does (one bincount over every rule's segments): the very
+    bits of evaluating the rules one by one, in a few NumPy calls for all of them.
+    """
+    k = len(value)
+    # each rule's parameters as a column (rule, 1)
+    min_attempts = np.array([[r.min_attempts] for r in rules], dtype=np.int64)
+    min_z = np.array([[r.min_z] for r in rules], dtype=np.float64)
+    relative = np.array([[r.relative] for r in rules], dtype=np.float64)
+    higher = np.array([[formulas.INDICATORS[r.indicator].direction > 0] for r in rules])
+    flat = np.arange(k)[:, None] * n_seg + seg  # (rule, segment) of each bucket
+    known = ~np.isnan(value)
+    judged = (trials >= min_attempts) & known
+    eligible = (trials >= baseline_min) & known
+    row_ok = (_seg_count(flat[eligible], k, n_seg) > 0)[:, seg]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = bad / den
+    p0 = _robust_pooled_share(bad, den, eligible, min_z, seg, flat, n_seg)
+    # a baseline of zero bad outcomes still allows one in all the trials seen
+    den_seen = _seg_sums(flat, np.where(eligible, den, 0.0), k, n_seg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p0_eff = np.minimum(np.maximum(p0, 1.0 / den_seen), 1 - 1e-9)
+    z = _z_score(bad, den, p0_eff[:, seg])
+    bad_limit = relative * p0_eff
+    breach = judged & (p > bad_limit[:, seg]) & (z >= min_z)
+    limit_value = np.where(higher, 1.0 - bad_limit, bad_limit)
+    baseline = np.where(higher, 1.0 - p0, p0)
+    return {"breach": np.asarray(breach, dtype=bool) & row_ok,
+            "limit": np.where(row_ok, limit_value[:, seg], np.nan),
+            "baseline": np.where(row_ok, baseline[:, seg], np.nan)}  # fmt: skip
+
+
+_Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _share_rows(cache: dict[str, Any], rules: list[Threshold], idx: np.ndarray) -> _Rows:
+    """The value, trials, bad and trial counts of each rule's share at rows ``idx``: (rule, row)."""
+    columns = []
+    for rule in rules:
+        value, trials, share = cache[rule.indicator]
+        assert share is not None
+        columns.append((value, trials, *share))
+    return tuple(np.stack([c[i][idx] for c in columns]) for i in range(4))  # type: ignore[return-value]
+
+
+def _seg_count(flat: np.ndarray, k: int, n_seg: int) -> np.ndarray:
+    """Buckets per (rule, segment), of the flat (rule, segment) numbers given."""
+    return np.bincount(flat, minlength=k * n_seg).reshape(k, n_seg)
+
+
+def _seg_sums(flat: np.ndarray, weights: np.ndarray, k: int, n_seg: int) -> np.ndarray:
+    """Per (rule, segment): the sum of its buckets' weights, in bucket order (one bincount)."""
+    return np.bincount(flat.ravel(), weights=weights.ravel(), minlength=k * n_seg).reshape(k, n_seg)
 
 
 def _z_score(bad: np.ndarray, den: np.ndarray, p0: float | np.ndarray) -> np.ndarray:
@@ -203,10 +249,13 @@ def _z_score(bad: np.ndarray, den: np.ndarray, p0: float | np.ndarray) -> np.nda
     return np.where(n > 0, z, np.nan)
 
 
-def _robust_pooled_share(bad: np.ndarray, den: np.ndarray, eligible: np.ndarray, min_z: float,
-                         seg: np.ndarray, n_seg: int) -> np.ndarray:  # fmt: skip
-    """Per object: pooled bad share of its eligible buckets, leaving out significantly worse ones.
+def _robust_pooled_share(bad: np.ndarray, den: np.ndarray, eligible: np.ndarray,
+                         min_z: np.ndarray, seg: np.ndarray, flat: np.ndarray,
+                         n_seg: int) -> np.ndarray:  # fmt: skip
+    """Per rule and object: pooled bad share of its eligible buckets, leaving out worse ones.
 
+    (rule, bucket) arrays; ``seg`` each bucket's object, ``flat`` its (rule, segment) number;
+    ``min_z``: (rule, 1).
     One pass of outlier rejection: buckets whose z against the pooled share of all eligible
     buckets reaches ``min_z`` are left out of the baseline.
 
@@ -214,14 +263,15 @@ def _robust_pooled_share(bad: np.ndarray, den: np.ndarray, eligible: np.ndarray,
     most buckets see no bad outcome); leaving out the outliers keeps an incident from raising
     its own baseline.
     """
+    k = len(bad)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p_all = _seg_sum(seg, np.where(eligible, bad, 0.0), n_seg) / _seg_sum(
-            seg, np.where(eligible, den, 0.0), n_seg
+        p_all = _seg_sums(flat, np.where(eligible, bad, 0.0), k, n_seg) / _seg_sums(
+            flat, np.where(eligible, den, 0.0), k, n_seg
         )
-        keep = eligible & ~(_z_score(bad, den, p_all[seg]) >= min_z)
-        kept = np.bincount(seg[keep], minlength=n_seg) > 0
-        p_keep = _seg_sum(seg, np.where(keep, bad, 0.0), n_seg) / _seg_sum(
-            seg, np.where(keep, den, 0.0), n_seg
+        keep = eligible & ~(_z_score(bad, den, p_all[:, seg]) >= min_z)
+        kept = _seg_count(flat[keep], k, n_seg) > 0
+        p_keep = _seg_sums(flat, np.where(keep, bad, 0.0), k, n_seg) / _seg_sums(
+            flat, np.where(keep, den, 0.0), k, n_seg
         )
     extreme = (p_all <= 0.0) | (p_all >= 1.0)
     return np.where(extreme | ~kept, p_all, p_keep)
@@ -334,9 +384,19 @@ def find_alerts(
         np.not_equal(o[1:], o[:-1], out=starts_seg[1:])
         seg = np.cumsum(starts_seg, dtype=np.int64) - 1
         n_seg = int(seg[-1]) + 1
+        baseline_min = model.alerting.baseline_min_attempts
+        # the relative rules on shares of these objects, all judged at once
+        shared = [r for _, mine in by_indicator for r in mine
+                  if r.relative is not None and r.absolute is None
+                  and formulas.INDICATORS[r.indicator].is_share]  # fmt: skip
+        judged: dict[int, dict[str, np.ndarray]] = {}
+        if shared:
+            got_all = _relative_shares(*_share_rows(cache, shared, idx), seg, n_seg, shared,
+                                       baseline_min)  # fmt: skip
+            judged = {id(r): {k: v[i] for k, v in got_all.items()} for i, r in enumerate(shared)}
         for rank, (indicator, mine) in enumerate(by_indicator):
             got = _alerts_for(cache[indicator], idx, seg, n_seg, obj, starts, ends, indicator,
-                              mine, rank, model.alerting.baseline_min_attempts)  # fmt: skip
+                              mine, rank, baseline_min, judged)  # fmt: skip
             if got is not None:
                 found.append(got)
     if not found:
@@ -514,9 +574,11 @@ def _alerts_for(
     columns: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None],
     idx: np.ndarray, seg: np.ndarray, n_seg: int, obj: np.ndarray, starts: np.ndarray,
     ends: np.ndarray, indicator: str, rules: list[Threshold], rank: int, baseline_min: int,
+    judged: dict[int, dict[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray] | None:  # fmt: skip
     """Alerts of one indicator for the rows ``idx`` (several objects, sorted by object, time).
 
+    ``judged``: rules already evaluated on these rows (:func:`_relative_shares`), by ``id``.
     None when no bucket breaches (most micro-batches: no runs to find).
     """
     ind = formulas.INDICATORS[indicator]
@@ -529,7 +591,9 @@ def _alerts_for(
     is_absolute = np.zeros(n, dtype=bool)
     base = np.full(n, np.nan)
     for rule in sorted(rules, key=lambda r: _RANK[r.severity]):
-        ev = _evaluate(value, trials, share, seg, n_seg, rule, baseline_min)
+        ev = (judged or {}).get(id(rule))
+        if ev is None:
+            ev = _evaluate(value, trials, share, seg, n_seg, rule, baseline_min)
         hit = ev["breach"] & (_RANK[rule.severity] >= level)
         level[hit] = _RANK[rule.severity]
         limit[hit] = ev["limit"][hit]
