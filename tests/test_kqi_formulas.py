@@ -242,3 +242,15 @@ def test_score_arrays_equal_the_per_component_reference(rows):
     assert reason is not None and reason.tolist() == want_reason.tolist()
     only, none = f.score_arrays(ind, reasons=False)  # the KQI table's: no reasons worked out
     assert none is None and only.tobytes() == want_score.tobytes()
+
+
+def test_bad_share_reads_a_frame_or_arrays_by_name_alike():
+    """One definition of a share's bad outcomes and trials: the alerts read it on arrays."""
+    sums = pd.DataFrame({c: np.arange(4, dtype=np.int64) * (i + 1)
+                         for i, c in enumerate(f.COUNTERS)})  # fmt: skip
+    for name in ("asr", "drop_ratio", "ser", "isa"):
+        bad, den = f.bad_share(sums, name)
+        by_name = {c: sums[c].to_numpy() for c in f.counters_needed([name]) or []}
+        bad_a, den_a = f.bad_share(by_name, name)
+        assert bad_a.dtype == den_a.dtype == np.int64
+        assert bad_a.tolist() == bad.tolist() and den_a.tolist() == den.tolist()

@@ -357,12 +357,8 @@ def find_alerts(
         value = column(name, float)
         share = None
         if ind.is_share:  # the trials of a share are its denominator
-            assert ind.numerator is not None and ind.denominator is not None
-            num = column(ind.numerator, np.int64)
-            den = (column("invites", np.int64) - column("invites_3xx", np.int64)
-                   if ind.denominator == "invites_not_3xx"
-                   else column(ind.denominator, np.int64))  # fmt: skip
-            bad = den - num if ind.direction > 0 else num
+            counters = {c: column(c, np.int64) for c in formulas.counters_needed([name]) or []}
+            bad, den = formulas.bad_share(counters, name)
             share = (bad.astype(float), den.astype(float))
             trials = den
         else:

@@ -836,15 +836,20 @@ def indicator_columns(counters: Mapping[str, np.ndarray] | np.ndarray, n: int,
     return out
 
 
-def bad_share(sums: pd.DataFrame, name: str) -> tuple[pd.Series, pd.Series]:
-    """For a share indicator: the count of *bad* outcomes and the number of trials."""
+def bad_share(sums: Any, name: str) -> tuple[Any, Any]:
+    """For a share indicator: the count of *bad* outcomes and the number of trials (int64).
+
+    ``sums``: summed counters, a frame (Series returned) or a mapping of arrays (arrays); those
+    :func:`counters_needed` names suffice. The alerts' significance tests read shares this way.
+    """
     ind = INDICATORS[name]
     if not ind.is_share:
         raise ValueError(f"{name} is not a share of counts")
     assert ind.numerator is not None and ind.denominator is not None
     num = sums[ind.numerator].astype("int64")
-    if ind.denominator == "invites_not_3xx":
-        den = (sums["invites"] - sums["invites_3xx"]).astype("int64")
+    if ind.denominator in DERIVED:
+        a, b = DERIVED[ind.denominator]
+        den = (sums[a] - sums[b]).astype("int64")
     else:
         den = sums[ind.denominator].astype("int64")
     bad = den - num if ind.direction > 0 else num
