@@ -39,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cemkit.arrowstr import arrow_strings_of
 from cemkit.schema import CATEGORIES
 
 #: Label columns carried as categoricals, with the values they usually take (their categories
@@ -55,19 +56,6 @@ PROTECTED: tuple[str, ...] = ("node",)
 ALL: tuple[str, ...] = (*VOCABULARIES, *PROTECTED)
 
 _STRING = pd.StringDtype("pyarrow")
-
-
-def _string_array(arr: Any) -> pa.Array | pa.ChunkedArray | None:
-    """The Arrow array of an Arrow-backed string column (``None`` for any other)."""
-    if isinstance(arr, pd.Series):
-        arr = arr.array
-    dtype = getattr(arr, "dtype", None)
-    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
-        return pa.array(arr)
-    if isinstance(dtype, pd.ArrowDtype):
-        t = dtype.pyarrow_dtype
-        return pa.array(arr) if pa.types.is_string(t) or pa.types.is_large_string(t) else None
-    return None
 
 
 @functools.lru_cache(maxsize=256)
@@ -92,7 +80,7 @@ def narrow_array(name: str, values: Any) -> pd.Categorical | None:
             return values
         at = np.append(pd.Index(dtype.categories).get_indexer(distinct), -1)
         return pd.Categorical.from_codes(at[values.codes], dtype=dtype, validate=False)
-    arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else _string_array(values)
+    arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else arrow_strings_of(values)
     if arr is None:
         return None
     if isinstance(arr, pa.ChunkedArray):
@@ -168,7 +156,7 @@ def label_codes(values: Any, vocabulary: Sequence[str]) -> np.ndarray:
     if isinstance(arr, pd.Categorical):
         lookup = _category_lookup(tuple(arr.categories), tuple(vocabulary))
         return lookup[arr.codes]  # code -1 (null) reads the last slot: -1
-    strings = arr if isinstance(arr, pa.Array | pa.ChunkedArray) else _string_array(arr)
+    strings = arr if isinstance(arr, pa.Array | pa.ChunkedArray) else arrow_strings_of(arr)
     if strings is not None:
         from cemkit import arrowstr
         from cemkit.kqi import _kernels  # Numba: imported when labels are read
@@ -205,6 +193,6 @@ def narrowed_meta(meta: pd.DataFrame, names: Iterable[str] | None = None) -> pd.
     """The (empty) meta of a lazy frame as :func:`narrow` leaves its partitions."""
     names = VOCABULARIES if names is None else names
     dtypes = {name: label_dtype(name) for name in names if name in meta.columns
-              and (_string_array(meta[name].array) is not None
+              and (arrow_strings_of(meta[name].array) is not None
                    or isinstance(meta[name].dtype, pd.CategoricalDtype))}  # fmt: skip
     return meta.astype(dtypes) if dtypes else meta
