@@ -8,7 +8,7 @@ process, no Dask (a pandas frame is one partition of the same stages ``cemkit ru
 | stage | cemkit call | floor (the least any implementation must do) |
 |---|---|---|
 | load CSV | Asterisk, FreeSWITCH loaders: ``read_part`` of every part | ``pyarrow.csv.read_csv`` |
-| load Parquet | Parquet loader ``read_part`` over every part | ``pyarrow.parquet.read_table`` |
+| load Parquet | the loader's ``read_part_narrow`` (a run's read) | ``pyarrow.parquet.read_table`` |
 | protect | ``cemkit.privacy.protect`` (default) | HMAC on distinct values of tokenized columns |
 | stitch, pair, match, sessionize | each correlator (pandas) | one ``argsort`` of an int64 key |
 | KQIs | ``cemkit.kqi.rollup`` (alone; as the run's sink) | one ``bincount`` (group x bucket) |
@@ -59,6 +59,7 @@ def stages(w: Path, only_load: bool = False, upto_protect: bool = False) -> list
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    from cemkit import labels
     from cemkit.correlate import match, pair_legs, sessionize, stitch
     from cemkit.correlate._frames import time_ns
     from cemkit.io.api import plan
@@ -87,10 +88,14 @@ def stages(w: Path, only_load: bool = False, upto_protect: bool = False) -> list
             extra += f", x{user[0] / user[1]:.1f}" if user[1] else ""
         print(f"# {stage}: {secs:.2f} s (floor {floor_name} {floor_s:.3f} s{extra})", flush=True)
 
-    def load_all(paths: list[str], fmt: str, **kw: Any) -> pd.DataFrame:
+    def load_all(paths: list[str], fmt: str, narrow: bool = False, **kw: Any) -> pd.DataFrame:
         the_plan = plan(paths, format=fmt, **kw)
-        return pd.concat([the_plan.loader.read_part(p)[0] for p in the_plan.parts],
-                         ignore_index=True)  # fmt: skip
+        read = the_plan.loader.read_part
+        if narrow:  # as a run reads: label columns narrow (cemkit.labels)
+            read = getattr(the_plan.loader, "read_part_narrow", None) or (
+                lambda p: (labels.narrow(the_plan.loader.read_part(p)[0]), None)
+            )  # (a tree before read_part_narrow: the read, then narrow, as its runner did)
+        return pd.concat([read(p)[0] for p in the_plan.parts], ignore_index=True)
 
     headerless = pacsv.ReadOptions(autogenerate_column_names=True)
     for fmt in ("asterisk", "freeswitch"):
@@ -116,11 +121,11 @@ def stages(w: Path, only_load: bool = False, upto_protect: bool = False) -> list
         return rows
 
     files = sorted(str(p) for p in (w / "records").glob("*.parquet"))
-    secs, cpu, records = _tc(lambda: load_all(files, "parquet"))
+    secs, cpu, records = _tc(lambda: load_all(files, "parquet", narrow=True))
     user = _last_user[0]
     floor, floor_cpu, _ = _tc(lambda: pa.concat_tables([pq.read_table(f) for f in files]))
-    add("load Parquet", len(records), secs, "pyarrow.parquet.read_table", floor, (cpu, floor_cpu),
-        (user, _last_user[0]))  # fmt: skip
+    add("load Parquet (labels narrow, as a run reads)", len(records), secs,
+        "pyarrow.parquet.read_table", floor, (cpu, floor_cpu), (user, _last_user[0]))  # fmt: skip
 
     policy = load_policy("default")
     key = load_key(policy)

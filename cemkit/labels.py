@@ -76,7 +76,9 @@ def narrow_array(name: str, values: Any) -> pd.Categorical | None:
             return None
         distinct = [str(v) for v in values.categories]
         dtype = label_dtype(name, tuple(sorted(set(distinct))))
-        if values.dtype == dtype:
+        # (unordered dtypes of the same categories in another order compare equal: the order
+        # is checked too, or a dictionary's own order would stay)
+        if values.dtype == dtype and values.categories.equals(dtype.categories):
             return values
         at = np.append(pd.Index(dtype.categories).get_indexer(distinct), -1)
         return pd.Categorical.from_codes(at[values.codes], dtype=dtype, validate=False)

@@ -250,21 +250,27 @@ def empty_frame(extensions: Iterable[Column] = ()) -> pd.DataFrame:
     return pd.DataFrame({n: pd.Series([], dtype=d) for n, d in dtypes.items()})
 
 
-def conform(df: pd.DataFrame, extensions: Iterable[Column] = ()) -> pd.DataFrame:
+def conform(df: pd.DataFrame, extensions: Iterable[Column] = (),
+            narrow: Iterable[str] = ()) -> pd.DataFrame:  # fmt: skip
     """Return ``df`` with every canonical column present, in order, with canonical dtypes.
 
     Missing canonical columns are added as nulls; extension columns are kept after them. Values
-    are cast, not checked: call :func:`validate` to check them.
+    are cast, not checked: call :func:`validate` to check them. ``narrow``: label columns kept
+    as they are when categorical (read narrow: :func:`cemkit.labels.narrow`), not made strings.
     """
     ext = list(extensions)
     dtypes = pandas_dtypes(arrow_schema(ext))
     ext_names = [c for c in df.columns if c.startswith(EXTENSION_PREFIX) and c not in dtypes]
+    keep = set(narrow)
     out = {}
     n = len(df)
     for name, dtype in dtypes.items():
         if name in df.columns:
             col = df[name]
-            out[name] = col if col.dtype == dtype else col.astype(dtype)
+            as_is = col.dtype == dtype or (
+                name in keep and isinstance(col.dtype, pd.CategoricalDtype)
+            )
+            out[name] = col if as_is else col.astype(dtype)
         else:
             out[name] = pd.Series(pd.array([None] * n, dtype=dtype), index=df.index)
     for name in ext_names:

@@ -86,6 +86,32 @@ def test_a_narrowed_frame_is_written_as_its_strings_byte_for_byte(tmp_path, n):
     assert not any(isinstance(t, pd.CategoricalDtype) for t in back.dtypes)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.sampled_from(OUTCOMES), min_size=1, max_size=30),
+    st.lists(st.tuples(st.integers(0, 20_000), st.sampled_from(["other", "", "busy"])), max_size=5),
+    st.integers(0, 20_030),
+)
+def test_labels_as_written_equal_the_strings_dictionary_encoded(head, late, n):
+    # the writer's dictionary of a categorical label column is the strings' own (values in the
+    # order they first appear), also for values first seen after the sampled head
+    items = [head[i % len(head)] for i in range(n)]
+    for at, value in late:
+        if at < n:
+            items[at] = value
+    strings = pa.array(items, pa.string())
+    narrowed = labels.narrow(pd.DataFrame({"outcome": pd.Series(items, dtype=STRING)}))
+    column = pa.chunked_array([pa.array(narrowed["outcome"])])
+    got, low = store._labels_as_written(column)
+    if not low:  # many distinct values in the head: written as strings
+        assert got.cast(pa.string()).equals(strings)
+        return
+    want = strings.dictionary_encode()
+    assert got.dictionary.equals(want.dictionary)
+    assert got.indices.is_valid().equals(want.indices.is_valid())
+    assert got.indices.fill_null(0).equals(want.indices.cast(pa.int32()).fill_null(0))
+
+
 def test_read_part_narrow_reads_the_dictionary_pages_as_categoricals(tmp_path):
     frame = pd.DataFrame({"outcome": pd.Series(["busy", None, "answered"] * 10, dtype=STRING),
                           "b_number": pd.Series(["x"] * 30, dtype=STRING)})  # fmt: skip

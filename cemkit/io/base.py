@@ -186,6 +186,17 @@ class Loader(abc.ABC):
     def read_part(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Read one part: (canonical records, quarantine)."""
 
+    def read_part_narrow(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`read_part` with the label columns narrow, as a run holds them.
+
+        (:func:`cemkit.labels.narrow`; ``node`` stays text: protect reads it.) A format that
+        reads them narrow at their source (Parquet's dictionary pages) overrides it.
+        """
+        from cemkit import labels
+
+        records, quarantine = self.read_part(part)
+        return labels.narrow(records), quarantine
+
 
 #: Key of a quarantine frame's ``attrs`` under which :meth:`Loader.read_part` leaves its part's
 #: read units for :meth:`Loader.read_units` (the two run in the same task, on the same frame).

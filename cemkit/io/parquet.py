@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cemkit import labels
 from cemkit.errors import InputError
 from cemkit.io.base import Loader, Part, registry, with_read_units
 from cemkit.io.convert import quarantine_frame, to_pandas
@@ -87,14 +88,33 @@ class ParquetLoader(Loader):
 
     def read_part(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Read one row group, conform it, quarantine rows that break row rules."""
-        table = pq.ParquetFile(part.path).read_row_group(part.start)
+        return self._read(part, narrow=False)
+
+    def read_part_narrow(self, part: Part) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`read_part`, the label columns read narrow from their dictionary pages.
+
+        Arrow dictionaries made categoricals (:func:`cemkit.labels.narrow`): their strings are
+        never made, nor hashed again to narrow them; the row rules test them as they are.
+        """
+        return self._read(part, narrow=True)
+
+    def _read(self, part: Part, narrow: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+        metadata = pq.read_metadata(part.path)
+        labelled: list[str] = []
+        if narrow:
+            names = metadata.schema.to_arrow_schema().names
+            labelled = [n for n in names if n in labels.VOCABULARIES]
+        pf = pq.ParquetFile(part.path, metadata=metadata, read_dictionary=labelled or None)
+        table = pf.read_row_group(part.start)
         for i, f in enumerate(table.schema):
-            if pa.types.is_dictionary(f.type):
+            if pa.types.is_dictionary(f.type) and not (
+                f.name in labelled and _is_string(f.type.value_type)
+            ):
                 table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
         df = to_pandas(table)
         known = set(BY_NAME) | {c.name for c in self._ext}
         df = df[[c for c in df.columns if c in known]]
-        df = conform(df, self._ext)
+        df = conform(df, self._ext, narrow=labelled)
         bad = np.zeros(len(df), dtype=bool)
         q = Quarantined()
         reasons: list[tuple[np.ndarray, str, str]] = []
@@ -123,4 +143,24 @@ class ParquetLoader(Loader):
         if bad.any():
             df = df[~bad]
         quarantine = with_read_units(quarantine_frame(part.path, q), {"parquet_rows": len(bad)})
-        return df.reset_index(drop=True), quarantine
+        df = df.reset_index(drop=True)
+        return (_narrowed(df, labelled) if narrow else df), quarantine
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _narrowed(df: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """The label columns read as dictionaries as :func:`cemkit.labels.narrow` makes them.
+
+    Their categories: the vocabulary and the other values the rows kept hold (as when narrowed
+    from strings): a value that only quarantined rows held is no category.
+    """
+    for name in names:
+        values = df[name].array
+        if isinstance(values, pd.Categorical) and not set(values.categories) <= set(
+            labels.VOCABULARIES[name]
+        ):
+            df[name] = values.remove_unused_categories()
+    return labels.narrow(df, names)

@@ -213,13 +213,14 @@ def _read_part(loader: Any, part: Any, index: int, pre: list[st.Stage], combined
     """One input part: read, run the leading row stages, write the quarantine; records + counts."""
     from cemkit.io.api import number_counts
 
-    records, quarantine = loader.read_part(part)
+    # label columns narrow from the read on (a format may read them so at their source)
+    records, quarantine = loader.read_part(part) if combined else loader.read_part_narrow(part)
     read = loader.rows_read(part, records, quarantine)
     attached = loader.rows_attached(part, records, quarantine)  # e.g. CUCM CMRs joined to CDRs
     units = loader.read_units(part, records, quarantine)  # lines, packets, BER records, ...
     numbers = number_counts(records)  # how many numbers stayed unparsed (warn_unparsed)
     if not combined:
-        records = st.run_pandas(labels.narrow(records), pre)
+        records = st.run_pandas(records, pre)
         records = labels.narrow(records, labels.PROTECTED)  # once protected (scan_text reads text)
         if align is not None:
             records = align(records)

@@ -241,26 +241,30 @@ def _labels_as_written(column: pa.ChunkedArray) -> tuple[pa.Array, bool]:
     """
     arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     n = len(arr)
-    codes = np.asarray(pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False))
-    codes = codes.astype(np.int64, copy=False)
-    head = codes[:_DICTIONARY_SAMPLE]
     k = len(arr.dictionary)
+    # the codes in their own type (int8 for a few categories), -1 for null
+    codes = np.asarray(pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False))
+    valid = codes >= 0 if arr.null_count else None
+    head = codes[:_DICTIONARY_SAMPLE]
     present_head = np.bincount(head[head >= 0], minlength=k) if k else np.zeros(0, np.int64)
     distinct_head = int(np.count_nonzero(present_head))
     if n == 0 or distinct_head > max(1, _DICTIONARY_SHARE * len(head)):
         return arr.cast(pa.large_string()), False
-    valid = codes >= 0
+    # each category's first row: those the head holds found in it, only the others searched
+    # for in the whole column (a pass each; a label's categories nearly all appear early)
     first = np.full(k, n, np.int64)
-    for c in range(k):
-        hits = codes == c
-        if hits.any():
-            first[c] = int(np.argmax(hits))
+    seen, at = np.unique(head[head >= 0], return_index=True)
+    first[seen] = np.flatnonzero(head >= 0)[at]
+    for c in np.flatnonzero(present_head == 0).tolist():
+        hits = np.flatnonzero(codes[head.size :] == c)
+        if hits.size:
+            first[c] = head.size + int(hits[0])
     order = [c for c in np.argsort(first, kind="stable").tolist() if first[c] < n]
-    remap = np.full(k, -1, np.int32)
+    remap = np.zeros(k + 1, np.int32)  # (the last slot: a null's code, -1)
     remap[order] = np.arange(len(order), dtype=np.int32)
-    indices = np.where(valid, remap[np.maximum(codes, 0)] if k else 0, 0).astype(np.int32)
+    indices = remap[codes]
     dictionary = arr.dictionary.cast(pa.string()).take(pa.array(order, pa.int64()))
-    mask = None if valid.all() else ~valid
+    mask = None if valid is None else ~valid
     encoded = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32(), mask=mask), dictionary)
     return encoded, True
 
