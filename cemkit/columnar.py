@@ -126,6 +126,17 @@ class Columns:
 
     __setitem__ = put
 
+    def put_taken(self, name: str, base: Any, idx: np.ndarray) -> None:
+        """Set column ``name`` to ``base`` at the valid positions ``idx``, left pending.
+
+        Gathered when read, as a column :meth:`pending` selected (``base`` need not be one of
+        this batch's columns: stitch's reduced columns are a column with the groups' values
+        after it). Columns put with one ``idx`` are gathered together.
+        """
+        self._arrays[name] = _Take(base, idx, False)
+        self._series.pop(name, None)
+        self._columns = None
+
     def pending(self, names: Sequence[str], idx: np.ndarray,
                 missing: bool = False) -> dict[str, Any]:  # fmt: skip
         """Columns ``names`` at positions ``idx`` of this batch, as pending columns (none taken).

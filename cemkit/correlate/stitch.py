@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cemkit.columnar import Columns
+from cemkit.columnar import Columns, column_array, gather_blocks
 from cemkit.correlate import _frames, _kernels
-from cemkit.correlate.calls import _label_index, _time_ns, delta_ns
+from cemkit.correlate.calls import _time_ns, delta_ns
+from cemkit.labels import label_codes
 
 #: Columns :func:`stitch` adds to the records (names under the ``src_`` prefix of the schema).
 STITCH_COLUMNS: dict[str, str] = {
@@ -48,62 +49,111 @@ def stitch_labels(
     See :func:`stitch` for the parameters and :func:`cemkit.correlate._kernels.stitch_groups`
     for the meaning of the arrays.
     """
+    n = len(records)
+    rows, label_at, rank_at, flags = _call_rows(records, gap, by)
+    label = np.arange(n, dtype=np.int64)
+    rank = np.zeros(n, np.int64)
+    label[rows] = label_at
+    rank[rows] = rank_at
+    return label, rank, flags
+
+
+def _call_rows(
+    records: pd.DataFrame, gap: Any, by: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`stitch_labels` on the rows that may share a call: ``(rows, label, rank, flags)``.
+
+    Only the rows that may belong to a call of several records are keyed and grouped: those
+    whose call reference another row shares, and those without one (chained by parties):
+    ``rows`` (ascending), with their labels (row positions) and ranks. Every other row is a
+    call of its own (its label itself, rank 0), flagged only when it carries a ``partial_seq``
+    other than 1 (a partial whose others are elsewhere: missing), unless it is a registration:
+    a batch without partials pays this check, not a stitch. ``flags``: of every row.
+    """
     by = list(by)
     needed = ["call_id", "partial_seq", "start", "end", "a_number", "b_number", *by]
     _frames.require(records, needed, "stitch")
     kind = _frames.time_kind(records["start"])
     gap_ns = delta_ns(gap, kind, "gap")
+    n = len(records)
+    flags = np.zeros(n, np.int8)
+    none = np.zeros(0, np.int64)
+    if not n:
+        return none, none, none, flags
     call_codes = getattr(records, "codes", {}).get("call_id")
     if call_codes is not None:  # protect's codes of the call ids (cemkit.columnar.Columns)
         ref = np.asarray(call_codes, np.int64)
         has_ref = ref >= 0  # (-1: null)
-    else:
-        has_ref = records["call_id"].notna().to_numpy(dtype=bool)
-    n = len(records)
-    key = np.full(n, -1, np.int64)
-    alone = np.zeros(n, bool)
-    if n:
         # nearly every call reference is on one record: those records are calls of their own
         # whatever the ``by`` columns hold, so the full key is encoded only for the references
         # several records share (the partials, a few thousand rows in a million)
-        if call_codes is not None:
-            counts = np.bincount(ref[has_ref], minlength=max(int(ref.max(initial=-1)) + 1, 1))
-            shared = has_ref & (counts[np.maximum(ref, 0)] > 1)
-        else:
-            # a hash of each reference (its token bits, or its code) repeated on another row:
-            # every reference several rows share, and the rare ones whose hashes collide (their
-            # full key below tells them apart), without a dictionary of a million references
-            parts, null = _frames.key_parts(records["call_id"])
-            shared = _kernels.repeated(_kernels.hash_key(parts, null | ~has_ref))
-        rows = np.flatnonzero(shared)
-        nref = 0
-        if rows.size:
-            found = shared_call_key(records, rows, by) if call_codes is not None else None
-            if found is None:
-                found = _frames.composite_key(
-                    [records[c].iloc[rows] for c in [*by, "call_id"]],
-                    null_is_value=[True] * len(by) + [False],
-                )
-            kref, nref = found
-            key[rows] = kref
-        alone = has_ref & ~shared
-        key[alone] = nref + np.flatnonzero(alone)  # a key of its own
-        nref += n
-        noref = np.flatnonzero(~has_ref)
-        if noref.size:
-            kpar, _ = _frames.composite_key(
-                [records[c].iloc[noref] for c in [*by, "a_number", "b_number"]],
-                null_is_value=[True] * len(by) + [False, False],
-            )
-            key[noref] = np.where(kpar >= 0, kpar + nref, -1)
-        if "record_kind" in records:  # (a frame: in its columns)
-            # a REGISTER refresh reuses its Call-ID (RFC 3261 section 10.2.4): each registration
-            # attempt is a record of its own, never a partial of another
-            key[_label_index(records, "record_kind", ("registration",)) == 0] = -1
+        counts = np.bincount(ref[has_ref], minlength=max(int(ref.max(initial=-1)) + 1, 1))
+        shared = has_ref & (counts[np.maximum(ref, 0)] > 1)
+    else:
+        has_ref = records["call_id"].notna().to_numpy(dtype=bool)
+        # a hash of each reference (its token bits, or its code) repeated on another row:
+        # every reference several rows share, and the rare ones whose hashes collide (their
+        # full key below tells them apart), without a dictionary of a million references
+        parts, null = _frames.key_parts(records["call_id"])
+        shared = _kernels.repeated(_kernels.hash_key(parts, null | ~has_ref))
     seq = _int64_or_minus_one(records, "partial_seq")
-    start = _time_ns(records, "start")  # (a micro-batch's: their int64 values, no Series)
-    end = _time_ns(records, "end")
-    return _kernels.stitch_groups(key, seq, start, end, ~has_ref, gap_ns, alone=alone)
+    # a whole record carrying a sequence number other than 1: a call of its own, flagged missing
+    # (what the kernel finds for a key of one row), unless a registration (never a partial)
+    lone = np.flatnonzero(has_ref & ~shared & (seq >= 0) & (seq != 1))
+    if lone.size and "record_kind" in records:
+        lone = lone[_label_index_at(records, "record_kind", ("registration",), lone) != 0]
+        flags[lone] = _kernels.FLAG_MISSING
+    rows = np.flatnonzero(shared | ~has_ref)  # the rows that may share a call
+    if not rows.size:
+        return rows, rows, rows, flags
+    key = np.full(rows.size, -1, np.int64)
+    ref_rows = np.flatnonzero(has_ref[rows])  # (positions in ``rows``)
+    nref = 0
+    if ref_rows.size:
+        at = rows[ref_rows]
+        found = shared_call_key(records, at, by) if call_codes is not None else None
+        if found is None:
+            found = _frames.composite_key(
+                [records[c].iloc[at] for c in [*by, "call_id"]],
+                null_is_value=[True] * len(by) + [False],
+            )
+        kref, nref = found
+        key[ref_rows] = kref
+    noref_rows = np.flatnonzero(~has_ref[rows])
+    if noref_rows.size:
+        at = rows[noref_rows]
+        kpar, _ = _frames.composite_key(
+            [records[c].iloc[at] for c in [*by, "a_number", "b_number"]],
+            null_is_value=[True] * len(by) + [False, False],
+        )
+        key[noref_rows] = np.where(kpar >= 0, kpar + nref, -1)
+    if "record_kind" in records:  # (a frame: in its columns)
+        # a REGISTER refresh reuses its Call-ID (RFC 3261 section 10.2.4): each registration
+        # attempt is a record of its own, never a partial of another
+        key[_label_index_at(records, "record_kind", ("registration",), rows) == 0] = -1
+    start = _time_ns(records, "start")[rows]  # (a micro-batch's: their int64 values, no Series)
+    end = _time_ns(records, "end")[rows]
+    sub_label, sub_rank, sub_flags = _kernels.stitch_groups(key, seq[rows], start, end,
+                                                            ~has_ref[rows], gap_ns)  # fmt: skip
+    flags[rows] = sub_flags
+    return rows, rows[sub_label], sub_rank, flags
+
+
+def _label_index_at(records: Any, name: str, vocabulary: Sequence[str],
+                    rows: np.ndarray) -> np.ndarray:  # fmt: skip
+    """:func:`~cemkit.correlate.calls._label_index` of column ``name`` at ``rows`` only.
+
+    A column of a frame or a :class:`~cemkit.columnar.Columns` (a pending one by its source):
+    its values at the rows taken first, so the labels of a few rows do not cost a pass over all.
+    """
+    values: Any
+    if isinstance(records, Columns):
+        values, at = records.source(name)
+        if at is not None:
+            rows = at[rows]
+    else:
+        values = column_array(records, name)
+    return label_codes(_frames.take_array(values, rows), tuple(vocabulary))
 
 
 def _int64_or_minus_one(records: Any, name: str) -> np.ndarray:
@@ -155,25 +205,27 @@ def shared_call_key(records: Columns, rows: np.ndarray,
 
 def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.DataFrame:
     records = _frames.without_attrs(records)
-    label, rank, flags = stitch_labels(records, gap, by)
+    rows, label, rank, flags = _call_rows(records, gap, by)
     n = len(records)
-    is_rep = label == np.arange(n)
-    reps = np.flatnonzero(is_rep)  # representatives, in input order
-    # group number of each row, in the order of the representatives
-    group_of_rep = np.full(n, -1, np.int64)
-    group_of_rep[reps] = np.arange(reps.size)
-    group = group_of_rep[label]
-    ngroups = reps.size
-    sizes = np.bincount(group, minlength=ngroups)
-    multi = sizes > 1
-    several = bool(multi.any())
-    last = at_last = reps
+    absorbed = rows[label != rows]  # partials stitched into an earlier one
+    several = bool(absorbed.size)
+    keep = reps = None  # (without partials: every row, in order)
+    ngroups = n
+    sizes = np.ones(n, np.int64)
     if several:
+        keep = np.ones(n, bool)
+        keep[absorbed] = False
+        reps = np.flatnonzero(keep)  # representatives, in input order
+        ngroups = reps.size
+        # the group (its representative's number in the output) of each row of ``rows``
+        group = np.searchsorted(reps, label)
+        sizes = np.maximum(np.bincount(group, minlength=ngroups), 1)
+        multi = sizes > 1
         # the last partial of each group of several: its rank is the group's size - 1 (the
         # kernel ranks a call's partials 0, 1, ..., size - 1)
         is_last = rank == sizes[group] - 1
         last = np.full(ngroups, -1, np.int64)
-        last[group[is_last]] = np.flatnonzero(is_last)
+        last[group[is_last]] = rows[is_last]
         # the rows the columns a call's last partial gives are taken from: a whole record is
         # its own last partial, only the groups of several take another row
         at_last = reps.copy()
@@ -186,9 +238,9 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     names = records.names if isinstance(records, Columns) else list(records.columns)
     ended = [c for c in _FROM_LAST if c in records] if unique and several else []
     first = [c for c in names if c not in ended]
-    index = records.index if reps.size == n else records.index[reps]
+    index = records.index if reps is None else records.index[reps]
     out: Any
-    if isinstance(records, Columns) and reps.size == n:
+    if isinstance(records, Columns) and reps is None:
         # a micro-batch of whole records (most are: a call's partials seldom share one): every
         # row its own call, in order, so the columns and codes are the records' own, as they are
         # (a pending column stays pending, its source and positions unchanged)
@@ -196,38 +248,52 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     elif isinstance(records, Columns) and n <= PENDING_ROWS:  # columns left pending
         # (gathered when read: correlate_calls composes its own selection with this one); the
         # representatives keep their parties and call id: their codes go along
+        assert reps is not None
         codes = {c: v[reps] for c, v in records.codes.items()}
         cols = records.pending(first, reps)
         cols.update(records.pending(ended, at_last))
         out = Columns({c: cols[c] for c in names}, index, codes, owner=records.owner)
     elif unique:
         arrays = _frames.column_arrays(records)
-        cols = _frames.select_arrays({c: arrays[c] for c in first}, is_rep)
-        cols.update(_frames.take_arrays({c: arrays[c] for c in ended}, at_last))
+        cols = _frames.select_arrays({c: arrays[c] for c in first},
+                                     np.ones(n, bool) if keep is None else keep)  # fmt: skip
+        if ended:
+            cols.update(_frames.take_arrays({c: arrays[c] for c in ended}, at_last))
         out = {c: cols[c] for c in names}
     else:
-        out = records[is_rep]
+        out = records if keep is None else records[keep]
     if several:
         # only calls of several partials (rare) are reduced; a whole record is its own result
-        many = _Partials(group, multi)
+        many = _Partials.of_rows(rows, group, multi)
         reduce = [(c, "min") for c in ("start", "answer")] + [("end", "max")]
         reduce += [(c, "sum") for c in _SUM] + [(c, "mean") for c in _MEAN]
         reduce = [(c, how) for c, how in reduce if c in records]
-        if isinstance(out, Columns):  # the columns set below gathered at once, not one by one
-            out.gather([*(c for c, _ in reduce), "partial_seq"])
-        for c, value in many.reduce_columns(records, reduce, out).items():
-            out[c] = value
-        if not unique:  # a frame with repeated column names: the last partials' values set
-            take_last = many.groups
-            for c in _FROM_LAST:
-                if c in records:
-                    values = out[c].array.copy()
-                    values[take_last] = records[c].array.take(last[take_last])
-                    out[c] = values
-        pseq = (out.array("partial_seq") if isinstance(out, Columns) else out["partial_seq"]).copy()
-        pseq[multi] = pd.NA
-        out["partial_seq"] = pseq
-    rep_flags = flags[reps]
+        if isinstance(out, Columns):
+            # each reduced column pending too: the records' column with the groups' values
+            # after it, taken at the representatives but the groups of several at those values
+            # (one gather, with correlate_calls' selection composed, when read)
+            values = many.reduce_values(records, reduce)
+            values["partial_seq"] = pd.array([pd.NA] * many.groups.size,
+                                             dtype=records["partial_seq"].dtype)  # fmt: skip
+            assert reps is not None
+            at = reps.copy()
+            at[many.groups] = n + np.arange(many.groups.size)
+            for c, v in values.items():
+                out.put_taken(c, _concat(records.array(c), v), at)
+        else:
+            for c, value in many.reduce_columns(records, reduce, out).items():
+                out[c] = value
+            if not unique:  # a frame with repeated column names: the last partials' values set
+                take_last = many.groups
+                for c in _FROM_LAST:
+                    if c in records:
+                        values = out[c].array.copy()
+                        values[take_last] = records[c].array.take(last[take_last])
+                        out[c] = values
+            pseq = out["partial_seq"].copy()
+            pseq[multi] = pd.NA
+            out["partial_seq"] = pseq
+    rep_flags = flags if reps is None else flags[reps]
     # (the nullable arrays built directly: no values to infer or check, none of them null)
     out["src_partials"] = pd.arrays.IntegerArray(sizes.astype(np.int32), np.zeros(ngroups, bool))
     for c, flag in (("src_partials_out_of_order", _kernels.FLAG_OUT_OF_ORDER),
@@ -237,11 +303,23 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     if isinstance(out, Columns):  # a micro-batch: arrays on to the next stage
         return out
     if isinstance(records, Columns):  # the real-time path: arrays on to the next stage
-        codes = {c: v[reps] for c, v in records.codes.items()}
+        codes = {c: v if reps is None else v[reps] for c, v in records.codes.items()}
         return Columns(out, index, codes, owner=records.owner)
     if unique:
         return pd.DataFrame(out, index=index, copy=False)
     return out
+
+
+def _array_of(records: Any, name: str) -> Any:
+    """Column ``name``'s array (a micro-batch's without a Series)."""
+    return records.array(name) if isinstance(records, Columns) else records[name].array
+
+
+def _concat(values: Any, more: Any) -> Any:
+    """One array of ``values`` then ``more`` (an array of the same dtype), as pandas joins them."""
+    if isinstance(values, np.ndarray):
+        return np.concatenate([values, np.asarray(more, dtype=values.dtype)])
+    return type(values)._concat_same_type([values, more])
 
 
 #: Rows up to which a batch's selected columns are left pending (gathered when read, with
@@ -259,20 +337,52 @@ class _Partials:
         # the groups numbered 0..k-1 in output order
         self.sub = np.searchsorted(self.groups, group[self.rows])
 
+    @classmethod
+    def of_rows(cls, rows: np.ndarray, group: np.ndarray, multi: np.ndarray) -> _Partials:
+        """The partials among ``rows`` (ascending), ``group[i]`` the group of ``rows[i]``.
+
+        The rows outside ``rows`` are whole records (groups of one): what ``_Partials(group,
+        multi)`` gives for the full ``group`` array.
+        """
+        out = cls.__new__(cls)
+        out.groups = np.flatnonzero(multi)
+        many = multi[group]
+        out.rows = rows[many]
+        out.sub = np.searchsorted(out.groups, group[many])
+        return out
+
     def reduce_columns(self, records: pd.DataFrame, how: Sequence[tuple[str, str]],
                        like: Any) -> dict[str, Any]:  # fmt: skip
         """Each column's values at the groups (``like[c]``) with the multi-partial reductions.
 
         ``like`` holds the output columns (one row per group). Nulls are skipped; an all-null
         group gives null. For a group of one record the reduction of its one value is that
-        value, so only the other groups are computed: one groupby over the partials' rows.
+        value, so only the other groups are computed (:meth:`reduce_values`).
+        """
+        out = self.reduce_values(records, how)
+        done = {}
+        for c, _ in how:
+            # ``like`` is the column at the groups' first rows
+            values = (like.array(c) if isinstance(like, Columns) else like[c]).copy()
+            if isinstance(values, pd.Series):
+                values = values.array.copy()
+            values[self.groups] = out[c]
+            done[c] = values
+        return done
+
+    def reduce_values(self, records: pd.DataFrame,
+                      how: Sequence[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
+        """Each column's reduction over the partials of each group of several (one per group).
+
+        An array of the column's dtype, in the order of :attr:`groups`: plain loops over a few
+        partials, one groupby over many.
         """
         out: dict[str, Any] = {}
         rest = []
         for c, agg in how:
             reduced = None
             if self.rows.size <= SMALL_REDUCE_ROWS:
-                reduced = _reduce_small(records[c].array, self.rows, self.sub,
+                reduced = _reduce_small(_array_of(records, c), self.rows, self.sub,
                                         self.groups.size, agg)  # fmt: skip
             if reduced is None:
                 rest.append((c, agg))
@@ -280,7 +390,7 @@ class _Partials:
                 out[c] = reduced
         if rest:
             names = [c for c, _ in rest]
-            small = pd.DataFrame({i: records[c].array.take(self.rows)
+            small = pd.DataFrame({i: _array_of(records, c).take(self.rows)
                                   for i, c in enumerate(names)}, copy=False)  # fmt: skip
             g = small.groupby(self.sub, sort=True)
             for i, (c, agg) in enumerate(rest):
@@ -291,15 +401,7 @@ class _Partials:
                     r = r.where(s.count() > 0)
                 r = r.reindex(np.arange(self.groups.size))
                 out[c] = pd.Series(r.array).astype(records[c].dtype).array
-        done = {}
-        for c, _ in how:
-            # ``like`` is the column at the groups' first rows
-            values = (like.array(c) if isinstance(like, Columns) else like[c]).copy()
-            if isinstance(values, pd.Series):
-                values = values.array.copy()
-            values[self.groups] = out[c]
-            done[c] = values
-        return done
+        return out
 
 
 #: Partial rows up to which the reductions run as plain loops (a groupby's fixed cost is
@@ -321,7 +423,11 @@ def _reduce_small(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str)
         and (getattr(dtype, "kind", "") == "M")
     ):
         values = np.asarray(arr.asi8 if hasattr(arr, "asi8") else arr.view(np.int64))[rows]
-        return arr.take(_extreme_rows(values, rows, sub, k, how), allow_fill=True)
+        best = _extreme_rows(values, rows, sub, k, how)
+        if isinstance(arr, pd.arrays.DatetimeArray) and isinstance(dtype, pd.DatetimeTZDtype):
+            # the jitted gather of their int64 values (what ``take(allow_fill=True)`` gives)
+            return gather_blocks({how: arr}, [how], best, missing=True)[how]
+        return arr.take(best, allow_fill=True)
     if how not in ("sum", "mean"):
         return None
     if isinstance(arr, pd.arrays.NumpyExtensionArray):
