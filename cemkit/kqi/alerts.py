@@ -171,7 +171,8 @@ def _evaluate(value: np.ndarray, trials: np.ndarray, share: tuple[np.ndarray, np
 
 def _relative_shares(value: np.ndarray, trials: np.ndarray, bad: np.ndarray, den: np.ndarray,
                      seg: np.ndarray, n_seg: int, rules: list[Threshold], baseline_min: int,
-                     params: tuple[np.ndarray, ...] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+                     params: tuple[np.ndarray, ...] | None = None,
+                     ) -> dict[str, np.ndarray]:  # fmt: skip
     """:func:`_evaluate` of relative rules on shares, several at once: one row per rule.
 
     ``value``, ``trials`` and the share's ``bad`` and ``den`` are (rule, bucket) arrays (each
@@ -210,7 +211,8 @@ def _share_params(rules: list[Threshold]) -> tuple[np.ndarray, ...]:
     params = (np.array([[r.min_attempts] for r in rules], dtype=np.int64),
               np.array([[r.min_z] for r in rules], dtype=np.float64),
               np.array([[r.relative] for r in rules], dtype=np.float64),
-              np.array([[formulas.INDICATORS[r.indicator].direction > 0] for r in rules]))  # fmt: skip
+              np.array([[formulas.INDICATORS[r.indicator].direction > 0]
+                        for r in rules]))  # fmt: skip
     for a in params:
         a.flags.writeable = False  # a model's: shared by every batch
     return params
@@ -484,7 +486,8 @@ def _rule_groups(model: ServiceModel) -> tuple[list[Any], set[str]]:
                   if r.relative is not None and r.absolute is None
                   and formulas.INDICATORS[r.indicator].is_share]  # fmt: skip
         groups.append((None if len(by_rules) == 1 else np.array(members, dtype=np.int64),
-                       by_indicator, shared, _share_params(shared) if shared else None))  # fmt: skip
+                       by_indicator, shared,
+                       _share_params(shared) if shared else None))  # fmt: skip
     wanted = {r.indicator for _, _, rules in objects for r in rules}
     if len(_GROUPS) > 16:
         _GROUPS.clear()

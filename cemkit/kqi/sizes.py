@@ -150,7 +150,10 @@ def ancestors_of(assigner: Assigner) -> tuple[np.ndarray, np.ndarray]:
     return _hierarchy(assigner)[2]
 
 
-def _hierarchy(assigner: Assigner) -> tuple[int, dict[int, list[int]], tuple[np.ndarray, np.ndarray]]:
+_Hierarchy = tuple[int, dict[int, list[int]], tuple[np.ndarray, np.ndarray]]
+
+
+def _hierarchy(assigner: Assigner) -> _Hierarchy:
     names = assigner.group_names
     cached = _HIERARCHIES.get(assigner)
     if cached is None or cached[0] != len(names):
