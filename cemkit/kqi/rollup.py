@@ -54,7 +54,7 @@ import pyarrow as pa
 
 from cemkit import arrowstr, config
 from cemkit.cluster import compute_each
-from cemkit.columnar import Columns, frame_of_blocks
+from cemkit.columnar import Columns, column_names, frame_of_blocks
 from cemkit.correlate._frames import column_codes
 from cemkit.errors import ModelError, SchemaError
 from cemkit.kqi import _kernels, formulas
@@ -330,7 +330,7 @@ class _Partial:
 
 
 def _is_orig(part: pd.DataFrame) -> np.ndarray:
-    if "leg" not in _names(part):
+    if "leg" not in column_names(part):
         return np.ones(len(part), dtype=bool)
     return np.asarray((part["leg"] != "term").fillna(True).to_numpy(dtype=bool), dtype=bool)
 
@@ -343,7 +343,7 @@ def _assigned_codes(part: pd.DataFrame, assigner: Assigner, column: str,
     ``encoded``: the numbers' dictionary codes and distinct values, when the caller has them
     (the rules are then read on the distinct numbers only).
     """
-    names = _names(part)
+    names = column_names(part)
     if column in names:
         numbers = part[column]
     elif not assigner.needs_numbers:
@@ -437,7 +437,7 @@ def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
     inputs = formulas.counter_inputs(cols)
     t, bucket = _times(part["start"])
     attempts, has_pdd = formulas.record_flags(inputs)
-    names = _names(part)
+    names = column_names(part)
     if formulas.INTENT_COLUMN in names and formulas.FIRST_OF_INTENT_COLUMN not in names:
         # the formulas' repeat-attempt rule, without re-running them on a copy of the frame
         first = _first_of_intent(part, attempts, t, attempts_only=True)
@@ -556,14 +556,6 @@ def _map_parts(frame: Any, fn: Any, *args: Any, meta: Any = None) -> Any:
     return frame.map_partitions(fn, *args, meta=fn(frame._meta, *args) if meta is None else meta)
 
 
-def _names(frame: Any) -> Any:
-    """What ``name in`` asks for a column: a frame's columns, or a :class:`Columns` itself.
-
-    (A :class:`Columns`'s ``columns`` Index is built on first use: more than the check costs.)
-    """
-    return frame if isinstance(frame, Columns) else frame.columns
-
-
 def _to_frame(records: Any) -> Any:
     # pandas stays pandas: a micro-batch pays no Dask graph building or optimization; the
     # real-time path's column arrays (cemkit.columnar.Columns) are read as that one frame is
@@ -625,7 +617,7 @@ def rollup(
     spec = assigner.model
     ddf = _to_frame(records)
     is_pandas = isinstance(ddf, pd.DataFrame | Columns)
-    columns = _names(ddf)
+    columns = column_names(ddf)
     if "start" not in columns:
         raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
     # read only what the formulas and the model need (customer numbers are the widest column)
@@ -633,7 +625,7 @@ def rollup(
     wanted = record_columns(assigner, rank_customers=rank_customers, sizes=sizes)
     if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in columns:
         ddf = ddf[[c for c in dict.fromkeys(wanted) if c in columns]]
-        columns = _names(ddf)
+        columns = column_names(ddf)
     elif isinstance(ddf, Columns):  # the columns read, gathered at once (cemkit.columnar);
         # not the label columns: matched on their source rows (RecordColumns.labels)
         ddf.gather([c for c in wanted if c not in formulas.LABELS])
