@@ -486,3 +486,11 @@ def as_frame(records: Any) -> Any:
 
 
 _frame_of_blocks = _pick_frame()
+
+
+def column_names(frame: Any) -> Any:
+    """What ``name in`` asks for a column: a frame's columns, or a :class:`Columns` itself.
+
+    (A :class:`Columns`'s ``columns`` Index is built on first use: more than the check costs.)
+    """
+    return frame if isinstance(frame, Columns) else frame.columns

@@ -141,7 +141,7 @@ def test_relative_share_rules_judged_at_once_equal_each_rule_alone(rules, n, n_s
                                                                    baseline_min):  # fmt: skip
     """Every relative rule on a share of a group of objects in one evaluation (a row per rule):
     the very bits of each rule judged alone (the code of before, tests/naive.py)."""
-    from cemkit.kqi.alerts import _relative_shares
+    from cemkit.kqi.alerts import _relative_shares, _share_params
     from cemkit.model.spec import Threshold
     from tests import naive
 
@@ -156,6 +156,11 @@ def test_relative_share_rules_judged_at_once_equal_each_rule_alone(rules, n, n_s
     value = np.where(den > 0, 1.0 - bad / np.where(den > 0, den, 1.0), np.nan)
     trials = den.astype(np.int64)
     got = _relative_shares(value, trials, bad, den, seg, n_seg, rules, baseline_min)
+    # the parameters a model's rule group holds (alerts._rule_groups): the same bits
+    held = _relative_shares(value, trials, bad, den, seg, n_seg, rules, baseline_min,
+                            _share_params(rules))  # fmt: skip
+    for k in ("breach", "limit", "baseline"):
+        assert held[k].tobytes() == got[k].tobytes(), k
     for i, rule in enumerate(rules):
         want = naive.relative_share_rule(bad[i], den[i], value[i], trials[i], seg, n_seg, rule,
                                          baseline_min)  # fmt: skip

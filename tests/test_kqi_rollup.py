@@ -263,3 +263,23 @@ def test_parent_equals_its_whole_subtree():
         naive = att[att["a_number"].str.startswith(prefix)].groupby(day).size()
         got = t.xs(group, level="object")
         assert got.to_dict() == naive.to_dict()
+
+
+def test_every_bucket_size_at_once_equals_each_alone():
+    """The leaf rows expanded over the hierarchy once for every bucket size (_roll): each
+    size's rows, counters and percentiles are those of a rollup of that size alone."""
+    from cemkit.kqi.rollup import counter_rows
+    from cemkit.model.assign import Assigner
+
+    df = random_records()
+    assigner = Assigner(MODEL)
+    both = rollup(df, assigner).table
+    keys = ["object_kind", "object", "bucket"]
+    for f in ("15min", "hour", "day"):
+        alone = rollup(df, assigner, freqs=(f,)).table.reset_index(drop=True)
+        part = both[both["freq"] == f].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part, alone, check_exact=True)
+        assert not part.duplicated(keys).any()
+    rows, one = counter_rows(df, assigner).rows, counter_rows(df, assigner, ("hour",)).rows
+    for i in range(3):
+        assert rows[("group", "hour")][i].tobytes() == one[("group", "hour")][i].tobytes()

@@ -61,3 +61,22 @@ def test_dense_distinct_and_factorize_equal_numpy(values, wide):
     codes, uniques = _factorize(arr, space)
     np.testing.assert_array_equal(uniques, np.unique(arr))
     np.testing.assert_array_equal(uniques[codes], arr)
+
+
+def test_ancestors_held_warm_equal_the_index_of_the_hierarchy(small_world):
+    """The hierarchy index a warm assigner holds: the one ancestor_index builds, read-only."""
+    import pytest
+
+    from cemkit.kqi.sizes import ancestor_index, ancestors_of, hierarchy_of, own_index
+    from cemkit.model.assign import Assigner
+
+    out, _ = small_world
+    assigner = Assigner(load_model(out / "model.yaml"))
+    held = ancestors_of(assigner)
+    want = ancestor_index(len(assigner.group_names), hierarchy_of(assigner))
+    assert all(h.tobytes() == w.tobytes() for h, w in zip(held, want, strict=True))
+    assert ancestors_of(assigner)[1] is held[1]  # built once
+    with pytest.raises(ValueError):
+        held[1][0] = 0  # shared by every batch: not writable
+    own = own_index(3)
+    assert [a.tolist() for a in own] == [a.tolist() for a in ancestor_index(3, {})]

@@ -170,8 +170,9 @@ def _evaluate(value: np.ndarray, trials: np.ndarray, share: tuple[np.ndarray, np
 
 
 def _relative_shares(value: np.ndarray, trials: np.ndarray, bad: np.ndarray, den: np.ndarray,
-                     seg: np.ndarray, n_seg: int, rules: list[Threshold],
-                     baseline_min: int) -> dict[str, np.ndarray]:  # fmt: skip
+                     seg: np.ndarray, n_seg: int, rules: list[Threshold], baseline_min: int,
+                     params: tuple[np.ndarray, ...] | None = None,
+                     ) -> dict[str, np.ndarray]:  # fmt: skip
     """:func:`_evaluate` of relative rules on shares, several at once: one row per rule.
 
     ``value``, ``trials`` and the share's ``bad`` and ``den`` are (rule, bucket) arrays (each
@@ -179,13 +180,10 @@ def _relative_shares(value: np.ndarray, trials: np.ndarray, bad: np.ndarray, den
     arithmetic is the one rule's, element by element, and each segment's sums add its buckets
     in order as :func:`numpy.bincount` does (one bincount over every rule's segments): the very
     bits of evaluating the rules one by one, in a few NumPy calls for all of them.
+    ``params``: :func:`_share_params` of ``rules``, when the caller holds them (a model's).
     """
     k = len(value)
-    # each rule's parameters as a column (rule, 1)
-    min_attempts = np.array([[r.min_attempts] for r in rules], dtype=np.int64)
-    min_z = np.array([[r.min_z] for r in rules], dtype=np.float64)
-    relative = np.array([[r.relative] for r in rules], dtype=np.float64)
-    higher = np.array([[formulas.INDICATORS[r.indicator].direction > 0] for r in rules])
+    min_attempts, min_z, relative, higher = _share_params(rules) if params is None else params
     flat = np.arange(k)[:, None] * n_seg + seg  # (rule, segment) of each bucket
     known = ~np.isnan(value)
     judged = (trials >= min_attempts) & known
@@ -206,6 +204,18 @@ def _relative_shares(value: np.ndarray, trials: np.ndarray, bad: np.ndarray, den
     return {"breach": np.asarray(breach, dtype=bool) & row_ok,
             "limit": np.where(row_ok, limit_value[:, seg], np.nan),
             "baseline": np.where(row_ok, baseline[:, seg], np.nan)}  # fmt: skip
+
+
+def _share_params(rules: list[Threshold]) -> tuple[np.ndarray, ...]:
+    """Each rule's min_attempts, min_z, relative and "higher is better" as (rule, 1) columns."""
+    params = (np.array([[r.min_attempts] for r in rules], dtype=np.int64),
+              np.array([[r.min_z] for r in rules], dtype=np.float64),
+              np.array([[r.relative] for r in rules], dtype=np.float64),
+              np.array([[formulas.INDICATORS[r.indicator].direction > 0]
+                        for r in rules]))  # fmt: skip
+    for a in params:
+        a.flags.writeable = False  # a model's: shared by every batch
+    return params
 
 
 _Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -366,7 +376,7 @@ def find_alerts(
         cache[name] = (value, trials, share)
     # objects sharing one list of rules are judged together
     found: list[dict[str, Any]] = []
-    for members, by_indicator in groups:
+    for members, by_indicator, shared, params in groups:
         if members is None:  # every object with rules shares these: every row
             idx = np.arange(len(obj))
         else:
@@ -382,13 +392,10 @@ def find_alerts(
         n_seg = int(seg[-1]) + 1
         baseline_min = model.alerting.baseline_min_attempts
         # the relative rules on shares of these objects, all judged at once
-        shared = [r for _, mine in by_indicator for r in mine
-                  if r.relative is not None and r.absolute is None
-                  and formulas.INDICATORS[r.indicator].is_share]  # fmt: skip
         judged: dict[int, dict[str, np.ndarray]] = {}
         if shared:
             got_all = _relative_shares(*_share_rows(cache, shared, idx), seg, n_seg, shared,
-                                       baseline_min)  # fmt: skip
+                                       baseline_min, params)  # fmt: skip
             judged = {id(r): {k: v[i] for k, v in got_all.items()} for i, r in enumerate(shared)}
         for rank, (indicator, mine) in enumerate(by_indicator):
             got = _alerts_for(cache[indicator], idx, seg, n_seg, obj, starts, ends, indicator,
@@ -457,8 +464,10 @@ def _rule_groups(model: ServiceModel) -> tuple[list[Any], set[str]]:
     """Objects sharing one list of rules, each with its rules per indicator; computed once.
 
     Each group: the positions in :func:`_objects` of its members (None when every object with
-    rules is one: no selection of rows needed) and ``[(indicator, rules), ...]`` in the order
-    of the rules' first mention; and the set of indicators any rule judges.
+    rules is one: no selection of rows needed), ``[(indicator, rules), ...]`` in the order
+    of the rules' first mention, its relative rules on shares (judged at once,
+    :func:`_relative_shares`) and their :func:`_share_params`; and the set of indicators any
+    rule judges.
     """
     got = _GROUPS.get(id(model))
     if got is not None and got[0] is model:
@@ -473,8 +482,12 @@ def _rule_groups(model: ServiceModel) -> tuple[list[Any], set[str]]:
         rules = objects[members[0]][2]
         by_indicator = [(indicator, [r for r in rules if r.indicator == indicator])
                         for indicator in dict.fromkeys(r.indicator for r in rules)]  # fmt: skip
+        shared = [r for _, mine in by_indicator for r in mine
+                  if r.relative is not None and r.absolute is None
+                  and formulas.INDICATORS[r.indicator].is_share]  # fmt: skip
         groups.append((None if len(by_rules) == 1 else np.array(members, dtype=np.int64),
-                       by_indicator))  # fmt: skip
+                       by_indicator, shared,
+                       _share_params(shared) if shared else None))  # fmt: skip
     wanted = {r.indicator for _, _, rules in objects for r in rules}
     if len(_GROUPS) > 16:
         _GROUPS.clear()
@@ -582,14 +595,19 @@ def _alerts_for(
     value, trials = value_all[idx], trials_all[idx]
     share = None if share_all is None else (share_all[0][idx], share_all[1][idx])
     n = len(idx)
-    level = np.full(n, -1)
-    limit = np.full(n, np.nan)
-    is_absolute = np.zeros(n, dtype=bool)
-    base = np.full(n, np.nan)
+    evaluated = []
     for rule in sorted(rules, key=lambda r: _RANK[r.severity]):
         ev = (judged or {}).get(id(rule))
         if ev is None:
             ev = _evaluate(value, trials, share, seg, n_seg, rule, baseline_min)
+        evaluated.append((rule, ev))
+    if not any(ev["breach"].any() for _, ev in evaluated):
+        return None  # nothing breached: no levels to merge
+    level = np.full(n, -1)
+    limit = np.full(n, np.nan)
+    is_absolute = np.zeros(n, dtype=bool)
+    base = np.full(n, np.nan)
+    for rule, ev in evaluated:
         hit = ev["breach"] & (_RANK[rule.severity] >= level)
         level[hit] = _RANK[rule.severity]
         limit[hit] = ev["limit"][hit]

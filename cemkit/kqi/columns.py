@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cemkit import arrowstr
-from cemkit.columnar import Columns
+from cemkit.columnar import Columns, column_names
 from cemkit.labels import label_codes
 
 #: Masked arrays whose values convert to float64 by their data and mask.
@@ -59,6 +59,8 @@ class RecordColumns:
     def __init__(self, frame: pd.DataFrame,
                  vocabulary: Mapping[str, Sequence[str]] | None = None) -> None:  # fmt: skip
         self.frame = frame
+        # ``name in``: a frame's columns, a micro-batch's arrays (no Index built for a check)
+        self._names: Any = column_names(frame)
         self.n = len(frame)
         self.vocabulary = vocabulary or {}
         self._closed: set[str] = set()  # label columns encoded over their vocabulary only
@@ -67,7 +69,7 @@ class RecordColumns:
 
     def has(self, name: str) -> bool:
         """The frame has column ``name``."""
-        return name in self.frame.columns
+        return name in self._names
 
     def _array(self, name: str) -> Any:
         """Column ``name``'s array (None when missing), without a Series where none is made."""

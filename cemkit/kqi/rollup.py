@@ -54,18 +54,19 @@ import pyarrow as pa
 
 from cemkit import arrowstr, config
 from cemkit.cluster import compute_each
-from cemkit.columnar import Columns, frame_of_blocks
+from cemkit.columnar import Columns, column_names, frame_of_blocks
 from cemkit.correlate._frames import column_codes
 from cemkit.errors import ModelError, SchemaError
 from cemkit.kqi import _kernels, formulas
 from cemkit.kqi._kernels import NULL_TIME
 from cemkit.kqi.columns import RecordColumns
 from cemkit.kqi.sizes import (
-    ancestor_index,
+    ancestors_of,
     count_sizes,
     encoded_size_pairs,
     expand,
     hierarchy_of,
+    own_index,
     strings,
 )
 from cemkit.model.assign import Assigner
@@ -282,20 +283,28 @@ def _regroup(code: np.ndarray, bucket: np.ndarray, sums: np.ndarray,
 _QUANTILES = np.array(list(formulas.PDD_QUANTILES.values()), dtype=np.float64)
 
 
-def _roll(leaf: _Leaf, n_codes: int, hierarchy: dict[int, list[int]],
-          step: int) -> tuple[_Leaf, np.ndarray]:  # fmt: skip
-    """The leaf rows summed into every ancestor (the hierarchy as an index) and coarser buckets.
+def _roll(leaf: _Leaf, n_codes: int, index: tuple[np.ndarray, np.ndarray],
+          steps: Sequence[int]) -> list[tuple[_Leaf, np.ndarray]]:  # fmt: skip
+    """The leaf rows summed into every ancestor and into the coarser buckets of each step.
 
-    Returns the rolled rows and their exact PDD percentiles (float64[len(PDD_QUANTILES), rows]).
+    ``index``: the hierarchy (:func:`cemkit.kqi.sizes.ancestor_index`, a model's held warm by
+    :func:`cemkit.kqi.sizes.ancestors_of`); the rows are expanded over it once for every step.
+    Returns per step the rolled rows and their exact PDD percentiles
+    (float64[len(PDD_QUANTILES), rows]).
     """
-    row, code = expand(leaf.code, n_codes, ancestor_index(n_codes, hierarchy))
+    row, code = expand(leaf.code, n_codes, index)
     reps = np.bincount(row, minlength=len(leaf.code))
     start = np.cumsum(reps) - reps  # first expanded row of each leaf row
-    out, inverse = _regroup(code, leaf.bucket[row], leaf.sums[:, row], step)
-    # the PDD values of a leaf row count in every out row its expanded rows went to
-    quantiles = _kernels.grouped_quantiles(leaf.pdd_row, leaf.pdd_value, leaf.pdd_count, start,
-                                           reps, inverse, len(out.code), _QUANTILES)  # fmt: skip
-    return out, quantiles
+    bucket, sums = leaf.bucket[row], leaf.sums[:, row]
+    out = []
+    for step in steps:
+        rolled, inverse = _regroup(code, bucket, sums, step)
+        # the PDD values of a leaf row count in every out row its expanded rows went to
+        quantiles = _kernels.grouped_quantiles(leaf.pdd_row, leaf.pdd_value, leaf.pdd_count,
+                                               start, reps, inverse, len(rolled.code),
+                                               _QUANTILES)  # fmt: skip
+        out.append((rolled, quantiles))
+    return out
 
 
 # --- per partition ------------------------------------------------------------------------------
@@ -321,7 +330,7 @@ class _Partial:
 
 
 def _is_orig(part: pd.DataFrame) -> np.ndarray:
-    if "leg" not in part.columns:
+    if "leg" not in column_names(part):
         return np.ones(len(part), dtype=bool)
     return np.asarray((part["leg"] != "term").fillna(True).to_numpy(dtype=bool), dtype=bool)
 
@@ -334,15 +343,16 @@ def _assigned_codes(part: pd.DataFrame, assigner: Assigner, column: str,
     ``encoded``: the numbers' dictionary codes and distinct values, when the caller has them
     (the rules are then read on the distinct numbers only).
     """
-    if column in part.columns:
+    names = column_names(part)
+    if column in names:
         numbers = part[column]
     elif not assigner.needs_numbers:
         numbers = None
-        if "node" not in part.columns:
+        if "node" not in names:
             raise ModelError("records have neither customer numbers nor a 'node' column")
     else:
         raise ModelError(f"records have no {column!r} column to model customers by")
-    nodes = part["node"] if "node" in part.columns else None
+    nodes = part["node"] if "node" in names else None
     groups, customers = assigner._codes(
         numbers, nodes, encoded=encoded if numbers is not None else None
     )
@@ -427,7 +437,8 @@ def _partial(part: pd.DataFrame, assigner: Assigner, wants: _Wants) -> _Partial:
     inputs = formulas.counter_inputs(cols)
     t, bucket = _times(part["start"])
     attempts, has_pdd = formulas.record_flags(inputs)
-    if formulas.INTENT_COLUMN in part.columns and formulas.FIRST_OF_INTENT_COLUMN not in part:
+    names = column_names(part)
+    if formulas.INTENT_COLUMN in names and formulas.FIRST_OF_INTENT_COLUMN not in names:
         # the formulas' repeat-attempt rule, without re-running them on a copy of the frame
         first = _first_of_intent(part, attempts, t, attempts_only=True)
         inputs = formulas.with_first_of_intent(inputs, first)
@@ -606,18 +617,20 @@ def rollup(
     spec = assigner.model
     ddf = _to_frame(records)
     is_pandas = isinstance(ddf, pd.DataFrame | Columns)
-    if "start" not in ddf.columns:
+    columns = column_names(ddf)
+    if "start" not in columns:
         raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
     # read only what the formulas and the model need (customer numbers are the widest column)
     per_customer_work = rank_customers or bool(assigner.customer_names) or sizes
     wanted = record_columns(assigner, rank_customers=rank_customers, sizes=sizes)
-    if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in ddf.columns:
-        ddf = ddf[[c for c in dict.fromkeys(wanted) if c in ddf.columns]]
+    if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in columns:
+        ddf = ddf[[c for c in dict.fromkeys(wanted) if c in columns]]
+        columns = column_names(ddf)
     elif isinstance(ddf, Columns):  # the columns read, gathered at once (cemkit.columnar);
         # not the label columns: matched on their source rows (RecordColumns.labels)
         ddf.gather([c for c in wanted if c not in formulas.LABELS])
     # a pandas frame is read column by column as it is (a copy of it costs more than the KQIs)
-    if per_customer_work and spec.numbers.column not in ddf.columns:
+    if per_customer_work and spec.numbers.column not in columns:
         raise SchemaError(
             f"records have no {spec.numbers.column!r} column to tell customers apart",
             hint="pass rank_customers=False, or give records with (pseudonymized) numbers",
@@ -626,20 +639,20 @@ def rollup(
     if is_pandas:
         partials = [_partial(ddf, assigner, wants)]
     else:
-        if formulas.INTENT_COLUMN in ddf.columns and not intents_within_partitions:
+        if formulas.INTENT_COLUMN in columns and not intents_within_partitions:
             ddf = _mark_first_of_intent(ddf)  # an intent's attempts may lie in any partition
         held = dask.delayed(assigner, name=f"kqi-assigner-{uuid.uuid4().hex}")
         task = dask.delayed(_partial, pure=True)
         # gathered as each is done (a worker near its limit need not hold, then ship, them all)
         partials = compute_each([task(p, held, wants) for p in ddf.to_delayed()])
     names = [*assigner.group_names]
-    hierarchy = hierarchy_of(assigner)
     group = _merge_leaves([p.group for p in partials])
     customer = _merge_leaves([p.customer for p in partials])
     table, keys = _table(
-        [("group", group, names, hierarchy), ("customer", customer, assigner.customer_names, {})],
+        [("group", group, names, ancestors_of(assigner)),
+         ("customer", customer, assigner.customer_names, own_index(len(assigner.customer_names)))],
         freqs,
-    )
+    )  # fmt: skip
     if rank_customers:
         per_customer = _customer_sums(partials)
         worst = _worst_of_partition(per_customer, top_n, worst_min_attempts)
@@ -650,7 +663,7 @@ def rollup(
     group_sizes = None
     if sizes:
         found = [p.size_pairs for p in partials if p.size_pairs is not None]
-        group_sizes = count_sizes(found, names, hierarchy)
+        group_sizes = count_sizes(found, names, hierarchy_of(assigner))
     return KqiResult(table, worst, int(n_customers), spec.name, tuple(freqs), group_sizes, keys)
 
 
@@ -666,18 +679,18 @@ def record_columns(assigner: Assigner, *, rank_customers: bool = True,
     return list(dict.fromkeys(wanted))
 
 
-def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
+def _table(kinds: list[tuple[str, _Leaf, list[str], tuple[np.ndarray, np.ndarray]]],
            freqs: Sequence[str]) -> tuple[pd.DataFrame, TableKeys | None]:  # fmt: skip
     """The KQI table: every kind's leaf rows rolled up, per bucket size, indicators computed.
 
-    NumPy throughout; the one DataFrame is built at the end. With it, its key columns as codes
-    (None for an empty table).
+    ``kinds``: (kind, leaf, names, hierarchy index) each. NumPy throughout; the one DataFrame
+    is built at the end. With it, its key columns as codes (None for an empty table).
     """
     parts: list[tuple[str, str, list[str], _Leaf, np.ndarray]] = []
-    for kind, leaf, names, hierarchy in kinds:
+    for kind, leaf, names, index in kinds:
         if len(leaf.code):
-            for f in freqs:
-                rolled, quantiles = _roll(leaf, len(names), hierarchy, _STEP_NS[f])
+            rolls = _roll(leaf, len(names), index, [_STEP_NS[f] for f in freqs])
+            for f, (rolled, quantiles) in zip(freqs, rolls, strict=True):
                 parts.append((kind, f, names, rolled, quantiles))
     if not parts:
         return _empty_table(), None
@@ -706,7 +719,7 @@ def _table(kinds: list[tuple[str, _Leaf, list[str], dict[int, list[int]]]],
         kind_ix.append(np.full(n, kinds_seen.index(kind), dtype=np.int32))
         freq_ix.append(np.full(n, freqs_seen.index(freq), dtype=np.int32))
         bucket_parts.append(leaf.bucket)
-        end_parts.append(leaf.bucket + int(pd.Timedelta(FREQ_OFFSETS[freq]).value))
+        end_parts.append(leaf.bucket + _STEP_NS[freq])  # = FREQ_OFFSETS[freq]
     coded = TableKeys(np.concatenate(kind_ix), tuple(kinds_seen), np.concatenate(codes),
                       tuple(labels), np.concatenate(freq_ix), tuple(freqs_seen))  # fmt: skip
     keys = [
@@ -885,10 +898,10 @@ def counter_rows(records: pd.DataFrame, assigner: Assigner,
     else:
         customers = np.full(len(records), -1, dtype=np.int64)
     n = len(records)
-    kinds: list[tuple[str, np.ndarray, np.ndarray, list[str], dict[int, list[int]]]] = [
-        ("group", groups, bucket, list(assigner.group_names), hierarchy_of(assigner)),
+    kinds: list[tuple[str, np.ndarray, np.ndarray, list[str], tuple[np.ndarray, np.ndarray]]] = [
+        ("group", groups, bucket, list(assigner.group_names), ancestors_of(assigner)),
         ("customer", customers, np.where(customers >= 0, bucket, NULL_TIME),
-         list(assigner.customer_names), {}),
+         list(assigner.customer_names), own_index(len(assigner.customer_names))),
     ]  # fmt: skip
     cellings = [_cells(codes, buckets, len(names)) for _, codes, buckets, names, _ in kinds]
     # one pass: the two leaf cellings, and every record its own cell (its own counters)
@@ -896,13 +909,13 @@ def counter_rows(records: pd.DataFrame, assigner: Assigner,
     sums = _sum_counters(cellings, [_ALL_COUNTERS] * len(cellings), inputs)
     no_pdd = np.full(n, np.nan)
     rows: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for k, (kind, _, _, names, hierarchy) in enumerate(kinds):
+    for k, (kind, _, _, names, index) in enumerate(kinds):
         leaf = _leaf_of(cellings[k], *sums[k], no_pdd)
         if not len(leaf.code):
             continue
-        index = ancestor_index(len(names), hierarchy)
+        row, code = expand(leaf.code, len(names), index)  # once for every bucket size
+        bucket, counts = leaf.bucket[row], leaf.sums[:, row]
         for f in freqs:
-            row, code = expand(leaf.code, len(names), index)
-            out, _ = _regroup(code, leaf.bucket[row], leaf.sums[:, row], _STEP_NS[f])
+            out, _ = _regroup(code, bucket, counts, _STEP_NS[f])
             rows[(kind, f)] = (out.code, out.bucket, out.sums)
     return CounterRows(rows, groups, customers, t, sums[2][0])

@@ -12,6 +12,7 @@ the records (``sizes=True``); :func:`group_sizes` is that step alone.
 
 from __future__ import annotations
 
+import functools
 import uuid
 import weakref
 from typing import Any
@@ -28,10 +29,11 @@ from cemkit.model.spec import ServiceModel
 #: Label of records that no group rule matched.
 UNASSIGNED = "(unassigned)"
 
-# the ancestor codes of a compiled model, kept while it lives (a micro-batch reuses its model)
-_HIERARCHIES: weakref.WeakKeyDictionary[Assigner, tuple[int, dict[int, list[int]]]] = (
-    weakref.WeakKeyDictionary()
-)
+# the ancestor codes of a compiled model and their index (:func:`ancestor_index`), kept while it
+# lives (a micro-batch reuses its model): neither is rebuilt per batch
+_HIERARCHIES: weakref.WeakKeyDictionary[
+    Assigner, tuple[int, dict[int, list[int]], tuple[np.ndarray, np.ndarray]]
+] = weakref.WeakKeyDictionary()
 
 
 def strings(values: pd.Series) -> pa.Array:
@@ -136,13 +138,42 @@ def count_sizes(pairs: list[tuple[np.ndarray, pa.Array]], names: list[str],
 
 def hierarchy_of(assigner: Assigner) -> dict[int, list[int]]:
     """Each group code's ancestor codes, nearest first."""
+    return _hierarchy(assigner)[1]
+
+
+def ancestors_of(assigner: Assigner) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ancestor_index` of the model's groups (:func:`hierarchy_of`), built once per model.
+
+    The hierarchy as a sparse matrix (a row per group code, a 1 for itself and each ancestor,
+    as offsets and columns): read-only, shared by every batch of a warm assigner.
+    """
+    return _hierarchy(assigner)[2]
+
+
+_Hierarchy = tuple[int, dict[int, list[int]], tuple[np.ndarray, np.ndarray]]
+
+
+def _hierarchy(assigner: Assigner) -> _Hierarchy:
     names = assigner.group_names
     cached = _HIERARCHIES.get(assigner)
     if cached is None or cached[0] != len(names):
         at = {n: i for i, n in enumerate(names)}
         chains = {i: [at[a] for a in assigner.model.ancestors(n)] for i, n in enumerate(names)}
-        cached = _HIERARCHIES[assigner] = (len(names), chains)
-    return cached[1]
+        index = _read_only(ancestor_index(len(names), chains))
+        cached = _HIERARCHIES[assigner] = (len(names), chains, index)
+    return cached
+
+
+@functools.lru_cache(maxsize=16)
+def own_index(n_codes: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ancestor_index` of ``n_codes`` codes without ancestors (modeled customers)."""
+    return _read_only(ancestor_index(n_codes, {}))
+
+
+def _read_only(index: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    for a in index:
+        a.flags.writeable = False  # shared by every call
+    return index
 
 
 def _pairs(part: pd.DataFrame, assigner: Assigner, column: str) -> tuple[np.ndarray, pa.Array]:
