@@ -14,7 +14,7 @@ import pytest
 
 from cemkit import schema
 from cemkit.correlate import stitch
-from cemkit.correlate.stitch import stitch_labels
+from cemkit.correlate.stitch import _nulls_like, stitch_labels
 from cemkit.privacy import load_policy, protect
 from cemkit.privacy.keys import Key
 
@@ -74,3 +74,13 @@ def test_batches_with_and_without_partials_stitch_as_the_reference(protected):
         pd.testing.assert_frame_equal(stitch(Columns.of(batch)).frame(), want)
         seen[bool((want["src_partials"] > 1).any())] += 1
     assert seen[True] and seen[False]
+
+
+@pytest.mark.parametrize("dtype", ["Int32", "Int64", "Float64"])
+def test_nulls_like_gives_nulls_of_the_column_dtype(dtype):
+    """The groups' ``partial_seq`` (null) is built with the column's own dtype, as pd.array does."""
+    values = pd.array([1, 2, None], dtype=dtype)
+    got = _nulls_like(values, 4)
+    want = pd.array([pd.NA] * 4, dtype=dtype)
+    assert got.dtype == want.dtype and type(got) is type(want)
+    assert got.isna().all() and len(got) == 4
