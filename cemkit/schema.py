@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -262,6 +263,11 @@ def conform(df: pd.DataFrame, extensions: Iterable[Column] = (),
     dtypes = pandas_dtypes(arrow_schema(ext))
     ext_names = [c for c in df.columns if c.startswith(EXTENSION_PREFIX) and c not in dtypes]
     keep = set(narrow)
+    if _conformed_as_is(df, dtypes, ext_names, keep):
+        # already what the loop below builds: rebuilding the frame would only copy its numeric
+        # columns into new blocks (~0.2 CPU-s per 1M Parquet records read); a new frame over
+        # the same arrays all the same (copy-on-write: a caller's changes never reach ``df``)
+        return df.copy(deep=False)
     out = {}
     n = len(df)
     for name, dtype in dtypes.items():
@@ -276,6 +282,18 @@ def conform(df: pd.DataFrame, extensions: Iterable[Column] = (),
     for name in ext_names:
         out[name] = df[name]
     return pd.DataFrame(out, index=df.index)
+
+
+def _conformed_as_is(df: pd.DataFrame, dtypes: dict[str, Any], ext_names: list[str],
+                     keep: set[str]) -> bool:  # fmt: skip
+    """Whether :func:`conform` would give ``df``'s own columns back, in order, as they are."""
+    if not df.columns.is_unique or list(df.columns) != [*dtypes, *ext_names]:
+        return False
+    return all(
+        dtype == dtypes[name] or (name in keep and isinstance(dtype, pd.CategoricalDtype))
+        for name, dtype in df.dtypes.items()
+        if name in dtypes
+    )
 
 
 def conformed(df: pd.DataFrame) -> bool:
