@@ -54,6 +54,10 @@ DEFAULT_SCHEDULER = "sync"
 #: What :func:`connect` sets Dask's ``scheduler`` to while a Client is in use (Dask's own name).
 CLIENT_SCHEDULER = "dask.distributed"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
+#: A worker's p2p shuffle buffers as fractions of its memory limit (:func:`spill_config`):
+#: outgoing shards up to limit / 32, received shards up to limit / 64 before they go to disk.
+P2P_COMM_SHARE = 32
+P2P_STORAGE_SHARE = 64
 #: Loggers of Dask and the libraries under it that cemkit keeps quiet.
 _DASK_LOGGERS = ("distributed", "tornado", "bokeh")
 #: Loggers whose warnings are noise for a cemkit user (a shuffle starting, a comm closing).
@@ -100,20 +104,25 @@ def spill_config(memory_limit: Any) -> dict[str, Any]:
     The peer-to-peer shuffle buffers up to ``distributed.p2p.comm.buffer`` (1 GiB by default)
     of outgoing shards per worker and ``distributed.p2p.storage.buffer`` (100 MiB) before
     writing to disk: on a worker limited to less than that, the buffers alone exceed the limit
-    and the nanny restarts the worker again and again. Scaled to an eighth (a sixteenth) of the
-    limit, the shuffle spills to disk instead. Apply them before the workers start (a
-    LocalCluster's nannies hand their configuration to the worker processes).
+    and the nanny restarts the worker again and again. Both are memory Dask cannot spill
+    (unmanaged), on top of a worker's floor (~400 MiB of libraries and kernels after a run) and
+    one task's working set, and both are counted by the shards' sizes, not by what the many
+    small shards of a shuffle into hundreds of partitions hold. Scaled to a thirty-second (a
+    sixty-fourth) of the limit (an eighth and a sixteenth before: 2 x 1 GB workers paused on
+    771-801 MiB of unmanaged memory over 27M records and never resumed), the shuffle writes
+    to disk sooner instead. Apply them before the workers start (a LocalCluster's nannies hand
+    their configuration to the worker processes).
 
     Examples
     --------
     >>> spill_config("800MB")["distributed.p2p.comm.buffer"]
-    100000000
+    25000000
     """
     from dask.utils import parse_bytes
 
     limit = parse_bytes(memory_limit) if isinstance(memory_limit, str) else int(memory_limit)
-    return {"distributed.p2p.comm.buffer": max(limit // 8, 2**20),
-            "distributed.p2p.storage.buffer": max(limit // 16, 2**20)}  # fmt: skip
+    return {"distributed.p2p.comm.buffer": max(limit // P2P_COMM_SHARE, 2**20),
+            "distributed.p2p.storage.buffer": max(limit // P2P_STORAGE_SHARE, 2**20)}  # fmt: skip
 
 
 def has_dashboard() -> bool:

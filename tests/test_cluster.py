@@ -156,3 +156,23 @@ def test_compute_each_is_dask_compute_on_a_local_scheduler():
     tasks = [dask.delayed(operator.mul)(i, i) for i in range(5)]
     with cl.connect("sync"):
         assert cl.compute_each(tasks) == list(dask.compute(*tasks)) == [0, 1, 4, 9, 16]
+
+
+@pytest.mark.parametrize("limit", ["1GB", "512MB", 6 * 2**30])
+def test_spill_config_keeps_the_shuffle_buffers_small_against_the_limit(limit):
+    # what Dask cannot spill while a worker is paused: both p2p buffers together stay within
+    # ~5 % of the limit (an eighth plus a sixteenth, 19 %, stalled 1 GB workers over 27M rows)
+    from dask.utils import parse_bytes
+
+    conf = cl.spill_config(limit)
+    n = parse_bytes(limit) if isinstance(limit, str) else limit
+    comm = conf["distributed.p2p.comm.buffer"]
+    storage = conf["distributed.p2p.storage.buffer"]
+    assert comm == n // 32 and storage == n // 64
+    assert comm + storage <= 0.05 * n
+
+
+def test_spill_config_reaches_the_workers_of_an_embedded_cluster():
+    with cl.connect("local", n_workers=1, memory_limit="800MB") as client:
+        got = client.run(lambda: dask.config.get("distributed.p2p.comm.buffer"))
+    assert list(got.values()) == [800_000_000 // 32]
