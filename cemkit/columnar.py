@@ -488,6 +488,11 @@ def as_frame(records: Any) -> Any:
 _frame_of_blocks = _pick_frame()
 
 
+def array_of(records: Any, name: str) -> Any:
+    """Column ``name``'s array of a frame or a :class:`Columns` (a micro-batch's, no Series)."""
+    return records.array(name) if isinstance(records, Columns) else records[name].array
+
+
 def column_names(frame: Any) -> Any:
     """What ``name in`` asks for a column: a frame's columns, or a :class:`Columns` itself.
 

@@ -273,10 +273,7 @@ def conform(df: pd.DataFrame, extensions: Iterable[Column] = (),
     for name, dtype in dtypes.items():
         if name in df.columns:
             col = df[name]
-            as_is = col.dtype == dtype or (
-                name in keep and isinstance(col.dtype, pd.CategoricalDtype)
-            )
-            out[name] = col if as_is else col.astype(dtype)
+            out[name] = col if _kept_as_is(name, col.dtype, dtype, keep) else col.astype(dtype)
         else:
             out[name] = pd.Series(pd.array([None] * n, dtype=dtype), index=df.index)
     for name in ext_names:
@@ -289,11 +286,13 @@ def _conformed_as_is(df: pd.DataFrame, dtypes: dict[str, Any], ext_names: list[s
     """Whether :func:`conform` would give ``df``'s own columns back, in order, as they are."""
     if not df.columns.is_unique or list(df.columns) != [*dtypes, *ext_names]:
         return False
-    return all(
-        dtype == dtypes[name] or (name in keep and isinstance(dtype, pd.CategoricalDtype))
-        for name, dtype in df.dtypes.items()
-        if name in dtypes
-    )
+    return all(_kept_as_is(name, dtype, dtypes[name], keep)
+               for name, dtype in df.dtypes.items() if name in dtypes)  # fmt: skip
+
+
+def _kept_as_is(name: str, dtype: Any, canonical: Any, keep: set[str]) -> bool:
+    """Whether :func:`conform` keeps a column of ``dtype`` as it is (``keep``: narrow labels)."""
+    return bool(dtype == canonical) or (name in keep and isinstance(dtype, pd.CategoricalDtype))
 
 
 def conformed(df: pd.DataFrame) -> bool:

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cemkit import arrowstr
-from cemkit.columnar import Columns, series
+from cemkit.columnar import Columns, array_of, series
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.match import CDR_ONLY, MATCHED, XDR_FIELDS, XDR_ONLY
 from cemkit.correlate.pair_legs import TERM_FIELDS
@@ -271,7 +271,7 @@ def _time_ns(records: Any, name: str) -> np.ndarray:
 
     NaT is :data:`~cemkit.correlate._kernels.NULL_TIME`, as there.
     """
-    arr = records.array(name) if isinstance(records, Columns) else records[name].array
+    arr = array_of(records, name)
     if isinstance(arr, pd.arrays.DatetimeArray) and arr.unit == "ns":
         return np.asarray(arr.asi8, dtype=np.int64)
     return _frames.time_ns(records[name])

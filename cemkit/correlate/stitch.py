@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cemkit.columnar import Columns, column_array, gather_blocks
+from cemkit.columnar import Columns, array_of, column_array, gather_blocks
 from cemkit.correlate import _frames, _kernels
 from cemkit.correlate.calls import _time_ns, delta_ns
 from cemkit.labels import label_codes
@@ -158,7 +158,7 @@ def _label_index_at(records: Any, name: str, vocabulary: Sequence[str],
 
 def _int64_or_minus_one(records: Any, name: str) -> np.ndarray:
     """Column ``name``'s integers as int64, -1 for null (a nullable integer array directly)."""
-    arr = records.array(name) if isinstance(records, Columns) else records[name].array
+    arr = array_of(records, name)
     if isinstance(arr, pd.arrays.IntegerArray):
         return np.where(arr._mask, -1, arr._data.astype(np.int64, copy=False))
     return records[name].to_numpy(dtype=np.int64, na_value=-1)
@@ -264,7 +264,7 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
         out = records if keep is None else records[keep]
     if several:
         # only calls of several partials (rare) are reduced; a whole record is its own result
-        many = _Partials.of_rows(rows, group, multi)
+        many = _Partials(group, multi, rows)
         reduce = [(c, "min") for c in ("start", "answer")] + [("end", "max")]
         reduce += [(c, "sum") for c in _SUM] + [(c, "mean") for c in _MEAN]
         reduce = [(c, how) for c, how in reduce if c in records]
@@ -309,11 +309,6 @@ def _stitch_pandas(records: pd.DataFrame, gap: Any, by: Sequence[str]) -> pd.Dat
     return out
 
 
-def _array_of(records: Any, name: str) -> Any:
-    """Column ``name``'s array (a micro-batch's without a Series)."""
-    return records.array(name) if isinstance(records, Columns) else records[name].array
-
-
 def _nulls_like(values: Any, n: int) -> Any:
     """``n`` nulls of the dtype of ``values``.
 
@@ -340,25 +335,18 @@ PENDING_ROWS = 65_536
 class _Partials:
     """The rows of the groups of more than one partial, and where their results go."""
 
-    def __init__(self, group: np.ndarray, multi: np.ndarray) -> None:
-        self.groups = np.flatnonzero(multi)  # positions in the output (one per group)
-        self.rows = np.flatnonzero(multi[group])  # their partials, in input order
-        # the groups numbered 0..k-1 in output order
-        self.sub = np.searchsorted(self.groups, group[self.rows])
+    def __init__(self, group: np.ndarray, multi: np.ndarray,
+                 rows: np.ndarray | None = None) -> None:  # fmt: skip
+        """``group[i]``: the group of row ``rows[i]`` (``rows`` ascending; default every row).
 
-    @classmethod
-    def of_rows(cls, rows: np.ndarray, group: np.ndarray, multi: np.ndarray) -> _Partials:
-        """The partials among ``rows`` (ascending), ``group[i]`` the group of ``rows[i]``.
-
-        The rows outside ``rows`` are whole records (groups of one): what ``_Partials(group,
-        multi)`` gives for the full ``group`` array.
+        The rows outside ``rows`` are whole records (groups of one).
         """
-        out = cls.__new__(cls)
-        out.groups = np.flatnonzero(multi)
+        self.groups = np.flatnonzero(multi)  # positions in the output (one per group)
         many = multi[group]
-        out.rows = rows[many]
-        out.sub = np.searchsorted(out.groups, group[many])
-        return out
+        # their partials, in input order
+        self.rows = np.flatnonzero(many) if rows is None else rows[many]
+        # the groups numbered 0..k-1 in output order
+        self.sub = np.searchsorted(self.groups, group[many])
 
     def reduce_columns(self, records: pd.DataFrame, how: Sequence[tuple[str, str]],
                        like: Any) -> dict[str, Any]:  # fmt: skip
@@ -391,7 +379,7 @@ class _Partials:
         for c, agg in how:
             reduced = None
             if self.rows.size <= SMALL_REDUCE_ROWS:
-                reduced = _reduce_small(_array_of(records, c), self.rows, self.sub,
+                reduced = _reduce_small(array_of(records, c), self.rows, self.sub,
                                         self.groups.size, agg)  # fmt: skip
             if reduced is None:
                 rest.append((c, agg))
@@ -399,7 +387,7 @@ class _Partials:
                 out[c] = reduced
         if rest:
             names = [c for c, _ in rest]
-            small = pd.DataFrame({i: _array_of(records, c).take(self.rows)
+            small = pd.DataFrame({i: array_of(records, c).take(self.rows)
                                   for i, c in enumerate(names)}, copy=False)  # fmt: skip
             g = small.groupby(self.sub, sort=True)
             for i, (c, agg) in enumerate(rest):
