@@ -144,32 +144,41 @@ def widen(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(dict.fromkeys(wide, _STRING))
 
 
-def label_codes(values: Any, vocabulary: Sequence[str]) -> np.ndarray:
+def label_codes(
+    values: Any, vocabulary: Sequence[str], rows: np.ndarray | None = None
+) -> np.ndarray:
     """Each row's index in ``vocabulary`` (int8; -1: null, or a value not in it).
 
     ``values``: a Series or array of a label column, categorical (a lookup of its few
     categories, then of the codes) or Arrow strings (pandas' or an Arrow string array: one
     jitted pass over the bytes, :func:`cemkit.kqi._kernels.match_labels`); anything else is
-    compared as text. At most 127 values in ``vocabulary``.
+    compared as text. At most 127 values in ``vocabulary``. ``rows`` (int64 positions): the
+    indices of those rows only (no take of their values first: a few rows of a column cost a
+    few rows' work).
     """
     if len(vocabulary) > 127:
         raise ValueError(f"label_codes takes at most 127 values, got {len(vocabulary)}")
     arr = values.array if isinstance(values, pd.Series) else values
     if isinstance(arr, pd.Categorical):
         lookup = _category_lookup(tuple(arr.categories), tuple(vocabulary))
-        return lookup[arr.codes]  # code -1 (null) reads the last slot: -1
+        # code -1 (null) reads the last slot: -1
+        return lookup[arr.codes if rows is None else arr.codes[rows]]
     strings = arr if isinstance(arr, pa.Array | pa.ChunkedArray) else arrow_strings_of(arr)
     if strings is not None:
         from cemkit import arrowstr
         from cemkit.kqi import _kernels  # Numba: imported when labels are read
 
         offsets, data = _packed(tuple(vocabulary))
+        if rows is not None:  # (a chunked column's chunks joined: one array to index)
+            return _kernels.match_labels_at(*arrowstr.buffers(strings), rows, offsets, data)
         chunks = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
         # chunk by chunk: no copy of the column's bytes into one buffer
         parts = [_kernels.match_labels(*arrowstr.buffers(c), offsets, data) for c in chunks]
         if not parts:
             return np.zeros(0, dtype=np.int8)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if rows is not None:
+        arr = arr[rows]
     index = pd.Index(list(vocabulary), dtype=object)
     found = index.get_indexer(pd.Series(arr, dtype=object).where(pd.notna(arr), None))
     return np.asarray(found, dtype=np.int8)

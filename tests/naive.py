@@ -820,6 +820,48 @@ def first_start(code, time, use, n_codes):
     return np.array(out, dtype=np.int64)
 
 
+def codes_at(values, rows):
+    """Codes of ``values[rows]`` (strings or None) in order of first appearance; None one too."""
+    seen = {}
+    codes = [seen.setdefault(values[r], len(seen)) for r in rows]
+    return np.array(codes, dtype=np.int64), len(seen)
+
+
+def kahan_sums(values, rows, sub, k):
+    """Per group of ``sub``: Kahan's compensated sum of the non-NaN ``values[rows]``, and count.
+
+    Row order; an infinity resets the compensation (pandas' Cython sum does the same).
+    """
+    totals, comps, counts = [0.0] * k, [0.0] * k, [0] * k
+    for r, g in zip(rows, sub, strict=True):
+        v = float(values[r])
+        if math.isnan(v):
+            continue
+        counts[g] += 1
+        y = v - comps[g]
+        t = totals[g] + y
+        comps[g] = (t - totals[g]) - y
+        if math.isnan(comps[g]):
+            comps[g] = 0.0
+        totals[g] = t
+    return np.array(totals), np.array(counts, dtype=np.int64)
+
+
+def extreme_rows(values, rows, sub, k, want_max):
+    """Per group of ``sub``: the first row of ``rows`` holding its min (max) non-NULL value."""
+    best = []
+    for g in range(k):
+        held = [
+            (int(values[r]), i) for i, r in enumerate(rows) if sub[i] == g and values[r] != NULL
+        ]
+        if not held:
+            best.append(-1)
+            continue
+        v = max(x for x, _ in held) if want_max else min(x for x, _ in held)
+        best.append(int(rows[min(i for x, i in held if x == v)]))
+    return np.array(best, dtype=np.int64)
+
+
 # --- frame-level references: the correlators as main had them (0c535fe), on naive kernels ------
 # The fast correlators (one factorization, one shared sort, one gather) must give exactly these
 # frames. Keys are pandas.factorize codes of the key columns; the kernels are the references above

@@ -103,6 +103,18 @@ def test_stitch_groups_equals_naive(data, gap):
 
 
 @SETTINGS
+@given(data=st.data(), want_max=st.booleans())
+def test_extreme_rows_equals_naive(data, want_max):
+    # a stitched call's earliest start / latest end: the row holding it, the first on a tie
+    values = data.draw(arrays(data.draw(st.integers(1, 14)), times))
+    rows = np.array(data.draw(st.lists(st.integers(0, values.size - 1), max_size=14)), np.int64)
+    k = data.draw(st.integers(1, 4))
+    sub = data.draw(arrays(rows.size, st.integers(0, k - 1)))
+    got = K.extreme_rows(values, rows, sub, k, want_max)
+    np.testing.assert_array_equal(got, naive.extreme_rows(values, rows, sub, k, want_max))
+
+
+@SETTINGS
 @given(data=st.data(), window=st.sampled_from([0, 2, 5]), close=st.booleans())
 def test_session_groups_equals_naive(data, window, close):
     n = data.draw(st.integers(0, 14))

@@ -213,6 +213,26 @@ def test_match_labels_equals_string_equality(values, candidates, skip):
 
 
 @settings(max_examples=100, deadline=None)
+@given(st.lists(TEXT, min_size=1, max_size=30), st.data(),
+       st.lists(TEXT.filter(lambda v: v is not None), unique=True, max_size=5))  # fmt: skip
+def test_labels_and_codes_at_rows_equal_string_equality(values, data, candidates):
+    # the few-rows forms (no take of the strings first): the label index of each row given and
+    # the first-appearance codes of the values there (a null a value of its own)
+    from cemkit.correlate import _hash
+    from cemkit.labels import label_codes
+
+    arr = pa.array(values, pa.string())
+    rows = np.array(data.draw(st.lists(st.integers(0, len(values) - 1), max_size=40)), np.int64)
+    got = label_codes(pd.arrays.ArrowStringArray(arr), tuple(candidates), rows=rows)
+    want = [candidates.index(values[r]) if values[r] in candidates else -1 for r in rows]
+    assert got.tolist() == want
+    assert label_codes(pd.Categorical(values), tuple(candidates), rows=rows).tolist() == want
+    codes, k = _hash.codes_at(*buffers(arr), rows)
+    want_codes, want_k = naive.codes_at(values, rows)
+    assert codes.tolist() == want_codes.tolist() and k == want_k
+
+
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["i1", "i2", "i22", "", "x:1", None]),
                           st.one_of(st.none(), st.integers(-5, 5)), st.booleans()), max_size=30),
        st.booleans())  # fmt: skip

@@ -85,3 +85,60 @@ def hash_call_buckets(ref_offsets: np.ndarray, ref_data: np.ndarray, ref_valid: 
                 h = _fnv_bytes(h, b_offsets, b_data, i)
         out[i] = mix64(mix64(h))  # mix64(0 * FNV_PRIME + mix64(h)), as hash_strings mixes
     return out
+
+
+@_jit
+def _same_value(offsets: np.ndarray, data: np.ndarray, i: int, j: int) -> bool:
+    """Whether values ``i`` and ``j`` hold the same bytes."""
+    a, b = offsets[i], offsets[j]
+    n = offsets[i + 1] - a
+    if offsets[j + 1] - b != n:
+        return False
+    for k in range(n):  # noqa: SIM110 - Numba compiles no generator expression in all()
+        if data[a + k] != data[b + k]:
+            return False
+    return True
+
+
+@_jit
+def codes_at(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray,
+             rows: np.ndarray) -> tuple[np.ndarray, int]:  # fmt: skip
+    """Dense codes of the values at ``rows``: equal bytes, equal codes; a null a code of its own.
+
+    ``offsets``, ``data``, ``valid`` as :func:`cemkit.arrowstr.buffers` gives them. Codes are
+    ``0 .. k - 1`` in order of first appearance in ``rows`` (a hash table of the distinct
+    values, their bytes compared: exact, linear in ``rows``, no Arrow call and no string
+    built). Returns the codes (int64, one per row of ``rows``) and ``k``.
+    """
+    n = rows.shape[0]
+    size = 2
+    while size < 2 * n:
+        size *= 2
+    mask = np.uint64(size - 1)
+    held = np.full(size, -1, np.int64)  # the row holding the slot's value
+    code_of = np.zeros(size, np.int64)
+    codes = np.empty(n, np.int64)
+    k = 0
+    null_code = -1
+    for i in range(n):
+        r = rows[i]
+        if not valid[r]:
+            if null_code < 0:
+                null_code = k
+                k += 1
+            codes[i] = null_code
+            continue
+        s = np.int64(mix64(_fnv_bytes(FNV_OFFSET, offsets, data, r)) & mask)
+        while True:
+            j = held[s]
+            if j < 0:
+                held[s] = r
+                code_of[s] = k
+                codes[i] = k
+                k += 1
+                break
+            if _same_value(offsets, data, r, j):
+                codes[i] = code_of[s]
+                break
+            s = (s + 1) & (size - 1)
+    return codes, k

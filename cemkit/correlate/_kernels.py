@@ -979,6 +979,55 @@ def stitch_groups(key, seq, start, end, chain, gap, alone=None):
     return _stitch_sorted(order, key, seq, start, end, chain, gap)
 
 
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=False)
+def kahan_sums(values, rows, sub, k):
+    """Per group: the compensated (Kahan) sum of ``values[rows]`` in row order, and the count.
+
+    ``values``: float64 (NaN: null, skipped); ``rows[i]`` is in group ``sub[i]``
+    (``0 .. k - 1``). An infinity resets the compensation (what pandas' Cython sum does).
+    Compiled without fastmath whatever the configuration: reassociated, the compensation is 0.
+    """
+    totals = np.zeros(k, np.float64)
+    comps = np.zeros(k, np.float64)
+    counts = np.zeros(k, np.int64)
+    for i in range(rows.shape[0]):
+        v = values[rows[i]]
+        if np.isnan(v):
+            continue
+        g = sub[i]
+        counts[g] += 1
+        y = v - comps[g]
+        t = totals[g] + y
+        comps[g] = t - totals[g] - y
+        if comps[g] != comps[g]:
+            comps[g] = 0.0
+        totals[g] = t
+    return totals, counts
+
+
+@_jit
+def extreme_rows(values, rows, sub, k, want_max):
+    """Per group: the row holding the group's least (``want_max``: greatest) value.
+
+    ``values``: int64 of a whole column (:data:`NULL_TIME`: null, skipped); ``rows[i]`` is in
+    group ``sub[i]`` (``0 .. k - 1``). Returns, per group, the row of ``rows`` holding the
+    extreme, the first in ``rows``' order on a tie (a strictly better value replaces it); -1
+    where every value of the group is null.
+    """
+    best = np.full(k, -1, np.int64)
+    held = np.zeros(k, np.int64)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        v = values[r]
+        if v == NULL_TIME:
+            continue
+        g = sub[i]
+        if best[g] < 0 or (v > held[g] if want_max else v < held[g]):
+            best[g] = r
+            held[g] = v
+    return best
+
+
 @_jit
 def _stitch_sorted(order, key, seq, start, end, chain, gap):
     """:func:`stitch_groups` given the rows grouped by key (a key's rows in row order)."""

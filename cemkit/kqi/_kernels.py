@@ -197,19 +197,38 @@ def match_labels(offsets, data, valid, cand_offsets, cand_data):  # pragma: no c
         Index of the candidate each row equals; -1: none of them, or null.
     """
     n = offsets.shape[0] - 1
-    k = cand_offsets.shape[0] - 1
-    out = np.full(n, -1, dtype=np.int8)
+    out = np.empty(n, dtype=np.int8)
     for i in range(n):
-        if not valid[i]:
-            continue
-        s = offsets[i]
-        ln = offsets[i + 1] - s
-        for c in range(k):
-            cs = cand_offsets[c]
-            if cand_offsets[c + 1] - cs == ln and _same_bytes(data, s, cand_data, cs, ln):
-                out[i] = c
-                break
+        out[i] = _match_label(offsets, data, valid, i, cand_offsets, cand_data)
     return out
+
+
+@njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
+def match_labels_at(
+    offsets, data, valid, rows, cand_offsets, cand_data
+):  # pragma: no cover - compiled
+    """:func:`match_labels` of the rows ``rows`` only (int64 positions): one int8 per row.
+
+    For a few rows of a column: no take of their strings first.
+    """
+    out = np.empty(rows.shape[0], dtype=np.int8)
+    for i in range(rows.shape[0]):
+        out[i] = _match_label(offsets, data, valid, rows[i], cand_offsets, cand_data)
+    return out
+
+
+@njit(inline="always")
+def _match_label(offsets, data, valid, i, cand_offsets, cand_data):  # pragma: no cover - compiled
+    """Index of the candidate row ``i`` equals; -1: none of them, or null."""
+    if not valid[i]:
+        return -1
+    s = offsets[i]
+    ln = offsets[i + 1] - s
+    for c in range(cand_offsets.shape[0] - 1):
+        cs = cand_offsets[c]
+        if cand_offsets[c + 1] - cs == ln and _same_bytes(data, s, cand_data, cs, ln):
+            return c
+    return -1
 
 
 # --- per-record counters (cemkit.kqi.formulas.contribution_block) ------------------------------
