@@ -6,7 +6,6 @@ Switches cut long calls into partial records (3GPP "partial record", ``partial_s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -144,7 +143,8 @@ def _label_index_at(records: Any, name: str, vocabulary: Sequence[str],
     """:func:`~cemkit.correlate.calls._label_index` of column ``name`` at ``rows`` only.
 
     A column of a frame or a :class:`~cemkit.columnar.Columns` (a pending one by its source):
-    its values at the rows taken first, so the labels of a few rows do not cost a pass over all.
+    the labels of those rows only (:func:`~cemkit.labels.label_codes` ``rows=``), so the labels
+    of a few rows do not cost a pass over all, nor a take of their strings.
     """
     values: Any
     if isinstance(records, Columns):
@@ -153,7 +153,7 @@ def _label_index_at(records: Any, name: str, vocabulary: Sequence[str],
             rows = at[rows]
     else:
         values = column_array(records, name)
-    return label_codes(_frames.take_array(values, rows), tuple(vocabulary))
+    return label_codes(values, tuple(vocabulary), rows=np.asarray(rows, np.int64))
 
 
 def _int64_or_minus_one(records: Any, name: str) -> np.ndarray:
@@ -170,30 +170,31 @@ def shared_call_key(records: Columns, rows: np.ndarray,
 
     For a micro-batch (:class:`~cemkit.columnar.Columns` carrying protect's ``call_id`` codes,
     no row of ``rows`` without one) whose ``by`` columns are Arrow strings: each ``by`` column
-    at ``rows`` dictionary-encoded by Arrow (a null a value of its own), the call id by its
-    code, combined as mixed-radix digits. Equal keys are equal tuples of values, as the keys
-    of :func:`~cemkit.correlate._frames.composite_key` (what the stitch groups depend on), at a
-    fraction of its cost on a few dozen rows (no Series, no token parse). Returns the key and
-    its upper bound, or None where the columns are of other kinds (the caller's general path).
+    coded at ``rows`` by one jitted pass over its bytes (:func:`cemkit.correlate._hash.codes_at`:
+    a null a value of its own), the call id by its code, combined as mixed-radix digits. Equal
+    keys are equal tuples of values, as the keys of
+    :func:`~cemkit.correlate._frames.composite_key` (what the stitch groups depend on), at a
+    fraction of its cost on a few dozen rows (no Series, no token parse, no Arrow call: an Arrow
+    take and dictionary encoding of a few rows cost ~30 µs a column). Returns the key and its
+    upper bound, or None where the columns are of other kinds (the caller's general path).
     """
-    import pyarrow as pa
-
     from cemkit import arrowstr
+    from cemkit.correlate import _hash
 
     if not isinstance(records, Columns):
         return None
-    at = pa.array(rows)
     key = np.zeros(rows.size, np.int64)
     size = 1
     for c in by:
         arr = records.array(c)
         if not isinstance(arr, pd.arrays.ArrowStringArray):
             return None
-        # one array even where the column is chunked (read from several row groups)
-        codes, dictionary = arrowstr.dictionary_codes(pa.array(arr).take(at), null=None)
-        n = len(dictionary)
-        key = key * (n + 1) + codes
-        size *= n + 1
+        # (one array even where the column is chunked: read from several row groups)
+        codes, n = _hash.codes_at(*arrowstr.buffers(arr), rows)
+        key = key * n + codes
+        size *= n
+        if size >= 2**62:
+            return None
     ref = np.asarray(records.codes["call_id"], np.int64)[rows]
     if (ref < 0).any():
         return None
@@ -371,16 +372,14 @@ class _Partials:
                       how: Sequence[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
         """Each column's reduction over the partials of each group of several (one per group).
 
-        An array of the column's dtype, in the order of :attr:`groups`: plain loops over a few
-        partials, one groupby over many.
+        An array of the column's dtype, in the order of :attr:`groups`: one linear pass a column
+        (:func:`_reduce_small`), a groupby for the dtypes it does not cover.
         """
         out: dict[str, Any] = {}
         rest = []
         for c, agg in how:
-            reduced = None
-            if self.rows.size <= SMALL_REDUCE_ROWS:
-                reduced = _reduce_small(array_of(records, c), self.rows, self.sub,
-                                        self.groups.size, agg)  # fmt: skip
+            reduced = _reduce_small(array_of(records, c), self.rows, self.sub,
+                                    self.groups.size, agg)  # fmt: skip
             if reduced is None:
                 rest.append((c, agg))
             else:
@@ -401,17 +400,14 @@ class _Partials:
         return out
 
 
-#: Partial rows up to which the reductions run as plain loops (a groupby's fixed cost is
-#: larger than a micro-batch's few partials); above, one pandas groupby.
-SMALL_REDUCE_ROWS = 512
-
-
 def _reduce_small(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str) -> Any:
-    """``how`` of ``arr[rows]`` per group ``sub`` (0..k-1), exactly as pandas' groupby does it.
+    """``how`` of ``arr[rows]`` per group ``sub`` (0..k-1), nulls skipped, null if all are.
 
     min/max of datetimes pick the row holding the extreme (its value, its dtype); sums and means
-    of float64 use pandas' compensated (Kahan) summation in row order, sums of Int64 integers.
-    None for dtypes this does not cover (the caller's groupby does those).
+    of float64 by compensated (Kahan) summation in row order (:func:`~cemkit.correlate._kernels.
+    kahan_sums`: the same at every size; pandas 3.1's groupby sums sorted groups without nulls
+    pairwise instead, so its last bit depended on the rows' order), sums of Int64 integers.
+    Each is one linear pass. None for dtypes this does not cover (the caller's groupby does those).
     """
     dtype = arr.dtype
     if (
@@ -419,8 +415,8 @@ def _reduce_small(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str)
         and isinstance(dtype, pd.DatetimeTZDtype | np.dtype)
         and (getattr(dtype, "kind", "") == "M")
     ):
-        values = np.asarray(arr.asi8 if hasattr(arr, "asi8") else arr.view(np.int64))[rows]
-        best = _extreme_rows(values, rows, sub, k, how)
+        values = np.asarray(arr.asi8 if hasattr(arr, "asi8") else arr.view(np.int64))
+        best = _kernels.extreme_rows(values, rows, sub, k, how == "max")
         if isinstance(arr, pd.arrays.DatetimeArray) and isinstance(dtype, pd.DatetimeTZDtype):
             # the jitted gather of their int64 values (what ``take(allow_fill=True)`` gives)
             return gather_blocks({how: arr}, [how], best, missing=True)[how]
@@ -430,46 +426,15 @@ def _reduce_small(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str)
     if isinstance(arr, pd.arrays.NumpyExtensionArray):
         arr = arr.to_numpy()
     if isinstance(arr, np.ndarray) and arr.dtype == np.float64:
-        totals, counts = [0.0] * k, [0] * k
-        comps = [0.0] * k
-        for v, g in zip(arr[rows].tolist(), sub.tolist(), strict=True):
-            if math.isnan(v):  # null
-                continue
-            counts[g] += 1
-            y = v - comps[g]
-            t = totals[g] + y
-            comps[g] = t - totals[g] - y
-            if comps[g] != comps[g]:  # an infinity: pandas resets the compensation
-                comps[g] = 0.0
-            totals[g] = t
-        nan = float("nan")
+        totals, counts = _kernels.kahan_sums(arr, rows, sub, k)
         if how == "sum":
-            return np.array([t if n else nan for t, n in zip(totals, counts, strict=True)])
-        return np.array([t / n if n else nan for t, n in zip(totals, counts, strict=True)])
+            return np.where(counts > 0, totals, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, totals / counts, np.nan)
     int64 = isinstance(dtype, pd.Int64Dtype) and isinstance(arr, pd.arrays.IntegerArray)
     if how == "sum" and int64:
         return _int_sums(arr, rows, sub, k)
     return None
-
-
-def _extreme_rows(values: np.ndarray, rows: np.ndarray, sub: np.ndarray, k: int,
-                  how: str) -> np.ndarray:  # fmt: skip
-    """Per group ``sub`` (0..k-1): the row of ``rows`` holding its min / max time, -1 if none.
-
-    ``values`` are the times at ``rows`` as int64 (NaT: the int64 minimum, skipped). The first
-    such row in ``rows``' order on a tie (what a loop keeping the strictly better value picks).
-    """
-    valid = values != np.iinfo(np.int64).min
-    i = np.flatnonzero(valid)
-    v = values[i] if how == "min" else -values[i]  # (NaT, the minimum, is never negated)
-    order = i[np.lexsort((i, v, sub[i]))]  # by group, value, then position
-    best = np.full(k, -1, np.int64)
-    if order.size:
-        g = sub[order]
-        first = np.ones(order.size, bool)
-        first[1:] = g[1:] != g[:-1]
-        best[g[first]] = order[first]
-    return np.where(best >= 0, rows[np.maximum(best, 0)], -1)
 
 
 def _int_sums(arr: pd.arrays.IntegerArray, rows: np.ndarray, sub: np.ndarray,
