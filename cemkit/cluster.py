@@ -8,7 +8,8 @@ Every command and API entry point takes a ``scheduler``:
 * ``"local"``: an embedded :class:`distributed.LocalCluster`, one single-threaded worker process
   per core (worker memory limits, spilling to disk: the way to run over more data than memory);
 * ``"threads"`` / ``"sync"``: Dask's threaded or synchronous scheduler, without a cluster;
-  ``"sync"`` is the default (:data:`DEFAULT_SCHEDULER`); these never import distributed;
+  ``"threads"`` (one thread per core) is the default (:data:`DEFAULT_SCHEDULER`); these never
+  import distributed;
 * a Dask ``get`` function (e.g. the one :func:`connect` set for a block), used as is.
 
 When ``scheduler`` is None the environment variable ``CEMKIT_SCHEDULER`` is read, then the
@@ -41,16 +42,18 @@ from cemkit.errors import CemkitError
 
 ENV_VAR = "CEMKIT_SCHEDULER"
 #: The scheduler when neither the caller nor ``$CEMKIT_SCHEDULER`` names one. Chosen by
-#: measurement (benchmarks/RESULTS.md, "Scheduler, records write, 10M (branch run7)"): with
-#: every process keeping the memory it frees (:mod:`cemkit.memory`), ``cemkit run`` on 2 cores
-#: spent the same user CPU with ``threads`` as with ``sync`` at 1M records (Parquet 11.6-11.8
-#: vs 11.5-12.7 s, CSV 13.9-14.0 vs 13.8-14.5 s, wall within the load's noise), and at 2M
-#: (two partitions) ``threads`` took 6 % more user CPU, 14 % more peak memory and 10 % more wall
-#: time than ``sync``; the embedded LocalCluster and ``processes`` spent 3.4-4.6x the CPU
-#: (serialization, worker start-up). On a quieter machine (load 1-3.6) ``sync`` was also faster
-#: in wall time at 1M (Parquet 14.0-16.1 s vs 16.1-20.8 s, CSV 14.8-16.7 vs 19.7-26.0 s).
-#: A cluster stays one ``--scheduler`` away, same results.
-DEFAULT_SCHEDULER = "sync"
+#: measurement (benchmarks/RESULTS.md, "Session 15/16, lead"; ``bench_pipeline``, 2 cores,
+#: quiet machine, 2026-12-06): ``threads`` against ``sync``, wall seconds, the same digests of
+#: every output: 1M Parquet (one part) 3.0-3.4 vs 3.2-3.4 s; 1M CSV 3.0-3.3 vs 3.4-3.8; 2M (two
+#: parts) Parquet 4.7-4.8 vs 5.9-6.3, CSV 4.7-4.8 vs 6.1-6.2; 10M Parquet (7 parts) 21.6-22.6
+#: vs 31.5-36.0, CSV 23.0-24.9 vs 30.2-41.2: never slower, up to 1.6x faster, for ~3-15 % more
+#: CPU and 10-35 % more peak memory (two partitions in memory at once). Sync was the default
+#: before (session 7: threads 6 % more CPU at 2M, measured on a machine at load 1-20 when the
+#: stages' glue held the GIL; the stages' hot loops have since moved to Numba ``nogil`` kernels
+#: and Arrow). The embedded LocalCluster and ``processes`` spent 3.4-4.6x the CPU then
+#: (serialization, worker start-up). ``sync`` (one core, one partition at a time) and a
+#: cluster stay one ``--scheduler`` away, same results.
+DEFAULT_SCHEDULER = "threads"
 #: What :func:`connect` sets Dask's ``scheduler`` to while a Client is in use (Dask's own name).
 CLIENT_SCHEDULER = "dask.distributed"
 _LOCAL_NAMES = {"threads", "threading", "sync", "synchronous", "single-threaded", "processes"}
