@@ -44,10 +44,11 @@ ENV_VAR = "CEMKIT_SCHEDULER"
 #: The scheduler when neither the caller nor ``$CEMKIT_SCHEDULER`` names one. Chosen by
 #: measurement (benchmarks/RESULTS.md, "Session 15/16, lead"; ``bench_pipeline``, 2 cores,
 #: quiet machine, 2026-12-06): ``threads`` against ``sync``, wall seconds, the same digests of
-#: every output: 1M Parquet (one part) 3.0-3.4 vs 3.2-3.4 s; 1M CSV 3.0-3.3 vs 3.4-3.8; 2M (two
-#: parts) Parquet 4.7-4.8 vs 5.9-6.3, CSV 4.7-4.8 vs 6.1-6.2; 10M Parquet (7 parts) 21.6-22.6
-#: vs 31.5-36.0, CSV 23.0-24.9 vs 30.2-41.2: never slower, up to 1.6x faster, for ~3-15 % more
-#: CPU and 10-35 % more peak memory (two partitions in memory at once). Sync was the default
+#: every output: 1M Parquet (one part, one partition: the same work) 3.32-3.37 vs 3.16-3.36 s;
+#: 1M CSV 3.00-3.30 vs 3.41-3.78; 2M (two parts) Parquet 4.75-4.82 vs 6.12-6.28, CSV 4.67-4.78
+#: vs 5.90-6.22; 10M Parquet (7 parts) 21.6-22.6 vs 31.5-36.0, CSV 23.0-24.9 vs 30.2-41.2:
+#: 1.14-1.46x faster on every input of several parts, for 0-18 % more CPU and 2-36 % more peak
+#: memory (two partitions in memory at once). Sync was the default
 #: before (session 7: threads 6 % more CPU at 2M, measured on a machine at load 1-20 when the
 #: stages' glue held the GIL; the stages' hot loops have since moved to Numba ``nogil`` kernels
 #: and Arrow). The embedded LocalCluster and ``processes`` spent 3.4-4.6x the CPU then

@@ -64,8 +64,8 @@ def test_embedded_local_cluster():
 
 def test_default_is_the_measured_fastest_and_starts_no_cluster(monkeypatch, tmp_path):
     # benchmarks/RESULTS.md, "Session 15/16, lead": Dask's threaded scheduler measured never
-    # slower than sync and up to 1.6x faster on 2 cores, the same outputs; LocalCluster /
-    # processes 3.4-4.6x the CPU. A default run computes on the threaded scheduler, no cluster.
+    # slower than sync and 1.14-1.46x faster on inputs of several parts, the same outputs;
+    # LocalCluster / processes 3.4-4.6x the CPU. A default run computes on threads, no cluster.
     import dask.threaded
     import distributed
 
