@@ -16,6 +16,8 @@ from numba import njit
 from cemkit import config
 
 _jit = njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL)
+#: A position in a buffer, as jitted callers pass it (a Python or a NumPy integer).
+_Index = int | np.integer
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
@@ -87,17 +89,20 @@ def hash_call_buckets(ref_offsets: np.ndarray, ref_data: np.ndarray, ref_valid: 
     return out
 
 
+@njit(inline="always")
+def same_bytes(a: np.ndarray, i: _Index, b: np.ndarray, j: _Index, n: _Index) -> bool:
+    """Whether ``a[i:i + n]`` and ``b[j:j + n]`` hold the same bytes (inlined where called)."""
+    for k in range(n):  # noqa: SIM110 - Numba compiles no generator expression in all()
+        if a[i + k] != b[j + k]:
+            return False
+    return True
+
+
 @_jit
 def _same_value(offsets: np.ndarray, data: np.ndarray, i: int, j: int) -> bool:
     """Whether values ``i`` and ``j`` hold the same bytes."""
-    a, b = offsets[i], offsets[j]
-    n = offsets[i + 1] - a
-    if offsets[j + 1] - b != n:
-        return False
-    for k in range(n):  # noqa: SIM110 - Numba compiles no generator expression in all()
-        if data[a + k] != data[b + k]:
-            return False
-    return True
+    n = offsets[i + 1] - offsets[i]
+    return offsets[j + 1] - offsets[j] == n and same_bytes(data, offsets[i], data, offsets[j], n)
 
 
 @_jit

@@ -373,12 +373,12 @@ class _Partials:
         """Each column's reduction over the partials of each group of several (one per group).
 
         An array of the column's dtype, in the order of :attr:`groups`: one linear pass a column
-        (:func:`_reduce_small`), a groupby for the dtypes it does not cover.
+        (:func:`_reduce_linear`), a groupby for the dtypes it does not cover.
         """
         out: dict[str, Any] = {}
         rest = []
         for c, agg in how:
-            reduced = _reduce_small(array_of(records, c), self.rows, self.sub,
+            reduced = _reduce_linear(array_of(records, c), self.rows, self.sub,
                                     self.groups.size, agg)  # fmt: skip
             if reduced is None:
                 rest.append((c, agg))
@@ -400,7 +400,7 @@ class _Partials:
         return out
 
 
-def _reduce_small(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str) -> Any:
+def _reduce_linear(arr: Any, rows: np.ndarray, sub: np.ndarray, k: int, how: str) -> Any:
     """``how`` of ``arr[rows]`` per group ``sub`` (0..k-1), nulls skipped, null if all are.
 
     min/max of datetimes pick the row holding the extreme (its value, its dtype); sums and means

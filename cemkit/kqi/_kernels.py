@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from cemkit import config
+from cemkit.correlate._hash import same_bytes
 from cemkit.kqi.formulas import COUNTERS
 
 #: Marks a missing time (NaT) in int64 nanoseconds.
@@ -171,15 +172,6 @@ def grouped_quantiles(row, value, count, start, reps, target, n_targets, qs):  #
     return out
 
 
-@njit(inline="always")
-def _same_bytes(a, i, b, j, n):  # pragma: no cover - compiled
-    """Whether ``a[i:i + n]`` and ``b[j:j + n]`` hold the same bytes."""
-    for k in range(n):  # noqa: SIM110 - Numba compiles no generator expression in all()
-        if a[i + k] != b[j + k]:
-            return False
-    return True
-
-
 @njit(cache=config.NUMBA_CACHE, nogil=config.NUMBA_NOGIL, fastmath=config.NUMBA_FASTMATH)
 def match_labels(offsets, data, valid, cand_offsets, cand_data):  # pragma: no cover - compiled
     """Which of a few candidate strings each string of an Arrow string array equals.
@@ -226,7 +218,7 @@ def _match_label(offsets, data, valid, i, cand_offsets, cand_data):  # pragma: n
     ln = offsets[i + 1] - s
     for c in range(cand_offsets.shape[0] - 1):
         cs = cand_offsets[c]
-        if cand_offsets[c + 1] - cs == ln and _same_bytes(data, s, cand_data, cs, ln):
+        if cand_offsets[c + 1] - cs == ln and same_bytes(data, s, cand_data, cs, ln):
             return c
     return -1
 
@@ -442,7 +434,7 @@ def _find_slot(offsets, data, table, i, insert):  # pragma: no cover - compiled
             return -1
         if table[slot, 1] == h:
             rs = offsets[r]
-            if offsets[r + 1] - rs == ln and _same_bytes(data, rs, data, s, ln):
+            if offsets[r + 1] - rs == ln and same_bytes(data, rs, data, s, ln):
                 return slot
         slot = (slot + 1) & (cap - 1)
 
@@ -608,7 +600,7 @@ def numbered_strings(offsets, data, valid):  # pragma: no cover - compiled
             return keys, False
         if head_start < 0:
             head_start, head_len = s, p - s
-        elif p - s != head_len or not _same_bytes(data, s, data, head_start, head_len):
+        elif p - s != head_len or not same_bytes(data, s, data, head_start, head_len):
             return keys, False
         v = np.int64(0)
         for q in range(p, e):
