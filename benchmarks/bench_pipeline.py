@@ -26,6 +26,11 @@ Contenders, each in its own child process (imports not timed, everything else is
   matched by ASOF JOIN / ``join_asof`` within 5 s, intents by window functions, GROUP BY node and
   15-min bucket, records and KQIs written); their counts (records out, legs paired, xDRs
   matched, intents) must equal cemkit's from Parquet;
+* ``io-floor-{csv,parquet}``: the floor of an end-to-end run: the input read by pyarrow alone
+  (with its files' sha256) and the records, KQI and alert tables a ``cemkit-<fmt>-*`` contender
+  of this invocation wrote, written again with cemkit's Parquet options (two threads, each
+  file's sha256); list it after that contender. Its records/s is the most any pipeline that
+  reads this input and writes these outputs can reach on this machine;
 * ``microbatch``: ``cemkit.process_batch`` on ``--batches`` consecutive batches of
   ``--batch-size`` canonical records (raw numbers), warm (5 batches first), p50/p99 latency;
 * ``ooc``: ``cemkit.run`` from Parquet on a LocalCluster of 2 workers whose ``memory_limit`` is
@@ -204,6 +209,97 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
         "records_digest": table_digest(out / "records") if digests else None,
         "kqi_digest": table_digest(out / "kqi" / "kqi.parquet") if digests else None,
         "alerts_digest": table_digest(out / "alerts.parquet") if digests else None,
+    }
+
+
+def run_io_floor(w: Path, fmt: str, out: Path) -> dict:
+    """What no pipeline can go below: read the input and write cemkit's outputs, nothing between.
+
+    Timed, two threads: the input read by pyarrow alone, a piece at a time as a partitioned run
+    reads it (each Parquet file by ``pyarrow.parquet.read_table``; the Asterisk CSV in blocks of
+    ~64 MiB cut at line ends, each by ``pyarrow.csv.read_csv``), each piece dropped once read,
+    with the sha256 of every input file (the manifest records it); then the records, KQI and
+    alert tables a cemkit run of the same input wrote (read back from
+    ``out/../cemkit-<fmt>-<scheduler>`` beforehand, untimed, and prepared with cemkit's own
+    ``narrow_table``) written again with the same Parquet options, each file's sha256 computed.
+    No load checks, no protect, no correlation, no KQIs: the floor of an end-to-end run, against
+    which a records/s target is measured.
+    """
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from cemkit.runs import store
+
+    runs = [out.parent / f"cemkit-{fmt}-{s}" for s in ("threads", "default", "sync", "local")]
+    ref = next((r for r in runs if (r / "manifest.json").exists()), None)
+    if ref is None:
+        raise SystemExit(f"io-floor-{fmt} needs a cemkit-{fmt}-* contender run first (--only ...)")
+    records = sorted((ref / "records").glob("*.parquet"))
+    outputs = [*records, *sorted(ref.glob("kqi/*.parquet")), ref / "alerts.parquet"]
+    prepared = [store.narrow_table(pq.read_table(f)) for f in outputs]
+    inputs = [csv_path(w)] if fmt == "csv" else sorted((w / "records").glob("*.parquet"))
+    headerless = pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False)
+
+    def digest(path: Path) -> str:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+
+    def parquet_rows(path: Path) -> int:
+        rows = pq.read_table(path, use_threads=False).num_rows
+        digest(path)
+        return rows
+
+    def csv_block(span: tuple[int, int]) -> int:
+        with open(inputs[0], "rb") as fh:
+            fh.seek(span[0])
+            data = fh.read(span[1] - span[0])
+        return pacsv.read_csv(pa.py_buffer(data), read_options=headerless).num_rows
+
+    def csv_spans(path: Path, block: int = 64 << 20) -> list[tuple[int, int]]:
+        size, spans, lo = path.stat().st_size, [], 0
+        with open(path, "rb") as fh:
+            while lo < size:
+                fh.seek(min(lo + block, size))
+                fh.readline()  # to the end of the line the cut falls in
+                hi = min(fh.tell(), size)
+                spans.append((lo, hi))
+                lo = hi
+        return spans
+
+    def write(i: int) -> str:
+        table, options = prepared[i]
+        path = out / f"part-{i:05d}.parquet"
+        with pq.ParquetWriter(path, table.schema, **options) as writer:
+            writer.write_table(table)
+        return digest(path)
+
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    with ThreadPoolExecutor(2) as pool:
+        if fmt == "csv":  # the file's checksum on one thread while both parse
+            whole = pool.submit(digest, inputs[0])
+            input_rows = sum(pool.map(csv_block, csv_spans(inputs[0])))
+            whole.result()
+        else:
+            input_rows = sum(pool.map(parquet_rows, inputs))
+        read_s = time.perf_counter() - t0
+        list(pool.map(write, range(len(prepared))))
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "read_s": read_s,
+        "write_s": seconds - read_s,
+        "cpu_s": time.process_time() - cpu0,
+        # the reference run's count, so that records/s divide the same number
+        "rows_loaded": store.read_manifest(ref)["load"]["totals"]["rows_loaded"],
+        "input_rows": input_rows,
+        "records_out": sum(t.num_rows for t, _ in prepared[: len(records)]),
+        "reference": ref.name,
     }
 
 
@@ -612,6 +708,8 @@ def child(args: argparse.Namespace) -> None:
         result = run_cemkit(w, fmt, sched, out)
     elif name.startswith("pandas-"):
         result = run_pandas(w, name.split("-")[1], out)
+    elif name.startswith("io-floor-"):
+        result = run_io_floor(w, name.split("-")[2], out)
     elif name == "duckdb-full-parquet":
         result = run_duckdb_full(w, out)
     elif name == "polars-full-parquet":
@@ -752,6 +850,11 @@ def main() -> None:
                 if name == "ooc-reference"
                 else args.ooc_memory
             )
+        elif name.startswith("io-floor-") and not any(
+            n.startswith(f"cemkit-{name.split('-')[2]}-") and "seconds" in results[n]
+            for n in results
+        ):
+            results[name] = {"error": f"list a cemkit-{name.split('-')[2]}-* contender before it"}
         else:
             results[name] = spawn(name, w, work / "out" / name, args)
         r = results[name]
@@ -831,6 +934,17 @@ def report(results: dict[str, dict]) -> None:
         if got != want:
             print(f"CROSS-CHECK FAILED ({n}): counts differ from cemkit's {want}")
             ok = False
+    for fmt in ("csv", "parquet"):
+        floor = results.get(f"io-floor-{fmt}", {})
+        if "error" in floor or "reference" not in floor:
+            continue
+        of = results.get(floor["reference"], {})
+        if "seconds" in of:
+            print(f"\nio-floor-{fmt}: read {floor['read_s']:.2f} s + write "
+                  f"{floor['write_s']:.2f} s = {floor['seconds']:.2f} s, at most "
+                  f"{floor['rows_loaded'] / floor['seconds']:,.0f} records/s; "
+                  f"{floor['reference']} takes {of['seconds'] / floor['seconds']:.2f}x the "
+                  f"floor")  # fmt: skip
     if "microbatch" in results and "error" not in results["microbatch"]:
         m = results["microbatch"]
         print(
