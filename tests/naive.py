@@ -25,8 +25,8 @@ from cemkit.kqi.rollup import (
     KqiResult,
     _empty_table,
     _rank,
+    _score_frame,
     _worst_meta,
-    _worst_of_partition,
 )
 from cemkit.model.assign import CUSTOMER_OBJECT_COLUMN, GROUP_COLUMN, Assigner
 from cemkit.model.spec import BUCKETS, SEVERITIES, ServiceModel, Threshold
@@ -487,12 +487,21 @@ def _ro_quantiles(p: pd.DataFrame, code_col: str) -> pd.DataFrame:
     )
 
 
-# the worst-customer ranking and the empty table are unchanged by the fast path: the reference
-# uses the library's own (what it checks is the counting, the hierarchy and the buckets)
+# the sort and the empty table are the library's own (what the reference checks is the counting,
+# the hierarchy and the buckets); the worst customers of a partition: every customer scored and
+# ranked (the library scores only those that can rank, :func:`worst_of_partition`)
 _ro_empty_table = _empty_table
 _ro_rank = _rank
 _ro_worst_meta = _worst_meta
-_ro_worst_of_partition = _worst_of_partition
+
+
+def worst_of_partition(sums: pd.DataFrame, top_n: int, min_attempts: int) -> pd.DataFrame:
+    """The ``top_n`` worst customers: every customer with enough attempts scored, all ranked."""
+    sums = sums[sums["attempts"] >= min_attempts]
+    return _rank(_score_frame(sums), top_n)
+
+
+_ro_worst_of_partition = worst_of_partition
 
 
 # alerts

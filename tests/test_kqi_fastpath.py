@@ -19,7 +19,7 @@ import cemkit
 from cemkit import config, schema
 from cemkit.kqi import _kernels
 from cemkit.kqi.alerts import find_alerts
-from cemkit.kqi.rollup import _mark_first_of_intent, rollup
+from cemkit.kqi.rollup import _mark_first_of_intent, _worst_of_partition, rollup
 from cemkit.kqi.sizes import group_sizes
 from cemkit.model import ServiceModel, load_model
 from cemkit.pipeline import correlate
@@ -165,6 +165,25 @@ def test_first_start_equals_naive(rows):
     )
 
 
+_SCORED = ("attempts", "answered", "user_determined", "short_calls", "drops", "pdd_count",
+           "pdd_us", "mos_count", "mos_micro")  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(*[st.integers(0, 3)] * len(_SCORED)), max_size=60),
+    st.integers(0, 65),
+    st.integers(0, 3),
+)
+def test_worst_of_partition_scores_only_who_can_rank_and_ranks_the_same(rows, top_n, least):
+    """Small counters: many equal scores (ties at the cut), customers without a score."""
+    sums = pd.DataFrame(rows, columns=list(_SCORED), dtype=np.int64)
+    sums.index = pd.Index(pd.array([f"+44#{i % 7:02d}{i}" for i in range(len(rows))],
+                                   dtype=pd.StringDtype("pyarrow")), name="customer")  # fmt: skip
+    got = _worst_of_partition(sums, top_n, least)
+    pd.testing.assert_frame_equal(got, naive.worst_of_partition(sums, top_n, least))
+
+
 # --- records of the real pipeline ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pipeline_records(small_world):
@@ -183,6 +202,8 @@ def test_rollup_equals_reference_on_pipeline_records(pipeline_records):
     assert len(calls) > 10_000 and "src_intent_id" in calls.columns
     new = assert_same(calls, model)
     assert new.table["repeat_attempts"].sum() > 0 and new.table["pdd_count"].sum() > 0
+    # a short list: most customers cannot rank, equal scores at the cut
+    assert len(assert_same(calls, model, nparts=3, freqs=("15min",), top_n=3).worst_customers) == 3
     assert_same(calls, model, nparts=4, freqs=("15min",), rank_customers=False)
 
 

@@ -454,8 +454,7 @@ def _component_arrays(ind: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def score_components(ind: pd.DataFrame) -> pd.DataFrame:
     """Component scores in [0, 1] (NaN when there is no data), one column per component."""
-    cols = {c: ind[c].to_numpy(dtype=np.float64, na_value=np.nan)
-            for c in ("ner", "drop_ratio", "mos", "pdd_mean_ms", "short_call_ratio")}  # fmt: skip
+    cols = {c: ind[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in SCORE_INDICATORS}
     return pd.DataFrame(_component_arrays(cols), index=ind.index)
 
 
@@ -492,6 +491,22 @@ def _score_weights() -> np.ndarray:
     return weights
 
 
+#: The indicators the experience score reads (:func:`experience_score`).
+SCORE_INDICATORS = ("ner", "drop_ratio", "mos", "pdd_mean_ms", "short_call_ratio")
+
+
+def scores(sums: pd.DataFrame) -> np.ndarray:
+    """The experience score of each row of summed counters, and nothing else (no reasons).
+
+    What ``experience_score(indicators(sums))[0]`` gives, from the counters the score reads
+    only (a counter ``sums`` lacks counts as zero, as for a customer without such records).
+    """
+    counters = {c: _counter_array(sums[c]) if c in sums.columns
+                else np.zeros(len(sums), dtype=np.int64)
+                for c in counters_needed(SCORE_INDICATORS) or ()}  # fmt: skip
+    return score_arrays(indicator_arrays(counters, SCORE_INDICATORS), reasons=False)[0]
+
+
 def experience_score(ind: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Experience score 0-100 and the main reason it is below 100 (largest weighted loss).
 
@@ -503,8 +518,7 @@ def experience_score(ind: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     >>> [float(v) for v in s], list(r)
     ([100.0, 75.0], ['', 'calls failed in the network (low NER)'])
     """
-    cols = {c: ind[c].to_numpy(dtype=np.float64, na_value=np.nan)
-            for c in ("ner", "drop_ratio", "mos", "pdd_mean_ms", "short_call_ratio")}  # fmt: skip
+    cols = {c: ind[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in SCORE_INDICATORS}
     score, reason = score_arrays(cols)
     assert reason is not None
     texts = np.array([*(SCORE_REASONS[c] for c in SCORE_WEIGHTS), "no voice data", ""],

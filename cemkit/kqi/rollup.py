@@ -843,6 +843,16 @@ def _no_worst_cached() -> pd.DataFrame:
 
 def _worst_of_partition(sums: pd.DataFrame, top_n: int, min_attempts: int) -> pd.DataFrame:
     sums = sums[sums["attempts"] >= min_attempts]
+    if 0 < top_n < len(sums):
+        # only the customers that can rank among the top_n lowest scores get the full frame
+        # (indicators, reasons, pseudonyms): the score of every one, then those at or below
+        # the top_n-th lowest (ties at the cut included, so the ranking is the same)
+        score = formulas.scores(sums)
+        scored = np.flatnonzero(~np.isnan(score))
+        if len(scored) > top_n:
+            cut = np.partition(score[scored], top_n - 1)[top_n - 1]
+            scored = scored[score[scored] <= cut]
+        sums = sums.iloc[scored]
     return _rank(_score_frame(sums), top_n)
 
 
