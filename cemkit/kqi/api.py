@@ -59,12 +59,36 @@ def compute(
 
     spec = model if isinstance(model, ServiceModel) else load_model(model)
     assigner = Assigner(spec)
-    wanted = tuple(dict.fromkeys([*freqs, spec.alerting.bucket]))
     # group sizes come from the same pass over the records (no second read)
-    result = rollup(records, assigner, freqs=wanted, top_n=top_n, rank_customers=rank_customers,
-                    sizes=sizes, intents_within_partitions=intents_within_partitions)  # fmt: skip
-    alerts = find_alerts(result.table, spec)
-    return KqiRun(result, alerts, result.group_sizes, spec.name)
+    result = rollup(records, assigner, freqs=_with_alerting(freqs, spec), top_n=top_n,
+                    rank_customers=rank_customers, sizes=sizes,
+                    intents_within_partitions=intents_within_partitions)  # fmt: skip
+    return _with_alerts(result, spec)
+
+
+def merge(partials: list[Any], assigner: Any, *, freqs: tuple[str, ...] = BUCKETS,
+          top_n: int = 20, sizes: bool = False) -> KqiRun:  # fmt: skip
+    """:func:`compute`'s result from partitions reduced one by one.
+
+    ``partials``: :class:`cemkit.kqi.rollup.PartitionRollup` of ``assigner`` (ranking customers,
+    with ``sizes`` as here) applied to each partition of records whose every intent lies in
+    one partition (``intents_within_partitions``).
+    """
+    from cemkit.kqi.rollup import merge_rollup
+
+    spec = assigner.model
+    result = merge_rollup(partials, assigner, freqs=_with_alerting(freqs, spec), top_n=top_n,
+                          sizes=sizes)  # fmt: skip
+    return _with_alerts(result, spec)
+
+
+def _with_alerting(freqs: tuple[str, ...], spec: ServiceModel) -> tuple[str, ...]:
+    """The buckets asked for and the one the model alerts on."""
+    return tuple(dict.fromkeys([*freqs, spec.alerting.bucket]))
+
+
+def _with_alerts(result: KqiResult, spec: ServiceModel) -> KqiRun:
+    return KqiRun(result, find_alerts(result.table, spec), result.group_sizes, spec.name)
 
 
 def run(

@@ -610,18 +610,13 @@ def rollup(
     -------
     KqiResult
     """
-    bad = [f for f in freqs if f not in FREQ_OFFSETS]
-    if bad:
-        raise ModelError(f"unknown bucket(s) {bad}; known: {list(FREQ_OFFSETS)}")
+    _check_freqs(freqs)
     assigner = model if isinstance(model, Assigner) else Assigner(model, customer_table)
-    spec = assigner.model
     ddf = _to_frame(records)
     is_pandas = isinstance(ddf, pd.DataFrame | Columns)
     columns = column_names(ddf)
-    if "start" not in columns:
-        raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
+    _require_start(columns)
     # read only what the formulas and the model need (customer numbers are the widest column)
-    per_customer_work = rank_customers or bool(assigner.customer_names) or sizes
     wanted = record_columns(assigner, rank_customers=rank_customers, sizes=sizes)
     if not is_pandas or formulas.FIRST_OF_INTENT_COLUMN in columns:
         ddf = ddf[[c for c in dict.fromkeys(wanted) if c in columns]]
@@ -630,12 +625,8 @@ def rollup(
         # not the label columns: matched on their source rows (RecordColumns.labels)
         ddf.gather([c for c in wanted if c not in formulas.LABELS])
     # a pandas frame is read column by column as it is (a copy of it costs more than the KQIs)
-    if per_customer_work and spec.numbers.column not in columns:
-        raise SchemaError(
-            f"records have no {spec.numbers.column!r} column to tell customers apart",
-            hint="pass rank_customers=False, or give records with (pseudonymized) numbers",
-        )
-    wants = _Wants(spec.numbers.column, bool(assigner.customer_names), rank_customers, sizes)
+    wants = _wants(assigner, rank_customers, sizes)
+    _require_numbers(columns, wants)
     if is_pandas:
         partials = [_partial(ddf, assigner, wants)]
     else:
@@ -645,6 +636,66 @@ def rollup(
         task = dask.delayed(_partial, pure=True)
         # gathered as each is done (a worker near its limit need not hold, then ship, them all)
         partials = compute_each([task(p, held, wants) for p in ddf.to_delayed()])
+    return merge_rollup(partials, assigner, freqs=freqs, top_n=top_n,
+                        worst_min_attempts=worst_min_attempts, rank_customers=rank_customers,
+                        sizes=sizes)  # fmt: skip
+
+
+def _check_freqs(freqs: Sequence[str]) -> None:
+    bad = [f for f in freqs if f not in FREQ_OFFSETS]
+    if bad:
+        raise ModelError(f"unknown bucket(s) {bad}; known: {list(FREQ_OFFSETS)}")
+
+
+def _require_start(columns: Sequence[str]) -> None:
+    if "start" not in columns:
+        raise SchemaError("records have no 'start' column", hint="load records with cemkit.io")
+
+
+def _wants(assigner: Assigner, rank_customers: bool, sizes: bool) -> _Wants:
+    return _Wants(assigner.model.numbers.column, bool(assigner.customer_names), rank_customers,
+                  sizes)  # fmt: skip
+
+
+def _require_numbers(columns: Sequence[str], wants: _Wants) -> None:
+    if (wants.rank or wants.customers or wants.sizes) and wants.number_column not in columns:
+        raise SchemaError(
+            f"records have no {wants.number_column!r} column to tell customers apart",
+            hint="pass rank_customers=False, or give records with (pseudonymized) numbers",
+        )
+
+
+class PartitionRollup:
+    """:func:`rollup`'s work on one partition of records, on its own; picklable.
+
+    Call it on each partition (``cemkit run``'s write tasks do, on the records they have just
+    written), then :func:`merge_rollup` on what it returned: the same result as :func:`rollup`
+    of the partitions as one Dask frame with ``intents_within_partitions`` (so it holds only for
+    records whose every intent lies in one partition: those a run's correlation labelled).
+    """
+
+    def __init__(self, assigner: Assigner, *, rank_customers: bool = True, sizes: bool = False):
+        self.assigner = assigner
+        self.wants = _wants(assigner, rank_customers, sizes)
+        self.columns = record_columns(assigner, rank_customers=rank_customers, sizes=sizes)
+
+    def __call__(self, records: pd.DataFrame) -> _Partial:
+        """The partition's counters, customer sums and size pairs (its columns read once)."""
+        columns = column_names(records)
+        _require_start(columns)
+        _require_numbers(columns, self.wants)
+        part = records[[c for c in self.columns if c in columns]].reset_index(drop=True)
+        return _partial(part, self.assigner, self.wants)
+
+
+def merge_rollup(partials: list[_Partial], assigner: Assigner, *,
+                 freqs: Sequence[str] = BUCKETS, top_n: int = 20,
+                 worst_min_attempts: int = WORST_MIN_ATTEMPTS, rank_customers: bool = True,
+                 sizes: bool = False) -> KqiResult:  # fmt: skip
+    """:func:`rollup`'s result from the partitions' own (:class:`PartitionRollup`)."""
+    _check_freqs(freqs)
+    if not partials:
+        raise ValueError("merge_rollup needs the result of at least one partition")
     names = [*assigner.group_names]
     group = _merge_leaves([p.group for p in partials])
     customer = _merge_leaves([p.customer for p in partials])
@@ -664,7 +715,8 @@ def rollup(
     if sizes:
         found = [p.size_pairs for p in partials if p.size_pairs is not None]
         group_sizes = count_sizes(found, names, hierarchy_of(assigner))
-    return KqiResult(table, worst, int(n_customers), spec.name, tuple(freqs), group_sizes, keys)
+    return KqiResult(table, worst, int(n_customers), assigner.model.name, tuple(freqs),
+                     group_sizes, keys)  # fmt: skip
 
 
 def record_columns(assigner: Assigner, *, rank_customers: bool = True,
@@ -852,7 +904,8 @@ def _worst_of_partition(sums: pd.DataFrame, top_n: int, min_attempts: int) -> pd
         if len(scored) > top_n:
             cut = np.partition(score[scored], top_n - 1)[top_n - 1]
             scored = scored[score[scored] <= cut]
-        sums = sums.iloc[scored]
+        if len(scored):  # (none scored: ranked as they are, an empty list of the same dtypes)
+            sums = sums.iloc[scored]
     return _rank(_score_frame(sums), top_n)
 
 

@@ -164,16 +164,22 @@ def kqi_sink(model: Any, *, freqs: tuple[str, ...], top_n: int = 20, sizes: bool
     this run (one part per correlated partition, intents labelled within each), so each
     intent's first attempt is found per partition (:func:`cemkit.kqi.rollup.rollup`).
     """
-    from cemkit.kqi.api import compute
-    from cemkit.kqi.rollup import record_columns
+    from cemkit.kqi.api import compute, merge
+    from cemkit.kqi.rollup import PartitionRollup, record_columns
     from cemkit.model.assign import Assigner
 
+    assigner = Assigner(model)
     # what the rollup reads (cemkit.kqi.api.compute ranks customers): all a run need keep for it
-    columns = record_columns(Assigner(model), rank_customers=True, sizes=sizes)
+    columns = record_columns(assigner, rank_customers=True, sizes=sizes)
 
     def fn(records: Any) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Any]:
-        done = compute(records, model, freqs=freqs, top_n=top_n, sizes=sizes,
-                       intents_within_partitions=intents_within_partitions)  # fmt: skip
+        return outputs(compute(records, model, freqs=freqs, top_n=top_n, sizes=sizes,
+                               intents_within_partitions=intents_within_partitions))  # fmt: skip
+
+    def merged(partials: list[Any]) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Any]:
+        return outputs(merge(partials, assigner, freqs=freqs, top_n=top_n, sizes=sizes))
+
+    def outputs(done: Any) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Any]:
         tables = {"kqi/kqi.parquet": done.result.table,
                   "kqi/worst_customers.parquet": done.result.worst_customers,
                   "alerts.parquet": done.alerts}  # fmt: skip
@@ -184,4 +190,8 @@ def kqi_sink(model: Any, *, freqs: tuple[str, ...], top_n: int = 20, sizes: bool
                    "customers": done.result.customer_count}  # fmt: skip
         return tables, section, done
 
-    return Sink("kqi", fn, columns)
+    if not intents_within_partitions:  # an intent's first attempt is found across partitions
+        return Sink("kqi", fn, columns)
+    # a run's own records: each partition reduced by the task that writes it
+    return Sink("kqi", fn, columns, PartitionRollup(assigner, rank_customers=True, sizes=sizes),
+                merged)  # fmt: skip

@@ -139,6 +139,16 @@ class Sink:
     name: str
     fn: Callable[[Any], tuple[dict[str, pd.DataFrame], dict[str, Any], Any]]
     columns: Sequence[str] | None = None
+    #: ``partial(partition) -> P`` and ``merge([P, ...]) -> fn's result``: ``fn`` in two halves,
+    #: the first run by each write task on the partition it has just written (the same pass:
+    #: nothing kept or read back, and the reductions run beside the other partitions' work),
+    #: the second on what they returned. Used by a run without a cluster when every sink has
+    #: both; ``fn(records)`` otherwise. ``merge`` must give what ``fn`` gives.
+    partial: _PartialFn | None = None
+    merge: Callable[[list[Any]], tuple[dict[str, pd.DataFrame], dict[str, Any], Any]] | None = None
+
+
+_PartialFn = Callable[[pd.DataFrame], Any]  # a sink's reduction of one partition
 
 
 @dataclass
@@ -304,11 +314,14 @@ class _WritePart:
     """Picklable: write one records partition into the run (on the worker); one row about it.
 
     ``keep``: columns of the partition returned with it (``kept``), for a sink (see
-    :class:`Sink`); ``None``: nothing kept.
+    :class:`Sink`); ``partials``: the sinks' ``partial`` functions, whose results of the
+    partition are returned instead (a list, one per sink); ``None``: nothing kept.
     """
 
-    def __init__(self, directory: str, schema: Any, keep: Sequence[str] | None = None):
+    def __init__(self, directory: str, schema: Any, keep: Sequence[str] | None = None,
+                 partials: Sequence[_PartialFn] | None = None):  # fmt: skip
         self.directory, self.schema, self.keep = directory, schema, keep
+        self.partials = partials
 
     def __call__(self, df: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
         index = 0 if partition_info is None else int(partition_info["number"])
@@ -316,8 +329,10 @@ class _WritePart:
         matches = {}
         if "src_match" in df.columns:  # what correlation found, counted where the rows are
             matches = {str(k): int(v) for k, v in df["src_match"].value_counts().items()}
-        kept = None
-        if self.keep is not None:  # the columns themselves (no copy), the rows in their order
+        kept: Any = None
+        if self.partials is not None:
+            kept = [partial(df) for partial in self.partials]
+        elif self.keep is not None:  # the columns themselves (no copy), the rows in their order
             kept = df[[c for c in self.keep if c in df.columns]].reset_index(drop=True)
         return pd.DataFrame({"file": [written["file"]], "rows": [written["rows"]],
                              "sha256": [written["sha256"]], "src_match": [matches],
@@ -325,20 +340,33 @@ class _WritePart:
 
 
 def _write_lazy(records: Any, writer: store.RunWriter, schema: Any = None,
-                keep: Sequence[str] | None = None) -> Any:  # fmt: skip
+                keep: Sequence[str] | None = None,
+                partials: Sequence[_PartialFn] | None = None) -> Any:  # fmt: skip
     """A lazy frame of one row per written part (computed with the rest: one graph)."""
-    write = _WritePart(str(writer.records_dir), schema, keep)
+    write = _WritePart(str(writer.records_dir), schema, keep, partials)
     return records.map_partitions(write, meta=_WRITTEN_META, enforce_metadata=False)
 
 
-def _written(frame: Any) -> tuple[list[dict[str, Any]], list[pd.DataFrame] | None]:
-    """The parts written (for the manifest), and the partitions' kept columns (or None)."""
+def _written(frame: Any) -> tuple[list[dict[str, Any]], list[Any] | None]:
+    """The parts written (for the manifest), and what each kept for the sinks (or None)."""
     if not isinstance(frame, pd.DataFrame):
         return [], None
     parts = [{"file": r.file, "rows": int(r.rows), "sha256": r.sha256, "src_match": r.src_match}
              for r in frame.itertuples(index=False)]  # fmt: skip
     kept = list(frame["kept"])
     return parts, (kept if kept and all(k is not None for k in kept) else None)
+
+
+def _sink_partials(sinks: Sequence[Sink], client: Any) -> list[_PartialFn] | None:
+    """The sinks' ``partial`` functions for the write tasks, or None (see :class:`Sink`).
+
+    Without a cluster only (a worker's results would travel to the client, and the functions
+    to every worker): the default threaded and synchronous schedulers.
+    """
+    if not sinks or client is not None or any(s.partial is None or s.merge is None
+                                              for s in sinks):  # fmt: skip
+        return None
+    return [s.partial for s in sinks if s.partial is not None]
 
 
 def _sink_columns(sinks: Sequence[Sink], client: Any, paths: Sequence[str]) -> list[str] | None:
@@ -513,6 +541,7 @@ def execute(
             store.RunWriter(out, overwrite=overwrite) as writer:  # fmt: skip
         manifest = writer.manifest
         results: dict[str, Any] = {}
+        partials: list[_PartialFn] | None = None
         if sources is not None:
             pre, rest = _leading_rowwise(stages)
             records, counts, digests, info = load_sources(
@@ -520,8 +549,10 @@ def execute(
             )
             records = st.apply(records, rest)
             paths = [p for s in info["sources"] for p in s["paths"]]
-            keep = _sink_columns(sinks, client, paths) if write_records else None
-            writes = _write_lazy(records, writer, info["schema"], keep) if write_records else []
+            partials = _sink_partials(sinks, client) if write_records else None
+            keep = _sink_columns(sinks, client, paths) if write_records and not partials else None
+            writes = (_write_lazy(records, writer, info["schema"], keep, partials)
+                      if write_records else [])  # fmt: skip
             with manifest.timed("+".join(["load", *st.stage_names(stages)])), \
                     dask.config.set(shuffle_config(client, paths)), \
                     warnings.catch_warnings():  # fmt: skip
@@ -581,9 +612,11 @@ def execute(
             q_fns = _quarantine_fns(stages)
             q_files = store.part_files(source, store.QUARANTINE)
             out_records = st.apply(records, stages)
-            keep = (_sink_columns(sinks, client, store.part_files(source)) if write_records
-                    else None)  # fmt: skip
-            writes = _write_lazy(out_records, writer, keep=keep) if write_records else []
+            partials = _sink_partials(sinks, client) if write_records else None
+            keep = (_sink_columns(sinks, client, store.part_files(source))
+                    if write_records and not partials else None)  # fmt: skip
+            writes = (_write_lazy(out_records, writer, keep=keep, partials=partials)
+                      if write_records else [])  # fmt: skip
             q_writes: list[Any] = []
             q_parts: Any = []
             if q_fns and q_files:
@@ -631,18 +664,24 @@ def execute(
         if "protect" in names or key is not None:
             # protected outputs: file names are data too (a raw load keeps its real paths)
             manifest.data.update(enforce.source_names_in_manifest(manifest.data, key))
+        n_partial = 0  # the sink whose partials come next in each part's list
         for sink in sinks:
             # the KQI reductions shuffle too: without a cluster never Dask's p2p default (a
             # distributed Client alive elsewhere in the process would make it the default)
             with manifest.timed(sink.name), dask.config.set(shuffle_config(client, [])):
-                # label columns as categoricals (cemkit.labels), as they were written
-                if kept is not None:  # the columns the sinks read, as the write tasks had them
-                    data = _kept_records(kept)
-                elif write_records:
-                    data = store.read_parts(_files(writer.records_dir), narrow=True)
+                if partials is not None and kept is not None and sink.merge is not None:
+                    # what the write tasks reduced their partitions to (Sink.partial)
+                    tables, section, result = sink.merge([k[n_partial] for k in kept])
+                    n_partial += 1
                 else:
-                    data = store.read_records(source, narrow=True)
-                tables, section, result = sink.fn(data)
+                    # label columns as categoricals (cemkit.labels), as they were written
+                    if kept is not None:  # the columns the sinks read, as the write tasks had
+                        data = _kept_records(kept)
+                    elif write_records:
+                        data = store.read_parts(_files(writer.records_dir), narrow=True)
+                    else:
+                        data = store.read_records(source, narrow=True)
+                    tables, section, result = sink.fn(data)
                 for rel, frame in tables.items():
                     writer.write_table(frame, rel)
             manifest.add_section(sink.name, section)
