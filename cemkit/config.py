@@ -36,6 +36,8 @@ RUN_MEMORY_PER_PARQUET_RECORD: int = 1600
 #: tasks instead of read back from the parts (:class:`cemkit.runs.runner.Sink`). They take
 #: about a tenth of the run's estimated peak (measured: 141 MB of a 1.9 GB peak at 1M Parquet
 #: records), so runs up to ~3M records keep them; larger runs read the parts back one at a time.
+#: Only for a sink that cannot reduce each partition in its write task (no ``Sink.partial``, or
+#: a cluster): ``cemkit run``'s KQI sink does, at any size, and keeps nothing.
 SINK_KEEP_BYTES: int = 512 * 2**20
 #: The kept columns' share of a run's estimated peak (:func:`cemkit.runs.runner.run_memory`).
 SINK_KEEP_SHARE: float = 0.1
