@@ -212,18 +212,18 @@ def run_cemkit(w: Path, fmt: str, sched: str, out: Path, memory_limit: str | Non
     }
 
 
-def run_io_floor(w: Path, fmt: str, out: Path) -> dict:
+def run_io_floor(w: Path, fmt: str, out: Path, ref: Path) -> dict:
     """What no pipeline can go below: read the input and write cemkit's outputs, nothing between.
 
     Timed, two threads: the input read by pyarrow alone, a piece at a time as a partitioned run
     reads it (each Parquet file by ``pyarrow.parquet.read_table``; the Asterisk CSV in blocks of
     ~64 MiB cut at line ends, each by ``pyarrow.csv.read_csv``), each piece dropped once read,
     with the sha256 of every input file (the manifest records it); then the records, KQI and
-    alert tables a cemkit run of the same input wrote (read back from
-    ``out/../cemkit-<fmt>-<scheduler>`` beforehand, untimed, and prepared with cemkit's own
-    ``narrow_table``) written again with the same Parquet options, each file's sha256 computed.
-    No load checks, no protect, no correlation, no KQIs: the floor of an end-to-end run, against
-    which a records/s target is measured.
+    alert tables a cemkit run of the same input wrote (``ref``, its run directory: read back
+    beforehand, untimed, and prepared with cemkit's own ``narrow_table``) written again with
+    the same Parquet options, each file's sha256 computed. No load checks, no protect, no
+    correlation, no KQIs: the floor of an end-to-end run, against which a records/s target is
+    measured.
     """
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
@@ -234,10 +234,6 @@ def run_io_floor(w: Path, fmt: str, out: Path) -> dict:
 
     from cemkit.runs import store
 
-    runs = [out.parent / f"cemkit-{fmt}-{s}" for s in ("threads", "default", "sync", "local")]
-    ref = next((r for r in runs if (r / "manifest.json").exists()), None)
-    if ref is None:
-        raise SystemExit(f"io-floor-{fmt} needs a cemkit-{fmt}-* contender run first (--only ...)")
     records = sorted((ref / "records").glob("*.parquet"))
     outputs = [*records, *sorted(ref.glob("kqi/*.parquet")), ref / "alerts.parquet"]
     prepared = [store.narrow_table(pq.read_table(f)) for f in outputs]
@@ -709,7 +705,7 @@ def child(args: argparse.Namespace) -> None:
     elif name.startswith("pandas-"):
         result = run_pandas(w, name.split("-")[1], out)
     elif name.startswith("io-floor-"):
-        result = run_io_floor(w, name.split("-")[2], out)
+        result = run_io_floor(w, name.split("-")[2], out, Path(args.floor_of))
     elif name == "duckdb-full-parquet":
         result = run_duckdb_full(w, out)
     elif name == "polars-full-parquet":
@@ -735,7 +731,8 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def spawn(name: str, w: Path, out: Path, args: argparse.Namespace) -> dict:
+def spawn(name: str, w: Path, out: Path, args: argparse.Namespace,
+          extra: tuple[str, ...] = ()) -> dict:  # fmt: skip
     cmd = [
         sys.executable,
         "-m",
@@ -757,6 +754,7 @@ def spawn(name: str, w: Path, out: Path, args: argparse.Namespace) -> dict:
             if args.ooc_reference_memory
             else []
         ),
+        *extra,
     ]
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -812,6 +810,7 @@ def main() -> None:
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--world", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--floor-of", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args)
@@ -850,11 +849,17 @@ def main() -> None:
                 if name == "ooc-reference"
                 else args.ooc_memory
             )
-        elif name.startswith("io-floor-") and not any(
-            n.startswith(f"cemkit-{name.split('-')[2]}-") and "seconds" in results[n]
-            for n in results
-        ):
-            results[name] = {"error": f"list a cemkit-{name.split('-')[2]}-* contender before it"}
+        elif name.startswith("io-floor-"):  # the outputs of this invocation's last such run
+            fmt = name.split("-")[2]
+            done = [
+                n for n in results if n.startswith(f"cemkit-{fmt}-") and "seconds" in results[n]
+            ]
+            ref = done[-1] if done else None
+            results[name] = (
+                spawn(name, w, work / "out" / name, args, ("--floor-of", str(work / "out" / ref)))
+                if ref
+                else {"error": f"list a cemkit-{fmt}-* contender before it"}
+            )
         else:
             results[name] = spawn(name, w, work / "out" / name, args)
         r = results[name]

@@ -165,12 +165,13 @@ def kqi_sink(model: Any, *, freqs: tuple[str, ...], top_n: int = 20, sizes: bool
     intent's first attempt is found per partition (:func:`cemkit.kqi.rollup.rollup`).
     """
     from cemkit.kqi.api import compute, merge
-    from cemkit.kqi.rollup import PartitionRollup, record_columns
+    from cemkit.kqi.rollup import PartitionRollup
     from cemkit.model.assign import Assigner
 
     assigner = Assigner(model)
+    reduce = PartitionRollup(assigner, rank_customers=True, sizes=sizes)
     # what the rollup reads (cemkit.kqi.api.compute ranks customers): all a run need keep for it
-    columns = record_columns(assigner, rank_customers=True, sizes=sizes)
+    columns = reduce.columns
 
     def fn(records: Any) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Any]:
         return outputs(compute(records, model, freqs=freqs, top_n=top_n, sizes=sizes,
@@ -193,5 +194,4 @@ def kqi_sink(model: Any, *, freqs: tuple[str, ...], top_n: int = 20, sizes: bool
     if not intents_within_partitions:  # an intent's first attempt is found across partitions
         return Sink("kqi", fn, columns)
     # a run's own records: each partition reduced by the task that writes it
-    return Sink("kqi", fn, columns, PartitionRollup(assigner, rank_customers=True, sizes=sizes),
-                merged)  # fmt: skip
+    return Sink("kqi", fn, columns, reduce, merged)

@@ -664,15 +664,14 @@ def execute(
         if "protect" in names or key is not None:
             # protected outputs: file names are data too (a raw load keeps its real paths)
             manifest.data.update(enforce.source_names_in_manifest(manifest.data, key))
-        n_partial = 0  # the sink whose partials come next in each part's list
-        for sink in sinks:
+        for i, sink in enumerate(sinks):
             # the KQI reductions shuffle too: without a cluster never Dask's p2p default (a
             # distributed Client alive elsewhere in the process would make it the default)
             with manifest.timed(sink.name), dask.config.set(shuffle_config(client, [])):
                 if partials is not None and kept is not None and sink.merge is not None:
-                    # what the write tasks reduced their partitions to (Sink.partial)
-                    tables, section, result = sink.merge([k[n_partial] for k in kept])
-                    n_partial += 1
+                    # what the write tasks reduced their partitions to (Sink.partial; every
+                    # sink has both halves then, so each part holds one partial per sink)
+                    tables, section, result = sink.merge([k[i] for k in kept])
                 else:
                     # label columns as categoricals (cemkit.labels), as they were written
                     if kept is not None:  # the columns the sinks read, as the write tasks had
